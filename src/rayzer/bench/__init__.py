@@ -1,0 +1,1 @@
+"""Benchmarks: each prints a JSON result and a Markdown table (never timed unit tests)."""

@@ -1,0 +1,268 @@
+"""RayZer: self-supervised camera estimation + latent-scene novel-view synthesis (DESIGN §2).
+
+Pipeline for a sample of V frame-ordered views (images (B, V, 3, H, W)):
+
+1. **Tokenize** each image into p×p patch tokens plus a position embedding of
+   [patch position ‖ image index].
+2. **Camera estimator**: one learnable camera token per view (plus its index embedding) attends
+   jointly with all image tokens. Pose of view i = MLP([cam_i ‖ cam_c]) → 6-D rotation and
+   translation *added to identity*, relative to the canonical middle view c = V // 2, whose pose
+   is exactly the identity. One shared focal for the sample: ``f = focal_init + MLP(mean cam)``.
+3. **Scene reconstructor**: raw image tokens of the *input* views only, fused with tokens of
+   their predicted Plücker rays, attend jointly with n learnable scene tokens.
+4. **Rendering decoder**: target Plücker rays (from predicted target cameras) + scene tokens →
+   RGB.
+
+Predicted cameras: OpenCV camera-to-world matrices in the canonical view's frame, and
+normalised intrinsics ``K_norm = (f, f·W/H, 0.5, 0.5)`` (``fx = fy`` in pixels, principal point
+at the centre). The module is a pure function of tensors: no I/O, no config files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rayzer.geometry import make_c2w, rot6d_to_matrix
+from rayzer.models.config import ModelConfig
+from rayzer.models.latent_scene import RayDecoder, SceneReconstructor, plucker_from_normalized
+from rayzer.models.views import as_view_index, gather_views
+from rayzer.nn import PatchEmbed, Transformer, ViewPositionEmbedding
+from rayzer.nn.transformer import INIT_STD
+
+IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+@dataclass
+class CameraPrediction:
+    """Cameras predicted for every view of a sample.
+
+    Attributes:
+        c2w: (B, V, 4, 4) OpenCV camera-to-world, canonical view = identity.
+        K_norm: (B, V, 4) normalised intrinsics (fx/W, fy/H, cx/W, cy/H).
+        tokens: (B, V, d) camera-estimator output tokens (for pose probing).
+        canonical: index of the canonical view.
+    """
+
+    c2w: Tensor
+    K_norm: Tensor
+    tokens: Tensor
+    canonical: int
+
+
+@dataclass
+class RayZerOutput:
+    """Result of one RayZer call.
+
+    Attributes:
+        cameras: predictions for all V views.
+        render: (B, Vt, 3, H, W) target renders in (0, 1).
+        input_index, target_index: (B, Vi) and (B, Vt) view indices used.
+    """
+
+    cameras: CameraPrediction
+    render: Tensor
+    input_index: Tensor
+    target_index: Tensor
+
+
+def two_layer_mlp(d_in: int, d_hidden: int, d_out: int, last_std: float) -> nn.Sequential:
+    """Linear → GELU → Linear with a small-initialised last layer (zero bias)."""
+    mlp = nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_out))
+    nn.init.normal_(mlp[0].weight, std=INIT_STD)
+    nn.init.zeros_(mlp[0].bias)
+    nn.init.normal_(mlp[2].weight, std=last_std)
+    nn.init.zeros_(mlp[2].bias)
+    return mlp
+
+
+class ImageTokenizer(nn.Module):
+    """Patches → tokens plus the [patch position ‖ image index] embedding: (B, V, 3, H, W) → (B, V, N, d)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.patch_size = cfg.patch_size
+        self.patch = PatchEmbed(3, cfg.patch_size, cfg.dim)
+        self.position = ViewPositionEmbedding(cfg.dim, cfg.pos_enc_dim, cfg.index_scale)
+
+    def forward(self, images: Tensor, view_index: Tensor) -> Tensor:
+        """images (B, V, 3, H, W), view_index (B, V) positions of the views in frame order."""
+        h, w = images.shape[-2:]
+        gh, gw = h // self.patch_size, w // self.patch_size
+        return self.patch(images) + self.position.patch_embedding(view_index, gh, gw)
+
+
+class CameraEstimator(nn.Module):
+    """Predicts relative poses and a shared focal from all views (DESIGN §2)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.cam_token = nn.Parameter(torch.randn(cfg.dim) * INIT_STD)
+        self.transformer = Transformer(
+            cfg.dim,
+            cfg.cam_layers,
+            cfg.num_heads,
+            cfg.mlp_ratio,
+            cfg.qk_norm,
+            grad_checkpointing=cfg.grad_checkpointing,
+        )
+        self.pose_head = two_layer_mlp(2 * cfg.dim, cfg.dim, 9, cfg.pose_head_init_std)
+        self.focal_head = two_layer_mlp(cfg.dim, cfg.dim, 1, cfg.focal_head_init_std)
+        self.register_buffer("identity_6d", torch.tensor(IDENTITY_6D), persistent=False)
+
+    def forward(
+        self,
+        image_tokens: Tensor,
+        index_embedding: Tensor,
+        height: int,
+        width: int,
+        canonical: int,
+    ) -> CameraPrediction:
+        """image_tokens (B, V, N, d), index_embedding (B, V, d) → cameras of all V views."""
+        b, v = image_tokens.shape[:2]
+        cam = self.cam_token + index_embedding  # (B, V, d)
+        seq = torch.cat((cam, image_tokens.flatten(1, 2)), dim=1)
+        cam = self.transformer(seq)[:, :v]  # (B, V, d)
+
+        pair = torch.cat((cam, cam[:, canonical : canonical + 1].expand(-1, v, -1)), dim=-1)
+        delta = self.pose_head(pair)  # (B, V, 9)
+        rotation = rot6d_to_matrix(self.identity_6d + delta[..., :6])
+        c2w = make_c2w(rotation, delta[..., 6:])
+        # The canonical view defines the frame: exactly identity, with no gradient into it.
+        is_canonical = torch.arange(v, device=c2w.device) == canonical
+        eye = torch.eye(4, device=c2w.device, dtype=c2w.dtype)
+        c2w = torch.where(is_canonical[None, :, None, None], eye, c2w)
+
+        # One focal for the whole sample (all views share the camera); floored to stay a camera.
+        focal = (self.cfg.focal_init + self.focal_head(cam.mean(dim=1))).clamp_min(0.05)  # (B, 1)
+        fx = focal.expand(b, v)
+        fy = fx * (width / height)  # same pixel focal: fy/H = (fx/W)·(W/H)
+        half = torch.full_like(fx, 0.5)
+        K_norm = torch.stack((fx, fy, half, half), dim=-1)
+        return CameraPrediction(c2w=c2w, K_norm=K_norm, tokens=cam, canonical=canonical)
+
+
+class RayZer(nn.Module):
+    """The RayZer model. See the module docstring for the pipeline and conventions."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        self.tokenizer = ImageTokenizer(cfg)
+        self.camera_estimator = CameraEstimator(cfg)
+        self.input_ray_embed = PatchEmbed(6, cfg.patch_size, d)
+        # 2-layer MLP fusing [raw image token ‖ ray token] of each input patch (DESIGN §2).
+        self.fuse = nn.Sequential(
+            nn.Linear(2 * d, d, bias=False), nn.GELU(), nn.Linear(d, d, bias=False)
+        )
+        for layer in (self.fuse[0], self.fuse[2]):
+            nn.init.normal_(layer.weight, std=INIT_STD)
+        self.reconstructor = SceneReconstructor(
+            d,
+            cfg.scene_layers,
+            cfg.num_heads,
+            cfg.num_scene_tokens,
+            cfg.mlp_ratio,
+            cfg.qk_norm,
+            cfg.grad_checkpointing,
+        )
+        self.decoder = RayDecoder(
+            d,
+            cfg.dec_layers,
+            cfg.num_heads,
+            cfg.patch_size,
+            cfg.mlp_ratio,
+            cfg.qk_norm,
+            cfg.grad_checkpointing,
+        )
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def _check_images(self, images: Tensor) -> None:
+        if images.ndim != 5 or images.shape[2] != 3:
+            raise ValueError(f"images must have shape (B, V, 3, H, W), got {tuple(images.shape)}")
+        h, w = images.shape[-2:]
+        p = self.cfg.patch_size
+        if h % p or w % p:
+            raise ValueError(f"image size {h}x{w} is not divisible by the patch size {p}")
+        if images.shape[1] < 2:
+            raise ValueError(f"RayZer needs at least 2 views, got {images.shape[1]}")
+
+    @staticmethod
+    def _positions(batch: int, num_views: int, device: torch.device) -> Tensor:
+        return torch.arange(num_views, device=device).unsqueeze(0).expand(batch, -1)
+
+    def predict_cameras(self, images: Tensor) -> CameraPrediction:
+        """images (B, V, 3, H, W), views in frame order → cameras of all views (canonical V // 2)."""
+        self._check_images(images)
+        b, v, _, h, w = images.shape
+        positions = self._positions(b, v, images.device)
+        tokens = self.tokenizer(images, positions)
+        index_emb = self.tokenizer.position.index_embedding(positions)
+        return self.camera_estimator(tokens, index_emb, h, w, canonical=v // 2)
+
+    def reconstruct(
+        self, images: Tensor, c2w: Tensor, K_norm: Tensor, view_positions: Tensor | None = None
+    ) -> Tensor:
+        """Build the latent scene from input views.
+
+        Args:
+            images: (B, Vi, 3, H, W) input views.
+            c2w: (B, Vi, 4, 4) their cameras; K_norm: (B, Vi, 4) normalised intrinsics.
+            view_positions: (B, Vi) their positions in the full frame-ordered set (defaults to
+                0 … Vi−1); it selects the image-index embedding.
+        Returns:
+            scene tokens (B, n, d).
+        """
+        b, vi, _, h, w = images.shape
+        if view_positions is None:
+            view_positions = self._positions(b, vi, images.device)
+        image_tokens = self.tokenizer(images, view_positions)
+        ray_tokens = self.input_ray_embed(plucker_from_normalized(c2w, K_norm, h, w))
+        tokens = self.fuse(torch.cat((image_tokens, ray_tokens), dim=-1))
+        return self.reconstructor(tokens.flatten(1, 2))
+
+    def render(self, scene: Tensor, c2w: Tensor, K_norm: Tensor, height: int, width: int) -> Tensor:
+        """scene (B, n, d), target cameras c2w (B, Vt, 4, 4) and K_norm (B, Vt, 4) → (B, Vt, 3, H, W)."""
+        return self.decoder(scene, plucker_from_normalized(c2w, K_norm, height, width))
+
+    # -- full self-supervised pass ----------------------------------------------------------------
+
+    def forward(self, images: Tensor, input_index: Tensor, target_index: Tensor) -> RayZerOutput:
+        """Predict cameras for all views, build the scene from the inputs, render the targets.
+
+        Args:
+            images: (B, V, 3, H, W) in [0, 1], views in frame order.
+            input_index: (Vi,) or (B, Vi) views that build the scene.
+            target_index: (Vt,) or (B, Vt) views to render (their images are seen by the camera
+                estimator only, never by the scene reconstructor).
+        """
+        self._check_images(images)
+        b, v, _, h, w = images.shape
+        input_index = as_view_index(input_index, b, v).to(images.device)
+        target_index = as_view_index(target_index, b, v).to(images.device)
+        cams = self.predict_cameras(images)
+        scene = self.reconstruct(
+            gather_views(images, input_index),
+            gather_views(cams.c2w, input_index),
+            gather_views(cams.K_norm, input_index),
+            view_positions=input_index,
+        )
+        render = self.render(
+            scene,
+            gather_views(cams.c2w, target_index),
+            gather_views(cams.K_norm, target_index),
+            h,
+            w,
+        )
+        return RayZerOutput(cams, render, input_index, target_index)
+
+
+def photometric_mse(render: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error over all pixels of all target views."""
+    return F.mse_loss(render, target)

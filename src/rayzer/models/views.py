@@ -1,0 +1,32 @@
+"""Helpers to select subsets of views from batched multi-view tensors."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def as_view_index(
+    index: Tensor | list[int] | tuple[int, ...], batch: int, num_views: int
+) -> Tensor:
+    """Normalise a view selection to a LongTensor of shape (B, Vs).
+
+    ``index`` may be shared by the batch, shape (Vs,), or per sample, shape (B, Vs).
+    """
+    idx = torch.as_tensor(index, dtype=torch.long)
+    if idx.ndim == 1:
+        idx = idx.unsqueeze(0).expand(batch, -1)
+    if idx.ndim != 2 or idx.shape[0] != batch:
+        raise ValueError(
+            f"view index must have shape (Vs,) or (B={batch}, Vs), got {tuple(idx.shape)}"
+        )
+    if idx.numel() and (idx.min() < 0 or idx.max() >= num_views):
+        raise ValueError(f"view index out of range for {num_views} views: {idx.tolist()}")
+    return idx
+
+
+def gather_views(x: Tensor, index: Tensor) -> Tensor:
+    """Select views: x (B, V, ...) and index (B, Vs) → (B, Vs, ...)."""
+    index = index.to(x.device)
+    view_shape = index.shape + (1,) * (x.ndim - 2)
+    return torch.gather(x, 1, index.view(view_shape).expand(*index.shape, *x.shape[2:]))

@@ -1,0 +1,138 @@
+import dataclasses
+
+import pytest
+import torch
+
+from rayzer.geometry import rotation_angle
+from rayzer.models import RayZer
+
+
+@pytest.mark.parametrize("num_views", [2, 5, 9])
+@pytest.mark.parametrize("hw", [(32, 32), (16, 40)])
+def test_output_shapes_and_camera_invariants(tiny_cfg, num_views, hw):
+    model = RayZer(tiny_cfg)
+    h, w = hw
+    images = torch.rand(2, num_views, 3, h, w)
+    inp = torch.arange(0, num_views, 2)
+    tgt = torch.arange(1, num_views, 2) if num_views > 2 else torch.tensor([1])
+    out = model(images, inp, tgt)
+    assert out.render.shape == (2, len(tgt), 3, h, w)
+    assert out.render.min() >= 0 and out.render.max() <= 1
+    c2w, K = out.cameras.c2w, out.cameras.K_norm
+    assert c2w.shape == (2, num_views, 4, 4) and K.shape == (2, num_views, 4)
+    c = num_views // 2
+    assert out.cameras.canonical == c
+    torch.testing.assert_close(c2w[:, c], torch.eye(4).expand(2, 4, 4))
+    R = c2w[..., :3, :3]
+    torch.testing.assert_close(
+        R.transpose(-1, -2) @ R, torch.eye(3).expand_as(R), atol=1e-5, rtol=0
+    )
+    assert torch.allclose(torch.linalg.det(R), torch.ones(()), atol=1e-5)
+    torch.testing.assert_close(
+        c2w[..., 3, :], torch.tensor([0.0, 0.0, 0.0, 1.0]).expand(2, num_views, 4)
+    )
+    # one shared pixel focal: fx·W == fy·H, principal point at the centre
+    torch.testing.assert_close(K[..., 0] * w, K[..., 1] * h)
+    torch.testing.assert_close(K[..., 2:], torch.full_like(K[..., 2:], 0.5))
+    assert torch.allclose(K[..., 0], K[:, :1, 0].expand_as(K[..., 0]))
+
+
+def test_initial_cameras_are_near_identity_with_focal_init(tiny_cfg):
+    model = RayZer(tiny_cfg)
+    out = model(torch.rand(1, 6, 3, 16, 16), [0, 1, 2], [3, 4, 5])
+    angles = torch.rad2deg(rotation_angle(out.cameras.c2w[..., :3, :3]))
+    assert angles.max() < 2.0
+    assert out.cameras.c2w[..., :3, 3].norm(dim=-1).max() < 0.05
+    torch.testing.assert_close(
+        out.cameras.K_norm[..., 0], torch.full((1, 6), tiny_cfg.focal_init), atol=0.02, rtol=0
+    )
+
+
+def test_gradients_reach_pose_and_focal_heads_through_renders(tiny_cfg):
+    model = RayZer(tiny_cfg)
+    images = torch.rand(2, 4, 3, 16, 16)
+    out = model(images, [0, 2], [1, 3])
+    loss = torch.nn.functional.mse_loss(out.render, images[:, [1, 3]])
+    loss.backward()
+    for head in (model.camera_estimator.pose_head, model.camera_estimator.focal_head):
+        grad = head[2].weight.grad
+        assert grad is not None and grad.abs().sum() > 0
+    assert model.camera_estimator.cam_token.grad.abs().sum() > 0
+
+
+def test_scene_never_sees_target_images(tiny_cfg):
+    """With cameras fixed, changing target pixels must not change any render."""
+    model = RayZer(tiny_cfg).eval()
+    images = torch.rand(1, 5, 3, 16, 16)
+    fixed = model.predict_cameras(images)
+    model.predict_cameras = lambda _images: fixed  # type: ignore[method-assign]
+    out1 = model(images, [0, 2, 4], [1, 3])
+    changed = images.clone()
+    changed[:, [1, 3]] = torch.rand(1, 2, 3, 16, 16)
+    out2 = model(changed, [0, 2, 4], [1, 3])
+    torch.testing.assert_close(out1.render, out2.render)
+    # …whereas input pixels do matter
+    changed[:, 0] = torch.rand(3, 16, 16)
+    assert not torch.allclose(model(changed, [0, 2, 4], [1, 3]).render, out1.render)
+
+
+def test_renders_follow_the_target_camera(tiny_cfg):
+    model = RayZer(tiny_cfg).eval()
+    images = torch.rand(1, 4, 3, 16, 16)
+    cams = model.predict_cameras(images)
+    scene = model.reconstruct(images[:, :2], cams.c2w[:, :2], cams.K_norm[:, :2])
+    moved = cams.c2w[:, 2:].clone()
+    moved[..., 0, 3] += 0.5
+    r1 = model.render(scene, cams.c2w[:, 2:], cams.K_norm[:, 2:], 16, 16)
+    r2 = model.render(scene, moved, cams.K_norm[:, 2:], 16, 16)
+    assert (r1 - r2).abs().max() > 1e-4
+
+
+def test_batch_samples_are_independent(tiny_cfg):
+    model = RayZer(tiny_cfg).eval()
+    images = torch.rand(2, 4, 3, 16, 16)
+    joint = model(images, [0, 1], [2, 3]).render
+    alone = model(images[1:], [0, 1], [2, 3]).render
+    torch.testing.assert_close(joint[1:], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_per_sample_view_splits(tiny_cfg):
+    model = RayZer(tiny_cfg).eval()
+    images = torch.rand(2, 4, 3, 16, 16)
+    inp = torch.tensor([[0, 1], [2, 3]])
+    tgt = torch.tensor([[2, 3], [0, 1]])
+    out = model(images, inp, tgt)
+    ref0 = model(images[:1], [0, 1], [2, 3]).render
+    ref1 = model(images[1:], [2, 3], [0, 1]).render
+    torch.testing.assert_close(out.render, torch.cat((ref0, ref1)), atol=1e-5, rtol=1e-4)
+
+
+def test_view_count_is_not_tied_to_training(tiny_cfg):
+    """A model used with 8 views runs unchanged with 3 and 21 views (no per-view tables)."""
+    model = RayZer(tiny_cfg)
+    n_params = sum(p.numel() for p in model.parameters())
+    for v in (3, 8, 21):
+        out = model(torch.rand(1, v, 3, 16, 16), list(range(0, v, 2)), list(range(1, v, 2)))
+        assert torch.isfinite(out.render).all()
+    assert sum(p.numel() for p in model.parameters()) == n_params
+    state_keys = set(model.state_dict())
+    assert not any("index" in k and "table" in k for k in state_keys)
+
+
+def test_bad_inputs_raise_clear_errors(tiny_cfg):
+    model = RayZer(tiny_cfg)
+    with pytest.raises(ValueError, match="at least 2 views"):
+        model(torch.rand(1, 1, 3, 16, 16), [0], [0])
+    with pytest.raises(ValueError, match="not divisible"):
+        model(torch.rand(1, 3, 3, 12, 16), [0], [1])
+    with pytest.raises(ValueError, match=r"\(B, V, 3, H, W\)"):
+        model(torch.rand(3, 3, 16, 16), [0], [1])
+    with pytest.raises(ValueError, match="out of range"):
+        model(torch.rand(1, 3, 3, 16, 16), [0], [5])
+
+
+def test_config_validation(tiny_cfg):
+    with pytest.raises(ValueError, match="divisible"):
+        dataclasses.replace(tiny_cfg, dim=30, num_heads=4)
+    with pytest.raises(ValueError, match=r"model\.name"):
+        dataclasses.replace(tiny_cfg, name="nerf")

@@ -1,0 +1,38 @@
+import pytest
+
+from rayzer.config import config_to_yaml, list_presets, load_config
+from rayzer.models import RayZer
+
+
+def test_presets_load_and_build():
+    assert {"tiny-cpu", "re10k", "dl3dv", "objaverse"} <= set(list_presets())
+    for name in list_presets():
+        cfg = load_config(name)
+        assert cfg.data.image_size % cfg.model.patch_size == 0
+    paper = load_config("dl3dv")
+    assert (paper.model.dim, paper.model.num_scene_tokens, paper.data.num_views) == (768, 3072, 24)
+    assert paper.model.cam_layers == paper.model.scene_layers == paper.model.dec_layers == 8
+
+
+def test_overrides_and_round_trip(tmp_path):
+    cfg = load_config("tiny-cpu", ["model.dim=64", "train.lr=0.01", "data.family=walk"])
+    assert (cfg.model.dim, cfg.train.lr, cfg.data.family) == (64, 0.01, "walk")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(config_to_yaml(cfg))
+    assert load_config(path) == cfg
+    RayZer(cfg.model)  # builds
+
+
+def test_bad_configs_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="no_such_key"):
+        load_config("tiny-cpu", ["model.no_such_key=1"])
+    with pytest.raises(ValueError, match="dim"):
+        load_config("tiny-cpu", ["model.dim=abc"])
+    with pytest.raises(ValueError, match="key=value"):
+        load_config("tiny-cpu", ["model.dim"])
+    with pytest.raises(FileNotFoundError, match="nope"):
+        load_config("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  layers: 3\n")
+    with pytest.raises(ValueError, match="layers"):
+        load_config(bad)
