@@ -16,6 +16,58 @@ def _data_synth(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _data_convert(args: argparse.Namespace) -> None:
+    from rayzer.data.convert import convert
+
+    scenes = [s for s in args.scenes.split(",") if s] if args.scenes else None
+    try:
+        result = convert(
+            args.input,
+            args.output,
+            args.format,
+            images=args.images,
+            split=args.split,
+            scenes=scenes,
+            limit=args.limit,
+            stride=args.stride,
+            num_frames=args.num_frames,
+            max_frames=args.max_frames,
+            max_side=args.max_side,
+            overwrite=args.overwrite,
+            log=print,
+        )
+    except FileExistsError as err:
+        raise ValueError(str(err)) from None
+    print(f"converted {len(result.scenes)} scene(s) from {result.format} to {result.output}")
+
+
+def _data_check(args: argparse.Namespace) -> None:
+    from rayzer.data.check import check_dataset, format_report
+
+    reports = check_dataset(args.dir, decode=not args.no_decode)
+    print(format_report(reports))
+    bad = [r for r in reports if not r.ok]
+    if bad:
+        errors = sum(len(r.errors) for r in bad)
+        raise ValueError(f"{args.dir}: {errors} error(s) in {len(bad)} scene(s)")
+
+
+def _data_make_index(args: argparse.Namespace) -> None:
+    from rayzer.data.protocols import make_index, summarize_index
+
+    index = make_index(
+        args.data,
+        args.out,
+        args.protocol,
+        args.context,
+        args.target,
+        style=args.style,
+        seed=args.seed,
+        span=args.span,
+    )
+    print(f"wrote {args.out}: {summarize_index(index)}")
+
+
 def _bench_speed(args: argparse.Namespace) -> None:
     from rayzer.bench import speed
 
@@ -25,15 +77,31 @@ def _bench_speed(args: argparse.Namespace) -> None:
     write_report(args.out, "speed", result, speed.to_markdown(result))
 
 
+def _train(args: argparse.Namespace) -> None:
+    from rayzer.train import run_training
+
+    overrides, resume = list(args.overrides), args.resume
+    # `--resume key=value`: argparse took an override as the optional PATH.
+    if resume is not None and "=" in resume and not Path(resume).exists():
+        overrides.append(resume)
+        resume = "auto"
+    summary = run_training(args.config, overrides, resume=resume, out=args.out)
+    if summary.stopped_by is not None and summary.rank == 0:
+        print(
+            f"stopped ({summary.stopped_by}) at step {summary.step}; checkpoint "
+            f"{summary.checkpoint}; continue with --resume auto --out {summary.out_dir}"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rayzer", description="Self-supervised multi-view 3D vision (RayZer, LVSM)."
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="datasets: synthesise built-in scenes").add_subparsers(
-        dest="data_command", required=True
-    )
+    data = sub.add_parser(
+        "data", help="datasets: synthesise, convert, check, make evaluation indices"
+    ).add_subparsers(dest="data_command", required=True)
     synth = data.add_parser("synth", help="render a built-in synthetic scene to a scene folder")
     synth.add_argument("--family", choices=["orbit", "walk"], default="orbit")
     synth.add_argument("--seed", type=int, default=0)
@@ -41,6 +109,83 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=int, default=64, help="image height = width in pixels")
     synth.add_argument("--out", type=Path, required=True)
     synth.set_defaults(func=_data_synth)
+
+    conv = data.add_parser(
+        "convert",
+        help="convert COLMAP / nerfstudio / LLFF / RealEstate10K / images / video to scene folders",
+        description="Convert a dataset to scene folders (images/ + cameras.json, OpenCV c2w, pixel "
+        "intrinsics). The format is auto-detected unless --format is given; the source's world "
+        "frame, scale and file names are kept. Output is written atomically.",
+    )
+    conv.add_argument("--input", type=Path, required=True, help="source file or folder")
+    conv.add_argument("--output", type=Path, required=True, help="scene (or dataset) folder")
+    conv.add_argument(
+        "--format",
+        help="scene | nerfstudio (dl3dv, instant-ngp, nerf-synthetic) | llff | colmap | re10k | "
+        "re10k-json (lvsm, rayzer-json) | video | images (default: auto-detect)",
+    )
+    conv.add_argument(
+        "--images", type=Path, help="image folder (colmap/nerfstudio/llff), e.g. images_4"
+    )
+    conv.add_argument(
+        "--split", help="transforms_<split>.json (nerfstudio) or split folder (re10k)"
+    )
+    conv.add_argument("--scenes", help="comma-separated scene keys to convert (re10k, re10k-json)")
+    conv.add_argument("--limit", type=int, help="convert at most N scenes (re10k, re10k-json)")
+    conv.add_argument("--stride", type=int, help="video: keep every k-th frame")
+    conv.add_argument("--num-frames", type=int, help="video: keep N evenly spaced frames")
+    conv.add_argument("--max-frames", type=int, help="video: keep at most N frames")
+    conv.add_argument("--max-side", type=int, help="downscale so the longer side is <= N pixels")
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    conv.set_defaults(func=_data_convert)
+
+    check = data.add_parser(
+        "check", help="validate scene folders and print a summary (exit code != 0 on errors)"
+    )
+    check.add_argument("dir", type=Path, help="a scene folder or a folder of scene folders")
+    check.add_argument(
+        "--no-decode", action="store_true", help="read image headers only (faster, less thorough)"
+    )
+    check.set_defaults(func=_data_check)
+
+    index = data.add_parser(
+        "make-index",
+        help="write an evaluation index {scene: {context, target}} (pixelSplat / LVSM / RayZer)",
+    )
+    index.add_argument("--data", type=Path, required=True, help="scene folder(s) or any source")
+    index.add_argument("--out", type=Path, required=True, help="index JSON to write")
+    index.add_argument("--protocol", choices=["even", "random"], default="even")
+    index.add_argument(
+        "--style",
+        choices=["pixelsplat", "rayzer-dl3dv"],
+        default="pixelsplat",
+        help="default view counts: pixelsplat 2+3, rayzer-dl3dv 16+8",
+    )
+    index.add_argument("--context", type=int, help="context (input) views per scene")
+    index.add_argument("--target", type=int, help="target views per scene")
+    index.add_argument("--span", type=int, help="window length in frames (default: whole scene)")
+    index.add_argument("--seed", type=int, default=0, help="seed of the random protocol")
+    index.set_defaults(func=_data_make_index)
+
+    train = sub.add_parser(
+        "train",
+        help="train RayZer / LVSM (multi-process under torchrun)",
+        description="Train a model from a config preset. Under `torchrun --nproc_per_node N` it "
+        "runs DDP automatically. SIGTERM/SIGINT checkpoint at the next step and exit 0.",
+    )
+    train.add_argument("--config", help="preset name or YAML file (e.g. configs/tiny-cpu.yaml)")
+    train.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.steps=100")
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="PATH|auto",
+        help="continue a run: 'auto' (default) = latest checkpoint in the out dir, or a "
+        "checkpoint / run directory",
+    )
+    train.add_argument("--out", type=Path, help="run directory (default: train.out_dir)")
+    train.set_defaults(func=_train)
 
     bench = sub.add_parser("bench", help="benchmarks (JSON + Markdown output)").add_subparsers(
         dest="bench_command", required=True
@@ -50,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     speed_parser = bench.add_parser("speed", help="training-step time, FLOP utilisation, memory")
     speed.add_arguments(speed_parser)
     speed_parser.set_defaults(func=_bench_speed)
+
+    from rayzer.bench import synth as synth_bench
+
+    synth_parser = bench.add_parser("synth", help="synthetic clip generation time on one core")
+    synth_bench.add_arguments(synth_parser)
+    synth_parser.set_defaults(func=synth_bench.main)
     return parser
 
 

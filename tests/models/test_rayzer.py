@@ -60,6 +60,13 @@ def test_gradients_reach_pose_and_focal_heads_through_renders(tiny_cfg):
     assert model.camera_estimator.cam_token.grad.abs().sum() > 0
 
 
+def test_fixed_focal_option(tiny_cfg):
+    model = RayZer(dataclasses.replace(tiny_cfg, learn_focal=False, focal_init=1.1))
+    out = model(torch.rand(2, 3, 3, 16, 16), [0, 1], [2])
+    torch.testing.assert_close(out.cameras.K_norm[..., 0], torch.full((2, 3), 1.1))
+    assert model.camera_estimator.focal_head is None
+
+
 def test_scene_never_sees_target_images(tiny_cfg):
     """With cameras fixed, changing target pixels must not change any render."""
     model = RayZer(tiny_cfg).eval()

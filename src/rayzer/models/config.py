@@ -28,6 +28,8 @@ class ModelConfig:
         pose_head_init_std: std of the last pose-head layer; small values start every view near
             the canonical (identity) pose.
         focal_head_init_std: std of the last focal-head layer.
+        learn_focal: predict the shared focal; False holds it at ``focal_init`` (a lever against
+            the focal turning into a per-clip latent code).
         grad_checkpointing: recompute block activations in backward.
     """
 
@@ -46,6 +48,7 @@ class ModelConfig:
     focal_init: float = 1.25
     pose_head_init_std: float = 1e-3
     focal_head_init_std: float = 1e-3
+    learn_focal: bool = True
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:

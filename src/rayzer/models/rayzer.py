@@ -111,7 +111,9 @@ class CameraEstimator(nn.Module):
             grad_checkpointing=cfg.grad_checkpointing,
         )
         self.pose_head = two_layer_mlp(2 * cfg.dim, cfg.dim, 9, cfg.pose_head_init_std)
-        self.focal_head = two_layer_mlp(cfg.dim, cfg.dim, 1, cfg.focal_head_init_std)
+        self.focal_head = (
+            two_layer_mlp(cfg.dim, cfg.dim, 1, cfg.focal_head_init_std) if cfg.learn_focal else None
+        )
         self.register_buffer("identity_6d", torch.tensor(IDENTITY_6D), persistent=False)
 
     def forward(
@@ -138,7 +140,10 @@ class CameraEstimator(nn.Module):
         c2w = torch.where(is_canonical[None, :, None, None], eye, c2w)
 
         # One focal for the whole sample (all views share the camera); floored to stay a camera.
-        focal = (self.cfg.focal_init + self.focal_head(cam.mean(dim=1))).clamp_min(0.05)  # (B, 1)
+        if self.focal_head is not None:
+            focal = (self.cfg.focal_init + self.focal_head(cam.mean(dim=1))).clamp_min(0.05)
+        else:
+            focal = cam.new_full((b, 1), self.cfg.focal_init)
         fx = focal.expand(b, v)
         fy = fx * (width / height)  # same pixel focal: fy/H = (fx/W)·(W/H)
         half = torch.full_like(fx, 0.5)

@@ -1,0 +1,329 @@
+"""Atomic, safely loadable training checkpoints.
+
+Layout of a run directory::
+
+    <out_dir>/checkpoints/step_000500/
+        model.safetensors   weights (metadata: format, model name, step)
+        state.pt            optimizer, scheduler, RNG, step, data-stream and spike-guard state
+                            (plain tensors / containers: loads with ``weights_only=True``)
+        config.yaml         the full config of the run
+        meta.json           human-readable summary (step, model, world size, versions)
+
+A checkpoint is written into a hidden temporary directory beside its final place, flushed to
+disk, and renamed into place, so a crash never leaves a half-written ``step_*`` directory; only
+complete checkpoints are ever listed. The last ``keep_last`` are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from rayzer.config import Config, config_to_yaml, load_config
+
+CHECKPOINT_DIR = "checkpoints"
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "state.pt"
+CONFIG_FILE = "config.yaml"
+META_FILE = "meta.json"
+FORMAT = "rayzer-checkpoint-v1"
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+# -- RNG state -------------------------------------------------------------------------------
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy, torch (and CUDA) RNG states as weights_only-loadable objects."""
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_state`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": np_state["bit_generator"],
+            "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
+            "has_gauss": np_state["has_gauss"],
+            "gauss": np_state["gauss"],
+        }
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -- locating checkpoints ----------------------------------------------------------------------
+
+
+def checkpoint_root(out_dir: str | Path) -> Path:
+    return Path(out_dir) / CHECKPOINT_DIR
+
+
+def list_checkpoints(out_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary directories are ignored)."""
+    root = checkpoint_root(out_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        m = _STEP_DIR.match(p.name)
+        if m and p.is_dir() and (p / MODEL_FILE).is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
+    ckpts = list_checkpoints(out_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory from a checkpoint dir, its ``model.safetensors``, a run directory or
+    its ``checkpoints/`` folder (→ the latest checkpoint in it).
+
+    Raises:
+        FileNotFoundError: nothing there, or a run directory without checkpoints.
+    """
+    p = Path(path)
+    if p.is_file() and p.name == MODEL_FILE:
+        p = p.parent
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if (p / MODEL_FILE).is_file():
+        return p
+    run_dir = p.parent if p.name == CHECKPOINT_DIR else p
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        raise FileNotFoundError(
+            f"{str(path)!r} is neither a checkpoint (no {MODEL_FILE}) nor a run directory with "
+            f"checkpoints in {CHECKPOINT_DIR}/"
+        )
+    return latest
+
+
+# -- saving ----------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def save_checkpoint(
+    out_dir: str | Path,
+    step: int,
+    model: nn.Module,
+    state: dict[str, Any],
+    cfg: Config,
+    keep_last: int = 0,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write checkpoint ``step`` of a run atomically and prune to the last ``keep_last``.
+
+    Args:
+        out_dir: run directory; the checkpoint goes to ``out_dir/checkpoints/step_<step>``.
+        model: the (unwrapped) model; its ``cfg.name`` is recorded.
+        state: optimizer / scheduler / RNG / data state (plain containers of tensors & numbers).
+        cfg: the run config (written as ``config.yaml``).
+        keep_last: keep only the newest K checkpoints (0 = keep all).
+        meta: extra JSON-serialisable facts for ``meta.json``.
+    Returns:
+        The checkpoint directory.
+    """
+    root = checkpoint_root(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:06d}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        model_name = getattr(getattr(model, "cfg", None), "name", type(model).__name__.lower())
+        tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(
+            tensors,
+            str(tmp / MODEL_FILE),
+            metadata={"format": FORMAT, "model": str(model_name), "step": str(step)},
+        )
+        torch.save(
+            {"format": FORMAT, "model": str(model_name), "step": step, **state}, tmp / STATE_FILE
+        )
+        (tmp / CONFIG_FILE).write_text(config_to_yaml(cfg))
+        info = {
+            "format": FORMAT,
+            "step": step,
+            "model": model_name,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "torch": torch.__version__,
+            **(meta or {}),
+        }
+        (tmp / META_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        for f in tmp.iterdir():
+            _fsync_file(f)
+        _fsync_dir(tmp)
+        if final.exists():  # re-saving a step (e.g. stop signal right after a periodic save)
+            old = root / f".old-{final.name}-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if keep_last > 0:
+        for old in list_checkpoints(out_dir)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedCheckpoint:
+    """What :func:`load_checkpoint` found: the directory, its step, training state and config."""
+
+    path: Path
+    step: int
+    state: dict[str, Any]
+    config: Config | None
+
+
+def read_model_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a checkpoint's ``model.safetensors`` (path: checkpoint or file).
+
+    Raises:
+        FileNotFoundError: no weights file; ValueError: the file is corrupt / not safetensors.
+    """
+    p = Path(path)
+    file = p if p.suffix == ".safetensors" else p / MODEL_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint weights {str(file)!r} not found")
+    try:
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"checkpoint weights {str(file)!r} are corrupt or unreadable: {err}"
+        ) from err
+    return tensors, metadata
+
+
+def load_model_weights(path: str | Path, model: nn.Module) -> dict[str, str]:
+    """Load ``model.safetensors`` into ``model`` after checking it belongs to this model.
+
+    Raises:
+        ValueError: corrupt file, or weights of another model (name, missing / unexpected keys or
+            shapes are listed).
+    """
+    tensors, metadata = read_model_weights(path)
+    expected = getattr(getattr(model, "cfg", None), "name", None)
+    saved = metadata.get("model")
+    if expected is not None and saved is not None and saved != expected:
+        raise ValueError(
+            f"checkpoint {str(path)!r} holds a {saved!r} model but this run builds {expected!r}"
+        )
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    shapes = sorted(
+        f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(tensors)
+        if tensors[k].shape != own[k].shape
+    )
+    if missing or unexpected or shapes:
+        problems = []
+        if missing:
+            problems.append(f"missing keys {missing[:5]}{' …' if len(missing) > 5 else ''}")
+        if unexpected:
+            problems.append(
+                f"unexpected keys {unexpected[:5]}{' …' if len(unexpected) > 5 else ''}"
+            )
+        if shapes:
+            problems.append(f"shape mismatches {shapes[:5]}{' …' if len(shapes) > 5 else ''}")
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not match this model "
+            f"(different architecture or sizes?): {'; '.join(problems)}"
+        )
+    model.load_state_dict(tensors)
+    return metadata
+
+
+def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> LoadedCheckpoint:
+    """Resolve ``path`` (see :func:`resolve_checkpoint`), load weights into ``model`` (if given)
+    and read the training state with ``torch.load(weights_only=True)``.
+
+    Raises:
+        FileNotFoundError: missing checkpoint / files. ValueError: corrupt files or a checkpoint
+            of another model.
+    """
+    ckpt = resolve_checkpoint(path)
+    if model is not None:
+        load_model_weights(ckpt, model)
+    state_file = ckpt / STATE_FILE
+    if not state_file.is_file():
+        raise FileNotFoundError(f"checkpoint {str(ckpt)!r} has no {STATE_FILE} (training state)")
+    try:
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated / foreign pickles
+        raise ValueError(
+            f"checkpoint state {str(state_file)!r} is corrupt or unsafe: {err}"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{str(state_file)!r} is not a rayzer training state ({FORMAT})")
+    expected = getattr(getattr(model, "cfg", None), "name", None)
+    if expected is not None and state.get("model") != expected:
+        raise ValueError(
+            f"checkpoint {str(ckpt)!r} holds a {state.get('model')!r} model but this run builds "
+            f"{expected!r}"
+        )
+    config = load_config(ckpt / CONFIG_FILE) if (ckpt / CONFIG_FILE).is_file() else None
+    return LoadedCheckpoint(path=ckpt, step=int(state["step"]), state=state, config=config)

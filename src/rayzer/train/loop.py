@@ -1,0 +1,553 @@
+"""The training loop: one :class:`Trainer` for RayZer (self-supervised) and the LVSM oracle.
+
+Per optimizer step (``train.batch_size`` global samples):
+
+1. ``grad_accum`` micro-batches per rank from the reproducible stream
+   (:mod:`rayzer.data.stream`); under DDP the gradient all-reduce is suppressed with
+   ``no_sync()`` on every micro-batch **except the last**, whose backward averages the
+   accumulated gradients over ranks. Each micro-batch loss is divided by ``grad_accum``, so the
+   update equals that of one large batch.
+2. Loss: RayZer renders the target views with its *own* predicted cameras,
+   ``MSE + λ·perceptual`` against the target images; LVSM renders them from ground-truth rays
+   (cameras normalised to the canonical view at unit scale by the stream).
+3. Global gradient norm → clip to ``grad_clip`` → skip the update if it is non-finite or spikes
+   above ``grad_spike_factor`` × the running median (logged) → AdamW → LR schedule.
+
+Precision: ``auto`` = bf16 autocast + TF32 matmuls on CUDA, fp32 on CPU (bf16 is ~30× slower on
+these CPUs). Multi-process: launch with ``torchrun``; the ``RANK`` / ``WORLD_SIZE`` /
+``LOCAL_RANK`` variables select DDP over gloo (CPU) or NCCL (CUDA).
+
+Stopping: SIGTERM / SIGINT request a stop; all ranks agree on it at the next step boundary,
+write a checkpoint and return normally, so ``rayzer train`` exits 0 (a second signal aborts at
+once, exit 130). Under torchrun the launcher forwards SIGTERM to the workers, which checkpoint
+and exit 0; torchrun itself then reports the signal and exits 1. The optional
+``train.time_budget_minutes`` stops the same way (the budget counts from the start of
+:meth:`Trainer.train` of this invocation). Checkpoints also every ``ckpt_every`` steps and at the
+end; ``resume`` continues bit-for-bit (same losses) because model, optimizer, scheduler,
+spike-guard and RNG states are restored and the data stream is a function of the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from rayzer.config import Config, config_to_yaml, load_config
+from rayzer.data.stream import BatchLayout, TrainStream, make_loader
+from rayzer.models import build_model
+from rayzer.models.views import gather_views
+from rayzer.train.checkpoint import (
+    CHECKPOINT_DIR,
+    load_checkpoint,
+    resolve_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from rayzer.train.checkpoint import latest_checkpoint as find_latest
+from rayzer.train.logger import RunLogger, image_grid
+from rayzer.train.losses import LossTerms, build_perceptual_loss, photometric_loss
+from rayzer.train.optim import GradSpikeGuard, WarmupCosine, build_optimizer, build_scheduler
+
+log = logging.getLogger("rayzer.train")
+
+#: Metrics reduced over ranks every step (order of the all-reduce vector).
+_METRICS = ("loss", "mse", "psnr", "perceptual")
+
+
+# -- distributed setup -------------------------------------------------------------------------
+
+
+@dataclass
+class DistContext:
+    """This process's place in the (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    owns_group: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device: str = "auto") -> DistContext:
+    """Read torchrun's environment, pick the device and join the process group if needed.
+
+    Args:
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        raise ValueError("train.device='cuda' but CUDA is not available")
+    if use_cuda:
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    else:
+        dev = torch.device("cpu")
+    owns = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        owns = True
+    if world > 1:
+        rank, world = dist.get_rank(), dist.get_world_size()
+    return DistContext(rank, world, local, dev, owns)
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepStats:
+    """Outcome of one optimizer step (metrics averaged over ranks and micro-batches)."""
+
+    step: int
+    loss: float
+    mse: float
+    psnr: float
+    perceptual: float
+    grad_norm: float
+    lr: float
+    skipped: bool
+    step_time: float
+
+
+@dataclass
+class TrainSummary:
+    """What :meth:`Trainer.train` did."""
+
+    step: int
+    stopped_by: str | None
+    history: list[StepStats]
+    checkpoint: Path | None
+    out_dir: Path
+    rank: int = 0
+
+
+# -- trainer ------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Builds model, optimizer, data and logging from a :class:`Config` and trains.
+
+    Args:
+        cfg: full config; ``cfg.model.name`` selects RayZer or LVSM.
+        out_dir: run directory (default ``cfg.train.out_dir``).
+        resume: ``None`` (fresh run; an out_dir that already holds checkpoints is an error),
+            ``"auto"`` (latest checkpoint of out_dir if any, else fresh) or a checkpoint / run path.
+    """
+
+    def __init__(
+        self, cfg: Config, out_dir: str | Path | None = None, resume: str | Path | None = None
+    ) -> None:
+        self.cfg = cfg
+        tc = cfg.train
+        self.out_dir = Path(out_dir if out_dir is not None else tc.out_dir)
+        ckpt = self._find_resume_checkpoint(resume)
+
+        if tc.num_threads > 0:
+            torch.set_num_threads(tc.num_threads)
+        self.ctx = setup_distributed(tc.device)
+        self.device = self.ctx.device
+        self.layout = BatchLayout(tc.batch_size, self.ctx.world_size, tc.grad_accum)
+        use_cuda = self.device.type == "cuda"
+        self.use_bf16 = tc.precision == "bf16" or (tc.precision == "auto" and use_cuda)
+        if self.use_bf16 and not use_cuda:
+            log.warning("bf16 autocast on CPU is very slow on most CPUs; precision=fp32 is faster")
+        if use_cuda:
+            torch.set_float32_matmul_precision("high")  # TF32 matmuls
+            torch.backends.cudnn.allow_tf32 = True
+
+        # Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's).
+        random.seed(tc.seed)
+        np.random.seed(tc.seed % 2**32)
+        torch.manual_seed(tc.seed)
+        self.model = build_model(cfg.model).to(self.device)
+        self.net: nn.Module = self.model
+        if self.ctx.distributed:
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[self.ctx.local_rank] if use_cuda else None
+            )
+        self.optimizer = build_optimizer(self.model, tc)
+        self.scheduler = build_scheduler(self.optimizer, tc)
+        self.guard = GradSpikeGuard(tc.grad_spike_factor)
+        self.perceptual = None
+        if tc.perceptual_weight > 0:
+            self.perceptual = build_perceptual_loss(tc.perceptual_net).to(self.device)
+
+        self.step = 0
+        self.resumed_from: Path | None = None
+        if ckpt is not None:
+            self._restore(ckpt)
+
+        self.logger = RunLogger(self.out_dir, enabled=self.ctx.is_main)
+        if self.ctx.is_main:
+            (self.out_dir / "config.yaml").write_text(config_to_yaml(cfg))
+        self._stop_signal: str | None = None
+        self._last_images: tuple[Tensor, Tensor] | None = None
+        self._last_saved: int | None = self.step if ckpt is not None else None
+
+    # -- resume -----------------------------------------------------------------------------
+
+    def _find_resume_checkpoint(self, resume: str | Path | None) -> Path | None:
+        if resume is None:
+            if find_latest(self.out_dir) is not None:
+                raise ValueError(
+                    f"{self.out_dir} already holds checkpoints; pass --resume auto to continue "
+                    "that run or choose another --out"
+                )
+            return None
+        if str(resume) == "auto":
+            return find_latest(self.out_dir)
+        return resolve_checkpoint(resume)
+
+    def _restore(self, path: Path) -> None:
+        loaded = load_checkpoint(path, self.model)
+        state = loaded.state
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self._apply_config_hparams()
+        self.guard.load_state_dict(state["spike_guard"])
+        rngs = state["rng"]
+        if len(rngs) != self.ctx.world_size:
+            log.warning(
+                f"checkpoint was written by {len(rngs)} process(es), this run has "
+                f"{self.ctx.world_size}; restoring rank 0's RNG state everywhere"
+            )
+        set_rng_state(rngs[self.ctx.rank] if len(rngs) == self.ctx.world_size else rngs[0])
+        saved_layout = state["data"]["layout"]
+        if int(saved_layout["global_batch"]) != self.layout.global_batch:
+            log.warning(
+                "train.batch_size differs from the checkpoint's: the data stream restarts at "
+                "sample step × new batch size; the run is no longer an exact continuation"
+            )
+        self.step = loaded.step
+        self.resumed_from = loaded.path
+        if self.ctx.is_main:
+            log.info(f"resumed from {loaded.path} at step {self.step}")
+
+    def _apply_config_hparams(self) -> None:
+        """After loading optimizer / scheduler state, make the *current* config's lr, schedule,
+        betas and weight decay win (so ``--resume train.steps=…`` extends the cosine). With an
+        unchanged config this reproduces the saved values exactly."""
+        tc = self.cfg.train
+        schedule = WarmupCosine(tc.warmup_steps, tc.steps, tc.min_lr_ratio)
+        self.scheduler.lr_lambdas = [schedule] * len(self.optimizer.param_groups)
+        self.scheduler.base_lrs = [tc.lr] * len(self.optimizer.param_groups)
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = tc.lr
+            group["lr"] = tc.lr * schedule(self.scheduler.last_epoch)
+            group["betas"] = tuple(tc.betas)
+            group["weight_decay"] = tc.weight_decay if group.get("group") == "decay" else 0.0
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+    def training_state(self) -> dict[str, Any]:
+        """Optimizer, scheduler, guard, per-rank RNG and data-stream state (collective under DDP)."""
+        rng = rng_state()
+        if self.ctx.distributed:
+            gathered: list[Any] = [None] * self.ctx.world_size
+            dist.all_gather_object(gathered, rng)
+            rngs = gathered
+        else:
+            rngs = [rng]
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "spike_guard": self.guard.state_dict(),
+            "rng": rngs,
+            "data": {
+                "micro_batches_per_rank": self.step * self.layout.grad_accum,
+                "samples": self.step * self.layout.global_batch,
+                "layout": {
+                    "global_batch": self.layout.global_batch,
+                    "world_size": self.layout.world_size,
+                    "grad_accum": self.layout.grad_accum,
+                },
+            },
+        }
+
+    def save(self) -> Path | None:
+        """Checkpoint the current step (all ranks must call it; rank 0 writes)."""
+        state = self.training_state()
+        path = None
+        if self.ctx.is_main:
+            path = save_checkpoint(
+                self.out_dir,
+                self.step,
+                self.model,
+                state,
+                self.cfg,
+                keep_last=self.cfg.train.keep_last,
+                meta={"world_size": self.ctx.world_size},
+            )
+            self.logger.event(self.step, "checkpoint", path=str(path))
+        if self.ctx.distributed:
+            dist.barrier()
+        self._last_saved = self.step
+        return path
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(
+            device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16
+        )
+
+    def compute_loss(self, batch: dict[str, Tensor]) -> tuple[LossTerms, Tensor]:
+        """Loss terms and target renders (B, Vt, 3, H, W) of one micro-batch (on device)."""
+        images = batch["image"]
+        inp, tgt = batch["input_index"], batch["target_index"]
+        if self.cfg.model.name == "rayzer":
+            render = self.net(images, inp, tgt).render
+        else:
+            render = self.net(images, batch["c2w"], batch["K"], inp, tgt)
+        terms = photometric_loss(
+            render,
+            gather_views(images, tgt),
+            self.perceptual,
+            self.cfg.train.perceptual_weight,
+        )
+        return terms, render
+
+    def train_step(self, batches: Any) -> StepStats:
+        """One optimizer step from ``grad_accum`` micro-batches drawn from iterator ``batches``."""
+        t0 = time.perf_counter()
+        accum = self.layout.grad_accum
+        self.net.train()
+        # Metric sums stay on the device (one host sync per step, not per micro-batch).
+        sums = torch.zeros(len(_METRICS), dtype=torch.float64, device=self.device)
+        every = self.cfg.train.image_every
+        want_images = self.ctx.is_main and every > 0 and (self.step + 1) % every == 0
+        self._last_images = None
+        for a in range(accum):
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in next(batches).items()}
+            # Only the last micro-batch synchronises gradients across ranks.
+            sync = (
+                self.net.no_sync()
+                if self.ctx.distributed and a < accum - 1
+                else contextlib.nullcontext()
+            )
+            with sync:
+                with self.autocast():
+                    terms, render = self.compute_loss(batch)
+                (terms.loss / accum).backward()
+            perc = terms.perceptual.detach() if terms.perceptual is not None else terms.mse * 0
+            sums += torch.stack((terms.loss.detach(), terms.mse, terms.psnr, perc)).double()
+            if want_images and a == accum - 1:
+                tgt = gather_views(batch["image"], batch["target_index"])
+                self._last_images = (tgt[0].detach().cpu(), render[0].detach().float().cpu())
+        if self.ctx.distributed:
+            dist.all_reduce(sums)
+        means = (sums / (accum * self.ctx.world_size)).tolist()
+
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = self.cfg.train.grad_clip if self.cfg.train.grad_clip > 0 else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        threshold = self.guard.threshold()
+        skipped = self.guard.check(grad_norm)
+        if skipped:
+            if self.ctx.is_main:
+                log.warning(
+                    f"step {self.step + 1}: skipped update, grad norm {grad_norm:.4g} "
+                    f"(threshold {threshold:.4g}); {self.guard.skipped} skipped so far"
+                )
+            self.logger.event(
+                self.step + 1, "skipped_update", grad_norm=grad_norm, threshold=threshold
+            )
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.step += 1
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return StepStats(
+            step=self.step,
+            loss=means[0],
+            mse=means[1],
+            psnr=means[2],
+            perceptual=means[3],
+            grad_norm=grad_norm,
+            lr=lr,
+            skipped=skipped,
+            step_time=time.perf_counter() - t0,
+        )
+
+    # -- loop --------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self._stop_signal is not None:  # second signal: stop now
+            raise KeyboardInterrupt(f"second {name}")
+        self._stop_signal = name
+        log.warning(f"{name} received: checkpointing at the end of this step, then stopping")
+
+    def _agreed_stop(self, t_start: float) -> str | None:
+        """Stop reason agreed by all ranks: a signal on any rank, or the time budget."""
+        budget = self.cfg.train.time_budget_minutes
+        over = budget is not None and (time.monotonic() - t_start) >= 60.0 * budget
+        flags = torch.tensor(
+            [self._stop_signal is not None, over], dtype=torch.float64, device=self.device
+        )  # on the device: NCCL reduces CUDA tensors only
+        if self.ctx.distributed:
+            dist.all_reduce(flags)
+        if flags[0] > 0:
+            return self._stop_signal or "signal"
+        if flags[1] > 0:
+            return "time_budget"
+        return None
+
+    def _log(self, stats: StepStats, window: list[StepStats]) -> None:
+        views = self.cfg.data.num_views
+        sec = sum(s.step_time for s in window) / max(len(window), 1)
+        values = {
+            "loss": stats.loss,
+            "mse": stats.mse,
+            "psnr": stats.psnr,
+            "lr": stats.lr,
+            "grad_norm": stats.grad_norm,
+            "skipped_steps": self.guard.skipped,
+            "step_time": sec,
+            "images_per_s": self.layout.global_batch * views / sec if sec > 0 else 0.0,
+        }
+        if self.perceptual is not None:
+            values["perceptual"] = stats.perceptual
+        self.logger.scalars(stats.step, values)
+        self.logger.progress(
+            stats.step,
+            self.cfg.train.steps,
+            {"loss": stats.loss, "psnr": stats.psnr, "lr": stats.lr},
+            sec,
+        )
+
+    def train(self) -> TrainSummary:
+        """Train to ``train.steps`` (or until a stop signal / the time budget) and checkpoint."""
+        tc = self.cfg.train
+        history: list[StepStats] = []
+        stopped_by: str | None = None
+        last_path: Path | None = self.resumed_from
+        previous = {}
+        with contextlib.suppress(ValueError):  # not the main thread: no handlers
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self._on_signal)
+        stream = TrainStream(
+            self.cfg.data,
+            tc.seed,
+            self.layout,
+            rank=self.ctx.rank,
+            start=self.step * self.layout.grad_accum,
+        )
+        loader = make_loader(
+            stream, self.cfg.data.num_workers, pin_memory=self.device.type == "cuda"
+        )
+        batches = iter(loader)
+        if self.ctx.is_main:
+            log.info(
+                f"training {self.cfg.model.name} from step {self.step} to {tc.steps} on "
+                f"{self.ctx.world_size} × {self.device} (micro-batch {self.layout.micro_batch} × "
+                f"accum {self.layout.grad_accum}), out_dir {self.out_dir}"
+            )
+        t_start = time.monotonic()
+        window: list[StepStats] = []
+        try:
+            while self.step < tc.steps:
+                stats = self.train_step(batches)
+                history.append(stats)
+                window.append(stats)
+                if tc.log_every and (stats.step % tc.log_every == 0 or stats.step == tc.steps):
+                    self._log(stats, window)
+                    window = []
+                if (
+                    tc.image_every
+                    and stats.step % tc.image_every == 0
+                    and self._last_images is not None
+                ):
+                    self.logger.images(
+                        stats.step, "train/target_vs_render", image_grid(*self._last_images)
+                    )
+                if tc.ckpt_every and stats.step % tc.ckpt_every == 0:
+                    last_path = self.save() or last_path
+                stopped_by = self._agreed_stop(t_start)
+                if stopped_by is not None:
+                    if self.ctx.is_main:
+                        log.warning(f"stopping at step {self.step} ({stopped_by})")
+                    self.logger.event(self.step, "stop", reason=stopped_by)
+                    break
+            if self._last_saved != self.step:
+                last_path = self.save() or last_path
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            del batches
+            self.logger.flush()
+        if self.ctx.is_main:
+            log.info(f"finished at step {self.step}; checkpoint {last_path}")
+        return TrainSummary(self.step, stopped_by, history, last_path, self.out_dir, self.ctx.rank)
+
+    def close(self) -> None:
+        """Close the logs and leave the process group if this trainer created it."""
+        self.logger.close()
+        if self.ctx.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def run_training(
+    config: str | Path | None,
+    overrides: list[str] | None = None,
+    resume: str | None = None,
+    out: str | Path | None = None,
+) -> TrainSummary:
+    """Back-end of ``rayzer train``: resolve config / resume / out_dir, train, clean up.
+
+    Args:
+        config: preset name or YAML path; may be omitted when resuming from a checkpoint path
+            (its ``config.yaml`` is used), overrides apply on top in both cases.
+        resume: None, ``"auto"`` or a checkpoint / run directory.
+        out: run directory (default: ``train.out_dir``, or the resumed run's directory).
+    """
+    if not logging.getLogger("rayzer").handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        logging.getLogger("rayzer").addHandler(handler)
+        logging.getLogger("rayzer").setLevel(logging.INFO)
+    ckpt = None
+    if resume is not None and resume != "auto":
+        ckpt = resolve_checkpoint(resume)
+    if config is None:
+        if ckpt is None:
+            raise ValueError("--config is required unless --resume points at a checkpoint")
+        config = ckpt / "config.yaml"
+    cfg = load_config(config, overrides)
+    if out is None and ckpt is not None and ckpt.parent.name == CHECKPOINT_DIR:
+        out = ckpt.parent.parent
+    if out is not None:
+        cfg.train.out_dir = str(out)
+    trainer = Trainer(cfg, cfg.train.out_dir, resume=str(ckpt) if ckpt is not None else resume)
+    try:
+        return trainer.train()
+    finally:
+        trainer.close()

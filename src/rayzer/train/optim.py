@@ -1,0 +1,139 @@
+"""AdamW with decay / no-decay parameter groups, warm-up + cosine schedule, gradient-spike guard."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import torch
+from torch import nn
+
+from rayzer.config import TrainConfig
+
+#: Parameter-name parts that mark learned tokens and positional embeddings (never decayed).
+NO_DECAY_NAME_PARTS = ("token", "tokens", "cam_token", "scene_tokens", "position", "pos_embed")
+
+_NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.modules.batchnorm._BatchNorm)
+
+
+def no_decay(name: str, param: torch.Tensor, module: nn.Module) -> bool:
+    """True for parameters that weight decay must not shrink.
+
+    Norm gains, biases and other vectors (``ndim < 2``), ``nn.Embedding`` tables, parameters of
+    normalisation layers, learned tokens (``cam_token``, ``scene_tokens``) and positional
+    embeddings (any name part in :data:`NO_DECAY_NAME_PARTS`). Decay on these pulls scales,
+    offsets and identities toward zero instead of regularising a linear map.
+    """
+    parts = name.split(".")
+    return (
+        param.ndim < 2
+        or isinstance(module, (nn.Embedding, *_NORM_TYPES))
+        or any(part in NO_DECAY_NAME_PARTS or part.endswith("_token") for part in parts)
+    )
+
+
+def split_decay_params(model: nn.Module) -> tuple[list[str], list[str]]:
+    """Names of the trainable parameters with and without weight decay (each parameter once)."""
+    decay, skip = [], []
+    seen: set[int] = set()
+    for module_name, module in model.named_modules():
+        for pname, param in module.named_parameters(recurse=False):
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            name = f"{module_name}.{pname}" if module_name else pname
+            (skip if no_decay(name, param, module) else decay).append(name)
+    return decay, skip
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over two groups, ``"decay"`` (weight_decay = cfg.weight_decay) and ``"no_decay"`` (0)."""
+    decay, skip = split_decay_params(model)
+    params = dict(model.named_parameters())
+    groups = [
+        {"params": [params[n] for n in decay], "weight_decay": cfg.weight_decay, "group": "decay"},
+        {"params": [params[n] for n in skip], "weight_decay": 0.0, "group": "no_decay"},
+    ]
+    on_cuda = next(model.parameters()).is_cuda
+    return torch.optim.AdamW(
+        [g for g in groups if g["params"]],
+        lr=cfg.lr,
+        betas=tuple(cfg.betas),
+        fused=True if on_cuda else None,
+    )
+
+
+class WarmupCosine:
+    """LR multiplier: linear warm-up ``(s+1)/W`` for ``s < W``, then cosine from 1 to
+    ``min_ratio`` at ``s = total``; constant ``min_ratio`` afterwards.
+
+    ``s`` is the number of optimizer steps already taken (LambdaLR's counter), so the first
+    update uses ``lr / W`` rather than 0. A class (not a lambda) so that LambdaLR's state dict
+    captures it.
+    """
+
+    def __init__(self, warmup: int, total: int, min_ratio: float) -> None:
+        self.warmup, self.total, self.min_ratio = int(warmup), int(total), float(min_ratio)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        span = max(self.total - self.warmup, 1)
+        progress = min((step - self.warmup) / span, 1.0)
+        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warm-up + cosine LambdaLR (:class:`WarmupCosine`), stepped once per optimizer step."""
+    schedule = WarmupCosine(cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+class GradSpikeGuard:
+    """Decides whether an update's gradient norm is a spike to skip.
+
+    A norm is a spike when it is non-finite (always) or, once ``min_history`` norms are known,
+    larger than ``factor`` × the median of the last ``window`` finite norms. Every finite norm,
+    skipped or not, enters the history: the median ignores isolated spikes, yet follows a
+    genuine, lasting rise of the gradient scale within about ``window / 2`` steps instead of
+    skipping every update from then on. The norm must be the same on every rank (measure it
+    after the gradient all-reduce) so that all ranks take the same decision.
+
+    Args:
+        factor: spike threshold relative to the running median; 0 disables the median test.
+        window: number of recent norms in the median.
+        min_history: norms needed before the median test is active.
+    """
+
+    def __init__(self, factor: float, window: int = 100, min_history: int = 20) -> None:
+        self.factor, self.window, self.min_history = float(factor), int(window), int(min_history)
+        self.history: deque[float] = deque(maxlen=self.window)
+        self.skipped = 0
+
+    def threshold(self) -> float:
+        """Current spike threshold (inf while inactive)."""
+        if self.factor <= 0 or len(self.history) < self.min_history:
+            return math.inf
+        values = sorted(self.history)
+        mid = len(values) // 2
+        median = values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
+        return self.factor * median
+
+    def check(self, grad_norm: float) -> bool:
+        """Record ``grad_norm``; True if the update must be skipped."""
+        if not math.isfinite(grad_norm):
+            self.skipped += 1
+            return True
+        spike = grad_norm > self.threshold()
+        self.history.append(float(grad_norm))
+        self.skipped += int(spike)
+        return spike
+
+    def state_dict(self) -> dict:
+        return {"history": list(self.history), "skipped": self.skipped}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = deque((float(x) for x in state["history"]), maxlen=self.window)
+        self.skipped = int(state["skipped"])

@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from rayzer.config import Config, load_config
+
+#: A model and data small enough for CPU tests (dim 32, 1+1+1 layers, 16×16 images, 2+2 views).
+TINY = [
+    "model.dim=32",
+    "model.num_heads=2",
+    "model.patch_size=8",
+    "model.cam_layers=1",
+    "model.scene_layers=1",
+    "model.dec_layers=1",
+    "model.num_scene_tokens=8",
+    "model.pos_enc_dim=16",
+    "data.image_size=16",
+    "data.frames_per_clip=8",
+    "data.num_input_views=2",
+    "data.num_target_views=2",
+    "data.span_min=4",
+    "data.span_start_max=5",
+    "data.span_end_max=8",
+    "data.curriculum_steps=4",
+    "data.num_workers=0",
+    "train.batch_size=4",
+    "train.warmup_steps=2",
+    "train.lr=3e-3",
+    "train.log_every=1",
+    "train.image_every=2",
+    "train.ckpt_every=0",
+]
+
+
+@pytest.fixture
+def tiny_overrides() -> list[str]:
+    return list(TINY)
+
+
+@pytest.fixture
+def tiny_config():
+    """``tiny_config(*overrides)`` → a tiny :class:`Config` from the tiny-cpu preset."""
+
+    def make(*extra: str) -> Config:
+        return load_config("tiny-cpu", [*TINY, *extra])
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_one_thread():
+    """Seed, and one intra-op thread: the tiny models gain nothing from more, and on a loaded
+    2-core machine OpenMP spin-waiting made these tests up to 7× slower with 2 threads."""
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

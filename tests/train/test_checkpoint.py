@@ -1,0 +1,164 @@
+"""Checkpoints: round trip, atomic writes, keep-last-K, resolution and clear load errors."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import rayzer.train.checkpoint as ckpt_mod
+from rayzer.models import LVSM, RayZer
+from rayzer.train.checkpoint import (
+    MODEL_FILE,
+    STATE_FILE,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    load_model_weights,
+    resolve_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from rayzer.train.optim import build_optimizer
+
+
+def _trained(cfg):
+    """A model + AdamW with non-trivial state after one update."""
+    model = RayZer(cfg.model)
+    opt = build_optimizer(model, cfg.train)
+    images = torch.rand(1, 4, 3, 16, 16)
+    model(images, [0, 1], [2, 3]).render.mean().backward()
+    opt.step()
+    return model, opt
+
+
+def test_round_trip_restores_weights_optimizer_and_rng(tmp_path, tiny_config):
+    cfg = tiny_config()
+    model, opt = _trained(cfg)
+    state = {"optimizer": opt.state_dict(), "rng": [rng_state()], "extra": {"k": 3}}
+    path = save_checkpoint(tmp_path, 7, model, state, cfg)
+    assert path.name == "step_000007"
+    assert {p.name for p in path.iterdir()} == {
+        MODEL_FILE,
+        STATE_FILE,
+        "config.yaml",
+        "meta.json",
+    }
+    # the training state is loadable with the safe unpickler
+    raw = torch.load(path / STATE_FILE, weights_only=True)
+    assert raw["step"] == 7 and raw["model"] == "rayzer"
+
+    expected_draws = (random.random(), np.random.rand(), torch.rand(3))
+    fresh = RayZer(cfg.model)
+    loaded = load_checkpoint(tmp_path, fresh)  # run dir → latest
+    assert loaded.step == 7 and loaded.path == path and loaded.config == cfg
+    for (n, a), (_, b) in zip(model.state_dict().items(), fresh.state_dict().items()):
+        assert torch.equal(a, b), n
+    opt2 = build_optimizer(fresh, cfg.train)
+    opt2.load_state_dict(loaded.state["optimizer"])
+    s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
+    for k in s1:
+        for name in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(s1[k][name], s2[k][name])
+    set_rng_state(loaded.state["rng"][0])
+    draws = (random.random(), np.random.rand(), torch.rand(3))
+    assert draws[0] == expected_draws[0] and draws[1] == expected_draws[1]
+    assert torch.equal(draws[2], expected_draws[2])
+
+
+def test_failed_write_leaves_previous_checkpoints_intact(tmp_path, tiny_config, monkeypatch):
+    cfg = tiny_config()
+    model = RayZer(cfg.model)
+    good = save_checkpoint(tmp_path, 1, model, {}, cfg)
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path, 2, model, {}, cfg)
+    monkeypatch.undo()
+    root = tmp_path / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["step_000001"]  # no partial dir, no temp
+    assert latest_checkpoint(tmp_path) == good
+    # a stale temp dir from a killed process is never taken for a checkpoint
+    stale = root / ".tmp-step_000009-123"
+    stale.mkdir()
+    (stale / MODEL_FILE).write_bytes(b"partial")
+    assert list_checkpoints(tmp_path) == [good]
+    # re-saving an existing step replaces it atomically
+    again = save_checkpoint(tmp_path, 1, model, {"x": 1}, cfg)
+    assert again == good and torch.load(good / STATE_FILE, weights_only=True)["x"] == 1
+
+
+def test_keep_last_k(tmp_path, tiny_config):
+    cfg = tiny_config()
+    model = RayZer(cfg.model)
+    for step in (10, 20, 30, 40, 50):
+        save_checkpoint(tmp_path, step, model, {}, cfg, keep_last=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000040", "step_000050"]
+    for step in (60, 70):
+        save_checkpoint(tmp_path, step, model, {}, cfg, keep_last=0)  # 0 keeps all
+    assert len(list_checkpoints(tmp_path)) == 4
+
+
+def test_resolution(tmp_path, tiny_config):
+    cfg = tiny_config()
+    model = RayZer(cfg.model)
+    for step in (5, 12):
+        save_checkpoint(tmp_path, step, model, {}, cfg)
+    latest = tmp_path / "checkpoints" / "step_000012"
+    assert resolve_checkpoint(tmp_path) == latest
+    assert resolve_checkpoint(tmp_path / "checkpoints") == latest
+    assert resolve_checkpoint(latest / MODEL_FILE) == latest
+    older = tmp_path / "checkpoints" / "step_000005"
+    assert resolve_checkpoint(older) == older
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_checkpoint(tmp_path / "nope")
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="neither a checkpoint"):
+        resolve_checkpoint(empty)
+
+
+def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path, tiny_config):
+    cfg = tiny_config()
+    model = RayZer(cfg.model)
+    path = save_checkpoint(tmp_path / "a", 1, model, {}, cfg)
+
+    truncated = path / MODEL_FILE
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(path, RayZer(cfg.model))
+
+    path = save_checkpoint(tmp_path / "b", 1, model, {}, cfg)
+    (path / STATE_FILE).write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(path, RayZer(cfg.model))
+
+    path = save_checkpoint(tmp_path / "c", 1, model, {}, cfg)
+    (path / STATE_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match=STATE_FILE):
+        load_checkpoint(path, RayZer(cfg.model))
+
+    # an LVSM checkpoint into a RayZer run
+    lvsm_cfg = tiny_config("model.name=lvsm")
+    path = save_checkpoint(tmp_path / "d", 1, LVSM(lvsm_cfg.model), {}, lvsm_cfg)
+    with pytest.raises(ValueError, match="'lvsm' model but this run builds 'rayzer'"):
+        load_checkpoint(path, RayZer(cfg.model))
+    # same model family, different sizes
+    big = tiny_config("model.dim=64")
+    with pytest.raises(ValueError, match="shape mismatches"):
+        load_model_weights(save_checkpoint(tmp_path / "e", 1, RayZer(big.model), {}, big), model)
+    other = torch.nn.Linear(3, 3)
+    with pytest.raises(ValueError, match="'linear' model"):
+        load_model_weights(save_checkpoint(tmp_path / "f", 1, other, {}, cfg), model)
+    # a safetensors file of some other network, without our metadata
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(3, 3)}, str(foreign))
+    with pytest.raises(ValueError, match=r"missing keys .*unexpected keys \['weight'\]"):
+        load_model_weights(foreign, model)
+    with pytest.raises(FileNotFoundError, match=MODEL_FILE):
+        load_model_weights(tmp_path, model)

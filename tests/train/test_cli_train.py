@@ -1,0 +1,93 @@
+"""`rayzer train` end to end: outputs, resume from the CLI, errors, and SIGTERM handling."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from rayzer.cli import main
+from rayzer.config import load_config
+from rayzer.models import RayZer
+from rayzer.train import load_model_weights, resolve_checkpoint
+
+
+def _records(run):
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_cli_train_writes_weights_metrics_and_tensorboard(tmp_path, tiny_overrides, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--config", "configs/tiny-cpu.yaml", *tiny_overrides, "train.steps=3"]
+    if not os.path.exists("configs/tiny-cpu.yaml"):  # run from elsewhere: use the preset name
+        args[2] = "tiny-cpu"
+    assert main([*args, "--out", str(out)]) == 0
+    ckpt = resolve_checkpoint(out)
+    assert ckpt.name == "step_000003"
+    assert (ckpt / "model.safetensors").is_file() and (out / "config.yaml").is_file()
+    cfg = load_config(out / "config.yaml")
+    assert cfg.train.steps == 3 and cfg.model.dim == 32 and cfg.train.out_dir == str(out)
+    load_model_weights(ckpt, RayZer(cfg.model))  # the weights load into the configured model
+    assert [r["step"] for r in _records(out) if "event" not in r] == [1, 2, 3]
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+
+    # continue the run from its directory with more steps; config comes from the checkpoint
+    assert main(["train", "--resume", str(out), "train.steps=5"]) == 0
+    assert resolve_checkpoint(out).name == "step_000005"
+    assert [r["step"] for r in _records(out) if "event" not in r] == [1, 2, 3, 4, 5]
+    # `--resume key=value` is read as "--resume auto" + an override
+    assert main([*args, "--out", str(out), "--resume", "train.steps=6"]) == 0
+    assert resolve_checkpoint(out).name == "step_000006"
+
+    capsys.readouterr()
+    assert main([*args, "--out", str(out)]) == 2  # would mix two runs
+    assert "already holds checkpoints" in capsys.readouterr().err
+    assert main(["train", "model.dim=32"]) == 2
+    assert "--config is required" in capsys.readouterr().err
+    assert main([*args, "train.no_such_key=1", "--out", str(tmp_path / "x")]) == 2
+    assert "no_such_key" in capsys.readouterr().err
+
+
+def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, tiny_overrides):
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "rayzer.cli",
+        "train",
+        "--config",
+        "tiny-cpu",
+        *tiny_overrides,
+        "train.steps=100000",
+        "train.image_every=0",
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            metrics = out / "metrics.jsonl"
+            if metrics.is_file() and len(metrics.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "stopped (SIGTERM)" in stdout
+    records = _records(out)
+    last_step = max(r["step"] for r in records if "event" not in r)
+    assert last_step >= 2
+    ckpt = resolve_checkpoint(out)
+    assert ckpt.name == f"step_{last_step:06d}"  # the step that was running when the signal came
+    events = [(r["event"], r["step"]) for r in records if "event" in r]
+    assert events[-2:] == [("stop", last_step), ("checkpoint", last_step)]
+    assert any(r.get("reason") == "SIGTERM" for r in records)
+    state = json.loads((ckpt / "meta.json").read_text())
+    assert state["step"] == last_step

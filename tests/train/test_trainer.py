@@ -1,0 +1,209 @@
+"""The Trainer in one process: accumulation, exact resume, spike skip, LVSM, stops, perceptual."""
+
+import json
+import logging
+import sys
+import types
+
+import pytest
+import torch
+
+from rayzer.train import Trainer
+from rayzer.train.checkpoint import list_checkpoints
+from rayzer.train.losses import build_perceptual_loss, photometric_loss
+from rayzer.train.optim import GradSpikeGuard, WarmupCosine
+
+
+def _train(cfg, out, resume=None):
+    trainer = Trainer(cfg, out, resume=resume)
+    try:
+        summary = trainer.train()
+    finally:
+        trainer.close()
+    return trainer, summary
+
+
+def _params(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_accumulation_matches_one_large_batch(tmp_path, tiny_config):
+    results = {}
+    for accum in (1, 2, 4):
+        cfg = tiny_config("train.steps=3", f"train.grad_accum={accum}", "train.image_every=0")
+        trainer, summary = _train(cfg, tmp_path / f"accum{accum}")
+        results[accum] = (_params(trainer.model), [s.loss for s in summary.history])
+    ref_params, ref_losses = results[1]
+    for accum in (2, 4):
+        params, losses = results[accum]
+        assert losses == pytest.approx(ref_losses, rel=1e-5)
+        for n, p in params.items():
+            torch.testing.assert_close(p, ref_params[n], atol=1e-5, rtol=0, msg=n)
+    # and the parameters did move (the comparison is not vacuous)
+    fresh = Trainer(tiny_config(), tmp_path / "fresh")
+    fresh.close()
+    moved = max((ref_params[n] - p).abs().max() for n, p in _params(fresh.model).items())
+    assert moved > 1e-3
+
+
+@pytest.mark.parametrize("model_name", ["rayzer", "lvsm"])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, tiny_config, model_name):
+    cfg = tiny_config("train.steps=6", "train.ckpt_every=3", f"model.name={model_name}")
+    full, full_summary = _train(cfg, tmp_path / "full")
+    assert [p.name for p in list_checkpoints(tmp_path / "full")] == [
+        "step_000003",
+        "step_000006",
+    ]
+    half = tmp_path / "full" / "checkpoints" / "step_000003"
+    resumed, resumed_summary = _train(cfg, tmp_path / "resumed", resume=half)
+    assert resumed.resumed_from == half
+    assert [s.step for s in resumed_summary.history] == [4, 5, 6]
+    after = full_summary.history[3:]
+    for a, b in zip(after, resumed_summary.history):
+        # bit-identical: same data, same RNG, same optimizer state
+        assert (a.loss, a.grad_norm, a.lr) == (b.loss, b.grad_norm, b.lr)
+    for n, p in _params(resumed.model).items():
+        assert torch.equal(p, _params(full.model)[n]), n
+    assert full_summary.history[-1].loss < full_summary.history[0].loss  # it trains
+
+
+def test_spike_is_skipped_and_logged(tmp_path, tiny_config, caplog):
+    cfg = tiny_config("train.steps=100", "train.grad_spike_factor=5")
+    trainer = Trainer(cfg, tmp_path)
+    trainer.guard = GradSpikeGuard(5.0, min_history=3)  # active after 3 steps (default 20)
+    from rayzer.data.stream import TrainStream
+
+    batches = iter(TrainStream(cfg.data, 0, trainer.layout))
+    for _ in range(4):
+        assert not trainer.train_step(batches).skipped
+    before = _params(trainer.model)
+    adam_before = {k: v["exp_avg"].clone() for k, v in trainer.optimizer.state.items()}
+    weight = trainer.model.decoder.unembed.proj.weight
+    handle = weight.register_hook(lambda g: g * 1e6)  # an injected gradient explosion
+    with caplog.at_level(logging.WARNING, logger="rayzer.train"):
+        stats = trainer.train_step(batches)
+    handle.remove()
+    assert stats.skipped and stats.grad_norm > 1e3
+    assert trainer.guard.skipped == 1
+    assert "skipped update" in caplog.text
+    for n, p in _params(trainer.model).items():
+        assert torch.equal(p, before[n]), n  # no update at all
+    for k, v in trainer.optimizer.state.items():
+        assert torch.equal(v["exp_avg"], adam_before[k])  # moments untouched
+    assert all(p.grad is None for p in trainer.model.parameters())  # gradients cleared
+    assert trainer.step == 5  # the step (data, schedule) still advances
+    stats = trainer.train_step(batches)
+    assert not stats.skipped
+    assert any(not torch.equal(p, before[n]) for n, p in _params(trainer.model).items())
+    # a NaN gradient is always skipped and logged as strict JSON
+    handle = weight.register_hook(lambda g: g * float("nan"))
+    assert trainer.train_step(batches).skipped
+    handle.remove()
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    trainer.close()
+    events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    skips = [e for e in events if e.get("event") == "skipped_update"]
+    assert [e["step"] for e in skips] == [5, 7]
+    assert skips[0]["grad_norm"] > 1e3 and skips[1]["grad_norm"] == "nan"
+
+
+def test_time_budget_and_existing_run_guard(tmp_path, tiny_config):
+    cfg = tiny_config("train.steps=1000", "train.time_budget_minutes=0.0001")
+    _, summary = _train(cfg, tmp_path)
+    assert summary.stopped_by == "time_budget" and summary.step == 1
+    assert summary.checkpoint == tmp_path / "checkpoints" / "step_000001"
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        Trainer(cfg, tmp_path)
+    # resume="auto" picks the latest checkpoint
+    trainer = Trainer(tiny_config("train.steps=2"), tmp_path, resume="auto")
+    assert trainer.step == 1
+    assert trainer.train().step == 2
+    trainer.close()
+
+
+def test_training_logs(tmp_path, tiny_config):
+    cfg = tiny_config("train.steps=4", "train.log_every=2", "train.image_every=2")
+    _, summary = _train(cfg, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    scalars = [r for r in records if "event" not in r]
+    assert [r["step"] for r in scalars] == [2, 4]
+    for key in ("loss", "mse", "psnr", "lr", "grad_norm", "skipped_steps", "step_time"):
+        assert key in scalars[0]
+    assert scalars[1]["images_per_s"] > 0
+    assert scalars[1]["loss"] == pytest.approx(summary.history[3].loss)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    assert {"train/loss", "train/psnr", "train/lr", "train/grad_norm"} <= set(acc.Tags()["scalars"])
+    images = acc.Images("train/target_vs_render")
+    assert [im.step for im in images] == [2, 4]
+    assert (images[0].height, images[0].width) == (32, 32)  # 2 rows × Vt=2 columns of 16 px
+
+
+def test_perceptual_adapter(monkeypatch):
+    missing = types.ModuleType("rayzer.eval.lpips")
+
+    def no_weights(net):
+        raise FileNotFoundError("lpips_vgg.safetensors not found")
+
+    missing.PerceptualLoss = no_weights
+    monkeypatch.setitem(sys.modules, "rayzer.eval.lpips", missing)
+    with pytest.raises(RuntimeError, match="perceptual_weight=0"):
+        build_perceptual_loss("vgg")
+
+    class FakeLPIPS(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x, y):  # (N, 3, H, W) → (N,)
+            assert x.ndim == 4
+            return self.scale * (x - y).abs().flatten(1).mean(1)
+
+    fake = types.ModuleType("rayzer.eval.lpips")
+    fake.LPIPS = FakeLPIPS
+    monkeypatch.setitem(sys.modules, "rayzer.eval.lpips", fake)
+    perc = build_perceptual_loss("vgg")
+    assert not any(p.requires_grad for p in perc.parameters())  # frozen
+    render = torch.rand(2, 3, 3, 8, 8, requires_grad=True)
+    target = torch.rand(2, 3, 3, 8, 8)
+    terms = photometric_loss(render, target, perc, 0.5)
+    l1 = (render - target).abs().mean()
+    torch.testing.assert_close(terms.loss, ((render - target) ** 2).mean() + 0.5 * l1)
+    terms.loss.backward()
+    assert render.grad is not None
+
+
+def test_perceptual_weight_without_weights_is_a_clear_error(tmp_path, tiny_config, monkeypatch):
+    missing = types.ModuleType("rayzer.eval.lpips")  # provides nothing usable
+    monkeypatch.setitem(sys.modules, "rayzer.eval.lpips", missing)
+    with pytest.raises(RuntimeError, match="perceptual"):
+        Trainer(tiny_config("train.perceptual_weight=0.2"), tmp_path)
+
+
+def test_training_with_the_real_perceptual_loss(tmp_path, tiny_config):
+    try:
+        build_perceptual_loss("vgg")
+    except RuntimeError as err:
+        pytest.skip(f"LPIPS weights unavailable: {err}")
+    cfg = tiny_config("train.perceptual_weight=0.5", "train.steps=2", "train.image_every=0")
+    trainer = Trainer(cfg, tmp_path)
+    from rayzer.data.stream import TrainStream
+
+    stats = trainer.train_step(iter(TrainStream(cfg.data, 0, trainer.layout)))
+    trainer.close()
+    assert stats.perceptual > 0 and not stats.skipped
+    assert stats.loss == pytest.approx(stats.mse + 0.5 * stats.perceptual, rel=1e-5)
+    assert "perceptual" not in "".join(trainer.model.state_dict())  # never checkpointed
+
+
+def test_resume_with_overrides_follows_the_new_schedule(tmp_path, tiny_config):
+    _train(tiny_config("train.steps=2", "train.image_every=0"), tmp_path)
+    cfg = tiny_config("train.steps=10", "train.lr=1e-2", "train.betas=[0.8,0.9]")
+    trainer, summary = _train(cfg, tmp_path, resume="auto")
+    schedule = WarmupCosine(cfg.train.warmup_steps, 10, cfg.train.min_lr_ratio)
+    assert [s.lr for s in summary.history] == pytest.approx(
+        [1e-2 * schedule(k) for k in range(2, 10)]
+    )
+    assert all(g["betas"] == (0.8, 0.9) for g in trainer.optimizer.param_groups)
