@@ -278,3 +278,15 @@ def test_synthetic_clips_dataset() -> None:
     )
     with pytest.raises(ValueError):
         SyntheticClips(small("orbit"), split="test", num_clips=len(TEST_SEEDS) + 1)
+
+
+def test_frame_subset_matches_the_full_clip():
+    cfg = SynthConfig(family="orbit", frames=12, height=24, width=24)
+    full = render_clip(5, cfg)
+    sub = render_clip(5, cfg, frames=[1, 4, 11])
+    assert sub.index.tolist() == [1, 4, 11]
+    torch.testing.assert_close(sub.images, full.images[[1, 4, 11]])
+    torch.testing.assert_close(sub.c2w, full.c2w[[1, 4, 11]])
+    torch.testing.assert_close(sub.depth, full.depth[[1, 4, 11]])
+    with pytest.raises(ValueError, match="frames must lie"):
+        render_clip(5, cfg, frames=[12])

@@ -169,14 +169,13 @@ class TrainStream(IterableDataset):
             span,
             gen,
         )
-        clip = render_clip(clip_seed, self.synth)
-        frames = views.frames
-        c2w, scale = normalize_scene_scale(clip.c2w[frames])
+        clip = render_clip(clip_seed, self.synth, frames=views.frames)  # only the V views
+        c2w, scale = normalize_scene_scale(clip.c2w)
         return {
-            "image": clip.images[frames],
+            "image": clip.images,
             "c2w": c2w,
-            "K": clip.K[frames],
-            "index": clip.index[frames],
+            "K": clip.K,
+            "index": clip.index,
             "input_index": views.input_index,
             "target_index": views.target_index,
             "scene_scale": scale,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,9 @@ class SceneClip:
         }
 
 
-def render_clip(seed: int, cfg: SynthConfig | None = None) -> SceneClip:
+def render_clip(
+    seed: int, cfg: SynthConfig | None = None, frames: Sequence[int] | torch.Tensor | None = None
+) -> SceneClip:
     """Render the clip of ``seed`` under ``cfg``.
 
     Deterministic: the same (seed, cfg) gives bit-identical tensors (on one platform and library
@@ -194,6 +197,12 @@ def render_clip(seed: int, cfg: SynthConfig | None = None) -> SceneClip:
 
     The scene and the camera path depend on (seed, family, frames, aspect ratio and the sampling
     ranges) but not on the resolution, so one seed can be rendered at several sizes.
+
+    Args:
+        frames: optional subset of frame numbers (in ``[0, cfg.frames)``) to render; the clip
+            then holds only those frames (``index`` = their numbers), pixel-identical to the
+            same frames of the full clip. Training samples use a few frames of each clip, so
+            this saves most of the rendering time.
     """
     cfg = cfg or SynthConfig()
     params = cfg.family_params()
@@ -205,13 +214,19 @@ def render_clip(seed: int, cfg: SynthConfig | None = None) -> SceneClip:
     scene, c2w, K, meta = sampler(rng, params, bank)
     # Render with exactly the float32 cameras we hand out, so depth is consistent with them.
     c2w32, K32 = c2w.astype(np.float32), K.astype(np.float32)
+    index = np.arange(params.frames)
+    if frames is not None:
+        index = np.asarray(frames, dtype=np.int64).reshape(-1)
+        if index.size == 0 or index.min() < 0 or index.max() >= params.frames:
+            raise ValueError(f"frames must lie in [0, {params.frames}), got {index.tolist()}")
+        c2w32, K32 = c2w32[index], K32[index]
     images, depth = render(scene, c2w32, K32, params.height, params.width, bank, cfg.shadows)
     return SceneClip(
         images=torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
         c2w=torch.from_numpy(c2w32),
         K=torch.from_numpy(K32),
         depth=torch.from_numpy(np.ascontiguousarray(depth)),
-        index=torch.arange(params.frames, dtype=torch.int64),
+        index=torch.from_numpy(index.astype(np.int64)),
         family=cfg.family,
         seed=int(seed),
         split=split,
