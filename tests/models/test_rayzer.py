@@ -143,3 +143,15 @@ def test_config_validation(tiny_cfg):
         dataclasses.replace(tiny_cfg, dim=30, num_heads=4)
     with pytest.raises(ValueError, match=r"model\.name"):
         dataclasses.replace(tiny_cfg, name="nerf")
+
+
+def test_keep_input_tokens_extends_the_scene(tiny_cfg):
+    model = RayZer(dataclasses.replace(tiny_cfg, keep_input_tokens=True, num_scene_tokens=0))
+    images = torch.rand(1, 4, 3, 16, 16)
+    cams = model.predict_cameras(images)
+    scene = model.reconstruct(images[:, :3], cams.c2w[:, :3], cams.K_norm[:, :3])
+    assert scene.shape == (1, 3 * 4, tiny_cfg.dim)  # 3 views × 4 patches, no latent tokens
+    out = model(images, [0, 1, 2], [3])
+    assert out.render.shape == (1, 1, 3, 16, 16)
+    with pytest.raises(ValueError, match="num_scene_tokens"):
+        dataclasses.replace(tiny_cfg, num_scene_tokens=0)

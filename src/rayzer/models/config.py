@@ -21,6 +21,11 @@ class ModelConfig:
         cam_layers, scene_layers, dec_layers: depths of the camera estimator, scene
             reconstructor and rendering decoder (LVSM uses scene_layers + dec_layers).
         num_scene_tokens: n learnable latent scene tokens.
+        keep_input_tokens: the scene representation is the reconstructor's whole output — the
+            n latent tokens *and* the processed input-view tokens — instead of the latent tokens
+            alone. It removes the latent bottleneck (the decoder can read input-aligned tokens
+            directly, as in LVSM's decoder-only variant) at the cost of a longer decoder context;
+            ``num_scene_tokens`` may then be 0.
         pos_enc_dim: width of each sinusoidal part of the position embedding.
         index_scale: multiplier on the image index before its sinusoids.
         qk_norm: RMS-normalise queries and keys in every attention.
@@ -42,6 +47,7 @@ class ModelConfig:
     scene_layers: int = 3
     dec_layers: int = 3
     num_scene_tokens: int = 64
+    keep_input_tokens: bool = False
     pos_enc_dim: int = 64
     index_scale: float = 1.0
     qk_norm: bool = True
@@ -58,6 +64,11 @@ class ModelConfig:
             raise ValueError(f"model.dim={self.dim} is not divisible by num_heads={self.num_heads}")
         if self.pos_enc_dim % 4:
             raise ValueError(f"model.pos_enc_dim={self.pos_enc_dim} must be divisible by 4")
-        for key in ("patch_size", "num_scene_tokens", "dim"):
+        for key in ("patch_size", "dim"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"model.{key} must be positive, got {getattr(self, key)}")
+        if self.num_scene_tokens < 0 or (self.num_scene_tokens == 0 and not self.keep_input_tokens):
+            raise ValueError(
+                f"model.num_scene_tokens must be positive (or 0 with keep_input_tokens), "
+                f"got {self.num_scene_tokens}"
+            )

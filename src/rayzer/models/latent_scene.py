@@ -23,7 +23,8 @@ def plucker_from_normalized(c2w: Tensor, K_norm: Tensor, height: int, width: int
 class SceneReconstructor(nn.Module):
     """Learnable scene tokens attend jointly with input-view tokens; the scene tokens are kept.
 
-    forward: tokens (B, M, d) → scene (B, n, d), with n = ``num_scene_tokens``.
+    forward: tokens (B, M, d) → scene (B, n, d), with n = ``num_scene_tokens``; with
+    ``keep_input_tokens`` the processed input tokens are kept too: (B, n + M, d).
     """
 
     def __init__(
@@ -35,8 +36,10 @@ class SceneReconstructor(nn.Module):
         mlp_ratio: float = 4.0,
         qk_norm: bool = True,
         grad_checkpointing: bool = False,
+        keep_input_tokens: bool = False,
     ) -> None:
         super().__init__()
+        self.keep_input_tokens = keep_input_tokens
         self.scene_tokens = nn.Parameter(torch.randn(num_scene_tokens, dim) * INIT_STD)
         self.transformer = Transformer(
             dim, depth, num_heads, mlp_ratio, qk_norm, grad_checkpointing=grad_checkpointing
@@ -45,7 +48,8 @@ class SceneReconstructor(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         n = self.scene_tokens.shape[0]
         scene = self.scene_tokens.unsqueeze(0).expand(tokens.shape[0], -1, -1)
-        return self.transformer(torch.cat((scene, tokens), dim=1))[:, :n]
+        out = self.transformer(torch.cat((scene, tokens), dim=1))
+        return out if self.keep_input_tokens else out[:, :n]
 
 
 class RayDecoder(nn.Module):

@@ -33,6 +33,7 @@ class LVSM(nn.Module):
             cfg.mlp_ratio,
             cfg.qk_norm,
             cfg.grad_checkpointing,
+            cfg.keep_input_tokens,
         )
         self.decoder = RayDecoder(
             cfg.dim,

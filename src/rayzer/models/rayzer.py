@@ -175,6 +175,7 @@ class RayZer(nn.Module):
             cfg.mlp_ratio,
             cfg.qk_norm,
             cfg.grad_checkpointing,
+            cfg.keep_input_tokens,
         )
         self.decoder = RayDecoder(
             d,
