@@ -201,6 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     synth_parser = bench.add_parser("synth", help="synthetic clip generation time on one core")
     synth_bench.add_arguments(synth_parser)
     synth_parser.set_defaults(func=synth_bench.main)
+
+    from rayzer.bench import quality as quality_bench
+
+    quality_parser = bench.add_parser(
+        "quality",
+        help="train RayZer and the LVSM oracle on one budget, evaluate on held-out scenes",
+        description="Train RayZer and the LVSM oracle for the same wall-clock budget on the "
+        "built-in synthetic scenes (or evaluate existing runs with --skip-train), evaluate both "
+        "with copy-nearest and mean-of-inputs baselines on a fixed held-out test set (even and "
+        "random targets), and write quality.json, quality.md and quality.png.",
+    )
+    quality_bench.add_arguments(quality_parser)
+    quality_parser.set_defaults(func=quality_bench.main)
     return parser
 
 

@@ -1,0 +1,153 @@
+"""`rayzer bench quality` end to end at tiny scale, `--skip-train`, and its helpers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import imageio.v3 as iio
+import pytest
+import torch
+
+from rayzer.bench.quality import check_targets
+from rayzer.bench.run_history import minutes_at, pick_checkpoints
+from rayzer.cli import main
+
+#: Tiny model and 32-px images; the clip length and views stay those of tiny-cpu so the
+#: test set keeps its ≥ 15° rotation check.
+TINY = [
+    "model.dim=32",
+    "model.num_heads=2",
+    "model.cam_layers=1",
+    "model.scene_layers=1",
+    "model.dec_layers=1",
+    "model.num_scene_tokens=8",
+    "model.pos_enc_dim=16",
+    "data.image_size=32",
+    "train.batch_size=2",
+    "train.log_every=5",
+    "train.image_every=0",
+    "train.num_threads=1",
+]
+METHODS = {"rayzer", "lvsm", "copy_nearest", "mean_of_inputs"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
+    out = tmp_path / "bench"
+    args = ["bench", "quality", "--minutes", "0.05", "--test-scenes", "2", "--no-lpips"]
+    args += ["--ckpt-every", "20", "--curve-points", "2", "--out", str(out), *TINY]
+    assert main(args) == 0
+    for name in ("quality.json", "quality.md", "quality.png"):
+        assert (out / name).is_file(), name
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+    result = json.loads((out / "quality.json").read_text())
+    for key in (
+        "benchmark",
+        "family",
+        "config",
+        "overrides",
+        "minutes",
+        "test_set",
+        "training",
+        "results",
+        "targets",
+        "learning_curves",
+        "per_sample",
+        "machine",
+        "wall_time_s",
+    ):
+        assert key in result, key
+    assert result["family"] == "orbit" and result["minutes"] == 0.05
+    ts = result["test_set"]
+    assert ts["num_scenes"] == 2 and len(ts["scenes"]) == 2
+    assert ts["protocols"]["even"]["gt_rel_rot_deg_median"] >= 15.0
+    for protocol in ("even", "random"):
+        res = result["results"][protocol]
+        for metric in ("psnr", "ssim"):
+            assert set(res[metric]) == METHODS
+            assert all(isinstance(v, float) for v in res[metric].values())
+        assert all(v is None for v in res["lpips"].values()) and "disabled" in res["lpips_note"]
+        for key in ("rot_err_deg_median", "trans_dir_err_deg_median", "rot_acc", "auc"):
+            assert key in res["pose"]
+        assert "focal_pred_mean" in res["pose"] and "focal_true_mean" in res["pose"]
+        assert "rot_err_deg_median" in res["identity_pose"]
+        for key in ("noncanonical_spread_deg_median", "pred_rel_rot_deg_median", "focal_spread"):
+            assert key in res["collapse"]
+        assert [t["name"] for t in result["targets"][protocol]] == [
+            "psnr_vs_baselines",
+            "psnr_vs_lvsm",
+            "rotation_error",
+        ]
+        assert all(isinstance(t["pass"], bool) for t in result["targets"][protocol])
+        assert set(result["per_sample"][protocol]) == METHODS
+        assert len(result["per_sample"][protocol]["rayzer"]) == 2
+    for name in ("rayzer", "lvsm"):
+        t = result["training"][name]
+        assert t["step"] >= 1 and t["stopped_by"] in ("time_budget", None)
+        curve = result["learning_curves"][name]
+        assert curve["train"] and all("psnr" in r and "minutes" in r for r in curve["train"])
+        steps = [r["step"] for r in curve["test"]]
+        assert 1 <= len(steps) <= 2 and steps[-1] == t["step"] and steps == sorted(steps)
+    assert result["learning_curves"]["rayzer"]["test"][-1]["rot_err_deg_median"] is not None
+    md = (out / "quality.md").read_text()
+    assert "| even | PSNR (dB) ↑ |" in md and "identity pose" in md
+    assert md.count("PASS") + md.count("FAIL") >= 6
+    png = iio.imread(out / "quality.png")
+    assert png.ndim == 3 and png.shape[0] > 300 and png.shape[1] > 300
+
+    # evaluating the saved runs again reproduces the final numbers
+    again = tmp_path / "again"
+    runs = [str(out / "rayzer"), str(out / "lvsm")]
+    skip = ["bench", "quality", "--skip-train", *runs, "--test-scenes", "2", "--no-lpips"]
+    assert main([*skip, "--curve-points", "1", "--out", str(again)]) == 0
+    second = json.loads((again / "quality.json").read_text())
+    for protocol in ("even", "random"):
+        for m in METHODS:
+            assert second["results"][protocol]["psnr"][m] == pytest.approx(
+                result["results"][protocol]["psnr"][m], abs=1e-5
+            )
+    assert second["training"]["rayzer"]["step"] == result["training"]["rayzer"]["step"]
+
+    capsys.readouterr()
+    swapped = ["bench", "quality", "--skip-train", runs[1], runs[0], "--out", str(tmp_path / "x")]
+    assert main(swapped) == 2
+    assert "expected 'rayzer'" in capsys.readouterr().err
+    assert main([*skip, "model.dim=64", "--out", str(tmp_path / "y")]) == 2
+    assert "not allowed" in capsys.readouterr().err
+    # training into a folder that already holds runs is refused (no silent mixing)
+    assert main(args) == 2
+    assert "already holds checkpoints" in capsys.readouterr().err
+
+
+def test_helpers():
+    ckpts = [Path(f"step_{i:06d}") for i in range(1, 11)]
+    picked = pick_checkpoints(ckpts, 4)
+    assert picked[0] == ckpts[0] and picked[-1] == ckpts[-1] and len(picked) == 4
+    assert pick_checkpoints(ckpts[:3], 8) == ckpts[:3] and pick_checkpoints(ckpts, 0) == []
+
+    # logs at steps 10 and 20, 1 s/step, started at t = 100 → minutes of steps 5, 20, 30
+    recs = [
+        {"step": 10, "time": 110.0, "step_time": 1.0},
+        {"step": 20, "time": 120.0, "step_time": 1.0},
+    ]
+    assert minutes_at(recs, [5, 20, 30]) == pytest.approx([5 / 60, 20 / 60, 30 / 60])
+    assert minutes_at([], [3]) == [None]
+
+    res = {
+        "psnr": {"rayzer": 20.0, "lvsm": 20.5, "copy_nearest": 17.5, "mean_of_inputs": 18.0},
+        "pose": {"rot_err_deg_median": 12.0},
+        "identity_pose": {"rot_err_deg_median": 30.0},
+    }
+    checks = {c["name"]: c for c in check_targets(res)}
+    assert checks["psnr_vs_baselines"]["pass"] and checks["psnr_vs_lvsm"]["pass"]
+    assert not checks["rotation_error"]["pass"] and "12.00°" in checks["rotation_error"]["detail"]
+    res["psnr"]["rayzer"] = 19.9
+    assert not check_targets(res)[0]["pass"]  # 19.9 < 18 + 2
