@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from rayzer.geometry import denormalize_intrinsics, plucker_rays
+from rayzer.models.config import ModelConfig
 from rayzer.nn import PatchEmbed, PatchUnembed, Transformer
 from rayzer.nn.transformer import INIT_STD
 
@@ -45,6 +46,19 @@ class SceneReconstructor(nn.Module):
             dim, depth, num_heads, mlp_ratio, qk_norm, grad_checkpointing=grad_checkpointing
         )
 
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> SceneReconstructor:
+        return cls(
+            cfg.dim,
+            cfg.scene_layers,
+            cfg.num_heads,
+            cfg.num_scene_tokens,
+            cfg.mlp_ratio,
+            cfg.qk_norm,
+            cfg.grad_checkpointing,
+            cfg.keep_input_tokens,
+        )
+
     def forward(self, tokens: Tensor) -> Tensor:
         n = self.scene_tokens.shape[0]
         scene = self.scene_tokens.unsqueeze(0).expand(tokens.shape[0], -1, -1)
@@ -76,6 +90,18 @@ class RayDecoder(nn.Module):
             dim, depth, num_heads, mlp_ratio, qk_norm, grad_checkpointing=grad_checkpointing
         )
         self.unembed = PatchUnembed(dim, patch_size, out_channels=3, activation="sigmoid")
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> RayDecoder:
+        return cls(
+            cfg.dim,
+            cfg.dec_layers,
+            cfg.num_heads,
+            cfg.patch_size,
+            cfg.mlp_ratio,
+            cfg.qk_norm,
+            cfg.grad_checkpointing,
+        )
 
     def forward(self, scene: Tensor, target_rays: Tensor) -> Tensor:
         """scene (B, n, d), target_rays (B, Vt, 6, H, W) → RGB (B, Vt, 3, H, W) in (0, 1)."""

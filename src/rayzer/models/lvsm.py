@@ -25,25 +25,8 @@ class LVSM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.input_embed = PatchEmbed(3 + 6, cfg.patch_size, cfg.dim)
-        self.reconstructor = SceneReconstructor(
-            cfg.dim,
-            cfg.scene_layers,
-            cfg.num_heads,
-            cfg.num_scene_tokens,
-            cfg.mlp_ratio,
-            cfg.qk_norm,
-            cfg.grad_checkpointing,
-            cfg.keep_input_tokens,
-        )
-        self.decoder = RayDecoder(
-            cfg.dim,
-            cfg.dec_layers,
-            cfg.num_heads,
-            cfg.patch_size,
-            cfg.mlp_ratio,
-            cfg.qk_norm,
-            cfg.grad_checkpointing,
-        )
+        self.reconstructor = SceneReconstructor.from_config(cfg)
+        self.decoder = RayDecoder.from_config(cfg)
 
     def reconstruct(self, images: Tensor, c2w: Tensor, K_norm: Tensor) -> Tensor:
         """images (B, Vi, 3, H, W), c2w (B, Vi, 4, 4), K_norm (B, Vi, 4) → scene (B, n, d)."""

@@ -167,25 +167,8 @@ class RayZer(nn.Module):
         )
         for layer in (self.fuse[0], self.fuse[2]):
             nn.init.normal_(layer.weight, std=INIT_STD)
-        self.reconstructor = SceneReconstructor(
-            d,
-            cfg.scene_layers,
-            cfg.num_heads,
-            cfg.num_scene_tokens,
-            cfg.mlp_ratio,
-            cfg.qk_norm,
-            cfg.grad_checkpointing,
-            cfg.keep_input_tokens,
-        )
-        self.decoder = RayDecoder(
-            d,
-            cfg.dec_layers,
-            cfg.num_heads,
-            cfg.patch_size,
-            cfg.mlp_ratio,
-            cfg.qk_norm,
-            cfg.grad_checkpointing,
-        )
+        self.reconstructor = SceneReconstructor.from_config(cfg)
+        self.decoder = RayDecoder.from_config(cfg)
 
     # -- stages -------------------------------------------------------------------------------
 
