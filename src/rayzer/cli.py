@@ -187,6 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="run directory (default: train.out_dir)")
     train.set_defaults(func=_train)
 
+    from rayzer.infer import cli as infer_cli
+
+    infer_parser = sub.add_parser(
+        "infer",
+        help="cameras, renders, novel views and COLMAP / nerfstudio exports for your photos",
+        description=infer_cli.DESCRIPTION,
+    )
+    infer_cli.add_arguments(infer_parser)
+    infer_parser.set_defaults(func=infer_cli.main)
+    serve_parser = sub.add_parser(
+        "serve", help="local web demo (Gradio)", description=infer_cli.SERVE_DESCRIPTION
+    )
+    infer_cli.add_serve_arguments(serve_parser)
+    serve_parser.set_defaults(func=infer_cli.serve_main)
+
     bench = sub.add_parser("bench", help="benchmarks (JSON + Markdown output)").add_subparsers(
         dest="bench_command", required=True
     )

@@ -1,0 +1,141 @@
+"""Arguments and handler of ``rayzer infer`` (registered by :mod:`rayzer.cli`).
+
+Kept free of heavy imports at module level: the CLI parser is built on every ``rayzer`` call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+DESCRIPTION = (
+    "Predict the cameras of 2-64 unposed photos (or video frames) of a static scene, render the "
+    "views back and novel views, and export the cameras for COLMAP, nerfstudio and Gaussian-"
+    "splatting trainers. Views are ordered by natural sort of the file names (video: frame "
+    "order), made upright (EXIF), converted to RGB, scaled to cover the model input and "
+    "centre-cropped. Outputs are written to a temporary folder and moved to --out only when "
+    "complete."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", type=Path, help="folder of images (or with an images/ subfolder)")
+    src.add_argument("--video", type=Path, help="video file (frames evenly spaced over it)")
+    p.add_argument(
+        "--ckpt",
+        type=Path,
+        help="checkpoint dir, its model.safetensors, or a training run dir (default: the "
+        "bundled model)",
+    )
+    p.add_argument("--out", type=Path, help="output folder (default: outputs/infer/<input name>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument(
+        "--size",
+        type=int,
+        help="short side of the model input in pixels, a multiple of the patch size (default: "
+        "the model's training size)",
+    )
+    p.add_argument(
+        "--aspect",
+        choices=["square", "keep"],
+        default="square",
+        help="square: centre-crop to SIZE x SIZE (the training distribution); keep: keep the "
+        "first view's aspect ratio (long side <= 2 x SIZE)",
+    )
+    p.add_argument(
+        "--max-views",
+        type=int,
+        default=24,
+        help="use at most N views (2-64), evenly spaced in capture order (default 24)",
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip undecodable images with a warning instead of failing",
+    )
+    p.add_argument("--path-frames", type=int, default=60, help="novel views along the cameras")
+    p.add_argument("--spiral-frames", type=int, default=60, help="novel views on the spiral")
+    p.add_argument("--fps", type=float, default=24.0, help="frame rate of the novel-view video")
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: its own)")
+    p.add_argument("--quiet", action="store_true", help="no progress output (errors only)")
+
+
+def main(args: argparse.Namespace) -> None:
+    from rayzer.infer.pipeline import InferenceError, run_inference
+
+    logger = logging.getLogger("rayzer.infer")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("rayzer: %(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ValueError(f"--threads must be >= 1, got {args.threads}")
+            import torch
+
+            torch.set_num_threads(args.threads)
+        result = run_inference(
+            images=args.images,
+            video=args.video,
+            ckpt=args.ckpt,
+            out=args.out,
+            device=args.device,
+            size=args.size,
+            aspect=args.aspect,
+            max_views=args.max_views,
+            skip_bad=args.skip_bad,
+            path_frames=args.path_frames,
+            spiral_frames=args.spiral_frames,
+            fps=args.fps,
+            overwrite=args.overwrite,
+            progress=not args.quiet and sys.stderr.isatty(),
+        )
+    except (FileNotFoundError, ValueError):
+        raise
+    except (FileExistsError, InferenceError, OSError) as err:  # reported as a clean error
+        raise ValueError(str(err)) from err
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    s = result.summary
+    t = s["timings_s"]
+    print(
+        f"wrote {result.out}: {s['input']['used']} views at {s['preprocessing']['width']}x"
+        f"{s['preprocessing']['height']}, reconstruction PSNR "
+        f"{s['reconstruction_psnr_db']['mean']} dB, {sum(s['novel_views']['segments'].values())} "
+        f"novel views, {t['total']:.2f} s total "
+        f"(cameras {t['predict_cameras']:.2f} s, renders "
+        f"{t['render_inputs'] + t['render_novel']:.2f} s), peak memory "
+        f"{s['peak_memory_mb']['cpu_rss']} MB"
+    )
+
+
+SERVE_DESCRIPTION = (
+    "A local web demo (Gradio, extra [demo]): upload photos or a video, or pick a built-in "
+    "synthetic example; see the predicted cameras, the novel-view video and the renders, and "
+    "download a zip of all outputs. Listens on 127.0.0.1 by default."
+)
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", type=Path, help="checkpoint (default: the bundled model)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: local)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--frames", type=int, default=48, help="novel views per path segment")
+
+
+def serve_main(args: argparse.Namespace) -> None:
+    from rayzer.infer.serve import serve
+
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be in 1..65535, got {args.port}")
+    if args.frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {args.frames}")
+    serve(args.ckpt, host=args.host, port=args.port, device=args.device, frames=args.frames)

@@ -1,0 +1,247 @@
+"""Everything ``rayzer infer`` writes: the output folder (staged, then moved into place), the
+camera exports, renders, the novel-view video / GIF and the camera-frustum plot.
+
+Output folder layout::
+
+    images/NNN_<name>.png      the input views as the model saw them (H x W)
+    cameras.json               predicted cameras (scene-folder format: OpenCV c2w, pixel K of
+                               images/); per frame also the source file and its intrinsics
+    sparse/0/{cameras,images,points3D}.txt    COLMAP text model (points3D empty)
+    transforms.json            nerfstudio (OpenGL c2w), file paths into images/
+    renders/NNN_<name>.png     the input views rendered back from the latent scene
+    novel_views.mp4 / .gif     the smooth path through the cameras, then the spiral
+    novel_cameras.json         the cameras of every novel-view frame
+    cameras.png                camera-frustum plot
+    summary.json               inputs, model, per-stage timings, peak memory, PSNR
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from rayzer.data.formats.export import write_colmap_text, write_transforms_json
+from rayzer.data.scene_folder import CAMERAS_JSON, write_scene_folder
+from rayzer.infer.predict import Cameras
+
+
+@contextlib.contextmanager
+def staged_output(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Reserve a hidden temporary sibling of ``out``; move it into place when the block
+    completes, delete it when the block raises (so a failed run leaves nothing that looks like
+    output). The yielded path does not exist yet: the first writer creates it.
+
+    Raises:
+        FileExistsError: ``out`` exists and ``overwrite`` is False (checked before and after).
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(
+            f"output folder {out} already exists (pass --overwrite to replace it)"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        yield tmp
+        tmp.mkdir(exist_ok=True)
+        if out.exists():
+            if not overwrite:
+                raise FileExistsError(f"output folder {out} appeared while running")
+            trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(out, trash)
+            os.rename(tmp, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(tmp, out)  # atomic within one file system
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """``(N, 3, H, W)`` float in [0, 1] → ``(N, H, W, 3)`` uint8 (rounded)."""
+    x = images.detach().float().clamp(0, 1).mul(255).add(0.5).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def write_exports(
+    folder: Path,
+    images: np.ndarray,
+    names: Sequence[str],
+    cameras: Cameras,
+    meta: dict[str, Any] | None = None,
+    frame_extras: Sequence[dict[str, Any]] | None = None,
+    scene: str | None = None,
+) -> list[str]:
+    """Write the scene folder (``images/`` + ``cameras.json``), the COLMAP text model and
+    ``transforms.json`` for ``(V, H, W, 3)`` uint8 ``images`` and their cameras.
+
+    ``folder`` must not exist yet (it is created atomically by the scene-folder writer);
+    ``scene`` names the scene in ``cameras.json``. Returns the relative paths written.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    write_scene_folder(
+        folder,
+        x,
+        cameras.c2w.double(),
+        cameras.K.double(),
+        names=names,
+        scene=scene,
+        meta=meta,
+    )
+    if frame_extras is not None:  # per-frame provenance beside the scene-folder keys
+        doc = json.loads((folder / CAMERAS_JSON).read_text())
+        for frame, extra in zip(doc["frames"], frame_extras):
+            for key, value in extra.items():
+                frame.setdefault(key, value)
+        (folder / CAMERAS_JSON).write_text(json.dumps(doc, indent=1, allow_nan=False))
+    files = [f"{n}.png" for n in names]
+    size = (cameras.width, cameras.height)
+    write_colmap_text(folder / "sparse" / "0", files, cameras.c2w, cameras.K, size)
+    write_transforms_json(
+        folder / "transforms.json",
+        [f"images/{f}" for f in files],
+        cameras.c2w,
+        cameras.K,
+        size,
+        extra={"generator": "rayzer infer (predicted cameras)"},
+    )
+    return [
+        "images/",
+        CAMERAS_JSON,
+        "sparse/0/cameras.txt",
+        "sparse/0/images.txt",
+        "sparse/0/points3D.txt",
+        "transforms.json",
+    ]
+
+
+def write_pngs(folder: Path, frames: np.ndarray, names: Sequence[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame, name in zip(frames, names):
+        Image.fromarray(frame).save(folder / f"{name}.png")
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
+    """H.264 / yuv420p MP4 (plays in browsers) with the ffmpeg bundled by imageio-ffmpeg."""
+    import imageio_ffmpeg
+
+    _, h, w, _ = frames.shape
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (w, h),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        quality=8,
+        macro_block_size=2,  # yuv420p needs even sizes; ours are multiples of the patch size
+        ffmpeg_log_level="error",
+    )
+    writer.send(None)
+    try:
+        for frame in frames:
+            writer.send(np.ascontiguousarray(frame))
+    finally:
+        writer.close()
+
+
+def write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
+    """Looping GIF (Pillow), one palette per frame."""
+    imgs = [Image.fromarray(f) for f in frames]
+    imgs[0].save(
+        path,
+        save_all=True,
+        append_images=imgs[1:],
+        duration=max(20, round(1000 / fps)),
+        loop=0,
+        optimize=False,
+    )
+
+
+def cameras_json(cameras: Cameras, kind: Sequence[str]) -> dict[str, Any]:
+    """The cameras of the novel-view frames as JSON (scene-folder keys, no image files)."""
+    frames = []
+    for i in range(len(cameras)):
+        fx, fy, cx, cy = (float(v) for v in cameras.K[i])
+        frames.append(
+            {
+                "frame": i,
+                "path": kind[i],
+                "width": cameras.width,
+                "height": cameras.height,
+                "fx": fx,
+                "fy": fy,
+                "cx": cx,
+                "cy": cy,
+                "c2w": cameras.c2w[i].double().tolist(),
+            }
+        )
+    return {"convention": "OpenCV c2w, pixel intrinsics (see cameras.json)", "frames": frames}
+
+
+def plot_cameras(
+    path: Path,
+    cameras: Cameras,
+    novel: Sequence[Cameras] = (),
+    title: str | None = None,
+) -> None:
+    """Camera-frustum plot (matplotlib 3-D): one pyramid per view coloured by capture order,
+    the canonical view in red, novel-view paths as lines. Drawn with the canonical camera's
+    "up" (−y) pointing up."""
+    # A bare Figure (no pyplot): no global backend state, safe inside a server.
+    import matplotlib
+    from matplotlib.figure import Figure
+    from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3-D projection)
+
+    c2w = cameras.c2w.double().numpy()
+    centres = c2w[:, :3, 3]
+    V = len(cameras)
+    spread = np.linalg.norm(centres - centres.mean(0), axis=1).max() if V > 1 else 0.0
+    extent = max(spread, 1e-3)
+    depth = 0.3 * extent if spread > 1e-6 else 0.1
+    fx, fy, cx, cy = cameras.K[0].double().tolist()
+    W, H = cameras.width, cameras.height
+    corners_px = [(0, 0), (W, 0), (W, H), (0, H)]
+    corners_cam = np.array([[(u - cx) / fx, (v - cy) / fy, 1.0] for u, v in corners_px]) * depth
+
+    def view(p: np.ndarray) -> np.ndarray:  # world (x, y, z) -> plot (x, z, -y)
+        return np.stack((p[..., 0], p[..., 2], -p[..., 1]), axis=-1)
+
+    fig = Figure(figsize=(6.4, 6.4), dpi=100)
+    ax = fig.add_subplot(projection="3d")
+    cmap = matplotlib.colormaps["viridis"]
+    canonical = cameras.canonical
+    for i in range(V):
+        color = "red" if i == canonical else cmap(i / max(V - 1, 1))
+        apex = view(c2w[i, :3, 3])
+        pts = view(corners_cam @ c2w[i, :3, :3].T + c2w[i, :3, 3])
+        for p in pts:
+            ax.plot(*zip(apex, p), color=color, linewidth=1.0)
+        loop = np.vstack((pts, pts[:1]))
+        ax.plot(loop[:, 0], loop[:, 1], loop[:, 2], color=color, linewidth=1.5)
+    for cams, style in zip(novel, ("--", ":")):
+        p = view(cams.c2w[:, :3, 3].double().numpy())
+        ax.plot(p[:, 0], p[:, 1], p[:, 2], style, color="gray", linewidth=1.0)
+    allp = view(np.vstack([centres] + [c.c2w[:, :3, 3].double().numpy() for c in novel]))
+    mid = allp.mean(0)
+    half = max(np.abs(allp - mid).max(), depth) * 1.2
+    ax.set_xlim(mid[0] - half, mid[0] + half)
+    ax.set_ylim(mid[1] - half, mid[1] + half)
+    ax.set_zlim(mid[2] - half, mid[2] + half)
+    ax.set_box_aspect((1, 1, 1))
+    ax.set_xlabel("x")
+    ax.set_ylabel("z (forward)")
+    ax.set_zlabel("-y (up)")
+    ax.set_title(title or f"{V} predicted cameras (red: canonical)")
+    fig.tight_layout()
+    fig.savefig(path)

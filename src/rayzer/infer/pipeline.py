@@ -1,0 +1,362 @@
+"""``rayzer infer``: photos or a video in; cameras, exports, renders and novel views out.
+
+Stages (each timed in ``summary.json``): load the model → load and fit the views
+(:mod:`rayzer.infer.images`) → predict cameras → build the latent scene from all views → render
+the views back (reconstruction PSNR, a sanity figure, not a novel-view score) → render the
+novel views (smooth path through the cameras, then a spiral around the canonical view) → write
+the exports, renders, video/GIF and plot into a staged folder that is moved into place only
+when everything succeeded (:func:`rayzer.infer.outputs.staged_output`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import rayzer
+from rayzer.eval.image_metrics import psnr
+from rayzer.infer.images import (
+    PreparedViews,
+    find_image_files,
+    load_image_folder,
+    load_video_frames,
+)
+from rayzer.infer.model import LoadedModel, load_model, resolve_device
+from rayzer.infer.outputs import (
+    cameras_json,
+    plot_cameras,
+    staged_output,
+    to_uint8,
+    write_exports,
+    write_gif,
+    write_mp4,
+    write_pngs,
+)
+from rayzer.infer.predict import Cameras, as_images, build_scene, predict_cameras, render_scene
+from rayzer.infer.trajectory import path_through, spiral_around
+
+log = logging.getLogger("rayzer.infer")
+
+DEFAULT_MAX_VIEWS = 24
+SCALE_NOTE = (
+    "Cameras are predicted from the images alone, relative to the canonical (middle) view, whose "
+    "camera is the identity; the global scale of the translations is arbitrary."
+)
+
+
+class InferenceError(RuntimeError):
+    """A stage failed for a reason other than bad input (e.g. out of memory)."""
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process so far (MB), or None where unsupported."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / 2**20 if sys.platform == "darwin" else peak / 1024, 1)
+
+
+class StageTimer:
+    """Wall-clock time and peak memory after each named stage."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = {}
+        self.peak_rss_mb: dict[str, float | None] = {}
+        self.start = time.perf_counter()
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        log.info("%s ...", name.replace("_", " "))
+        self._sync()
+        t0 = time.perf_counter()
+        try:
+            yield
+        except (RuntimeError, MemoryError) as err:
+            if isinstance(err, InferenceError):
+                raise
+            raise InferenceError(f"stage {name!r} failed: {type(err).__name__}: {err}") from err
+        self._sync()
+        self.seconds[name] = round(time.perf_counter() - t0, 4)
+        self.peak_rss_mb[name] = peak_rss_mb()
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self.start, 4)
+
+
+@dataclass
+class InferenceResult:
+    """What :func:`run_inference` produced: the output folder, its summary and the cameras."""
+
+    out: Path
+    summary: dict[str, Any]
+    cameras: Cameras
+    views: PreparedViews
+
+
+def _check_counts(path_frames: int, spiral_frames: int, fps: float, chunk: int) -> None:
+    if path_frames < 0 or spiral_frames < 0:
+        raise ValueError("--path-frames and --spiral-frames must be >= 0")
+    if path_frames + spiral_frames > 10_000:
+        raise ValueError("at most 10000 novel-view frames")
+    if not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(f"--fps must be a positive number, got {fps}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+
+
+def default_output(images: str | Path | None, video: str | Path | None) -> Path:
+    """``outputs/infer/<input folder or video name>``."""
+    src = Path(images if images is not None else video)  # type: ignore[arg-type]
+    return Path("outputs") / "infer" / (src.resolve().stem or "capture")
+
+
+def run_inference(
+    images: str | Path | None = None,
+    video: str | Path | None = None,
+    *,
+    ckpt: str | Path | None = None,
+    model: LoadedModel | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    size: int | None = None,
+    aspect: str = "square",
+    max_views: int = DEFAULT_MAX_VIEWS,
+    skip_bad: bool = False,
+    path_frames: int = 60,
+    spiral_frames: int = 60,
+    fps: float = 24.0,
+    chunk: int = 8,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> InferenceResult:
+    """Run the whole inference pipeline on an image folder or a video (see module doc).
+
+    Args:
+        images / video: exactly one source: a folder of images (or with an ``images/``
+            subfolder) or a video file.
+        ckpt: checkpoint (default: the bundled model); or ``model``: an already loaded one.
+        out: output folder (default ``outputs/infer/<source name>``); must not exist unless
+            ``overwrite``.
+        device: ``auto`` | ``cpu`` | ``cuda``.
+        size: short side of the model input (default: the model's training size); ``aspect``:
+            ``square`` or ``keep`` (see :mod:`rayzer.infer.images`).
+        max_views: keep at most this many views, evenly spaced (2..64).
+        skip_bad: skip undecodable images with a warning instead of failing.
+        path_frames, spiral_frames, fps: novel-view video (0 frames disables a segment).
+        chunk: views rendered per forward pass (bounds memory).
+        progress: show progress bars on the rendering stages.
+    Raises:
+        FileNotFoundError / ValueError: bad input, options or checkpoint (the message names the
+            file and the problem); FileExistsError: ``out`` exists; InferenceError: a stage
+            failed otherwise. Nothing is left at ``out`` after a failure.
+    """
+    if (images is None) == (video is None):
+        raise ValueError("give exactly one input: --images DIR or --video FILE")
+    _check_counts(path_frames, spiral_frames, fps, chunk)
+    out = Path(out) if out is not None else default_output(images, video)
+    if out.exists() and not overwrite:  # fail before any work
+        raise FileExistsError(
+            f"output folder {out} already exists (pass --overwrite to replace it)"
+        )
+    # Cheap input checks first, so a wrong path is reported before any model question.
+    if images is not None:
+        find_image_files(images)
+    elif not Path(video).is_file():  # type: ignore[arg-type]
+        raise FileNotFoundError(f"video file not found: {video}")
+    dev = resolve_device(device) if model is None else model.device
+    timer = StageTimer(dev)
+
+    with timer.stage("load_model"):
+        if model is None:
+            model = load_model(ckpt, dev)
+    in_size = int(size) if size is not None else model.image_size
+
+    with timer.stage("load_images"):
+        if images is not None:
+            views = load_image_folder(
+                images, in_size, model.patch_size, aspect, max_views, skip_bad
+            )
+        else:
+            views = load_video_frames(video, in_size, model.patch_size, aspect, max_views)
+        x = as_images(views, model)
+    for note in views.notes:
+        log.info("note: %s", note)
+    H, W = views.height, views.width
+
+    with timer.stage("predict_cameras"):
+        cams = predict_cameras(model, x)
+    with timer.stage("reconstruct"):
+        scene = build_scene(model, x, cams)
+    with timer.stage("render_inputs"):
+        renders = render_scene(model, scene, cams, chunk, progress, desc="render inputs")
+        view_psnr = psnr(renders, x).tolist()
+    with timer.stage("render_novel"):
+        segments: list[tuple[str, Cameras]] = []
+        if path_frames:
+            segments.append(("path", path_through(cams, path_frames)))
+        spiral_info = None
+        if spiral_frames:
+            spiral, spiral_info = spiral_around(cams, spiral_frames)
+            segments.append(("spiral", spiral))
+        novel_frames = [
+            to_uint8(render_scene(model, scene, c, chunk, progress, desc=f"render {kind}"))
+            for kind, c in segments
+        ]
+    del scene
+
+    source_K = [v.source_intrinsics(cams.K[i].tolist(), (W, H)) for i, v in enumerate(views.views)]
+    frame_extras = [
+        {
+            "source_file": v.source,
+            "source_width": v.source_size[0],
+            "source_height": v.source_size[1],
+            "source_intrinsics": dict(zip(("fx", "fy", "cx", "cy"), source_K[i])),
+            "crop_box": list(v.box),
+            "reconstruction_psnr": _finite(view_psnr[i]),
+        }
+        for i, v in enumerate(views.views)
+    ]
+    meta = {
+        "source_format": "rayzer-infer",
+        "predicted_by": str(model.checkpoint) if model.checkpoint else "in-memory model",
+        "canonical_view": cams.canonical,
+        "note": SCALE_NOTE,
+    }
+    with staged_output(out, overwrite) as tmp:
+        with timer.stage("write_exports"):
+            written = write_exports(
+                tmp, views.images, views.names, cams, meta, frame_extras, scene=out.name
+            )
+            write_pngs(tmp / "renders", to_uint8(renders), views.names)
+            written.append("renders/")
+        with timer.stage("write_video"):
+            if novel_frames:
+                frames = np.concatenate(novel_frames)
+                write_mp4(tmp / "novel_views.mp4", frames, fps)
+                write_gif(tmp / "novel_views.gif", frames, fps)
+                kinds = [k for (k, c) in segments for _ in range(len(c))]
+                all_novel = Cameras(
+                    torch.cat([c.c2w for _, c in segments]),
+                    torch.cat([c.K for _, c in segments]),
+                    H,
+                    W,
+                )
+                (tmp / "novel_cameras.json").write_text(
+                    json.dumps(cameras_json(all_novel, kinds), indent=1) + "\n"
+                )
+                written += ["novel_views.mp4", "novel_views.gif", "novel_cameras.json"]
+        with timer.stage("plot"):
+            plot_cameras(tmp / "cameras.png", cams, [c for _, c in segments])
+            written.append("cameras.png")
+        summary = _summary(
+            views, model, cams, view_psnr, segments, spiral_info, fps, aspect, timer, written
+        )
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    return InferenceResult(out=out, summary=summary, cameras=cams, views=views)
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 4) if math.isfinite(x) else None
+
+
+def _summary(
+    views: PreparedViews,
+    model: LoadedModel,
+    cams: Cameras,
+    view_psnr: list[float],
+    segments: list[tuple[str, Cameras]],
+    spiral_info: Any,
+    fps: float,
+    aspect: str,
+    timer: StageTimer,
+    written: list[str],
+) -> dict[str, Any]:
+    H, W = views.height, views.width
+    fx, fy = float(cams.K[0, 0]), float(cams.K[0, 1])
+    seconds = dict(timer.seconds)
+    seconds["total"] = timer.total()
+    cuda_peak = None
+    if model.device.type == "cuda":
+        cuda_peak = round(torch.cuda.max_memory_allocated(model.device) / 2**20, 1)
+    finite_psnr = [p for p in view_psnr if math.isfinite(p)]
+    return {
+        "rayzer_version": rayzer.__version__,
+        "input": {
+            "kind": views.kind,
+            "source": views.source,
+            "found": views.found,
+            "used": len(views),
+            "files": [v.source for v in views.views],
+            "skipped": views.skipped,
+            "notes": views.notes,
+        },
+        "preprocessing": {
+            "height": H,
+            "width": W,
+            "aspect": aspect,
+            "policy": "EXIF-upright 8-bit RGB (alpha over white); scaled to cover HxW "
+            "(antialiased), centre-cropped; see rayzer.infer.images",
+        },
+        "model": {
+            "checkpoint": str(model.checkpoint) if model.checkpoint else None,
+            "bundled": model.bundled,
+            "step": model.step,
+            "parameters": model.num_parameters,
+            "training_image_size": model.image_size,
+            "patch_size": model.patch_size,
+        },
+        "device": str(model.device),
+        "torch_threads": torch.get_num_threads(),
+        "cameras": {
+            "views": len(cams),
+            "canonical_view": cams.canonical,
+            "fx_px": fx,
+            "fy_px": fy,
+            "fov_x_deg": math.degrees(2 * math.atan(W / (2 * fx))),
+            "fov_y_deg": math.degrees(2 * math.atan(H / (2 * fy))),
+            "max_distance_from_canonical": float(
+                (cams.c2w[:, :3, 3] - cams.c2w[cams.canonical or 0, :3, 3]).norm(dim=-1).max()
+            ),
+            "note": SCALE_NOTE,
+        },
+        "reconstruction_psnr_db": {
+            "mean": _finite(sum(finite_psnr) / len(finite_psnr)) if finite_psnr else None,
+            "per_view": {v.name: _finite(p) for v, p in zip(views.views, view_psnr)},
+            "note": "input views rendered back from the latent scene built from all of them "
+            "(a sanity figure, not a novel-view score)",
+        },
+        "novel_views": {
+            "segments": {kind: len(c) for kind, c in segments},
+            "fps": fps,
+            "spiral_radius": spiral_info.radius if spiral_info else None,
+            "spiral_focus_depth": spiral_info.focus_depth if spiral_info else None,
+            "spiral_focus_from_converging_axes": spiral_info.focus_from_axes
+            if spiral_info
+            else None,
+        },
+        "timings_s": seconds,
+        "peak_memory_mb": {
+            "cpu_rss": peak_rss_mb(),
+            "cpu_rss_after_stage": timer.peak_rss_mb,
+            "cuda_allocated": cuda_peak,
+        },
+        "outputs": [*written, "summary.json"],
+    }
