@@ -145,13 +145,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s", file=sys.stderr)
 
     common = ["--device", device, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    # Paper-scale configs: batch 1 and fewer timed steps (a step takes minutes on a CPU).
+    paper = ["--device", device, "--steps", str(args.paper_steps), "--warmup", "1", "--batch", "1"]
     rows: list[dict[str, Any]] = []
     for preset in args.configs:
-        extra = ["--batch", "1"] if preset != args.configs[0] else []
+        extra = common if preset == args.configs[0] else paper
         if preset != args.configs[0] and args.paper_views:
-            extra += ["--views", str(args.paper_views)]
+            extra = [*extra, "--views", str(args.paper_views)]
         print(f"timing {preset} …", file=sys.stderr)
-        rows.append({"section": "configs", **_run_isolated(["--preset", preset, *common, *extra])})
+        rows.append({"section": "configs", **_run_isolated(["--preset", preset, *extra])})
     for v in args.scaling_views:
         print(f"timing {args.configs[0]} with {v} views …", file=sys.stderr)
         rows.append(
@@ -205,6 +207,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="views for the non-first configs (default: preset)",
     )
     parser.add_argument("--steps", type=int, default=3, help="timed steps per row (median)")
+    parser.add_argument(
+        "--paper-steps", type=int, default=1, help="timed steps of the paper-scale configs"
+    )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--out", type=Path, default=None, help="folder for speed.json / speed.md")
