@@ -155,3 +155,16 @@ def test_keep_input_tokens_extends_the_scene(tiny_cfg):
     assert out.render.shape == (1, 1, 3, 16, 16)
     with pytest.raises(ValueError, match="num_scene_tokens"):
         dataclasses.replace(tiny_cfg, num_scene_tokens=0)
+
+
+def test_pair_canonical_tokenizer_sees_the_canonical_view(tiny_cfg):
+    model = RayZer(dataclasses.replace(tiny_cfg, cam_pair_canonical=True)).eval()
+    images = torch.rand(1, 5, 3, 16, 16)
+    base = model.predict_cameras(images).tokens
+    changed = images.clone()
+    changed[:, 2] = torch.rand(3, 16, 16)  # the canonical view (5 // 2)
+    # every view's camera token depends on the canonical image through its own pair tokens
+    assert not torch.allclose(model.predict_cameras(changed).tokens, base)
+    out = model(images, [0, 2, 4], [1, 3])
+    assert out.render.shape == (1, 2, 3, 16, 16)
+    torch.testing.assert_close(out.cameras.c2w[:, 2], torch.eye(4).unsqueeze(0))

@@ -35,6 +35,11 @@ class ModelConfig:
         focal_head_init_std: std of the last focal-head layer.
         learn_focal: predict the shared focal; False holds it at ``focal_init`` (a lever against
             the focal turning into a per-clip latent code).
+        cam_pair_canonical: the camera estimator tokenizes each view's patches together with
+            the canonical view's patches at the same place (channel concat, 6 × p × p inputs),
+            so every token sees local motion relative to the canonical view. A lever for
+            small budgets (the paper tokenizes single images); the scene reconstructor still
+            sees raw single-view tokens.
         grad_checkpointing: recompute block activations in backward.
     """
 
@@ -55,6 +60,7 @@ class ModelConfig:
     pose_head_init_std: float = 1e-3
     focal_head_init_std: float = 1e-3
     learn_focal: bool = True
+    cam_pair_canonical: bool = False
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:

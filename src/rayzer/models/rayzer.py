@@ -160,6 +160,8 @@ class RayZer(nn.Module):
         d = cfg.dim
         self.tokenizer = ImageTokenizer(cfg)
         self.camera_estimator = CameraEstimator(cfg)
+        # Optional pair tokenizer of the camera estimator: [view ‖ canonical view] patches.
+        self.pair_patch = PatchEmbed(6, cfg.patch_size, cfg.dim) if cfg.cam_pair_canonical else None
         self.input_ray_embed = PatchEmbed(6, cfg.patch_size, d)
         # 2-layer MLP fusing [raw image token ‖ ray token] of each input patch (DESIGN §2).
         self.fuse = nn.Sequential(
@@ -191,9 +193,17 @@ class RayZer(nn.Module):
         self._check_images(images)
         b, v, _, h, w = images.shape
         positions = self._positions(b, v, images.device)
-        tokens = self.tokenizer(images, positions)
+        canonical = v // 2
+        if self.pair_patch is not None:
+            pairs = torch.cat((images, images[:, canonical : canonical + 1].expand_as(images)), 2)
+            p = self.cfg.patch_size
+            tokens = self.pair_patch(pairs) + self.tokenizer.position.patch_embedding(
+                positions, h // p, w // p
+            )
+        else:
+            tokens = self.tokenizer(images, positions)
         index_emb = self.tokenizer.position.index_embedding(positions)
-        return self.camera_estimator(tokens, index_emb, h, w, canonical=v // 2)
+        return self.camera_estimator(tokens, index_emb, h, w, canonical=canonical)
 
     def reconstruct(
         self, images: Tensor, c2w: Tensor, K_norm: Tensor, view_positions: Tensor | None = None
