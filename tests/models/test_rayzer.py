@@ -158,13 +158,20 @@ def test_keep_input_tokens_extends_the_scene(tiny_cfg):
 
 
 def test_pair_canonical_tokenizer_sees_the_canonical_view(tiny_cfg):
-    model = RayZer(dataclasses.replace(tiny_cfg, cam_pair_canonical=True)).eval()
     images = torch.rand(1, 5, 3, 16, 16)
-    base = model.predict_cameras(images).tokens
     changed = images.clone()
     changed[:, 2] = torch.rand(3, 16, 16)  # the canonical view (5 // 2)
-    # every view's camera token depends on the canonical image through its own pair tokens
-    assert not torch.allclose(model.predict_cameras(changed).tokens, base)
+    pos = torch.arange(5).unsqueeze(0)
+    single = RayZer(tiny_cfg)
+    # single-view tokens of view 0 ignore the canonical image …
+    torch.testing.assert_close(
+        single.camera_input_tokens(images, pos)[:, 0],
+        single.camera_input_tokens(changed, pos)[:, 0],
+    )
+    # … pair tokens of view 0 already see it, before any attention
+    model = RayZer(dataclasses.replace(tiny_cfg, cam_pair_canonical=True)).eval()
+    a, b = model.camera_input_tokens(images, pos), model.camera_input_tokens(changed, pos)
+    assert not torch.allclose(a[:, 0], b[:, 0])
     out = model(images, [0, 2, 4], [1, 3])
     assert out.render.shape == (1, 2, 3, 16, 16)
     torch.testing.assert_close(out.cameras.c2w[:, 2], torch.eye(4).unsqueeze(0))

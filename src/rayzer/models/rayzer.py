@@ -193,17 +193,22 @@ class RayZer(nn.Module):
         self._check_images(images)
         b, v, _, h, w = images.shape
         positions = self._positions(b, v, images.device)
-        canonical = v // 2
-        if self.pair_patch is not None:
-            pairs = torch.cat((images, images[:, canonical : canonical + 1].expand_as(images)), 2)
-            p = self.cfg.patch_size
-            tokens = self.pair_patch(pairs) + self.tokenizer.position.patch_embedding(
-                positions, h // p, w // p
-            )
-        else:
-            tokens = self.tokenizer(images, positions)
+        tokens = self.camera_input_tokens(images, positions)
         index_emb = self.tokenizer.position.index_embedding(positions)
-        return self.camera_estimator(tokens, index_emb, h, w, canonical=canonical)
+        return self.camera_estimator(tokens, index_emb, h, w, canonical=v // 2)
+
+    def camera_input_tokens(self, images: Tensor, positions: Tensor) -> Tensor:
+        """Image tokens (B, V, N, d) the camera estimator reads: single-view patches, or
+        [view ‖ canonical view] patches with ``cam_pair_canonical``."""
+        if self.pair_patch is None:
+            return self.tokenizer(images, positions)
+        c = images.shape[1] // 2
+        h, w = images.shape[-2:]
+        p = self.cfg.patch_size
+        pairs = torch.cat((images, images[:, c : c + 1].expand_as(images)), dim=2)
+        return self.pair_patch(pairs) + self.tokenizer.position.patch_embedding(
+            positions, h // p, w // p
+        )
 
     def reconstruct(
         self, images: Tensor, c2w: Tensor, K_norm: Tensor, view_positions: Tensor | None = None
