@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 
@@ -290,3 +291,13 @@ def test_frame_subset_matches_the_full_clip():
     torch.testing.assert_close(sub.depth, full.depth[[1, 4, 11]])
     with pytest.raises(ValueError, match="frames must lie"):
         render_clip(5, cfg, frames=[12])
+
+
+def test_backdrop_knobs_change_the_orbit_backdrop_only():
+    base = SynthConfig(family="orbit", frames=4, height=24, width=24)
+    detailed = dataclasses.replace(base, dome_tile=(0.04, 0.1), backdrop_textures="colour_photo")
+    a, b = render_clip(7, base), render_clip(7, detailed)
+    torch.testing.assert_close(a.c2w, b.c2w)  # same cameras and scene layout …
+    assert not torch.allclose(a.images, b.images)  # … other backdrop
+    with pytest.raises(ValueError, match="backdrop_textures"):
+        render_clip(7, dataclasses.replace(base, backdrop_textures="neon"))

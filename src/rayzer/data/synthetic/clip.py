@@ -76,6 +76,11 @@ class SynthConfig:
         walk_sideways_prob: probability of a sideways (crab) walk instead of a forward walk.
         background: orbit only: ``"dome"`` (textured environment sphere, finite depth
             everywhere) or ``"plain"`` (uniform colour, depth = +inf on background pixels).
+        dome_tile: orbit only: range of the dome's texture tile size as a fraction of its
+            radius (large tiles = a nearly plain sky; small tiles = a detailed backdrop).
+        backdrop_textures: orbit only: ``"mixed"`` (ground: grey photos / procedural patterns,
+            dome: any) or ``"colour_photo"`` (both from the colour photographs). Plain or
+            radially regular backdrops make the orbit angle visible only through the objects.
     """
 
     family: str = "orbit"
@@ -93,6 +98,8 @@ class SynthConfig:
     walk_yaw_deg: float = 1.0
     walk_sideways_prob: float = 0.3
     background: str = "dome"
+    dome_tile: tuple[float, float] = (0.3, 0.8)
+    backdrop_textures: str = "mixed"
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
@@ -116,6 +123,11 @@ class SynthConfig:
         _check_range("walk_step", self.walk_step, 0.0, 1.0)
         if not 0 <= self.walk_sideways_prob <= 1:
             raise ValueError(f"walk_sideways_prob must be in [0, 1], got {self.walk_sideways_prob}")
+        _check_range("dome_tile", self.dome_tile, 0.001, 10.0)
+        if self.backdrop_textures not in ("mixed", "colour_photo"):
+            raise ValueError(
+                f"backdrop_textures must be 'mixed' or 'colour_photo', got {self.backdrop_textures!r}"
+            )
         if self.background not in ("dome", "plain"):
             raise ValueError(f"background must be 'dome' or 'plain', got {self.background!r}")
 
@@ -135,6 +147,8 @@ class SynthConfig:
             walk_yaw_deg=float(self.walk_yaw_deg),
             walk_sideways_prob=float(self.walk_sideways_prob),
             background=self.background,
+            dome_tile=tuple(self.dome_tile),
+            backdrop_textures=self.backdrop_textures,
         )
 
 

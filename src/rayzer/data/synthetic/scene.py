@@ -44,6 +44,8 @@ class FamilyParams:
     walk_yaw_deg: float
     walk_sideways_prob: float
     background: str
+    dome_tile: tuple[float, float] = (0.3, 0.8)
+    backdrop_textures: str = "mixed"
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,6 +129,11 @@ def random_material(
 
 
 ANY_TEXTURE = {"colour_photo": 0.3, "grey_photo": 0.3, "procedural": 0.4}
+
+
+def _backdrop_kinds(p: FamilyParams, default: dict[str, float]) -> dict[str, float]:
+    """Texture kinds of the orbit ground and dome: the family default, or colour photos only."""
+    return {"colour_photo": 1.0} if p.backdrop_textures == "colour_photo" else default
 
 
 def _yaw(angle: float) -> np.ndarray:
@@ -245,7 +252,12 @@ def sample_orbit(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
         np.inf,
         np.inf,
         random_material(
-            rng, bank, (0.5, 1.5), ts, {"grey_photo": 0.5, "procedural": 0.5}, casts_shadow=False
+            rng,
+            bank,
+            (0.5, 1.5),
+            ts,
+            _backdrop_kinds(p, {"grey_photo": 0.5, "procedural": 0.5}),
+            casts_shadow=False,
         ),
     )
     prims.append(ground)
@@ -254,9 +266,9 @@ def sample_orbit(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
         dome_mat = random_material(
             rng,
             bank,
-            (0.3 * dome_r, 0.8 * dome_r),
+            (p.dome_tile[0] * dome_r, p.dome_tile[1] * dome_r),
             1.0,
-            ANY_TEXTURE,
+            _backdrop_kinds(p, ANY_TEXTURE),
             emissive=True,
             casts_shadow=False,
         )
