@@ -175,3 +175,11 @@ def test_pair_canonical_tokenizer_sees_the_canonical_view(tiny_cfg):
     out = model(images, [0, 2, 4], [1, 3])
     assert out.render.shape == (1, 2, 3, 16, 16)
     torch.testing.assert_close(out.cameras.c2w[:, 2], torch.eye(4).unsqueeze(0))
+
+
+def test_alternating_camera_attention(tiny_cfg):
+    cfg = dataclasses.replace(tiny_cfg, cam_attention="alternating", cam_layers=2)
+    out = RayZer(cfg)(torch.rand(2, 5, 3, 16, 16), [0, 2, 4], [1, 3])
+    assert out.cameras.c2w.shape == (2, 5, 4, 4)
+    with pytest.raises(ValueError, match="cam_attention"):
+        dataclasses.replace(tiny_cfg, cam_attention="local")

@@ -40,6 +40,8 @@ class ModelConfig:
             so every token sees local motion relative to the canonical view. A lever for
             small budgets (the paper tokenizes single images); the scene reconstructor still
             sees raw single-view tokens.
+        cam_attention: ``"global"`` (the paper: every camera-estimator layer attends across all
+            views) or ``"alternating"`` (even layers within each view, odd layers across views).
         grad_checkpointing: recompute block activations in backward.
     """
 
@@ -61,11 +63,16 @@ class ModelConfig:
     focal_head_init_std: float = 1e-3
     learn_focal: bool = True
     cam_pair_canonical: bool = False
+    cam_attention: str = "global"
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.name not in ("rayzer", "lvsm"):
             raise ValueError(f"model.name must be 'rayzer' or 'lvsm', got {self.name!r}")
+        if self.cam_attention not in ("global", "alternating"):
+            raise ValueError(
+                f"model.cam_attention must be 'global' or 'alternating', got {self.cam_attention!r}"
+            )
         if self.dim % self.num_heads:
             raise ValueError(f"model.dim={self.dim} is not divisible by num_heads={self.num_heads}")
         if self.pos_enc_dim % 4:

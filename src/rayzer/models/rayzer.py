@@ -127,8 +127,12 @@ class CameraEstimator(nn.Module):
         """image_tokens (B, V, N, d), index_embedding (B, V, d) → cameras of all V views."""
         b, v = image_tokens.shape[:2]
         cam = self.cam_token + index_embedding  # (B, V, d)
-        seq = torch.cat((cam, image_tokens.flatten(1, 2)), dim=1)
-        cam = self.transformer(seq)[:, :v]  # (B, V, d)
+        if self.cfg.cam_attention == "alternating":
+            seq = torch.cat((cam.unsqueeze(2), image_tokens), dim=2)  # (B, V, 1 + N, d)
+            cam = self.transformer.forward_alternating(seq)[:, :, 0]
+        else:
+            seq = torch.cat((cam, image_tokens.flatten(1, 2)), dim=1)
+            cam = self.transformer(seq)[:, :v]  # (B, V, d)
 
         pair = torch.cat((cam, cam[:, canonical : canonical + 1].expand(-1, v, -1)), dim=-1)
         delta = self.pose_head(pair)  # (B, V, 9)

@@ -114,11 +114,26 @@ class Transformer(nn.Module):
             nn.init.normal_(block.attn.proj.weight, std=out_std)
             nn.init.normal_(block.mlp.fc2.weight, std=out_std)
 
+    def _run(self, block: TransformerBlock, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, x, attn_mask, use_reentrant=False)
+        return block(x, attn_mask)
+
     def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
         """x: (B, N, d) → (B, N, d)."""
         for block in self.blocks:
-            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, attn_mask, use_reentrant=False)
-            else:
-                x = block(x, attn_mask)
+            x = self._run(block, x, attn_mask)
+        return self.norm(x)
+
+    def forward_alternating(self, x: Tensor) -> Tensor:
+        """Alternating frame / global attention over views (as in VGGT's aggregator).
+
+        x: (B, V, M, d) → (B, V, M, d). Even blocks attend within each view (B·V sequences of
+        M tokens); odd blocks attend across all views (B sequences of V·M tokens). Frame blocks
+        let a view's tokens summarise their own image before views are compared.
+        """
+        b, v, m, d = x.shape
+        for i, block in enumerate(self.blocks):
+            shape = (b * v, m, d) if i % 2 == 0 else (b, v * m, d)
+            x = self._run(block, x.reshape(shape)).reshape(b, v, m, d)
         return self.norm(x)
