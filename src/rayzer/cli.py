@@ -202,6 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     infer_cli.add_serve_arguments(serve_parser)
     serve_parser.set_defaults(func=infer_cli.serve_main)
 
+    from rayzer.eval import cli as eval_cli
+
+    eval_parser = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint: novel views, poses, probing, interpolation, COLMAP",
+        description=eval_cli.DESCRIPTION,
+    )
+    eval_cli.add_arguments(eval_parser)
+    eval_parser.set_defaults(func=eval_cli.main)
+
     bench = sub.add_parser("bench", help="benchmarks (JSON + Markdown output)").add_subparsers(
         dest="bench_command", required=True
     )

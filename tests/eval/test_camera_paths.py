@@ -1,0 +1,165 @@
+"""Target cameras with and without the target images in the camera estimator's context: the
+without path never lets one target influence another, and registers each target correctly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from rayzer.eval.camera_paths import (
+    RayZerWithoutTargetsMethod,
+    apply_similarity,
+    cameras_with_targets,
+    cameras_without_targets,
+    context_cameras,
+)
+from rayzer.eval.novel_view import EvalSample, RayZerMethod, collate
+from rayzer.geometry import align_cameras, look_at, random_rotation
+from rayzer.models import CameraPrediction, ModelConfig, RayZer
+
+H = W = 16
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_rayzer() -> RayZer:
+    cfg = ModelConfig(
+        dim=32,
+        num_heads=2,
+        patch_size=8,
+        cam_layers=1,
+        scene_layers=1,
+        dec_layers=1,
+        num_scene_tokens=8,
+        pos_enc_dim=16,
+    )
+    model = RayZer(cfg).eval()
+    # A freshly initialised pose head predicts ~identity for every view; make it image-sensitive
+    # so that a leak would show up as a clearly different camera.
+    nn.init.normal_(model.camera_estimator.pose_head[2].weight, std=0.5)
+    return model
+
+
+def orbit(v: int) -> torch.Tensor:
+    ang = torch.deg2rad(torch.arange(v, dtype=torch.float64) * 12.0)
+    eye = torch.stack((3 * torch.sin(ang), 0.3 * torch.cos(2 * ang), -3 * torch.cos(ang)), -1)
+    up = torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64).expand(v, 3)
+    return look_at(eye, torch.zeros(v, 3, dtype=torch.float64), up)
+
+
+class GaugeScramblingEstimator:
+    """A fake RayZer camera estimator that returns the TRUE cameras of the views it is shown,
+    each call in a different random similarity gauge (as a real estimator's canonical frame and
+    scale change with its input set). View identity is read from pixel (0, 0)."""
+
+    def __init__(self, gt_c2w: torch.Tensor) -> None:
+        self.gt = gt_c2w
+        self.gen = torch.Generator().manual_seed(1)
+        self.calls: list[list[int]] = []
+
+    def predict_cameras(self, images: torch.Tensor) -> CameraPrediction:
+        b, n = images.shape[:2]
+        ids = (images[:, :, 0, 0, 0] * 100).round().long()  # (B, n)
+        self.calls.append(ids[0].tolist())
+        R = random_rotation(b, generator=self.gen, dtype=torch.float64)
+        s = torch.rand(b, generator=self.gen, dtype=torch.float64) + 0.5
+        t = torch.randn(b, 3, generator=self.gen, dtype=torch.float64)
+        c2w = apply_similarity(self.gt[ids], s, R, t)
+        K_norm = torch.full((b, n, 4), 0.5, dtype=torch.float64)
+        tokens = torch.nn.functional.one_hot(ids, 16).double()
+        return CameraPrediction(c2w=c2w, K_norm=K_norm, tokens=tokens, canonical=n // 2)
+
+
+def tagged_images(v: int) -> torch.Tensor:
+    images = torch.rand(1, v, 3, H, W)
+    images[0, :, 0, 0, 0] = torch.arange(v) / 100.0
+    return images
+
+
+def test_without_targets_registers_every_target_into_one_frame():
+    v = 7
+    gt = orbit(v)
+    fake = GaugeScramblingEstimator(gt)
+    inp, tgt = torch.tensor([0, 3, 6]), torch.tensor([1, 2, 4, 5])
+    cams = cameras_without_targets(fake, tagged_images(v), inp, tgt)  # type: ignore[arg-type]
+
+    # One context-only pass, then one pass per target with the context and that target alone.
+    assert fake.calls[0] == [0, 3, 6]
+    assert [sorted(c) for c in fake.calls[1:]] == [sorted([0, 3, 6, t]) for t in (1, 2, 4, 5)]
+    assert all(c == sorted(c) for c in fake.calls)  # frame order kept
+    # All V cameras are the truth up to ONE similarity (the context-only pass's gauge).
+    aligned, *_ = align_cameras(cams.c2w[0], gt)
+    assert torch.allclose(aligned, gt, atol=1e-9)
+    assert cams.canonical == 3
+    # Tokens: context from the context-only pass, each target's from its own pass.
+    assert cams.tokens[0].argmax(-1).tolist() == list(range(v))
+
+
+def test_without_targets_never_lets_one_target_change_another():
+    model = tiny_rayzer()
+    images = torch.rand(1, 6, 3, H, W)
+    inp, tgt = torch.tensor([0, 2, 5]), torch.tensor([1, 3, 4])
+    changed = images.clone()
+    changed[0, 3] = torch.rand(3, H, W)  # a different image for target view 3
+
+    with torch.no_grad():
+        before = cameras_without_targets(model, images, inp, tgt)
+        after = cameras_without_targets(model, changed, inp, tgt)
+        ctx = context_cameras(model, images, inp)
+    others = [0, 1, 2, 4, 5]
+    assert torch.equal(before.c2w[0, others], after.c2w[0, others])
+    assert torch.equal(before.K_norm[0, others], after.K_norm[0, others])
+    assert (before.c2w[0, 3] - after.c2w[0, 3]).abs().max() > 1e-3  # its own camera does move
+    assert torch.equal(before.c2w[0, inp], ctx.c2w[0])  # context cameras: context images only
+
+    # The paper's path is a different computation: one pass, every camera sees every target.
+    with torch.no_grad():
+        w_before = cameras_with_targets(model, images)
+        w_after = cameras_with_targets(model, changed)
+    moved = (w_before.c2w[0] - w_after.c2w[0]).abs().amax(dim=(-1, -2))
+    canonical = w_before.canonical
+    assert all(moved[i] > 1e-4 for i in range(6) if i != canonical)
+    assert not torch.allclose(w_before.c2w[0, inp], before.c2w[0, inp], atol=1e-3)
+
+
+def test_without_targets_renders_do_not_depend_on_other_targets():
+    model = tiny_rayzer()
+    images = torch.rand(6, 3, H, W)
+    sample = EvalSample(images, torch.tensor([0, 2, 5]), torch.tensor([1, 3, 4]))
+    changed = EvalSample(images.clone(), sample.input_index, sample.target_index)
+    changed.images[3] = torch.rand(3, H, W)
+    with torch.no_grad():
+        r0 = RayZerWithoutTargetsMethod(model)(collate([sample])).render
+        r1 = RayZerWithoutTargetsMethod(model)(collate([changed])).render
+        w0 = RayZerMethod(model)(collate([sample])).render
+        w1 = RayZerMethod(model)(collate([changed])).render
+    # Targets 1 and 4 (render slots 0 and 2) are untouched by target 3's image ...
+    assert torch.equal(r0[0, [0, 2]], r1[0, [0, 2]])
+    # ... whereas with all targets in one pass they move with it.
+    assert (w0[0, [0, 2]] - w1[0, [0, 2]]).abs().max() > 1e-5
+
+
+def test_apply_similarity_matches_align_cameras():
+    gen = torch.Generator().manual_seed(3)
+    pred = apply_similarity(
+        orbit(5)[None],
+        torch.tensor([0.7], dtype=torch.float64),
+        random_rotation(1, generator=gen, dtype=torch.float64),
+        torch.randn(1, 3, generator=gen, dtype=torch.float64),
+    )
+    aligned, s, R, t = align_cameras(pred, orbit(5)[None])
+    assert torch.allclose(apply_similarity(pred, s, R, t), aligned, atol=1e-12)
+    assert torch.allclose(aligned, orbit(5)[None], atol=1e-9)
+
+
+def test_context_cameras_reject_unordered_context():
+    with pytest.raises(ValueError, match="increasing"):
+        context_cameras(tiny_rayzer(), torch.rand(1, 4, 3, H, W), torch.tensor([2, 0]))
