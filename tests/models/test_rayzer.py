@@ -177,6 +177,15 @@ def test_pair_canonical_tokenizer_sees_the_canonical_view(tiny_cfg):
     torch.testing.assert_close(out.cameras.c2w[:, 2], torch.eye(4).unsqueeze(0))
 
 
+def test_conv_stem_camera_tokenizer(tiny_cfg):
+    cfg = dataclasses.replace(tiny_cfg, cam_conv_stem=True, cam_pair_canonical=True)
+    model = RayZer(cfg)
+    out = model(torch.rand(1, 4, 3, 16, 24), [0, 1], [2, 3])
+    assert out.render.shape == (1, 2, 3, 16, 24)
+    out.render.mean().backward()
+    assert model.cam_patch.net[0].weight.grad.abs().sum() > 0
+
+
 def test_alternating_camera_attention(tiny_cfg):
     cfg = dataclasses.replace(tiny_cfg, cam_attention="alternating", cam_layers=2)
     out = RayZer(cfg)(torch.rand(2, 5, 3, 16, 16), [0, 2, 4], [1, 3])

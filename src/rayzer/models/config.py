@@ -40,6 +40,8 @@ class ModelConfig:
             so every token sees local motion relative to the canonical view. A lever for
             small budgets (the paper tokenizes single images); the scene reconstructor still
             sees raw single-view tokens.
+        cam_conv_stem: the camera estimator tokenizes with a small convolutional stem instead of
+            one linear patch layer (needs a power-of-two patch size).
         cam_attention: ``"global"`` (the paper: every camera-estimator layer attends across all
             views) or ``"alternating"`` (even layers within each view, odd layers across views).
         grad_checkpointing: recompute block activations in backward.
@@ -64,6 +66,7 @@ class ModelConfig:
     learn_focal: bool = True
     cam_pair_canonical: bool = False
     cam_attention: str = "global"
+    cam_conv_stem: bool = False
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:

@@ -30,7 +30,7 @@ from rayzer.geometry import make_c2w, rot6d_to_matrix
 from rayzer.models.config import ModelConfig
 from rayzer.models.latent_scene import RayDecoder, SceneReconstructor, plucker_from_normalized
 from rayzer.models.views import as_view_index, gather_views
-from rayzer.nn import PatchEmbed, Transformer, ViewPositionEmbedding
+from rayzer.nn import ConvStem, PatchEmbed, Transformer, ViewPositionEmbedding
 from rayzer.nn.transformer import INIT_STD
 
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -164,8 +164,14 @@ class RayZer(nn.Module):
         d = cfg.dim
         self.tokenizer = ImageTokenizer(cfg)
         self.camera_estimator = CameraEstimator(cfg)
-        # Optional pair tokenizer of the camera estimator: [view ‖ canonical view] patches.
-        self.pair_patch = PatchEmbed(6, cfg.patch_size, cfg.dim) if cfg.cam_pair_canonical else None
+        # Optional own tokenizer of the camera estimator: [view ‖ canonical view] patches and/or
+        # a convolutional stem (None: it shares the scene's single-view patch tokens).
+        in_ch = 6 if cfg.cam_pair_canonical else 3
+        self.cam_patch: nn.Module | None = None
+        if cfg.cam_conv_stem:
+            self.cam_patch = ConvStem(in_ch, cfg.patch_size, d)
+        elif cfg.cam_pair_canonical:
+            self.cam_patch = PatchEmbed(in_ch, cfg.patch_size, d)
         self.input_ray_embed = PatchEmbed(6, cfg.patch_size, d)
         # 2-layer MLP fusing [raw image token ‖ ray token] of each input patch (DESIGN §2).
         self.fuse = nn.Sequential(
@@ -204,13 +210,14 @@ class RayZer(nn.Module):
     def camera_input_tokens(self, images: Tensor, positions: Tensor) -> Tensor:
         """Image tokens (B, V, N, d) the camera estimator reads: single-view patches, or
         [view ‖ canonical view] patches with ``cam_pair_canonical``."""
-        if self.pair_patch is None:
+        if self.cam_patch is None:
             return self.tokenizer(images, positions)
-        c = images.shape[1] // 2
         h, w = images.shape[-2:]
         p = self.cfg.patch_size
-        pairs = torch.cat((images, images[:, c : c + 1].expand_as(images)), dim=2)
-        return self.pair_patch(pairs) + self.tokenizer.position.patch_embedding(
+        if self.cfg.cam_pair_canonical:
+            c = images.shape[1] // 2
+            images = torch.cat((images, images[:, c : c + 1].expand_as(images)), dim=2)
+        return self.cam_patch(images) + self.tokenizer.position.patch_embedding(
             positions, h // p, w // p
         )
 

@@ -1,6 +1,6 @@
 """Neural-network building blocks shared by all rayzer models."""
 
-from rayzer.nn.patch import PatchEmbed, PatchUnembed, patchify, unpatchify
+from rayzer.nn.patch import ConvStem, PatchEmbed, PatchUnembed, patchify, unpatchify
 from rayzer.nn.positional import (
     ViewPositionEmbedding,
     patch_grid_encoding,
@@ -11,6 +11,7 @@ from rayzer.nn.transformer import MLP, Attention, Transformer, TransformerBlock
 __all__ = [
     "MLP",
     "Attention",
+    "ConvStem",
     "PatchEmbed",
     "PatchUnembed",
     "Transformer",
