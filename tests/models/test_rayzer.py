@@ -186,6 +186,14 @@ def test_conv_stem_camera_tokenizer(tiny_cfg):
     assert model.cam_patch.net[0].weight.grad.abs().sum() > 0
 
 
+def test_pooled_camera_readout(tiny_cfg):
+    model = RayZer(dataclasses.replace(tiny_cfg, cam_readout="token+pool"))
+    out = model(torch.rand(2, 4, 3, 16, 16), [0, 1], [2, 3])
+    assert torch.isfinite(out.render).all() and out.cameras.tokens.shape == (2, 4, tiny_cfg.dim)
+    with pytest.raises(ValueError, match="cam_readout"):
+        dataclasses.replace(tiny_cfg, cam_readout="cls")
+
+
 def test_alternating_camera_attention(tiny_cfg):
     cfg = dataclasses.replace(tiny_cfg, cam_attention="alternating", cam_layers=2)
     out = RayZer(cfg)(torch.rand(2, 5, 3, 16, 16), [0, 2, 4], [1, 3])

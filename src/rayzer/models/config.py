@@ -40,6 +40,9 @@ class ModelConfig:
             so every token sees local motion relative to the canonical view. A lever for
             small budgets (the paper tokenizes single images); the scene reconstructor still
             sees raw single-view tokens.
+        cam_readout: what the pose and focal heads read per view: ``"token"`` (the camera token,
+            as in the paper) or ``"token+pool"`` (camera token + the mean of the view's own
+            output tokens).
         cam_conv_stem: the camera estimator tokenizes with a small convolutional stem instead of
             one linear patch layer (needs a power-of-two patch size).
         cam_attention: ``"global"`` (the paper: every camera-estimator layer attends across all
@@ -67,11 +70,16 @@ class ModelConfig:
     cam_pair_canonical: bool = False
     cam_attention: str = "global"
     cam_conv_stem: bool = False
+    cam_readout: str = "token"
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.name not in ("rayzer", "lvsm"):
             raise ValueError(f"model.name must be 'rayzer' or 'lvsm', got {self.name!r}")
+        if self.cam_readout not in ("token", "token+pool"):
+            raise ValueError(
+                f"model.cam_readout must be 'token' or 'token+pool', got {self.cam_readout!r}"
+            )
         if self.cam_attention not in ("global", "alternating"):
             raise ValueError(
                 f"model.cam_attention must be 'global' or 'alternating', got {self.cam_attention!r}"

@@ -129,10 +129,19 @@ class CameraEstimator(nn.Module):
         cam = self.cam_token + index_embedding  # (B, V, d)
         if self.cfg.cam_attention == "alternating":
             seq = torch.cat((cam.unsqueeze(2), image_tokens), dim=2)  # (B, V, 1 + N, d)
-            cam = self.transformer.forward_alternating(seq)[:, :, 0]
+            out = self.transformer.forward_alternating(seq)
+            cam, view_tokens = out[:, :, 0], out[:, :, 1:]
         else:
             seq = torch.cat((cam, image_tokens.flatten(1, 2)), dim=1)
-            cam = self.transformer(seq)[:, :v]  # (B, V, d)
+            out = self.transformer(seq)
+            cam, view_tokens = (
+                out[:, :v],
+                out[:, v:].unflatten(1, (v, -1)),
+            )  # (B, V, d), (B, V, N, d)
+        if self.cfg.cam_readout == "token+pool":
+            # Add each view's own pooled output tokens: image-derived features the heads cannot
+            # average away (the camera token alone starts image-independent).
+            cam = cam + view_tokens.mean(dim=2)
 
         pair = torch.cat((cam, cam[:, canonical : canonical + 1].expand(-1, v, -1)), dim=-1)
         delta = self.pose_head(pair)  # (B, V, 9)
