@@ -1,0 +1,272 @@
+"""Learnability experiments: train RayZer / LVSM / supervised camera estimator on a clip pool
+for a fixed number of steps, evaluate on held-out clips against baselines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from rayzer.geometry import (
+    matrix_to_rot6d,
+    relative_pose_errors,
+    relative_to_canonical,
+    rotation_angle,
+    se3_inverse,
+)
+from rayzer.models import LVSM, CopyNearest, ModelConfig, RayZer, mean_of_inputs
+from rayzer.models.views import gather_views
+
+p = argparse.ArgumentParser()
+p.add_argument("--model", default="rayzer")  # rayzer | lvsm | camsup
+p.add_argument("--train", default="cache/orbit_64_train_1500_24.pt")
+p.add_argument("--test", default="cache/orbit_64_test_64_24.pt")
+p.add_argument("--steps", type=int, default=1000)
+p.add_argument("--size", type=int, default=64)
+p.add_argument("--patch", type=int, default=8)
+p.add_argument("--dim", type=int, default=128)
+p.add_argument("--heads", type=int, default=4)
+p.add_argument("--layers", default="3,3,3")
+p.add_argument("--scene-tokens", type=int, default=64)
+p.add_argument("--vin", type=int, default=4)
+p.add_argument("--vt", type=int, default=4)
+p.add_argument("--span", default="8,12")  # final (min,max) window span in frames
+p.add_argument("--span-start", default="")  # curriculum start (min,max); empty = no curriculum
+p.add_argument("--curriculum", type=float, default=0.5)  # fraction of steps to widen
+p.add_argument("--eval-span", type=int, default=12)
+p.add_argument("--lr", type=float, default=1e-3)
+p.add_argument("--warmup", type=int, default=100)
+p.add_argument("--batch", type=int, default=8)
+p.add_argument("--seed", type=int, default=0)
+p.add_argument("--pose-std", type=float, default=1e-3)
+p.add_argument("--focal", default="learn")  # learn | fixed | true
+p.add_argument("--index-scale", type=float, default=1.0)
+p.add_argument("--eval-every", type=int, default=0)
+p.add_argument("--tag", default="")
+p.add_argument("--keep-input", action="store_true")
+p.add_argument("--pair", action="store_true")
+p.add_argument("--stem", action="store_true")
+p.add_argument("--cam-attn", default="global")
+p.add_argument("--threads", type=int, default=2)
+args = p.parse_args()
+torch.set_num_threads(args.threads)
+torch.manual_seed(args.seed)
+gen = torch.Generator().manual_seed(args.seed)
+
+
+def load(path):
+    d = torch.load(path)
+    imgs = d["images"]
+    if imgs.shape[-1] != args.size:
+        n, f = imgs.shape[:2]
+        imgs = (
+            F.interpolate(imgs.flatten(0, 1).float(), size=(args.size, args.size), mode="area")
+            .round()
+            .to(torch.uint8)
+            .unflatten(0, (n, f))
+        )
+        d["K"] = d["K"] * (args.size / d["images"].shape[-1])
+    d["images"] = imgs
+    return d
+
+
+train, test = load(args.train), load(args.test)
+N, Fr = train["images"].shape[:2]
+V = args.vin + args.vt
+
+
+def split_positions(v, vin):
+    """Even split: inputs evenly spaced incl. both ends; targets the rest."""
+    pos = torch.linspace(0, v - 1, vin).round().long()
+    tgt = torch.tensor([i for i in range(v) if i not in pos.tolist()])
+    return pos, tgt
+
+
+def sample_batch(step):
+    lo, hi = map(int, args.span.split(","))
+    if args.span_start:
+        slo, shi = map(int, args.span_start.split(","))
+        a = min(1.0, step / max(1, args.curriculum * args.steps))
+        lo, hi = round(slo + a * (lo - slo)), round(shi + a * (hi - shi))
+    clips = torch.randint(0, N, (args.batch,), generator=gen)
+    frames = []
+    for _ in range(args.batch):
+        span = int(torch.randint(max(lo, V), max(hi, V) + 1, (1,), generator=gen))
+        span = min(span, Fr)
+        start = int(torch.randint(0, Fr - span + 1, (1,), generator=gen))
+        mid = torch.randperm(span - 2, generator=gen)[: V - 2] + 1
+        f = torch.cat((torch.tensor([0, span - 1]), mid)).sort().values + start
+        frames.append(f)
+    frames = torch.stack(frames)
+    idx = clips[:, None].expand(-1, V)
+    imgs = train["images"][idx, frames].float() / 255
+    c2w = train["c2w"][idx, frames]
+    K = train["K"][idx, frames]
+    perm = torch.stack([torch.randperm(V, generator=gen) for _ in range(args.batch)])
+    inp = perm[:, : args.vin].sort(1).values
+    tgt = perm[:, args.vin :].sort(1).values
+    return imgs, c2w, K, frames, inp, tgt
+
+
+def normalise_cams(c2w):
+    """Relative to the canonical (middle) view, centres scaled to mean distance 1."""
+    rel = relative_to_canonical(c2w, c2w.shape[1] // 2)
+    d = rel[..., :3, 3].norm(dim=-1).mean(1).clamp_min(1e-6)
+    rel = rel.clone()
+    rel[..., :3, 3] /= d[:, None, None]
+    return rel
+
+
+def test_batch():
+    n = test["images"].shape[0]
+    span = args.eval_span
+    frames = torch.linspace(0, span - 1, V).round().long()
+    start = (Fr - span) // 2
+    fr = (frames + start)[None].expand(n, -1)
+    idx = torch.arange(n)[:, None].expand(-1, V)
+    return (test["images"][idx, fr].float() / 255, test["c2w"][idx, fr], test["K"][idx, fr], fr)
+
+
+L = list(map(int, args.layers.split(",")))
+mcfg = ModelConfig(
+    name="lvsm" if args.model == "lvsm" else "rayzer",
+    dim=args.dim,
+    num_heads=args.heads,
+    patch_size=args.patch,
+    cam_layers=L[0],
+    scene_layers=L[1],
+    dec_layers=L[2],
+    num_scene_tokens=args.scene_tokens,
+    pose_head_init_std=args.pose_std,
+    index_scale=args.index_scale,
+    learn_focal=args.focal == "learn",
+    keep_input_tokens=args.keep_input,
+    cam_pair_canonical=args.pair,
+    cam_attention=args.cam_attn,
+    cam_conv_stem=args.stem,
+)
+model = (LVSM if args.model == "lvsm" else RayZer)(mcfg)
+opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
+sched = torch.optim.lr_scheduler.LambdaLR(
+    opt,
+    lambda s: (
+        min(1, (s + 1) / args.warmup)
+        * 0.5
+        * (1 + math.cos(math.pi * min(s, args.steps) / args.steps))
+    ),
+)
+
+
+def psnr(a, b):
+    return -10 * torch.log10(((a - b) ** 2).flatten(-3).mean(-1).clamp_min(1e-10))
+
+
+def forward(imgs, c2w, K, inp, tgt):
+
+    if args.model == "lvsm":
+        return model(imgs, normalise_cams(c2w), K, inp, tgt), None
+    if args.model == "camsup":
+        cams = model.predict_cameras(imgs)
+        return None, cams
+    out = model(imgs, inp, tgt)
+    return out.render, out.cameras
+
+
+@torch.no_grad()
+def evaluate():
+    model.eval()
+    imgs, c2w, K, fr = test_batch()
+    inp, tgt = split_positions(V, args.vin)
+    res = {}
+    renders, poses, focals = [], [], []
+    for i in range(0, imgs.shape[0], 16):
+        r, cams = forward(imgs[i : i + 16], c2w[i : i + 16], K[i : i + 16], inp, tgt)
+        if r is not None:
+            renders.append(r)
+        if cams is not None:
+            poses.append(cams.c2w)
+            focals.append(cams.K_norm[:, 0, 0])
+    T = imgs[:, tgt]
+    if renders:
+        R = torch.cat(renders)
+        res["psnr"] = psnr(R, T).mean().item()
+        from PIL import Image
+
+        rows = []
+        for i in range(6):
+            rows.append(
+                torch.cat(
+                    [
+                        torch.cat(list(imgs[i, inp]), 2),
+                        torch.cat(list(T[i]), 2),
+                        torch.cat(list(R[i]), 2),
+                    ],
+                    2,
+                )
+            )
+        g = torch.cat(rows, 1).permute(1, 2, 0).clamp(0, 1).numpy()
+        Image.fromarray((g * 255).astype("uint8")).save(f"runs/grid_{args.tag or args.model}.png")
+    res["psnr_copy"] = psnr(CopyNearest()(imgs, inp, tgt, frame_index=fr), T).mean().item()
+    res["psnr_mean"] = psnr(mean_of_inputs(imgs, inp, len(tgt)), T).mean().item()
+    gt_rel = relative_pose_errors(torch.eye(4).expand_as(c2w), c2w)  # identity baseline vs truth
+    res["rot_identity_med"] = gt_rel["rot_deg"].median().item()
+    if poses:
+        P = torch.cat(poses)
+        e = relative_pose_errors(P, c2w)
+        res["rot_err_med"] = e["rot_deg"].median().item()
+        res["tdir_err_med"] = e["trans_deg"].median().item()
+        res["rot_err_lt10"] = (e["rot_deg"] < 10).float().mean().item()
+        c = V // 2
+        noncanon = [i for i in range(V) if i != c]
+        ang = torch.rad2deg(rotation_angle(P[:, noncanon, :3, :3]))
+        res["pred_rel_rot_med"] = ang.median().item()
+        # spread among non-canonical views: angle between view poses (pairwise) median
+        Pn = P[:, noncanon]
+        rel = se3_inverse(Pn).unsqueeze(2) @ Pn.unsqueeze(1)
+        res["noncanon_spread_med"] = torch.rad2deg(rotation_angle(rel[..., :3, :3])).median().item()
+        f = torch.cat(focals)
+        res["focal_mean"] = f.mean().item()
+        res["focal_std"] = f.std().item()
+        res["focal_true"] = (K[:, 0, 0] / args.size).mean().item()
+    model.train()
+    return res
+
+
+t0 = time.time()
+log = []
+for step in range(args.steps):
+    imgs, c2w, K, fr, inp, tgt = sample_batch(step)
+    r, cams = forward(imgs, c2w, K, inp, tgt)
+    if args.model == "camsup":
+        gt = normalise_cams(c2w)
+        pr = cams.c2w
+        loss = (
+            matrix_to_rot6d(pr[..., :3, :3]) - matrix_to_rot6d(gt[..., :3, :3])
+        ).square().mean() + (pr[..., :3, 3] - gt[..., :3, 3]).square().mean()
+    else:
+        loss = F.mse_loss(r, gather_views(imgs, tgt))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    if step % 50 == 0:
+        print(
+            f"step {step} loss {loss.item():.4f} gn {gn:.3f} t {time.time() - t0:.0f}s", flush=True
+        )
+    if args.eval_every and step and step % args.eval_every == 0:
+        r_ = evaluate()
+        r_["step"] = step
+        log.append(r_)
+        print(json.dumps(r_), flush=True)
+final = evaluate()
+final["step"] = args.steps
+final["time_s"] = time.time() - t0
+final["args"] = vars(args)
+print("FINAL", json.dumps(final), flush=True)
+with open("runs/results.jsonl", "a") as f:
+    f.write(json.dumps({"final": final, "curve": log}) + "\n")
