@@ -1,5 +1,6 @@
 """Diagnostic: the RayZer camera estimator on the CNN probe's task (2 views: view, canonical)."""
 
+import os
 import sys
 import time
 
@@ -44,7 +45,7 @@ m = RayZer(
         **extra,
     )
 )
-opt = torch.optim.Adam(m.parameters(), 1e-3)
+opt = torch.optim.Adam(m.parameters(), float(os.environ.get("LR", "1e-3")))  # LR=… to vary
 g = torch.Generator().manual_seed(0)
 xt, rt = batch(te, 256, torch.Generator().manual_seed(1))
 yt = torch.rad2deg(matrix_to_axis_angle(rt[:, :3, :3])[:, 1])
