@@ -207,3 +207,12 @@ def test_resume_with_overrides_follows_the_new_schedule(tmp_path, tiny_config):
         [1e-2 * schedule(k) for k in range(2, 10)]
     )
     assert all(g["betas"] == (0.8, 0.9) for g in trainer.optimizer.param_groups)
+
+
+def test_spike_guard_waits_for_the_warmup(tmp_path, tiny_config):
+    for warmup, expected in ((50, 50), (3, 20)):
+        trainer = Trainer(tiny_config(f"train.warmup_steps={warmup}"), tmp_path / f"w{warmup}")
+        try:
+            assert trainer.guard.min_history == expected
+        finally:
+            trainer.close()
