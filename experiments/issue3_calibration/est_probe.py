@@ -38,7 +38,7 @@ m = RayZer(
         dim=128,
         num_heads=4,
         patch_size=8,
-        cam_layers=3,
+        cam_layers=int(os.environ.get("CAM_LAYERS", "3")),  # CAM_LAYERS=0: no attention
         scene_layers=1,
         dec_layers=1,
         num_scene_tokens=8,
