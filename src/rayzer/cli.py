@@ -11,7 +11,12 @@ def _data_synth(args: argparse.Namespace) -> None:
     from rayzer.data.synthetic import synth_command
 
     out = synth_command(
-        family=args.family, seed=args.seed, frames=args.frames, size=args.size, out=args.out
+        family=args.family,
+        seed=args.seed,
+        frames=args.frames,
+        size=args.size,
+        out=args.out,
+        overwrite=args.overwrite,
     )
     print(f"wrote {out}")
 
@@ -108,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--frames", type=int, default=24)
     synth.add_argument("--size", type=int, default=64, help="image height = width in pixels")
     synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     synth.set_defaults(func=_data_synth)
 
     conv = data.add_parser(
@@ -247,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # missing / existing files, bad input: no traceback
         print(f"rayzer: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
