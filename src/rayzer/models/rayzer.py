@@ -134,13 +134,11 @@ class CameraEstimator(nn.Module):
         else:
             seq = torch.cat((cam, image_tokens.flatten(1, 2)), dim=1)
             out = self.transformer(seq)
-            cam, view_tokens = (
-                out[:, :v],
-                out[:, v:].unflatten(1, (v, -1)),
-            )  # (B, V, d), (B, V, N, d)
+            cam = out[:, :v]  # (B, V, d)
+            view_tokens = out[:, v:].unflatten(1, (v, -1))  # (B, V, N, d)
         if self.cfg.cam_readout == "token+pool":
-            # Add each view's own pooled output tokens: image-derived features the heads cannot
-            # average away (the camera token alone starts image-independent).
+            # Add each view's own pooled output tokens: image-derived features (the camera
+            # token starts as a learned constant plus its index embedding).
             cam = cam + view_tokens.mean(dim=2)
 
         pair = torch.cat((cam, cam[:, canonical : canonical + 1].expand(-1, v, -1)), dim=-1)
