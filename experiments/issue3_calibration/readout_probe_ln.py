@@ -55,7 +55,6 @@ pos = None
 
 
 def predict(x):
-    p = torch.arange(2)[None].expand(x.shape[0], -1)
     pairs = torch.cat((x, x[:, 1:2].expand_as(x)), 2)
     t = torch.nn.functional.layer_norm(
         m.cam_patch(pairs)[:, 0], (128,)
