@@ -10,7 +10,7 @@ from rayzer.geometry import matrix_to_axis_angle, matrix_to_rot6d
 from rayzer.models import ModelConfig, RayZer
 
 torch.set_num_threads(1)
-torch.manual_seed(0)
+torch.manual_seed(int(os.environ.get("SEED", "0")))
 tr = torch.load("cache/orbitc_32_train.pt")
 te = torch.load("cache/orbitc_32_test.pt")
 mode = sys.argv[1]  # "yaw" (loss on yaw of predicted R) or "pose" (rot6d + t)
@@ -50,7 +50,7 @@ g = torch.Generator().manual_seed(0)
 xt, rt = batch(te, 256, torch.Generator().manual_seed(1))
 yt = torch.rad2deg(matrix_to_axis_angle(rt[:, :3, :3])[:, 1])
 t0 = time.time()
-for it in range(1501):
+for it in range(int(os.environ.get("STEPS", "1501"))):
     x, rel = batch(tr, 32, g)
     p = m.predict_cameras(x).c2w[:, 0]
     if mode == "yaw":
