@@ -1,6 +1,7 @@
 import torch
 import torch.nn.functional as F
 
+from _tiny import TINY_MODEL, tiny_data
 from rayzer.bench.flops import count_flops
 from rayzer.bench.speed import markdown_table, time_training_step
 
@@ -17,21 +18,7 @@ def test_flop_counter_counts_cpu_attention_forward_and_backward():
 
 
 def test_training_step_row_is_complete_and_counts_matmuls():
-    overrides = [
-        "model.dim=32",
-        "model.num_heads=2",
-        "model.cam_layers=1",
-        "model.scene_layers=1",
-        "model.dec_layers=1",
-        "model.num_scene_tokens=8",
-        "model.pos_enc_dim=16",
-        "data.image_size=16",
-        "data.num_input_views=2",
-        "data.num_target_views=2",
-        "data.span_min=4",
-        "data.span_start_max=4",
-        "data.span_end_max=8",
-    ]
+    overrides = [*TINY_MODEL, *tiny_data(16, span_start_max=4)]
     row = time_training_step("tiny-cpu", None, 2, 1, 1, "cpu", overrides)
     assert row["views"] == 4 and row["batch"] == 2 and row["input_views"] == 2
     assert row["step_s"] > 0 and row["achieved_gflops"] > 0

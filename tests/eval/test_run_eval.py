@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from _tiny import TINY_MODEL, tiny_data
 from rayzer.cli import main
 from rayzer.config import load_config
 from rayzer.data.protocols import ViewSplit, write_index
@@ -21,23 +22,7 @@ from rayzer.models import build_model
 from rayzer.train.checkpoint import save_checkpoint
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
-TINY = [
-    "model.dim=32",
-    "model.num_heads=2",
-    "model.patch_size=8",
-    "model.cam_layers=1",
-    "model.scene_layers=1",
-    "model.dec_layers=1",
-    "model.num_scene_tokens=8",
-    "model.pos_enc_dim=16",
-    "data.image_size=32",
-    "data.frames_per_clip=8",
-    "data.num_input_views=2",
-    "data.num_target_views=2",
-    "data.span_min=4",
-    "data.span_start_max=5",
-    "data.span_end_max=8",
-]
+TINY = [*TINY_MODEL, *tiny_data(32)]
 METHODS = ("rayzer_with_targets", "rayzer_without_targets", "copy_nearest", "mean_of_inputs")
 POSE_KEYS = {
     "rot_err_deg_median",

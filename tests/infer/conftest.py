@@ -17,29 +17,14 @@ import pytest
 import torch
 from PIL import Image
 
+from _tiny import TINY_MODEL, tiny_data
 from rayzer.cli import main
 from rayzer.config import load_config
 from rayzer.models import build_model
 from rayzer.train.checkpoint import save_checkpoint
 
 #: A RayZer small enough for CPU tests: dim 32, 1+1+1 layers, 32×32 input, patch 8.
-TINY = [
-    "model.dim=32",
-    "model.num_heads=2",
-    "model.patch_size=8",
-    "model.cam_layers=1",
-    "model.scene_layers=1",
-    "model.dec_layers=1",
-    "model.num_scene_tokens=8",
-    "model.pos_enc_dim=16",
-    "data.image_size=32",
-    "data.frames_per_clip=8",
-    "data.num_input_views=2",
-    "data.num_target_views=2",
-    "data.span_min=4",
-    "data.span_start_max=5",
-    "data.span_end_max=8",
-]
+TINY = [*TINY_MODEL, *tiny_data(32)]
 
 
 def _checkpoint(root: Path, *overrides: str) -> Path:

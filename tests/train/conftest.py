@@ -1,25 +1,13 @@
 import pytest
 import torch
 
+from _tiny import TINY_MODEL, tiny_data
 from rayzer.config import Config, load_config
 
 #: A model and data small enough for CPU tests (dim 32, 1+1+1 layers, 16×16 images, 2+2 views).
 TINY = [
-    "model.dim=32",
-    "model.num_heads=2",
-    "model.patch_size=8",
-    "model.cam_layers=1",
-    "model.scene_layers=1",
-    "model.dec_layers=1",
-    "model.num_scene_tokens=8",
-    "model.pos_enc_dim=16",
-    "data.image_size=16",
-    "data.frames_per_clip=8",
-    "data.num_input_views=2",
-    "data.num_target_views=2",
-    "data.span_min=4",
-    "data.span_start_max=5",
-    "data.span_end_max=8",
+    *TINY_MODEL,
+    *tiny_data(16),
     "data.curriculum_steps=4",
     "data.num_workers=0",
     "train.batch_size=4",
