@@ -208,6 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
     infer_cli.add_serve_arguments(serve_parser)
     serve_parser.set_defaults(func=infer_cli.serve_main)
 
+    from rayzer.infer import demo_cli
+
+    demo_parser = sub.add_parser(
+        "demo",
+        help="held-out synthetic scenes: predicted cameras, renders, metrics, novel-view video",
+        description=demo_cli.DESCRIPTION,
+    )
+    demo_cli.add_arguments(demo_parser)
+    demo_parser.set_defaults(func=demo_cli.main)
+
     from rayzer.eval import cli as eval_cli
 
     eval_parser = sub.add_parser(
@@ -232,6 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
     synth_parser = bench.add_parser("synth", help="synthetic clip generation time on one core")
     synth_bench.add_arguments(synth_parser)
     synth_parser.set_defaults(func=synth_bench.main)
+
+    from rayzer.bench import data as data_bench
+
+    data_parser = bench.add_parser(
+        "data",
+        help="training-data throughput: decoded samples/s with 0 and 2 DataLoader workers",
+        description="Time the training stream (sampler, decoding, resize + crop, collation) on "
+        "each --source (synthetic, scene folders, a manifest or RealEstate10K chunks) with each "
+        "number of --workers; prints a Markdown table and JSON (data.json / data.md in --out).",
+    )
+    data_bench.add_arguments(data_parser)
+    data_parser.set_defaults(func=data_bench.main)
 
     from rayzer.bench import quality as quality_bench
 

@@ -8,6 +8,7 @@ from the command line. Unknown keys and ill-typed values are errors that name th
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,17 +25,35 @@ class DataConfig:
     """What one training sample looks like and where it comes from.
 
     Attributes:
-        source: ``"synthetic"`` (built-in scenes) or a dataset path / manifest.
+        source: where clips come from: one entry, or several separated by commas to mix them.
+            An entry is ``synthetic`` (the built-in scenes) or a path to
+            - a scene folder (``images/`` + ``cameras.json`` or ``frames.json``) or a folder of
+              scene folders (one or two levels deep);
+            - a manifest: a text file listing scene folders (or folders of them), one path per
+              line, relative to the manifest's folder; blank lines and ``#`` comments ignored;
+            - RealEstate10K pixelSplat chunks: a ``.torch`` file, a folder of them, or a dataset
+              root whose ``train/`` folder holds them.
+            Scenes too short for ``span_min`` frames are skipped with one warning; unposed scenes
+            (``frames.json``) are used by RayZer (their ``c2w`` / ``K`` are NaN and ``posed`` is
+            False) and skipped for LVSM, which needs cameras. See :mod:`rayzer.data.clip_sources`.
+        source_weights: sampling probability of each ``source`` entry (normalised; one positive
+            number per entry), e.g. ``source: "synthetic,/data/re10k"`` with
+            ``source_weights: [0.3, 0.7]``. Empty (default) = equal weights. Within an entry,
+            scenes are drawn uniformly.
         family: synthetic family, ``"orbit"`` or ``"walk"``.
-        image_size: square side H = W of the model input.
+        image_size: square side H = W of the model input. Real images are resized so that the
+            short side is ``image_size`` and centre-cropped to a square (intrinsics updated).
         num_input_views, num_target_views: views that build the scene / that are rendered.
-        frames_per_clip: F, frames of each synthetic clip ("video") the views are drawn from.
+        frames_per_clip: F, frames of each synthetic clip ("video") the views are drawn from
+            (real scenes have their own frame counts).
         span_min, span_start_max, span_end_max, curriculum_steps: frame-span curriculum. A
             sample's V views lie in a window of ``span`` consecutive frames, ``span`` uniform in
             ``[span_min, span_max(step)]``, where ``span_max`` grows linearly from
             ``span_start_max`` at step 0 to ``span_end_max`` at step ``curriculum_steps`` (0 = at
-            once). Defaults (null): ``span_min = V``, ``span_start_max = span_min``,
-            ``span_end_max = F``. Needs ``V <= span_min <= span_start_max <= span_end_max <= F``.
+            once); on a real scene of F' frames the span is capped at F'. Defaults (null):
+            ``span_min = V``, ``span_start_max = span_min``, ``span_end_max = F``. Needs
+            ``V <= span_min <= span_start_max <= span_end_max``, and ``span_end_max <= F`` when
+            ``synthetic`` is a source.
         synth: extra :class:`rayzer.data.synthetic.SynthConfig` fields for the built-in scenes
             (e.g. ``{texture_scale: 2.0, orbit_step_deg: [4, 8]}``); family, frames and image size
             come from the fields above.
@@ -42,6 +61,7 @@ class DataConfig:
     """
 
     source: str = "synthetic"
+    source_weights: list[float] = field(default_factory=list)
     family: str = "orbit"
     image_size: int = 64
     num_input_views: int = 4
@@ -58,6 +78,17 @@ class DataConfig:
     def num_views(self) -> int:
         return self.num_input_views + self.num_target_views
 
+    def source_list(self) -> list[str]:
+        """The ``source`` entries (split at commas, stripped)."""
+        return [entry.strip() for entry in self.source.split(",")]
+
+    def source_probabilities(self) -> list[float]:
+        """Normalised sampling probability of each ``source`` entry."""
+        n = len(self.source_list())
+        weights = list(self.source_weights) or [1.0] * n
+        total = sum(weights)
+        return [w / total for w in weights]
+
     def span_range(self) -> tuple[int, int, int]:
         """Resolved ``(span_min, span_start_max, span_end_max)`` (nulls filled in)."""
         lo = self.num_views if self.span_min is None else self.span_min
@@ -71,19 +102,35 @@ class DataConfig:
                 f"data.num_input_views and data.num_target_views must be >= 1, got "
                 f"{self.num_input_views} and {self.num_target_views}"
             )
+        sources = self.source_list()
+        if not all(sources):
+            raise ValueError(
+                f"data.source={self.source!r} has an empty entry (entries are separated by commas)"
+            )
+        if self.source_weights:
+            if len(self.source_weights) != len(sources):
+                raise ValueError(
+                    f"data.source_weights has {len(self.source_weights)} value(s) but data.source "
+                    f"has {len(sources)} entr{'y' if len(sources) == 1 else 'ies'}: {sources}"
+                )
+            if not all(math.isfinite(w) and w > 0 for w in self.source_weights):
+                raise ValueError(
+                    f"data.source_weights must be finite and > 0, got {list(self.source_weights)}"
+                )
         lo, start, end = self.span_range()
-        chain = (
+        chain = [
             ("num_views", self.num_views),
             ("span_min", lo),
             ("span_start_max", start),
             ("span_end_max", end),
-            ("frames_per_clip", self.frames_per_clip),
-        )
+        ]
+        if "synthetic" in sources:  # real scenes cap the span at their own length instead
+            chain.append(("frames_per_clip", self.frames_per_clip))
         for (lo_name, a), (hi_name, b) in itertools.pairwise(chain):
             if a > b:
                 raise ValueError(
-                    f"data: need num_views <= span_min <= span_start_max <= span_end_max <= "
-                    f"frames_per_clip, but {lo_name}={a} > {hi_name}={b}"
+                    f"data: need num_views <= span_min <= span_start_max <= span_end_max (<= "
+                    f"frames_per_clip with synthetic clips), but {lo_name}={a} > {hi_name}={b}"
                 )
         if self.curriculum_steps < 0 or self.num_workers < 0:
             raise ValueError("data.curriculum_steps and data.num_workers must be >= 0")

@@ -6,31 +6,41 @@ optimizer step ``s`` uses samples ``[s·B, (s+1)·B)`` with B the global batch. 
 laid out micro-batch-major: micro-batch ``a`` of rank ``r`` holds samples
 ``s·B + (a·world_size + r)·m + [0, m)``.
 
-Everything about a sample (which clip, which window, which views, which split) is drawn from a
-generator seeded by ``(seed, global sample number)`` only. Ranks and DataLoader workers decide
-*which* sample numbers a process renders, not *what* they contain, so:
+Everything about a sample (which source of a mix, which clip, which window, which views, which
+split) is drawn from a generator seeded by ``(seed, global sample number)`` only. Ranks and
+DataLoader workers decide *which* sample numbers a process renders, not *what* they contain, so:
 
 - a run is reproduced by its config + seed, for any number of workers;
 - 1 process with batch B and N processes with B/N each see the same global batch (DDP tests);
 - resuming at step s restarts the stream at micro-batch ``s · grad_accum`` and reproduces the
   uninterrupted run exactly (no iterator state needs saving).
 
-Each yielded item is a collated micro-batch dict (DESIGN §3 keys):
+Clips come from one or several :class:`rayzer.data.clip_sources.ClipSource` (``data.source``:
+built-in synthetic scenes, scene folders, RealEstate10K chunks; several entries are mixed with
+``data.source_weights``). One sample draws, in this order: the source (only when there are
+several), a clip uniformly within it, the span from the curriculum (capped at the clip's frame
+count), then the views and their input/target split (:func:`rayzer.data.sampling.sample_views`).
 
-- ``image`` (m, V, 3, H, W) float in [0, 1], views sorted by frame number;
+Each yielded item is a collated micro-batch dict (DESIGN §3 keys), S = ``data.image_size``:
+
+- ``image`` (m, V, 3, S, S) float in [0, 1], views sorted by frame number;
 - ``c2w`` (m, V, 4, 4) ground-truth OpenCV camera-to-world, **normalised** by
   :func:`rayzer.data.sampling.normalize_scene_scale` (canonical middle view = identity, mean
   distance of the other camera centres to it = 1); RayZer never reads them, LVSM trains on them;
-- ``K`` (m, V, 4) pixel intrinsics (fx, fy, cx, cy) of these images;
+  NaN for unposed scenes;
+- ``K`` (m, V, 4) pixel intrinsics (fx, fy, cx, cy) of these images (NaN when unposed);
+- ``posed`` (m,) bool, whether ``c2w`` / ``K`` are known;
 - ``index`` (m, V) frame numbers in the clip; ``input_index`` (m, Vi) and ``target_index``
   (m, Vt) positions into the V views;
-- ``scene_scale`` (m,) the factor applied to translations, ``clip_seed`` (m,) provenance.
+- ``scene_scale`` (m,) the factor applied to translations (NaN when unposed);
+- provenance: ``source_index`` (m,) entry of ``data.source``, ``clip_id`` (m,) the clip in that
+  source (:meth:`ClipSource.clip_id`: the seed of a synthetic clip, the scene number of a real
+  one), ``clip_seed`` (m,) = ``clip_id`` (the name of the synthetic-only stream, kept).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,8 +48,15 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from rayzer.config import DataConfig
+from rayzer.data.clip_sources import (
+    ClipSource,
+    SyntheticClips,
+    choose_source,
+    open_clip_sources,
+    synth_config,  # noqa: F401  (re-exported: rayzer.bench.quality imports it from here)
+)
 from rayzer.data.sampling import SpanCurriculum, normalize_scene_scale, sample_views
-from rayzer.data.synthetic import TRAIN_SEEDS, SynthConfig, render_clip
+from rayzer.data.synthetic import SynthConfig
 
 # Separates the data stream's random domain from other uses of the config seed (e.g. model init).
 _DATA_DOMAIN = 0x5EED_DA7A
@@ -93,44 +110,18 @@ def sample_generator(seed: int, sample_id: int) -> torch.Generator:
     return gen
 
 
-def synth_config(cfg: DataConfig) -> SynthConfig:
-    """The :class:`SynthConfig` of the clips: family / frames / size from ``cfg``, rest from
-    ``cfg.synth``. Raises ValueError on unknown or conflicting keys."""
-    names = {f.name for f in dataclasses.fields(SynthConfig)}
-    owned = {"family", "frames", "height", "width"}
-    extra = dict(cfg.synth)
-    unknown = sorted(set(extra) - names)
-    if unknown:
-        raise ValueError(
-            f"data.synth: unknown SynthConfig option(s) {unknown}; valid: {sorted(names - owned)}"
-        )
-    clash = sorted(set(extra) & owned)
-    if clash:
-        raise ValueError(
-            f"data.synth must not set {clash}: use data.family / data.frames_per_clip / "
-            "data.image_size"
-        )
-    synth = SynthConfig(
-        family=cfg.family,
-        frames=cfg.frames_per_clip,
-        height=cfg.image_size,
-        width=cfg.image_size,
-        **extra,
-    )
-    synth.validate()
-    return synth
-
-
 class TrainStream(IterableDataset):
     """Endless micro-batches of training samples for one rank (see the module docstring).
 
     Args:
-        cfg: the data config (``source`` must be ``"synthetic"`` for now).
+        cfg: the data config (``source``, ``source_weights``, views, curriculum, size).
         seed: the run seed.
         layout: global batch / world size / accumulation.
         rank: this process's data-parallel rank.
         start: first micro-batch number of this rank (``step · grad_accum`` to resume at a step).
         limit: stop after this many micro-batches (None = endless).
+        require_poses: skip scenes without cameras (the LVSM oracle trains on them).
+        sources: already opened clip sources (default: opened from ``cfg``).
     """
 
     def __init__(
@@ -141,45 +132,73 @@ class TrainStream(IterableDataset):
         rank: int = 0,
         start: int = 0,
         limit: int | None = None,
+        require_poses: bool = False,
+        sources: Sequence[ClipSource] | None = None,
     ) -> None:
         super().__init__()
-        if cfg.source != "synthetic":
-            raise ValueError(
-                f"data.source={cfg.source!r}: the training stream supports only 'synthetic' so far "
-                "(real dataset formats come with the data issue)"
-            )
         if not 0 <= rank < layout.world_size:
             raise ValueError(f"rank {rank} out of range for world size {layout.world_size}")
         if start < 0:
             raise ValueError(f"start must be >= 0, got {start}")
         self.cfg, self.seed, self.layout, self.rank = cfg, int(seed), layout, rank
         self.start, self.limit = start, limit
-        self.synth = synth_config(cfg)
         self.curriculum = SpanCurriculum(*cfg.span_range(), cfg.curriculum_steps)
+        self.sources = (
+            list(sources) if sources is not None else open_clip_sources(cfg, require_poses)
+        )
+        if len(self.sources) != len(cfg.source_list()):
+            raise ValueError(
+                f"got {len(self.sources)} sources for {len(cfg.source_list())} data.source entries"
+            )
+        self.probabilities = torch.tensor(cfg.source_probabilities(), dtype=torch.float64)
+
+    @property
+    def synth(self) -> SynthConfig:
+        """The :class:`SynthConfig` of the synthetic source (AttributeError if there is none)."""
+        for source in self.sources:
+            if isinstance(source, SyntheticClips):
+                return source.synth
+        raise AttributeError("the stream has no synthetic source")
 
     def sample(self, sample_id: int) -> dict[str, torch.Tensor]:
         """The sample with global number ``sample_id`` (no batch dim)."""
         gen = sample_generator(self.seed, sample_id)
-        clip_seed = TRAIN_SEEDS[int(torch.randint(len(TRAIN_SEEDS), (), generator=gen))]
-        span = self.curriculum.sample_span(self.layout.step_of(sample_id), gen)
+        # A single source draws nothing here, so a synthetic-only stream is unchanged.
+        s = choose_source(self.probabilities, gen) if len(self.sources) > 1 else 0
+        source = self.sources[s]
+        clip = int(torch.randint(len(source), (), generator=gen))
+        num_frames = source.num_frames(clip)
+        span = min(self.curriculum.sample_span(self.layout.step_of(sample_id), gen), num_frames)
         views = sample_views(
-            self.cfg.frames_per_clip,
-            self.cfg.num_input_views,
-            self.cfg.num_target_views,
-            span,
-            gen,
+            num_frames, self.cfg.num_input_views, self.cfg.num_target_views, span, gen
         )
-        clip = render_clip(clip_seed, self.synth, frames=views.frames)  # only the V views
-        c2w, scale = normalize_scene_scale(clip.c2w)
+        data = source.load(clip, views.frames)  # only the V views
+        size, v = self.cfg.image_size, len(views.frames)
+        if data.images.shape != (v, 3, size, size):
+            raise ValueError(
+                f"{source.describe(clip)}: loaded images of shape {tuple(data.images.shape)}, "
+                f"expected {(v, 3, size, size)}"
+            )
+        if data.c2w is not None:
+            c2w, scale = normalize_scene_scale(data.c2w)
+            K = data.K
+        else:
+            c2w = torch.full((v, 4, 4), float("nan"))
+            K = torch.full((v, 4), float("nan"))
+            scale = torch.tensor(float("nan"))
+        clip_id = torch.tensor(source.clip_id(clip), dtype=torch.int64)
         return {
-            "image": clip.images,
-            "c2w": c2w,
-            "K": clip.K,
-            "index": clip.index,
+            "image": data.images,
+            "c2w": c2w.float(),
+            "K": K.float(),
+            "posed": torch.tensor(data.c2w is not None),
+            "index": views.frames,
             "input_index": views.input_index,
             "target_index": views.target_index,
-            "scene_scale": scale,
-            "clip_seed": torch.tensor(clip_seed, dtype=torch.int64),
+            "scene_scale": scale.float(),
+            "source_index": torch.tensor(s, dtype=torch.int64),
+            "clip_id": clip_id,
+            "clip_seed": clip_id,
         }
 
     def micro_batch(self, number: int) -> dict[str, torch.Tensor]:
@@ -200,7 +219,8 @@ class TrainStream(IterableDataset):
 
 
 def _worker_init(_: int) -> None:
-    # Rendering is numpy; keep workers from oversubscribing the cores the training step uses.
+    # Rendering / decoding is numpy and PIL; keep workers from oversubscribing the cores the
+    # training step uses.
     torch.set_num_threads(1)
 
 

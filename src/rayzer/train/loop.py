@@ -463,6 +463,7 @@ class Trainer:
             self.layout,
             rank=self.ctx.rank,
             start=self.step * self.layout.grad_accum,
+            require_poses=self.cfg.model.name != "rayzer",  # LVSM trains on ground-truth cameras
         )
         loader = make_loader(
             stream, self.cfg.data.num_workers, pin_memory=self.device.type == "cuda"
