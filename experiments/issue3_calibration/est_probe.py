@@ -1,4 +1,7 @@
-"""Diagnostic: the RayZer camera estimator on the CNN probe's task (2 views: view, canonical)."""
+"""Diagnostic: the RayZer camera estimator on the CNN probe's task (2 views: view, canonical).
+
+python est_probe.py pose [pair] [stem] [pool] [corr]    # env: SEED, STEPS, LR, CAM_LAYERS
+"""
 
 import os
 import sys
@@ -17,7 +20,12 @@ mode = sys.argv[1]  # "yaw" (loss on yaw of predicted R) or "pose" (rot6d + t)
 extra = dict(
     cam_pair_canonical="pair" in sys.argv,
     cam_conv_stem="stem" in sys.argv,
-    cam_readout="token+pool" if "pool" in sys.argv else "token",
+    cam_readout="token+pool"
+    if "pool" in sys.argv
+    else "token+grid"
+    if "grid" in sys.argv
+    else "token",
+    cam_correlation="corr" in sys.argv,
 )
 
 

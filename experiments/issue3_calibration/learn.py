@@ -51,6 +51,8 @@ p.add_argument("--keep-input", action="store_true")
 p.add_argument("--pair", action="store_true")
 p.add_argument("--stem", action="store_true")
 p.add_argument("--cam-attn", default="global")
+p.add_argument("--corr", action="store_true")  # cam_correlation
+p.add_argument("--readout", default="token")  # cam_readout: token | token+pool | token+grid
 p.add_argument("--threads", type=int, default=2)
 args = p.parse_args()
 torch.set_num_threads(args.threads)
@@ -148,6 +150,8 @@ mcfg = ModelConfig(
     cam_pair_canonical=args.pair,
     cam_attention=args.cam_attn,
     cam_conv_stem=args.stem,
+    cam_correlation=args.corr,
+    cam_readout=args.readout,
 )
 model = (LVSM if args.model == "lvsm" else RayZer)(mcfg)
 opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)

@@ -200,3 +200,29 @@ def test_alternating_camera_attention(tiny_cfg):
     assert out.cameras.c2w.shape == (2, 5, 4, 4)
     with pytest.raises(ValueError, match="cam_attention"):
         dataclasses.replace(tiny_cfg, cam_attention="local")
+
+
+def test_grid_readout_is_position_aware(tiny_cfg):
+    from rayzer.models.rayzer import GridReadout
+
+    torch.manual_seed(0)
+    readout = GridReadout(tiny_cfg.dim)
+    tokens = torch.rand(2, 3, 4, 6, tiny_cfg.dim)  # any grid, pooled to 4 × 4
+    out = readout(tokens)
+    assert out.shape == (2, 3, tiny_cfg.dim)
+    # Moving content to another place changes the summary (a mean would not see it).
+    moved = torch.roll(tokens, shifts=2, dims=3)
+    assert torch.allclose(tokens.mean(dim=(2, 3)), moved.mean(dim=(2, 3)))
+    assert not torch.allclose(readout(moved), out, atol=1e-4)
+
+
+def test_correlation_tokens_and_grid_readout_in_rayzer(tiny_cfg):
+    cfg = dataclasses.replace(tiny_cfg, cam_correlation=True, cam_readout="token+grid")
+    model = RayZer(cfg)
+    images = torch.rand(1, 4, 3, 16, 24)
+    out = model(images, [0, 1], [2, 3])
+    assert out.render.shape == (1, 2, 3, 16, 24)
+    torch.testing.assert_close(out.cameras.c2w[:, 2], torch.eye(4).unsqueeze(0))
+    out.render.mean().backward()
+    assert model.cam_correlation.features.weight.grad.abs().sum() > 0
+    assert model.camera_estimator.grid_readout.proj.weight.grad.abs().sum() > 0

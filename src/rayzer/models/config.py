@@ -42,9 +42,18 @@ class ModelConfig:
             sees raw single-view tokens.
         cam_readout: what the pose and focal heads read per view: ``"token"`` (the camera token,
             as in the paper) or ``"token+pool"`` (camera token + the mean of the view's own
-            output tokens).
+            output tokens) or ``"token+grid"`` (camera token + a linear read of the view's output
+            tokens pooled to a 4 × 4 grid: position-aware, see
+            :class:`rayzer.models.rayzer.GridReadout`).
         cam_conv_stem: the camera estimator tokenizes with a small convolutional stem instead of
             one linear patch layer (needs a power-of-two patch size).
+        cam_correlation: add correlation tokens to the camera estimator's input: the cosine
+            similarity of each view's local conv features with the canonical view's at
+            (2·r + 1)² displacements, pooled per patch (:class:`rayzer.nn.CorrelationTokens`).
+            Makes relative motion a first-order feature at initialisation — a lever against the
+            estimator settling on an image-independent mean pose on small budgets.
+        cam_correlation_radius: r, in stride-2 feature pixels with dilation 2 (r = 4 reaches
+            ±16 image pixels).
         cam_attention: ``"global"`` (the paper: every camera-estimator layer attends across all
             views) or ``"alternating"`` (even layers within each view, odd layers across views).
         grad_checkpointing: recompute block activations in backward.
@@ -71,14 +80,17 @@ class ModelConfig:
     cam_attention: str = "global"
     cam_conv_stem: bool = False
     cam_readout: str = "token"
+    cam_correlation: bool = False
+    cam_correlation_radius: int = 4
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.name not in ("rayzer", "lvsm"):
             raise ValueError(f"model.name must be 'rayzer' or 'lvsm', got {self.name!r}")
-        if self.cam_readout not in ("token", "token+pool"):
+        if self.cam_readout not in ("token", "token+pool", "token+grid"):
             raise ValueError(
-                f"model.cam_readout must be 'token' or 'token+pool', got {self.cam_readout!r}"
+                "model.cam_readout must be 'token', 'token+pool' or 'token+grid', got "
+                f"{self.cam_readout!r}"
             )
         if self.cam_attention not in ("global", "alternating"):
             raise ValueError(

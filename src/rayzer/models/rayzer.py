@@ -30,7 +30,7 @@ from rayzer.geometry import make_c2w, rot6d_to_matrix
 from rayzer.models.config import ModelConfig
 from rayzer.models.latent_scene import RayDecoder, SceneReconstructor, plucker_from_normalized
 from rayzer.models.views import as_view_index, gather_views
-from rayzer.nn import ConvStem, PatchEmbed, Transformer, ViewPositionEmbedding
+from rayzer.nn import ConvStem, CorrelationTokens, PatchEmbed, Transformer, ViewPositionEmbedding
 from rayzer.nn.transformer import INIT_STD
 
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -95,6 +95,29 @@ class ImageTokenizer(nn.Module):
         return self.patch(images) + self.position.patch_embedding(view_index, gh, gw)
 
 
+class GridReadout(nn.Module):
+    """Position-aware summary of one view's tokens: (B, V, gh, gw, d) → (B, V, d).
+
+    The tokens are average-pooled to a fixed ``grid × grid`` layout (any image size or aspect)
+    and read by one linear layer over the flattened grid, so every region gets its own weights.
+    Why not a plain mean: around an orbit's fixation point, near and far content moves in
+    opposite directions, so the mean of motion features cancels; a uniform attention at
+    initialisation is such a mean (measured in ``experiments/issue3_calibration``).
+    """
+
+    def __init__(self, dim: int, grid: int = 4) -> None:
+        super().__init__()
+        self.grid = grid
+        self.proj = nn.Linear(grid * grid * dim, dim, bias=False)
+        nn.init.normal_(self.proj.weight, std=INIT_STD / grid)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        b, v, gh, gw, d = tokens.shape
+        x = tokens.reshape(b * v, gh, gw, d).permute(0, 3, 1, 2)
+        x = F.adaptive_avg_pool2d(x, self.grid)  # (B·V, d, grid, grid)
+        return self.proj(x.flatten(1)).unflatten(0, (b, v))
+
+
 class CameraEstimator(nn.Module):
     """Predicts relative poses and a shared focal from all views (DESIGN §2)."""
 
@@ -114,6 +137,8 @@ class CameraEstimator(nn.Module):
         self.focal_head = (
             two_layer_mlp(cfg.dim, cfg.dim, 1, cfg.focal_head_init_std) if cfg.learn_focal else None
         )
+        self.patch = cfg.patch_size
+        self.grid_readout = GridReadout(cfg.dim) if cfg.cam_readout == "token+grid" else None
         self.register_buffer("identity_6d", torch.tensor(IDENTITY_6D), persistent=False)
 
     def forward(
@@ -140,6 +165,8 @@ class CameraEstimator(nn.Module):
             # Add each view's own pooled output tokens: image-derived features (the camera
             # token starts as a learned constant plus its index embedding).
             cam = cam + view_tokens.mean(dim=2)
+        elif self.grid_readout is not None:
+            cam = cam + self.grid_readout(view_tokens.unflatten(2, (height // self.patch, -1)))
 
         pair = torch.cat((cam, cam[:, canonical : canonical + 1].expand(-1, v, -1)), dim=-1)
         delta = self.pose_head(pair)  # (B, V, 9)
@@ -179,6 +206,11 @@ class RayZer(nn.Module):
             self.cam_patch = ConvStem(in_ch, cfg.patch_size, d)
         elif cfg.cam_pair_canonical:
             self.cam_patch = PatchEmbed(in_ch, cfg.patch_size, d)
+        self.cam_correlation = (
+            CorrelationTokens(cfg.patch_size, d, radius=cfg.cam_correlation_radius)
+            if cfg.cam_correlation
+            else None
+        )
         self.input_ray_embed = PatchEmbed(6, cfg.patch_size, d)
         # 2-layer MLP fusing [raw image token ‖ ray token] of each input patch (DESIGN §2).
         self.fuse = nn.Sequential(
@@ -216,17 +248,23 @@ class RayZer(nn.Module):
 
     def camera_input_tokens(self, images: Tensor, positions: Tensor) -> Tensor:
         """Image tokens (B, V, N, d) the camera estimator reads: single-view patches, or
-        [view ‖ canonical view] patches with ``cam_pair_canonical``."""
+        [view ‖ canonical view] patches with ``cam_pair_canonical``; plus correlation tokens
+        against the canonical view with ``cam_correlation``."""
+        c = images.shape[1] // 2
         if self.cam_patch is None:
-            return self.tokenizer(images, positions)
-        h, w = images.shape[-2:]
-        p = self.cfg.patch_size
-        if self.cfg.cam_pair_canonical:
-            c = images.shape[1] // 2
-            images = torch.cat((images, images[:, c : c + 1].expand_as(images)), dim=2)
-        return self.cam_patch(images) + self.tokenizer.position.patch_embedding(
-            positions, h // p, w // p
-        )
+            tokens = self.tokenizer(images, positions)
+        else:
+            h, w = images.shape[-2:]
+            p = self.cfg.patch_size
+            pixels = images
+            if self.cfg.cam_pair_canonical:
+                pixels = torch.cat((images, images[:, c : c + 1].expand_as(images)), dim=2)
+            tokens = self.cam_patch(pixels) + self.tokenizer.position.patch_embedding(
+                positions, h // p, w // p
+            )
+        if self.cam_correlation is not None:
+            tokens = tokens + self.cam_correlation(images, reference=c)
+        return tokens
 
     def reconstruct(
         self, images: Tensor, c2w: Tensor, K_norm: Tensor, view_positions: Tensor | None = None

@@ -1,5 +1,6 @@
 """Neural-network building blocks shared by all rayzer models."""
 
+from rayzer.nn.correlation import CorrelationTokens
 from rayzer.nn.patch import ConvStem, PatchEmbed, PatchUnembed, patchify, unpatchify
 from rayzer.nn.positional import (
     ViewPositionEmbedding,
@@ -12,6 +13,7 @@ __all__ = [
     "MLP",
     "Attention",
     "ConvStem",
+    "CorrelationTokens",
     "PatchEmbed",
     "PatchUnembed",
     "Transformer",
