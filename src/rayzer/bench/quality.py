@@ -66,6 +66,7 @@ from rayzer.train.checkpoint import (
     list_checkpoints,
     resolve_checkpoint,
 )
+from rayzer.utils.jsonsafe import json_safe
 
 DEFAULT_CONFIG = "tiny-cpu"
 #: Minimum median GT relative rotation of the test set per family (issue 3); walk is a
@@ -290,16 +291,6 @@ def check_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    return x
-
-
 # -- main -------------------------------------------------------------------------------------------
 
 
@@ -437,7 +428,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "files": {k: str(out / f"quality.{k}") for k in ("json", "md", "png")},
     }
     result["wall_time_s"] = time.perf_counter() - t_start
-    result = _json_safe(result)
+    result = json_safe(result)
     markdown = to_markdown(result)
     write_figure(out / "quality.png", result, sets["even"], raw["even"])
     write_text_atomic(out / "quality.json", json.dumps(result, indent=2, allow_nan=False) + "\n")

@@ -92,6 +92,7 @@ from rayzer.infer.outputs import (
 from rayzer.infer.pipeline import SCALE_NOTE, StageTimer, peak_rss_mb
 from rayzer.infer.predict import Cameras, render_scene
 from rayzer.infer.trajectory import path_through
+from rayzer.utils.jsonsafe import json_safe
 
 EVAL_BATCH = 8  # scenes per forward pass
 MAX_SCENES = 32  # a demo, not a benchmark: `rayzer bench quality` evaluates many scenes
@@ -333,17 +334,6 @@ def plot_pred_vs_truth(
 # -- summary ---------------------------------------------------------------------------------------
 
 
-def _json_safe(x: Any) -> Any:
-    """Non-finite floats → None (JSON has no NaN / inf); tuples → lists."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_json_safe(v) for v in x]
-    return x
-
-
 def _pose_numbers(pose: dict[str, Any], width: int) -> dict[str, Any]:
     """The pose-report entries the demo shows, focals also in pixels."""
     keys = (
@@ -439,7 +429,7 @@ def build_summary(
     seconds = dict(timer.seconds)
     seconds["total"] = timer.total()
     gt_rot = gt_rotation_stats(samples)
-    return _json_safe(
+    return json_safe(
         {
             "rayzer_version": rayzer.__version__,
             "psnr": {k: s["psnr"] for k, s in pooled.items()},
