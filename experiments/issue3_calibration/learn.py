@@ -51,6 +51,8 @@ p.add_argument("--keep-input", action="store_true")
 p.add_argument("--pair", action="store_true")
 p.add_argument("--stem", action="store_true")
 p.add_argument("--cam-attn", default="global")
+p.add_argument("--render-inputs", action="store_true")  # also render (and score) the inputs
+p.add_argument("--mimetic", action="store_true")  # LVSM: ray-matching attention at init
 p.add_argument("--corr", action="store_true")  # cam_correlation
 p.add_argument("--readout", default="token")  # cam_readout: token | token+pool | token+grid
 p.add_argument("--threads", type=int, default=2)
@@ -154,6 +156,18 @@ mcfg = ModelConfig(
     cam_readout=args.readout,
 )
 model = (LVSM if args.model == "lvsm" else RayZer)(mcfg)
+if args.mimetic:
+    # Make "attend to the input token with the same ray" a first-order behaviour at init:
+    # target-ray tokens use the input embedding's ray columns, and every attention layer starts
+    # with W_k = W_q (a token attends most to tokens similar to itself; Trockman & Kolter 2023).
+    with torch.no_grad():
+        rgb_cols = 3 * args.patch**2
+        model.decoder.ray_embed.proj.weight.copy_(model.input_embed.proj.weight[:, rgb_cols:])
+        for part in (model.reconstructor, model.decoder):
+            for blk in part.transformer.blocks:
+                w = blk.attn.qkv.weight  # (3d, d): q, k, v rows
+                dd = w.shape[1]
+                w[dd : 2 * dd].copy_(w[:dd])
 opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
 sched = torch.optim.lr_scheduler.LambdaLR(
     opt,
@@ -244,6 +258,8 @@ t0 = time.time()
 log = []
 for step in range(args.steps):
     imgs, c2w, K, fr, inp, tgt = sample_batch(step)
+    if args.render_inputs:  # targets = inputs + targets; the scene still sees the inputs only
+        tgt = torch.cat((inp, tgt), dim=-1)
     r, cams = forward(imgs, c2w, K, inp, tgt)
     if args.model == "camsup":
         gt = normalise_cams(c2w)

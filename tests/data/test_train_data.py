@@ -325,3 +325,12 @@ def test_rayzer_train_on_the_shared_real_scenes(tmp_path):
     losses = [r["loss"] for r in records if "loss" in r]
     assert len(losses) == 2 and all(math.isfinite(x) and x > 0 for x in losses)
     assert (out / "checkpoints" / "step_000002" / "model.safetensors").is_file()
+
+
+def test_rayzer_train_with_a_missing_source_fails_before_writing_anything(tmp_path, capsys):
+    out = tmp_path / "run"
+    missing = tmp_path / "no_such_dataset"
+    args = ["train", "--config", "tiny-cpu", *TINY_MODEL, f"data.source={missing}"]
+    assert main([*args, "train.steps=1", "--out", str(out)]) == 2
+    assert "no_such_dataset" in capsys.readouterr().err
+    assert not out.exists()  # no run folder that looks like a run

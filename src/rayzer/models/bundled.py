@@ -59,7 +59,9 @@ def bundled_checkpoint() -> Path:
     return folder
 
 
-def install_bundled_model(checkpoint: str | Path, dest: str | Path | None = None) -> Path:
+def install_bundled_model(
+    checkpoint: str | Path, dest: str | Path | None = None, meta: dict | None = None
+) -> Path:
     """Copy a trained RayZer checkpoint into the package as the bundled model (atomically).
 
     The checkpoint is loaded first (:func:`rayzer.infer.model.load_model`), so a checkpoint of
@@ -69,12 +71,15 @@ def install_bundled_model(checkpoint: str | Path, dest: str | Path | None = None
     Args:
         checkpoint: checkpoint directory, its ``model.safetensors`` or a run directory.
         dest: target folder (default: :func:`bundled_model_dir`).
+        meta: provenance merged into ``meta.json`` (e.g. the command, training time, metrics);
+            the checkpoint's step and folder name are always recorded.
     Returns:
         The bundled model folder.
     """
     from rayzer.infer.model import load_model
 
     loaded = load_model(checkpoint, device="cpu")
+    meta_extra = dict(meta or {})
     dest = Path(dest) if dest is not None else bundled_model_dir()
     with staged_dir(dest, overwrite=True) as tmp:
         tmp.mkdir()
@@ -83,6 +88,8 @@ def install_bundled_model(checkpoint: str | Path, dest: str | Path | None = None
                 shutil.copy2(loaded.checkpoint / name, tmp / name)
         meta_path = tmp / "meta.json"
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        meta["bundled_from"] = str(loaded.checkpoint)
+        meta.update(meta_extra)
+        meta["bundled_from"] = loaded.checkpoint.name  # no machine-specific absolute path
+        meta["step"] = loaded.step
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     return dest

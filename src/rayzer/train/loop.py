@@ -206,6 +206,15 @@ class Trainer:
         if ckpt is not None:
             self._restore(ckpt)
 
+        # Opened before anything is written: a bad data.source fails without leaving a run folder.
+        self.stream = TrainStream(
+            cfg.data,
+            tc.seed,
+            self.layout,
+            rank=self.ctx.rank,
+            start=self.step * self.layout.grad_accum,
+            require_poses=cfg.model.name != "rayzer",  # LVSM trains on ground-truth cameras
+        )
         self.logger = RunLogger(self.out_dir, enabled=self.ctx.is_main)
         if self.ctx.is_main:
             (self.out_dir / "config.yaml").write_text(config_to_yaml(cfg))
@@ -457,16 +466,8 @@ class Trainer:
         with contextlib.suppress(ValueError):  # not the main thread: no handlers
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self._on_signal)
-        stream = TrainStream(
-            self.cfg.data,
-            tc.seed,
-            self.layout,
-            rank=self.ctx.rank,
-            start=self.step * self.layout.grad_accum,
-            require_poses=self.cfg.model.name != "rayzer",  # LVSM trains on ground-truth cameras
-        )
         loader = make_loader(
-            stream, self.cfg.data.num_workers, pin_memory=self.device.type == "cuda"
+            self.stream, self.cfg.data.num_workers, pin_memory=self.device.type == "cuda"
         )
         batches = iter(loader)
         if self.ctx.is_main:
