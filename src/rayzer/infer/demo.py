@@ -83,6 +83,7 @@ from rayzer.infer.demo_cli import DEFAULT_FPS, DEFAULT_FRAMES, DEFAULT_OUT
 from rayzer.infer.model import LoadedModel, load_model, resolve_device
 from rayzer.infer.outputs import (
     cameras_json,
+    set_cube_limits,
     staged_output,
     to_uint8,
     write_gif,
@@ -315,14 +316,7 @@ def plot_pred_vs_truth(
         p = novel.double().numpy()[:, :3, 3]
         ax.plot(p[:, 0], p[:, 1], p[:, 2], "--", color="gray", linewidth=1.0)
         points.append(p)
-    allp = np.vstack(points)
-    allp = allp[np.isfinite(allp).all(1)]
-    mid = allp.mean(0)
-    half = max(float(np.abs(allp - mid).max()), depth) * 1.2
-    ax.set_xlim(mid[0] - half, mid[0] + half)
-    ax.set_ylim(mid[1] - half, mid[1] + half)
-    ax.set_zlim(mid[2] - half, mid[2] + half)
-    ax.set_box_aspect((1, 1, 1))
+    set_cube_limits(ax, np.vstack(points), depth)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_zlabel("z (up)")

@@ -173,6 +173,17 @@ def cameras_json(cameras: Cameras, kind: Sequence[str]) -> dict[str, Any]:
     return {"convention": "OpenCV c2w, pixel intrinsics (see cameras.json)", "frames": frames}
 
 
+def set_cube_limits(ax: Any, points: np.ndarray, min_half: float) -> None:
+    """Equal-aspect 3-D axes: a cube around the finite ``points`` (N, 3), half side at least
+    ``min_half``, with a 20 % margin (matplotlib scales 3-D axes independently otherwise)."""
+    points = points[np.isfinite(points).all(1)]
+    mid = points.mean(0)
+    half = max(float(np.abs(points - mid).max()), min_half) * 1.2
+    for axis, centre in zip("xyz", mid):
+        getattr(ax, f"set_{axis}lim")(centre - half, centre + half)
+    ax.set_box_aspect((1, 1, 1))
+
+
 def plot_cameras(
     path: Path,
     cameras: Cameras,
@@ -217,12 +228,7 @@ def plot_cameras(
         p = view(cams.c2w[:, :3, 3].double().numpy())
         ax.plot(p[:, 0], p[:, 1], p[:, 2], style, color="gray", linewidth=1.0)
     allp = view(np.vstack([centres] + [c.c2w[:, :3, 3].double().numpy() for c in novel]))
-    mid = allp.mean(0)
-    half = max(np.abs(allp - mid).max(), depth) * 1.2
-    ax.set_xlim(mid[0] - half, mid[0] + half)
-    ax.set_ylim(mid[1] - half, mid[1] + half)
-    ax.set_zlim(mid[2] - half, mid[2] + half)
-    ax.set_box_aspect((1, 1, 1))
+    set_cube_limits(ax, allp, depth)
     ax.set_xlabel("x")
     ax.set_ylabel("z (forward)")
     ax.set_zlabel("-y (up)")
