@@ -285,13 +285,13 @@ def test_probe_with_a_separate_training_set(cli, rayzer_ckpt, synth_data, tmp_pa
     assert probe["num_train_samples"] == 4 and probe["num_test_views"] == 2 * 2 * 3
 
 
-def test_no_bundled_model_asks_for_a_checkpoint(cli, synth_data, tmp_path):
-    from rayzer.models.bundled import has_bundled_model
+def test_no_bundled_model_asks_for_a_checkpoint(cli, synth_data, tmp_path, monkeypatch):
+    from rayzer.models import bundled
 
-    if has_bundled_model():
-        pytest.skip("this install carries a bundled model")
+    monkeypatch.setattr(bundled, "bundled_model_dir", lambda: tmp_path / "empty_assets")
     code, _, err = cli("--data", synth_data, "--out", tmp_path / "eval")
-    assert code != 0 and "--ckpt" in err
+    assert code != 0 and "no bundled model" in err and "--ckpt" in err
+    assert not (tmp_path / "eval").exists()
 
 
 def test_colmap_reference_skips_cleanly_without_pycolmap(monkeypatch, tmp_path):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
+
+from rayzer.utils.logs import StderrHandler
 
 DESCRIPTION = (
     "Evaluate a checkpoint (default: the bundled model) on scene folders or any dataset `rayzer "
@@ -68,8 +69,7 @@ def main(args: argparse.Namespace) -> None:
 
     from rayzer.eval.run import log, run_eval
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("rayzer: %(levelname)s: %(message)s"))
+    handler = StderrHandler("rayzer: %(levelname)s: %(message)s")
     log.addHandler(handler)
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:

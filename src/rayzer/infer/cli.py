@@ -10,6 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+from rayzer.utils.logs import StderrHandler
+
 DESCRIPTION = (
     "Predict the cameras of 2-64 unposed photos (or video frames) of a static scene, render the "
     "views back and novel views, and export the cameras for COLMAP, nerfstudio and Gaussian-"
@@ -68,8 +70,7 @@ def main(args: argparse.Namespace) -> None:
     from rayzer.infer.pipeline import InferenceError, run_inference
 
     logger = logging.getLogger("rayzer.infer")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("rayzer: %(levelname)s: %(message)s"))
+    handler = StderrHandler("rayzer: %(levelname)s: %(message)s")
     logger.addHandler(handler)
     old_level = logger.level
     logger.setLevel(logging.WARNING if args.quiet else logging.INFO)

@@ -62,6 +62,7 @@ from rayzer.train.checkpoint import latest_checkpoint as find_latest
 from rayzer.train.logger import RunLogger, image_grid
 from rayzer.train.losses import LossTerms, build_perceptual_loss, photometric_loss
 from rayzer.train.optim import GradSpikeGuard, WarmupCosine, build_optimizer, build_scheduler
+from rayzer.utils.logs import StderrHandler
 
 log = logging.getLogger("rayzer.train")
 
@@ -535,8 +536,7 @@ def run_training(
         out: run directory (default: ``train.out_dir``, or the resumed run's directory).
     """
     if not logging.getLogger("rayzer").handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        handler = StderrHandler("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
         logging.getLogger("rayzer").addHandler(handler)
         logging.getLogger("rayzer").setLevel(logging.INFO)
     ckpt = None
