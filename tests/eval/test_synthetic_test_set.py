@@ -10,7 +10,7 @@ import torch
 
 from rayzer.bench.quality import build_test_sets
 from rayzer.config import load_config
-from rayzer.data.stream import synth_config
+from rayzer.data.clip_sources import synth_config
 from rayzer.data.synthetic import TEST_SEEDS
 from rayzer.eval.synthetic_test_set import gt_rotation_stats, synthetic_test_sets
 

@@ -43,7 +43,10 @@ def test_demo_runs_on_the_bundled_model(tmp_path) -> None:
     finally:
         torch.set_num_threads(threads)
     summary = result.summary
-    assert summary["psnr"]["rayzer"] > 0 and summary["psnr"]["copy"] > 0
+    # Sane image numbers (the model is weak, not broken: within a few dB of the baselines).
+    for key in ("rayzer", "copy", "mean_inputs"):
+        assert 10 < summary["psnr"][key] < 40
+    assert abs(summary["psnr"]["rayzer"] - summary["psnr"]["mean_inputs"]) < 6
     assert (tmp_path / "demo" / "novel_views.mp4").is_file()
     assert len(list((tmp_path / "demo" / "renders").glob("*.png"))) == len(
         list((tmp_path / "demo" / "targets").glob("*.png"))

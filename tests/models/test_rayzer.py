@@ -226,3 +226,16 @@ def test_correlation_tokens_and_grid_readout_in_rayzer(tiny_cfg):
     out.render.mean().backward()
     assert model.cam_correlation.features.weight.grad.abs().sum() > 0
     assert model.camera_estimator.grid_readout.proj.weight.grad.abs().sum() > 0
+
+    # The readout sees the tokens as the row-major (H/p, W/p) grid of the 16×24 image:
+    # pooling 2×3 → 4×4 repeats each token along rows twice and along columns 4/3 times, which
+    # a transposed (3×2) reading would not reproduce.
+    readout = model.camera_estimator.grid_readout
+    tokens = torch.rand(1, 1, 2 * 3, cfg.dim)
+    expected = readout(tokens.unflatten(2, (2, 3)))
+    seen = []
+    handle = readout.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape))
+    model.predict_cameras(images)
+    handle.remove()
+    assert seen == [(1, 4, 2, 3, cfg.dim)]
+    assert not torch.allclose(expected, readout(tokens.unflatten(2, (3, 2))))

@@ -45,3 +45,17 @@ def test_tokens_shape_gradient_and_bad_input(corr):
         corr(torch.rand(1, 2, 3, 20, 16), reference=1)
     with pytest.raises(ValueError, match="radius"):
         CorrelationTokens(8, 16, radius=0)
+
+
+def test_dilated_displacements_find_a_known_shift():
+    # The model's default: dilation 2. A shift of 4 feature pixels (8 image pixels) is two
+    # dilated steps, so the best match sits at (dy, dx) = (0, -2) in displacement units.
+    torch.manual_seed(0)
+    corr = CorrelationTokens(patch_size=8, dim=16, channels=32, radius=2, dilation=2)
+    ref = torch.rand(1, 3, 32, 48)
+    view = torch.roll(ref, shifts=8, dims=-1)
+    vol = corr.volume(torch.stack((view, ref), dim=1), reference=1)[0, 0]  # (25, 16, 24)
+    best = vol[:, 4:-4, 8:-4].argmax(dim=0)
+    k = 2 * corr.radius + 1
+    dy, dx = best // k - corr.radius, best % k - corr.radius
+    assert (dy == 0).float().mean() > 0.9 and (dx == -2).float().mean() > 0.9

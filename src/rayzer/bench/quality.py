@@ -48,8 +48,8 @@ from rayzer.bench.run_history import (
     train_curve,
 )
 from rayzer.config import Config, DataConfig, load_config
+from rayzer.data.clip_sources import synth_config
 from rayzer.data.protocols import PROTOCOLS
-from rayzer.data.stream import synth_config
 from rayzer.eval.novel_view import (
     CopyNearestMethod,
     EvalResult,

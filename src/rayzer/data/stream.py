@@ -53,7 +53,6 @@ from rayzer.data.clip_sources import (
     SyntheticClips,
     choose_source,
     open_clip_sources,
-    synth_config,  # noqa: F401  (re-exported: rayzer.bench.quality imports it from here)
 )
 from rayzer.data.sampling import SpanCurriculum, normalize_scene_scale, sample_views
 from rayzer.data.synthetic import SynthConfig

@@ -64,8 +64,8 @@ from torch import Tensor
 
 import rayzer
 from rayzer.config import DataConfig
+from rayzer.data.clip_sources import synth_config
 from rayzer.data.scene_folder import CAMERAS_JSON, write_scene_folder
-from rayzer.data.stream import synth_config
 from rayzer.data.synthetic import FAMILIES, TEST_SEEDS, SynthConfig
 from rayzer.eval.camera_paths import apply_similarity
 from rayzer.eval.figures import error_map, scene_grid
@@ -159,7 +159,7 @@ def check_options(family: str | None, scenes: int, seed: int, frames: int, fps: 
 
 
 def demo_synth_config(data: DataConfig, family: str | None) -> SynthConfig:
-    """The checkpoint's clip configuration (:func:`rayzer.data.stream.synth_config`), optionally
+    """The checkpoint's clip configuration (:func:`rayzer.data.clip_sources.synth_config`), optionally
     with the other family."""
     synth = synth_config(data)
     return synth if family is None else dataclasses.replace(synth, family=family)

@@ -79,7 +79,7 @@ def install_bundled_model(
     from rayzer.infer.model import load_model
 
     loaded = load_model(checkpoint, device="cpu")
-    meta_extra = dict(meta or {})
+    meta_extra = dict(meta or {})  # copied: the caller's dict is not modified
     dest = Path(dest) if dest is not None else bundled_model_dir()
     with staged_dir(dest, overwrite=True) as tmp:
         tmp.mkdir()
@@ -87,9 +87,9 @@ def install_bundled_model(
             if (loaded.checkpoint / name).is_file():
                 shutil.copy2(loaded.checkpoint / name, tmp / name)
         meta_path = tmp / "meta.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        meta.update(meta_extra)
-        meta["bundled_from"] = loaded.checkpoint.name  # no machine-specific absolute path
-        meta["step"] = loaded.step
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        record = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        record.update(meta_extra)
+        record["bundled_from"] = loaded.checkpoint.name  # no machine-specific absolute path
+        record["step"] = loaded.step
+        meta_path.write_text(json.dumps(record, indent=2) + "\n")
     return dest

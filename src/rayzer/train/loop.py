@@ -467,6 +467,7 @@ class Trainer:
         with contextlib.suppress(ValueError):  # not the main thread: no handlers
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self._on_signal)
+        self.stream.start = self.step * self.layout.grad_accum  # a repeated train() continues
         loader = make_loader(
             self.stream, self.cfg.data.num_workers, pin_memory=self.device.type == "cuda"
         )
