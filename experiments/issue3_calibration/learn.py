@@ -43,7 +43,7 @@ p.add_argument("--warmup", type=int, default=100)
 p.add_argument("--batch", type=int, default=8)
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--pose-std", type=float, default=1e-3)
-p.add_argument("--focal", default="learn")  # learn | fixed | true
+p.add_argument("--focal", default="learn")  # learn | fixed (at focal_init) | true (fixed at truth)
 p.add_argument("--index-scale", type=float, default=1.0)
 p.add_argument("--eval-every", type=int, default=0)
 p.add_argument("--tag", default="")
@@ -148,6 +148,12 @@ mcfg = ModelConfig(
     pose_head_init_std=args.pose_std,
     index_scale=args.index_scale,
     learn_focal=args.focal == "learn",
+    # "true": held at the data's true normalised focal (fx / W, mean over the training pool)
+    **(
+        {"focal_init": (train["K"][..., 0, 0] / args.size).mean().item()}
+        if args.focal == "true"
+        else {}
+    ),
     keep_input_tokens=args.keep_input,
     cam_pair_canonical=args.pair,
     cam_attention=args.cam_attn,
