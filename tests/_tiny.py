@@ -3,17 +3,26 @@
 Imported as ``from _tiny import …`` (``tests/`` is on pytest's ``pythonpath``).
 """
 
+from rayzer.models import ModelConfig
+
 #: dim 32, 1+1+1 layers, 8 latent tokens, patch 8 (the tiny-cpu preset's patch).
-TINY_MODEL = [
-    "model.dim=32",
-    "model.num_heads=2",
-    "model.patch_size=8",
-    "model.cam_layers=1",
-    "model.scene_layers=1",
-    "model.dec_layers=1",
-    "model.num_scene_tokens=8",
-    "model.pos_enc_dim=16",
-]
+TINY_SIZES = {
+    "dim": 32,
+    "num_heads": 2,
+    "patch_size": 8,
+    "cam_layers": 1,
+    "scene_layers": 1,
+    "dec_layers": 1,
+    "num_scene_tokens": 8,
+    "pos_enc_dim": 16,
+}
+#: The same as ``key=value`` config overrides.
+TINY_MODEL = [f"model.{key}={value}" for key, value in TINY_SIZES.items()]
+
+
+def tiny_model_config(**changes) -> ModelConfig:
+    """A :class:`ModelConfig` of the tiny sizes (``changes`` override fields, e.g. ``name``)."""
+    return ModelConfig(**{**TINY_SIZES, **changes})
 
 
 def tiny_data(image_size: int, span_start_max: int = 5) -> list[str]:

@@ -9,6 +9,7 @@ import imageio.v3 as iio
 import pytest
 import torch
 
+from _tiny import TINY_MODEL
 from rayzer.bench.quality import check_targets
 from rayzer.bench.run_history import minutes_at, pick_checkpoints
 from rayzer.cli import main
@@ -16,13 +17,7 @@ from rayzer.cli import main
 #: Tiny model and 32-px images; the clip length and views stay those of tiny-cpu so the
 #: test set keeps its ≥ 15° rotation check.
 TINY = [
-    "model.dim=32",
-    "model.num_heads=2",
-    "model.cam_layers=1",
-    "model.scene_layers=1",
-    "model.dec_layers=1",
-    "model.num_scene_tokens=8",
-    "model.pos_enc_dim=16",
+    *TINY_MODEL,
     "data.image_size=32",
     "train.batch_size=2",
     "train.log_every=5",

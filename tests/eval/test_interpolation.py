@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from _tiny import tiny_model_config
 from rayzer.eval.interpolation import (
     RayZerInterpolationMethod,
     gt_interpolation_errors,
@@ -18,18 +19,9 @@ from rayzer.eval.interpolation import (
 )
 from rayzer.eval.novel_view import CopyNearestMethod, collate, evaluate
 from rayzer.geometry import axis_angle_to_matrix, look_at, make_c2w, rotation_error_deg
-from rayzer.models import ModelConfig, RayZer
+from rayzer.models import RayZer
 
 RADIUS = 2.5
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def orbit(frames: int, step_deg: float) -> torch.Tensor:
@@ -98,16 +90,7 @@ def test_inbetween_frames():
 
 
 def test_interpolation_method_never_reads_in_between_images():
-    cfg = ModelConfig(
-        dim=32,
-        num_heads=2,
-        patch_size=8,
-        cam_layers=1,
-        scene_layers=1,
-        dec_layers=1,
-        num_scene_tokens=8,
-        pos_enc_dim=16,
-    )
+    cfg = tiny_model_config()
     model = RayZer(cfg).eval()
     ctx = torch.rand(3, 3, 16, 16)
     between = torch.rand(4, 3, 16, 16)

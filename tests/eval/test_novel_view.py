@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from _tiny import tiny_model_config
 from rayzer.data.sampling import normalize_scene_scale
 from rayzer.eval.novel_view import (
     PSNR_CAP_DB,
@@ -27,27 +28,8 @@ from rayzer.models.views import gather_views
 H = W = 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_cfg(name: str = "rayzer") -> ModelConfig:
-    return ModelConfig(
-        name=name,
-        dim=32,
-        num_heads=2,
-        patch_size=8,
-        cam_layers=1,
-        scene_layers=1,
-        dec_layers=1,
-        num_scene_tokens=8,
-        pos_enc_dim=16,
-    )
+    return tiny_model_config(name=name)
 
 
 def orbit_cameras(v: int, step_deg: float = 10.0) -> torch.Tensor:

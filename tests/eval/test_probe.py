@@ -20,14 +20,6 @@ V, D = 5, 24
 CFG = ProbeConfig(steps=400)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_cameras(gen: torch.Generator) -> torch.Tensor:
     """V cameras with rotations up to ~70° apart and random centres."""
     axis_angle = torch.randn(V, 3, generator=gen, dtype=torch.float64) * 0.6

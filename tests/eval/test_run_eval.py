@@ -38,14 +38,6 @@ POSE_KEYS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _checkpoint(root: Path, *overrides: str) -> Path:
     cfg = load_config("tiny-cpu", [*TINY, *overrides])
     torch.manual_seed(0)

@@ -15,14 +15,6 @@ from rayzer.data.synthetic import TEST_SEEDS
 from rayzer.eval.synthetic_test_set import gt_rotation_stats, synthetic_test_sets
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def default_data(**changes):
     """tiny-cpu's data config at 16 px (camera paths do not depend on the resolution)."""
     data = load_config("tiny-cpu").data

@@ -1,21 +1,13 @@
 import pytest
 import torch
 
+from _tiny import tiny_model_config
 from rayzer.models import ModelConfig
 
 
 @pytest.fixture
 def tiny_cfg() -> ModelConfig:
-    return ModelConfig(
-        dim=32,
-        num_heads=2,
-        patch_size=8,
-        cam_layers=1,
-        scene_layers=1,
-        dec_layers=1,
-        num_scene_tokens=8,
-        pos_enc_dim=16,
-    )
+    return tiny_model_config()
 
 
 @pytest.fixture(autouse=True)
