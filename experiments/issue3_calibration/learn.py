@@ -55,6 +55,10 @@ p.add_argument("--render-inputs", action="store_true")  # also render (and score
 p.add_argument("--mimetic", action="store_true")  # LVSM: ray-matching attention at init
 p.add_argument("--corr", action="store_true")  # cam_correlation
 p.add_argument("--readout", default="token")  # cam_readout: token | token+pool | token+grid
+p.add_argument("--epipolar", action="store_true")  # decoder epipolar attention bias
+p.add_argument("--near", type=float, default=0.5)  # ray_near
+p.add_argument("--dec-readout", default="regress")  # decoder_readout: regress | blend | sweep
+p.add_argument("--depths", type=int, default=16)  # sweep_depths
 p.add_argument("--threads", type=int, default=2)
 args = p.parse_args()
 torch.set_num_threads(args.threads)
@@ -160,6 +164,10 @@ mcfg = ModelConfig(
     cam_conv_stem=args.stem,
     cam_correlation=args.corr,
     cam_readout=args.readout,
+    epipolar_bias=args.epipolar,
+    ray_near=args.near,
+    decoder_readout=args.dec_readout,
+    sweep_depths=args.depths,
 )
 model = (LVSM if args.model == "lvsm" else RayZer)(mcfg)
 if args.mimetic:

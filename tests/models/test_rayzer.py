@@ -150,7 +150,7 @@ def test_keep_input_tokens_extends_the_scene(tiny_cfg):
     images = torch.rand(1, 4, 3, 16, 16)
     cams = model.predict_cameras(images)
     scene = model.reconstruct(images[:, :3], cams.c2w[:, :3], cams.K_norm[:, :3])
-    assert scene.shape == (1, 3 * 4, tiny_cfg.dim)  # 3 views × 4 patches, no latent tokens
+    assert scene.tokens.shape == (1, 3 * 4, tiny_cfg.dim)  # 3 views × 4 patches, no latent tokens
     out = model(images, [0, 1, 2], [3])
     assert out.render.shape == (1, 1, 3, 16, 16)
     with pytest.raises(ValueError, match="num_scene_tokens"):

@@ -83,7 +83,7 @@ def test_spike_is_skipped_and_logged(tmp_path, tiny_config, caplog):
     with caplog.at_level(logging.WARNING, logger="rayzer.train"):
         stats = trainer.train_step(batches)
     handle.remove()
-    assert stats.skipped and stats.grad_norm > 1e3
+    assert stats.skipped and stats.grad_norm > 1e2  # the threshold is ≈ 0.15
     assert trainer.guard.skipped == 1
     assert "skipped update" in caplog.text
     for n, p in _params(trainer.model).items():
@@ -104,7 +104,7 @@ def test_spike_is_skipped_and_logged(tmp_path, tiny_config, caplog):
     events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     skips = [e for e in events if e.get("event") == "skipped_update"]
     assert [e["step"] for e in skips] == [5, 7]
-    assert skips[0]["grad_norm"] > 1e3 and skips[1]["grad_norm"] == "nan"
+    assert skips[0]["grad_norm"] > 1e2 and skips[1]["grad_norm"] == "nan"
 
 
 def test_time_budget_and_existing_run_guard(tmp_path, tiny_config):

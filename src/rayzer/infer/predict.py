@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from rayzer.geometry import denormalize_intrinsics, normalize_intrinsics
 from rayzer.infer.images import PreparedViews, load_image_files, load_image_folder
 from rayzer.infer.model import LoadedModel
+from rayzer.models import LatentScene
 
 
 @dataclass
@@ -100,8 +101,8 @@ def predict_cameras(model: LoadedModel, images: Any) -> Cameras:
 
 
 @torch.inference_mode()
-def build_scene(model: LoadedModel, images: Any, cameras: Cameras) -> Tensor:
-    """Latent scene ``(1, n, d)`` from the views and their cameras (all views are inputs)."""
+def build_scene(model: LoadedModel, images: Any, cameras: Cameras) -> LatentScene:
+    """The latent scene (batch of 1) from the views and their cameras (all views are inputs)."""
     x = as_images(images, model).to(model.device)
     if len(cameras) != x.shape[0] or (cameras.height, cameras.width) != tuple(x.shape[-2:]):
         raise ValueError(
@@ -115,7 +116,7 @@ def build_scene(model: LoadedModel, images: Any, cameras: Cameras) -> Tensor:
 @torch.inference_mode()
 def render_scene(
     model: LoadedModel,
-    scene: Tensor,
+    scene: LatentScene,
     targets: Cameras,
     chunk: int = 8,
     progress: bool = False,

@@ -2,6 +2,7 @@
 
 from rayzer.models.baselines import CopyNearest, mean_of_inputs, nearest_input_views
 from rayzer.models.config import ModelConfig
+from rayzer.models.latent_scene import LatentScene
 from rayzer.models.lvsm import LVSM
 from rayzer.models.rayzer import CameraPrediction, RayZer, RayZerOutput
 
@@ -15,6 +16,7 @@ __all__ = [
     "LVSM",
     "CameraPrediction",
     "CopyNearest",
+    "LatentScene",
     "ModelConfig",
     "RayZer",
     "RayZerOutput",

@@ -56,6 +56,21 @@ class ModelConfig:
             ±16 image pixels).
         cam_attention: ``"global"`` (the paper: every camera-estimator layer attends across all
             views) or ``"alternating"`` (even layers within each view, odd layers across views).
+        epipolar_bias: the rendering decoder adds :class:`rayzer.nn.EpipolarBias` to its
+            attention logits: each target patch is biased towards the input-view tokens its ray
+            projects into (needs ``keep_input_tokens``, which puts those tokens in the decoder's
+            context). A geometric prior that a small budget cannot learn from scratch.
+        ray_near: nearest depth sampled along the target rays by the epipolar bias and the
+            blend / sweep readouts, in the world units of the cameras (RayZer: the canonical
+            frame of the predicted cameras; LVSM: the data's normalised cameras). The samples
+            are uniform in inverse depth out to infinity.
+        decoder_readout: ``"regress"`` (the paper: each target token is mapped to its RGB
+            patch) or ``"blend"`` (:class:`rayzer.models.latent_scene.BlendReadout`: each target
+            patch is a learned, epipolar-biased blend of the input views' pixel patches, mixed
+            with a regressed colour; needs ``keep_input_tokens``) or ``"sweep"``
+            (:class:`rayzer.models.readouts.SweepReadout`: per-pixel plane-sweep image-based
+            rendering, depth from the decoder plus the views' colour consistency).
+        sweep_depths: depth samples per target pixel of the sweep readout.
         grad_checkpointing: recompute block activations in backward.
     """
 
@@ -82,6 +97,10 @@ class ModelConfig:
     cam_readout: str = "token"
     cam_correlation: bool = False
     cam_correlation_radius: int = 4
+    epipolar_bias: bool = False
+    ray_near: float = 0.5
+    decoder_readout: str = "regress"
+    sweep_depths: int = 16
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -96,6 +115,25 @@ class ModelConfig:
             raise ValueError(
                 f"model.cam_attention must be 'global' or 'alternating', got {self.cam_attention!r}"
             )
+        if self.epipolar_bias and not self.keep_input_tokens:
+            raise ValueError(
+                "model.epipolar_bias needs model.keep_input_tokens=true (the bias relates target "
+                "rays to the input-view tokens, which are otherwise not in the decoder's context)"
+            )
+        if self.decoder_readout not in ("regress", "blend", "sweep"):
+            raise ValueError(
+                "model.decoder_readout must be 'regress', 'blend' or 'sweep', got "
+                f"{self.decoder_readout!r}"
+            )
+        if self.sweep_depths < 2:
+            raise ValueError(f"model.sweep_depths must be at least 2, got {self.sweep_depths}")
+        if self.decoder_readout == "blend" and not self.keep_input_tokens:
+            raise ValueError(
+                "model.decoder_readout=blend needs model.keep_input_tokens=true (it reads the "
+                "input-view tokens in the decoder's context)"
+            )
+        if not self.ray_near > 0:
+            raise ValueError(f"model.ray_near must be > 0, got {self.ray_near}")
         if self.dim % self.num_heads:
             raise ValueError(f"model.dim={self.dim} is not divisible by num_heads={self.num_heads}")
         if self.pos_enc_dim % 4:

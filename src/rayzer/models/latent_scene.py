@@ -7,18 +7,51 @@ compose the same modules.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from rayzer.geometry import denormalize_intrinsics, plucker_rays
 from rayzer.models.config import ModelConfig
-from rayzer.nn import PatchEmbed, PatchUnembed, Transformer
+from rayzer.models.readouts import BlendReadout, SweepReadout
+from rayzer.nn import (
+    EpipolarBias,
+    PatchEmbed,
+    PatchUnembed,
+    Transformer,
+    epipolar_log_counts,
+)
 from rayzer.nn.transformer import INIT_STD
 
 
 def plucker_from_normalized(c2w: Tensor, K_norm: Tensor, height: int, width: int) -> Tensor:
     """Plücker ray maps from normalised intrinsics: c2w (..., 4, 4), K_norm (..., 4) → (..., 6, H, W)."""
     return plucker_rays(c2w, denormalize_intrinsics(K_norm, height, width), height, width)
+
+
+@dataclass
+class LatentScene:
+    """What :meth:`RayZer.reconstruct` / :meth:`LVSM.reconstruct` build and ``render`` reads.
+
+    Attributes:
+        tokens: (B, n [+ M], d) the reconstructor's output: n latent scene tokens, followed by
+            the M = Vi·N processed input-view tokens with ``keep_input_tokens``.
+        images: (B, Vi, 3, H, W) the input views the scene was built from.
+        c2w: (B, Vi, 4, 4) their cameras (OpenCV camera-to-world);
+        K_norm: (B, Vi, 4) their normalised intrinsics.
+    The input views and cameras are kept because the geometric decoder options (epipolar
+    attention bias, blend readout) relate target rays to input patches.
+    """
+
+    tokens: Tensor
+    images: Tensor
+    c2w: Tensor
+    K_norm: Tensor
+
+    @property
+    def num_input_views(self) -> int:
+        return self.images.shape[1]
 
 
 class SceneReconstructor(nn.Module):
@@ -67,11 +100,13 @@ class SceneReconstructor(nn.Module):
 
 
 class RayDecoder(nn.Module):
-    """Renders target views from scene tokens and target Plücker rays.
+    """Renders target views from a :class:`LatentScene` and target cameras.
 
-    Each target view's ray tokens attend jointly with the scene tokens (views are decoded
-    independently, batched as B·Vt sequences of n + N tokens); an MLP head maps each output
-    token to a p×p RGB patch through a sigmoid.
+    Each target view's ray tokens (patches of its Plücker ray map) attend jointly with the scene
+    tokens (views are decoded independently, batched as B·Vt sequences of n [+ M] + N tokens).
+    Readouts: ``"regress"`` (LVSM / RayZer: an MLP maps each output token to a p×p RGB patch
+    through a sigmoid), ``"blend"`` or ``"sweep"`` (:mod:`rayzer.models.readouts`). Optionally
+    :class:`rayzer.nn.EpipolarBias` is added to every attention layer.
     """
 
     def __init__(
@@ -83,13 +118,35 @@ class RayDecoder(nn.Module):
         mlp_ratio: float = 4.0,
         qk_norm: bool = True,
         grad_checkpointing: bool = False,
+        epipolar_bias: bool = False,
+        ray_near: float = 0.5,
+        readout: str = "regress",
+        sweep_depths: int = 16,
     ) -> None:
         super().__init__()
+        self.patch_size = patch_size
+        self.ray_near = ray_near
         self.ray_embed = PatchEmbed(6, patch_size, dim)
+        self.epipolar = (
+            EpipolarBias(depth, num_heads, patch_size, near=ray_near) if epipolar_bias else None
+        )
         self.transformer = Transformer(
             dim, depth, num_heads, mlp_ratio, qk_norm, grad_checkpointing=grad_checkpointing
         )
-        self.unembed = PatchUnembed(dim, patch_size, out_channels=3, activation="sigmoid")
+        self.blend = BlendReadout(dim, patch_size) if readout == "blend" else None
+        self.sweep = SweepReadout(sweep_depths, ray_near) if readout == "sweep" else None
+        if self.blend is not None:
+            channels = BlendReadout.REGRESS_CHANNELS
+        elif self.sweep is not None:
+            channels = self.sweep.regress_channels
+        else:
+            channels = 3
+        self.unembed = PatchUnembed(
+            dim,
+            patch_size,
+            out_channels=channels,
+            activation="sigmoid" if channels == 3 else "none",
+        )
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> RayDecoder:
@@ -101,14 +158,56 @@ class RayDecoder(nn.Module):
             cfg.mlp_ratio,
             cfg.qk_norm,
             cfg.grad_checkpointing,
+            cfg.epipolar_bias,
+            cfg.ray_near,
+            cfg.decoder_readout,
+            cfg.sweep_depths,
         )
 
-    def forward(self, scene: Tensor, target_rays: Tensor) -> Tensor:
-        """scene (B, n, d), target_rays (B, Vt, 6, H, W) → RGB (B, Vt, 3, H, W) in (0, 1)."""
-        b, vt, _, h, w = target_rays.shape
+    def forward(
+        self, scene: LatentScene, c2w: Tensor, K_norm: Tensor, height: int, width: int
+    ) -> Tensor:
+        """Target cameras c2w (B, Vt, 4, 4), K_norm (B, Vt, 4) → RGB (B, Vt, 3, H, W) in [0, 1]."""
+        target_rays = plucker_from_normalized(c2w, K_norm, height, width)
+        b, vt = target_rays.shape[:2]
         ray_tokens = self.ray_embed(target_rays)  # (B, Vt, N, d)
         n_tok = ray_tokens.shape[2]
-        scene_rep = scene.unsqueeze(1).expand(-1, vt, -1, -1)
+        tokens = scene.tokens
+        scene_rep = tokens.unsqueeze(1).expand(-1, vt, -1, -1)
         seq = torch.cat((scene_rep, ray_tokens), dim=2).flatten(0, 1)  # (B·Vt, n + N, d)
-        out = self.transformer(seq)[:, -n_tok:].unflatten(0, (b, vt))
-        return self.unembed(out, h, w)
+        needs_counts = self.epipolar is not None or self.blend is not None
+        log_counts = masks = None
+        m = scene.num_input_views * n_tok
+        key_start = tokens.shape[1] - m  # the input-view tokens are the scene's last M tokens
+        if needs_counts:
+            if key_start < 0:
+                raise ValueError(
+                    f"the scene has {tokens.shape[1]} tokens, fewer than the {m} input-view tokens "
+                    "the geometric decoder needs (model.keep_input_tokens)"
+                )
+            log_counts = epipolar_log_counts(
+                c2w,
+                K_norm,
+                scene.c2w,
+                scene.K_norm,
+                height,
+                width,
+                self.patch_size,
+                near=self.ray_near,
+            )
+        if self.epipolar is not None:
+            masks = self.epipolar.layer_biases(log_counts, seq.shape[1], key_start)
+        out = self.transformer(seq, masks).unflatten(0, (b, vt))
+        target_out = out[:, :, -n_tok:]
+        if self.sweep is not None:
+            regress = self.unembed(target_out, height, width)
+            return self.sweep(c2w, K_norm, scene.images, scene.c2w, scene.K_norm, regress)
+        if self.blend is None:
+            return self.unembed(target_out, height, width)
+        return self.blend(
+            target_out,
+            out[:, :, key_start : key_start + m],
+            scene.images,
+            log_counts,
+            self.unembed(target_out, height, width),
+        )

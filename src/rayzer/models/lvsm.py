@@ -13,7 +13,12 @@ from torch import Tensor, nn
 
 from rayzer.geometry import normalize_intrinsics
 from rayzer.models.config import ModelConfig
-from rayzer.models.latent_scene import RayDecoder, SceneReconstructor, plucker_from_normalized
+from rayzer.models.latent_scene import (
+    LatentScene,
+    RayDecoder,
+    SceneReconstructor,
+    plucker_from_normalized,
+)
 from rayzer.models.views import as_view_index, gather_views
 from rayzer.nn import PatchEmbed
 
@@ -28,16 +33,19 @@ class LVSM(nn.Module):
         self.reconstructor = SceneReconstructor.from_config(cfg)
         self.decoder = RayDecoder.from_config(cfg)
 
-    def reconstruct(self, images: Tensor, c2w: Tensor, K_norm: Tensor) -> Tensor:
-        """images (B, Vi, 3, H, W), c2w (B, Vi, 4, 4), K_norm (B, Vi, 4) → scene (B, n, d)."""
+    def reconstruct(self, images: Tensor, c2w: Tensor, K_norm: Tensor) -> LatentScene:
+        """images (B, Vi, 3, H, W), c2w (B, Vi, 4, 4), K_norm (B, Vi, 4) → the scene (tokens
+        (B, n [+ M], d) and the input views with their cameras)."""
         h, w = images.shape[-2:]
         rays = plucker_from_normalized(c2w, K_norm, h, w)
         tokens = self.input_embed(torch.cat((images, rays), dim=2))
-        return self.reconstructor(tokens.flatten(1, 2))
+        return LatentScene(self.reconstructor(tokens.flatten(1, 2)), images, c2w, K_norm)
 
-    def render(self, scene: Tensor, c2w: Tensor, K_norm: Tensor, height: int, width: int) -> Tensor:
-        """scene (B, n, d), target cameras → RGB (B, Vt, 3, H, W)."""
-        return self.decoder(scene, plucker_from_normalized(c2w, K_norm, height, width))
+    def render(
+        self, scene: LatentScene, c2w: Tensor, K_norm: Tensor, height: int, width: int
+    ) -> Tensor:
+        """Target cameras c2w (B, Vt, 4, 4) and K_norm (B, Vt, 4) → RGB (B, Vt, 3, H, W)."""
+        return self.decoder(scene, c2w, K_norm, height, width)
 
     def forward(
         self, images: Tensor, c2w: Tensor, K: Tensor, input_index: Tensor, target_index: Tensor
@@ -62,4 +70,10 @@ class LVSM(nn.Module):
         scene = self.reconstruct(
             gather_views(images, inp), gather_views(c2w, inp), gather_views(K_norm, inp)
         )
-        return self.render(scene, gather_views(c2w, tgt), gather_views(K_norm, tgt), h, w)
+        return self.render(
+            scene,
+            gather_views(c2w, tgt),
+            gather_views(K_norm, tgt),
+            h,
+            w,
+        )

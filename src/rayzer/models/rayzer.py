@@ -28,7 +28,12 @@ from torch import Tensor, nn
 
 from rayzer.geometry import make_c2w, rot6d_to_matrix
 from rayzer.models.config import ModelConfig
-from rayzer.models.latent_scene import RayDecoder, SceneReconstructor, plucker_from_normalized
+from rayzer.models.latent_scene import (
+    LatentScene,
+    RayDecoder,
+    SceneReconstructor,
+    plucker_from_normalized,
+)
 from rayzer.models.views import as_view_index, gather_views
 from rayzer.nn import ConvStem, CorrelationTokens, PatchEmbed, Transformer, ViewPositionEmbedding
 from rayzer.nn.transformer import INIT_STD
@@ -268,7 +273,7 @@ class RayZer(nn.Module):
 
     def reconstruct(
         self, images: Tensor, c2w: Tensor, K_norm: Tensor, view_positions: Tensor | None = None
-    ) -> Tensor:
+    ) -> LatentScene:
         """Build the latent scene from input views.
 
         Args:
@@ -277,7 +282,7 @@ class RayZer(nn.Module):
             view_positions: (B, Vi) their positions in the full frame-ordered set (defaults to
                 0 … Vi−1); it selects the image-index embedding.
         Returns:
-            scene tokens (B, n, d).
+            the scene: tokens (B, n [+ M], d) and the input views with their cameras.
         """
         b, vi, _, h, w = images.shape
         if view_positions is None:
@@ -285,11 +290,13 @@ class RayZer(nn.Module):
         image_tokens = self.tokenizer(images, view_positions)
         ray_tokens = self.input_ray_embed(plucker_from_normalized(c2w, K_norm, h, w))
         tokens = self.fuse(torch.cat((image_tokens, ray_tokens), dim=-1))
-        return self.reconstructor(tokens.flatten(1, 2))
+        return LatentScene(self.reconstructor(tokens.flatten(1, 2)), images, c2w, K_norm)
 
-    def render(self, scene: Tensor, c2w: Tensor, K_norm: Tensor, height: int, width: int) -> Tensor:
-        """scene (B, n, d), target cameras c2w (B, Vt, 4, 4) and K_norm (B, Vt, 4) → (B, Vt, 3, H, W)."""
-        return self.decoder(scene, plucker_from_normalized(c2w, K_norm, height, width))
+    def render(
+        self, scene: LatentScene, c2w: Tensor, K_norm: Tensor, height: int, width: int
+    ) -> Tensor:
+        """Target cameras c2w (B, Vt, 4, 4) and K_norm (B, Vt, 4) → RGB (B, Vt, 3, H, W)."""
+        return self.decoder(scene, c2w, K_norm, height, width)
 
     # -- full self-supervised pass ----------------------------------------------------------------
 

@@ -10,6 +10,7 @@ the number of layers (GPT-2 style: ``std / sqrt(2 * num_layers)``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,8 @@ class Attention(nn.Module):
         self.k_norm = nn.RMSNorm(self.head_dim) if qk_norm else nn.Identity()
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
-        """x: (B, N, d); attn_mask: optional bool (N, N) or (B, 1, N, N), True = may attend."""
+        """x: (B, N, d); attn_mask: optional bool mask (True = may attend) or additive float bias,
+        broadcastable to (B, heads, N, N)."""
         b, n, d = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, heads, N, head_dim)
@@ -119,10 +121,22 @@ class Transformer(nn.Module):
             return checkpoint(block, x, attn_mask, use_reentrant=False)
         return block(x, attn_mask)
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
-        """x: (B, N, d) → (B, N, d)."""
-        for block in self.blocks:
-            x = self._run(block, x, attn_mask)
+    def forward(self, x: Tensor, attn_mask: Tensor | Sequence[Tensor] | None = None) -> Tensor:
+        """x: (B, N, d) → (B, N, d).
+
+        attn_mask: one mask for every block, or a sequence with one mask per block (e.g. the
+        per-layer weighted bias of :class:`rayzer.nn.EpipolarBias`).
+        """
+        if isinstance(attn_mask, Sequence):
+            if len(attn_mask) != len(self.blocks):
+                raise ValueError(
+                    f"got {len(attn_mask)} attention masks for {len(self.blocks)} blocks"
+                )
+            masks = list(attn_mask)
+        else:
+            masks = [attn_mask] * len(self.blocks)
+        for block, mask in zip(self.blocks, masks, strict=True):
+            x = self._run(block, x, mask)
         return self.norm(x)
 
     def forward_alternating(self, x: Tensor) -> Tensor:
