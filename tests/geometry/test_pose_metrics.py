@@ -42,17 +42,20 @@ def test_rotation_error_deg_known_angle(gen):
 
 
 def test_translation_direction_error_deg():
+    # rows: orthogonal, opposite, same, no predicted direction, 45°, no true direction
     a = torch.tensor(
-        [[1.0, 0, 0], [1.0, 0, 0], [1.0, 0, 0], [0, 0, 0], [2.0, 2.0, 0]], dtype=torch.float64
+        [[1.0, 0, 0], [1.0, 0, 0], [1.0, 0, 0], [0, 0, 0], [2.0, 2.0, 0], [0, 1.0, 0]],
+        dtype=torch.float64,
     )
     b = torch.tensor(
-        [[0, 3.0, 0], [-1.0, 0, 0], [5.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]], dtype=torch.float64
+        [[0, 3.0, 0], [-1.0, 0, 0], [5.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 0, 0]],
+        dtype=torch.float64,
     )
-    expected = torch.tensor([90.0, 180.0, 0.0, 0.0, 45.0], dtype=torch.float64)
+    expected = torch.tensor([90.0, 180.0, 0.0, 90.0, 45.0, 0.0], dtype=torch.float64)
     torch.testing.assert_close(translation_direction_error_deg(a, b), expected)
     torch.testing.assert_close(
         translation_direction_error_deg(a, b, sign_invariant=True),
-        torch.tensor([90.0, 0.0, 0.0, 0.0, 45.0], dtype=torch.float64),
+        torch.tensor([90.0, 0.0, 0.0, 90.0, 45.0, 0.0], dtype=torch.float64),
     )
 
 

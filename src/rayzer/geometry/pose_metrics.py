@@ -44,8 +44,11 @@ def translation_direction_error_deg(
     Computed as ``atan2(|a x b|, a . b)`` (accurate for small and near-180° angles).
 
     Args:
-        eps: if either vector is shorter than ``eps`` the direction is undefined and the error
-            is defined as 0 (so a pair of coincident cameras does not count as a failure).
+        eps: a vector shorter than ``eps`` has no direction. A ground-truth pair of coincident
+            cameras has no direction to recover: error 0, it does not count as a failure. A
+            prediction with no direction where the truth has one is uninformative: 90°, the
+            error of a direction guessed at random (a collapsed model predicting t = 0 must not
+            score a perfect translation error).
         sign_invariant: return ``min(angle, 180 - angle)``; this is what VGGT / PoseDiffusion
             report (their ``translation_angle(..., ambiguity=True)``). Default False: we keep the
             sign, which a model that predicts metric-direction cameras should get right.
@@ -58,10 +61,10 @@ def translation_direction_error_deg(
     angle = torch.rad2deg(torch.atan2(cross, dot))
     if sign_invariant:
         angle = torch.minimum(angle, 180.0 - angle)
-    tiny = (torch.linalg.vector_norm(t_pred, dim=-1) < eps) | (
-        torch.linalg.vector_norm(t_gt, dim=-1) < eps
-    )
-    return torch.where(tiny, torch.zeros_like(angle), angle)
+    pred_tiny = torch.linalg.vector_norm(t_pred, dim=-1) < eps
+    gt_tiny = torch.linalg.vector_norm(t_gt, dim=-1) < eps
+    angle = torch.where(pred_tiny, torch.full_like(angle, 90.0), angle)
+    return torch.where(gt_tiny, torch.zeros_like(angle), angle)
 
 
 def pair_indices(num_views: int, device: torch.device | str | None = None) -> torch.Tensor:
