@@ -23,7 +23,8 @@ def test_bundled_model_is_shipped_small_and_documented() -> None:
     assert config["model"]["name"] == "rayzer"
     meta = json.loads((folder / "meta.json").read_text())
     # Provenance: which command and config made it, and how far it trained.
-    assert "rayzer train --config configs/bundled.yaml" in meta["command"]
+    assert "rayzer bench quality --family orbit" in meta["command"]
+    assert "rayzer train --config configs/bundled.yaml" in meta["equivalent_command"]
     assert meta["step"] > 0
 
 

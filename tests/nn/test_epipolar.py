@@ -83,7 +83,7 @@ def test_counts_are_differentiable_in_the_key_cameras():
 
 
 def test_layer_biases_fill_only_the_query_by_key_block():
-    bias = EpipolarBias(num_layers=2, num_heads=3, patch_size=8, init_weight=1.0)
+    bias = EpipolarBias(num_layers=2, num_heads=3, init_weight=1.0)
     lc = torch.randn(2, 4, 5, 6)  # B=2, Vq=4, Nq=5, Nk=6
     masks = bias.layer_biases(lc, seq_len=3 + 6 + 5, key_start=3)
     assert len(masks) == 2

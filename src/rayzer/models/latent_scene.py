@@ -127,9 +127,7 @@ class RayDecoder(nn.Module):
         self.patch_size = patch_size
         self.ray_near = ray_near
         self.ray_embed = PatchEmbed(6, patch_size, dim)
-        self.epipolar = (
-            EpipolarBias(depth, num_heads, patch_size, near=ray_near) if epipolar_bias else None
-        )
+        self.epipolar = EpipolarBias(depth, num_heads) if epipolar_bias else None
         self.transformer = Transformer(
             dim, depth, num_heads, mlp_ratio, qk_norm, grad_checkpointing=grad_checkpointing
         )

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rayzer.geometry import camera_rays
+
 _MIN_DEPTH = 1e-3
 
 
@@ -40,17 +42,17 @@ def patch_centre_rays(
         origins (..., 3) and directions (..., N, 3), N = (H/p)·(W/p) row-major. Directions are
         scaled so that their camera-space z is 1: ``origin + t · direction`` is at z-depth t.
     """
-    hp, wp = height // patch, width // patch
-    dev, dt = c2w.device, c2w.dtype
-    v = (torch.arange(hp, device=dev, dtype=dt) + 0.5) * patch
-    u = (torch.arange(wp, device=dev, dtype=dt) + 0.5) * patch
-    vv, uu = torch.meshgrid(v, u, indexing="ij")
-    fx, fy, cx, cy = (K_norm * K_norm.new_tensor([width, height, width, height])).unbind(-1)
-    x = (uu.reshape(-1) - cx[..., None]) / fx[..., None]  # (..., N)
-    y = (vv.reshape(-1) - cy[..., None]) / fy[..., None]
-    d_cam = torch.stack((x, y, torch.ones_like(x)), dim=-1)  # (..., N, 3)
-    d_world = d_cam @ c2w[..., :3, :3].transpose(-1, -2)
-    return c2w[..., :3, 3], d_world
+    # Patch centres are the pixel centres of the image at 1/p of the size, and normalised
+    # intrinsics do not depend on the size.
+    origins, dirs = camera_rays(
+        c2w,
+        K_norm,
+        height // patch,
+        width // patch,
+        normalize_dirs=False,
+        normalized_intrinsics=True,
+    )
+    return origins[..., 0, 0, :], dirs.flatten(-3, -2)
 
 
 def epipolar_log_counts(
@@ -108,57 +110,20 @@ def epipolar_log_counts(
 
 
 class EpipolarBias(nn.Module):
-    """Per-layer, per-head weighted epipolar bias for a decoder sequence.
+    """Per-layer, per-head weights of the epipolar bias of a decoder sequence.
 
-    The weights are ``softplus(raw)`` (≥ 0), initialised to ``init_weight``.
+    The weights are ``softplus(raw)`` (≥ 0), initialised to ``init_weight``; the log counts
+    themselves come from :func:`epipolar_log_counts`.
 
     Args:
         num_layers, num_heads: shape of the weight table.
-        patch_size: p of the token grid.
-        num_depths, near, sigma: see :func:`epipolar_log_counts`.
         init_weight: starting weight of every head.
     """
 
-    def __init__(
-        self,
-        num_layers: int,
-        num_heads: int,
-        patch_size: int,
-        num_depths: int = 16,
-        near: float = 0.5,
-        sigma: float = 0.5,
-        init_weight: float = 1.0,
-    ) -> None:
+    def __init__(self, num_layers: int, num_heads: int, init_weight: float = 1.0) -> None:
         super().__init__()
-        self.patch_size = patch_size
-        self.num_depths = num_depths
-        self.near = near
-        self.sigma = sigma
         raw = math.log(math.expm1(init_weight))
         self.raw_weight = nn.Parameter(torch.full((num_layers, num_heads), raw))
-
-    def log_counts(
-        self,
-        q_c2w: Tensor,
-        q_K_norm: Tensor,
-        k_c2w: Tensor,
-        k_K_norm: Tensor,
-        height: int,
-        width: int,
-    ) -> Tensor:
-        """(B, Vq, Nq, Vk·Nk) log soft counts (see :func:`epipolar_log_counts`)."""
-        return epipolar_log_counts(
-            q_c2w,
-            q_K_norm,
-            k_c2w,
-            k_K_norm,
-            height,
-            width,
-            self.patch_size,
-            self.num_depths,
-            self.near,
-            self.sigma,
-        )
 
     def layer_biases(self, log_counts: Tensor, seq_len: int, key_start: int) -> list[Tensor]:
         """Additive attention masks, one per layer, for sequences whose LAST Nq tokens are the
