@@ -120,3 +120,20 @@ def test_readout_config_is_validated():
         tiny_model_config(decoder_readout="splat")
     with pytest.raises(ValueError, match="sweep_depths"):
         tiny_model_config(decoder_readout="sweep", sweep_depths=1)
+
+
+def test_sweep_falls_back_to_the_regressed_colour_where_no_input_view_sees():
+    # A target camera looking away from every input view: its rays read nothing, and the
+    # render must come from the regression head (≈ 0.5 grey at initialisation), not black.
+    torch.manual_seed(0)
+    model = LVSM(tiny_model_config(name="lvsm", decoder_readout="sweep")).eval()
+    c2w = orbit_cameras(3, 10.0)
+    away = c2w[:, :1].clone()
+    away[..., :3, :3] = away[..., :3, :3] @ torch.diag(torch.tensor([-1.0, 1.0, -1.0]))
+    c2w = torch.cat((c2w, away), dim=1)
+    K = torch.tensor([16.0, 16.0, 8.0, 8.0]).expand(1, 4, 4)
+    images = torch.full((1, 4, 3, 16, 16), 0.9)
+    with torch.no_grad():
+        out = model(images, c2w, K, torch.tensor([0, 1, 2]), torch.tensor([3, 0]))
+    assert 0.4 < out[0, 0].mean() < 0.6  # looks away: the regressed colour
+    assert out[0, 1].mean() > 0.8  # an input camera: the observed 0.9 (gate 0.88)

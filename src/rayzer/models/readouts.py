@@ -42,10 +42,14 @@ def _softplus_inverse(x: float) -> float:
     return math.log(math.expm1(x))
 
 
-def _gated(geometric: Tensor, regress: Tensor) -> Tensor:
+def _gated(geometric: Tensor, regress: Tensor, coverage: Tensor | None = None) -> Tensor:
     """Per-pixel mix: geometric (B, Vt, 3, H, W); regress (B, Vt, ≥4, H, W) = RGB logits, gate
-    logit, … → RGB (B, Vt, 3, H, W)."""
+    logit, … ; coverage (B, Vt, 1, H, W) in [0, 1]: the share of the geometric render that came
+    from observed pixels (None = all) → RGB (B, Vt, 3, H, W). Where nothing was observed the
+    regressed colour takes over."""
     gate = torch.sigmoid(regress[:, :, 3:4] + GATE_OFFSET)
+    if coverage is not None:
+        gate = gate * coverage
     return gate * geometric + (1 - gate) * torch.sigmoid(regress[:, :, :3])
 
 
@@ -235,6 +239,11 @@ class SweepReadout(nn.Module):
             - F.softplus(self.raw_consistency) * var
             + torch.log(n_valid / valid.shape[1] + 1e-3)
         )
-        prob = torch.softmax(depth_logit, dim=-1).unsqueeze(1)  # (B, 1, Vt, HW, D)
-        sweep = (prob * colour).sum(-1).transpose(1, 2).reshape(b, vt, 3, h, w)
-        return _gated(sweep, regress)
+        prob = torch.softmax(depth_logit, dim=-1)  # (B, Vt, HW, D)
+        # A target ray that leaves every input view's frustum reads nothing (black): the share
+        # of the depth distribution on observed samples says how far to trust the sweep, and
+        # the sweep colour is renormalised over that share.
+        coverage = (prob * (n_valid > 0).to(prob.dtype)).sum(-1)  # (B, Vt, HW)
+        sweep = (prob.unsqueeze(1) * colour).sum(-1) / coverage.clamp_min(1e-6).unsqueeze(1)
+        sweep = sweep.transpose(1, 2).reshape(b, vt, 3, h, w)
+        return _gated(sweep, regress, coverage.reshape(b, vt, 1, h, w))
