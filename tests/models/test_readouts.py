@@ -109,8 +109,14 @@ def test_sweep_works_without_the_input_tokens():
     model = LVSM(tiny_model_config(name="lvsm", decoder_readout="sweep"))  # latent scene only
     c2w = orbit_cameras(3, 10.0)
     K = torch.tensor([16.0, 16.0, 8.0, 8.0]).expand(1, 3, 4)
-    out = model(torch.rand(1, 3, 3, 16, 16), c2w, K, torch.tensor([0, 2]), torch.tensor([1]))
-    assert out.shape == (1, 1, 3, 16, 16)
+    images = torch.rand(1, 3, 3, 16, 16)
+    with torch.no_grad():
+        out = model.eval()(images, c2w, K, torch.tensor([0, 2]), torch.tensor([0]))
+    assert out.shape == (1, 1, 3, 16, 16) and torch.isfinite(out).all()
+    # The target is input 0's camera: the sweep reads its pixels from the views themselves, so
+    # the untrained model copies it without any input token in the decoder's context.
+    err = (out[0, 0] - images[0, 0]).square().mean()
+    assert err < 0.25 * (images[0].mean(0) - images[0, 0]).square().mean()
 
 
 def test_readout_config_is_validated():
@@ -137,3 +143,12 @@ def test_sweep_falls_back_to_the_regressed_colour_where_no_input_view_sees():
         out = model(images, c2w, K, torch.tensor([0, 1, 2]), torch.tensor([3, 0]))
     assert 0.4 < out[0, 0].mean() < 0.6  # looks away: the regressed colour
     assert out[0, 1].mean() > 0.8  # an input camera: the observed 0.9 (gate 0.88)
+
+
+def test_geometric_decoder_rejects_a_target_size_unlike_the_inputs():
+    model = LVSM(tiny_model_config(name="lvsm", decoder_readout="sweep"))
+    c2w = orbit_cameras(2, 10.0)
+    K = K_NORM.expand(1, 2, 4)
+    scene = model.reconstruct(torch.rand(1, 2, 3, 16, 16), c2w, K)
+    with pytest.raises(ValueError, match="must have their size"):
+        model.render(scene, c2w[:, :1], K[:, :1], 32, 32)

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from _tiny import tiny_model_config
-from rayzer.geometry import make_c2w, rot6d_to_matrix
+from rayzer.geometry import make_c2w, project_points, rot6d_to_matrix
 from rayzer.models import LVSM, LatentScene, RayZer
-from rayzer.nn import EpipolarBias, Transformer, epipolar_log_counts, patch_centre_rays
+from rayzer.nn import EpipolarBias, Transformer, epipolar_log_counts
+from rayzer.nn.epipolar import project_ray_samples
 
 FLOOR = math.log(1e-2)
 
@@ -17,21 +18,6 @@ def _random_cameras(b: int, v: int, seed: int) -> tuple[torch.Tensor, torch.Tens
     c2w = make_c2w(R, 0.3 * torch.randn(b, v, 3, generator=g))
     K = torch.tensor([1.1, 1.0, 0.5, 0.5]) + 0.05 * torch.randn(b, v, 4, generator=g)
     return c2w, K
-
-
-def test_patch_centre_rays_reproject_to_their_pixels():
-    c2w, K = _random_cameras(2, 3, seed=0)
-    o, d = patch_centre_rays(c2w, K, 32, 48, 8)
-    assert o.shape == (2, 3, 3) and d.shape == (2, 3, 24, 3)
-    x = o[:, :, None] + 2.5 * d  # points at z-depth 2.5
-    cam = (x - o[:, :, None]) @ c2w[:, :, None, :3, :3].squeeze(2)
-    torch.testing.assert_close(cam[..., 2], torch.full_like(cam[..., 2], 2.5))
-    u = K[..., 0, None] * 48 * cam[..., 0] / cam[..., 2] + K[..., 2, None] * 48
-    v = K[..., 1, None] * 32 * cam[..., 1] / cam[..., 2] + K[..., 3, None] * 32
-    cols = torch.arange(6).repeat(4) * 8 + 4.0
-    rows = torch.arange(4).repeat_interleave(6) * 8 + 4.0
-    torch.testing.assert_close(u, cols.expand_as(u), atol=1e-4, rtol=0)
-    torch.testing.assert_close(v, rows.expand_as(v), atol=1e-4, rtol=0)
 
 
 def test_a_view_against_itself_peaks_at_the_same_patch():
@@ -139,3 +125,26 @@ def test_models_render_with_the_bias_and_need_input_cameras(name):
     )
     with pytest.raises(ValueError, match="keep_input_tokens"):
         model.render(scene, cams[0][:, tgt], cams[1][:, tgt], 16, 16)
+
+
+def test_projected_ray_samples_match_projecting_the_3d_points():
+    # project_ray_samples works with homogeneous samples and relative rotations; check it
+    # against geometry.project_points on the explicit 3-D points, with rotated, off-centre
+    # cameras (the point at infinity is excluded: it has no finite 3-D point).
+    torch.manual_seed(0)
+    q_c2w, _ = _random_cameras(2, 2, seed=5)
+    k_c2w, k_K = _random_cameras(2, 3, seed=6)
+    dirs = torch.cat((torch.randn(2, 2, 7, 2) * 0.3, torch.ones(2, 2, 7, 1)), dim=-1)  # z = 1
+    inv = torch.tensor([2.0, 0.7, 0.25])
+    smp = project_ray_samples(q_c2w, dirs, k_c2w, k_K, inv)
+    assert smp.u.shape == smp.z.shape == (2, 3, 2, 7, 3)
+    world_dirs = dirs @ q_c2w[..., None, :3, :3].squeeze(2).transpose(-1, -2)  # (2, 2, 7, 3)
+    pts = q_c2w[:, :, None, None, :3, 3] + world_dirs[..., None, :] / inv[:, None]  # (2,2,7,3,3)
+    for k in range(3):
+        # normalised intrinsics as "pixels": uv comes out as fractions of the image size
+        uv, z = project_points(pts.reshape(2, -1, 3), k_c2w[:, k], k_K[:, k])
+        uv, z = uv.reshape(2, 2, 7, 3, 2), z.reshape(2, 2, 7, 3)
+        torch.testing.assert_close(smp.z[:, k], z * inv, atol=1e-5, rtol=1e-5)  # homogeneous
+        front = z > 0.1
+        torch.testing.assert_close(smp.u[:, k][front], uv[..., 0][front], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(smp.v[:, k][front], uv[..., 1][front], atol=1e-4, rtol=1e-4)

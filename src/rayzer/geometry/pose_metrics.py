@@ -47,8 +47,9 @@ def translation_direction_error_deg(
         eps: a vector shorter than ``eps`` has no direction. A ground-truth pair of coincident
             cameras has no direction to recover: error 0, it does not count as a failure. A
             prediction with no direction where the truth has one is uninformative: 90°, the
-            error of a direction guessed at random (a collapsed model predicting t = 0 must not
-            score a perfect translation error).
+            error of a direction guessed at random in the signed metric, the worst possible in
+            the sign-invariant one (a collapsed model predicting t = 0 must not score a perfect
+            translation error).
         sign_invariant: return ``min(angle, 180 - angle)``; this is what VGGT / PoseDiffusion
             report (their ``translation_angle(..., ambiguity=True)``). Default False: we keep the
             sign, which a model that predicts metric-direction cameras should get right.

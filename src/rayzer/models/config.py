@@ -65,7 +65,7 @@ class ModelConfig:
             frame of the predicted cameras; LVSM: the data's normalised cameras). The samples
             are uniform in inverse depth out to infinity.
         decoder_readout: ``"regress"`` (the paper: each target token is mapped to its RGB
-            patch) or ``"blend"`` (:class:`rayzer.models.latent_scene.BlendReadout`: each target
+            patch) or ``"blend"`` (:class:`rayzer.models.readouts.BlendReadout`: each target
             patch is a learned, epipolar-biased blend of the input views' pixel patches, mixed
             with a regressed colour; needs ``keep_input_tokens``) or ``"sweep"``
             (:class:`rayzer.models.readouts.SweepReadout`: per-pixel plane-sweep image-based

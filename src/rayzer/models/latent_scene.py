@@ -41,7 +41,7 @@ class LatentScene:
         c2w: (B, Vi, 4, 4) their cameras (OpenCV camera-to-world);
         K_norm: (B, Vi, 4) their normalised intrinsics.
     The input views and cameras are kept because the geometric decoder options (epipolar
-    attention bias, blend readout) relate target rays to input patches.
+    attention bias, blend and sweep readouts) relate target rays to input patches and pixels.
     """
 
     tokens: Tensor
@@ -173,6 +173,12 @@ class RayDecoder(nn.Module):
         tokens = scene.tokens
         scene_rep = tokens.unsqueeze(1).expand(-1, vt, -1, -1)
         seq = torch.cat((scene_rep, ray_tokens), dim=2).flatten(0, 1)  # (B·Vt, n + N, d)
+        geometric = self.epipolar is not None or self.blend is not None or self.sweep is not None
+        if geometric and tuple(scene.images.shape[-2:]) != (height, width):
+            raise ValueError(
+                f"this decoder renders from the input views' pixels: targets must have their "
+                f"size {tuple(scene.images.shape[-2:])}, got {(height, width)}"
+            )
         needs_counts = self.epipolar is not None or self.blend is not None
         log_counts = masks = None
         m = scene.num_input_views * n_tok

@@ -30,16 +30,12 @@ from torch import Tensor, nn
 
 from rayzer.geometry import camera_rays
 from rayzer.nn import patchify, unpatchify
+from rayzer.nn.epipolar import MIN_DEPTH, project_ray_samples, softplus_inverse
 from rayzer.nn.transformer import INIT_STD
 
 #: Gate logit offset of both readouts: the mix starts at sigmoid(2) ≈ 0.88 of the geometric
 #: render and 0.12 of the regressed colour.
 GATE_OFFSET = 2.0
-_MIN_DEPTH = 1e-3
-
-
-def _softplus_inverse(x: float) -> float:
-    return math.log(math.expm1(x))
 
 
 def _gated(geometric: Tensor, regress: Tensor, coverage: Tensor | None = None) -> Tensor:
@@ -74,7 +70,7 @@ class BlendReadout(nn.Module):
         self.key = nn.Linear(dim, dim, bias=False)
         for lin in (self.query, self.key):
             nn.init.normal_(lin.weight, std=INIT_STD)
-        self.raw_weight = nn.Parameter(torch.tensor(_softplus_inverse(init_weight)))
+        self.raw_weight = nn.Parameter(torch.tensor(softplus_inverse(init_weight)))
 
     def forward(
         self,
@@ -137,40 +133,25 @@ def sweep_colours(
     )  # (B, Vt, H, W, 3) camera-frame directions with z = 1
     d_cam = d_cam.flatten(2, 3)  # (B, Vt, HW, 3)
     inv = torch.linspace(1.0 / near, 0.0, num_depths, device=c2w.device, dtype=c2w.dtype)
-    # A target ray sample at inverse depth s, homogeneous (s·o_t + R_t d, s), in input camera k:
-    # R_kᵀ(s·o_t + R_t d − s·t_k) = (R_kᵀ R_t) d + s · R_kᵀ(o_t − t_k), finite at s = 0
-    # (the point at infinity). Both terms are small batched matmuls over (target, input) pairs.
-    R_in_T = in_c2w[:, None, :, :3, :3].transpose(-1, -2)  # (B, 1, Vi, 3, 3)
-    rot = R_in_T @ c2w[:, :, None, :3, :3]  # (B, Vt, Vi, 3, 3)
-    off = (R_in_T @ (c2w[:, :, None, :3, 3] - in_c2w[:, None, :, :3, 3])[..., None])[..., 0]
-    ray = d_cam[:, :, None] @ rot.transpose(-1, -2)  # (B, Vt, Vi, HW, 3): target rays in cam k
-    ray = ray.transpose(1, 2)  # (B, Vi, Vt, HW, 3)
-    off = off.transpose(1, 2)[:, :, :, None]  # (B, Vi, Vt, 1, 3)
-    # Everything below is elementwise over (B, Vi, Vt, HW, D), the largest tensors of a step:
-    # per-component arithmetic instead of (…, D, 3) vectors keeps it to a few passes.
-    s_ = inv.view(1, 1, 1, 1, -1)
-    comp = [ray[..., i, None] + s_ * off[..., i, None] for i in range(3)]  # x, y, z of the sample
-    z = comp[2]
-    inv_z = 1.0 / z.clamp_min(_MIN_DEPTH)
-    K = in_K_norm[:, :, None, None, None]  # (B, Vi, 1, 1, 1, 4)
-    # Normalised image coordinates in [-1, 1] (grid_sample, align_corners=False): x = 2u/W − 1.
-    gx = 2 * (K[..., 0] * comp[0] * inv_z + K[..., 2]) - 1
-    gy = 2 * (K[..., 1] * comp[1] * inv_z + K[..., 3]) - 1
-    valid = (z > _MIN_DEPTH) & (gx.abs() <= 1) & (gy.abs() <= 1)
+    smp = project_ray_samples(c2w, d_cam, in_c2w, in_K_norm, inv)
+    gx, gy = 2 * smp.u - 1, 2 * smp.v - 1  # grid_sample coordinates (align_corners=False)
+    valid = (smp.z > MIN_DEPTH) & (gx.abs() <= 1) & (gy.abs() <= 1)
     grid = torch.stack((gx, gy), dim=-1).clamp(-2, 2)  # clamp keeps far-off samples finite
     col = F.grid_sample(
         in_images.flatten(0, 1),
         grid.reshape(b * vi, vt * h * w, num_depths, 2),
         mode="bilinear",
-        padding_mode="zeros",
+        # "border": a valid sample in the outer half-pixel must not blend in black padding.
+        padding_mode="border",
         align_corners=False,
     )  # (B·Vi, 3, Vt·HW, D)
     col = col.view(b, vi, 3, vt, h * w, num_depths)
     # cos(target ray, sample − input centre) from per-pixel scalars: the sample is ray + s·off.
+    ray, off, s = smp.ray, smp.offset, inv.view(1, 1, 1, 1, -1)
     rr = ray.square().sum(-1, keepdim=True)  # (B, Vi, Vt, HW, 1)
     ro = (ray * off).sum(-1, keepdim=True)
     oo = off.square().sum(-1, keepdim=True)
-    cos = (rr + s_ * ro) * torch.rsqrt(rr * (rr + 2 * s_ * ro + s_.square() * oo).clamp_min(1e-12))
+    cos = (rr + s * ro) * torch.rsqrt(rr * (rr + 2 * s * ro + s.square() * oo).clamp_min(1e-12))
     return col, valid.to(col.dtype), cos
 
 
@@ -199,8 +180,8 @@ class SweepReadout(nn.Module):
         super().__init__()
         self.num_depths = num_depths
         self.near = near
-        self.raw_consistency = nn.Parameter(torch.tensor(_softplus_inverse(init_consistency)))
-        self.raw_view_sharpness = nn.Parameter(torch.tensor(_softplus_inverse(init_view_sharpness)))
+        self.raw_consistency = nn.Parameter(torch.tensor(softplus_inverse(init_consistency)))
+        self.raw_view_sharpness = nn.Parameter(torch.tensor(softplus_inverse(init_view_sharpness)))
 
     @property
     def regress_channels(self) -> int:

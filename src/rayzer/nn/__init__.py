@@ -1,7 +1,7 @@
 """Neural-network building blocks shared by all rayzer models."""
 
 from rayzer.nn.correlation import CorrelationTokens
-from rayzer.nn.epipolar import EpipolarBias, epipolar_log_counts, patch_centre_rays
+from rayzer.nn.epipolar import EpipolarBias, epipolar_log_counts
 from rayzer.nn.patch import ConvStem, PatchEmbed, PatchUnembed, patchify, unpatchify
 from rayzer.nn.positional import (
     ViewPositionEmbedding,
@@ -22,7 +22,6 @@ __all__ = [
     "TransformerBlock",
     "ViewPositionEmbedding",
     "epipolar_log_counts",
-    "patch_centre_rays",
     "patch_grid_encoding",
     "patchify",
     "sinusoidal_encoding",

@@ -21,6 +21,7 @@ intrinsics ``K_norm = (fx/W, fy/H, cx/W, cy/H)``, patch tokens in row-major orde
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,31 +29,63 @@ from torch import Tensor, nn
 
 from rayzer.geometry import camera_rays
 
-_MIN_DEPTH = 1e-3
+#: Samples closer to a camera plane than this (in world units) count as behind it.
+MIN_DEPTH = 1e-3
 
 
-def patch_centre_rays(
-    c2w: Tensor, K_norm: Tensor, height: int, width: int, patch: int
-) -> tuple[Tensor, Tensor]:
-    """World-space rays through the patch centres.
+def softplus_inverse(x: float) -> float:
+    """The raw value whose softplus is ``x`` > 0 (initialises softplus-parameterised gains)."""
+    return math.log(math.expm1(x))
+
+
+@dataclass
+class RaySamples:
+    """Depth samples of query rays, projected into key cameras (see :func:`project_ray_samples`).
+
+    Attributes (Vk = key views, Vq = query views, N = rays per query view, D = depths):
+        u, v: (B, Vk, Vq, N, D) image coordinates in the key view as fractions of its width /
+            height (pixel j's centre is at (j + 0.5) / W); meaningless where ``z`` ≤ 0.
+        z: (B, Vk, Vq, N, D) homogeneous camera-frame depth in the key view; its sign is the
+            sample's side of the key camera (it is the true depth × the inverse depth s).
+        ray: (B, Vk, Vq, N, 3) the query rays' directions in the key camera's frame.
+        offset: (B, Vk, Vq, 1, 3) query centre − key centre in the key camera's frame; the
+            sample at inverse depth s is ``ray + s · offset`` (up to the factor s).
+    """
+
+    u: Tensor
+    v: Tensor
+    z: Tensor
+    ray: Tensor
+    offset: Tensor
+
+
+def project_ray_samples(
+    q_c2w: Tensor, q_dirs: Tensor, k_c2w: Tensor, k_K_norm: Tensor, inv_depths: Tensor
+) -> RaySamples:
+    """Project samples along query rays, uniform in inverse depth, into every key camera.
 
     Args:
-        c2w: (..., 4, 4); K_norm: (..., 4); image size ``height`` × ``width``; patch size p.
-    Returns:
-        origins (..., 3) and directions (..., N, 3), N = (H/p)·(W/p) row-major. Directions are
-        scaled so that their camera-space z is 1: ``origin + t · direction`` is at z-depth t.
+        q_c2w: (B, Vq, 4, 4) query cameras; q_dirs: (B, Vq, N, 3) ray directions in the query
+            camera frame with z = 1 (so depth t is at ``origin + t · R d``).
+        k_c2w: (B, Vk, 4, 4), k_K_norm: (B, Vk, 4) key cameras.
+        inv_depths: (D,) inverse depths s ≥ 0 (s = 0 is the point at infinity).
     """
-    # Patch centres are the pixel centres of the image at 1/p of the size, and normalised
-    # intrinsics do not depend on the size.
-    origins, dirs = camera_rays(
-        c2w,
-        K_norm,
-        height // patch,
-        width // patch,
-        normalize_dirs=False,
-        normalized_intrinsics=True,
+    # A sample at inverse depth s, homogeneous (s·o_q + R_q d, s), in key camera k:
+    # R_kᵀ(s·o_q + R_q d − s·t_k) = (R_kᵀ R_q) d + s · R_kᵀ(o_q − t_k), finite at s = 0.
+    # Both terms are small batched matmuls over (query, key) pairs; everything after them is
+    # elementwise over (B, Vk, Vq, N, D), the largest tensors of the computation.
+    R_k_T = k_c2w[:, None, :, :3, :3].transpose(-1, -2)  # (B, 1, Vk, 3, 3)
+    rot = R_k_T @ q_c2w[:, :, None, :3, :3]  # (B, Vq, Vk, 3, 3)
+    off = (R_k_T @ (q_c2w[:, :, None, :3, 3] - k_c2w[:, None, :, :3, 3])[..., None])[..., 0]
+    ray = (q_dirs[:, :, None] @ rot.transpose(-1, -2)).transpose(1, 2)  # (B, Vk, Vq, N, 3)
+    off = off.transpose(1, 2)[:, :, :, None]  # (B, Vk, Vq, 1, 3)
+    s = inv_depths.view(1, 1, 1, 1, -1)
+    x, y, z = (ray[..., i, None] + s * off[..., i, None] for i in range(3))
+    inv_z = 1.0 / z.clamp_min(MIN_DEPTH)
+    K = k_K_norm[:, :, None, None, None]  # (B, Vk, 1, 1, 1, 4)
+    return RaySamples(
+        K[..., 0] * x * inv_z + K[..., 2], K[..., 1] * y * inv_z + K[..., 3], z, ray, off
     )
-    return origins[..., 0, 0, :], dirs.flatten(-3, -2)
 
 
 def epipolar_log_counts(
@@ -83,29 +116,26 @@ def epipolar_log_counts(
         the sample's splat weight on the key patch)``; samples behind a key camera count 0.
     """
     hp, wp = height // patch, width // patch
-    o_q, d_q = patch_centre_rays(q_c2w, q_K_norm, height, width, patch)  # (B,Vq,3), (B,Vq,N,3)
+    _, d_q = camera_rays(
+        torch.eye(4, dtype=q_c2w.dtype, device=q_c2w.device),
+        q_K_norm,
+        hp,
+        wp,
+        normalize_dirs=False,
+        normalized_intrinsics=True,
+    )  # patch-centre directions in the query frames, z = 1: (B, Vq, hp, wp, 3)
     inv = torch.linspace(1.0 / near, 0.0, num_depths, device=d_q.device, dtype=d_q.dtype)
-    # A point at inverse depth s is o + d / s; in homogeneous form (s·o + d, s), which stays
-    # finite at s = 0 (the point at infinity along d).
-    pts = o_q[:, :, None, None, :] * inv[:, None] + d_q[:, :, :, None, :]  # (B,Vq,N,D,3)
-    w_h = inv.expand_as(pts[..., 0])  # homogeneous weight (B,Vq,N,D)
-    # Into every key camera: x_cam = R^T (X − t·w)  (B, Vq, N, D, Vk, 3)
-    R = k_c2w[:, None, None, None, :, :3, :3]
-    t = k_c2w[:, None, None, None, :, :3, 3]
-    x_cam = ((pts[..., None, :] - t * w_h[..., None, None]).unsqueeze(-2) @ R).squeeze(-2)
-    z = x_cam[..., 2]
-    valid = (z > _MIN_DEPTH).to(z.dtype)
-    z = z.clamp_min(_MIN_DEPTH)
-    kk = k_K_norm[:, None, None, None]  # (B,1,1,1,Vk,4)
-    # Pixel → patch coordinates: patch j spans [j·p, (j+1)·p), centre at j + 0.5 → index j.
-    a = (kk[..., 0] * width * x_cam[..., 0] / z + kk[..., 2] * width) / patch - 0.5
-    b = (kk[..., 1] * height * x_cam[..., 1] / z + kk[..., 3] * height) / patch - 0.5
+    smp = project_ray_samples(q_c2w, d_q.flatten(2, 3), k_c2w, k_K_norm, inv)
+    # Patch coordinates: patch j spans [j·p, (j+1)·p) pixels, centre at j + 0.5 → index j.
+    a, b = smp.u * wp - 0.5, smp.v * hp - 0.5  # (B, Vk, Vq, N, D)
+    # Only samples in front of the key camera and inside its image count.
+    inside = (smp.z > MIN_DEPTH) & (a > -0.5) & (a < wp - 0.5) & (b > -0.5) & (b < hp - 0.5)
     cols = torch.arange(wp, device=a.device, dtype=a.dtype)
     rows = torch.arange(hp, device=a.device, dtype=a.dtype)
-    gu = torch.exp(-0.5 * ((a[..., None] - cols) / sigma) ** 2)  # (B,Vq,N,D,Vk,wp)
-    gv = torch.exp(-0.5 * ((b[..., None] - rows) / sigma) ** 2) * valid[..., None]
-    # Separable splat summed over depth samples: (…, Vk, hp, wp) without a D × Nk intermediate.
-    counts = torch.einsum("bqndkr,bqndkc->bqnkrc", gv, gu) / num_depths
+    gu = torch.exp(-0.5 * ((a[..., None] - cols) / sigma) ** 2)  # (B, Vk, Vq, N, D, wp)
+    gv = torch.exp(-0.5 * ((b[..., None] - rows) / sigma) ** 2) * inside[..., None]
+    # Separable splat summed over depth samples: (…, hp, wp) without a D × Nk intermediate.
+    counts = torch.einsum("bkqndr,bkqndc->bqnkrc", gv, gu) / num_depths
     return torch.log(counts.flatten(-3) + floor)
 
 
@@ -122,8 +152,9 @@ class EpipolarBias(nn.Module):
 
     def __init__(self, num_layers: int, num_heads: int, init_weight: float = 1.0) -> None:
         super().__init__()
-        raw = math.log(math.expm1(init_weight))
-        self.raw_weight = nn.Parameter(torch.full((num_layers, num_heads), raw))
+        self.raw_weight = nn.Parameter(
+            torch.full((num_layers, num_heads), softplus_inverse(init_weight))
+        )
 
     def layer_biases(self, log_counts: Tensor, seq_len: int, key_start: int) -> list[Tensor]:
         """Additive attention masks, one per layer, for sequences whose LAST Nq tokens are the
