@@ -64,7 +64,13 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, tiny_config, model_na
         assert (a.loss, a.grad_norm, a.lr) == (b.loss, b.grad_norm, b.lr)
     for n, p in _params(resumed.model).items():
         assert torch.equal(p, _params(full.model)[n]), n
-    assert full_summary.history[-1].loss < full_summary.history[0].loss  # it trains
+    # and it trained (the comparison is not vacuous): the weights left their initialisation.
+    # (Six losses of different batches are too noisy to test for a decrease: the tiny preset's
+    # sweep decoder starts near its early plateau.)
+    fresh = Trainer(cfg, tmp_path / "fresh")
+    fresh.close()
+    init = _params(fresh.model)
+    assert max((p - init[n]).abs().max() for n, p in _params(full.model).items()) > 1e-3
 
 
 def test_spike_is_skipped_and_logged(tmp_path, tiny_config, caplog):
