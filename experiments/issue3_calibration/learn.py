@@ -59,6 +59,7 @@ p.add_argument("--epipolar", action="store_true")  # decoder epipolar attention 
 p.add_argument("--near", type=float, default=0.5)  # ray_near
 p.add_argument("--dec-readout", default="regress")  # decoder_readout: regress | blend | sweep
 p.add_argument("--depths", type=int, default=16)  # sweep_depths
+p.add_argument("--unit-t", action="store_true")  # cam_unit_translation
 p.add_argument("--threads", type=int, default=2)
 args = p.parse_args()
 torch.set_num_threads(args.threads)
@@ -168,6 +169,7 @@ mcfg = ModelConfig(
     ray_near=args.near,
     decoder_readout=args.dec_readout,
     sweep_depths=args.depths,
+    cam_unit_translation=args.unit_t,
 )
 model = (LVSM if args.model == "lvsm" else RayZer)(mcfg)
 if args.mimetic:

@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 import torch
 
+from _tiny import tiny_model_config
 from rayzer.geometry import rotation_angle
 from rayzer.models import RayZer
 
@@ -239,3 +240,13 @@ def test_correlation_tokens_and_grid_readout_in_rayzer(tiny_cfg):
     handle.remove()
     assert seen == [(1, 4, 2, 3, cfg.dim)]
     assert not torch.allclose(expected, readout(tokens.unflatten(2, (3, 2))))
+
+
+def test_unit_translation_fixes_the_scale_gauge():
+    torch.manual_seed(0)
+    model = RayZer(tiny_model_config(cam_unit_translation=True))
+    cams = model.predict_cameras(torch.rand(3, 5, 3, 16, 16))
+    centres = cams.c2w[..., :3, 3]  # (3, 5, 3)
+    others = [i for i in range(5) if i != cams.canonical]
+    torch.testing.assert_close(centres[:, others].norm(dim=-1).mean(1), torch.ones(3))
+    torch.testing.assert_close(cams.c2w[:, cams.canonical], torch.eye(4).expand(3, 4, 4))

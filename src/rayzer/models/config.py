@@ -56,6 +56,11 @@ class ModelConfig:
             ±16 image pixels).
         cam_attention: ``"global"`` (the paper: every camera-estimator layer attends across all
             views) or ``"alternating"`` (even layers within each view, odd layers across views).
+        cam_unit_translation: rescale the predicted translations of each sample so that the
+            non-canonical camera centres are at mean distance 1 from the canonical one. Removes
+            the scale gauge (self-supervision cannot fix it) and starts the poses at the depth
+            range of ``ray_near``; tiny initial translations otherwise make parallax, and the
+            gradient on their direction, negligible.
         epipolar_bias: the rendering decoder adds :class:`rayzer.nn.EpipolarBias` to its
             attention logits: each target patch is biased towards the input-view tokens its ray
             projects into (needs ``keep_input_tokens``, which puts those tokens in the decoder's
@@ -97,6 +102,7 @@ class ModelConfig:
     cam_readout: str = "token"
     cam_correlation: bool = False
     cam_correlation_radius: int = 4
+    cam_unit_translation: bool = False
     epipolar_bias: bool = False
     ray_near: float = 0.5
     decoder_readout: str = "regress"

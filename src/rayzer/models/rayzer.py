@@ -176,7 +176,15 @@ class CameraEstimator(nn.Module):
         pair = torch.cat((cam, cam[:, canonical : canonical + 1].expand(-1, v, -1)), dim=-1)
         delta = self.pose_head(pair)  # (B, V, 9)
         rotation = rot6d_to_matrix(self.identity_6d + delta[..., :6])
-        c2w = make_c2w(rotation, delta[..., 6:])
+        translation = delta[..., 6:]
+        if self.cfg.cam_unit_translation:
+            # Fix the scale gauge: camera centres at mean distance 1 from the canonical one (the
+            # scale LVSM's data uses), so the renderer's depth range matches from step 0 and
+            # the translation's direction, not its size, is what the loss shapes.
+            others = torch.arange(v, device=translation.device) != canonical
+            scale = translation[:, others].norm(dim=-1).mean(dim=1).clamp_min(1e-6)
+            translation = translation / scale[:, None, None]
+        c2w = make_c2w(rotation, translation)
         # The canonical view defines the frame: exactly identity, with no gradient into it.
         is_canonical = torch.arange(v, device=c2w.device) == canonical
         eye = torch.eye(4, device=c2w.device, dtype=c2w.dtype)
