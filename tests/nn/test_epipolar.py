@@ -100,7 +100,7 @@ def test_config_needs_input_tokens_in_the_decoder():
 
 
 @pytest.mark.parametrize("name", ["rayzer", "lvsm"])
-def test_models_render_with_the_bias_and_need_input_cameras(name):
+def test_models_render_with_the_bias_and_need_the_input_tokens(name):
     torch.manual_seed(0)
     cfg = tiny_model_config(name=name, epipolar_bias=True, keep_input_tokens=True)
     images = torch.rand(2, 4, 3, 16, 16)
