@@ -36,3 +36,9 @@ def test_bad_configs_name_the_problem(tmp_path):
     bad.write_text("model:\n  layers: 3\n")
     with pytest.raises(ValueError, match="layers"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("bad", ["[5,2]", "[-1,3]", "[1,2,3]"])
+def test_translation_warmup_must_be_an_ordered_pair(bad):
+    with pytest.raises(ValueError, match="translation_warmup"):
+        load_config("tiny-cpu", [f"train.translation_warmup={bad}"])

@@ -60,6 +60,12 @@ p.add_argument("--near", type=float, default=0.5)  # ray_near
 p.add_argument("--dec-readout", default="regress")  # decoder_readout: regress | blend | sweep
 p.add_argument("--depths", type=int, default=16)  # sweep_depths
 p.add_argument("--unit-t", action="store_true")  # cam_unit_translation
+p.add_argument("--t-gain", default="")  # "a,b": translation x0 before step a, ramp to x1 at b
+p.add_argument("--sup-steps", type=int, default=0)  # diagnostic: + supervised pose loss first N
+p.add_argument("--gate", default="learn")  # learn | off: sweep/blend colour wherever covered
+p.add_argument("--init", default="")  # start from a --save file (same model settings)
+p.add_argument("--flip-t", action="store_true")  # with --init: negate the predicted translations
+p.add_argument("--save", default="")  # write the final state dict + model config here
 p.add_argument("--threads", type=int, default=2)
 args = p.parse_args()
 torch.set_num_threads(args.threads)
@@ -184,6 +190,31 @@ if args.mimetic:
                 w = blk.attn.qkv.weight  # (3d, d): q, k, v rows
                 dd = w.shape[1]
                 w[dd : 2 * dd].copy_(w[:dd])
+if args.gate == "off":
+    import rayzer.models.readouts as readouts
+
+    def _coverage_gate(geometric, regress, coverage=None):
+        # no learned gate: the regressed colour fills only rays no input view observes
+        gate = torch.ones_like(geometric[:, :, :1]) if coverage is None else coverage
+        return gate * geometric + (1 - gate) * torch.sigmoid(regress[:, :, :3])
+
+    readouts._gated = _coverage_gate
+if args.init:
+    model.load_state_dict(torch.load(args.init)["state"])
+    if args.flip_t:  # the pose head's last layer: rows 6..8 are the translation
+        with torch.no_grad():
+            last = model.camera_estimator.pose_head[2]
+            last.weight[6:].neg_()
+            last.bias[6:].neg_()
+T_GAIN = [1.0]
+if args.t_gain:
+    ga, gb = map(int, args.t_gain.split(","))
+
+    def scale_translation(_module, _inp, out):
+        # rotation-first schedule: the pose head's translation outputs are scaled by T_GAIN
+        return torch.cat((out[..., :6], out[..., 6:] * T_GAIN[0]), dim=-1)
+
+    model.camera_estimator.pose_head.register_forward_hook(scale_translation)
 opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
 sched = torch.optim.lr_scheduler.LambdaLR(
     opt,
@@ -274,6 +305,8 @@ t0 = time.time()
 log = []
 for step in range(args.steps):
     imgs, c2w, K, fr, inp, tgt = sample_batch(step)
+    if args.t_gain:
+        T_GAIN[0] = min(1.0, max(0.0, (step - ga) / max(1, gb - ga)))
     if args.render_inputs:  # targets = inputs + targets; the scene still sees the inputs only
         tgt = torch.cat((inp, tgt), dim=-1)
     r, cams = forward(imgs, c2w, K, inp, tgt)
@@ -285,6 +318,14 @@ for step in range(args.steps):
         ).square().mean() + (pr[..., :3, 3] - gt[..., :3, 3]).square().mean()
     else:
         loss = F.mse_loss(r, gather_views(imgs, tgt))
+        if step < args.sup_steps:  # diagnostic warm start only: uses ground-truth poses
+            gt, pr = normalise_cams(c2w), cams.c2w
+            loss = loss + 0.1 * (
+                (matrix_to_rot6d(pr[..., :3, :3]) - matrix_to_rot6d(gt[..., :3, :3]))
+                .square()
+                .mean()
+                + (pr[..., :3, 3] - gt[..., :3, 3]).square().mean()
+            )
     opt.zero_grad(set_to_none=True)
     loss.backward()
     gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -304,5 +345,7 @@ final["step"] = args.steps
 final["time_s"] = time.time() - t0
 final["args"] = vars(args)
 print("FINAL", json.dumps(final), flush=True)
+if args.save:
+    torch.save({"state": model.state_dict(), "cfg": vars(mcfg), "args": vars(args)}, args.save)
 with open("runs/results.jsonl", "a") as f:
     f.write(json.dumps({"final": final, "curve": log}) + "\n")

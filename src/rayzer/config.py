@@ -163,6 +163,10 @@ class TrainConfig:
         perceptual_weight: λ of the perceptual term (0 = MSE only); perceptual_net: its backbone.
         out_dir: run directory (checkpoints/, metrics.jsonl, tb/, config.yaml).
         time_budget_minutes: stop (with a checkpoint) after this wall-clock time; null = no limit.
+        translation_warmup: ``[start, end]`` steps of RayZer's rotation-first camera schedule:
+            predicted translations are scaled by 0 before ``start`` and ramp linearly to full
+            size at ``end`` (:func:`rayzer.train.optim.translation_gain`); ``[0, 0]`` = off.
+            Ignored by the LVSM oracle, whose cameras are given.
     """
 
     steps: int = 2000
@@ -187,6 +191,7 @@ class TrainConfig:
     perceptual_net: str = "vgg"
     out_dir: str = "runs/default"
     time_budget_minutes: float | None = None
+    translation_warmup: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -215,6 +220,13 @@ class TrainConfig:
             raise ValueError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"train.betas must be two numbers in [0, 1), got {self.betas}")
+        if len(self.translation_warmup) != 2 or not (
+            0 <= self.translation_warmup[0] <= self.translation_warmup[1]
+        ):
+            raise ValueError(
+                "train.translation_warmup must be [start, end] steps with 0 <= start <= end, "
+                f"got {list(self.translation_warmup)}"
+            )
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
             raise ValueError(
                 f"train.time_budget_minutes must be > 0 or null, got {self.time_budget_minutes}"
@@ -250,6 +262,17 @@ def list_presets() -> list[str]:
     )
 
 
+def _failing_override(base: Any, overrides: list[str]) -> str | None:
+    """The key of the first override that fails on its own (OmegaConf's tuple-length errors,
+    for one, do not name their key)."""
+    for item in overrides:
+        try:
+            OmegaConf.to_object(OmegaConf.merge(base, OmegaConf.from_dotlist([item])))
+        except (OmegaConfBaseException, ValueError):
+            return item.split("=", 1)[0]
+    return None
+
+
 def load_config(preset: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Defaults ← preset YAML ← ``key=value`` overrides, validated against :class:`Config`.
 
@@ -257,10 +280,11 @@ def load_config(preset: str | Path | None = None, overrides: list[str] | None = 
         ValueError: an unknown key, a value of the wrong type, or a malformed override.
     """
     base = OmegaConf.structured(Config)
+    preset_only = base
     try:
         if preset is not None:
             path = preset_path(preset)
-            base = OmegaConf.merge(base, OmegaConf.load(path))
+            base = preset_only = OmegaConf.merge(base, OmegaConf.load(path))
         for item in overrides or []:
             if "=" not in item:
                 raise ValueError(f"override {item!r} is not of the form key=value")
@@ -268,7 +292,10 @@ def load_config(preset: str | Path | None = None, overrides: list[str] | None = 
             base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
         cfg = OmegaConf.to_object(base)
     except OmegaConfBaseException as err:
-        raise ValueError(f"invalid config ({preset or 'defaults'}): {err}") from err
+        key = getattr(err, "full_key", None) or _failing_override(preset_only, overrides or [])
+        where = f" at {key}" if key else ""
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"invalid config ({preset or 'defaults'}){where}: {msg}") from err
     assert isinstance(cfg, Config)
     return cfg
 

@@ -52,3 +52,20 @@ def test_demo_runs_on_the_bundled_model(tmp_path) -> None:
     assert len(list((tmp_path / "demo" / "renders").glob("*.png"))) == len(
         list((tmp_path / "demo" / "targets").glob("*.png"))
     )
+
+
+def test_bundled_config_reproduces_the_shipped_model() -> None:
+    """configs/bundled.yaml is the shipped model's training config, up to run bookkeeping.
+    Keys added to the config after the model was trained must default to the old behaviour."""
+    from rayzer.config import config_to_yaml, load_config
+
+    preset = yaml.safe_load(config_to_yaml(load_config("bundled")))
+    defaults = yaml.safe_load(config_to_yaml(load_config(None)))
+    shipped = yaml.safe_load((bundled.bundled_checkpoint() / "config.yaml").read_text())
+    bookkeeping = {"keep_last", "out_dir", "ckpt_every", "log_every", "image_every"}
+    for section, values in preset.items():
+        for key, value in values.items():
+            if key in bookkeeping:
+                continue
+            expected = shipped[section].get(key, defaults[section][key])
+            assert value == expected, f"{section}.{key}"

@@ -222,3 +222,30 @@ def test_spike_guard_waits_for_the_warmup(tmp_path, tiny_config):
             assert trainer.guard.min_history == expected
         finally:
             trainer.close()
+
+
+def test_rotation_first_schedule_holds_translations_at_zero(tmp_path, tiny_config, monkeypatch):
+    """train.translation_warmup=[2, 4]: steps 0-2 train rotation-only cameras (translations
+    exactly 0), step 3 half, then full; after training the model predicts full translations."""
+    from rayzer.models import RayZer
+
+    seen: list[tuple[float, float]] = []
+    original = RayZer.predict_cameras
+
+    def spy(self, images):
+        cams = original(self, images)
+        seen.append(
+            (self.camera_estimator.translation_gain, float(cams.c2w[..., :3, 3].abs().max()))
+        )
+        return cams
+
+    monkeypatch.setattr(RayZer, "predict_cameras", spy)
+    cfg = tiny_config("train.steps=5", "train.translation_warmup=[2,4]", "train.log_every=1")
+    trainer, _ = _train(cfg, tmp_path)
+    assert [g for g, _ in seen] == [0.0, 0.0, 0.0, 0.5, 1.0]
+    assert [t for _, t in seen[:3]] == [0.0, 0.0, 0.0]  # rotation-only cameras
+    assert seen[3][1] > 0.0 and seen[4][1] > 0.0
+    assert trainer.model.camera_estimator.translation_gain == 1.0  # reset after training
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    gains = [r["translation_gain"] for r in records if "translation_gain" in r]
+    assert gains == [0.0, 0.0, 0.0, 0.5, 1.0]

@@ -7,7 +7,8 @@ Pipeline for a sample of V frame-ordered views (images (B, V, 3, H, W)):
 2. **Camera estimator**: one learnable camera token per view (plus its index embedding) attends
    jointly with all image tokens. Pose of view i = MLP([cam_i ‖ cam_c]) → 6-D rotation and
    translation *added to identity*, relative to the canonical middle view c = V // 2, whose pose
-   is exactly the identity. One shared focal for the sample: ``f = focal_init + MLP(mean cam)``.
+   is exactly the identity. One shared focal for the sample: ``f = focal_init + MLP(mean cam)``,
+   smoothly floored at 0.05.
 3. **Scene reconstructor**: raw image tokens of the *input* views only, fused with tokens of
    their predicted Plücker rays, attend jointly with n learnable scene tokens.
 4. **Rendering decoder**: target Plücker rays (from predicted target cameras) + scene tokens →
@@ -39,6 +40,10 @@ from rayzer.nn import ConvStem, CorrelationTokens, PatchEmbed, Transformer, View
 from rayzer.nn.transformer import INIT_STD
 
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+#: Smallest predicted normalised focal (≈ 175° field of view) and the softplus sharpness of the
+#: floor: the focal equals its raw prediction to < 1e-3 above ~0.5.
+FOCAL_FLOOR = 0.05
+FOCAL_FLOOR_SHARPNESS = 10.0
 
 
 @dataclass
@@ -145,6 +150,9 @@ class CameraEstimator(nn.Module):
         self.patch = cfg.patch_size
         self.grid_readout = GridReadout(cfg.dim) if cfg.cam_readout == "token+grid" else None
         self.register_buffer("identity_6d", torch.tensor(IDENTITY_6D), persistent=False)
+        # Multiplies the predicted translations (rotation-first schedule of the trainer, see
+        # ``rayzer.train.optim.translation_gain``); 1 outside training.
+        self.translation_gain = 1.0
 
     def forward(
         self,
@@ -176,7 +184,7 @@ class CameraEstimator(nn.Module):
         pair = torch.cat((cam, cam[:, canonical : canonical + 1].expand(-1, v, -1)), dim=-1)
         delta = self.pose_head(pair)  # (B, V, 9)
         rotation = rot6d_to_matrix(self.identity_6d + delta[..., :6])
-        translation = delta[..., 6:]
+        translation = delta[..., 6:] * self.translation_gain
         if self.cfg.cam_unit_translation:
             # Fix the scale gauge: camera centres at mean distance 1 from the canonical one (the
             # scale LVSM's data uses), so the renderer's depth range matches from step 0 and
@@ -190,9 +198,13 @@ class CameraEstimator(nn.Module):
         eye = torch.eye(4, device=c2w.device, dtype=c2w.dtype)
         c2w = torch.where(is_canonical[None, :, None, None], eye, c2w)
 
-        # One focal for the whole sample (all views share the camera); floored to stay a camera.
+        # One focal for the whole sample (all views share the camera), kept above a floor to
+        # stay a camera. A smooth floor, not a clamp: a clamped focal that once hit the floor
+        # got no gradient again (seen: stuck at the floor for good, session 5 of the notes);
+        # above ~0.5 this equals the raw value to < 1e-3.
         if self.focal_head is not None:
-            focal = (self.cfg.focal_init + self.focal_head(cam.mean(dim=1))).clamp_min(0.05)
+            raw = self.cfg.focal_init + self.focal_head(cam.mean(dim=1))
+            focal = FOCAL_FLOOR + F.softplus(raw - FOCAL_FLOOR, beta=FOCAL_FLOOR_SHARPNESS)
         else:
             focal = cam.new_full((b, 1), self.cfg.focal_init)
         fx = focal.expand(b, v)
@@ -233,6 +245,12 @@ class RayZer(nn.Module):
             nn.init.normal_(layer.weight, std=INIT_STD)
         self.reconstructor = SceneReconstructor.from_config(cfg)
         self.decoder = RayDecoder.from_config(cfg)
+
+    def set_translation_gain(self, gain: float) -> None:
+        """Scale the predicted translations by ``gain`` in [0, 1] (0: rotation-only cameras)."""
+        if not 0.0 <= gain <= 1.0:
+            raise ValueError(f"translation gain must be in [0, 1], got {gain}")
+        self.camera_estimator.translation_gain = float(gain)
 
     # -- stages -------------------------------------------------------------------------------
 

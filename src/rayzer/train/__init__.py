@@ -10,7 +10,13 @@ from rayzer.train.checkpoint import (
 )
 from rayzer.train.loop import StepStats, Trainer, TrainSummary, run_training
 from rayzer.train.losses import build_perceptual_loss, photometric_loss
-from rayzer.train.optim import GradSpikeGuard, WarmupCosine, build_optimizer, build_scheduler
+from rayzer.train.optim import (
+    GradSpikeGuard,
+    WarmupCosine,
+    build_optimizer,
+    build_scheduler,
+    translation_gain,
+)
 
 __all__ = [
     "GradSpikeGuard",
@@ -28,4 +34,5 @@ __all__ = [
     "resolve_checkpoint",
     "run_training",
     "save_checkpoint",
+    "translation_gain",
 ]

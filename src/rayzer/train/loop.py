@@ -48,7 +48,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from rayzer.config import Config, config_to_yaml, load_config
 from rayzer.data.stream import BatchLayout, TrainStream, make_loader
-from rayzer.models import build_model
+from rayzer.models import RayZer, build_model
 from rayzer.models.views import gather_views
 from rayzer.train.checkpoint import (
     CHECKPOINT_DIR,
@@ -61,7 +61,13 @@ from rayzer.train.checkpoint import (
 from rayzer.train.checkpoint import latest_checkpoint as find_latest
 from rayzer.train.logger import RunLogger, image_grid
 from rayzer.train.losses import LossTerms, build_perceptual_loss, photometric_loss
-from rayzer.train.optim import GradSpikeGuard, WarmupCosine, build_optimizer, build_scheduler
+from rayzer.train.optim import (
+    GradSpikeGuard,
+    WarmupCosine,
+    build_optimizer,
+    build_scheduler,
+    translation_gain,
+)
 from rayzer.utils.logs import StderrHandler
 
 log = logging.getLogger("rayzer.train")
@@ -350,6 +356,9 @@ class Trainer:
         t0 = time.perf_counter()
         accum = self.layout.grad_accum
         self.net.train()
+        if isinstance(self.model, RayZer):
+            start, end = self.cfg.train.translation_warmup
+            self.model.set_translation_gain(translation_gain(self.step, start, end))
         # Metric sums stay on the device (one host sync per step, not per micro-batch).
         sums = torch.zeros(len(_METRICS), dtype=torch.float64, device=self.device)
         every = self.cfg.train.image_every
@@ -449,6 +458,8 @@ class Trainer:
         }
         if self.perceptual is not None:
             values["perceptual"] = stats.perceptual
+        if isinstance(self.model, RayZer) and self.cfg.train.translation_warmup[1] > 0:
+            values["translation_gain"] = self.model.camera_estimator.translation_gain
         self.logger.scalars(stats.step, values)
         self.logger.progress(
             stats.step,
@@ -507,6 +518,8 @@ class Trainer:
             if self._last_saved != self.step:
                 last_path = self.save() or last_path
         finally:
+            if isinstance(self.model, RayZer):  # the schedule is a training device only
+                self.model.set_translation_gain(1.0)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             del batches

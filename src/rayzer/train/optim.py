@@ -91,6 +91,24 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
+def translation_gain(step: int, start: int, end: int) -> float:
+    """Rotation-first camera schedule: 0 for ``step < start``, linear to 1 at ``end``, then 1.
+
+    ``step`` is the number of optimizer steps already taken. ``start = end = 0`` means always 1.
+    Why try it: with near-zero initial translations, the first gradient on a translation's
+    direction comes mostly from the far content, which a missing rotation explains and which
+    pulls the translation towards the *reversed* direction. Measured on the 32 px calibration
+    runs (``experiments/issue3_calibration``, session 5): whether a run ends on the right or
+    the reversed translation branch is a per-seed coin flip with or without this schedule, so it
+    is off in every preset.
+    """
+    if step >= end:
+        return 1.0
+    if step < start:
+        return 0.0
+    return (step - start) / (end - start)
+
+
 class GradSpikeGuard:
     """Decides whether an update's gradient norm is a spike to skip.
 
