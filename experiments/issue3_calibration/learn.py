@@ -62,6 +62,7 @@ p.add_argument("--depths", type=int, default=16)  # sweep_depths
 p.add_argument("--unit-t", action="store_true")  # cam_unit_translation
 p.add_argument("--t-gain", default="")  # "a,b": translation x0 before step a, ramp to x1 at b
 p.add_argument("--sup-steps", type=int, default=0)  # diagnostic: + supervised pose loss first N
+p.add_argument("--shared-depth", action="store_true")  # see shared_depth.py
 p.add_argument("--gate", default="learn")  # learn | off: sweep/blend colour wherever covered
 p.add_argument("--init", default="")  # start from a --save file (same model settings)
 p.add_argument("--flip-t", action="store_true")  # with --init: negate the predicted translations
@@ -190,6 +191,10 @@ if args.mimetic:
                 w = blk.attn.qkv.weight  # (3d, d): q, k, v rows
                 dd = w.shape[1]
                 w[dd : 2 * dd].copy_(w[:dd])
+if args.shared_depth:
+    import shared_depth
+
+    shared_depth.install(model, args.dim, args.patch)
 if args.gate == "off":
     import rayzer.models.readouts as readouts
 
@@ -200,7 +205,8 @@ if args.gate == "off":
 
     readouts._gated = _coverage_gate
 if args.init:
-    model.load_state_dict(torch.load(args.init)["state"])
+    # strict=False: --focal true/fixed builds no focal head (its weights are then ignored)
+    model.load_state_dict(torch.load(args.init)["state"], strict=args.focal == "learn")
     if args.flip_t:  # the pose head's last layer: rows 6..8 are the translation
         with torch.no_grad():
             last = model.camera_estimator.pose_head[2]

@@ -40,6 +40,19 @@ def test_sweep_of_an_input_camera_reads_its_own_pixels_at_every_depth():
     torch.testing.assert_close(cos[0, 0, 0], torch.ones(96, 6))
 
 
+def test_sweep_reads_extra_channels_like_the_colours():
+    """Any per-pixel channels beyond RGB (e.g. a depth map) are sampled at the same places."""
+    c2w = orbit_cameras(3, 15.0)
+    K = K_NORM.expand(1, 3, 4)
+    images = torch.rand(1, 2, 3, 8, 8)
+    extra = torch.cat((images, images[:, :, :2]), dim=2)  # 5 channels, the last two copies
+    col3, _, _ = sweep_colours(c2w[:, 2:], K[:, 2:], images, c2w[:, :2], K[:, :2], 4, 0.5)
+    col5, _, _ = sweep_colours(c2w[:, 2:], K[:, 2:], extra, c2w[:, :2], K[:, :2], 4, 0.5)
+    assert col5.shape == (1, 2, 5, 1, 64, 4)
+    torch.testing.assert_close(col5[:, :, :3], col3)
+    torch.testing.assert_close(col5[:, :, 3:], col3[:, :, :2])
+
+
 def test_sweep_finds_the_depth_of_a_fronto_parallel_plane():
     # Camera 1 is 0.5 to the right of camera 0; both see a plane at z = 2 textured with a
     # horizontal pattern. At the depth sample nearest 2, camera 0's rays read camera 1's image

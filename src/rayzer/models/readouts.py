@@ -112,12 +112,13 @@ def sweep_colours(
 
     Args:
         c2w, K_norm: (B, Vt, 4, 4), (B, Vt, 4) target cameras.
-        in_images: (B, Vi, 3, H, W) input views; in_c2w, in_K_norm their cameras. The targets
-            are rendered at the inputs' size H × W.
+        in_images: (B, Vi, C, H, W) input views (C = 3 for RGB; any extra per-pixel channels are
+            read the same way); in_c2w, in_K_norm their cameras. The targets are rendered at the
+            inputs' size H × W.
         num_depths: D, uniform in inverse depth over [0, 1/near] (0 = the point at infinity).
         near: nearest depth, in the cameras' world units.
     Returns:
-        colours (B, Vi, 3, Vt, H·W, D); valid (B, Vi, Vt, H·W, D) — the sample is in front of
+        colours (B, Vi, C, Vt, H·W, D); valid (B, Vi, Vt, H·W, D) — the sample is in front of
         the input camera and inside its image; cos (B, Vi, Vt, H·W, D) — the cosine between the
         target ray and the input view's ray to the sample (1 = the same ray).
     """
@@ -145,7 +146,7 @@ def sweep_colours(
         padding_mode="border",
         align_corners=False,
     )  # (B·Vi, 3, Vt·HW, D)
-    col = col.view(b, vi, 3, vt, h * w, num_depths)
+    col = col.view(b, vi, -1, vt, h * w, num_depths)
     # cos(target ray, sample − input centre) from per-pixel scalars: the sample is ray + s·off.
     ray, off, s = smp.ray, smp.offset, inv.view(1, 1, 1, 1, -1)
     rr = ray.square().sum(-1, keepdim=True)  # (B, Vi, Vt, HW, 1)
