@@ -62,6 +62,7 @@ p.add_argument("--depths", type=int, default=16)  # sweep_depths
 p.add_argument("--unit-t", action="store_true")  # cam_unit_translation
 p.add_argument("--t-gain", default="")  # "a,b": translation x0 before step a, ramp to x1 at b
 p.add_argument("--sup-steps", type=int, default=0)  # diagnostic: + supervised pose loss first N
+p.add_argument("--split", default="random")  # random | ends: targets = the 2 first + 2 last
 p.add_argument("--shared-depth", action="store_true")  # see shared_depth.py
 p.add_argument("--gate", default="learn")  # learn | off: sweep/blend colour wherever covered
 p.add_argument("--init", default="")  # start from a --save file (same model settings)
@@ -125,6 +126,10 @@ def sample_batch(step):
     perm = torch.stack([torch.randperm(V, generator=gen) for _ in range(args.batch)])
     inp = perm[:, : args.vin].sort(1).values
     tgt = perm[:, args.vin :].sort(1).values
+    if args.split == "ends":  # extrapolation: the inputs are the middle frames
+        half = args.vt // 2
+        tgt = torch.tensor([*range(half), *range(V - (args.vt - half), V)]).expand(args.batch, -1)
+        inp = torch.tensor(list(range(half, V - (args.vt - half)))).expand(args.batch, -1)
     return imgs, c2w, K, frames, inp, tgt
 
 
@@ -309,6 +314,7 @@ def evaluate():
 
 t0 = time.time()
 log = []
+losses = []
 for step in range(args.steps):
     imgs, c2w, K, fr, inp, tgt = sample_batch(step)
     if args.t_gain:
@@ -332,6 +338,7 @@ for step in range(args.steps):
                 .mean()
                 + (pr[..., :3, 3] - gt[..., :3, 3]).square().mean()
             )
+    losses.append(loss.item())
     opt.zero_grad(set_to_none=True)
     loss.backward()
     gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -347,6 +354,7 @@ for step in range(args.steps):
         log.append(r_)
         print(json.dumps(r_), flush=True)
 final = evaluate()
+final["train_loss_tail"] = sum(losses[-100:]) / max(1, len(losses[-100:]))
 final["step"] = args.steps
 final["time_s"] = time.time() - t0
 final["args"] = vars(args)
