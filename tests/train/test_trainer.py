@@ -235,7 +235,10 @@ def test_rotation_first_schedule_holds_translations_at_zero(tmp_path, tiny_confi
     def spy(self, images):
         cams = original(self, images)
         seen.append(
-            (self.camera_estimator.translation_gain, float(cams.c2w[..., :3, 3].abs().max()))
+            (
+                self.camera_estimator.translation_gain,
+                float(cams.c2w[..., :3, 3].detach().abs().max()),
+            )
         )
         return cams
 
