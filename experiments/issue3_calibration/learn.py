@@ -62,6 +62,7 @@ p.add_argument("--depths", type=int, default=16)  # sweep_depths
 p.add_argument("--unit-t", action="store_true")  # cam_unit_translation
 p.add_argument("--t-gain", default="")  # "a,b": translation x0 before step a, ramp to x1 at b
 p.add_argument("--sup-steps", type=int, default=0)  # diagnostic: + supervised pose loss first N
+p.add_argument("--depth-entropy", type=float, default=0.0)  # λ · entropy of the sweep depths
 p.add_argument("--split", default="random")  # random | ends: targets = the 2 first + 2 last
 p.add_argument("--shared-depth", action="store_true")  # see shared_depth.py
 p.add_argument("--gate", default="learn")  # learn | off: sweep/blend colour wherever covered
@@ -200,6 +201,18 @@ if args.shared_depth:
     import shared_depth
 
     shared_depth.install(model, args.dim, args.patch)
+DEPTH_PROBS: list = []
+if args.depth_entropy > 0:
+    _softmax = torch.softmax
+
+    def _stash_depth_softmax(x, dim=None, **kw):
+        # the sweep's depth distribution is the only softmax over a last axis of D depths
+        out = _softmax(x, dim=dim, **kw)
+        if x.ndim == 4 and dim == -1 and x.shape[-1] == args.depths and model.training:
+            DEPTH_PROBS.append(out)
+        return out
+
+    torch.softmax = _stash_depth_softmax
 if args.gate == "off":
     import rayzer.models.readouts as readouts
 
@@ -338,7 +351,11 @@ for step in range(args.steps):
                 .mean()
                 + (pr[..., :3, 3] - gt[..., :3, 3]).square().mean()
             )
-    losses.append(loss.item())
+    losses.append(loss.item())  # the photometric loss alone
+    if DEPTH_PROBS:
+        prob = DEPTH_PROBS.pop()
+        DEPTH_PROBS.clear()
+        loss = loss + args.depth_entropy * -(prob * prob.clamp_min(1e-12).log()).sum(-1).mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
