@@ -64,12 +64,22 @@ rot_only = rel.clone()
 rot_only[..., :3, 3] = 0
 print("GT rotations, t = 0 ", score(rot_only, K))
 
+# library checkpoints (64 px runs of `rayzer train`): their own cameras at 64 px
+for path in [p for p in sys.argv[1:] if not p.endswith(".pt")]:
+    from rayzer.infer.model import load_model
+
+    model = load_model(path, device="cpu").model.eval()
+    with torch.no_grad():
+        cams = model.predict_cameras(imgs)
+    print(path, "64 px (own focal)", score(cams.c2w, cams.K_norm))
+    print(path, "64 px (true focal)", score(cams.c2w, K))
+
 # the saved 32 px models' own cameras, scored the same way at 32 px
 imgs = F.interpolate(imgs.flatten(0, 1), size=(32, 32), mode="area").unflatten(0, (n, V))
 print("32 px:")
 print("GT cams             ", score(rel, K))
 print("GT, t negated       ", score(neg, K))
-for path in sys.argv[1:]:
+for path in [p for p in sys.argv[1:] if p.endswith(".pt")]:
     saved = torch.load(path)
     m = RayZer(ModelConfig(**saved["cfg"])).eval()
     m.load_state_dict(saved["state"])
