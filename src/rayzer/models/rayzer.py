@@ -40,7 +40,7 @@ from rayzer.nn import ConvStem, CorrelationTokens, PatchEmbed, Transformer, View
 from rayzer.nn.transformer import INIT_STD
 
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-#: Smallest predicted normalised focal (≈ 175° field of view) and the softplus sharpness of the
+#: Smallest predicted normalised focal (≈ 169° horizontal field of view) and the softplus sharpness of the
 #: floor: the focal equals its raw prediction to < 1e-3 above ~0.5.
 FOCAL_FLOOR = 0.05
 FOCAL_FLOOR_SHARPNESS = 10.0
@@ -200,7 +200,7 @@ class CameraEstimator(nn.Module):
 
         # One focal for the whole sample (all views share the camera), kept above a floor to
         # stay a camera. A smooth floor, not a clamp: a clamped focal that once hit the floor
-        # got no gradient again (seen: stuck at the floor for good, session 5 of the notes);
+        # got no gradient again (seen in experiments/issue3_calibration, session 5);
         # above ~0.5 this equals the raw value to < 1e-3.
         if self.focal_head is not None:
             raw = self.cfg.focal_init + self.focal_head(cam.mean(dim=1))

@@ -145,7 +145,7 @@ def sweep_colours(
         # "border": a valid sample in the outer half-pixel must not blend in black padding.
         padding_mode="border",
         align_corners=False,
-    )  # (B·Vi, 3, Vt·HW, D)
+    )  # (B·Vi, C, Vt·HW, D)
     col = col.view(b, vi, -1, vt, h * w, num_depths)
     # cos(target ray, sample − input centre) from per-pixel scalars: the sample is ray + s·off.
     ray, off, s = smp.ray, smp.offset, inv.view(1, 1, 1, 1, -1)
