@@ -42,3 +42,9 @@ def test_bad_configs_name_the_problem(tmp_path):
 def test_translation_warmup_must_be_an_ordered_pair(bad):
     with pytest.raises(ValueError, match="translation_warmup"):
         load_config("tiny-cpu", [f"train.translation_warmup={bad}"])
+
+
+def test_config_error_names_the_override_omegaconf_rejects():
+    """Our own validation error of one override must not be blamed for OmegaConf's of another."""
+    with pytest.raises(ValueError, match=r"at train\.translation_warmup \(override"):
+        load_config("tiny-cpu", ["train.betas=[0.9,2]", "train.translation_warmup=[1,2,3]"])

@@ -263,13 +263,16 @@ def list_presets() -> list[str]:
 
 
 def _failing_override(base: Any, overrides: list[str]) -> str | None:
-    """The key of the first override that fails on its own (OmegaConf's tuple-length errors,
-    for one, do not name their key)."""
+    """The first override that OmegaConf rejects on its own (its tuple-length errors, for one,
+    do not name their key). A ``ValueError`` of our own validation is not OmegaConf's error and
+    is skipped: it names its key itself."""
     for item in overrides:
         try:
             OmegaConf.to_object(OmegaConf.merge(base, OmegaConf.from_dotlist([item])))
-        except (OmegaConfBaseException, ValueError):
-            return item.split("=", 1)[0]
+        except OmegaConfBaseException:
+            return item
+        except ValueError:
+            continue
     return None
 
 
@@ -292,7 +295,10 @@ def load_config(preset: str | Path | None = None, overrides: list[str] | None = 
             base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
         cfg = OmegaConf.to_object(base)
     except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or _failing_override(preset_only, overrides or [])
+        key = getattr(err, "full_key", None)
+        culprit = None if key else _failing_override(preset_only, overrides or [])
+        if culprit is not None:
+            key = f"{culprit.split('=', 1)[0]} (override {culprit!r})"
         where = f" at {key}" if key else ""
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"invalid config ({preset or 'defaults'}){where}: {msg}") from err

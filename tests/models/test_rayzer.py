@@ -272,3 +272,19 @@ def test_focal_floor_is_smooth(tiny_cfg):
             assert last.bias.grad.abs().item() > 0  # not a dead clamp
         else:
             torch.testing.assert_close(focal, torch.full_like(focal, expect), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("unit", [False, True])
+def test_translation_gain_scales_the_predicted_translations(tiny_cfg, unit):
+    """Also with cam_unit_translation, whose rescaling must not undo the gain."""
+    model = RayZer(dataclasses.replace(tiny_cfg, cam_unit_translation=unit, pose_head_init_std=0.1))
+    images = torch.rand(1, 4, 3, 16, 16)
+    t = {}
+    for gain in (0.0, 0.5, 1.0):
+        model.set_translation_gain(gain)
+        t[gain] = model.predict_cameras(images).c2w[..., :3, 3]
+    assert t[1.0].abs().max() > 1e-3
+    torch.testing.assert_close(t[0.5], 0.5 * t[1.0])
+    assert t[0.0].abs().max() == 0
+    with pytest.raises(ValueError, match="gain"):
+        model.set_translation_gain(1.5)

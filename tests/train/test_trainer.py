@@ -252,3 +252,26 @@ def test_rotation_first_schedule_holds_translations_at_zero(tmp_path, tiny_confi
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     gains = [r["translation_gain"] for r in records if "translation_gain" in r]
     assert gains == [0.0, 0.0, 0.0, 0.5, 1.0]
+
+
+def test_checkpoint_inside_the_rotation_first_schedule(tmp_path, tiny_config, monkeypatch):
+    """A run stopped inside the schedule resumes on it, and loads for evaluation with the gain
+    it was training at (not 1, which would scale up half-trained translations)."""
+    from rayzer.eval.novel_view import load_trained_model
+    from rayzer.infer.model import load_model
+    from rayzer.models import RayZer
+
+    seen: list[float] = []
+    original = RayZer.predict_cameras
+
+    def spy(self, images):
+        seen.append(self.camera_estimator.translation_gain)
+        return original(self, images)
+
+    monkeypatch.setattr(RayZer, "predict_cameras", spy)
+    _train(tiny_config("train.steps=3", "train.translation_warmup=[2,4]"), tmp_path)
+    assert load_model(tmp_path, device="cpu").model.camera_estimator.translation_gain == 0.5
+    assert load_trained_model(tmp_path).model.camera_estimator.translation_gain == 0.5
+    seen.clear()
+    _train(tiny_config("train.steps=5", "train.translation_warmup=[2,4]"), tmp_path, "auto")
+    assert seen == [0.5, 1.0]  # steps 3 and 4 of the resumed run

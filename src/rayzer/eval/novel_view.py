@@ -293,6 +293,7 @@ def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> 
     """
     from rayzer.config import load_config
     from rayzer.train.checkpoint import CONFIG_FILE, load_model_weights, resolve_checkpoint
+    from rayzer.train.optim import restore_translation_gain
 
     ckpt = resolve_checkpoint(path)
     if not (ckpt / CONFIG_FILE).is_file():
@@ -301,6 +302,7 @@ def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> 
     model = build_model(cfg.model)
     meta = load_model_weights(ckpt, model)
     step = int(meta.get("step", ckpt.name.removeprefix("step_") or 0))
+    restore_translation_gain(model, cfg.train, step)
     return TrainedModel(model.to(device).eval(), cfg, step, ckpt)
 
 

@@ -151,7 +151,9 @@ class CameraEstimator(nn.Module):
         self.grid_readout = GridReadout(cfg.dim) if cfg.cam_readout == "token+grid" else None
         self.register_buffer("identity_6d", torch.tensor(IDENTITY_6D), persistent=False)
         # Multiplies the predicted translations (rotation-first schedule of the trainer, see
-        # ``rayzer.train.optim.translation_gain``); 1 outside training.
+        # ``rayzer.train.optim.translation_gain``). The trainer resets it to 1 when ``train()``
+        # ends; ``rayzer.infer.model.load_model`` sets it to the schedule's value at the
+        # checkpoint's step, so a checkpoint from inside the schedule runs as it was trained.
         self.translation_gain = 1.0
 
     def forward(
@@ -184,7 +186,7 @@ class CameraEstimator(nn.Module):
         pair = torch.cat((cam, cam[:, canonical : canonical + 1].expand(-1, v, -1)), dim=-1)
         delta = self.pose_head(pair)  # (B, V, 9)
         rotation = rot6d_to_matrix(self.identity_6d + delta[..., :6])
-        translation = delta[..., 6:] * self.translation_gain
+        translation = delta[..., 6:]
         if self.cfg.cam_unit_translation:
             # Fix the scale gauge: camera centres at mean distance 1 from the canonical one (the
             # scale LVSM's data uses), so the renderer's depth range matches from step 0 and
@@ -192,6 +194,8 @@ class CameraEstimator(nn.Module):
             others = torch.arange(v, device=translation.device) != canonical
             scale = translation[:, others].norm(dim=-1).mean(dim=1).clamp_min(1e-6)
             translation = translation / scale[:, None, None]
+        # After the unit rescaling, which would otherwise undo any gain above 0.
+        translation = translation * self.translation_gain
         c2w = make_c2w(rotation, translation)
         # The canonical view defines the frame: exactly identity, with no gradient into it.
         is_canonical = torch.arange(v, device=c2w.device) == canonical

@@ -98,15 +98,30 @@ def translation_gain(step: int, start: int, end: int) -> float:
     Why try it: with near-zero initial translations, the first gradient on a translation's
     direction comes mostly from the far content, which a missing rotation explains and which
     pulls the translation towards the *reversed* direction. Measured on the 32 px calibration
-    runs (``experiments/issue3_calibration``, session 5): whether a run ends on the right or
-    the reversed translation branch is a per-seed coin flip with or without this schedule, so it
-    is off in every preset.
+    runs (``experiments/issue3_calibration``, session 5): which branch a run ends on depends on
+    the seed, and the schedule made no measurable difference (2 of 4 seeds right with it, 1 of 3
+    without), so it is off in every preset.
     """
     if step >= end:
         return 1.0
     if step < start:
         return 0.0
     return (step - start) / (end - start)
+
+
+def restore_translation_gain(model: nn.Module, cfg: TrainConfig, step: int | None) -> float:
+    """Give a model loaded from a checkpoint the translation gain it trains with at ``step``.
+
+    A checkpoint written inside the rotation-first schedule (e.g. at a time-budget stop) holds a
+    pose head whose translations were trained at a gain below 1; evaluating it at 1 would scale
+    them up. A model without the schedule (LVSM) is left alone. Returns the gain (1 when off).
+    """
+    start, end = cfg.translation_warmup
+    gain = translation_gain(step or 0, start, end)
+    setter = getattr(model, "set_translation_gain", None)
+    if setter is not None:
+        setter(gain)
+    return gain
 
 
 class GradSpikeGuard:
