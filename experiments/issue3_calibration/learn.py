@@ -62,6 +62,7 @@ p.add_argument("--depths", type=int, default=16)  # sweep_depths
 p.add_argument("--unit-t", action="store_true")  # cam_unit_translation
 p.add_argument("--t-gain", default="")  # "a,b": translation x0 before step a, ramp to x1 at b
 p.add_argument("--sup-steps", type=int, default=0)  # diagnostic: + supervised pose loss first N
+p.add_argument("--motion-weight", action="store_true")  # weigh pixels the inputs' mean misses
 p.add_argument("--depth-entropy", type=float, default=0.0)  # λ · entropy of the sweep depths
 p.add_argument("--split", default="random")  # random | ends: targets = the 2 first + 2 last
 p.add_argument("--shared-depth", action="store_true")  # see shared_depth.py
@@ -342,7 +343,15 @@ for step in range(args.steps):
             matrix_to_rot6d(pr[..., :3, :3]) - matrix_to_rot6d(gt[..., :3, :3])
         ).square().mean() + (pr[..., :3, 3] - gt[..., :3, 3]).square().mean()
     else:
-        loss = F.mse_loss(r, gather_views(imgs, tgt))
+        target = gather_views(imgs, tgt)
+        loss = F.mse_loss(r, target)
+        if args.motion_weight:
+            # Pixels the mean of the input views already predicts (the fixated centre of an
+            # orbit) say little about the motion; weigh each pixel by how far that mean is off.
+            still = gather_views(imgs, inp).mean(1, keepdim=True)
+            w = (target - still).abs().mean(2, keepdim=True) + 1e-3
+            w = w / w.mean(dim=(-1, -2), keepdim=True)
+            loss = (w * (r - target).square()).mean()
         if step < args.sup_steps:  # diagnostic warm start only: uses ground-truth poses
             gt, pr = normalise_cams(c2w), cams.c2w
             loss = loss + 0.1 * (
