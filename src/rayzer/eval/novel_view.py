@@ -293,7 +293,7 @@ def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> 
     """
     from rayzer.config import load_config
     from rayzer.train.checkpoint import CONFIG_FILE, load_model_weights, resolve_checkpoint
-    from rayzer.train.optim import restore_translation_gain
+    from rayzer.train.optim import apply_translation_schedule
 
     ckpt = resolve_checkpoint(path)
     if not (ckpt / CONFIG_FILE).is_file():
@@ -302,7 +302,7 @@ def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> 
     model = build_model(cfg.model)
     meta = load_model_weights(ckpt, model)
     step = int(meta.get("step", ckpt.name.removeprefix("step_") or 0))
-    restore_translation_gain(model, cfg.train, step)
+    apply_translation_schedule(model, cfg.train, step)
     return TrainedModel(model.to(device).eval(), cfg, step, ckpt)
 
 

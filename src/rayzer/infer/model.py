@@ -16,7 +16,7 @@ from rayzer.config import Config, load_config
 from rayzer.models import RayZer
 from rayzer.models.bundled import bundled_checkpoint
 from rayzer.train.checkpoint import CONFIG_FILE, load_model_weights, resolve_checkpoint
-from rayzer.train.optim import restore_translation_gain
+from rayzer.train.optim import apply_translation_schedule
 
 
 @dataclass
@@ -113,7 +113,7 @@ def load_model(ckpt: str | Path | None = None, device: str | torch.device = "aut
     metadata = load_model_weights(path, model)
     step = metadata.get("step")
     step = int(step) if step is not None and str(step).isdigit() else None
-    restore_translation_gain(model, cfg.train, step)
+    apply_translation_schedule(model, cfg.train, step)
     return LoadedModel(
         model=model.eval().to(dev),
         image_size=cfg.data.image_size,

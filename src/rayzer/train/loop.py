@@ -64,9 +64,9 @@ from rayzer.train.losses import LossTerms, build_perceptual_loss, photometric_lo
 from rayzer.train.optim import (
     GradSpikeGuard,
     WarmupCosine,
+    apply_translation_schedule,
     build_optimizer,
     build_scheduler,
-    translation_gain,
 )
 from rayzer.utils.logs import StderrHandler
 
@@ -356,9 +356,7 @@ class Trainer:
         t0 = time.perf_counter()
         accum = self.layout.grad_accum
         self.net.train()
-        if isinstance(self.model, RayZer):
-            start, end = self.cfg.train.translation_warmup
-            self.model.set_translation_gain(translation_gain(self.step, start, end))
+        apply_translation_schedule(self.model, self.cfg.train, self.step)
         # Metric sums stay on the device (one host sync per step, not per micro-batch).
         sums = torch.zeros(len(_METRICS), dtype=torch.float64, device=self.device)
         every = self.cfg.train.image_every

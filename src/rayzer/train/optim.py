@@ -109,12 +109,14 @@ def translation_gain(step: int, start: int, end: int) -> float:
     return (step - start) / (end - start)
 
 
-def restore_translation_gain(model: nn.Module, cfg: TrainConfig, step: int | None) -> float:
-    """Give a model loaded from a checkpoint the translation gain it trains with at ``step``.
+def apply_translation_schedule(model: nn.Module, cfg: TrainConfig, step: int | None) -> float:
+    """Set a model's translation gain to the rotation-first schedule's value at ``step``.
 
-    A checkpoint written inside the rotation-first schedule (e.g. at a time-budget stop) holds a
-    pose head whose translations were trained at a gain below 1; evaluating it at 1 would scale
-    them up. A model without the schedule (LVSM) is left alone. Returns the gain (1 when off).
+    The trainer calls it before every step. The checkpoint loaders call it with the
+    checkpoint's step: a checkpoint written inside the schedule (e.g. at a time-budget stop)
+    holds a pose head whose translations were trained at a gain below 1, and evaluating it at 1
+    would scale them up. A model without the schedule (LVSM) is left alone. Returns the gain
+    (1 when the schedule is off or over).
     """
     start, end = cfg.translation_warmup
     gain = translation_gain(step or 0, start, end)
