@@ -121,6 +121,32 @@ def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
     assert main(args) == 2
     assert "already holds checkpoints" in capsys.readouterr().err
 
+    # --lvsm-run: RayZer is trained, the existing LVSM run is evaluated beside it
+    reuse = ["bench", "quality", "--minutes", "0.05", "--test-scenes", "2", "--no-lpips"]
+    reuse += ["--curve-points", "1", "--lvsm-run", runs[1], *TINY]
+    assert main([*reuse, "--out", str(tmp_path / "reuse")]) == 0
+    third = json.loads((tmp_path / "reuse" / "quality.json").read_text())
+    assert not (tmp_path / "reuse" / "lvsm").exists()
+    assert Path(third["lvsm_run"]).is_relative_to(runs[1])
+    assert runs[1] in (tmp_path / "reuse" / "quality.md").read_text()
+    for protocol in ("even", "random"):
+        assert third["results"][protocol]["psnr"]["lvsm"] == pytest.approx(
+            result["results"][protocol]["psnr"]["lvsm"], abs=1e-5
+        )
+    assert third["training"]["rayzer"]["step"] >= 1
+    capsys.readouterr()
+    bad = [
+        (["--lvsm-run", runs[0]], "expected 'lvsm'"),
+        (["--minutes", "0.07"], "0.05 min budget"),
+        (["data.num_target_views=3"], "different data"),
+    ]
+    for extra, message in bad:
+        assert main([*reuse, *extra, "--out", str(tmp_path / "z")]) == 2, extra
+        assert message in capsys.readouterr().err, extra
+        assert not (tmp_path / "z").exists()  # refused before any training
+    assert main([*skip, "--lvsm-run", runs[1], "--out", str(tmp_path / "z")]) == 2
+    assert "--lvsm-run trains RayZer only" in capsys.readouterr().err
+
 
 def test_helpers():
     ckpts = [Path(f"step_{i:06d}") for i in range(1, 11)]

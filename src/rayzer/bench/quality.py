@@ -4,7 +4,8 @@
    overrides, seed, synthetic stream) for the same wall-clock budget each with
    :func:`rayzer.train.run_training` (``train.time_budget_minutes``; every checkpoint is kept so
    learning curves can be evaluated). ``--skip-train RAYZER_RUN LVSM_RUN`` evaluates existing
-   runs instead.
+   runs instead. ``--lvsm-run LVSM_RUN`` trains RayZer only and compares it with an existing
+   LVSM oracle run (same data, same time budget), so a RayZer change costs one budget, not two.
 2. Builds a FIXED test set (:mod:`rayzer.eval.synthetic_test_set`): the first N seeds of
    ``TEST_SEEDS`` of the family, the training run's clip config, V = the config's views over a
    window of ``span`` frames (default: the widest training span), ``even`` and ``random`` target
@@ -314,6 +315,27 @@ def _train(config: str, overrides: list[str], out: Path, name: str, minutes: flo
         )
 
 
+def _reusable_lvsm_config(ckpt: Path, cfg_r: Config) -> Config:
+    """The config of an existing LVSM run that may stand in for training one beside ``cfg_r``.
+
+    It must hold an LVSM model trained on the same data with the same time budget: the
+    benchmark compares the two models at equal wall-clock cost.
+    """
+    if not (ckpt / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"--lvsm-run: checkpoint {ckpt} has no {CONFIG_FILE}")
+    cfg_l = load_config(ckpt / CONFIG_FILE)
+    if cfg_l.model.name != "lvsm":
+        raise ValueError(f"--lvsm-run: {ckpt} holds a {cfg_l.model.name!r} model, expected 'lvsm'")
+    check_same_data(cfg_r.data, cfg_l.data)
+    budgets = (cfg_r.train.time_budget_minutes, cfg_l.train.time_budget_minutes)
+    if budgets[0] != budgets[1]:
+        raise ValueError(
+            f"--lvsm-run: {ckpt} was trained with a {budgets[1]} min budget, this RayZer run "
+            f"gets {budgets[0]} min; the benchmark compares equal budgets"
+        )
+    return cfg_l
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train (unless ``--skip-train``), evaluate, and write the report (module docstring)."""
     t_start = time.perf_counter()
@@ -324,6 +346,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.curve_points < 0 or args.curve_scenes < 1:
         raise ValueError("--curve-points must be >= 0 and --curve-scenes >= 1")
 
+    if args.skip_train and args.lvsm_run is not None:
+        raise ValueError("--lvsm-run trains RayZer only; with --skip-train give both runs there")
     if args.skip_train:
         if args.overrides or args.config is not None or args.seed is not None:
             raise ValueError(
@@ -364,9 +388,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out = Path(args.out or f"runs/quality-{cfg_r.data.family}")
         # The test set is checked before an hour of training is spent.
         sets, test_info = build_test_sets(cfg_r.data, args)
+        reused = None
+        if args.lvsm_run is not None:
+            # Checked before RayZer's budget is spent.
+            reused = resolve_checkpoint(args.lvsm_run)
+            cfg_l = _reusable_lvsm_config(reused, cfg_r)
         runs = {"rayzer": out / "rayzer", "lvsm": out / "lvsm"}
         _train(config_name, [*overrides, "model.name=rayzer"], runs["rayzer"], "RayZer", minutes)
-        _train(config_name, [*overrides, "model.name=lvsm"], runs["lvsm"], "LVSM oracle", minutes)
+        if reused is None:
+            _train(
+                config_name, [*overrides, "model.name=lvsm"], runs["lvsm"], "LVSM oracle", minutes
+            )
+        else:
+            log(f"LVSM oracle: reusing {reused}")
+            runs["lvsm"] = reused
         ckpts = {n: resolve_checkpoint(r) for n, r in runs.items()}
         cfgs = {"rayzer": cfg_r, "lvsm": cfg_l}
 
@@ -417,6 +452,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "config": config_name,
         "overrides": overrides,
         "minutes": minutes,
+        "lvsm_run": str(ckpts["lvsm"]) if args.lvsm_run is not None else None,
         "device": str(device),
         "test_set": test_info,
         "training": training,
@@ -479,6 +515,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs=2,
         metavar=("RAYZER_RUN", "LVSM_RUN"),
         help="evaluate existing runs (run directories or checkpoints) instead of training",
+    )
+    parser.add_argument(
+        "--lvsm-run",
+        metavar="LVSM_RUN",
+        help="train RayZer only and compare it with this existing LVSM oracle run (run "
+        "directory or checkpoint; same data and budget required)",
     )
     parser.add_argument("overrides", nargs="*", help="dotted config overrides for both models")
 

@@ -108,7 +108,13 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"# Quality benchmark — {ts['family']}",
         "",
         f"Config `{result['config']}` with overrides `{' '.join(result['overrides']) or '—'}`; "
-        f"budget {_fmt(result['minutes'], 3)} min per model; test set: {ts['num_scenes']} held-out "
+        f"budget {_fmt(result['minutes'], 3)} min per model"
+        + (
+            f" (LVSM oracle: the existing run `{result['lvsm_run']}`)"
+            if result.get("lvsm_run")
+            else ""
+        )
+        + f"; test set: {ts['num_scenes']} held-out "
         f"scenes (TEST_SEEDS), {ts['num_input_views']} input + {ts['num_target_views']} target "
         f"views of {ts['image_size']}×{ts['image_size']} over a {ts['span']}-frame span of "
         f"{ts['frames_per_clip']}-frame clips; median GT relative rotation between views: "
