@@ -48,3 +48,21 @@ def test_config_error_names_the_override_omegaconf_rejects():
     """Our own validation error of one override must not be blamed for OmegaConf's of another."""
     with pytest.raises(ValueError, match=r"at train\.translation_warmup \(override"):
         load_config("tiny-cpu", ["train.betas=[0.9,2]", "train.translation_warmup=[1,2,3]"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.low_res_size=32"], "both > 0"),
+        (["data.low_res_steps=10"], "both > 0"),
+        (["data.low_res_size=64", "data.low_res_steps=10"], r"low_res_size must be in \[8"),
+        (["data.low_res_size=-8", "data.low_res_steps=10"], "both > 0"),
+        (["data.low_res_size=36", "data.low_res_steps=10"], "not divisible by model.patch_size"),
+        (["data.image_size=60"], "data.image_size=60 is not divisible"),
+    ],
+)
+def test_progressive_resolution_settings_are_checked(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_config("tiny-cpu", overrides)
+    cfg = load_config("tiny-cpu", ["data.low_res_size=32", "data.low_res_steps=10"]).data
+    assert [cfg.image_size_at(s) for s in (0, 9, 10, 99)] == [32, 32, 64, 64]

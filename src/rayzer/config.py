@@ -58,6 +58,12 @@ class DataConfig:
             (e.g. ``{texture_scale: 2.0, orbit_step_deg: [4, 8]}``); family, frames and image size
             come from the fields above.
         num_workers: DataLoader worker processes per rank (0 = render in the training process).
+        low_res_size, low_res_steps: progressive resolution. The samples of the first
+            ``low_res_steps`` optimizer steps are loaded at ``low_res_size`` × ``low_res_size``
+            (synthetic scenes rendered at that size, real images resized as above), the rest at
+            ``image_size``. Both 0 (default) = off. Early steps then cost a fraction of a full
+            one; the models are resolution-agnostic (rays and patch grids are computed per
+            input), so the weights carry over. Needs ``8 <= low_res_size < image_size``.
     """
 
     source: str = "synthetic"
@@ -73,6 +79,8 @@ class DataConfig:
     curriculum_steps: int = 0
     synth: dict[str, Any] = field(default_factory=dict)
     num_workers: int = 0
+    low_res_size: int = 0
+    low_res_steps: int = 0
 
     @property
     def num_views(self) -> int:
@@ -88,6 +96,10 @@ class DataConfig:
         weights = list(self.source_weights) or [1.0] * n
         total = sum(weights)
         return [w / total for w in weights]
+
+    def image_size_at(self, step: int) -> int:
+        """Side of the images of optimizer step ``step`` (progressive resolution)."""
+        return self.low_res_size if step < self.low_res_steps else self.image_size
 
     def span_range(self) -> tuple[int, int, int]:
         """Resolved ``(span_min, span_start_max, span_end_max)`` (nulls filled in)."""
@@ -134,6 +146,18 @@ class DataConfig:
                 )
         if self.curriculum_steps < 0 or self.num_workers < 0:
             raise ValueError("data.curriculum_steps and data.num_workers must be >= 0")
+        if (self.low_res_size > 0) != (self.low_res_steps > 0) or min(
+            self.low_res_size, self.low_res_steps
+        ) < 0:
+            raise ValueError(
+                "data.low_res_size and data.low_res_steps are both > 0 (progressive resolution) "
+                f"or both 0, got {self.low_res_size} and {self.low_res_steps}"
+            )
+        if self.low_res_size and not 8 <= self.low_res_size < self.image_size:
+            raise ValueError(
+                f"data.low_res_size must be in [8, data.image_size={self.image_size}), "
+                f"got {self.low_res_size}"
+            )
 
 
 @dataclass
@@ -238,6 +262,13 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        p = self.model.patch_size
+        for key in ("image_size", "low_res_size"):
+            size = getattr(self.data, key)
+            if size % p:
+                raise ValueError(f"data.{key}={size} is not divisible by model.patch_size={p}")
 
 
 def preset_path(name_or_path: str | Path) -> Path:

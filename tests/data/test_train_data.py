@@ -22,7 +22,13 @@ from PIL import Image
 from _tiny import TINY_MODEL, tiny_data
 from rayzer.cli import main
 from rayzer.config import load_config
-from rayzer.data.clip_sources import Clip, ClipSource, choose_source, open_clip_sources
+from rayzer.data.clip_sources import (
+    Clip,
+    ClipSource,
+    SyntheticClips,
+    choose_source,
+    open_clip_sources,
+)
 from rayzer.data.real_clips import resize_crop_square, square_crop_geometry
 from rayzer.data.scene_folder import write_scene_folder
 from rayzer.data.stream import BatchLayout, TrainStream, make_loader, sample_generator
@@ -233,7 +239,7 @@ class _FakeSource(ClipSource):
     def clip_id(self, clip: int) -> int:
         return clip
 
-    def load(self, clip: int, frames: torch.Tensor) -> Clip:
+    def load(self, clip: int, frames: torch.Tensor, size: int | None = None) -> Clip:
         a = frames.double() * 0.1
         eye = torch.stack((3 * a.cos(), 3 * a.sin(), torch.ones_like(a)), -1)
         c2w = look_at(
@@ -334,3 +340,40 @@ def test_rayzer_train_with_a_missing_source_fails_before_writing_anything(tmp_pa
     assert main([*args, "train.steps=1", "--out", str(out)]) == 2
     assert "no_such_dataset" in capsys.readouterr().err
     assert not out.exists()  # no run folder that looks like a run
+
+
+def test_progressive_resolution_loads_the_first_steps_smaller(dataset):
+    """data.low_res_*: the same samples (clips, frames, cameras) at a smaller size early on."""
+    source = f"synthetic,{dataset / 'scenes'}"
+    full = TrainStream(config(source).data, 0, BatchLayout(4))
+    cfg = config(source, "data.low_res_size=8", "data.low_res_steps=2").data
+    low = TrainStream(cfg, 0, BatchLayout(4))
+    assert [cfg.image_size_at(s) for s in (0, 1, 2, 9)] == [8, 8, SIZE, SIZE]
+    for sample_id in range(8):  # steps 0 and 1
+        a, b = full.sample(sample_id), low.sample(sample_id)
+        assert b["image"].shape[-2:] == (8, 8)
+        for key in ("index", "input_index", "target_index", "clip_id", "source_index"):
+            assert torch.equal(a[key], b[key]), key
+        torch.testing.assert_close(a["c2w"], b["c2w"], equal_nan=True)
+        # same normalised intrinsics: exact for rendered scenes; real images are cropped on
+        # whole pixels of each size, so their crop may differ by up to one low-res pixel
+        tol = 0.0 if int(a["source_index"]) == 0 else 1 / 8
+        torch.testing.assert_close(a["K"] / SIZE, b["K"] / 8, equal_nan=True, atol=tol, rtol=1e-6)
+    for sample_id in (8, 11):  # step 2: full size again, bit for bit
+        assert torch.equal(full.sample(sample_id)["image"], low.sample(sample_id)["image"])
+    assert low.micro_batch(0)["image"].shape == (4, 4, 3, 8, 8)
+
+
+def test_synthetic_clips_render_at_a_requested_size():
+    """A smaller render of the same frames is the same picture: close to the full-size render
+    averaged over 2×2 pixels, much closer than the clip's other frames are."""
+    source = SyntheticClips(SynthConfig(frames=8))
+    frames = torch.tensor([0, 3, 6])
+    for clip in range(3):
+        full, half = source.load(clip, frames, 64), source.load(clip, frames, 32)
+        assert half.images.shape == (3, 3, 32, 32) and full.images.shape == (3, 3, 64, 64)
+        torch.testing.assert_close(full.c2w, half.c2w)
+        torch.testing.assert_close(full.K / 64, half.K / 32)
+        area = torch.nn.functional.avg_pool2d(full.images, 2)
+        err = (area - half.images).abs().mean()
+        assert err < 0.025 and err < 0.6 * (area.roll(1, 0) - half.images).abs().mean()

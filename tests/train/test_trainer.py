@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 import sys
 import types
 
@@ -275,3 +276,40 @@ def test_checkpoint_inside_the_rotation_first_schedule(tmp_path, tiny_config, mo
     seen.clear()
     _train(tiny_config("train.steps=5", "train.translation_warmup=[2,4]"), tmp_path, "auto")
     assert seen == [0.5, 1.0]  # steps 3 and 4 of the resumed run
+
+
+@pytest.mark.parametrize("model_name", ["rayzer", "lvsm"])
+def test_progressive_resolution_trains_small_then_full(
+    tmp_path, tiny_config, monkeypatch, model_name
+):
+    """data.low_res_*: the first steps train on 8-px images, the rest on 16 px, and a run
+    resumed after the switch from a checkpoint before it equals the uninterrupted run."""
+    sizes: list[int] = []
+    original = Trainer.compute_loss
+
+    def spy(self, batch):
+        sizes.append(batch["image"].shape[-1])
+        terms, render = original(self, batch)
+        assert render.shape[-2:] == batch["image"].shape[-2:]  # renders at the input size
+        return terms, render
+
+    monkeypatch.setattr(Trainer, "compute_loss", spy)
+    cfg = tiny_config(
+        "train.steps=5",
+        "train.ckpt_every=2",
+        "data.low_res_size=8",
+        "data.low_res_steps=3",
+        f"model.name={model_name}",
+    )
+    full, full_summary = _train(cfg, tmp_path / "full")
+    assert sizes == [8, 8, 8, 16, 16]
+    assert all(math.isfinite(s.loss) for s in full_summary.history)
+    sizes.clear()
+    resumed, summary = _train(
+        cfg, tmp_path / "resumed", resume=tmp_path / "full" / "checkpoints" / "step_000002"
+    )
+    assert sizes == [8, 16, 16]
+    for a, b in zip(full_summary.history[2:], summary.history):
+        assert (a.loss, a.grad_norm) == (b.loss, b.grad_norm)
+    for n, p in _params(resumed.model).items():
+        assert torch.equal(p, _params(full.model)[n]), n

@@ -4,7 +4,7 @@ A *clip* is an ordered sequence of F frames of one static scene (a video, an orb
 sequence). A :class:`ClipSource` is an indexable collection of clips that can load any subset of
 a clip's frames as a :class:`Clip` at the training resolution. The training stream
 (:mod:`rayzer.data.stream`) only ever asks a source for its number of clips, a clip's frame
-count and a subset of its frames, so the view sampler, the frame-span curriculum and the
+count and a subset of its frames (at a requested size), so the view sampler, the frame-span curriculum and the
 reproducibility contract are shared by every source:
 
 - :class:`SyntheticClips` — the built-in procedural scenes (rendered on demand);
@@ -92,8 +92,12 @@ class ClipSource(ABC):
         """A stable integer naming the clip in its source (provenance; synthetic: the seed)."""
 
     @abstractmethod
-    def load(self, clip: int, frames: Tensor) -> Clip:
-        """Frames ``frames`` ((V,) int64 frame numbers in ``[0, F)``) of clip ``clip``."""
+    def load(self, clip: int, frames: Tensor, size: int | None = None) -> Clip:
+        """Frames ``frames`` ((V,) int64 frame numbers in ``[0, F)``) of clip ``clip``.
+
+        ``size``: square side of the images (None = the source's training resolution); the
+        stream asks for a smaller one during the progressive-resolution steps.
+        """
 
     def describe(self, clip: int) -> str:
         """A human-readable name of a clip (for error messages)."""
@@ -115,8 +119,11 @@ class SyntheticClips(ClipSource):
     def clip_id(self, clip: int) -> int:
         return int(TRAIN_SEEDS[clip])
 
-    def load(self, clip: int, frames: Tensor) -> Clip:
-        out = render_clip(self.clip_id(clip), self.synth, frames=frames)  # only these frames
+    def load(self, clip: int, frames: Tensor, size: int | None = None) -> Clip:
+        synth = self.synth
+        if size is not None and (size, size) != (synth.height, synth.width):
+            synth = dataclasses.replace(synth, height=size, width=size)
+        out = render_clip(self.clip_id(clip), synth, frames=frames)  # only these frames
         return Clip(out.images, out.c2w, out.K)
 
     def describe(self, clip: int) -> str:

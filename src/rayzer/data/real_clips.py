@@ -188,11 +188,11 @@ class SceneFolderClips(ClipSource):
     def describe(self, clip: int) -> str:
         return str(self.paths[clip])
 
-    def load(self, clip: int, frames: Tensor) -> Clip:
+    def load(self, clip: int, frames: Tensor, size: int | None = None) -> Clip:
         scene = read_scene_folder(
             self.paths[clip], indices=frames.tolist(), load_depth=False, strict=False
         )
-        images, K = resize_crop_square(scene.images, scene.K, self.size)
+        images, K = resize_crop_square(scene.images, scene.K, size or self.size)
         return Clip(images, scene.c2w, K)
 
 
@@ -312,7 +312,7 @@ class Re10kChunkClips(ClipSource):
                 self._cache.popitem(last=False)
         return self._cache[c]
 
-    def load(self, clip: int, frames: Tensor) -> Clip:
+    def load(self, clip: int, frames: Tensor, size: int | None = None) -> Clip:
         c, pos, _ = (int(v) for v in self._rows[clip])
         example = self._chunk(c)[pos]
         idx = frames.tolist()
@@ -334,7 +334,7 @@ class Re10kChunkClips(ClipSource):
             K = denormalize_intrinsics(
                 torch.tensor(frame.K, dtype=torch.float64), image.shape[1], image.shape[2]
             )
-            image, K = resize_crop_square(image[None], K[None].float(), self.size)
+            image, K = resize_crop_square(image[None], K[None].float(), size or self.size)
             images.append(image[0])
             Ks.append(K[0])
             c2ws.append(torch.from_numpy(frame.c2w).float())

@@ -21,7 +21,8 @@ built-in synthetic scenes, scene folders, RealEstate10K chunks; several entries 
 several), a clip uniformly within it, the span from the curriculum (capped at the clip's frame
 count), then the views and their input/target split (:func:`rayzer.data.sampling.sample_views`).
 
-Each yielded item is a collated micro-batch dict (DESIGN §3 keys), S = ``data.image_size``:
+Each yielded item is a collated micro-batch dict (DESIGN §3 keys), S = ``data.image_size``
+(``data.low_res_size`` for the samples of the first ``data.low_res_steps`` steps):
 
 - ``image`` (m, V, 3, S, S) float in [0, 1], views sorted by frame number;
 - ``c2w`` (m, V, 4, 4) ground-truth OpenCV camera-to-world, **normalised** by
@@ -171,8 +172,8 @@ class TrainStream(IterableDataset):
         views = sample_views(
             num_frames, self.cfg.num_input_views, self.cfg.num_target_views, span, gen
         )
-        data = source.load(clip, views.frames)  # only the V views
-        size, v = self.cfg.image_size, len(views.frames)
+        size, v = self.cfg.image_size_at(self.layout.step_of(sample_id)), len(views.frames)
+        data = source.load(clip, views.frames, size)  # only the V views
         if data.images.shape != (v, 3, size, size):
             raise ValueError(
                 f"{source.describe(clip)}: loaded images of shape {tuple(data.images.shape)}, "
