@@ -2,10 +2,10 @@
 
 A *clip* is an ordered sequence of F frames of one static scene (a video, an orbit, a photo
 sequence). A :class:`ClipSource` is an indexable collection of clips that can load any subset of
-a clip's frames as a :class:`Clip` at the training resolution. The training stream
-(:mod:`rayzer.data.stream`) only ever asks a source for its number of clips, a clip's frame
-count and a subset of its frames (at a requested size), so the view sampler, the frame-span curriculum and the
-reproducibility contract are shared by every source:
+a clip's frames as a :class:`Clip` at the training resolution (or a requested smaller one). The
+training stream (:mod:`rayzer.data.stream`) only ever asks a source for its number of clips, a
+clip's frame count and a subset of its frames, so the view sampler, the frame-span curriculum
+and the reproducibility contract are shared by every source:
 
 - :class:`SyntheticClips` — the built-in procedural scenes (rendered on demand);
 - :class:`rayzer.data.real_clips.SceneFolderClips` — scene folders (``images/`` +
