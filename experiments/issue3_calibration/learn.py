@@ -71,6 +71,7 @@ p.add_argument("--init", default="")  # start from a --save file (same model set
 p.add_argument("--flip-t", action="store_true")  # with --init: negate the predicted translations
 p.add_argument("--save", default="")  # write the final state dict + model config here
 p.add_argument("--threads", type=int, default=2)
+p.add_argument("--perceptual", type=float, default=0.0)  # λ · LPIPS-VGG added to the MSE
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
@@ -231,6 +232,11 @@ if args.init:
             last = model.camera_estimator.pose_head[2]
             last.weight[6:].neg_()
             last.bias[6:].neg_()
+PERCEPTUAL = None
+if args.perceptual > 0:
+    from rayzer.train.losses import build_perceptual_loss
+
+    PERCEPTUAL = build_perceptual_loss("vgg")
 T_GAIN = [1.0]
 if args.t_gain:
     ga, gb = map(int, args.t_gain.split(","))
@@ -360,6 +366,8 @@ for step in range(args.steps):
                 .mean()
                 + (pr[..., :3, 3] - gt[..., :3, 3]).square().mean()
             )
+    if PERCEPTUAL is not None:  # MSE + λ·LPIPS, as the trainer's photometric_loss
+        loss = loss + args.perceptual * PERCEPTUAL(r.flatten(0, 1), target.flatten(0, 1)).mean()
     losses.append(loss.item())  # the photometric loss alone
     if DEPTH_PROBS:
         prob = DEPTH_PROBS.pop()
