@@ -92,6 +92,7 @@ def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
         steps = [r["step"] for r in curve["test"]]
         assert 1 <= len(steps) <= 2 and steps[-1] == t["step"] and steps == sorted(steps)
     assert result["learning_curves"]["rayzer"]["test"][-1]["rot_err_deg_median"] is not None
+    assert result["learning_curves"]["rayzer"]["full_resolution_from"] is None  # one size
     md = (out / "quality.md").read_text()
     assert "| even | PSNR (dB) ↑ |" in md and "identity pose" in md
     assert md.count("PASS") + md.count("FAIL") >= 6
@@ -124,8 +125,13 @@ def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
     # --lvsm-run: RayZer is trained, the existing LVSM run is evaluated beside it
     reuse = ["bench", "quality", "--minutes", "0.05", "--test-scenes", "2", "--no-lpips"]
     reuse += ["--curve-points", "1", "--lvsm-run", runs[1], *TINY]
-    assert main([*reuse, "--out", str(tmp_path / "reuse")]) == 0
+    # (progressive resolution for this RayZer run: LVSM's data only has to match in size)
+    low_res = ["data.low_res_size=16", "data.low_res_steps=10"]
+    assert main([*reuse, *low_res, "--out", str(tmp_path / "reuse")]) == 0
     third = json.loads((tmp_path / "reuse" / "quality.json").read_text())
+    switch = third["learning_curves"]["rayzer"]["full_resolution_from"]
+    assert switch["step"] == 10 and switch["sizes"] == [16, 32] and switch["minutes"] > 0
+    assert third["learning_curves"]["lvsm"]["full_resolution_from"] is None
     assert not (tmp_path / "reuse" / "lvsm").exists()
     assert Path(third["lvsm_run"]).is_relative_to(runs[1])
     assert runs[1] in (tmp_path / "reuse" / "quality.md").read_text()

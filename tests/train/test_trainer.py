@@ -280,7 +280,7 @@ def test_checkpoint_inside_the_rotation_first_schedule(tmp_path, tiny_config, mo
 
 @pytest.mark.parametrize("model_name", ["rayzer", "lvsm"])
 def test_progressive_resolution_trains_small_then_full(
-    tmp_path, tiny_config, monkeypatch, model_name
+    tmp_path, tiny_config, monkeypatch, caplog, model_name
 ):
     """data.low_res_*: the first steps train on 8-px images, the rest on 16 px, and a run
     resumed after the switch from a checkpoint before it equals the uninterrupted run."""
@@ -301,8 +301,16 @@ def test_progressive_resolution_trains_small_then_full(
         "data.low_res_steps=3",
         f"model.name={model_name}",
     )
-    full, full_summary = _train(cfg, tmp_path / "full")
+    with caplog.at_level(logging.INFO, logger="rayzer.train"):
+        full, full_summary = _train(cfg, tmp_path / "full")
     assert sizes == [8, 8, 8, 16, 16]
+    switches = [
+        r.getMessage() for r in caplog.records if "progressive resolution" in r.getMessage()
+    ]
+    assert switches == [
+        "step 1: training on 8 px images (progressive resolution)",
+        "step 4: training on 16 px images (progressive resolution)",
+    ]
     assert all(math.isfinite(s.loss) for s in full_summary.history)
     sizes.clear()
     resumed, summary = _train(

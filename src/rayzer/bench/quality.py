@@ -315,6 +315,20 @@ def _train(config: str, overrides: list[str], out: Path, name: str, minutes: flo
         )
 
 
+def _full_resolution_start(cfg: Config, run_dir: Path) -> dict[str, Any] | None:
+    """Step and minute at which a progressive-resolution run switched to full size (None if it
+    trained at one size); its training-batch PSNR curve jumps there."""
+    step = cfg.data.low_res_steps
+    if step <= 0:
+        return None
+    scalars, _ = read_metrics(run_dir)
+    return {
+        "step": step,
+        "minutes": minutes_at(scalars, [step])[0],
+        "sizes": [cfg.data.low_res_size, cfg.data.image_size],
+    }
+
+
 def _reusable_lvsm_config(ckpt: Path, cfg_r: Config) -> Config:
     """The config of an existing LVSM run that may stand in for training one beside ``cfg_r``.
 
@@ -444,6 +458,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "test": checkpoint_curve(
                 run_dir, curve_samples, args.curve_points, device, args.eval_batch
             ),
+            "full_resolution_from": _full_resolution_start(cfgs[name], run_dir),
         }
 
     result: dict[str, Any] = {

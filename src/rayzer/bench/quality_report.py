@@ -232,6 +232,16 @@ def write_figure(
             x, y = (np.array(v, dtype=float) for v in zip(*pts, strict=True))
             ax.plot(x, y, color=colours[name], alpha=0.25, lw=0.8)
             ax.plot(x, _ema(y), label=f"{LABELS[name]} (EMA)", color=colours[name])
+        switch = curves[name].get("full_resolution_from")
+        if switch and switch["minutes"] is not None:
+            low, full = switch["sizes"]
+            ax.axvline(
+                switch["minutes"],
+                ls="--",
+                lw=0.8,
+                color=colours[name],
+                label=f"{LABELS[name]}: {low} → {full} px",
+            )
     ax.set(xlabel="minutes", ylabel="train PSNR (dB)", title="training batches")
     ax.legend(fontsize=8)
 

@@ -226,6 +226,7 @@ class Trainer:
         if self.ctx.is_main:
             (self.out_dir / "config.yaml").write_text(config_to_yaml(cfg))
         self._stop_signal: str | None = None
+        self._image_size: int | None = None  # last logged image size (progressive resolution)
         self._last_images: tuple[Tensor, Tensor] | None = None
         self._last_saved: int | None = self.step if ckpt is not None else None
 
@@ -357,6 +358,10 @@ class Trainer:
         accum = self.layout.grad_accum
         self.net.train()
         apply_translation_schedule(self.model, self.cfg.train, self.step)
+        size = self.cfg.data.image_size_at(self.step)
+        if self.cfg.data.low_res_steps and size != self._image_size and self.ctx.is_main:
+            log.info(f"step {self.step + 1}: training on {size} px images (progressive resolution)")
+        self._image_size = size
         # Metric sums stay on the device (one host sync per step, not per micro-batch).
         sums = torch.zeros(len(_METRICS), dtype=torch.float64, device=self.device)
         every = self.cfg.train.image_every
