@@ -146,17 +146,15 @@ class DataConfig:
                 )
         if self.curriculum_steps < 0 or self.num_workers < 0:
             raise ValueError("data.curriculum_steps and data.num_workers must be >= 0")
-        if (self.low_res_size > 0) != (self.low_res_steps > 0) or min(
-            self.low_res_size, self.low_res_steps
-        ) < 0:
+        size, steps = self.low_res_size, self.low_res_steps
+        if min(size, steps) < 0 or (size == 0) != (steps == 0):
             raise ValueError(
                 "data.low_res_size and data.low_res_steps are both > 0 (progressive resolution) "
-                f"or both 0, got {self.low_res_size} and {self.low_res_steps}"
+                f"or both 0, got {size} and {steps}"
             )
-        if self.low_res_size and not 8 <= self.low_res_size < self.image_size:
+        if size and not 8 <= size < self.image_size:
             raise ValueError(
-                f"data.low_res_size must be in [8, data.image_size={self.image_size}), "
-                f"got {self.low_res_size}"
+                f"data.low_res_size must be in [8, data.image_size={self.image_size}), got {size}"
             )
 
 
