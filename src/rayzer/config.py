@@ -63,7 +63,9 @@ class DataConfig:
             (synthetic scenes rendered at that size, real images resized as above), the rest at
             ``image_size``. Both 0 (default) = off. Early steps then cost a fraction of a full
             one; the models are resolution-agnostic (rays and patch grids are computed per
-            input), so the weights carry over. Needs ``8 <= low_res_size < image_size``.
+            input), so the weights carry over. Needs ``8 <= low_res_size < image_size``,
+            ``low_res_size`` divisible by ``model.patch_size`` and ``low_res_steps <
+            train.steps``.
     """
 
     source: str = "synthetic"
@@ -262,11 +264,19 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
+        """Checks that span sections: image sizes vs the patch size, the low-res phase vs the
+        number of steps."""
         p = self.model.patch_size
         for key in ("image_size", "low_res_size"):
             size = getattr(self.data, key)
             if size % p:
                 raise ValueError(f"data.{key}={size} is not divisible by model.patch_size={p}")
+        if self.data.low_res_steps >= self.train.steps:
+            raise ValueError(
+                f"data.low_res_steps={self.data.low_res_steps} leaves no full-size step of "
+                f"train.steps={self.train.steps}: the model would never train at "
+                f"data.image_size={self.data.image_size}"
+            )
 
 
 def preset_path(name_or_path: str | Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -126,11 +127,17 @@ def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
     reuse = ["bench", "quality", "--minutes", "0.05", "--test-scenes", "2", "--no-lpips"]
     reuse += ["--curve-points", "1", "--lvsm-run", runs[1], *TINY]
     # (progressive resolution for this RayZer run: LVSM's data only has to match in size)
-    low_res = ["data.low_res_size=16", "data.low_res_steps=10"]
+    low_res = ["data.low_res_size=16", "data.low_res_steps=5"]
     assert main([*reuse, *low_res, "--out", str(tmp_path / "reuse")]) == 0
     third = json.loads((tmp_path / "reuse" / "quality.json").read_text())
+    # the reused run's settings that differ from what this benchmark would have trained
+    assert third["lvsm_run_differences"] == [
+        "data.low_res_size: 0 vs 16",
+        "data.low_res_steps: 0 vs 5",
+    ]
+    assert "data.low_res_steps: 0 vs 5" in (tmp_path / "reuse" / "quality.md").read_text()
     switch = third["learning_curves"]["rayzer"]["full_resolution_from"]
-    assert switch["step"] == 10 and switch["sizes"] == [16, 32] and switch["minutes"] > 0
+    assert switch["step"] == 5 and switch["sizes"] == [16, 32] and switch["minutes"] > 0
     assert third["learning_curves"]["lvsm"]["full_resolution_from"] is None
     assert not (tmp_path / "reuse" / "lvsm").exists()
     assert Path(third["lvsm_run"]).is_relative_to(runs[1])
@@ -146,6 +153,14 @@ def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
         (["--minutes", "0.07"], "0.05 min budget"),
         (["data.num_target_views=3"], "different data"),
     ]
+    # only the final checkpoint of a run that finished stands in for a trained LVSM
+    first = sorted((Path(runs[1]) / "checkpoints").iterdir())[0]
+    bad.append((["--lvsm-run", str(first)], "not the last checkpoint"))
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(runs[1], interrupted)
+    with (interrupted / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 48, "event": "stop", "reason": "SIGTERM"}) + "\n")
+    bad.append((["--lvsm-run", str(interrupted)], "stopped by SIGTERM"))
     for extra, message in bad:
         assert main([*reuse, *extra, "--out", str(tmp_path / "z")]) == 2, extra
         assert message in capsys.readouterr().err, extra

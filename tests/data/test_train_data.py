@@ -356,8 +356,8 @@ def test_progressive_resolution_loads_the_first_steps_smaller(dataset):
             assert torch.equal(a[key], b[key]), key
         torch.testing.assert_close(a["c2w"], b["c2w"], equal_nan=True)
         # same normalised intrinsics: exact for rendered scenes; real images are cropped on
-        # whole pixels of each size, so their crop may differ by up to one low-res pixel
-        tol = 0.0 if int(a["source_index"]) == 0 else 1 / 8
+        # whole pixels of each size, so their crop may shift by up to half a low-res pixel
+        tol = 0.0 if int(a["source_index"]) == 0 else 1 / 16
         torch.testing.assert_close(a["K"] / SIZE, b["K"] / 8, equal_nan=True, atol=tol, rtol=1e-6)
     for sample_id in (8, 11):  # step 2: full size again, bit for bit
         assert torch.equal(full.sample(sample_id)["image"], low.sample(sample_id)["image"])

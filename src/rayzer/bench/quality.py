@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from rayzer.bench.quality_report import GRID_SCENES, METHODS, to_markdown, write_figure
 from rayzer.bench.report import machine_info, write_text_atomic
@@ -48,7 +49,7 @@ from rayzer.bench.run_history import (
     run_summary,
     train_curve,
 )
-from rayzer.config import Config, DataConfig, load_config
+from rayzer.config import Config, DataConfig, config_to_yaml, load_config
 from rayzer.data.clip_sources import synth_config
 from rayzer.data.protocols import PROTOCOLS
 from rayzer.eval.novel_view import (
@@ -317,11 +318,12 @@ def _train(config: str, overrides: list[str], out: Path, name: str, minutes: flo
 
 def _full_resolution_start(cfg: Config, run_dir: Path) -> dict[str, Any] | None:
     """Step and minute at which a progressive-resolution run switched to full size (None if it
-    trained at one size); its training-batch PSNR curve jumps there."""
+    trained at one size or stopped before the switch); its training-batch PSNR curve jumps
+    there."""
     step = cfg.data.low_res_steps
-    if step <= 0:
-        return None
     scalars, _ = read_metrics(run_dir)
+    if step <= 0 or not scalars or scalars[-1]["step"] <= step:  # no switch, or not reached
+        return None
     return {
         "step": step,
         "minutes": minutes_at(scalars, [step])[0],
@@ -329,11 +331,17 @@ def _full_resolution_start(cfg: Config, run_dir: Path) -> dict[str, Any] | None:
     }
 
 
+#: Config keys that do not change what a run learns (ignored when comparing a reused run).
+_BOOKKEEPING = {"out_dir", "ckpt_every", "keep_last", "log_every", "image_every"}
+
+
 def _reusable_lvsm_config(ckpt: Path, cfg_r: Config) -> Config:
     """The config of an existing LVSM run that may stand in for training one beside ``cfg_r``.
 
-    It must hold an LVSM model trained on the same data with the same time budget: the
-    benchmark compares the two models at equal wall-clock cost.
+    It must hold the final checkpoint of an LVSM run that finished (its steps or its time
+    budget) on the same data with the same time budget: the benchmark compares the two models
+    at equal wall-clock cost. Other differences (seed, schedule, threads) are allowed and
+    reported (:func:`_config_differences`).
     """
     if not (ckpt / CONFIG_FILE).is_file():
         raise FileNotFoundError(f"--lvsm-run: checkpoint {ckpt} has no {CONFIG_FILE}")
@@ -347,7 +355,29 @@ def _reusable_lvsm_config(ckpt: Path, cfg_r: Config) -> Config:
             f"--lvsm-run: {ckpt} was trained with a {budgets[1]} min budget, this RayZer run "
             f"gets {budgets[0]} min; the benchmark compares equal budgets"
         )
+    run_dir = run_dir_of(ckpt)
+    latest = list_checkpoints(run_dir)[-1]
+    if ckpt.resolve() != latest.resolve():
+        raise ValueError(
+            f"--lvsm-run: {ckpt} is not the last checkpoint of its run ({latest.name}); the "
+            "benchmark compares the final models"
+        )
+    stopped_by = run_summary(run_dir, ckpt, 0)["stopped_by"]
+    if stopped_by not in (None, "time_budget"):
+        raise ValueError(f"--lvsm-run: {run_dir} was stopped by {stopped_by}, not finished")
     return cfg_l
+
+
+def _config_differences(reused: Config, expected: Config) -> list[str]:
+    """``section.key: reused vs expected`` for every setting in which a reused run differs
+    from the one the benchmark would have trained (bookkeeping keys ignored)."""
+    a, b = (yaml.safe_load(config_to_yaml(c)) for c in (reused, expected))
+    return [
+        f"{section}.{key}: {a[section].get(key)!r} vs {value!r}"
+        for section, values in b.items()
+        for key, value in values.items()
+        if key not in _BOOKKEEPING and a[section].get(key) != value
+    ]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -362,6 +392,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.skip_train and args.lvsm_run is not None:
         raise ValueError("--lvsm-run trains RayZer only; with --skip-train give both runs there")
+    lvsm_differences: list[str] = []
     if args.skip_train:
         if args.overrides or args.config is not None or args.seed is not None:
             raise ValueError(
@@ -406,7 +437,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.lvsm_run is not None:
             # Checked before RayZer's budget is spent.
             reused = resolve_checkpoint(args.lvsm_run)
-            cfg_l = _reusable_lvsm_config(reused, cfg_r)
+            reused_cfg = _reusable_lvsm_config(reused, cfg_r)
+            lvsm_differences = _config_differences(reused_cfg, cfg_l)
+            cfg_l = reused_cfg
         runs = {"rayzer": out / "rayzer", "lvsm": out / "lvsm"}
         _train(config_name, [*overrides, "model.name=rayzer"], runs["rayzer"], "RayZer", minutes)
         if reused is None:
@@ -468,6 +501,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "overrides": overrides,
         "minutes": minutes,
         "lvsm_run": str(ckpts["lvsm"]) if args.lvsm_run is not None else None,
+        "lvsm_run_differences": lvsm_differences,
         "device": str(device),
         "test_set": test_info,
         "training": training,

@@ -110,7 +110,14 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"Config `{result['config']}` with overrides `{' '.join(result['overrides']) or '—'}`; "
         f"budget {_fmt(result['minutes'], 3)} min per model"
         + (
-            f" (LVSM oracle: the existing run `{result['lvsm_run']}`)"
+            f" (LVSM oracle: the existing run `{result['lvsm_run']}`"
+            + (
+                ", which differs from this benchmark's settings (reused vs this run's) in "
+                + "; ".join(f"`{d}`" for d in result["lvsm_run_differences"])
+                if result.get("lvsm_run_differences")
+                else ""
+            )
+            + ")"
             if result.get("lvsm_run")
             else ""
         )
