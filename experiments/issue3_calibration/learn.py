@@ -4,6 +4,7 @@ for a fixed number of steps, evaluate on held-out clips against baselines."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -12,6 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from rayzer.geometry import (
+    axis_angle_to_matrix,
+    make_c2w,
+    matrix_to_axis_angle,
     matrix_to_rot6d,
     relative_pose_errors,
     relative_to_canonical,
@@ -72,6 +76,17 @@ p.add_argument("--flip-t", action="store_true")  # with --init: negate the predi
 p.add_argument("--save", default="")  # write the final state dict + model config here
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--perceptual", type=float, default=0.0)  # λ · LPIPS-VGG added to the MSE
+# Mirror hypothesis (self-supervised): every sample is also rendered with the mirror image of
+# its predicted camera path (rotations the other way, centres on the other side); the photometric
+# loss takes the better of the two per sample, and where the mirror wins, λ · the distance of the
+# prediction to the (detached) mirrored path teaches the estimator the sense the renderer
+# prefers. λ = 0: min-of-two only. Negative: off.
+p.add_argument("--mirror", type=float, default=-1.0)
+p.add_argument("--mirror-every", type=int, default=1)  # test the mirror on every k-th step
+# A small ReLU CNN on [view ‖ canonical] pairs learns, per view, the sense of its rotation
+# (sign of the yaw) from the mirror test's outcome (needs --mirror >= 0); at evaluation the
+# predicted path is mirrored where the head disagrees with it on most views.
+p.add_argument("--sense-head", action="store_true")
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
@@ -246,13 +261,41 @@ if args.t_gain:
         return torch.cat((out[..., :6], out[..., 6:] * T_GAIN[0]), dim=-1)
 
     model.camera_estimator.pose_head.register_forward_hook(scale_translation)
-opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
+
+
+class SenseNet(torch.nn.Module):
+    """[view ‖ canonical] (6 channels) → logit that the view's yaw to the canonical view is > 0.
+    The layout of cnn_probe.py (stride 1 then 2, 2, 2; ReLU; flattened, position-aware head),
+    the one that learned the signed yaw in Session 2."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        nn = torch.nn
+        self.net = nn.Sequential(
+            nn.Conv2d(6, 32, 3, 1, 1), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, 2, 1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(64 * (size // 8) ** 2, 128), nn.ReLU(), nn.Linear(128, 1),
+        )  # fmt: skip
+
+    def forward(self, imgs):  # (B, V, 3, H, W) → (B, V - 1) logits, non-canonical views
+        b, v = imgs.shape[:2]
+        c = v // 2
+        others = imgs[:, [i for i in range(v) if i != c]]
+        pairs = torch.cat((others, imgs[:, c : c + 1].expand_as(others)), 2)
+        return self.net(pairs.flatten(0, 1)).view(b, v - 1)
+
+
+SENSE = SenseNet(args.size) if args.sense_head else None
+params = list(model.parameters()) + (list(SENSE.parameters()) if SENSE is not None else [])
+opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
 sched = torch.optim.lr_scheduler.LambdaLR(
     opt,
     lambda s: (
         min(1, (s + 1) / args.warmup)
         * 0.5
-        * (1 + math.cos(math.pi * min(s, args.steps) / args.steps))
+        * (1 + math.cos(math.pi * min(s, args.steps) / max(1, args.steps)))  # 0 steps: eval only
     ),
 )
 
@@ -268,13 +311,90 @@ def forward(imgs, c2w, K, inp, tgt):
     if args.model == "camsup":
         cams = model.predict_cameras(imgs)
         return None, cams
+    if SENSE is not None and not model.training:
+        cams = model.predict_cameras(imgs)
+        path, _ = sense_corrected(imgs, cams.c2w)
+        b = imgs.shape[0]
+        ii, ti = inp.expand(b, -1), tgt.expand(b, -1)
+        scene = model.reconstruct(
+            gather_views(imgs, ii), gather_views(path, ii), gather_views(cams.K_norm, ii), ii
+        )
+        r = model.render(
+            scene, gather_views(path, ti), gather_views(cams.K_norm, ti), *imgs.shape[-2:]
+        )
+        return r, dataclasses.replace(cams, c2w=path)
     out = model(imgs, inp, tgt)
     return out.render, out.cameras
+
+
+MIRROR_WINS: list[float] = []
+LAST_RAW: list[torch.Tensor] = []
+SENSE_ACC: list[float] = []
+
+
+def view_yaw(c2w):
+    """(B, V, 4, 4) → (B, V - 1) yaw (rotation about camera y) of the non-canonical views."""
+    v = c2w.shape[1]
+    keep = [i for i in range(v) if i != v // 2]
+    return matrix_to_axis_angle(c2w[:, keep, :3, :3])[..., 1]
+
+
+def sense_corrected(imgs, c2w):
+    """Mirror the paths whose predicted yaw signs the sense head contradicts on most views."""
+    with torch.no_grad():
+        logits = SENSE(imgs)
+    yaw = view_yaw(c2w)
+    w = (yaw.abs() > math.radians(1)).float()
+    disagree = ((yaw > 0) != (logits > 0)).float()
+    flip = (disagree * w).sum(1) > 0.5 * w.sum(1)
+    return torch.where(flip[:, None, None, None], mirror_path(c2w), c2w), flip
+
+
+def mirror_path(c2w):
+    """The mirror image of camera paths relative to the canonical view (see --mirror)."""
+    R, t = c2w[..., :3, :3], c2w[..., :3, 3]
+    return make_c2w(axis_angle_to_matrix(-matrix_to_axis_angle(R)), t * t.new_tensor([-1, -1, 1]))
+
+
+def forward_mirror(imgs, inp, tgt):
+    """Render every sample with its predicted path and with its mirror; return the better render
+    per sample, the cameras that made it, which samples the mirror won, and the pull of the
+    prediction towards the winning mirror (mean over those samples, 0 if none)."""
+    b = imgs.shape[0]
+    cams = model.predict_cameras(imgs)
+    ii, ti = inp.expand(b, -1) if inp.dim() == 1 else inp, tgt.expand(b, -1) if tgt.dim() == 1 else tgt
+    target = gather_views(imgs, ti)
+    renders, errs = [], []
+    for path in (cams.c2w, mirror_path(cams.c2w)):
+        scene = model.reconstruct(
+            gather_views(imgs, ii), gather_views(path, ii), gather_views(cams.K_norm, ii), ii
+        )
+        r = model.render(
+            scene, gather_views(path, ti), gather_views(cams.K_norm, ti), *imgs.shape[-2:]
+        )
+        renders.append(r)
+        errs.append((r - target).square().flatten(1).mean(1))
+    won = (errs[1] < errs[0]).detach()
+    r = torch.where(won[:, None, None, None, None], renders[1], renders[0])
+    pulled = mirror_path(cams.c2w).detach()
+    dist = (
+        (matrix_to_rot6d(cams.c2w[..., :3, :3]) - matrix_to_rot6d(pulled[..., :3, :3]))
+        .square()
+        .flatten(1)
+        .mean(1)
+        + (cams.c2w[..., :3, 3] - pulled[..., :3, 3]).square().flatten(1).mean(1)
+    )
+    term = (dist * won).sum() / won.sum().clamp_min(1)
+    LAST_RAW[:] = [cams.c2w.detach()]
+    chosen = torch.where(won[:, None, None, None], mirror_path(cams.c2w), cams.c2w)
+    return r, dataclasses.replace(cams, c2w=chosen), won, term
 
 
 @torch.no_grad()
 def evaluate():
     model.eval()
+    if SENSE is not None:
+        SENSE.eval()
     imgs, c2w, K, fr = test_batch()
     inp, tgt = split_positions(V, args.vin)
     res = {}
@@ -324,11 +444,21 @@ def evaluate():
         Pn = P[:, noncanon]
         rel = se3_inverse(Pn).unsqueeze(2) @ Pn.unsqueeze(1)
         res["noncanon_spread_med"] = torch.rad2deg(rotation_angle(rel[..., :3, :3])).median().item()
+        # sense of rotation per clip: do the predicted and true axes agree (views rotated > 5°)?
+        gt_rel = relative_to_canonical(c2w, c)[:, noncanon, :3, :3]
+        aa_p = matrix_to_axis_angle(P[:, noncanon, :3, :3])
+        aa_g = matrix_to_axis_angle(gt_rel)
+        agree = ((aa_p * aa_g).sum(-1) > 0).float()
+        big = (aa_g.norm(dim=-1) > math.radians(5)).float()
+        per_clip = (agree * big).sum(1) / big.sum(1).clamp_min(1)
+        res["right_sense_clips"] = (per_clip > 0.5).float().mean().item()
         f = torch.cat(focals)
         res["focal_mean"] = f.mean().item()
         res["focal_std"] = f.std().item()
         res["focal_true"] = (K[:, 0, 0] / args.size).mean().item()
     model.train()
+    if SENSE is not None:
+        SENSE.train()
     return res
 
 
@@ -341,7 +471,11 @@ for step in range(args.steps):
         T_GAIN[0] = min(1.0, max(0.0, (step - ga) / max(1, gb - ga)))
     if args.render_inputs:  # targets = inputs + targets; the scene still sees the inputs only
         tgt = torch.cat((inp, tgt), dim=-1)
-    r, cams = forward(imgs, c2w, K, inp, tgt)
+    mirror_won = None
+    if args.mirror >= 0 and args.model == "rayzer" and step % args.mirror_every == 0:
+        r, cams, mirror_won, mirror_term = forward_mirror(imgs, inp, tgt)
+    else:
+        r, cams = forward(imgs, c2w, K, inp, tgt)
     if args.model == "camsup":
         gt = normalise_cams(c2w)
         pr = cams.c2w
@@ -366,6 +500,19 @@ for step in range(args.steps):
                 .mean()
                 + (pr[..., :3, 3] - gt[..., :3, 3]).square().mean()
             )
+    if mirror_won is not None:
+        MIRROR_WINS.append(mirror_won.float().mean().item())
+        loss = loss + args.mirror * mirror_term
+        if SENSE is not None:
+            yaw = view_yaw(LAST_RAW[0])
+            label = ((yaw > 0) != mirror_won[:, None]).float()  # the sense the renderer chose
+            w = (yaw.abs() > math.radians(1)).float()
+            logits = SENSE(imgs)
+            bce = F.binary_cross_entropy_with_logits(logits, label, reduction="none")
+            loss = loss + (bce * w).sum() / w.sum().clamp_min(1)
+            gt_yaw = view_yaw(normalise_cams(c2w))
+            acc = ((logits > 0) == (gt_yaw > 0)).float()
+            SENSE_ACC.append(((acc * w).sum() / w.sum().clamp_min(1)).item())
     if PERCEPTUAL is not None:  # MSE + λ·LPIPS, as the trainer's photometric_loss
         loss = loss + args.perceptual * PERCEPTUAL(r.flatten(0, 1), target.flatten(0, 1)).mean()
     losses.append(loss.item())  # the photometric loss alone
@@ -379,8 +526,14 @@ for step in range(args.steps):
     opt.step()
     sched.step()
     if step % 50 == 0:
+        wins = f" mirror won {sum(MIRROR_WINS) / len(MIRROR_WINS):.2f}" if MIRROR_WINS else ""
+        if SENSE_ACC:  # diagnostic only: agreement of the head with the true yaw sign
+            wins += f" sense acc {sum(SENSE_ACC) / len(SENSE_ACC):.2f}"
+        MIRROR_WINS.clear()
+        SENSE_ACC.clear()
         print(
-            f"step {step} loss {loss.item():.4f} gn {gn:.3f} t {time.time() - t0:.0f}s", flush=True
+            f"step {step} loss {loss.item():.4f} gn {gn:.3f} t {time.time() - t0:.0f}s{wins}",
+            flush=True,
         )
     if args.eval_every and step and step % args.eval_every == 0:
         r_ = evaluate()
@@ -394,6 +547,14 @@ final["time_s"] = time.time() - t0
 final["args"] = vars(args)
 print("FINAL", json.dumps(final), flush=True)
 if args.save:
-    torch.save({"state": model.state_dict(), "cfg": vars(mcfg), "args": vars(args)}, args.save)
+    torch.save(
+        {
+            "state": model.state_dict(),
+            "cfg": vars(mcfg),
+            "args": vars(args),
+            "sense": SENSE.state_dict() if SENSE is not None else None,
+        },
+        args.save,
+    )
 with open("runs/results.jsonl", "a") as f:
     f.write(json.dumps({"final": final, "curve": log}) + "\n")

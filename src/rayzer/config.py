@@ -191,6 +191,7 @@ class TrainConfig:
             predicted translations are scaled by 0 before ``start`` and ramp linearly to full
             size at ``end`` (:func:`rayzer.train.optim.translation_gain`); ``[0, 0]`` = off.
             Ignored by the LVSM oracle, whose cameras are given.
+        sense_weight: weight of the sense head's cross-entropy (``model.sense_head``).
     """
 
     steps: int = 2000
@@ -216,6 +217,7 @@ class TrainConfig:
     out_dir: str = "runs/default"
     time_budget_minutes: float | None = None
     translation_warmup: tuple[int, int] = (0, 0)
+    sense_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -237,7 +239,14 @@ class TrainConfig:
         ):
             if getattr(self, key) < 0:
                 raise ValueError(f"train.{key} must be >= 0, got {getattr(self, key)}")
-        for key in ("lr", "weight_decay", "grad_clip", "grad_spike_factor", "perceptual_weight"):
+        for key in (
+            "lr",
+            "weight_decay",
+            "grad_clip",
+            "grad_spike_factor",
+            "perceptual_weight",
+            "sense_weight",
+        ):
             if getattr(self, key) < 0:
                 raise ValueError(f"train.{key} must be >= 0, got {getattr(self, key)}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:

@@ -9,6 +9,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 import torch
+import yaml
 
 from _tiny import TINY_MODEL
 from rayzer.bench.quality import check_targets
@@ -167,6 +168,36 @@ def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
         assert not (tmp_path / "z").exists()  # refused before any training
     assert main([*skip, "--lvsm-run", runs[1], "--out", str(tmp_path / "z")]) == 2
     assert "--lvsm-run trains RayZer only" in capsys.readouterr().err
+
+
+def test_bench_quality_lvsm_set(tmp_path, capsys):
+    """--lvsm-set changes the LVSM run only, is reported, and refuses what would make the
+    comparison unequal (before any training)."""
+    base = ["bench", "quality", "--minutes", "0.03", "--test-scenes", "2", "--no-lpips"]
+    base += ["--curve-points", "1", *TINY]
+    bad = [
+        (["--lvsm-set", "data.num_target_views=3"], "different data"),
+        (["--lvsm-set", "model.name=rayzer"], "--lvsm-set model.name is not allowed"),
+        (["--lvsm-set", "train.time_budget_minutes=9"], "use --minutes"),
+        (["--lvsm-set", "train.steps"], "expects KEY=VALUE"),
+        (["--lvsm-set", "train.steps=7", "--lvsm-run", str(tmp_path)], "cannot be combined"),
+        (["--lvsm-set", "train.no_such_key=1"], "no_such_key"),
+    ]
+    for extra, message in bad:
+        assert main([*base, *extra, "--out", str(tmp_path / "z")]) == 2, extra
+        assert message in capsys.readouterr().err, extra
+        assert not (tmp_path / "z").exists()
+
+    out = tmp_path / "bench"
+    extra = ["--lvsm-set", "train.steps=7", "--lvsm-set", "train.lr=0.002"]
+    assert main([*base, "train.steps=5", *extra, "--out", str(out)]) == 0
+    result = json.loads((out / "quality.json").read_text())
+    assert result["lvsm_overrides"] == ["train.steps=7", "train.lr=0.002"]
+    assert "LVSM only: `train.steps=7 train.lr=0.002`" in (out / "quality.md").read_text()
+    cfg = {n: yaml.safe_load((out / n / "config.yaml").read_text()) for n in ("rayzer", "lvsm")}
+    assert cfg["rayzer"]["train"]["steps"] == 5 and cfg["lvsm"]["train"]["steps"] == 7
+    assert cfg["rayzer"]["train"]["lr"] != 0.002 and cfg["lvsm"]["train"]["lr"] == 0.002
+    assert result["training"]["lvsm"]["step"] <= 7
 
 
 def test_helpers():

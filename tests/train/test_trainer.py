@@ -321,3 +321,60 @@ def test_progressive_resolution_trains_small_then_full(
         assert (a.loss, a.grad_norm) == (b.loss, b.grad_norm)
     for n, p in _params(resumed.model).items():
         assert torch.equal(p, _params(full.model)[n]), n
+
+
+def test_eta_counts_the_full_size_steps_still_to_come():
+    """The progress line's ETA: low-res steps at the measured speed, the full-size steps after
+    the switch scaled by the pixel ratio, all capped by what is left of a time budget."""
+    from rayzer.config import DataConfig
+    from rayzer.train.loop import remaining_seconds
+
+    progressive = DataConfig(image_size=64, low_res_size=32, low_res_steps=1500)
+    # 500 low-res steps left at 0.5 s, then 500 full-size steps at 4 × 0.5 s
+    assert remaining_seconds(progressive, 1000, 2000, 0.5, None) == pytest.approx(1250.0)
+    # at the switch the measured steps were small, everything left is full size
+    assert remaining_seconds(progressive, 1500, 2000, 0.5, None) == pytest.approx(1000.0)
+    # after the switch the measured speed is already that of full-size steps
+    assert remaining_seconds(progressive, 1800, 2000, 2.0, None) == pytest.approx(400.0)
+    assert remaining_seconds(DataConfig(), 1000, 2000, 0.5, None) == pytest.approx(500.0)
+    assert remaining_seconds(progressive, 1000, 2000, 0.5, 600.0) == pytest.approx(600.0)
+    assert remaining_seconds(progressive, 1000, 2000, 0.5, -5.0) == 0.0
+    assert remaining_seconds(DataConfig(), 2000, 2000, 0.5, None) == 0.0
+
+
+def test_sense_head_training_keeps_the_better_render_and_logs(tmp_path, tiny_config):
+    """model.sense_head: each sample's loss uses the better of the renders of the predicted
+    path and of its mirror; the head's cross-entropy and the mirror's win rate are logged."""
+    from rayzer.models.rayzer import CameraPrediction, RayZerOutput
+    from rayzer.models.sense import mirror_camera_path
+
+    cfg = tiny_config(
+        "model.sense_head=true",
+        "model.keep_input_tokens=true",
+        "model.decoder_readout=sweep",
+        "model.sweep_depths=4",
+        "train.steps=3",
+        "train.log_every=1",
+    )
+    trainer, summary = _train(cfg, tmp_path / "run")
+    assert all(math.isfinite(s.loss) and math.isfinite(s.sense_loss) for s in summary.history)
+    assert all(0.0 <= s.mirror_won <= 1.0 for s in summary.history)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    logged = [r for r in rows if "sense_loss" in r]
+    assert len(logged) == 3 and all("mirror_won" in r for r in logged)
+    # the sense head is a part of the model (trained and saved with it)
+    assert any(n.startswith("sense_head.") for n, _ in trainer.model.named_parameters())
+
+    # the selection itself: sample 0's mirror render is exact, sample 1's own render is
+    target = torch.rand(2, 2, 3, 8, 8)
+    noise = torch.full_like(target, 0.2)
+    own = torch.stack((target[0] + noise[0], target[1]))
+    mirror = torch.stack((target[0], target[1] + noise[1]))
+    c2w = mirror_camera_path(torch.eye(4).repeat(2, 5, 1, 1))
+    c2w[:, :, 0, 3] = 1.0
+    cams = CameraPrediction(c2w, torch.ones(2, 5, 4), torch.zeros(2, 5, 8), 2)
+    out = RayZerOutput(cams, own, torch.zeros(2, 2), torch.zeros(2, 2), mirror, torch.zeros(2, 4))
+    render, (sense_loss, won) = Trainer._mirror_hypothesis(out, target)
+    assert torch.equal(render[0], target[0]) and torch.equal(render[1], target[1])
+    assert won.item() == 0.5
+    assert sense_loss.item() == 0.0  # no view turned: nothing to learn yet

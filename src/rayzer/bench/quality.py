@@ -6,6 +6,9 @@
    learning curves can be evaluated). ``--skip-train RAYZER_RUN LVSM_RUN`` evaluates existing
    runs instead. ``--lvsm-run LVSM_RUN`` trains RayZer only and compares it with an existing
    LVSM oracle run (same data, same time budget), so a RayZer change costs one budget, not two.
+   ``--lvsm-set KEY=VALUE`` changes a setting of the LVSM run only (same data), e.g. a longer
+   schedule: an LVSM step is cheaper, so with equal ``train.steps`` it would finish early and
+   leave part of its budget unused.
 2. Builds a FIXED test set (:mod:`rayzer.eval.synthetic_test_set`): the first N seeds of
    ``TEST_SEEDS`` of the family, the training run's clip config, V = the config's views over a
    window of ``span`` frames (default: the widest training span), ``even`` and ``random`` target
@@ -368,6 +371,27 @@ def _reusable_lvsm_config(ckpt: Path, cfg_r: Config) -> Config:
     return cfg_l
 
 
+#: Settings ``--lvsm-set`` may not change: the model is LVSM, the budget is ``--minutes``.
+#: ``train.keep_last`` stays 0: every checkpoint is a point of the learning curves.
+_LVSM_SET_FORBIDDEN = {"model.name", "train.time_budget_minutes", "train.keep_last"}
+
+
+def lvsm_only_overrides(items: list[str]) -> list[str]:
+    """Validated ``--lvsm-set`` overrides: ``key=value`` settings of the LVSM run only (e.g. a
+    longer schedule that fills the same wall-clock budget, since an LVSM step is cheaper than a
+    RayZer step). The data must stay the same (checked on the loaded configs)."""
+    for item in items:
+        key = item.split("=", 1)[0].strip()
+        if "=" not in item or not key:
+            raise ValueError(f"--lvsm-set expects KEY=VALUE, got {item!r}")
+        if key in _LVSM_SET_FORBIDDEN:
+            raise ValueError(
+                f"--lvsm-set {key} is not allowed: the benchmark sets it for both models"
+                + (" (use --minutes)" if key == "train.time_budget_minutes" else "")
+            )
+    return list(items)
+
+
 def _config_differences(reused: Config, expected: Config) -> list[str]:
     """``section.key: reused vs expected`` for every setting in which a reused run differs
     from the one the benchmark would have trained (bookkeeping keys ignored)."""
@@ -392,6 +416,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.skip_train and args.lvsm_run is not None:
         raise ValueError("--lvsm-run trains RayZer only; with --skip-train give both runs there")
+    lvsm_set = lvsm_only_overrides(args.lvsm_set or [])
+    if lvsm_set and (args.skip_train or args.lvsm_run is not None):
+        raise ValueError(
+            "--lvsm-set applies to the LVSM run this benchmark trains; it cannot be combined "
+            "with --skip-train or --lvsm-run"
+        )
     lvsm_differences: list[str] = []
     if args.skip_train:
         if args.overrides or args.config is not None or args.seed is not None:
@@ -428,7 +458,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         config_name = args.config or DEFAULT_CONFIG
         overrides = training_overrides(args)
         cfg_r = load_config(config_name, [*overrides, "model.name=rayzer"])
-        cfg_l = load_config(config_name, [*overrides, "model.name=lvsm"])
+        lvsm_overrides = [*overrides, *lvsm_set, "model.name=lvsm"]
+        cfg_l = load_config(config_name, lvsm_overrides)
+        if lvsm_set:  # an LVSM-only setting must not change what the models see
+            check_same_data(cfg_r.data, cfg_l.data)
         minutes = args.minutes
         out = Path(args.out or f"runs/quality-{cfg_r.data.family}")
         # The test set is checked before an hour of training is spent.
@@ -443,9 +476,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         runs = {"rayzer": out / "rayzer", "lvsm": out / "lvsm"}
         _train(config_name, [*overrides, "model.name=rayzer"], runs["rayzer"], "RayZer", minutes)
         if reused is None:
-            _train(
-                config_name, [*overrides, "model.name=lvsm"], runs["lvsm"], "LVSM oracle", minutes
-            )
+            _train(config_name, lvsm_overrides, runs["lvsm"], "LVSM oracle", minutes)
         else:
             log(f"LVSM oracle: reusing {reused}")
             runs["lvsm"] = reused
@@ -502,6 +533,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "minutes": minutes,
         "lvsm_run": str(ckpts["lvsm"]) if args.lvsm_run is not None else None,
         "lvsm_run_differences": lvsm_differences,
+        "lvsm_overrides": lvsm_set,
         "device": str(device),
         "test_set": test_info,
         "training": training,
@@ -570,6 +602,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LVSM_RUN",
         help="train RayZer only and compare it with this existing LVSM oracle run (run "
         "directory or checkpoint; same data and budget required)",
+    )
+    parser.add_argument(
+        "--lvsm-set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a setting of the LVSM run only (repeatable), e.g. train.steps=2450 so that the "
+        "cheaper LVSM step fills the same budget; the data must stay the same",
     )
     parser.add_argument("overrides", nargs="*", help="dotted config overrides for both models")
 

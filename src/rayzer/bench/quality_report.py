@@ -121,6 +121,11 @@ def to_markdown(result: dict[str, Any]) -> str:
             if result.get("lvsm_run")
             else ""
         )
+        + (
+            "; LVSM only: `" + " ".join(result["lvsm_overrides"]) + "`"
+            if result.get("lvsm_overrides")
+            else ""
+        )
         + f"; test set: {ts['num_scenes']} held-out "
         f"scenes (TEST_SEEDS), {ts['num_input_views']} input + {ts['num_target_views']} target "
         f"views of {ts['image_size']}×{ts['image_size']} over a {ts['span']}-frame span of "

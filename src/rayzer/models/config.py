@@ -76,6 +76,12 @@ class ModelConfig:
             (:class:`rayzer.models.readouts.SweepReadout`: per-pixel plane-sweep image-based
             rendering, depth from the decoder plus the views' colour consistency).
         sweep_depths: depth samples per target pixel of the sweep readout.
+        sense_head: RayZer only. Resolve the depth-reversal (Necker) ambiguity of orbits:
+            training renders every sample with its predicted camera path and with the path's
+            mirror image, keeps the better render, and trains a small CNN
+            (:class:`rayzer.models.sense.SenseHead`) on which way each view turned; at
+            inference the path is mirrored where the head disagrees with it. Self-supervised
+            (no pose labels); costs a second reconstruction and render per training sample.
         grad_checkpointing: recompute block activations in backward.
     """
 
@@ -107,6 +113,7 @@ class ModelConfig:
     ray_near: float = 0.5
     decoder_readout: str = "regress"
     sweep_depths: int = 16
+    sense_head: bool = False
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:

@@ -14,6 +14,12 @@ Pipeline for a sample of V frame-ordered views (images (B, V, 3, H, W)):
 4. **Rendering decoder**: target Plücker rays (from predicted target cameras) + scene tokens →
    RGB.
 
+With ``sense_head`` a small CNN decides which way the camera path turned (the depth-reversal
+ambiguity of orbits, :mod:`rayzer.models.sense`): in eval mode the estimator's path is
+mirrored where the head disagrees with it; in training, ``forward(..., mirror_hypothesis=True)``
+also renders the mirrored path and returns the head's logits (the trainer keeps the better
+render and teaches the head its sense).
+
 Predicted cameras: OpenCV camera-to-world matrices in the canonical view's frame, and
 normalised intrinsics ``K_norm = (f, f·W/H, 0.5, 0.5)`` (``fx = fy`` in pixels, principal point
 at the centre). The module is a pure function of tensors: no I/O, no config files.
@@ -35,6 +41,7 @@ from rayzer.models.latent_scene import (
     SceneReconstructor,
     plucker_from_normalized,
 )
+from rayzer.models.sense import SenseHead, mirror_camera_path, paths_to_mirror
 from rayzer.models.views import as_view_index, gather_views
 from rayzer.nn import ConvStem, CorrelationTokens, PatchEmbed, Transformer, ViewPositionEmbedding
 from rayzer.nn.transformer import INIT_STD
@@ -55,12 +62,15 @@ class CameraPrediction:
         K_norm: (B, V, 4) normalised intrinsics (fx/W, fy/H, cx/W, cy/H).
         tokens: (B, V, d) camera-estimator output tokens (for pose probing).
         canonical: index of the canonical view.
+        mirrored: (B,) bool, the samples whose estimated path the sense head mirrored (None:
+            no sense decision was made).
     """
 
     c2w: Tensor
     K_norm: Tensor
     tokens: Tensor
     canonical: int
+    mirrored: Tensor | None = None
 
 
 @dataclass
@@ -71,12 +81,18 @@ class RayZerOutput:
         cameras: predictions for all V views.
         render: (B, Vt, 3, H, W) target renders in (0, 1).
         input_index, target_index: (B, Vi) and (B, Vt) view indices used.
+        mirror_render: with ``mirror_hypothesis``: (B, Vt, 3, H, W) the targets rendered with
+            the mirror image of the predicted path (:func:`rayzer.models.sense.mirror_camera_path`).
+        sense_logits: with ``mirror_hypothesis``: (B, V - 1) the sense head's logits for the
+            non-canonical views (> 0: positive yaw).
     """
 
     cameras: CameraPrediction
     render: Tensor
     input_index: Tensor
     target_index: Tensor
+    mirror_render: Tensor | None = None
+    sense_logits: Tensor | None = None
 
 
 def two_layer_mlp(d_in: int, d_hidden: int, d_out: int, last_std: float) -> nn.Sequential:
@@ -249,6 +265,7 @@ class RayZer(nn.Module):
             nn.init.normal_(layer.weight, std=INIT_STD)
         self.reconstructor = SceneReconstructor.from_config(cfg)
         self.decoder = RayDecoder.from_config(cfg)
+        self.sense_head = SenseHead() if cfg.sense_head else None
 
     def set_translation_gain(self, gain: float) -> None:
         """Scale the predicted translations by ``gain`` in [0, 1] (0: rotation-only cameras)."""
@@ -272,14 +289,28 @@ class RayZer(nn.Module):
     def _positions(batch: int, num_views: int, device: torch.device) -> Tensor:
         return torch.arange(num_views, device=device).unsqueeze(0).expand(batch, -1)
 
-    def predict_cameras(self, images: Tensor) -> CameraPrediction:
-        """images (B, V, 3, H, W), views in frame order → cameras of all views (canonical V // 2)."""
+    def predict_cameras(
+        self, images: Tensor, resolve_sense: bool | None = None
+    ) -> CameraPrediction:
+        """images (B, V, 3, H, W), views in frame order → cameras of all views (canonical V // 2).
+
+        ``resolve_sense`` (default: in eval mode): with a sense head, mirror the paths the head
+        disagrees with (``CameraPrediction.mirrored`` says which)."""
         self._check_images(images)
         b, v, _, h, w = images.shape
         positions = self._positions(b, v, images.device)
         tokens = self.camera_input_tokens(images, positions)
         index_emb = self.tokenizer.position.index_embedding(positions)
-        return self.camera_estimator(tokens, index_emb, h, w, canonical=v // 2)
+        cams = self.camera_estimator(tokens, index_emb, h, w, canonical=v // 2)
+        if resolve_sense is None:
+            resolve_sense = not self.training
+        if self.sense_head is not None and resolve_sense:
+            flip = paths_to_mirror(cams.c2w, self.sense_head(images))
+            cams.c2w = torch.where(
+                flip[:, None, None, None], mirror_camera_path(cams.c2w), cams.c2w
+            )
+            cams.mirrored = flip
+        return cams
 
     def camera_input_tokens(self, images: Tensor, positions: Tensor) -> Tensor:
         """Image tokens (B, V, N, d) the camera estimator reads: single-view patches, or
@@ -330,7 +361,13 @@ class RayZer(nn.Module):
 
     # -- full self-supervised pass ----------------------------------------------------------------
 
-    def forward(self, images: Tensor, input_index: Tensor, target_index: Tensor) -> RayZerOutput:
+    def forward(
+        self,
+        images: Tensor,
+        input_index: Tensor,
+        target_index: Tensor,
+        mirror_hypothesis: bool = False,
+    ) -> RayZerOutput:
         """Predict cameras for all views, build the scene from the inputs, render the targets.
 
         Args:
@@ -338,26 +375,46 @@ class RayZer(nn.Module):
             input_index: (Vi,) or (B, Vi) views that build the scene.
             target_index: (Vt,) or (B, Vt) views to render (their images are seen by the camera
                 estimator only, never by the scene reconstructor).
+            mirror_hypothesis: training with a sense head: keep the estimator's path as it is,
+                render the targets with it and with its mirror image, and return both renders
+                and the sense head's logits.
         """
         self._check_images(images)
-        b, v, _, h, w = images.shape
+        b, v = images.shape[:2]
         input_index = as_view_index(input_index, b, v).to(images.device)
         target_index = as_view_index(target_index, b, v).to(images.device)
-        cams = self.predict_cameras(images)
+        if mirror_hypothesis and self.sense_head is None:
+            raise ValueError("mirror_hypothesis needs a model with model.sense_head=true")
+        if mirror_hypothesis:  # the trainer needs the estimator's own path
+            cams = self.predict_cameras(images, resolve_sense=False)
+        else:
+            cams = self.predict_cameras(images)
+        render = self._render_path(images, cams.c2w, cams.K_norm, input_index, target_index)
+        out = RayZerOutput(cams, render, input_index, target_index)
+        if mirror_hypothesis:
+            assert self.sense_head is not None
+            mirrored = mirror_camera_path(cams.c2w)
+            out.mirror_render = self._render_path(
+                images, mirrored, cams.K_norm, input_index, target_index
+            )
+            out.sense_logits = self.sense_head(images)
+        return out
+
+    def _render_path(
+        self, images: Tensor, c2w: Tensor, K_norm: Tensor, input_index: Tensor, target_index: Tensor
+    ) -> Tensor:
+        """Build the scene from the input views with cameras ``c2w`` (B, V, 4, 4) and render the
+        target views: (B, Vt, 3, H, W)."""
+        h, w = images.shape[-2:]
         scene = self.reconstruct(
             gather_views(images, input_index),
-            gather_views(cams.c2w, input_index),
-            gather_views(cams.K_norm, input_index),
+            gather_views(c2w, input_index),
+            gather_views(K_norm, input_index),
             view_positions=input_index,
         )
-        render = self.render(
-            scene,
-            gather_views(cams.c2w, target_index),
-            gather_views(cams.K_norm, target_index),
-            h,
-            w,
+        return self.render(
+            scene, gather_views(c2w, target_index), gather_views(K_norm, target_index), h, w
         )
-        return RayZerOutput(cams, render, input_index, target_index)
 
 
 def photometric_mse(render: Tensor, target: Tensor) -> Tensor:

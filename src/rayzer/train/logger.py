@@ -102,12 +102,20 @@ class RunLogger:
             self.writer.add_image(tag, grid.cpu(), step)
 
     def progress(
-        self, step: int, total: int, values: dict[str, float], sec_per_step: float
+        self,
+        step: int,
+        total: int,
+        values: dict[str, float],
+        sec_per_step: float,
+        remaining_s: float | None = None,
     ) -> None:
-        """One progress line: step, key metrics, speed and ETA."""
+        """One progress line: step, key metrics, speed and ETA (``remaining_s``, default:
+        the remaining steps at ``sec_per_step``)."""
         if not self.enabled:
             return
-        eta = format_duration((total - step) * sec_per_step)
+        if remaining_s is None:
+            remaining_s = (total - step) * sec_per_step
+        eta = format_duration(remaining_s)
         parts = " ".join(f"{k} {v:.4g}" for k, v in values.items())
         log.info(f"step {step}/{total} {parts} | {sec_per_step:.3f} s/step | ETA {eta}")
 

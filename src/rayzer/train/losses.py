@@ -73,13 +73,17 @@ def build_perceptual_loss(net: str = "vgg") -> nn.Module:
 class LossTerms:
     """Loss of one micro-batch and its parts (scalars; ``loss`` carries the graph).
 
-    ``psnr`` is the mean over target images of the per-image PSNR (peak 1).
+    ``psnr`` is the mean over target images of the per-image PSNR (peak 1). With a sense
+    head (``model.sense_head``): ``sense_loss`` is its cross-entropy (included in ``loss``) and
+    ``mirror_won`` the share of samples whose mirrored camera path rendered better.
     """
 
     loss: Tensor
     mse: Tensor
     psnr: Tensor
     perceptual: Tensor | None = None
+    sense_loss: Tensor | None = None
+    mirror_won: Tensor | None = None
 
 
 def photometric_loss(

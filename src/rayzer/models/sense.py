@@ -1,0 +1,127 @@
+"""Which way did the camera turn? Mirror hypotheses and a self-supervised sense head.
+
+An orbit around a fixation point has a depth-reversal twin: under weak perspective the same
+images are explained by the camera path turning the other way around the same point with the
+scene's depths reversed about it (the Necker ambiguity). A pose estimator trained by rendering
+alone lands on either twin, clip by clip: the RayZer camera estimator of the CPU recipe got the
+sense right on ~58 % of held-out orbit clips, about chance (issue 3 calibration notes, Session 7).
+Gradient descent cannot move a path onto its twin (the rotations would have to pass through
+zero), but the renderer *can* tell them apart: the true path renders ~2 dB better than its
+mirror. So every training sample is rendered with the predicted path and with its mirror image;
+the photometric loss takes the better one, and a small CNN, the sense head, learns from that
+outcome which way each view turned. At inference the path is mirrored where the head disagrees
+with it on most views. No pose label is used anywhere.
+
+Conventions: camera paths are OpenCV camera-to-world matrices relative to the canonical view
+(identity), ``(B, V, 4, 4)``; "yaw" is the rotation about the camera's y axis (down in OpenCV),
+the axis of an orbit seen by a camera that looks at its centre.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from rayzer.geometry import axis_angle_to_matrix, make_c2w, matrix_to_axis_angle
+
+#: Views whose predicted yaw is smaller than this carry no sense label (their sign is noise).
+MIN_LABEL_YAW_DEG = 1.0
+
+
+def mirror_camera_path(c2w: Tensor) -> Tensor:
+    """The mirror image of camera paths relative to the canonical view: every rotation turned
+    the other way (axis-angle negated) and every centre moved to the other side (x and y
+    negated, depth kept). For an orbit around a point on the canonical optical axis, seen at
+    zero elevation, this is exactly the orbit in the opposite direction; an involution.
+
+    Args:
+        c2w: (..., 4, 4) camera-to-world matrices in the canonical view's frame.
+
+    Returns:
+        (..., 4, 4) mirrored matrices (differentiable).
+    """
+    R, t = c2w[..., :3, :3], c2w[..., :3, 3]
+    rotation = axis_angle_to_matrix(-matrix_to_axis_angle(R))
+    return make_c2w(rotation, t * t.new_tensor([-1.0, -1.0, 1.0]))
+
+
+def non_canonical(num_views: int) -> list[int]:
+    """Indices of the views other than the canonical one (``num_views // 2``)."""
+    return [i for i in range(num_views) if i != num_views // 2]
+
+
+def view_yaw(c2w: Tensor) -> Tensor:
+    """(B, V, 4, 4) paths → (B, V - 1) yaw in radians of the non-canonical views."""
+    keep = non_canonical(c2w.shape[1])
+    return matrix_to_axis_angle(c2w[:, keep, :3, :3])[..., 1]
+
+
+def sense_labels(c2w: Tensor, mirror_won: Tensor) -> tuple[Tensor, Tensor]:
+    """Self-supervised targets of the sense head from one mirror test.
+
+    Args:
+        c2w: (B, V, 4, 4) predicted paths (detached).
+        mirror_won: (B,) bool, True where the mirrored path rendered better.
+
+    Returns:
+        ``(labels, weights)``, both (B, V - 1) float: 1 where the winning path has a positive
+        yaw, and 1 where the predicted yaw is large enough for its sign to mean something.
+    """
+    yaw = view_yaw(c2w)
+    labels = ((yaw > 0) != mirror_won[:, None]).float()
+    weights = (yaw.abs() > math.radians(MIN_LABEL_YAW_DEG)).float()
+    return labels, weights
+
+
+def paths_to_mirror(c2w: Tensor, logits: Tensor) -> Tensor:
+    """(B,) bool: the paths whose yaw signs the sense head contradicts on most labelled views.
+
+    Args:
+        c2w: (B, V, 4, 4) predicted paths.
+        logits: (B, V - 1) sense-head logits (> 0: positive yaw).
+    """
+    yaw = view_yaw(c2w)
+    weights = (yaw.abs() > math.radians(MIN_LABEL_YAW_DEG)).float()
+    disagree = ((yaw > 0) != (logits > 0)).float()
+    return (disagree * weights).sum(1) > 0.5 * weights.sum(1)
+
+
+class SenseHead(nn.Module):
+    """[view ‖ canonical view] → logit that the view's yaw to the canonical view is positive.
+
+    A plain ReLU CNN (stride 1, then three stride-2 convolutions) pooled to a 4 × 4 grid and
+    read by a flattened, position-aware MLP. Hand-written because the shape is the finding:
+    in the calibration probes, a mean over image positions cancels the motion direction (near
+    and far content move opposite ways around a fixation point) and GELU-style smooth
+    activations did not learn the sign within the budget; this layout did. The grid pooling
+    makes it resolution-agnostic (progressive resolution, any input size divisible by 8).
+    """
+
+    GRID = 4
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(6, width // 2, 3, 1, 1),
+            nn.ReLU(),
+            nn.Conv2d(width // 2, width, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, 2, 1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(self.GRID),
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(width * self.GRID**2, 128), nn.ReLU(), nn.Linear(128, 1)
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        """images (B, V, 3, H, W), canonical view V // 2 → (B, V - 1) logits."""
+        b, v = images.shape[:2]
+        c = v // 2
+        others = images[:, non_canonical(v)]
+        pairs = torch.cat((others, images[:, c : c + 1].expand_as(others)), dim=2)
+        return self.head(self.features(pairs.flatten(0, 1))).view(b, v - 1)
