@@ -362,7 +362,10 @@ def forward_mirror(imgs, inp, tgt):
     prediction towards the winning mirror (mean over those samples, 0 if none)."""
     b = imgs.shape[0]
     cams = model.predict_cameras(imgs)
-    ii, ti = inp.expand(b, -1) if inp.dim() == 1 else inp, tgt.expand(b, -1) if tgt.dim() == 1 else tgt
+    ii, ti = (
+        inp.expand(b, -1) if inp.dim() == 1 else inp,
+        tgt.expand(b, -1) if tgt.dim() == 1 else tgt,
+    )
     target = gather_views(imgs, ti)
     renders, errs = [], []
     for path in (cams.c2w, mirror_path(cams.c2w)):
@@ -378,12 +381,10 @@ def forward_mirror(imgs, inp, tgt):
     r = torch.where(won[:, None, None, None, None], renders[1], renders[0])
     pulled = mirror_path(cams.c2w).detach()
     dist = (
-        (matrix_to_rot6d(cams.c2w[..., :3, :3]) - matrix_to_rot6d(pulled[..., :3, :3]))
-        .square()
-        .flatten(1)
-        .mean(1)
-        + (cams.c2w[..., :3, 3] - pulled[..., :3, 3]).square().flatten(1).mean(1)
-    )
+        matrix_to_rot6d(cams.c2w[..., :3, :3]) - matrix_to_rot6d(pulled[..., :3, :3])
+    ).square().flatten(1).mean(1) + (cams.c2w[..., :3, 3] - pulled[..., :3, 3]).square().flatten(
+        1
+    ).mean(1)
     term = (dist * won).sum() / won.sum().clamp_min(1)
     LAST_RAW[:] = [cams.c2w.detach()]
     chosen = torch.where(won[:, None, None, None], mirror_path(cams.c2w), cams.c2w)
