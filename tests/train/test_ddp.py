@@ -5,14 +5,20 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from rayzer.models import RayZer
 from rayzer.train import Trainer, load_model_weights, resolve_checkpoint
 
 
-def test_two_process_ddp_matches_one_process(tmp_path, tiny_config, tiny_overrides):
-    steps = ["train.steps=3", "train.image_every=0"]
+@pytest.mark.parametrize(
+    "extra",
+    [["model.sense_head=false"], ["model.sense_head=true", "model.pose_head_init_std=0.2"]],
+    ids=["plain", "sense_head"],
+)
+def test_two_process_ddp_matches_one_process(tmp_path, tiny_config, tiny_overrides, extra):
+    steps = ["train.steps=3", "train.image_every=0", *extra]
     # 2 ranks × micro-batch 1 × 2 accumulation steps = global batch 4: exercises no_sync() on
     # the first micro-batch and the all-reduce on the last one.
     ddp_out = tmp_path / "ddp"

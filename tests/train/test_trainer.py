@@ -28,12 +28,22 @@ def _params(model):
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
-def test_accumulation_matches_one_large_batch(tmp_path, tiny_config):
+#: The sense head (mirror hypothesis + cross-entropy); a larger pose-head init so that the
+#: views turn by more than the 1° a sense label needs from the first step.
+SENSE = ["model.sense_head=true", "model.pose_head_init_std=0.2"]
+
+
+@pytest.mark.parametrize("extra", [["model.sense_head=false"], SENSE], ids=["plain", "sense_head"])
+def test_accumulation_matches_one_large_batch(tmp_path, tiny_config, extra):
     results = {}
     for accum in (1, 2, 4):
-        cfg = tiny_config("train.steps=3", f"train.grad_accum={accum}", "train.image_every=0")
+        cfg = tiny_config(
+            "train.steps=3", f"train.grad_accum={accum}", "train.image_every=0", *extra
+        )
         trainer, summary = _train(cfg, tmp_path / f"accum{accum}")
         results[accum] = (_params(trainer.model), [s.loss for s in summary.history])
+        if extra == SENSE:
+            assert all(s.sense_loss > 0 for s in summary.history)
     ref_params, ref_losses = results[1]
     for accum in (2, 4):
         params, losses = results[accum]
@@ -41,7 +51,7 @@ def test_accumulation_matches_one_large_batch(tmp_path, tiny_config):
         for n, p in params.items():
             torch.testing.assert_close(p, ref_params[n], atol=1e-5, rtol=0, msg=n)
     # and the parameters did move (the comparison is not vacuous)
-    fresh = Trainer(tiny_config(), tmp_path / "fresh")
+    fresh = Trainer(tiny_config(*extra), tmp_path / "fresh")
     fresh.close()
     moved = max((ref_params[n] - p).abs().max() for n, p in _params(fresh.model).items())
     assert moved > 1e-3
@@ -233,8 +243,8 @@ def test_rotation_first_schedule_holds_translations_at_zero(tmp_path, tiny_confi
     seen: list[tuple[float, float]] = []
     original = RayZer.predict_cameras
 
-    def spy(self, images):
-        cams = original(self, images)
+    def spy(self, images, **kwargs):
+        cams = original(self, images, **kwargs)
         seen.append(
             (
                 self.camera_estimator.translation_gain,
@@ -265,9 +275,9 @@ def test_checkpoint_inside_the_rotation_first_schedule(tmp_path, tiny_config, mo
     seen: list[float] = []
     original = RayZer.predict_cameras
 
-    def spy(self, images):
+    def spy(self, images, **kwargs):
         seen.append(self.camera_estimator.translation_gain)
-        return original(self, images)
+        return original(self, images, **kwargs)
 
     monkeypatch.setattr(RayZer, "predict_cameras", spy)
     _train(tiny_config("train.steps=3", "train.translation_warmup=[2,4]"), tmp_path)

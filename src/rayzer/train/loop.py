@@ -376,7 +376,9 @@ class Trainer:
         render = torch.where(won[:, None, None, None, None], out.mirror_render, out.render)
         labels, weights = sense_labels(out.cameras.c2w.detach(), won)
         bce = F.binary_cross_entropy_with_logits(out.sense_logits.float(), labels, reduction="none")
-        sense_loss = (bce * weights).sum() / weights.sum().clamp_min(1.0)
+        # A mean over all views (unlabelled ones count 0), not over the labelled ones: then
+        # gradient accumulation and DDP give the same update as one large batch.
+        sense_loss = (bce * weights).mean()
         return render, (sense_loss, won.float().mean())
 
     def train_step(self, batches: Any) -> StepStats:
@@ -514,7 +516,8 @@ class Trainer:
         self.logger.progress(
             stats.step,
             self.cfg.train.steps,
-            {"loss": stats.loss, "psnr": stats.psnr, "lr": stats.lr},
+            {"loss": stats.loss, "psnr": stats.psnr, "lr": stats.lr}
+            | ({"sense": stats.sense_loss} if "sense_loss" in values else {}),
             sec,
             remaining_seconds(
                 self.cfg.data,
