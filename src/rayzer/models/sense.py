@@ -58,6 +58,11 @@ def view_yaw(c2w: Tensor) -> Tensor:
     return matrix_to_axis_angle(c2w[:, keep, :3, :3])[..., 1]
 
 
+def labelled_views(yaw: Tensor) -> Tensor:
+    """(B, V - 1) float: 1 where a view's yaw is large enough for its sign to mean something."""
+    return (yaw.abs() > math.radians(MIN_LABEL_YAW_DEG)).float()
+
+
 def sense_labels(c2w: Tensor, mirror_won: Tensor) -> tuple[Tensor, Tensor]:
     """Self-supervised targets of the sense head from one mirror test.
 
@@ -71,7 +76,7 @@ def sense_labels(c2w: Tensor, mirror_won: Tensor) -> tuple[Tensor, Tensor]:
     """
     yaw = view_yaw(c2w)
     labels = ((yaw > 0) != mirror_won[:, None]).float()
-    weights = (yaw.abs() > math.radians(MIN_LABEL_YAW_DEG)).float()
+    weights = labelled_views(yaw)
     return labels, weights
 
 
@@ -83,7 +88,7 @@ def paths_to_mirror(c2w: Tensor, logits: Tensor) -> Tensor:
         logits: (B, V - 1) sense-head logits (> 0: positive yaw).
     """
     yaw = view_yaw(c2w)
-    weights = (yaw.abs() > math.radians(MIN_LABEL_YAW_DEG)).float()
+    weights = labelled_views(yaw)
     disagree = ((yaw > 0) != (logits > 0)).float()
     return (disagree * weights).sum(1) > 0.5 * weights.sum(1)
 
