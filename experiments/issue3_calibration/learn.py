@@ -86,6 +86,16 @@ p.add_argument("--mirror-every", type=int, default=1)  # test the mirror on ever
 # A small ReLU CNN on [view ‖ canonical] pairs learns, per view, the sense of its rotation
 # (sign of the yaw) from the mirror test's outcome (needs --mirror >= 0); at evaluation the
 # predicted path is mirrored where the head disagrees with it on most views.
+p.add_argument("--pose-cnn", default="")  # model.cam_pair_cnn: "" off | "default" | init std
+p.add_argument("--chain", action="store_true")  # model.cam_chain
+p.add_argument("--loss", default="mse")  # photometric loss: mse | l1 (also picks the mirror)
+p.add_argument(
+    "--oracle-steps", type=int, default=0
+)  # diagnostic: first N steps render with true cams
+p.add_argument(
+    "--freeze-renderer", action="store_true"
+)  # after --oracle-steps: train the estimator only
+p.add_argument("--sup-mirror-min", action="store_true")  # camsup: min over path / mirror
 p.add_argument("--sense-head", action="store_true")
 args = p.parse_args()
 torch.set_num_threads(args.threads)
@@ -197,6 +207,9 @@ mcfg = ModelConfig(
     cam_readout=args.readout,
     epipolar_bias=args.epipolar,
     ray_near=args.near,
+    cam_pair_cnn=bool(args.pose_cnn),
+    cam_chain=args.chain,
+    cam_pair_cnn_init_std=None if args.pose_cnn in ("", "default") else float(args.pose_cnn),
     decoder_readout=args.dec_readout,
     sweep_depths=args.depths,
     cam_unit_translation=args.unit_t,
@@ -376,7 +389,8 @@ def forward_mirror(imgs, inp, tgt):
             scene, gather_views(path, ti), gather_views(cams.K_norm, ti), *imgs.shape[-2:]
         )
         renders.append(r)
-        errs.append((r - target).square().flatten(1).mean(1))
+        diff = r - target
+        errs.append((diff.abs() if args.loss == "l1" else diff.square()).flatten(1).mean(1))
     won = (errs[1] < errs[0]).detach()
     r = torch.where(won[:, None, None, None, None], renders[1], renders[0])
     pulled = mirror_path(cams.c2w).detach()
@@ -437,6 +451,12 @@ def evaluate():
         res["rot_err_med"] = e["rot_deg"].median().item()
         res["tdir_err_med"] = e["trans_deg"].median().item()
         res["rot_err_lt10"] = (e["rot_deg"] < 10).float().mean().item()
+        # Sense-blind: each clip scored with the closer of its path and the path's mirror, so
+        # that the size of the rotations is measured apart from which way they turn.
+        em = relative_pose_errors(mirror_path(P), c2w)
+        clip_err = e["rot_deg"].flatten(1).median(1).values
+        clip_err_m = em["rot_deg"].flatten(1).median(1).values
+        res["rot_err_med_blind"] = torch.minimum(clip_err, clip_err_m).median().item()
         c = V // 2
         noncanon = [i for i in range(V) if i != c]
         ang = torch.rad2deg(rotation_angle(P[:, noncanon, :3, :3]))
@@ -473,19 +493,41 @@ for step in range(args.steps):
     if args.render_inputs:  # targets = inputs + targets; the scene still sees the inputs only
         tgt = torch.cat((inp, tgt), dim=-1)
     mirror_won = None
-    if args.mirror >= 0 and args.model == "rayzer" and step % args.mirror_every == 0:
+    if step == args.oracle_steps and args.freeze_renderer:
+        # Diagnostic: keep the renderer that learned with the true cameras; from here on only
+        # the camera estimator (and its own tokenizers / CNN) learns, through the renders.
+        learn = ("camera_estimator.", "cam_patch.", "cam_correlation.", "pose_cnn.")
+        for name, prm in model.named_parameters():
+            prm.requires_grad_(name.startswith(learn))
+    if step < args.oracle_steps:  # diagnostic: the renderer learns with the true cameras
+        b = imgs.shape[0]
+        gt, K_gt = normalise_cams(c2w), K / args.size
+        ii, ti = inp.expand(b, -1), tgt.expand(b, -1)
+        scene = model.reconstruct(
+            gather_views(imgs, ii), gather_views(gt, ii), gather_views(K_gt, ii), ii
+        )
+        r = model.render(scene, gather_views(gt, ti), gather_views(K_gt, ti), *imgs.shape[-2:])
+        cams = None
+    elif args.mirror >= 0 and args.model == "rayzer" and step % args.mirror_every == 0:
         r, cams, mirror_won, mirror_term = forward_mirror(imgs, inp, tgt)
     else:
         r, cams = forward(imgs, c2w, K, inp, tgt)
     if args.model == "camsup":
         gt = normalise_cams(c2w)
         pr = cams.c2w
-        loss = (
-            matrix_to_rot6d(pr[..., :3, :3]) - matrix_to_rot6d(gt[..., :3, :3])
-        ).square().mean() + (pr[..., :3, 3] - gt[..., :3, 3]).square().mean()
+
+        def sup_err(ref, pr=pr):  # (B,) pose regression error against a reference path
+            rot = (matrix_to_rot6d(pr[..., :3, :3]) - matrix_to_rot6d(ref[..., :3, :3])).square()
+            trans = (pr[..., :3, 3] - ref[..., :3, 3]).square()
+            return rot.flatten(1).mean(1) + trans.flatten(1).mean(1)
+
+        err = sup_err(gt)
+        if args.sup_mirror_min:  # sense-blind target: the closer of the path and its mirror
+            err = torch.minimum(err, sup_err(mirror_path(gt)))
+        loss = err.mean()
     else:
         target = gather_views(imgs, tgt)
-        loss = F.mse_loss(r, target)
+        loss = F.l1_loss(r, target) if args.loss == "l1" else F.mse_loss(r, target)
         if args.motion_weight:
             # Pixels the mean of the input views already predicts (the fixated centre of an
             # orbit) say little about the motion; weigh each pixel by how far that mean is off.

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from _tiny import tiny_model_config
-from rayzer.geometry import rotation_angle
+from rayzer.geometry import axis_angle_to_matrix, make_c2w, matrix_to_rot6d, rotation_angle
 from rayzer.models import RayZer
+from rayzer.models.rayzer import compose_steps
 
 
 @pytest.mark.parametrize("num_views", [2, 5, 9])
@@ -288,3 +289,62 @@ def test_translation_gain_scales_the_predicted_translations(tiny_cfg, unit):
     assert t[0.0].abs().max() == 0
     with pytest.raises(ValueError, match="gain"):
         model.set_translation_gain(1.5)
+
+
+def _random_path(batch: int, views: int, canonical: int) -> torch.Tensor:
+    """(B, V, 4, 4) random camera-to-world matrices relative to view ``canonical``."""
+    path = make_c2w(
+        axis_angle_to_matrix(0.4 * torch.randn(batch, views, 3)), torch.randn(batch, views, 3)
+    )
+    return torch.linalg.inv(path[:, canonical : canonical + 1]) @ path
+
+
+@pytest.mark.parametrize("views", [2, 5, 8])
+def test_compose_steps_inverts_the_steps_of_a_path(views):
+    torch.manual_seed(0)
+    c = views // 2
+    path = _random_path(3, views, c)
+    steps = torch.linalg.inv(path[:, :-1]) @ path[:, 1:]  # camera i + 1 in camera i's frame
+    torch.testing.assert_close(compose_steps(steps, c), path, atol=1e-5, rtol=0)
+    assert torch.equal(compose_steps(steps, c)[:, c], torch.eye(4).expand(3, 4, 4))
+
+
+def test_chained_cameras_compose_one_step_per_view(tiny_cfg):
+    """With cam_chain, a pose head that outputs the same step S for every pair puts view c + k
+    at S^k and view c - k at S^-k (c: the canonical view)."""
+    torch.manual_seed(0)
+    model = RayZer(dataclasses.replace(tiny_cfg, cam_chain=True))
+    head = model.camera_estimator.pose_head[2]
+    step = make_c2w(
+        axis_angle_to_matrix(torch.tensor([0.0, 0.2, 0.05])), torch.tensor([0.3, 0.0, 0.1])
+    )
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(
+            torch.cat(
+                (matrix_to_rot6d(step[:3, :3]) - model.camera_estimator.identity_6d, step[:3, 3])
+            )
+        )
+    cams = model.predict_cameras(torch.rand(2, 5, 3, 16, 16))
+    for k in range(-2, 3):
+        expected = torch.linalg.matrix_power(step, k)
+        torch.testing.assert_close(cams.c2w[:, 2 + k], expected.expand(2, 4, 4), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("chain", [False, True])
+def test_pair_cnn_adds_an_image_path_to_the_poses(tiny_cfg, chain):
+    """The pose CNN reads [view ‖ canonical] pairs (or [view i+1 ‖ view i] with cam_chain), its
+    output moves the cameras, the canonical view stays the identity, and gradients reach it."""
+    torch.manual_seed(0)
+    model = RayZer(dataclasses.replace(tiny_cfg, cam_pair_cnn=True, cam_chain=chain))
+    seen = []
+    model.pose_cnn.features.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    images = torch.rand(2, 5, 3, 16, 16)
+    cams = model.predict_cameras(images)
+    assert seen == [(2 * (4 if chain else 5), 6, 16, 16)]
+    torch.testing.assert_close(cams.c2w[:, 2], torch.eye(4).expand(2, 4, 4))
+    cams.c2w[..., :3, 3].sum().backward()
+    assert model.pose_cnn.features[0].weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.pose_cnn.head[-1].bias.add_(0.1)
+    assert not torch.allclose(model.predict_cameras(images).c2w, cams.c2w.detach())

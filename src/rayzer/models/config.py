@@ -82,6 +82,15 @@ class ModelConfig:
             (:class:`rayzer.models.sense.SenseHead`) on which way each view turned; at
             inference the path is mirrored where the head disagrees with it. Self-supervised
             (no pose labels); costs a second reconstruction and render per training sample.
+        cam_pair_cnn: RayZer only. Add to every view's pose-head output the output of a ReLU CNN
+            on the [view ‖ canonical view] image pair (:class:`rayzer.models.sense.PairCNN`):
+            a direct image-to-pose path beside the transformer's camera token.
+        cam_chain: RayZer only. Predict the pose of each view relative to the *previous* view
+            (views in frame order; the pose head reads [cam_i ‖ cam_i+1], the pair CNN
+            [view_i+1 ‖ view_i]) and chain the steps outwards from the canonical view, instead
+            of predicting every view against the canonical one directly. Each step is a
+            narrow-baseline problem however wide the window.
+        cam_pair_cnn_init_std: std of that CNN's last layer (None: PyTorch's default init).
         grad_checkpointing: recompute block activations in backward.
     """
 
@@ -114,6 +123,9 @@ class ModelConfig:
     decoder_readout: str = "regress"
     sweep_depths: int = 16
     sense_head: bool = False
+    cam_pair_cnn: bool = False
+    cam_chain: bool = False
+    cam_pair_cnn_init_std: float | None = None
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rayzer.geometry import make_c2w, rot6d_to_matrix
+from rayzer.geometry import make_c2w, rot6d_to_matrix, se3_inverse
 from rayzer.models.config import ModelConfig
 from rayzer.models.latent_scene import (
     LatentScene,
@@ -41,7 +41,7 @@ from rayzer.models.latent_scene import (
     SceneReconstructor,
     plucker_from_normalized,
 )
-from rayzer.models.sense import SenseHead, mirror_camera_path, paths_to_mirror
+from rayzer.models.sense import PairCNN, SenseHead, mirror_camera_path, paths_to_mirror
 from rayzer.models.views import as_view_index, gather_views
 from rayzer.nn import ConvStem, CorrelationTokens, PatchEmbed, Transformer, ViewPositionEmbedding
 from rayzer.nn.transformer import INIT_STD
@@ -144,6 +144,27 @@ class GridReadout(nn.Module):
         return self.proj(x.flatten(1)).unflatten(0, (b, v))
 
 
+def compose_steps(steps: Tensor, canonical: int) -> Tensor:
+    """Chain per-step relative poses into poses relative to the canonical view.
+
+    Args:
+        steps: (B, V - 1, 4, 4); step i is camera i + 1's camera-to-world in camera i's frame.
+        canonical: index c of the view whose pose is the identity.
+
+    Returns:
+        (B, V, 4, 4) camera-to-world matrices in camera c's frame (view c exactly identity).
+    """
+    b, n = steps.shape[:2]
+    eye = torch.eye(4, device=steps.device, dtype=steps.dtype).expand(b, 4, 4)
+    poses: list[Tensor | None] = [None] * (n + 1)
+    poses[canonical] = eye
+    for i in range(canonical + 1, n + 1):  # forwards: c2w_i = c2w_{i-1} · step_{i-1}
+        poses[i] = poses[i - 1] @ steps[:, i - 1]
+    for i in range(canonical - 1, -1, -1):  # backwards: c2w_i = c2w_{i+1} · step_i⁻¹
+        poses[i] = poses[i + 1] @ se3_inverse(steps[:, i])
+    return torch.stack(poses, dim=1)  # type: ignore[arg-type]
+
+
 class CameraEstimator(nn.Module):
     """Predicts relative poses and a shared focal from all views (DESIGN §2)."""
 
@@ -179,8 +200,12 @@ class CameraEstimator(nn.Module):
         height: int,
         width: int,
         canonical: int,
+        pose_offset: Tensor | None = None,
     ) -> CameraPrediction:
-        """image_tokens (B, V, N, d), index_embedding (B, V, d) → cameras of all V views."""
+        """image_tokens (B, V, N, d), index_embedding (B, V, d) → cameras of all V views.
+
+        ``pose_offset`` (B, V, 9), optional: added to the pose head's output (rot6d delta ‖
+        translation), e.g. from :class:`rayzer.models.sense.PairCNN`."""
         b, v = image_tokens.shape[:2]
         cam = self.cam_token + index_embedding  # (B, V, d)
         if self.cfg.cam_attention == "alternating":
@@ -199,10 +224,19 @@ class CameraEstimator(nn.Module):
         elif self.grid_readout is not None:
             cam = cam + self.grid_readout(view_tokens.unflatten(2, (height // self.patch, -1)))
 
-        pair = torch.cat((cam, cam[:, canonical : canonical + 1].expand(-1, v, -1)), dim=-1)
-        delta = self.pose_head(pair)  # (B, V, 9)
+        if self.cfg.cam_chain:
+            # Step i: camera i + 1 in camera i's frame, from [cam_i ‖ cam_i+1] (B, V - 1, 2d).
+            pair = torch.cat((cam[:, :-1], cam[:, 1:]), dim=-1)
+        else:
+            pair = torch.cat((cam, cam[:, canonical : canonical + 1].expand(-1, v, -1)), dim=-1)
+        delta = self.pose_head(pair)  # (B, V, 9), or (B, V - 1, 9) steps with cam_chain
+        if pose_offset is not None:
+            delta = delta + pose_offset
         rotation = rot6d_to_matrix(self.identity_6d + delta[..., :6])
         translation = delta[..., 6:]
+        if self.cfg.cam_chain:
+            path = compose_steps(make_c2w(rotation, translation), canonical)
+            rotation, translation = path[..., :3, :3], path[..., :3, 3]
         if self.cfg.cam_unit_translation:
             # Fix the scale gauge: camera centres at mean distance 1 from the canonical one (the
             # scale LVSM's data uses), so the renderer's depth range matches from step 0 and
@@ -266,6 +300,9 @@ class RayZer(nn.Module):
         self.reconstructor = SceneReconstructor.from_config(cfg)
         self.decoder = RayDecoder.from_config(cfg)
         self.sense_head = SenseHead() if cfg.sense_head else None
+        self.pose_cnn = (
+            PairCNN(9, out_init_std=cfg.cam_pair_cnn_init_std) if cfg.cam_pair_cnn else None
+        )
 
     def set_translation_gain(self, gain: float) -> None:
         """Scale the predicted translations by ``gain`` in [0, 1] (0: rotation-only cameras)."""
@@ -301,7 +338,14 @@ class RayZer(nn.Module):
         positions = self._positions(b, v, images.device)
         tokens = self.camera_input_tokens(images, positions)
         index_emb = self.tokenizer.position.index_embedding(positions)
-        cams = self.camera_estimator(tokens, index_emb, h, w, canonical=v // 2)
+        offset = None
+        if self.pose_cnn is not None:
+            offset = (
+                self.pose_cnn.forward_pairs(images[:, 1:], images[:, :-1])
+                if self.cfg.cam_chain
+                else self.pose_cnn(images, list(range(v)))
+            )
+        cams = self.camera_estimator(tokens, index_emb, h, w, canonical=v // 2, pose_offset=offset)
         if resolve_sense is None:
             resolve_sense = not self.training
         if self.sense_head is not None and resolve_sense:

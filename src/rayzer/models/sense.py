@@ -93,8 +93,8 @@ def paths_to_mirror(c2w: Tensor, logits: Tensor) -> Tensor:
     return (disagree * weights).sum(1) > 0.5 * weights.sum(1)
 
 
-class SenseHead(nn.Module):
-    """[view ‖ canonical view] → logit that the view's yaw to the canonical view is positive.
+class PairCNN(nn.Module):
+    """[view ‖ canonical view] image pairs → ``out_dim`` numbers per pair.
 
     A plain ReLU CNN (stride 1, then three stride-2 convolutions) pooled to a 4 × 4 grid and
     read by a flattened, position-aware MLP. Hand-written because the shape is the finding:
@@ -106,7 +106,7 @@ class SenseHead(nn.Module):
 
     GRID = 4
 
-    def __init__(self, width: int = 64) -> None:
+    def __init__(self, out_dim: int, width: int = 64, out_init_std: float | None = None) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(6, width // 2, 3, 1, 1),
@@ -120,13 +120,32 @@ class SenseHead(nn.Module):
             nn.AdaptiveAvgPool2d(self.GRID),
         )
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(width * self.GRID**2, 128), nn.ReLU(), nn.Linear(128, 1)
+            nn.Flatten(), nn.Linear(width * self.GRID**2, 128), nn.ReLU(), nn.Linear(128, out_dim)
         )
+        if out_init_std is not None:
+            nn.init.normal_(self.head[-1].weight, std=out_init_std)
+            nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, images: Tensor) -> Tensor:
+    def forward(self, images: Tensor, views: list[int]) -> Tensor:
+        """images (B, V, 3, H, W), canonical view V // 2 → (B, len(views), out_dim): the pairs
+        [view ‖ canonical] of the chosen views."""
+        c = images.shape[1] // 2
+        chosen = images[:, views]
+        return self.forward_pairs(chosen, images[:, c : c + 1].expand_as(chosen))
+
+    def forward_pairs(self, first: Tensor, second: Tensor) -> Tensor:
+        """first, second (B, P, 3, H, W) → (B, P, out_dim), one output per [first ‖ second]."""
+        b, n = first.shape[:2]
+        pairs = torch.cat((first, second), dim=2)
+        return self.head(self.features(pairs.flatten(0, 1))).view(b, n, -1)
+
+
+class SenseHead(PairCNN):
+    """[view ‖ canonical view] → logit that the view's yaw to the canonical view is positive."""
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__(1, width)
+
+    def forward(self, images: Tensor) -> Tensor:  # type: ignore[override]
         """images (B, V, 3, H, W), canonical view V // 2 → (B, V - 1) logits."""
-        b, v = images.shape[:2]
-        c = v // 2
-        others = images[:, non_canonical(v)]
-        pairs = torch.cat((others, images[:, c : c + 1].expand_as(others)), dim=2)
-        return self.head(self.features(pairs.flatten(0, 1))).view(b, v - 1)
+        return super().forward(images, non_canonical(images.shape[1])).squeeze(-1)
