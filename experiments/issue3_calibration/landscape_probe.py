@@ -86,6 +86,12 @@ with torch.no_grad():
         res[f"trans x{s}"] = render_psnr(make_c2w(R, t * s), pred_K)
     res["gt cams, predicted focal"] = render_psnr(gt_scaled, pred_K)
     res["gt cams, true focal"] = render_psnr(gt_scaled, K_gt)
+    # At the scale of learn.py's --oracle-steps (its normalise_cams: centres divided by their
+    # mean distance over all V views), the scale a renderer trained with the true cameras knows.
+    gt_unit = rel_gt.clone()
+    gt_unit[..., :3, 3] /= rel_gt[..., :3, 3].norm(dim=-1).mean(1)[:, None, None]
+    res["gt cams at unit scale, true focal"] = render_psnr(gt_unit, K_gt)
+    res["predicted mean distance"] = pred_dist.mean().item()
     res["gt rotations + predicted translations"] = render_psnr(
         make_c2w(gt_scaled[..., :3, :3], t), pred_K
     )
