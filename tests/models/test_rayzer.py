@@ -145,6 +145,8 @@ def test_config_validation(tiny_cfg):
         dataclasses.replace(tiny_cfg, dim=30, num_heads=4)
     with pytest.raises(ValueError, match=r"model\.name"):
         dataclasses.replace(tiny_cfg, name="nerf")
+    with pytest.raises(ValueError, match=r"cam_pair_cnn_init_std"):
+        dataclasses.replace(tiny_cfg, cam_pair_cnn_init_std=0.0)
 
 
 def test_keep_input_tokens_extends_the_scene(tiny_cfg):

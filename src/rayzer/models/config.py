@@ -150,6 +150,11 @@ class ModelConfig:
                 "model.decoder_readout must be 'regress', 'blend' or 'sweep', got "
                 f"{self.decoder_readout!r}"
             )
+        if self.cam_pair_cnn_init_std is not None and not self.cam_pair_cnn_init_std > 0:
+            raise ValueError(
+                "model.cam_pair_cnn_init_std must be positive (or null for the default init), "
+                f"got {self.cam_pair_cnn_init_std}"
+            )
         if self.sweep_depths < 2:
             raise ValueError(f"model.sweep_depths must be at least 2, got {self.sweep_depths}")
         if self.decoder_readout == "blend" and not self.keep_input_tokens:
