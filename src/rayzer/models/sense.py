@@ -94,7 +94,8 @@ def paths_to_mirror(c2w: Tensor, logits: Tensor) -> Tensor:
 
 
 class PairCNN(nn.Module):
-    """[view ‖ canonical view] image pairs → ``out_dim`` numbers per pair.
+    """Image pairs [first ‖ second] → ``out_dim`` numbers per pair: the sense head's trunk
+    ([view ‖ canonical view]) and the optional pose branch (``model.cam_pair_cnn``).
 
     A plain ReLU CNN (stride 1, then three stride-2 convolutions) pooled to a 4 × 4 grid and
     read by a flattened, position-aware MLP. Hand-written because the shape is the finding:
