@@ -73,6 +73,9 @@ p.add_argument("--shared-depth", action="store_true")  # see shared_depth.py
 p.add_argument("--gate", default="learn")  # learn | off: sweep/blend colour wherever covered
 p.add_argument("--init", default="")  # start from a --save file (same model settings)
 p.add_argument("--flip-t", action="store_true")  # with --init: negate the predicted translations
+p.add_argument(
+    "--reinit-estimator", action="store_true"
+)  # with --init: keep the loaded renderer, start the camera estimator afresh (seeded init)
 p.add_argument("--save", default="")  # write the final state dict + model config here
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--perceptual", type=float, default=0.0)  # λ · LPIPS-VGG added to the MSE
@@ -95,8 +98,15 @@ p.add_argument(
 p.add_argument(
     "--freeze-renderer", action="store_true"
 )  # after --oracle-steps: train the estimator only
+p.add_argument(
+    "--phase-schedule", action="store_true"
+)  # with --oracle-steps: the estimator phase gets its own warm-up + cosine
 p.add_argument("--sup-mirror-min", action="store_true")  # camsup: min over path / mirror
 p.add_argument("--sense-head", action="store_true")
+p.add_argument(
+    "--mirror-cheap", action="store_true"
+)  # with --sense-head: render the head-resolved path only; test its mirror without gradient
+
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
@@ -254,7 +264,11 @@ if args.gate == "off":
     readouts._gated = _coverage_gate
 if args.init:
     # strict=False: --focal true/fixed builds no focal head (its weights are then ignored)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(torch.load(args.init)["state"], strict=args.focal == "learn")
+    if args.reinit_estimator:  # diagnostic: a trained (frozen) renderer, an untrained estimator
+        est = ("camera_estimator.", "cam_patch.", "cam_correlation.", "pose_cnn.")
+        model.load_state_dict({k: v for k, v in fresh.items() if k.startswith(est)}, strict=False)
     if args.flip_t:  # the pose head's last layer: rows 6..8 are the translation
         with torch.no_grad():
             last = model.camera_estimator.pose_head[2]
@@ -303,14 +317,26 @@ class SenseNet(torch.nn.Module):
 SENSE = SenseNet(args.size) if args.sense_head else None
 params = list(model.parameters()) + (list(SENSE.parameters()) if SENSE is not None else [])
 opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
-sched = torch.optim.lr_scheduler.LambdaLR(
-    opt,
-    lambda s: (
-        min(1, (s + 1) / args.warmup)
-        * 0.5
-        * (1 + math.cos(math.pi * min(s, args.steps) / max(1, args.steps)))  # 0 steps: eval only
-    ),
-)
+
+
+def lr_factor(s: int) -> float:
+    """Linear warm-up then cosine to 0 over the run; with --phase-schedule the oracle phase and
+    the estimator phase each get their own."""
+    start, length = 0, args.steps
+    if args.phase_schedule and args.oracle_steps:
+        start, length = (
+            (0, args.oracle_steps)
+            if s < args.oracle_steps
+            else (args.oracle_steps, args.steps - args.oracle_steps)
+        )
+    s = s - start
+    warm = min(1, (s + 1) / args.warmup)
+    return (
+        warm * 0.5 * (1 + math.cos(math.pi * min(s, length) / max(1, length)))
+    )  # 0 steps: eval only
+
+
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
 
 
 def psnr(a, b):
@@ -403,6 +429,39 @@ def forward_mirror(imgs, inp, tgt):
     LAST_RAW[:] = [cams.c2w.detach()]
     chosen = torch.where(won[:, None, None, None], mirror_path(cams.c2w), cams.c2w)
     return r, dataclasses.replace(cams, c2w=chosen), won, term
+
+
+KEEP: list[torch.Tensor] = []  # per-sample weights of the photometric loss (--mirror-cheap)
+
+
+def forward_mirror_cheap(imgs, inp, tgt):
+    """--mirror-cheap: render the path the sense head resolves (with gradient) and its mirror
+    without gradient. Samples whose mirror renders better leave the photometric loss (their
+    render has the wrong sense) and label the head. Returns like :func:`forward_mirror`, with
+    ``won`` relative to the estimator's raw path (what the head's labels need)."""
+    b = imgs.shape[0]
+    cams = model.predict_cameras(imgs)
+    path, flip = sense_corrected(imgs, cams.c2w)
+    ii, ti = inp.expand(b, -1), tgt.expand(b, -1)
+    target = gather_views(imgs, ti)
+
+    def render(p):
+        scene = model.reconstruct(
+            gather_views(imgs, ii), gather_views(p, ii), gather_views(cams.K_norm, ii), ii
+        )
+        return model.render(
+            scene, gather_views(p, ti), gather_views(cams.K_norm, ti), *imgs.shape[-2:]
+        )
+
+    r = render(path)
+    with torch.no_grad():
+        r_m = render(mirror_path(path))
+        err = (r - target).square().flatten(1).mean(1)
+        err_m = (r_m - target).square().flatten(1).mean(1)
+    won = err_m < err
+    KEEP[:] = [(~won).float()]
+    LAST_RAW[:] = [cams.c2w.detach()]
+    return r, dataclasses.replace(cams, c2w=path), won ^ flip, torch.zeros(())
 
 
 @torch.no_grad()
@@ -508,6 +567,8 @@ for step in range(args.steps):
         )
         r = model.render(scene, gather_views(gt, ti), gather_views(K_gt, ti), *imgs.shape[-2:])
         cams = None
+    elif args.mirror_cheap:
+        r, cams, mirror_won, mirror_term = forward_mirror_cheap(imgs, inp, tgt)
     elif args.mirror >= 0 and args.model == "rayzer" and step % args.mirror_every == 0:
         r, cams, mirror_won, mirror_term = forward_mirror(imgs, inp, tgt)
     else:
@@ -528,6 +589,10 @@ for step in range(args.steps):
     else:
         target = gather_views(imgs, tgt)
         loss = F.l1_loss(r, target) if args.loss == "l1" else F.mse_loss(r, target)
+        if KEEP:  # --mirror-cheap: only the samples whose resolved path beat its mirror
+            keep = KEEP.pop()
+            per = (r - target).square().flatten(1).mean(1)
+            loss = (per * keep).sum() / keep.sum().clamp_min(1)
         if args.motion_weight:
             # Pixels the mean of the input views already predicts (the fixated centre of an
             # orbit) say little about the motion; weigh each pixel by how far that mean is off.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -137,3 +138,34 @@ def test_eval_mode_mirrors_the_paths_the_head_contradicts(monkeypatch):
     a = matrix_to_axis_angle(raw.c2w[0, :, :3, :3])
     m = matrix_to_axis_angle(cams.c2w[0, :, :3, :3])
     assert torch.allclose(m, -a, atol=1e-5)
+
+
+def test_resolved_mirror_test_renders_the_heads_path_and_a_gradient_free_mirror(monkeypatch):
+    """model.sense_mirror="resolved": the render (with gradient) uses the path the head
+    resolves; the mirror of that path is rendered without gradient."""
+    model = _model().train()
+    model.cfg = dataclasses.replace(model.cfg, sense_mirror="resolved")
+    images = torch.rand(2, 5, 3, 16, 16)
+    inp, tgt = torch.tensor([0, 1, 3]), torch.tensor([2, 4])
+    with torch.no_grad():
+        model.camera_estimator.pose_head[-1].weight.normal_(std=0.5)
+        raw = model.predict_cameras(images)
+    yaw = view_yaw(raw.c2w)
+    logits = torch.where(yaw > 0, 4.0, -4.0)
+    logits[0] *= -1  # the head contradicts sample 0 on every view, agrees with sample 1
+    monkeypatch.setattr(model.sense_head, "forward", lambda _images: logits)
+    out = model(images, inp, tgt, mirror_hypothesis=True)
+    assert out.cameras.mirrored.tolist() == [True, False]
+    assert torch.allclose(out.cameras.c2w[0], mirror_camera_path(raw.c2w[:1])[0], atol=1e-6)
+    assert torch.allclose(out.cameras.c2w[1], raw.c2w[1], atol=1e-6)
+    assert out.render.requires_grad and not out.mirror_render.requires_grad
+    assert torch.equal(out.sense_logits, logits)
+    path = mirror_camera_path(out.cameras.c2w)
+    scene = model.reconstruct(images[:, inp], path[:, inp], raw.K_norm[:, inp], inp.expand(2, -1))
+    again = model.render(scene, path[:, tgt], raw.K_norm[:, tgt], 16, 16)
+    assert torch.allclose(out.mirror_render, again, atol=1e-5)
+
+
+def test_sense_mirror_must_be_known():
+    with pytest.raises(ValueError, match="sense_mirror"):
+        tiny_model_config(sense_head=True, sense_mirror="half")

@@ -161,7 +161,7 @@ def test_training_logs(tmp_path, tiny_config):
 def test_perceptual_adapter(monkeypatch):
     missing = types.ModuleType("rayzer.eval.lpips")
 
-    def no_weights(net):
+    def no_weights(net, reduction="mean"):
         raise FileNotFoundError("lpips_vgg.safetensors not found")
 
     missing.PerceptualLoss = no_weights
@@ -190,6 +190,16 @@ def test_perceptual_adapter(monkeypatch):
     torch.testing.assert_close(terms.loss, ((render - target) ** 2).mean() + 0.5 * l1)
     terms.loss.backward()
     assert render.grad is not None
+    # per-sample weights: a weight-0 sample gets no gradient; the loss stays a mean over all B
+    render.grad = None
+    weight = torch.tensor([0.0, 1.0])
+    terms = photometric_loss(render, target, perc, 0.5, sample_weight=weight)
+    per_mse = ((render - target) ** 2).flatten(1).mean(1)
+    per_l1 = (render - target).abs().flatten(2).mean(2).mean(1)
+    torch.testing.assert_close(terms.loss, ((per_mse + 0.5 * per_l1) * weight).mean())
+    torch.testing.assert_close(terms.mse, per_mse.detach().mean())
+    terms.loss.backward()
+    assert render.grad[0].abs().max() == 0 and render.grad[1].abs().max() > 0
 
 
 def test_perceptual_weight_without_weights_is_a_clear_error(tmp_path, tiny_config, monkeypatch):
@@ -384,7 +394,27 @@ def test_sense_head_training_keeps_the_better_render_and_logs(tmp_path, tiny_con
     c2w[:, :, 0, 3] = 1.0
     cams = CameraPrediction(c2w, torch.ones(2, 5, 4), torch.zeros(2, 5, 8), 2)
     out = RayZerOutput(cams, own, torch.zeros(2, 2), torch.zeros(2, 2), mirror, torch.zeros(2, 4))
-    render, (sense_loss, won) = Trainer._mirror_hypothesis(out, target)
+    render, weight, (sense_loss, won) = Trainer._mirror_hypothesis(out, target)
     assert torch.equal(render[0], target[0]) and torch.equal(render[1], target[1])
-    assert won.item() == 0.5
+    assert weight is None and won.item() == 0.5
     assert sense_loss.item() == 0.0  # no view turned: nothing to learn yet
+    # model.sense_mirror="resolved": the own render stays, the sample whose mirror won leaves
+    # the loss
+    render, weight, (_, won) = Trainer._mirror_hypothesis(out, target, keep_better=False)
+    assert torch.equal(render, own) and weight.tolist() == [0.0, 1.0] and won.item() == 0.5
+
+
+def test_resolved_mirror_test_trains(tmp_path, tiny_config):
+    cfg = tiny_config(
+        *SENSE,
+        "model.sense_mirror=resolved",
+        "model.keep_input_tokens=true",
+        "model.decoder_readout=sweep",
+        "model.sweep_depths=4",
+        "train.steps=3",
+        "train.log_every=1",
+    )
+    trainer, summary = _train(cfg, tmp_path / "run")
+    assert all(math.isfinite(s.loss) and math.isfinite(s.sense_loss) for s in summary.history)
+    assert all(0.0 <= s.mirror_won <= 1.0 for s in summary.history)
+    assert trainer.step == 3

@@ -349,12 +349,16 @@ class RayZer(nn.Module):
         if resolve_sense is None:
             resolve_sense = not self.training
         if self.sense_head is not None and resolve_sense:
-            flip = paths_to_mirror(cams.c2w, self.sense_head(images))
-            cams.c2w = torch.where(
-                flip[:, None, None, None], mirror_camera_path(cams.c2w), cams.c2w
-            )
-            cams.mirrored = flip
+            self._resolve_sense(cams, self.sense_head(images))
         return cams
+
+    @staticmethod
+    def _resolve_sense(cams: CameraPrediction, logits: Tensor) -> None:
+        """Mirror, in place, the paths whose sense the head's logits (B, V − 1) contradict. The
+        decision carries no gradient; the mirrored path is differentiable."""
+        flip = paths_to_mirror(cams.c2w, logits)
+        cams.c2w = torch.where(flip[:, None, None, None], mirror_camera_path(cams.c2w), cams.c2w)
+        cams.mirrored = flip
 
     def camera_input_tokens(self, images: Tensor, positions: Tensor) -> Tensor:
         """Image tokens (B, V, N, d) the camera estimator reads: single-view patches, or
@@ -419,9 +423,12 @@ class RayZer(nn.Module):
             input_index: (Vi,) or (B, Vi) views that build the scene.
             target_index: (Vt,) or (B, Vt) views to render (their images are seen by the camera
                 estimator only, never by the scene reconstructor).
-            mirror_hypothesis: training with a sense head: keep the estimator's path as it is,
-                render the targets with it and with its mirror image, and return both renders
-                and the sense head's logits.
+            mirror_hypothesis: training with a sense head: render the targets with a path and
+                with its mirror image, and return both renders and the sense head's logits.
+                With ``model.sense_mirror="both"`` the path is the estimator's own and both
+                renders carry gradient; with ``"resolved"`` it is the path the head resolves
+                (``cameras.mirrored`` says where) and the mirror render is made without
+                gradient, only to label the head.
         """
         self._check_images(images)
         b, v = images.shape[:2]
@@ -429,19 +436,28 @@ class RayZer(nn.Module):
         target_index = as_view_index(target_index, b, v).to(images.device)
         if mirror_hypothesis and self.sense_head is None:
             raise ValueError("mirror_hypothesis needs a model with model.sense_head=true")
-        if mirror_hypothesis:  # the trainer needs the estimator's own path
+        logits = None
+        if mirror_hypothesis:  # the trainer labels the head from the estimator's path
+            assert self.sense_head is not None
             cams = self.predict_cameras(images, resolve_sense=False)
+            logits = self.sense_head(images)
+            if self.cfg.sense_mirror == "resolved":
+                self._resolve_sense(cams, logits)
         else:
             cams = self.predict_cameras(images)
         render = self._render_path(images, cams.c2w, cams.K_norm, input_index, target_index)
         out = RayZerOutput(cams, render, input_index, target_index)
         if mirror_hypothesis:
-            assert self.sense_head is not None
             mirrored = mirror_camera_path(cams.c2w)
-            out.mirror_render = self._render_path(
-                images, mirrored, cams.K_norm, input_index, target_index
-            )
-            out.sense_logits = self.sense_head(images)
+            # "resolved": the mirror only labels the head, so its render needs no graph (the
+            # saving is its backward pass).
+            with torch.set_grad_enabled(
+                torch.is_grad_enabled() and self.cfg.sense_mirror == "both"
+            ):
+                out.mirror_render = self._render_path(
+                    images, mirrored, cams.K_norm, input_index, target_index
+                )
+            out.sense_logits = logits
         return out
 
     def _render_path(

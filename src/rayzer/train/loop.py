@@ -346,14 +346,20 @@ class Trainer:
         images = batch["image"]
         inp, tgt = batch["input_index"], batch["target_index"]
         target = gather_views(images, tgt)
-        sense = None
+        sense, weight = None, None
         if self.cfg.model.name == "rayzer" and self.cfg.model.sense_head:
-            render, sense = self._mirror_hypothesis(self.net(images, inp, tgt, True), target)
+            render, weight, sense = self._mirror_hypothesis(
+                self.net(images, inp, tgt, True),
+                target,
+                keep_better=self.cfg.model.sense_mirror == "both",
+            )
         elif self.cfg.model.name == "rayzer":
             render = self.net(images, inp, tgt).render
         else:
             render = self.net(images, batch["c2w"], batch["K"], inp, tgt)
-        terms = photometric_loss(render, target, self.perceptual, self.cfg.train.perceptual_weight)
+        terms = photometric_loss(
+            render, target, self.perceptual, self.cfg.train.perceptual_weight, weight
+        )
         if sense is not None:
             terms.sense_loss, terms.mirror_won = sense
             terms.loss = terms.loss + self.cfg.train.sense_weight * terms.sense_loss
@@ -361,11 +367,16 @@ class Trainer:
 
     @staticmethod
     def _mirror_hypothesis(
-        out: RayZerOutput, target: Tensor
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """Keep, per sample, the better of the renders of the predicted path and of its mirror;
-        the sense head learns which way the winning path turned (:mod:`rayzer.models.sense`).
-        Returns the kept renders and (the head's cross-entropy, the share of mirror wins)."""
+        out: RayZerOutput, target: Tensor, keep_better: bool = True
+    ) -> tuple[Tensor, Tensor | None, tuple[Tensor, Tensor]]:
+        """The mirror test of :mod:`rayzer.models.sense`: the sense head learns which way the
+        better-rendering path (``out.render``'s or its mirror's) turned.
+
+        With ``keep_better`` (``model.sense_mirror="both"``: both renders carry gradient) the
+        better render of each sample is kept; otherwise (``"resolved"``) ``out.render`` is kept
+        and the samples whose mirror won get weight 0 in the photometric loss (their render has
+        the wrong sense). Returns the renders, the per-sample loss weights (None: all 1) and
+        (the head's cross-entropy, the share of mirror wins)."""
         assert out.mirror_render is not None and out.sense_logits is not None
         with torch.no_grad():
             errors = [
@@ -373,13 +384,18 @@ class Trainer:
                 for r in (out.render, out.mirror_render)
             ]
             won = errors[1] < errors[0]
-        render = torch.where(won[:, None, None, None, None], out.mirror_render, out.render)
+        if keep_better:
+            render = torch.where(won[:, None, None, None, None], out.mirror_render, out.render)
+            weight = None
+        else:
+            render, weight = out.render, (~won).to(out.render.dtype)
+        # The label is the sense of the winning path, whichever path out.render used.
         labels, weights = sense_labels(out.cameras.c2w.detach(), won)
         bce = F.binary_cross_entropy_with_logits(out.sense_logits.float(), labels, reduction="none")
         # A mean over all views (unlabelled ones count 0), not over the labelled ones: then
         # gradient accumulation and DDP give the same update as one large batch.
         sense_loss = (bce * weights).mean()
-        return render, (sense_loss, won.float().mean())
+        return render, weight, (sense_loss, won.float().mean())
 
     def train_step(self, batches: Any) -> StepStats:
         """One optimizer step from ``grad_accum`` micro-batches drawn from iterator ``batches``."""

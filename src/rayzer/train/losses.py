@@ -32,15 +32,18 @@ class FrozenPerceptual(nn.Module):
         self.net.eval()  # frozen feature extractor: always in eval mode
         return self
 
-    def forward(self, render: Tensor, target: Tensor) -> Tensor:
+    def forward(self, render: Tensor, target: Tensor, reduce: bool = True) -> Tensor:
+        """The mean over images, or with ``reduce=False`` one value per image (shape
+        ``render.shape[:-3]``)."""
         x = render.flatten(0, -4).float()
         y = target.flatten(0, -4).float()
-        return self.net(x, y).mean()
+        per_image = self.net(x, y).reshape(render.shape[:-3])
+        return per_image.mean() if reduce else per_image
 
 
 def build_perceptual_loss(net: str = "vgg") -> nn.Module:
     """The perceptual loss (LPIPS distance, backbone ``net``: ``"vgg"`` or ``"alex"``) of
-    :mod:`rayzer.eval.lpips`, as a frozen module ``(render, target) -> scalar``.
+    :mod:`rayzer.eval.lpips`, as a frozen module ``(render, target[, reduce]) -> scalar`` (or per image).
 
     The import is lazy so that MSE-only training never needs the weights.
 
@@ -54,14 +57,17 @@ def build_perceptual_loss(net: str = "vgg") -> nn.Module:
         raise RuntimeError(
             f"perceptual loss: rayzer.eval.lpips is not available ({err}); {PERCEPTUAL_HINT}"
         ) from err
-    # PerceptualLoss (scalar) when present, else the per-image LPIPS distance (averaged here).
-    factory = getattr(lpips, "PerceptualLoss", None) or getattr(lpips, "LPIPS", None)
+    # Per-image distances (averaged by FrozenPerceptual unless asked not to): PerceptualLoss
+    # with reduction="none" when present, else the LPIPS distance itself.
+    factory, kwargs = getattr(lpips, "PerceptualLoss", None), {"reduction": "none"}
+    if factory is None:
+        factory, kwargs = getattr(lpips, "LPIPS", None), {}
     if factory is None:
         raise RuntimeError(
             "perceptual loss: rayzer.eval.lpips provides neither PerceptualLoss nor LPIPS"
         )
     try:
-        module = factory(net=net)
+        module = factory(net=net, **kwargs)
     except (FileNotFoundError, ImportError, OSError) as err:
         raise RuntimeError(
             f"perceptual loss: LPIPS {net!r} weights unavailable ({err}); {PERCEPTUAL_HINT}"
@@ -91,22 +97,37 @@ def photometric_loss(
     target: Tensor,
     perceptual: nn.Module | None = None,
     perceptual_weight: float = 0.0,
+    sample_weight: Tensor | None = None,
 ) -> LossTerms:
     """MSE(render, target) + λ · perceptual(render, target), computed in fp32.
 
     Args:
         render, target: (B, Vt, 3, H, W) in [0, 1].
         perceptual: the module of :func:`build_perceptual_loss`, required when λ > 0.
+        sample_weight: optional (B,) weights of the samples in the loss (the sense head's
+            ``"resolved"`` mirror test drops samples with 0). The loss stays a mean over all B
+            samples, so gradient accumulation and DDP still match one large batch. The logged
+            MSE and PSNR are over all samples.
     """
     render, target = render.float(), target.float()
-    mse = F.mse_loss(render, target)
     with torch.no_grad():
         per_image = (render - target).pow(2).flatten(-3).mean(-1).clamp_min(1e-10)
         psnr = (-10.0 * torch.log10(per_image)).mean()
-    loss, perc = mse, None
+    if sample_weight is None:
+        mse = F.mse_loss(render, target)
+        loss, logged_mse = mse, mse.detach()
+    else:
+        per_sample = (render - target).square().flatten(1).mean(1)
+        loss, logged_mse = (per_sample * sample_weight).mean(), per_sample.detach().mean()
+    perc = None
     if perceptual_weight > 0:
         if perceptual is None:
             raise ValueError("perceptual_weight > 0 needs a perceptual module")
-        perc = perceptual(render, target)
-        loss = mse + perceptual_weight * perc
-    return LossTerms(loss=loss, mse=mse.detach(), psnr=psnr, perceptual=perc)
+        if sample_weight is None:
+            perc = perceptual(render, target)
+            loss = loss + perceptual_weight * perc
+        else:
+            per = perceptual(render, target, reduce=False).flatten(1).mean(1)  # (B,)
+            perc = per.detach().mean()
+            loss = loss + perceptual_weight * (per * sample_weight).mean()
+    return LossTerms(loss=loss, mse=logged_mse, psnr=psnr, perceptual=perc)
