@@ -104,6 +104,9 @@ p.add_argument(
 p.add_argument("--sup-mirror-min", action="store_true")  # camsup: min over path / mirror
 p.add_argument("--sense-head", action="store_true")
 p.add_argument(
+    "--pyramid", type=int, default=0
+)  # add the MSE of 2x, 4x, ... average-pooled renders and targets (L levels): wider basins
+p.add_argument(
     "--mirror-cheap", action="store_true"
 )  # with --sense-head: render the head-resolved path only; test its mirror without gradient
 
@@ -589,10 +592,18 @@ for step in range(args.steps):
     else:
         target = gather_views(imgs, tgt)
         loss = F.l1_loss(r, target) if args.loss == "l1" else F.mse_loss(r, target)
-        if KEEP:  # --mirror-cheap: only the samples whose resolved path beat its mirror
-            keep = KEEP.pop()
+        keep = KEEP.pop() if KEEP else torch.ones(r.shape[0])
+        if args.mirror_cheap:  # only the samples whose resolved path beat its mirror
             per = (r - target).square().flatten(1).mean(1)
             loss = (per * keep).sum() / keep.sum().clamp_min(1)
+        if args.pyramid:  # coarse levels: a photometric gradient that reaches farther
+            rr, tt = r.flatten(0, 1), target.flatten(0, 1)
+            coarse = 0.0
+            for level in range(1, args.pyramid + 1):
+                k = 2**level
+                d = (F.avg_pool2d(rr, k) - F.avg_pool2d(tt, k)).square().flatten(1).mean(1)
+                coarse = coarse + d.view(r.shape[0], -1).mean(1)
+            loss = loss + (coarse * keep).sum() / keep.sum().clamp_min(1)
         if args.motion_weight:
             # Pixels the mean of the input views already predicts (the fixated centre of an
             # orbit) say little about the motion; weigh each pixel by how far that mean is off.
