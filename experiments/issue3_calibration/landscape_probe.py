@@ -99,4 +99,28 @@ with torch.no_grad():
         make_c2w(R, gt_scaled[..., :3, 3]), pred_K
     )
     res["pred focal / true focal"] = (pred_K[..., 0].mean() / K_gt[..., 0].mean()).item()
+
+    # The straight path from the estimator's cameras to the truth (unit scale, true focal): is
+    # there a barrier between them? Each predicted path is first given the sense of the truth
+    # (it or its mirror, whichever rotation set is closer: a diagnostic use of the labels), and
+    # rotations are interpolated as axis-angle vectors.
+    aa = matrix_to_axis_angle(R)
+    aa_gt = matrix_to_axis_angle(gt_unit[..., :3, :3])
+    mirrored = (aa - aa_gt).norm(dim=-1).mean(1) > (-aa - aa_gt).norm(dim=-1).mean(1)
+    flip = torch.where(mirrored[:, None, None], -1.0, 1.0)
+    aa_s = aa * flip
+    t_s = t * torch.where(mirrored[:, None, None], t.new_tensor([-1.0, -1, 1]), t.new_ones(3))
+    res["share of paths mirrored to the truth's sense"] = mirrored.float().mean().item()
+    res["predicted, truth's sense"] = render_psnr(make_c2w(axis_angle_to_matrix(aa_s), t_s), pred_K)
+    for k in (1.5, 2.0, 2.5):
+        res[f"truth's sense, rot and trans x{k}"] = render_psnr(
+            make_c2w(axis_angle_to_matrix(aa_s * k), t_s * k), pred_K
+        )
+    for a in (0.25, 0.5, 0.75, 1.0):
+        aa_a = (1 - a) * aa_s + a * aa_gt
+        t_a = (1 - a) * t_s + a * gt_unit[..., :3, 3]
+        K_a = (1 - a) * pred_K + a * K_gt
+        res[f"path to the truth, {a:.2f}"] = render_psnr(
+            make_c2w(axis_angle_to_matrix(aa_a), t_a), K_a
+        )
 print(json.dumps({k: round(v, 3) for k, v in res.items()}, indent=1))
