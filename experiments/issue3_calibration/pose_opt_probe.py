@@ -8,7 +8,7 @@ optimises every non-canonical view's axis-angle rotation and centre with Adam on
 rendered targets (the targets' own images: a diagnostic, never an evaluation protocol). The
 focal stays at the model's prediction.
 
-python pose_opt_probe.py MODEL.pt [--clips 16] [--steps 200] [--lr 0.01] [--from-truth]
+python pose_opt_probe.py MODEL.pt [--clips 16] [--steps 200] [--lr 0.01] [--from-truth | --start-scale K]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ p.add_argument("--steps", type=int, default=200)
 p.add_argument("--lr", type=float, default=0.01)
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--from-truth", action="store_true")  # start at the true cameras (unit scale)
+p.add_argument("--start-scale", type=float, default=1.0)  # start at the prediction's rot and t × k
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 
@@ -62,6 +63,7 @@ aa0, t0 = matrix_to_axis_angle(cams.c2w[..., :3, :3]), cams.c2w[..., :3, 3]
 mirrored = (aa0 - aa_gt).norm(dim=-1).mean(1) > (-aa0 - aa_gt).norm(dim=-1).mean(1)
 aa0 = aa0 * torch.where(mirrored[:, None, None], -1.0, 1.0)
 t0 = t0 * torch.where(mirrored[:, None, None], t0.new_tensor([-1.0, -1, 1]), t0.new_ones(3))
+aa0, t0 = aa0 * args.start_scale, t0 * args.start_scale
 if args.from_truth:  # is the truth a minimum of the loss, or does the descent leave it?
     aa0, t0 = aa_gt.clone(), rel_gt[..., :3, 3].clone()
 aa = aa0.clone().requires_grad_()
