@@ -14,9 +14,9 @@ import json
 
 import torch
 import torch.nn.functional as F
+from saved_model import load_saved
 
 from rayzer.geometry import axis_angle_to_matrix, make_c2w, matrix_to_axis_angle
-from rayzer.models import ModelConfig, RayZer
 from rayzer.models.views import gather_views
 
 p = argparse.ArgumentParser()
@@ -26,11 +26,7 @@ p.add_argument("--threads", type=int, default=1)
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 
-saved = torch.load(args.ckpt)
-train_args = saved["args"]
-model = RayZer(ModelConfig(**saved["cfg"]))
-model.load_state_dict(saved["state"])
-model.eval()
+model, train_args = load_saved(args.ckpt)
 size, vin, vt = train_args["size"], train_args["vin"], train_args["vt"]
 V = vin + vt
 

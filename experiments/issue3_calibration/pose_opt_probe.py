@@ -19,9 +19,9 @@ import math
 
 import torch
 import torch.nn.functional as F
+from saved_model import load_saved
 
 from rayzer.geometry import axis_angle_to_matrix, make_c2w, matrix_to_axis_angle
-from rayzer.models import ModelConfig, RayZer
 
 p = argparse.ArgumentParser()
 p.add_argument("ckpt")
@@ -35,11 +35,8 @@ p.add_argument("--start-scale", type=float, default=1.0)  # start at the predict
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 
-saved = torch.load(args.ckpt)
-a = saved["args"]
-model = RayZer(ModelConfig(**saved["cfg"]))
-model.load_state_dict(saved["state"])
-model.eval().requires_grad_(False)
+model, a = load_saved(args.ckpt)
+model.requires_grad_(False)
 size, vin, vt = a["size"], a["vin"], a["vt"]
 V, c = vin + vt, (vin + vt) // 2
 

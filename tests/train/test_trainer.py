@@ -371,14 +371,13 @@ def test_eta_counts_the_full_size_steps_still_to_come():
     assert remaining_seconds(DataConfig(), 2000, 2000, 0.5, None) == 0.0
 
 
-def test_sense_head_training_keeps_the_better_render_and_logs(tmp_path, tiny_config):
-    """model.sense_head: each sample's loss uses the better of the renders of the predicted
-    path and of its mirror; the head's cross-entropy and the mirror's win rate are logged."""
-    from rayzer.models.rayzer import CameraPrediction, RayZerOutput
-    from rayzer.models.sense import mirror_camera_path
-
+@pytest.mark.parametrize("mode", ["both", "resolved"])
+def test_sense_head_training_logs(tmp_path, tiny_config, mode):
+    """model.sense_head with either mirror test (model.sense_mirror) trains; the head's
+    cross-entropy and the mirror's win rate are logged."""
     cfg = tiny_config(
         "model.sense_head=true",
+        f"model.sense_mirror={mode}",
         "model.keep_input_tokens=true",
         "model.decoder_readout=sweep",
         "model.sweep_depths=4",
@@ -386,6 +385,7 @@ def test_sense_head_training_keeps_the_better_render_and_logs(tmp_path, tiny_con
         "train.log_every=1",
     )
     trainer, summary = _train(cfg, tmp_path / "run")
+    assert trainer.step == 3
     assert all(math.isfinite(s.loss) and math.isfinite(s.sense_loss) for s in summary.history)
     assert all(0.0 <= s.mirror_won <= 1.0 for s in summary.history)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
@@ -394,7 +394,15 @@ def test_sense_head_training_keeps_the_better_render_and_logs(tmp_path, tiny_con
     # the sense head is a part of the model (trained and saved with it)
     assert any(n.startswith("sense_head.") for n, _ in trainer.model.named_parameters())
 
-    # the selection itself: sample 0's mirror render is exact, sample 1's own render is
+
+def test_mirror_hypothesis_keeps_the_better_render_or_drops_the_loser():
+    """ "both": each sample's loss uses the better of the renders of its path and of the
+    path's mirror; "resolved": the path's own render stays and a sample whose mirror won gets
+    weight 0."""
+    from rayzer.models.rayzer import CameraPrediction, RayZerOutput
+    from rayzer.models.sense import mirror_camera_path
+
+    # sample 0's mirror render is exact, sample 1's own render is
     target = torch.rand(2, 2, 3, 8, 8)
     noise = torch.full_like(target, 0.2)
     own = torch.stack((target[0] + noise[0], target[1]))
@@ -411,19 +419,3 @@ def test_sense_head_training_keeps_the_better_render_and_logs(tmp_path, tiny_con
     # the loss
     render, weight, (_, won) = Trainer._mirror_hypothesis(out, target, keep_better=False)
     assert torch.equal(render, own) and weight.tolist() == [0.0, 1.0] and won.item() == 0.5
-
-
-def test_resolved_mirror_test_trains(tmp_path, tiny_config):
-    cfg = tiny_config(
-        *SENSE,
-        "model.sense_mirror=resolved",
-        "model.keep_input_tokens=true",
-        "model.decoder_readout=sweep",
-        "model.sweep_depths=4",
-        "train.steps=3",
-        "train.log_every=1",
-    )
-    trainer, summary = _train(cfg, tmp_path / "run")
-    assert all(math.isfinite(s.loss) and math.isfinite(s.sense_loss) for s in summary.history)
-    assert all(0.0 <= s.mirror_won <= 1.0 for s in summary.history)
-    assert trainer.step == 3
