@@ -8,7 +8,7 @@ optimises every non-canonical view's axis-angle rotation and centre with Adam on
 rendered targets (the targets' own images: a diagnostic, never an evaluation protocol). The
 focal stays at the model's prediction.
 
-python pose_opt_probe.py MODEL.pt [--clips 16] [--steps 200] [--lr 0.01] [--from-truth | --start-scale K]
+python pose_opt_probe.py MODEL.pt [--clips 16] [--steps 200] [--lr 0.01] [--from-truth | --start-scale K] [--pyramid L]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ p.add_argument("--steps", type=int, default=200)
 p.add_argument("--lr", type=float, default=0.01)
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--from-truth", action="store_true")  # start at the true cameras (unit scale)
+p.add_argument("--pyramid", type=int, default=0)  # + MSE of 2x..2^L-pooled renders and targets
 p.add_argument("--start-scale", type=float, default=1.0)  # start at the prediction's rot and t × k
 args = p.parse_args()
 torch.set_num_threads(args.threads)
@@ -112,8 +113,14 @@ for step in range(args.steps + 1):
     scene = model.reconstruct(imgs[:, inp], pth[:, inp], cams.K_norm[:, inp], bi)
     r = model.render(scene, pth[:, tgt], cams.K_norm[:, tgt], size, size)
     loss = F.mse_loss(r, target)
+    mse = loss.item()
+    for level in range(1, args.pyramid + 1):
+        k = 2**level
+        loss = loss + F.mse_loss(
+            F.avg_pool2d(r.flatten(0, 1), k), F.avg_pool2d(target.flatten(0, 1), k)
+        )
     if step % 25 == 0:
-        report(step, loss.item())
+        report(step, mse)
     opt.zero_grad()
     loss.backward()
     opt.step()
