@@ -104,6 +104,10 @@ p.add_argument(
 p.add_argument("--sup-mirror-min", action="store_true")  # camsup: min over path / mirror
 p.add_argument("--sense-head", action="store_true")
 p.add_argument(
+    "--size-test", type=float, default=0.0
+)  # with --mirror-cheap: also render the path with rotations and centres x S and / S (no grad)
+p.add_argument("--size-pull", type=float, default=1.0)  # weight: pull towards a winning size
+p.add_argument(
     "--pyramid", type=int, default=0
 )  # add the MSE of 2x, 4x, ... average-pooled renders and targets (L levels): wider basins
 p.add_argument(
@@ -434,6 +438,16 @@ def forward_mirror(imgs, inp, tgt):
     return r, dataclasses.replace(cams, c2w=chosen), won, term
 
 
+SIZE_TERM: list[torch.Tensor] = []
+SIZE_WINS: list[float] = []  # share of samples where the larger size won minus the smaller
+
+
+def scale_path(c2w, k):
+    """Rotations (axis-angle) and centres relative to the canonical view scaled by k."""
+    R, t = c2w[..., :3, :3], c2w[..., :3, 3]
+    return make_c2w(axis_angle_to_matrix(matrix_to_axis_angle(R) * k), t * k)
+
+
 KEEP: list[torch.Tensor] = []  # per-sample weights of the photometric loss (--mirror-cheap)
 
 
@@ -463,6 +477,22 @@ def forward_mirror_cheap(imgs, inp, tgt):
         err_m = (r_m - target).square().flatten(1).mean(1)
     won = err_m < err
     KEEP[:] = [(~won).float()]
+    if args.size_test:  # hypotheses of another motion size; pull the estimator to a winner
+        with torch.no_grad():
+            sized = [scale_path(path, k) for k in (args.size_test, 1 / args.size_test)]
+            errs = torch.stack(
+                [err] + [(render(q) - target).square().flatten(1).mean(1) for q in sized]
+            )  # (3, B)
+            best = errs.argmin(0)  # 0: as predicted, 1: larger, 2: smaller
+            pick = (best > 0) & ~won
+            goal = torch.where((best == 1)[:, None, None, None], sized[0], sized[1])
+        SIZE_WINS.append((best == 1).float().mean().item() - (best == 2).float().mean().item())
+        dist = (
+            matrix_to_rot6d(path[..., :3, :3]) - matrix_to_rot6d(goal[..., :3, :3])
+        ).square().flatten(1).mean(1) + (path[..., :3, 3] - goal[..., :3, 3]).square().flatten(
+            1
+        ).mean(1)
+        SIZE_TERM[:] = [(dist * pick).sum() / b]
     LAST_RAW[:] = [cams.c2w.detach()]
     return r, dataclasses.replace(cams, c2w=path), won ^ flip, torch.zeros(())
 
@@ -622,6 +652,8 @@ for step in range(args.steps):
     if mirror_won is not None:
         MIRROR_WINS.append(mirror_won.float().mean().item())
         loss = loss + args.mirror * mirror_term
+        if SIZE_TERM:
+            loss = loss + args.size_pull * SIZE_TERM.pop()
         if SENSE is not None:
             yaw = view_yaw(LAST_RAW[0])
             label = ((yaw > 0) != mirror_won[:, None]).float()  # the sense the renderer chose
@@ -646,6 +678,9 @@ for step in range(args.steps):
     sched.step()
     if step % 50 == 0:
         wins = f" mirror won {sum(MIRROR_WINS) / len(MIRROR_WINS):.2f}" if MIRROR_WINS else ""
+        if SIZE_WINS:
+            wins += f" size up-down {sum(SIZE_WINS) / len(SIZE_WINS):+.2f}"
+            SIZE_WINS.clear()
         if SENSE_ACC:  # diagnostic only: agreement of the head with the true yaw sign
             wins += f" sense acc {sum(SENSE_ACC) / len(SENSE_ACC):.2f}"
         MIRROR_WINS.clear()

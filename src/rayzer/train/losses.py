@@ -6,7 +6,6 @@ import importlib
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 PERCEPTUAL_HINT = (
@@ -43,7 +42,8 @@ class FrozenPerceptual(nn.Module):
 
 def build_perceptual_loss(net: str = "vgg") -> nn.Module:
     """The perceptual loss (LPIPS distance, backbone ``net``: ``"vgg"`` or ``"alex"``) of
-    :mod:`rayzer.eval.lpips`, as a frozen module ``(render, target[, reduce]) -> scalar`` (or per image).
+    :mod:`rayzer.eval.lpips`, as a frozen module ``(render, target, reduce=True)``: the mean
+    over images (a scalar), or one value per image.
 
     The import is lazy so that MSE-only training never needs the weights.
 
@@ -113,21 +113,13 @@ def photometric_loss(
     with torch.no_grad():
         per_image = (render - target).pow(2).flatten(-3).mean(-1).clamp_min(1e-10)
         psnr = (-10.0 * torch.log10(per_image)).mean()
-    if sample_weight is None:
-        mse = F.mse_loss(render, target)
-        loss, logged_mse = mse, mse.detach()
-    else:
-        per_sample = (render - target).square().flatten(1).mean(1)
-        loss, logged_mse = (per_sample * sample_weight).mean(), per_sample.detach().mean()
-    perc = None
+    per_sample = (render - target).square().flatten(1).mean(1)  # (B,)
+    weight = torch.ones_like(per_sample) if sample_weight is None else sample_weight
+    loss, perc = (per_sample * weight).mean(), None
     if perceptual_weight > 0:
         if perceptual is None:
             raise ValueError("perceptual_weight > 0 needs a perceptual module")
-        if sample_weight is None:
-            perc = perceptual(render, target)
-            loss = loss + perceptual_weight * perc
-        else:
-            per = perceptual(render, target, reduce=False).flatten(1).mean(1)  # (B,)
-            perc = per.detach().mean()
-            loss = loss + perceptual_weight * (per * sample_weight).mean()
-    return LossTerms(loss=loss, mse=logged_mse, psnr=psnr, perceptual=perc)
+        per = perceptual(render, target, reduce=False).flatten(1).mean(1)  # (B,)
+        perc = per.detach().mean()
+        loss = loss + perceptual_weight * (per * weight).mean()
+    return LossTerms(loss=loss, mse=per_sample.detach().mean(), psnr=psnr, perceptual=perc)
