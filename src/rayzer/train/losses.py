@@ -110,10 +110,9 @@ def photometric_loss(
             MSE and PSNR are over all samples.
     """
     render, target = render.float(), target.float()
-    with torch.no_grad():
-        per_image = (render - target).pow(2).flatten(-3).mean(-1).clamp_min(1e-10)
-        psnr = (-10.0 * torch.log10(per_image)).mean()
-    per_sample = (render - target).square().flatten(1).mean(1)  # (B,)
+    per_image = (render - target).square().flatten(-3).mean(-1)  # (B, Vt)
+    psnr = (-10.0 * torch.log10(per_image.detach().clamp_min(1e-10))).mean()
+    per_sample = per_image.reshape(per_image.shape[0], -1).mean(1)  # (B,)
     weight = torch.ones_like(per_sample) if sample_weight is None else sample_weight
     loss, perc = (per_sample * weight).mean(), None
     if perceptual_weight > 0:
