@@ -12,6 +12,14 @@ def test_presets_load_and_build():
     paper = load_config("dl3dv")
     assert (paper.model.dim, paper.model.num_scene_tokens, paper.data.num_views) == (768, 3072, 24)
     assert paper.model.cam_layers == paper.model.scene_layers == paper.model.dec_layers == 8
+    # paper-scale presets widen the frame span over training, beyond the synthetic 24 frames
+    spans = {n: load_config(n).data for n in ("re10k", "dl3dv", "objaverse")}
+    assert {n: d.span_range()[2] for n, d in spans.items()} == {
+        "re10k": 192,
+        "dl3dv": 96,
+        "objaverse": 32,
+    }
+    assert all(d.curriculum_steps > 0 and d.span_range()[0] >= d.num_views for d in spans.values())
 
 
 def test_overrides_and_round_trip(tmp_path):

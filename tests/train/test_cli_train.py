@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from rayzer.cli import main
 from rayzer.config import load_config
 from rayzer.models import RayZer
@@ -49,7 +51,8 @@ def test_cli_train_writes_weights_metrics_and_tensorboard(tmp_path, tiny_overrid
     assert "no_such_key" in capsys.readouterr().err
 
 
-def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, tiny_overrides):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stop_signal_checkpoints_and_exits_cleanly(tmp_path, tiny_overrides, sig):
     out = tmp_path / "run"
     cmd = [
         sys.executable,
@@ -74,13 +77,13 @@ def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, tiny_overrides):
                 break
             time.sleep(0.2)
         assert proc.poll() is None, proc.stderr.read()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, stderr[-3000:]
-    assert "stopped (SIGTERM)" in stdout
+    assert f"stopped ({sig.name})" in stdout
     records = _records(out)
     last_step = max(r["step"] for r in records if "event" not in r)
     assert last_step >= 2
@@ -88,6 +91,6 @@ def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, tiny_overrides):
     assert ckpt.name == f"step_{last_step:06d}"  # the step that was running when the signal came
     events = [(r["event"], r["step"]) for r in records if "event" in r]
     assert events[-2:] == [("stop", last_step), ("checkpoint", last_step)]
-    assert any(r.get("reason") == "SIGTERM" for r in records)
+    assert any(r.get("reason") == sig.name for r in records)
     state = json.loads((ckpt / "meta.json").read_text())
     assert state["step"] == last_step

@@ -9,8 +9,10 @@ import types
 import pytest
 import torch
 
+from rayzer.bench.run_history import read_metrics
+from rayzer.data.stream import TrainStream
 from rayzer.train import Trainer
-from rayzer.train.checkpoint import list_checkpoints
+from rayzer.train.checkpoint import SUPERSEDED_DIR, latest_checkpoint, list_checkpoints
 from rayzer.train.losses import build_perceptual_loss, photometric_loss
 from rayzer.train.optim import GradSpikeGuard, WarmupCosine
 
@@ -90,8 +92,6 @@ def test_spike_is_skipped_and_logged(tmp_path, tiny_config, caplog):
     cfg = tiny_config("train.steps=100", "train.grad_spike_factor=5", "model.sense_head=false")
     trainer = Trainer(cfg, tmp_path)
     trainer.guard = GradSpikeGuard(5.0, min_history=3)  # active after 3 steps (default 20)
-    from rayzer.data.stream import TrainStream
-
     batches = iter(TrainStream(cfg.data, 0, trainer.layout))
     for _ in range(4):
         assert not trainer.train_step(batches).skipped
@@ -154,7 +154,8 @@ def test_training_logs(tmp_path, tiny_config):
 
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
-    assert {"train/loss", "train/psnr", "train/lr", "train/grad_norm"} <= set(acc.Tags()["scalars"])
+    tags = {"loss", "psnr", "lr", "grad_norm", "skipped_steps", "step_time", "images_per_s"}
+    assert {f"train/{t}" for t in tags} <= set(acc.Tags()["scalars"])
     images = acc.Images("train/target_vs_render")
     assert [im.step for im in images] == [2, 4]
     assert (images[0].height, images[0].width) == (32, 32)  # 2 rows × Vt=2 columns of 16 px
@@ -419,3 +420,111 @@ def test_mirror_hypothesis_keeps_the_better_render_or_drops_the_loser():
     # the loss
     render, weight, (_, won) = Trainer._mirror_hypothesis(out, target, keep_better=False)
     assert torch.equal(render, own) and weight.tolist() == [0.0, 1.0] and won.item() == 0.5
+
+
+def test_resume_from_an_older_checkpoint_starts_a_branch(tmp_path, tiny_config):
+    """Resuming a run from an older checkpoint moves the later ones aside (kept, but no longer
+    found by --resume auto or pruning), and the metrics readers drop the abandoned steps."""
+    cfg = tiny_config(
+        "train.steps=6", "train.ckpt_every=2", "train.keep_last=2", "train.log_every=1"
+    )
+    _train(cfg, tmp_path)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000004", "step_000006"]
+    old_branch = {
+        p.name: (p / "model.safetensors").read_bytes() for p in list_checkpoints(tmp_path)
+    }
+    branch_cfg = tiny_config(
+        "train.steps=5",
+        "train.ckpt_every=2",
+        "train.keep_last=2",
+        "train.log_every=1",
+        "train.lr=0.003",
+    )
+    _, summary = _train(branch_cfg, tmp_path, resume=tmp_path / "checkpoints" / "step_000004")
+    assert [s.step for s in summary.history] == [5]
+    # the new branch is what --resume auto finds; keep_last=2 did not prune step 4 for step 6
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000004", "step_000005"]
+    assert latest_checkpoint(tmp_path).name == "step_000005"
+    # nothing already written is lost: the abandoned step 6 sits under checkpoints/superseded
+    (moved,) = (tmp_path / "checkpoints" / SUPERSEDED_DIR).iterdir()
+    assert sorted(p.name for p in moved.iterdir()) == ["step_000006"]
+    assert (moved / "step_000006" / "model.safetensors").read_bytes() == old_branch["step_000006"]
+    scalars, events = read_metrics(tmp_path)
+    assert [r["step"] for r in scalars] == [1, 2, 3, 4, 5]
+    assert scalars[-1]["loss"] == pytest.approx(summary.history[0].loss)
+    (resume,) = [e for e in events if e["event"] == "resume"]
+    assert resume["step"] == 4 and resume["superseded"][0].endswith("step_000006")
+    # a checkpoint of another run cannot be resumed into a folder that holds checkpoints
+    other = tmp_path.parent / (tmp_path.name + "-other")
+    _train(tiny_config("train.steps=1"), other)
+    with pytest.raises(ValueError, match="another run"):
+        Trainer(cfg, tmp_path, resume=other)
+
+
+def _stream(trainer, cfg):
+    return iter(TrainStream(cfg.data, 0, trainer.layout))
+
+
+def test_gradients_are_clipped_per_group(tmp_path, tiny_config):
+    """train.grad_clip caps the norm of the update's gradients: the model's and, separately,
+    the sense head's; the logged grad norm is the one before clipping."""
+    cfg = tiny_config("train.grad_clip=0.001", "train.grad_spike_factor=0", *SENSE)
+    trainer = Trainer(cfg, tmp_path)
+    head = {id(p) for p in trainer.model.sense_head.parameters()}
+    seen = []
+
+    def measure(_optimizer, _args, _kwargs):  # what the optimizer is about to apply
+        groups = ([], [])
+        for p in trainer.model.parameters():
+            if p.grad is not None:
+                groups[id(p) in head].append(p.grad.flatten())
+        seen.append([float(torch.cat(g).norm()) for g in groups])
+
+    trainer.optimizer.register_step_pre_hook(measure)
+    batches = _stream(trainer, cfg)
+    stats = [trainer.train_step(batches) for _ in range(2)]
+    trainer.close()
+    assert len(seen) == 2
+    assert all(s.grad_norm > 0.01 for s in stats)  # clipping had work to do
+    for body, head_norm in seen:
+        assert body == pytest.approx(0.001, rel=1e-3)
+        assert head_norm <= 0.001 * (1 + 1e-3)
+
+
+def test_a_nan_sense_head_gradient_skips_the_update(tmp_path, tiny_config):
+    """The sense head is clipped apart from the model, but a non-finite gradient there still
+    skips the whole update (it would write NaN weights) and is logged."""
+    cfg = tiny_config(*SENSE)
+    trainer = Trainer(cfg, tmp_path)
+    batches = _stream(trainer, cfg)
+    trainer.train_step(batches)
+    before = _params(trainer.model)
+    weight = next(trainer.model.sense_head.parameters())
+    handle = weight.register_hook(lambda g: g * float("nan"))
+    stats = trainer.train_step(batches)
+    handle.remove()
+    trainer.close()
+    assert stats.skipped and math.isfinite(stats.grad_norm)
+    for n, p in _params(trainer.model).items():
+        assert torch.equal(p, before[n]), n
+    events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    (skip,) = [e for e in events if e.get("event") == "skipped_update"]
+    assert skip["head_grad_norm"] == "nan"
+
+
+def test_precision_follows_the_config_and_device(tmp_path, tiny_config, caplog):
+    """fp32 on CPU by default; precision=bf16 autocasts on CPU too (with a warning: slow)."""
+    trainer = Trainer(tiny_config(), tmp_path / "auto")
+    with trainer.autocast():
+        assert not torch.is_autocast_enabled("cpu")
+    assert trainer.use_bf16 is False
+    trainer.close()
+    with caplog.at_level(logging.WARNING, logger="rayzer.train"):
+        trainer = Trainer(tiny_config("train.precision=bf16"), tmp_path / "bf16")
+    assert "bf16 autocast on CPU" in caplog.text
+    with trainer.autocast():
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+        y = torch.nn.functional.linear(torch.rand(2, 4), torch.rand(3, 4))
+    assert y.dtype == torch.bfloat16
+    trainer.close()

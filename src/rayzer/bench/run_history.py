@@ -39,6 +39,8 @@ def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, An
             continue  # a line cut by a crash
         if "event" in rec:
             events.append(rec)
+            if rec["event"] == "resume":  # steps logged after the resumed one were abandoned
+                scalars = {k: v for k, v in scalars.items() if k <= int(rec["step"])}
         elif "step" in rec:
             scalars[int(rec["step"])] = rec  # after a resume the later record wins
     return [scalars[k] for k in sorted(scalars)], events

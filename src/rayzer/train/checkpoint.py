@@ -103,6 +103,34 @@ def list_checkpoints(out_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+SUPERSEDED_DIR = "superseded"
+
+
+def supersede_later_checkpoints(out_dir: str | Path, step: int) -> list[Path]:
+    """Move a run's checkpoints newer than ``step`` out of the way; returns their new paths.
+
+    Resuming a run from an older checkpoint starts a new branch of it. The newer checkpoints of
+    the old branch must not stay where ``--resume auto`` and keep-last pruning look (both go by
+    step number, and would pick or keep the abandoned branch), yet nothing already written may
+    be lost: they move to ``checkpoints/superseded/<time>/step_N``.
+    """
+    later = [p for p in list_checkpoints(out_dir) if int(_STEP_DIR.match(p.name).group(1)) > step]
+    if not later:
+        return []
+    dest = checkpoint_root(out_dir) / SUPERSEDED_DIR / time.strftime("%Y%m%d-%H%M%S")
+    suffix = 0
+    while dest.exists():  # two resumes within one second
+        suffix += 1
+        dest = dest.with_name(f"{dest.name.split('.')[0]}.{suffix}")
+    dest.mkdir(parents=True)
+    moved = []
+    for p in later:
+        os.replace(p, dest / p.name)
+        moved.append(dest / p.name)
+    _fsync_dir(checkpoint_root(out_dir))
+    return moved
+
+
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
     """The newest complete checkpoint of a run, or None."""
     ckpts = list_checkpoints(out_dir)

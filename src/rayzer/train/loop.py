@@ -60,6 +60,7 @@ from rayzer.train.checkpoint import (
     rng_state,
     save_checkpoint,
     set_rng_state,
+    supersede_later_checkpoints,
 )
 from rayzer.train.checkpoint import latest_checkpoint as find_latest
 from rayzer.train.logger import RunLogger, image_grid
@@ -215,8 +216,16 @@ class Trainer:
 
         self.step = 0
         self.resumed_from: Path | None = None
+        superseded: list[Path] = []
         if ckpt is not None:
             self._restore(ckpt)
+            if self.ctx.is_main and self._in_out_dir(ckpt):
+                superseded = supersede_later_checkpoints(self.out_dir, self.step)
+            if superseded:
+                log.warning(
+                    f"resumed from step {self.step} of a run that went further: its "
+                    f"{len(superseded)} later checkpoint(s) moved to {superseded[0].parent}"
+                )
 
         # Opened before anything is written: a bad data.source fails without leaving a run folder.
         self.stream = TrainStream(
@@ -228,6 +237,10 @@ class Trainer:
             require_poses=cfg.model.name != "rayzer",  # LVSM trains on ground-truth cameras
         )
         self.logger = RunLogger(self.out_dir, enabled=self.ctx.is_main)
+        if ckpt is not None:  # readers drop the logged steps after this one (an abandoned branch)
+            self.logger.event(
+                self.step, "resume", checkpoint=str(ckpt), superseded=[str(p) for p in superseded]
+            )
         if self.ctx.is_main:
             (self.out_dir / "config.yaml").write_text(config_to_yaml(cfg))
         self._stop_signal: str | None = None
@@ -247,7 +260,19 @@ class Trainer:
             return None
         if str(resume) == "auto":
             return find_latest(self.out_dir)
-        return resolve_checkpoint(resume)
+        ckpt = resolve_checkpoint(resume)
+        if not self._in_out_dir(ckpt) and find_latest(self.out_dir) is not None:
+            raise ValueError(
+                f"{self.out_dir} already holds checkpoints of another run; resume {ckpt} into "
+                "its own run directory or into an empty --out"
+            )
+        return ckpt
+
+    def _in_out_dir(self, ckpt: Path) -> bool:
+        """True if checkpoint ``ckpt`` belongs to this trainer's run directory."""
+        return ckpt.parent.name == CHECKPOINT_DIR and (
+            ckpt.parent.parent.resolve() == self.out_dir.resolve()
+        )
 
     def _restore(self, path: Path) -> None:
         loaded = load_checkpoint(path, self.model)
@@ -445,22 +470,31 @@ class Trainer:
         ]
         max_norm = self.cfg.train.grad_clip if self.cfg.train.grad_clip > 0 else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        head_norm = 0.0
         if head is not None:  # clipped on its own: its cross-entropy must not shrink the
-            # photometric updates of the rest of the model (or trip the spike guard)
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in head.parameters() if p.grad is not None], max_norm
+            # photometric updates of the rest of the model (or trip the spike guard's median)
+            head_norm = float(
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in head.parameters() if p.grad is not None], max_norm
+                )
             )
         lr = float(self.optimizer.param_groups[0]["lr"])
         threshold = self.guard.threshold()
-        skipped = self.guard.check(grad_norm)
+        # A non-finite head gradient skips the whole update too (it would write NaN weights).
+        skipped = self.guard.check(grad_norm if math.isfinite(head_norm) else math.nan)
         if skipped:
             if self.ctx.is_main:
                 log.warning(
-                    f"step {self.step + 1}: skipped update, grad norm {grad_norm:.4g} "
-                    f"(threshold {threshold:.4g}); {self.guard.skipped} skipped so far"
+                    f"step {self.step + 1}: skipped update, grad norm {grad_norm:.4g}, "
+                    f"sense head {head_norm:.4g} (threshold {threshold:.4g}); "
+                    f"{self.guard.skipped} skipped so far"
                 )
             self.logger.event(
-                self.step + 1, "skipped_update", grad_norm=grad_norm, threshold=threshold
+                self.step + 1,
+                "skipped_update",
+                grad_norm=grad_norm,
+                head_grad_norm=head_norm,
+                threshold=threshold,
             )
         else:
             self.optimizer.step()
