@@ -27,7 +27,9 @@ def rotation_angle_deg(rot: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1.0) / 2.0, -1.0, 1.0))))
 
 
-def two_view_rotation(img1: np.ndarray, img2: np.ndarray, K: np.ndarray, sift) -> tuple[np.ndarray | None, int]:
+def two_view_rotation(
+    img1: np.ndarray, img2: np.ndarray, K: np.ndarray, sift
+) -> tuple[np.ndarray | None, int]:
     """Relative rotation cam1 -> cam2 (OpenCV: x2 = R x1 + t) or None; and the match count."""
     k1, d1 = sift.detectAndCompute(cv2.cvtColor(img1, cv2.COLOR_RGB2GRAY), None)
     k2, d2 = sift.detectAndCompute(cv2.cvtColor(img2, cv2.COLOR_RGB2GRAY), None)
@@ -47,15 +49,21 @@ def two_view_rotation(img1: np.ndarray, img2: np.ndarray, K: np.ndarray, sift) -
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--clips", type=int, default=48)
-    ap.add_argument("--prior-focal", type=float, default=0.0, help="focal / width; 0 = the true focal")
+    ap.add_argument(
+        "--prior-focal", type=float, default=0.0, help="focal / width; 0 = the true focal"
+    )
     args = ap.parse_args()
     sift = cv2.SIFT_create()
     rows: dict[int, list[tuple[float, float, float, int]]] = {g: [] for g in GAPS}
     for seed in list(TEST_SEEDS)[: args.clips]:
-        clip = render_clip(seed, SynthConfig(family="orbit", frames=24, height=args.size, width=args.size))
+        clip = render_clip(
+            seed, SynthConfig(family="orbit", frames=24, height=args.size, width=args.size)
+        )
         imgs = (clip.images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         h, w = imgs.shape[1:3]
         f = float(clip.K[0, 0]) if args.prior_focal == 0 else args.prior_focal * w
@@ -69,7 +77,9 @@ def main() -> None:
             else:
                 err = rotation_angle_deg(est.T @ true)
                 rows[gap].append((rotation_angle_deg(true), rotation_angle_deg(est), err, n))
-    print(f"size {args.size}, {args.clips} clips, focal {'true' if args.prior_focal == 0 else args.prior_focal}")
+    print(
+        f"size {args.size}, {args.clips} clips, focal {'true' if args.prior_focal == 0 else args.prior_focal}"
+    )
     print("| gap | true rot. | est. rot. | error (median) | error < 10° | failed | matches |")
     print("|---|---|---|---|---|---|---|")
     for gap, r in rows.items():
