@@ -93,6 +93,30 @@ def test_failed_write_leaves_previous_checkpoints_intact(tmp_path, tiny_config, 
     assert again == good and torch.load(good / STATE_FILE, weights_only=True)["x"] == 1
 
 
+def test_a_resave_cut_between_its_renames_loses_nothing(tmp_path, tiny_config):
+    """Re-saving a step moves the old copy to .old-step_N-PID before the new one is renamed in.
+    If the process dies between the two renames, the step is still listed (from the .old copy)
+    and the next save puts it back in place."""
+    cfg = tiny_config()
+    model = RayZer(cfg.model)
+    save_checkpoint(tmp_path, 1, model, {"x": 0}, cfg)
+    step2 = save_checkpoint(tmp_path, 2, model, {"x": 2}, cfg)
+    cut = step2.parent / ".old-step_000002-4242"
+    step2.rename(cut)  # the state right after the first rename of a re-save of step 2
+    (step2.parent / ".tmp-step_000002-4242").mkdir()  # the unfinished new copy
+    assert list_checkpoints(tmp_path)[-1] == cut
+    assert latest_checkpoint(tmp_path) == cut
+    assert load_checkpoint(tmp_path, model).step == 2
+    save_checkpoint(tmp_path, 3, model, {"x": 3}, cfg)
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        "step_000001",
+        "step_000002",
+        "step_000003",
+    ]
+    assert torch.load(step2 / STATE_FILE, weights_only=True)["x"] == 2
+    assert not cut.exists()
+
+
 def test_keep_last_k(tmp_path, tiny_config):
     cfg = tiny_config()
     model = RayZer(cfg.model)

@@ -90,17 +90,50 @@ def checkpoint_root(out_dir: str | Path) -> Path:
     return Path(out_dir) / CHECKPOINT_DIR
 
 
+#: ``.old-step_N-PID``: a checkpoint being replaced by a re-save of the same step (see
+#: :func:`save_checkpoint`); complete, and the only copy of step N if the swap was interrupted.
+_OLD_STEP_DIR = re.compile(r"^\.old-step_(\d+)-\d+$")
+
+
+def checkpoint_step(path: Path) -> int:
+    """Step number of a checkpoint directory listed by :func:`list_checkpoints`."""
+    m = _STEP_DIR.match(path.name) or _OLD_STEP_DIR.match(path.name)
+    if m is None:
+        raise ValueError(f"{str(path)!r} is not a checkpoint directory (step_N)")
+    return int(m.group(1))
+
+
 def list_checkpoints(out_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (temporary directories are ignored)."""
+    """Complete checkpoints of a run, oldest first (temporary directories are ignored).
+
+    A step whose re-save was interrupted between its two renames is listed by its
+    ``.old-step_N-PID`` directory (the next save of the run puts it back in place).
+    """
     root = checkpoint_root(out_dir)
     if not root.is_dir():
         return []
-    found = []
-    for p in root.iterdir():
-        m = _STEP_DIR.match(p.name)
+    found: dict[int, Path] = {}
+    for p in sorted(root.iterdir()):
+        m = _STEP_DIR.match(p.name) or _OLD_STEP_DIR.match(p.name)
         if m and p.is_dir() and (p / MODEL_FILE).is_file():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
+            step = int(m.group(1))
+            if step not in found or _STEP_DIR.match(p.name):  # step_N wins over a leftover
+                found[step] = p
+    return [found[k] for k in sorted(found)]
+
+
+def _restore_interrupted_resaves(root: Path) -> None:
+    """Put back ``.old-step_N-PID`` directories whose ``step_N`` is missing (a re-save cut
+    between its two renames) and delete those whose ``step_N`` exists (cut after them)."""
+    for p in root.iterdir():
+        m = _OLD_STEP_DIR.match(p.name)
+        if m is None or not p.is_dir():
+            continue
+        final = root / f"step_{int(m.group(1)):06d}"
+        if final.exists():
+            shutil.rmtree(p, ignore_errors=True)
+        elif (p / MODEL_FILE).is_file():
+            os.replace(p, final)
 
 
 SUPERSEDED_DIR = "superseded"
@@ -114,7 +147,7 @@ def supersede_later_checkpoints(out_dir: str | Path, step: int) -> list[Path]:
     step number, and would pick or keep the abandoned branch), yet nothing already written may
     be lost: they move to ``checkpoints/superseded/<time>/step_N``.
     """
-    later = [p for p in list_checkpoints(out_dir) if int(_STEP_DIR.match(p.name).group(1)) > step]
+    later = [p for p in list_checkpoints(out_dir) if checkpoint_step(p) > step]
     if not later:
         return []
     dest = checkpoint_root(out_dir) / SUPERSEDED_DIR / time.strftime("%Y%m%d-%H%M%S")
@@ -125,8 +158,9 @@ def supersede_later_checkpoints(out_dir: str | Path, step: int) -> list[Path]:
     dest.mkdir(parents=True)
     moved = []
     for p in later:
-        os.replace(p, dest / p.name)
-        moved.append(dest / p.name)
+        name = f"step_{checkpoint_step(p):06d}"
+        os.replace(p, dest / name)
+        moved.append(dest / name)
     _fsync_dir(checkpoint_root(out_dir))
     return moved
 
@@ -205,6 +239,7 @@ def save_checkpoint(
     """
     root = checkpoint_root(out_dir)
     root.mkdir(parents=True, exist_ok=True)
+    _restore_interrupted_resaves(root)
     final = root / f"step_{step:06d}"
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
     if tmp.exists():
