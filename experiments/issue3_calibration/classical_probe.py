@@ -77,17 +77,17 @@ def main() -> None:
             else:
                 err = rotation_angle_deg(est.T @ true)
                 rows[gap].append((rotation_angle_deg(true), rotation_angle_deg(est), err, n))
-    print(
-        f"size {args.size}, {args.clips} clips, focal {'true' if args.prior_focal == 0 else args.prior_focal}"
-    )
+    focal = "true" if args.prior_focal == 0 else args.prior_focal
+    print(f"size {args.size}, {args.clips} clips, focal {focal}")
     print("| gap | true rot. | est. rot. | error (median) | error < 10° | failed | matches |")
     print("|---|---|---|---|---|---|---|")
     for gap, r in rows.items():
         a = np.array(r, float)
         ok = ~np.isnan(a[:, 1])
+        true_rot, est_rot, err = np.median(a[:, 0]), np.median(a[ok, 1]), np.median(a[ok, 2])
         print(
-            f"| {gap} | {np.median(a[:, 0]):.1f}° | {np.median(a[ok, 1]):.1f}° | {np.median(a[ok, 2]):.1f}° "
-            f"| {np.mean(a[ok, 2] < 10):.2f} | {1 - ok.mean():.2f} | {np.median(a[:, 3]):.0f} |"
+            f"| {gap} | {true_rot:.1f}° | {est_rot:.1f}° | {err:.1f}° | {np.mean(a[ok, 2] < 10):.2f} "
+            f"| {1 - ok.mean():.2f} | {np.median(a[:, 3]):.0f} |"
         )
 
 

@@ -459,6 +459,46 @@ def test_resume_from_an_older_checkpoint_starts_a_branch(tmp_path, tiny_config):
     _train(tiny_config("train.steps=1"), other)
     with pytest.raises(ValueError, match="another run"):
         Trainer(cfg, tmp_path, resume=other)
+    # nor can a superseded one (it is another branch), and the message says which it is
+    with pytest.raises(ValueError, match="superseded checkpoint of this run"):
+        Trainer(cfg, tmp_path, resume=moved / "step_000006")
+
+
+def test_resume_branch_edge_cases(tmp_path, tiny_config):
+    """A symlink to the run's own checkpoint is the run's; a leftover .old copy of a later step
+    (an interrupted re-save) moves with its branch; a resume that fails to open its data
+    moves nothing."""
+    cfg = tiny_config("train.steps=4", "train.ckpt_every=2", "train.keep_last=0")
+    run = tmp_path / "run"
+    _train(cfg, run)
+    ckpts = run / "checkpoints"
+    (ckpts / "step_000004").rename(ckpts / ".old-step_000004-999")  # cut re-save of step 4
+    with pytest.raises(ValueError, match="no such file or folder"):
+        Trainer(tiny_config("data.source=/no/such/data"), run, resume=ckpts / "step_000002")
+    assert [p.name for p in list_checkpoints(run)] == ["step_000002", ".old-step_000004-999"]
+    link = tmp_path / "link"
+    link.symlink_to(ckpts / "step_000002")
+    trainer, _ = _train(tiny_config("train.steps=3", "train.ckpt_every=2"), run, resume=link)
+    assert trainer.step == 3
+    assert [p.name for p in list_checkpoints(run)] == ["step_000002", "step_000003"]
+    (moved,) = (ckpts / SUPERSEDED_DIR).iterdir()
+    assert [p.name for p in moved.iterdir()] == ["step_000004"]
+
+
+def test_metrics_readers_drop_an_abandoned_branch(tmp_path):
+    lines = [
+        {"step": 1, "loss": 1.0},
+        {"step": 2, "loss": 0.9},
+        {"step": 2, "event": "checkpoint"},
+        {"step": 3, "loss": 0.8},
+        {"step": 3, "event": "skipped_update", "grad_norm": 9.0},
+        {"step": 2, "event": "resume", "checkpoint": "step_000002"},
+        {"step": 3, "loss": 0.7},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    scalars, events = read_metrics(tmp_path)
+    assert [(r["step"], r["loss"]) for r in scalars] == [(1, 1.0), (2, 0.9), (3, 0.7)]
+    assert [e["event"] for e in events] == ["checkpoint", "resume"]
 
 
 def _stream(trainer, cfg):

@@ -24,7 +24,10 @@ def run_dir_of(ckpt: Path) -> Path:
 
 
 def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Scalar records (deduplicated by step, sorted) and events of a run's ``metrics.jsonl``."""
+    """Scalar records (deduplicated by step, sorted) and events of a run's ``metrics.jsonl``.
+
+    A ``resume`` event drops what was logged for later steps before it (an abandoned branch).
+    """
     path = run_dir / METRICS_FILE
     if not path.is_file():
         return [], []
@@ -38,9 +41,11 @@ def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, An
         except json.JSONDecodeError:
             continue  # a line cut by a crash
         if "event" in rec:
-            events.append(rec)
             if rec["event"] == "resume":  # steps logged after the resumed one were abandoned
-                scalars = {k: v for k, v in scalars.items() if k <= int(rec["step"])}
+                step = int(rec["step"])
+                scalars = {k: v for k, v in scalars.items() if k <= step}
+                events = [e for e in events if int(e.get("step", 0)) <= step]
+            events.append(rec)
         elif "step" in rec:
             scalars[int(rec["step"])] = rec  # after a resume the later record wins
     return [scalars[k] for k in sorted(scalars)], events

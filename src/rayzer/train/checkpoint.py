@@ -147,6 +147,9 @@ def supersede_later_checkpoints(out_dir: str | Path, step: int) -> list[Path]:
     step number, and would pick or keep the abandoned branch), yet nothing already written may
     be lost: they move to ``checkpoints/superseded/<time>/step_N``.
     """
+    root = checkpoint_root(out_dir)
+    if root.is_dir():  # an interrupted re-save's .old copy must move with its branch
+        _restore_interrupted_resaves(root)
     later = [p for p in list_checkpoints(out_dir) if checkpoint_step(p) > step]
     if not later:
         return []

@@ -56,7 +56,13 @@ class RunLogger:
         tensorboard: try to open a TensorBoard writer.
     """
 
-    def __init__(self, out_dir: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        enabled: bool = True,
+        tensorboard: bool = True,
+        purge_step: int | None = None,
+    ) -> None:
         self.enabled = enabled
         self.out_dir = Path(out_dir)
         self.writer = None
@@ -74,7 +80,9 @@ class RunLogger:
                     stacklevel=2,
                 )
             else:
-                self.writer = SummaryWriter(log_dir=str(self.out_dir / TB_DIR))
+                self.writer = SummaryWriter(
+                    log_dir=str(self.out_dir / TB_DIR), purge_step=purge_step
+                )
 
     def scalars(self, step: int, values: dict[str, float], prefix: str = "train") -> None:
         """One JSON line ``{"step": …, **values}`` and TensorBoard scalars ``prefix/key``."""

@@ -55,6 +55,7 @@ from rayzer.models.sense import sense_labels
 from rayzer.models.views import gather_views
 from rayzer.train.checkpoint import (
     CHECKPOINT_DIR,
+    SUPERSEDED_DIR,
     load_checkpoint,
     resolve_checkpoint,
     rng_state,
@@ -216,18 +217,11 @@ class Trainer:
 
         self.step = 0
         self.resumed_from: Path | None = None
-        superseded: list[Path] = []
         if ckpt is not None:
             self._restore(ckpt)
-            if self.ctx.is_main and self._in_out_dir(ckpt):
-                superseded = supersede_later_checkpoints(self.out_dir, self.step)
-            if superseded:
-                log.warning(
-                    f"resumed from step {self.step} of a run that went further: its "
-                    f"{len(superseded)} later checkpoint(s) moved to {superseded[0].parent}"
-                )
 
-        # Opened before anything is written: a bad data.source fails without leaving a run folder.
+        # Opened before anything is written: a bad data.source fails without leaving a run folder
+        # (or moving a resumed run's checkpoints).
         self.stream = TrainStream(
             cfg.data,
             tc.seed,
@@ -236,7 +230,20 @@ class Trainer:
             start=self.step * self.layout.grad_accum,
             require_poses=cfg.model.name != "rayzer",  # LVSM trains on ground-truth cameras
         )
-        self.logger = RunLogger(self.out_dir, enabled=self.ctx.is_main)
+        superseded: list[Path] = []
+        if ckpt is not None and self.ctx.is_main and self._in_out_dir(ckpt):
+            superseded = supersede_later_checkpoints(self.out_dir, self.step)
+            if superseded:
+                log.warning(
+                    f"resumed from step {self.step} of a run that went further: its "
+                    f"{len(superseded)} later checkpoint(s) moved to {superseded[0].parent}"
+                )
+        # On resume, TensorBoard drops what an earlier branch logged after this step.
+        self.logger = RunLogger(
+            self.out_dir,
+            enabled=self.ctx.is_main,
+            purge_step=self.step + 1 if ckpt is not None else None,
+        )
         if ckpt is not None:  # readers drop the logged steps after this one (an abandoned branch)
             self.logger.event(
                 self.step, "resume", checkpoint=str(ckpt), superseded=[str(p) for p in superseded]
@@ -262,17 +269,22 @@ class Trainer:
             return find_latest(self.out_dir)
         ckpt = resolve_checkpoint(resume)
         if not self._in_out_dir(ckpt) and find_latest(self.out_dir) is not None:
+            root = (self.out_dir / CHECKPOINT_DIR / SUPERSEDED_DIR).resolve()
+            whose = (
+                "a superseded checkpoint of this run"
+                if ckpt.resolve().is_relative_to(root)
+                else "a checkpoint of another run"
+            )
             raise ValueError(
-                f"{self.out_dir} already holds checkpoints of another run; resume {ckpt} into "
+                f"{self.out_dir} already holds checkpoints and {ckpt} is {whose}; resume it into "
                 "its own run directory or into an empty --out"
             )
         return ckpt
 
     def _in_out_dir(self, ckpt: Path) -> bool:
-        """True if checkpoint ``ckpt`` belongs to this trainer's run directory."""
-        return ckpt.parent.name == CHECKPOINT_DIR and (
-            ckpt.parent.parent.resolve() == self.out_dir.resolve()
-        )
+        """True if checkpoint ``ckpt`` (symlinks resolved) is one of this run's checkpoints."""
+        real = ckpt.resolve()
+        return real.parent == (self.out_dir / CHECKPOINT_DIR).resolve()
 
     def _restore(self, path: Path) -> None:
         loaded = load_checkpoint(path, self.model)
@@ -484,10 +496,10 @@ class Trainer:
         skipped = self.guard.check(grad_norm if math.isfinite(head_norm) else math.nan)
         if skipped:
             if self.ctx.is_main:
+                head_note = f", sense head {head_norm:.4g}" if head is not None else ""
                 log.warning(
-                    f"step {self.step + 1}: skipped update, grad norm {grad_norm:.4g}, "
-                    f"sense head {head_norm:.4g} (threshold {threshold:.4g}); "
-                    f"{self.guard.skipped} skipped so far"
+                    f"step {self.step + 1}: skipped update, grad norm {grad_norm:.4g}{head_note} "
+                    f"(threshold {threshold:.4g}); {self.guard.skipped} skipped so far"
                 )
             self.logger.event(
                 self.step + 1,
