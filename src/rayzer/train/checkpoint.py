@@ -153,7 +153,7 @@ def supersede_later_checkpoints(out_dir: str | Path, step: int) -> list[Path]:
     later = [p for p in list_checkpoints(out_dir) if checkpoint_step(p) > step]
     if not later:
         return []
-    dest = checkpoint_root(out_dir) / SUPERSEDED_DIR / time.strftime("%Y%m%d-%H%M%S")
+    dest = root / SUPERSEDED_DIR / time.strftime("%Y%m%d-%H%M%S")
     suffix = 0
     while dest.exists():  # two resumes within one second
         suffix += 1
@@ -164,7 +164,7 @@ def supersede_later_checkpoints(out_dir: str | Path, step: int) -> list[Path]:
         name = f"step_{checkpoint_step(p):06d}"
         os.replace(p, dest / name)
         moved.append(dest / name)
-    _fsync_dir(checkpoint_root(out_dir))
+    _fsync_dir(root)
     return moved
 
 
