@@ -8,12 +8,12 @@ import torch
 
 from rayzer.config import TrainConfig
 from rayzer.models import LVSM, RayZer
+from rayzer.nn.param_groups import split_decay_params
 from rayzer.train.optim import (
     GradSpikeGuard,
     WarmupCosine,
     build_optimizer,
     build_scheduler,
-    split_decay_params,
     translation_gain,
 )
 
