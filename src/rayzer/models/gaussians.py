@@ -1,0 +1,226 @@
+"""Explicit-3D scene parts shared by E-RayZer and NAS3R: pixel-aligned 3D Gaussians.
+
+Both models predict one Gaussian per input pixel, centred on the pixel's ray through the
+*predicted* camera, and render target views with the differentiable rasterizer of
+:mod:`rayzer.render`, so the photometric loss reaches cameras and depths through physics
+(GAUSSIANS.md §1).
+
+Conventions: OpenCV camera-to-world ``c2w`` (B, V, 4, 4); normalised intrinsics ``K_norm``
+(B, V, 4) = (fx/W, fy/H, cx/W, cy/H) inside the models, pixels only at the rasterizer call;
+quaternions (w, x, y, z); scales are standard deviations in world units (the model's own frame
+and scale); colours as spherical-harmonic coefficients in the 3DGS layout (DC first; colour =
+0.5 + SH·basis, so an all-zero SH is mid grey).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rayzer.geometry import camera_rays, matrix_to_quaternion, quaternion_multiply
+from rayzer.geometry.intrinsics import denormalize_intrinsics
+from rayzer.models.base import Rendered
+
+#: Zeroth spherical-harmonic basis value 1 / (2·sqrt(pi)): colour = 0.5 + SH_C0 · dc.
+SH_C0 = 0.28209479177387814
+
+
+def sh_num_coeffs(degree: int) -> int:
+    """Number of SH coefficients per colour channel for ``degree`` (0 → 1, 3 → 16, 4 → 25)."""
+    if degree < 0:
+        raise ValueError(f"SH degree must be >= 0, got {degree}")
+    return (degree + 1) ** 2
+
+
+def rgb_to_sh_dc(rgb: Tensor) -> Tensor:
+    """RGB in [0, 1] (..., 3) → the DC SH coefficient (..., 3) that renders as that colour."""
+    return (rgb - 0.5) / SH_C0
+
+
+def sh_band_damping(degree: int, base: float = 0.1, decay: float = 0.25) -> Tensor:
+    """Per-coefficient multipliers (K,) = 1 for the DC term, ``base · decay**l`` for band l ≥ 1.
+
+    Why: view-dependent colour is a few-pixel effect that a freshly initialised network would
+    otherwise use to explain geometry errors away; damped higher bands start near zero and are
+    learned slowly (the pixelSplat / NAS3R practice).
+    """
+    mult = torch.ones(sh_num_coeffs(degree))
+    for band in range(1, degree + 1):
+        mult[band**2 : (band + 1) ** 2] = base * decay**band
+    return mult
+
+
+@dataclass
+class GaussianScene:
+    """A set of 3D Gaussians per sample, built from Vi input views of H × W pixels.
+
+    Attributes:
+        means: (B, N, 3) centres, world frame (the model's canonical frame and scale).
+        quats: (B, N, 4) unit quaternions (w, x, y, z), Gaussian-to-world rotation.
+        scales: (B, N, 3) standard deviations along the Gaussian's axes, world units.
+        opacities: (B, N) in (0, 1).
+        sh: (B, N, (d + 1)², 3) SH colour coefficients of degree d = ``sh_degree``.
+        sh_degree: d.
+        input_depth: (B, Vi, 1, H, W) camera z-depth of every input pixel's Gaussian centre.
+        c2w: (B, Vi, 4, 4) the input cameras the Gaussians were lifted with.
+        K_norm: (B, Vi, 4) their normalised intrinsics.
+    Gaussians are ordered view-major then row-major (N = Vi·H·W): Gaussian ``(v·H + i)·W + j``
+    sits on pixel (i, j) of input view v.
+    """
+
+    means: Tensor
+    quats: Tensor
+    scales: Tensor
+    opacities: Tensor
+    sh: Tensor
+    sh_degree: int
+    input_depth: Tensor
+    c2w: Tensor
+    K_norm: Tensor
+
+    @property
+    def num_gaussians(self) -> int:
+        return self.means.shape[1]
+
+    def to_render_args(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`rayzer.render.rasterize` describing the Gaussians."""
+        return {
+            "means": self.means,
+            "quats": self.quats,
+            "scales": self.scales,
+            "opacities": self.opacities,
+            "colors": self.sh,
+            "sh_degree": self.sh_degree,
+        }
+
+    def detach(self) -> GaussianScene:
+        """A copy with every tensor detached (e.g. for export or test-time refinement)."""
+        return replace(
+            self,
+            **{
+                f.name: getattr(self, f.name).detach()
+                for f in fields(self)
+                if isinstance(getattr(self, f.name), Tensor)
+            },
+        )
+
+
+def pixel_rays(
+    c2w: Tensor, K_norm: Tensor, height: int, width: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-pixel rays of cameras c2w (B, V, 4, 4), K_norm (B, V, 4).
+
+    Returns:
+        origins (B, V, H, W, 3), unit directions (B, V, H, W, 3) and ``cos_z`` (B, V, H, W),
+        the cosine between each ray and its camera's optical axis: a point at distance ``t``
+        along the unit ray has camera z-depth ``t · cos_z``.
+    """
+    origins, dirs = camera_rays(
+        c2w, K_norm, height, width, normalized_intrinsics=True, normalize_dirs=False
+    )
+    # Un-normalised directions have camera-frame z = 1, so |dir| = 1 / cos(angle to the axis).
+    norm = dirs.norm(dim=-1)
+    return origins, dirs / norm[..., None], norm.reciprocal()
+
+
+def flatten_pixels(x: Tensor) -> Tensor:
+    """(B, V, C, H, W) per-pixel channels → (B, V·H·W, C), in :class:`GaussianScene` order."""
+    b, v, c, h, w = x.shape
+    return x.permute(0, 1, 3, 4, 2).reshape(b, v * h * w, c)
+
+
+def pixel_quaternions(quat_raw: Tensor, c2w: Tensor) -> Tensor:
+    """Per-pixel raw rotations (B, V, 4, H, W) in the camera frame → world unit quaternions
+    (B, V·H·W, 4), (w, x, y, z).
+
+    The raw output is biased towards the identity (+ (1, 0, 0, 0)) so that a near-zero output is
+    a well-defined rotation, normalised, and rotated into the world by the camera's rotation: a
+    Gaussian's shape is predicted relative to the camera that sees it.
+    """
+    b, v, _, h, w = quat_raw.shape
+    quat_cam = F.normalize(
+        flatten_pixels(quat_raw) + quat_raw.new_tensor([1.0, 0.0, 0.0, 0.0]), dim=-1
+    )
+    q_view = matrix_to_quaternion(c2w[..., :3, :3])  # (B, V, 4)
+    q_view = q_view[:, :, None].expand(b, v, h * w, 4).reshape(b, v * h * w, 4)
+    return F.normalize(quaternion_multiply(q_view, quat_cam), dim=-1)
+
+
+def pixel_sh(sh_raw: Tensor, degree: int) -> Tensor:
+    """Per-pixel SH channels (B, V, 3·(d+1)², H, W), colour-major → (B, V·H·W, (d+1)², 3)."""
+    k = sh_num_coeffs(degree)
+    if sh_raw.shape[2] != 3 * k:
+        raise ValueError(f"expected {3 * k} SH channels for degree {degree}, got {sh_raw.shape[2]}")
+    return flatten_pixels(sh_raw).unflatten(-1, (3, k)).transpose(-1, -2).contiguous()
+
+
+def render_gaussians(
+    scene: GaussianScene,
+    c2w: Tensor,
+    K_norm: Tensor,
+    height: int,
+    width: int,
+    background: Sequence[float] | Tensor | None,
+    near: float,
+    backend: str = "auto",
+) -> Rendered:
+    """Rasterize ``scene`` at cameras c2w (B, Vt, 4, 4), K_norm (B, Vt, 4) into H × W images.
+
+    Any camera and any size: the Gaussians do not depend on the training resolution. RGB is
+    clamped to [0, 1] (composited SH colours may leave it slightly). ``background``: RGB in [0, 1]
+    (e.g. white ``(1, 1, 1)``, E-RayZer's choice) or None (the rasterizer's default, black).
+    """
+    from rayzer.render import rasterize  # render ← models: imported where it is used
+
+    K_px = denormalize_intrinsics(K_norm, height, width)
+    bg = None
+    if background is not None:
+        bg = torch.as_tensor(background, dtype=scene.means.dtype, device=scene.means.device)
+    out = rasterize(
+        **scene.to_render_args(),
+        c2w=c2w,
+        K=K_px,
+        width=width,
+        height=height,
+        background=bg,
+        near=near,
+        backend=backend,
+    )
+    return Rendered(rgb=out.rgb.clamp(0.0, 1.0), depth=out.depth, alpha=out.alpha)
+
+
+def photometric_terms(
+    render: Tensor, target: Tensor, perceptual: nn.Module | None, perceptual_weight: float
+) -> dict[str, Tensor]:
+    """MSE + λ·perceptual of renders against targets, both (B, Vt, 3, H, W) in [0, 1].
+
+    Returns ``"loss"`` (differentiable) and detached ``"mse"``, ``"psnr"`` (mean over target
+    images of the per-image PSNR, peak 1) and, when λ > 0, ``"perceptual"``. The terms are
+    computed in fp32 (the renders may come out of bf16 autocast).
+
+    Raises:
+        ValueError: λ > 0 and no perceptual module was given.
+    """
+    render, target = render.float(), target.float()
+    per_image = (render - target).square().flatten(-3).mean(-1)  # (B, Vt)
+    mse = per_image.mean()
+    terms = {
+        "mse": mse.detach(),
+        "psnr": (-10.0 * torch.log10(per_image.detach().clamp_min(1e-10))).mean(),
+    }
+    loss = mse
+    if perceptual_weight > 0:
+        if perceptual is None:
+            raise ValueError(
+                f"perceptual_weight={perceptual_weight} needs a perceptual module (got None)"
+            )
+        perc = perceptual(render, target)
+        terms["perceptual"] = perc.detach()
+        loss = loss + perceptual_weight * perc
+    terms["loss"] = loss
+    return terms
