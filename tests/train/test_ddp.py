@@ -58,7 +58,9 @@ def test_two_process_ddp_matches_one_process(tmp_path, tiny_config, tiny_overrid
     ref = dict(single.model.named_parameters())
     start = RayZer(cfg.model)  # same seed → the common initial weights
     for n, p in ddp_model.named_parameters():
-        torch.testing.assert_close(p.detach(), ref[n].detach(), atol=1e-5, rtol=0, msg=n)
+        # rtol: float32 sums in another order differ by a few ulps of the value (the sweep's
+        # view sharpness is ~10, where 1e-5 is ~10 ulps); atol for values near 0.
+        torch.testing.assert_close(p.detach(), ref[n].detach(), atol=1e-5, rtol=2e-6, msg=n)
     moved = max((ref[n].detach() - p.detach()).abs().max() for n, p in start.named_parameters())
     assert moved > 1e-3  # the runs trained; equality is not trivial
     # the logged (rank-averaged) losses agree too

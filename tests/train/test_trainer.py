@@ -51,7 +51,9 @@ def test_accumulation_matches_one_large_batch(tmp_path, tiny_config, extra):
         params, losses = results[accum]
         assert losses == pytest.approx(ref_losses, rel=1e-5)
         for n, p in params.items():
-            torch.testing.assert_close(p, ref_params[n], atol=1e-5, rtol=0, msg=n)
+            # rtol: float32 sums in another order differ by a few ulps of the value (the sweep's
+            # view sharpness is ~10, where 1e-5 is ~10 ulps); atol for values near 0.
+            torch.testing.assert_close(p, ref_params[n], atol=1e-5, rtol=2e-6, msg=n)
     # and the parameters did move (the comparison is not vacuous)
     fresh = Trainer(tiny_config(*extra), tmp_path / "fresh")
     fresh.close()
