@@ -172,10 +172,11 @@ def render_gaussians(
     """Rasterize ``scene`` at cameras c2w (B, Vt, 4, 4), K_norm (B, Vt, 4) into H × W images.
 
     Any camera and any size: the Gaussians do not depend on the training resolution. RGB is
-    clamped to [0, 1] (composited SH colours may leave it slightly). ``background``: RGB in [0, 1]
+    clamped to [0, 1] (composited SH colours may leave it slightly); depth is the expected
+    camera z of the visible surface (alpha-normalised, 0 where alpha ≈ 0). ``background``: RGB in [0, 1]
     (e.g. white ``(1, 1, 1)``, E-RayZer's choice) or None (the rasterizer's default, black).
     """
-    from rayzer.render import rasterize  # render ← models: imported where it is used
+    from rayzer.render.rasterize import rasterize  # render ← models: imported where used
 
     K_px = denormalize_intrinsics(K_norm, height, width)
     bg = None
@@ -191,7 +192,9 @@ def render_gaussians(
         near=near,
         backend=backend,
     )
-    return Rendered(rgb=out.rgb.clamp(0.0, 1.0), depth=out.depth, alpha=out.alpha)
+    # The rasterizer's depth is alpha-weighted (Σ w·z); the interface's depth is the z of what
+    # is seen, so divide by alpha (0 where nothing is drawn).
+    return Rendered(rgb=out.rgb.clamp(0.0, 1.0), depth=out.expected_depth(), alpha=out.alpha)
 
 
 def photometric_terms(

@@ -111,7 +111,7 @@ class NAS3RConfig:
     scale_mult: float = 0.1
     scale_max: float = 0.3
     fov_init: float = 2 * math.atan(0.5)
-    near_plane: float = 0.05
+    near_plane: float = 0.25
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     perceptual_weight: float = 0.05
     render_backend: str = "auto"
