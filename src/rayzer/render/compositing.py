@@ -46,8 +46,7 @@ K_BLOCK = 256  # Gaussians per block along a tile's list
 ALPHA_MAX = 0.999
 T_MIN = 1e-4
 _LOG_ALPHA_MAX = math.log(ALPHA_MAX)
-_LOG_T_MIN = math.log(T_MIN)
-_DEAD = -1.0e4  # log-alpha of padding slots and log-T of pixels outside the image: exp() == 0
+_DEAD = -1.0e4  # log-alpha of padding slots: exp() == 0
 
 
 @dataclass
@@ -96,21 +95,22 @@ def bin_gaussians(
     lo = torch.ceil(m - e - pad - 0.5)
     hi = torch.floor(m + e + pad - 0.5)
     size = torch.tensor([width - 1, height - 1], device=dev, dtype=m.dtype)
-    lo = torch.minimum(lo.clamp_min(0), size).long()
-    hi = torch.minimum(hi.clamp_min(-1), size).long()
-    t_lo = torch.div(lo, tile_size, rounding_mode="floor")
-    t_hi = torch.div(hi, tile_size, rounding_mode="floor")
-    n_xy = (t_hi - t_lo + 1).clamp_min(0) * (hi >= lo)
-    n = n_xy[:, 0] * n_xy[:, 1]
+    lo = torch.minimum(lo.clamp_min(0), size)
+    hi = torch.minimum(hi.clamp_min(-1), size)
+    t_lo = torch.floor(lo / tile_size)
+    n_xy = (torch.floor(hi / tile_size) - t_lo + 1).clamp_min(0) * (hi >= lo)
+    n = (n_xy[:, 0] * n_xy[:, 1]).long()
     total = int(n.sum())
-    gauss = torch.repeat_interleave(flat, n, output_size=total)
-    owner = torch.repeat_interleave(torch.arange(flat.numel(), device=dev), n, output_size=total)
-    local = torch.arange(total, device=dev) - (torch.cumsum(n, 0) - n)[owner]
-    nx = n_xy[owner, 0]
-    tx = t_lo[owner, 0] + local % nx.clamp_min(1)
-    ty = t_lo[owner, 1] + torch.div(local, nx.clamp_min(1), rounding_mode="floor")
-    image = torch.div(gauss, N, rounding_mode="floor")
-    tile = (image * ty_n + ty) * tx_n + tx
+    image = torch.div(flat, N, rounding_mode="floor")
+    first = (image * ty_n + t_lo[:, 1].long()) * tx_n + t_lo[:, 0].long()  # top-left tile id
+    start = torch.cumsum(n, 0) - n
+    # Expand every Gaussian to its tiles: one repeat of the per-Gaussian columns, then the
+    # position inside the box. Float64 division: exact here and vectorised, unlike int64's.
+    per = torch.stack((flat, first, start, n_xy[:, 0].long()), dim=1)
+    gauss, first, start, nx = torch.repeat_interleave(per, n, dim=0, output_size=total).unbind(1)
+    local = torch.arange(total, device=dev) - start
+    ly = torch.floor(local.double() / nx.clamp_min(1).double()).long()
+    tile = first + ly * tx_n + (local - ly * nx)
     # int32 keys sort several times faster than int64 on CPU (radix sort).
     key = tile.to(torch.int32) if n_img * ty_n * tx_n < 2**31 else tile
     order = torch.sort(key, stable=True).indices
@@ -122,13 +122,14 @@ def bin_gaussians(
 
 @dataclass
 class _Block:
-    slots: torch.Tensor  # (Tc, kb) rows of the intersection tables (padding: the dummy row M)
-    log_t0: torch.Tensor | None = None  # (Tc, P) log-transmittance entering the block
+    slots: torch.Tensor  # (n, kb) rows of the intersection tables (padding: the dummy row M)
+    rows: torch.Tensor | None = None  # chunk rows composited (None: the first n, all alive)
+    t0: torch.Tensor | None = None  # (rows, P) transmittance entering the block
 
 
 @dataclass
 class _Chunk:
-    tiles: torch.Tensor  # (Tc,) global tile ids
+    tiles: torch.Tensor  # (Tc,) global tile ids, longest list first
     blocks: list[_Block] = field(default_factory=list)
     used: int = 0  # blocks actually composited (early termination)
 
@@ -141,72 +142,78 @@ def _pixel_features(tile_size: int, dtype: torch.dtype, device: torch.device) ->
     return torch.stack((torch.ones_like(u), u, v, u * u, u * v, v * v))
 
 
-def _initial_log_t(
+def _initial_transmittance(
     bins: TileBins, tiles: torch.Tensor, width: int, height: int, like: torch.Tensor
 ) -> torch.Tensor:
-    """``(Tc, P)`` zeros, and ``_DEAD`` at pixels of edge tiles that fall outside the image (so
-    they count as finished and never stop a chunk's early termination)."""
+    """``(Tc, P)`` ones, and 0 at pixels of edge tiles outside the image (finished from the
+    start, so they never hold back a chunk's early termination)."""
     ts = bins.tile_size
-    per_image = bins.tiles_y * bins.tiles_x
-    t = tiles % per_image
+    t = tiles % (bins.tiles_y * bins.tiles_x)
     ty = torch.div(t, bins.tiles_x, rounding_mode="floor")
     tx = t % bins.tiles_x
     r = torch.arange(ts, device=tiles.device)
     cols = (tx[:, None] * ts + r)[:, None, :].expand(-1, ts, -1)
     rows = (ty[:, None] * ts + r)[:, :, None].expand(-1, -1, ts)
-    outside = ((cols >= width) | (rows >= height)).reshape(tiles.numel(), ts * ts)
-    return torch.zeros(outside.shape, dtype=like.dtype, device=like.device).masked_fill_(
-        outside, _DEAD
-    )
+    inside = ((cols < width) & (rows < height)).reshape(tiles.numel(), ts * ts)
+    return inside.to(like.dtype)
 
 
 def _plan(bins: TileBins, chunk_elements: int, k_block: int) -> list[_Chunk]:
-    """Group non-empty tiles (longest lists first) into chunks of similar length."""
+    """Group non-empty tiles (longest lists first) into chunks; cut each chunk's lists into
+    blocks. Tiles are sorted by list length, so the tiles still having entries in a block are
+    a prefix of the chunk: a block only holds those."""
     P = bins.tile_size**2
     counts = bins.counts
     tiles = torch.nonzero(counts).squeeze(1)
     tiles = tiles[torch.argsort(counts[tiles], descending=True, stable=True)]
-    tile_counts = counts[tiles].tolist()
+    tile_counts = counts[tiles]
     chunks: list[_Chunk] = []
-    i = 0
     M = bins.gaussian.numel()
-    while i < len(tile_counts):
-        k_max = tile_counts[i]
+    i, n_tiles = 0, tiles.numel()
+    while i < n_tiles:
+        k_max = int(tile_counts[i])
         kb = min(k_max, k_block)
         tc = max(1, chunk_elements // (kb * P))
         sel = tiles[i : i + tc]
+        cnt = tile_counts[i : i + tc]
         start = bins.starts[sel][:, None]
-        cnt = counts[sel][:, None]
         chunk = _Chunk(tiles=sel)
         for k0 in range(0, k_max, kb):
+            n = int((cnt > k0).sum())
             k = torch.arange(k0, min(k0 + kb, k_max), device=sel.device)
-            slots = torch.where(k < cnt, start + k, torch.full_like(start, M))
+            slots = torch.where(k < cnt[:n, None], start[:n] + k, M)
             chunk.blocks.append(_Block(slots=slots))
         chunks.append(chunk)
         i += tc
     return chunks
 
 
-def _block_alpha(coef: torch.Tensor, pix: torch.Tensor, log_t0: torch.Tensor):
-    """Alpha, log-transmittance terms and weights of one block (the forward recurrence).
+def _block_weights(coef: torch.Tensor, pix: torch.Tensor, t0: torch.Tensor):
+    """Front-to-back recurrence over one block.
 
-    ``coef (Tc, kb, 6)``, ``pix (6, P)``, ``log_t0 (Tc, P)``. Returns ``unclamped`` (bool, alpha
-    below the 0.999 cap), ``alpha`` (effective: 0 where skipped or after termination),
-    ``log1m`` (log(1 - alpha)), ``trans`` (transmittance before each Gaussian) and ``weights``.
+    ``coef (n, kb, 6)``, ``pix (6, P)``, ``t0 (n, P)`` transmittance entering the block (0 for
+    finished pixels). Returns ``alpha`` (effective: 0 where skipped or after termination; equal
+    to 0.999 where capped), ``one_minus`` (1 - alpha before termination masking), ``trans``
+    (transmittance entering each Gaussian), ``weights`` and ``t1 (n, P)``: the transmittance
+    leaving the block, or 0 for pixels that terminated. gsplat stops *before* the Gaussian that
+    would take T to <= 1e-4, so a stopped pixel keeps T > 1e-4 and must not resume later.
     """
-    logit = coef @ pix  # (Tc, kb, P) log(o) - power
-    unclamped = logit < _LOG_ALPHA_MAX
-    alpha = logit.clamp_(max=_LOG_ALPHA_MAX).exp_()
+    alpha = (coef @ pix).clamp_(max=_LOG_ALPHA_MAX).exp_()  # min(0.999, o exp(-power))
     # Skip alpha < 1/255 (gsplat keeps alpha == 1/255): threshold() keeps strictly greater.
     alpha = F.threshold_(alpha, _below(ALPHA_THRESHOLD, alpha.dtype), 0.0)
-    log1m = torch.log1p(alpha.neg())
-    log_t_after = torch.cumsum(log1m, 1).add_(log_t0[:, None, :])
-    keep = log_t_after > _LOG_T_MIN
+    one_minus = torch.rsub(alpha, 1.0)
+    first = one_minus[:, 0].clone()
+    one_minus[:, 0].mul_(t0)  # fold T0 into the product (touches 1/kb of the data)
+    t_after = torch.cumprod(one_minus, 1)
+    one_minus[:, 0] = first
+    keep = t_after > T_MIN
     alpha.mul_(keep)
-    log1m.mul_(keep)
-    trans = log_t_after.sub_(log1m).exp_()  # transmittance entering each kept Gaussian
+    t1 = torch.where(keep[:, -1], t_after[:, -1], 0.0)
+    trans = torch.empty_like(t_after)
+    trans[:, 0] = t0
+    trans[:, 1:] = t_after[:, :-1]
     weights = alpha * trans
-    return unclamped, alpha, log1m, trans, weights
+    return alpha, one_minus, trans, weights, t1
 
 
 def _below(x: float, dtype: torch.dtype) -> float:
@@ -215,29 +222,49 @@ def _below(x: float, dtype: torch.dtype) -> float:
     return float(torch.nextafter(t, torch.tensor(-math.inf, dtype=dtype)))
 
 
+def _select(x: torch.Tensor, n: int, rows: torch.Tensor | None) -> torch.Tensor:
+    return x[:n] if rows is None else x[rows]
+
+
 class _CompositeTiles(torch.autograd.Function):
     """``(coef (M+1, 6), feat (M+1, C)) -> (I * tiles, P, C)`` accumulated features per tile."""
 
     @staticmethod
-    def forward(ctx, coef, feat, bins, chunks, width, height):  # type: ignore[override]
+    def forward(ctx, coef, feat, bins, chunks, width, height, stats):  # type: ignore[override]
         P = bins.tile_size**2
         C = feat.shape[1]
         n_tiles = bins.images * bins.tiles_y * bins.tiles_x
         out = coef.new_zeros(n_tiles, P, C)
         pix = _pixel_features(bins.tile_size, coef.dtype, coef.device)
         for chunk in chunks:
-            log_t = _initial_log_t(bins, chunk.tiles, width, height, coef)
+            t = _initial_transmittance(bins, chunk.tiles, width, height, coef)
             acc = coef.new_zeros(chunk.tiles.numel(), P, C)
             chunk.used = 0
             for block in chunk.blocks:
-                if bool((log_t <= _LOG_T_MIN).all()):
-                    break  # every pixel of the chunk is opaque: the rest is hidden
-                block.log_t0 = log_t
-                _, _, log1m, _, w = _block_alpha(coef[block.slots], pix, log_t)
-                acc.baddbmm_(w.transpose(1, 2), feat[block.slots])
-                log_t = log_t + log1m.sum(1)
+                n = block.slots.shape[0]
+                # Drop finished tiles (every pixel terminated) from this block on.
+                alive = (t[:n] > 0).any(1)
+                rows = None if bool(alive.all()) else torch.nonzero(alive).squeeze(1)
+                if rows is not None and rows.numel() == 0:
+                    break
+                slots = _select(block.slots, n, rows)
+                block.rows, block.t0 = rows, _select(t, n, rows).clone()
+                alpha, _, _, w, t1 = _block_weights(coef[slots], pix, block.t0)
+                contrib = torch.bmm(w.transpose(1, 2), feat[slots])
+                if rows is None:
+                    acc[:n] += contrib
+                    t[:n] = t1
+                else:
+                    acc.index_add_(0, rows, contrib)
+                    t[rows] = t1
                 chunk.used += 1
+                if stats is not None:
+                    stats["candidates"] += alpha.numel()
+                    stats["pairs"] += int((alpha > 0).sum())
             out.index_copy_(0, chunk.tiles, acc)
+            if stats is not None:
+                stats["blocks"] += len(chunk.blocks)
+                stats["blocks_used"] += chunk.used
         ctx.bins, ctx.chunks = bins, chunks
         ctx.save_for_backward(coef, feat)
         return out
@@ -249,26 +276,36 @@ class _CompositeTiles(torch.autograd.Function):
         grad_coef = torch.zeros_like(coef)
         grad_feat = torch.zeros_like(feat)
         for chunk in ctx.chunks:
-            g = grad_out[chunk.tiles]  # (Tc, P, C)
-            g_t = g.transpose(1, 2)  # (Tc, C, P)
-            suffix = coef.new_zeros(chunk.tiles.numel(), pix.shape[1])  # Σ w s of later blocks
+            g_chunk = grad_out[chunk.tiles]  # (Tc, P, C)
+            later = coef.new_zeros(chunk.tiles.numel(), pix.shape[1])  # Σ w s of later blocks
             for block in reversed(chunk.blocks[: chunk.used]):
-                c_blk, f_blk = coef[block.slots], feat[block.slots]
-                unclamped, alpha, _, trans, w = _block_alpha(c_blk, pix, block.log_t0)
-                s = torch.bmm(f_blk, g_t)  # (Tc, kb, P): dL/dw
-                g_feat = torch.bmm(w, g)  # (Tc, kb, C)
+                n, rows = block.slots.shape[0], block.rows
+                slots = _select(block.slots, n, rows)
+                g = _select(g_chunk, n, rows)
+                alpha, one_minus, trans, w, _ = _block_weights(coef[slots], pix, block.t0)
+                s = torch.bmm(feat[slots], g.transpose(1, 2))  # (n, kb, P) dL/dw
+                g_feat = torch.bmm(w, g)  # (n, kb, C)
                 ws = w.mul_(s)
-                later = ws.flip(1).cumsum(1).flip(1)  # Σ_{j >= k} w_j s_j within the block
-                later.sub_(ws).add_(suffix[:, None, :])  # Σ_{j > k}
-                suffix = suffix + ws.sum(1)
-                # dL/dalpha_k = T_k s_k - Σ_{j>k} w_j s_j / (1 - alpha_k); then through exp().
-                g_alpha = trans.mul_(s).sub_(later.div_(alpha.neg().add_(1.0)))
-                g_logit = g_alpha.mul_(alpha).mul_(unclamped)
-                g_coef = g_logit @ pix.T  # (Tc, kb, 6)
-                idx = block.slots.reshape(-1)
+                from_later = _select(later, n, rows).clone()
+                # Σ_{j >= k} w_j s_j + (later blocks), summed back to front: no cancellation
+                # for Gaussians behind nearly opaque ones.
+                ws[:, -1] += from_later
+                suffix = ws.flip(1).cumsum(1).flip(1)
+                ws[:, -1] -= from_later
+                if rows is None:
+                    later[:n] = suffix[:, 0]
+                else:
+                    later[rows] = suffix[:, 0]
+                # dL/dalpha_k = T_k s_k - Σ_{j>k} w_j s_j / (1 - alpha_k), and through the exp
+                # unless alpha was capped at 0.999 (gsplat: no gradient there).
+                after = suffix.sub_(ws)
+                g_alpha = trans.mul_(s).sub_(after.div_(one_minus))
+                g_logit = g_alpha.mul_(alpha).mul_(alpha < ALPHA_MAX)
+                g_coef = g_logit @ pix.T  # (n, kb, 6)
+                idx = slots.reshape(-1)
                 grad_coef.index_add_(0, idx, g_coef.reshape(-1, 6))
                 grad_feat.index_add_(0, idx, g_feat.reshape(-1, g_feat.shape[-1]))
-        return grad_coef, grad_feat, None, None, None, None
+        return grad_coef, grad_feat, None, None, None, None, None
 
 
 def _tile_coefficients(
@@ -316,9 +353,10 @@ def composite_torch(
     width: int,
     height: int,
     *,
-    tile_size: int = TILE_SIZE,
-    chunk_elements: int = CHUNK_ELEMENTS,
-    k_block: int = K_BLOCK,
+    tile_size: int | None = None,
+    chunk_elements: int | None = None,
+    k_block: int | None = None,
+    stats: dict[str, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Composite screen-space Gaussians front to back.
 
@@ -327,20 +365,31 @@ def composite_torch(
             features ``(I, N, C)`` (colours and anything else to splat, e.g. depth);
             depths ``(I, N)`` (sort key); extents ``(I, N, 2)`` half-widths, 0 = culled.
         width, height: image size.
-        tile_size, chunk_elements, k_block: performance knobs (results do not depend on them).
+        tile_size, chunk_elements, k_block: performance knobs (results do not depend on them;
+            default: the module's ``TILE_SIZE``, ``CHUNK_ELEMENTS``, ``K_BLOCK``).
+        stats: if a dict, filled with counts: ``intersections`` (Gaussian-tile), ``candidates``
+            (Gaussian-pixel pairs evaluated), ``pairs`` (those composited: alpha >= 1/255 and
+            before termination), ``blocks`` / ``blocks_used`` (early termination).
 
     Returns:
         ``features (I, H, W, C)`` = Σ_k w_k f_k and ``alpha (I, H, W, 1)`` = Σ_k w_k.
     """
     n_img = depths.shape[0]
     C = features.shape[-1]
+    tile_size = TILE_SIZE if tile_size is None else tile_size
+    chunk_elements = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
+    k_block = K_BLOCK if k_block is None else k_block
     bins = bin_gaussians(means2d, extents, depths, width, height, tile_size)
     coef = _tile_coefficients(bins, means2d, conics, opacities)
     ones = features.new_ones(bins.gaussian.numel() + 1, 1)
     feat = torch.cat((features.reshape(-1, C)[bins.gaussian], features.new_zeros(1, C)))
     feat = torch.cat((feat, ones), dim=1)
     chunks = _plan(bins, chunk_elements, k_block)
-    tiles = _CompositeTiles.apply(coef, feat, bins, chunks, width, height)
+    if stats is not None:
+        for key in ("candidates", "pairs", "blocks", "blocks_used"):
+            stats.setdefault(key, 0)
+        stats["intersections"] = stats.get("intersections", 0) + bins.gaussian.numel()
+    tiles = _CompositeTiles.apply(coef, feat, bins, chunks, width, height, stats)
     ts = tile_size
     img = tiles.reshape(n_img, bins.tiles_y, bins.tiles_x, ts, ts, C + 1)
     img = img.permute(0, 1, 3, 2, 4, 5).reshape(n_img, bins.tiles_y * ts, bins.tiles_x * ts, C + 1)
