@@ -40,9 +40,9 @@ from rayzer.render.projection import ALPHA_THRESHOLD
 
 __all__ = ["TILE_SIZE", "TileBins", "bin_gaussians", "composite_torch"]
 
-TILE_SIZE = 8
-CHUNK_ELEMENTS = 1 << 20  # Gaussian-pixel pairs per block: a few MB per temporary (cache sized)
-K_BLOCK = 256  # Gaussians per block along a tile's list
+TILE_SIZE = 4
+CHUNK_ELEMENTS = 1 << 18  # Gaussian-pixel pairs per block: about 1 MB per temporary (cache sized)
+K_BLOCK = 64  # Gaussians per block along a tile's list (finer early termination)
 ALPHA_MAX = 0.999
 T_MIN = 1e-4
 _LOG_ALPHA_MAX = math.log(ALPHA_MAX)
