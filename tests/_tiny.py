@@ -3,7 +3,7 @@
 Imported as ``from _tiny import …`` (``tests/`` is on pytest's ``pythonpath``).
 """
 
-from rayzer.models import ModelConfig
+from rayzer.model_config import model_config
 
 #: dim 32, 1+1+1 layers, 8 latent tokens, patch 8 (the tiny-cpu preset's patch).
 TINY_SIZES = {
@@ -20,9 +20,10 @@ TINY_SIZES = {
 TINY_MODEL = [f"model.{key}={value}" for key, value in TINY_SIZES.items()]
 
 
-def tiny_model_config(**changes) -> ModelConfig:
-    """A :class:`ModelConfig` of the tiny sizes (``changes`` override fields, e.g. ``name``)."""
-    return ModelConfig(**{**TINY_SIZES, **changes})
+def tiny_model_config(**changes):
+    """A typed model config of the tiny sizes (``changes`` override fields in the flat or the
+    nested layout, e.g. ``name="lvsm"``)."""
+    return model_config(**{**TINY_SIZES, **changes})
 
 
 def tiny_data(image_size: int, span_start_max: int = 5) -> list[str]:

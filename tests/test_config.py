@@ -10,8 +10,9 @@ def test_presets_load_and_build():
         cfg = load_config(name)
         assert cfg.data.image_size % cfg.model.patch_size == 0
     paper = load_config("dl3dv")
-    assert (paper.model.dim, paper.model.num_scene_tokens, paper.data.num_views) == (768, 3072, 24)
-    assert paper.model.cam_layers == paper.model.scene_layers == paper.model.dec_layers == 8
+    m = paper.model
+    assert (m.dim, m.scene.num_tokens, paper.data.num_views) == (768, 3072, 24)
+    assert m.camera.layers == m.scene.layers == m.decoder.layers == 8
     # paper-scale presets widen the frame span over training, beyond the synthetic 24 frames
     spans = {n: load_config(n).data for n in ("re10k", "dl3dv", "objaverse")}
     assert {n: d.span_range()[2] for n, d in spans.items()} == {
@@ -46,16 +47,16 @@ def test_bad_configs_name_the_problem(tmp_path):
         load_config(bad)
 
 
-@pytest.mark.parametrize("bad", ["[5,2]", "[-1,3]", "[1,2,3]"])
-def test_translation_warmup_must_be_an_ordered_pair(bad):
-    with pytest.raises(ValueError, match="translation_warmup"):
-        load_config("tiny-cpu", [f"train.translation_warmup={bad}"])
+def test_removed_translation_warmup_loads_only_when_off():
+    assert load_config("tiny-cpu", ["train.translation_warmup=[0,0]"]) == load_config("tiny-cpu")
+    with pytest.raises(ValueError, match="translation warm-up was removed"):
+        load_config("tiny-cpu", ["train.translation_warmup=[2,4]"])
 
 
 def test_config_error_names_the_override_omegaconf_rejects():
     """Our own validation error of one override must not be blamed for OmegaConf's of another."""
-    with pytest.raises(ValueError, match=r"at train\.translation_warmup \(override"):
-        load_config("tiny-cpu", ["train.betas=[0.9,2]", "train.translation_warmup=[1,2,3]"])
+    with pytest.raises(ValueError, match=r"at train\.betas \(override 'train\.betas=\[1,2,3\]'"):
+        load_config("tiny-cpu", ["train.lr=-1", "train.betas=[1,2,3]"])
 
 
 @pytest.mark.parametrize(
@@ -74,3 +75,44 @@ def test_progressive_resolution_settings_are_checked(overrides, message):
         load_config("tiny-cpu", overrides)
     cfg = load_config("tiny-cpu", ["data.low_res_size=32", "data.low_res_steps=10"]).data
     assert [cfg.image_size_at(s) for s in (0, 9, 10, 99)] == [32, 32, 64, 64]
+
+
+def test_old_flat_checkpoint_config_migrates():
+    """The bundled model's config.yaml is in the old flat layout (every switch of the time,
+    train.translation_warmup and train.sense_weight): it loads as the `bundled` preset does,
+    and its weights load into the model it builds without renaming any key."""
+    from rayzer.bundled import bundled_checkpoint
+    from rayzer.checkpoints import load_trained_model, read_model_weights
+    from rayzer.model_config import RayZerConfig
+
+    ckpt = bundled_checkpoint()
+    text = (ckpt / "config.yaml").read_text()
+    assert "cam_layers: 3" in text and "translation_warmup" in text  # the old layout
+    old = load_config(ckpt / "config.yaml")
+    assert isinstance(old.model, RayZerConfig)
+    assert old.model == load_config("bundled").model
+    assert (old.model.camera.layers, old.model.scene.num_tokens) == (3, 16)
+    assert (old.model.decoder.readout, old.model.sense.mirror) == ("sweep", "resolved")
+    trained = load_trained_model(ckpt)
+    tensors, _ = read_model_weights(ckpt)
+    assert set(trained.model.state_dict()) == set(tensors)
+
+
+def test_old_flat_lvsm_section_drops_what_lvsm_ignored(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text(
+        "model:\n  name: lvsm\n  dim: 64\n  cam_layers: 2\n  dec_layers: 2\n  sense_head: true\n"
+        "  pos_enc_dim: 32\n  learn_focal: true\n  epipolar_bias: false\n"
+        "train:\n  sense_weight: 1.0\n  translation_warmup: [0, 0]\n"
+    )
+    cfg = load_config(path)
+    assert cfg.model.name == "lvsm" and cfg.model.dim == 64 and cfg.model.decoder.layers == 2
+    assert not hasattr(cfg.model, "camera") and not hasattr(cfg.model, "sense")
+
+
+def test_flat_overrides_win_over_nested_preset_values():
+    cfg = load_config("tiny-cpu", ["model.num_scene_tokens=8", "model.cam_layers=1"])
+    assert (cfg.model.scene.num_tokens, cfg.model.camera.layers) == (8, 1)
+    assert cfg.model.scene.keep_input_tokens  # the rest of the preset's part stays
+    lvsm = load_config("lvsm-tiny-cpu")
+    assert lvsm.model.name == "lvsm" and lvsm.data == load_config("tiny-cpu").data

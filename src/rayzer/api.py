@@ -24,15 +24,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from rayzer.bundled import has_bundled_model
 from rayzer.data.formats.video import VIDEO_EXTENSIONS
-from rayzer.infer.images import (
+from rayzer.data.images import (
     PreparedViews,
     load_image_files,
     load_image_folder,
     load_video_frames,
 )
 from rayzer.infer.model import LoadedModel, load_model
-from rayzer.infer.outputs import staged_output, write_exports
+from rayzer.infer.outputs import write_exports
 from rayzer.infer.pipeline import InferenceResult, run_inference
 from rayzer.infer.predict import (
     Cameras,
@@ -42,7 +43,7 @@ from rayzer.infer.predict import (
     render_views,
 )
 from rayzer.infer.trajectory import path_through, spiral_around
-from rayzer.models.bundled import has_bundled_model
+from rayzer.utils.atomic import staged_output
 
 
 def load_views(
@@ -56,7 +57,7 @@ def load_views(
 ) -> PreparedViews:
     """Load a folder of images, a video file or a list of image files as model input views.
 
-    ``size`` defaults to the model's training size; see :mod:`rayzer.infer.images` for the
+    ``size`` defaults to the model's training size; see :mod:`rayzer.data.images` for the
     resize / crop policy, ordering and the conversions applied.
     """
     size = size if size is not None else model.image_size

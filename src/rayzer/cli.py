@@ -77,9 +77,30 @@ def _bench_speed(args: argparse.Namespace) -> None:
     from rayzer.bench import speed
 
     result = speed.run(args)
-    from rayzer.bench.report import write_report
+    from rayzer.utils.report import write_report
 
     write_report(args.out, "speed", result, speed.to_markdown(result))
+
+
+class _ListModels(argparse.Action):
+    """``rayzer train --list``: the registered models and the named presets, then exit."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=kwargs.get("help"))  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from rayzer.config import list_methods, list_presets
+        from rayzer.models import available_models, model_class
+
+        lines = ["models (model.name=…):"]
+        for name in available_models():
+            caps = model_class(name).capabilities
+            flags = [k for k, v in vars(caps).items() if v]
+            lines.append(f"  {name:12s} {', '.join(flags)}")
+        lines.append("presets (--config NAME):")
+        lines += [f"  {name}" for name in list_presets()]
+        lines += [f"  {name:24s} = {what}" for name, what in list_methods().items()]
+        parser.exit(message="\n".join(lines) + "\n")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -175,11 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
-        help="train RayZer / LVSM (multi-process under torchrun)",
-        description="Train a model from a config preset. Under `torchrun --nproc_per_node N` it "
-        "runs DDP automatically. SIGTERM/SIGINT checkpoint at the next step and exit 0.",
+        help="train a registered model (RayZer, LVSM, …; multi-process under torchrun)",
+        description="Train a model from a config preset or method (`--list` shows the registered "
+        "models and the presets; `model.name=…` picks the model). Under `torchrun "
+        "--nproc_per_node N` it runs DDP automatically. SIGTERM/SIGINT checkpoint at the next "
+        "step and exit 0.",
     )
-    train.add_argument("--config", help="preset name or YAML file (e.g. configs/tiny-cpu.yaml)")
+    train.add_argument(
+        "--config",
+        help="preset or method name (e.g. tiny-cpu, lvsm-tiny-cpu) or a YAML file",
+    )
+    train.add_argument("--list", action=_ListModels, help="list models and presets, then exit")
     train.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.steps=100")
     train.add_argument(
         "--resume",

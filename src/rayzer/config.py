@@ -3,6 +3,10 @@
 Presets are YAML files (``configs/<name>.yaml`` in the repository, shipped inside the package
 as ``rayzer/configs``) merged over the dataclass defaults, then dotted ``key=value`` overrides
 from the command line. Unknown keys and ill-typed values are errors that name the key.
+
+The ``model`` section is validated by the config class of the model its ``name`` selects
+(:mod:`rayzer.model_config`; a registered model adds its own). A leaf module: it imports no
+model code, so the data pipeline can read its settings without loading any network.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rayzer.models.config import ModelConfig
+from rayzer.model_config import RayZerConfig, config_class, migrate_model_section
 
 
 @dataclass
@@ -187,11 +191,6 @@ class TrainConfig:
         perceptual_weight: λ of the perceptual term (0 = MSE only); perceptual_net: its backbone.
         out_dir: run directory (checkpoints/, metrics.jsonl, tb/, config.yaml).
         time_budget_minutes: stop (with a checkpoint) after this wall-clock time; null = no limit.
-        translation_warmup: ``[start, end]`` steps of RayZer's rotation-first camera schedule:
-            predicted translations are scaled by 0 before ``start`` and ramp linearly to full
-            size at ``end`` (:func:`rayzer.train.optim.translation_gain`); ``[0, 0]`` = off.
-            Ignored by the LVSM oracle, whose cameras are given.
-        sense_weight: weight of the sense head's cross-entropy (``model.sense_head``).
     """
 
     steps: int = 2000
@@ -216,8 +215,6 @@ class TrainConfig:
     perceptual_net: str = "vgg"
     out_dir: str = "runs/default"
     time_budget_minutes: float | None = None
-    translation_warmup: tuple[int, int] = (0, 0)
-    sense_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -245,7 +242,6 @@ class TrainConfig:
             "grad_clip",
             "grad_spike_factor",
             "perceptual_weight",
-            "sense_weight",
         ):
             if getattr(self, key) < 0:
                 raise ValueError(f"train.{key} must be >= 0, got {getattr(self, key)}")
@@ -253,13 +249,6 @@ class TrainConfig:
             raise ValueError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"train.betas must be two numbers in [0, 1), got {self.betas}")
-        if len(self.translation_warmup) != 2 or not (
-            0 <= self.translation_warmup[0] <= self.translation_warmup[1]
-        ):
-            raise ValueError(
-                "train.translation_warmup must be [start, end] steps with 0 <= start <= end, "
-                f"got {list(self.translation_warmup)}"
-            )
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
             raise ValueError(
                 f"train.time_budget_minutes must be > 0 or null, got {self.time_budget_minutes}"
@@ -268,14 +257,17 @@ class TrainConfig:
 
 @dataclass
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
+    """The whole tree. ``model`` is an instance of the config class of ``model.name``
+    (:func:`rayzer.model_config.config_class`)."""
+
+    model: Any = field(default_factory=RayZerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
         """Checks that span sections: image sizes vs the patch size, the low-res phase vs the
         number of steps."""
-        p = self.model.patch_size
+        p = getattr(self.model, "patch_size", 1)
         for key in ("image_size", "low_res_size"):
             size = getattr(self.data, key)
             if size % p:
@@ -288,6 +280,25 @@ class Config:
             )
 
 
+#: Named methods: ``<model>-<preset>`` → (YAML preset, overrides on top). The bare YAML names
+#: (``tiny-cpu``, ``re10k``, …) stay valid: they are the RayZer methods.
+_METHODS: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
+def register_method(name: str, preset: str, overrides: list[str] | tuple[str, ...] = ()) -> None:
+    """Name a method: a YAML preset plus overrides (e.g. ``lvsm-tiny-cpu`` = ``tiny-cpu`` with
+    ``model.name=lvsm``), usable wherever a preset name is."""
+    _METHODS[name] = (preset, tuple(overrides))
+
+
+def list_methods() -> dict[str, str]:
+    """Method name → a one-line description (the YAML preset and overrides it stands for)."""
+    return {
+        name: preset + "".join(f" {o}" for o in overrides)
+        for name, (preset, overrides) in sorted(_METHODS.items())
+    }
+
+
 def preset_path(name_or_path: str | Path) -> Path:
     """Resolve ``tiny-cpu`` / ``tiny-cpu.yaml`` / a file path to an existing YAML file."""
     path = Path(name_or_path)
@@ -297,26 +308,34 @@ def preset_path(name_or_path: str | Path) -> Path:
     packaged = resources.files("rayzer") / "configs" / f"{stem}.yaml"
     if packaged.is_file():
         return Path(str(packaged))
+    names = ", ".join([*list_presets(), *_METHODS])
     raise FileNotFoundError(
-        f"config {str(name_or_path)!r} is neither a file nor a preset; presets: {', '.join(list_presets())}"
+        f"config {str(name_or_path)!r} is neither a file, a preset nor a method; known: {names}"
     )
 
 
 def list_presets() -> list[str]:
-    """Names of the presets shipped with the package."""
+    """Names of the YAML presets shipped with the package."""
     folder = resources.files("rayzer") / "configs"
     return sorted(
         p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
     )
 
 
-def _failing_override(base: Any, overrides: list[str]) -> str | None:
+for _preset in ("tiny-cpu", "re10k", "dl3dv", "objaverse", "bundled"):
+    register_method(f"rayzer-{_preset}", _preset, ["model.name=rayzer"])
+    register_method(f"lvsm-{_preset}", _preset, ["model.name=lvsm"])
+
+
+def _failing_override(cls: type, base: dict[str, Any], overrides: list[str]) -> str | None:
     """The first override that OmegaConf rejects on its own (its tuple-length errors, for one,
     do not name their key). A ``ValueError`` of our own validation is not OmegaConf's error and
     is skipped: it names its key itself."""
     for item in overrides:
+        key, value = item.split("=", 1)
+        one = OmegaConf.to_container(OmegaConf.from_dotlist([f"{key.split('.', 1)[1]}={value}"]))
         try:
-            OmegaConf.to_object(OmegaConf.merge(base, OmegaConf.from_dotlist([item])))
+            OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), base, one))
         except OmegaConfBaseException:
             return item
         except ValueError:
@@ -324,34 +343,86 @@ def _failing_override(base: Any, overrides: list[str]) -> str | None:
     return None
 
 
+def _typed(
+    cls: type, base: dict[str, Any], values: dict[str, Any], section: str, overrides: list[str]
+) -> Any:
+    """Validate one section: ``values`` (= preset ``base`` + ``overrides``) against ``cls``."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), values))
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        where = f"{section}.{key}" if key else None
+        mine = [o for o in overrides if o.split("=", 1)[0].startswith(f"{section}.")]
+        culprit = None if key else _failing_override(cls, base, mine)
+        if culprit is not None:
+            where = f"{culprit.split('=', 1)[0]} (override {culprit!r})"
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"invalid config{f' at {where}' if where else ''}: {msg}") from err
+
+
+def _migrate_train(train: dict[str, Any], model: dict[str, Any]) -> None:
+    """Old ``train`` keys, in place: ``sense_weight`` moved to the model (RayZer's
+    ``model.sense.weight``); the rotation-first ``translation_warmup`` was removed (off in
+    every preset, no measured effect) and is accepted only as ``[0, 0]``."""
+    if "sense_weight" in train:
+        model.setdefault("sense_weight", train.pop("sense_weight"))
+    if "translation_warmup" in train:
+        warmup = list(train.pop("translation_warmup") or [0, 0])
+        if warmup != [0, 0]:
+            raise ValueError(
+                f"train.translation_warmup={warmup}: the translation warm-up was removed (it "
+                "made no measurable difference; see docs/decisions.md)"
+            )
+
+
 def load_config(preset: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Defaults ← preset YAML ← ``key=value`` overrides, validated against :class:`Config`.
 
+    ``preset`` is a YAML file, a preset name or a method name (:func:`list_methods`). The
+    ``model`` section is validated by the config class of its ``name`` (after migrating an old
+    flat section, :func:`rayzer.model_config.migrate_model_section`).
+
     Raises:
-        ValueError: an unknown key, a value of the wrong type, or a malformed override.
+        ValueError: an unknown key or model, a value of the wrong type, or a malformed override.
     """
-    base = OmegaConf.structured(Config)
-    preset_only = base
+    overrides = list(overrides or [])
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+    if preset is not None and str(preset) in _METHODS:
+        preset, extra = _METHODS[str(preset)]
+        overrides = [*extra, *overrides]
     try:
-        if preset is not None:
-            path = preset_path(preset)
-            base = preset_only = OmegaConf.merge(base, OmegaConf.load(path))
-        for item in overrides or []:
-            if "=" not in item:
-                raise ValueError(f"override {item!r} is not of the form key=value")
-        if overrides:
-            base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
-        cfg = OmegaConf.to_object(base)
+        base = OmegaConf.load(preset_path(preset)) if preset is not None else OmegaConf.create()
+        preset_raw = OmegaConf.to_container(base)
+        over_raw = OmegaConf.to_container(OmegaConf.from_dotlist(overrides))
     except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None)
-        culprit = None if key else _failing_override(preset_only, overrides or [])
-        if culprit is not None:
-            key = f"{culprit.split('=', 1)[0]} (override {culprit!r})"
-        where = f" at {key}" if key else ""
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"invalid config ({preset or 'defaults'}){where}: {msg}") from err
-    assert isinstance(cfg, Config)
-    return cfg
+        raise ValueError(f"invalid config ({preset or 'defaults'}): {err}") from err
+    if not isinstance(preset_raw, dict):
+        raise ValueError(f"invalid config ({preset}): not a mapping of sections")
+    unknown = (set(preset_raw) | set(over_raw)) - {"model", "data", "train"}
+    if unknown:
+        raise ValueError(f"invalid config ({preset}): unknown section(s) {sorted(unknown)}")
+    # The preset and the overrides are migrated each on its own (an old flat override such as
+    # model.cam_layers=2 must win over the preset's nested camera.layers), both for the model
+    # the overrides select.
+    name = (over_raw.get("model") or {}).get("name") or (preset_raw.get("model") or {}).get("name")
+    parts = []
+    for raw in (preset_raw, over_raw):
+        part = {k: dict(raw.get(k) or {}) for k in ("model", "data", "train")}  # type: ignore[union-attr]
+        _migrate_train(part["train"], part["model"])
+        part["model"] = migrate_model_section({**part["model"], "name": name or "rayzer"})
+        parts.append(part)
+    bases = parts[0]
+    sections = {
+        k: OmegaConf.to_container(OmegaConf.merge(parts[0][k], parts[1][k])) for k in parts[0]
+    }
+    model_cls = config_class(sections["model"]["name"])
+    typed = {
+        key: _typed(cls, bases[key], sections[key], key, overrides)
+        for key, cls in (("model", model_cls), ("data", DataConfig), ("train", TrainConfig))
+    }
+    return Config(**typed)
 
 
 def config_to_yaml(cfg: Config) -> str:

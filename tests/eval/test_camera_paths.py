@@ -9,13 +9,13 @@ from torch import nn
 
 from _tiny import tiny_model_config
 from rayzer.eval.camera_paths import (
-    RayZerWithoutTargetsMethod,
+    WithoutTargetsMethod,
     apply_similarity,
     cameras_with_targets,
     cameras_without_targets,
     context_cameras,
 )
-from rayzer.eval.novel_view import EvalSample, RayZerMethod, collate
+from rayzer.eval.novel_view import EvalSample, ModelMethod, collate
 from rayzer.geometry import align_cameras, look_at, random_rotation
 from rayzer.models import CameraPrediction, RayZer
 
@@ -120,10 +120,10 @@ def test_without_targets_renders_do_not_depend_on_other_targets():
     changed = EvalSample(images.clone(), sample.input_index, sample.target_index)
     changed.images[3] = torch.rand(3, H, W)
     with torch.no_grad():
-        r0 = RayZerWithoutTargetsMethod(model)(collate([sample])).render
-        r1 = RayZerWithoutTargetsMethod(model)(collate([changed])).render
-        w0 = RayZerMethod(model)(collate([sample])).render
-        w1 = RayZerMethod(model)(collate([changed])).render
+        r0 = WithoutTargetsMethod(model)(collate([sample])).render
+        r1 = WithoutTargetsMethod(model)(collate([changed])).render
+        w0 = ModelMethod(model)(collate([sample])).render
+        w1 = ModelMethod(model)(collate([changed])).render
     # Targets 1 and 4 (render slots 0 and 2) are untouched by target 3's image ...
     assert torch.equal(r0[0, [0, 2]], r1[0, [0, 2]])
     # ... whereas with all targets in one pass they move with it.

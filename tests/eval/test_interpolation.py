@@ -11,7 +11,7 @@ import torch
 
 from _tiny import tiny_model_config
 from rayzer.eval.interpolation import (
-    RayZerInterpolationMethod,
+    InterpolationMethod,
     gt_interpolation_errors,
     inbetween_frames,
     interpolate_at_frames,
@@ -98,7 +98,7 @@ def test_interpolation_method_never_reads_in_between_images():
     assert sample.frame_index.tolist() == [0, 1, 3, 4, 5, 6, 8]
     assert sample.input_index.tolist() == [0, 3, 6]
     assert torch.equal(sample.images[sample.target_index], between)
-    method = RayZerInterpolationMethod(model, view_positions=torch.tensor([0, 2, 4]))
+    method = InterpolationMethod(model, view_positions=torch.tensor([0, 2, 4]))
     other = interpolation_sample("s", ctx, [0, 4, 8], torch.rand(4, 3, 16, 16), [1, 3, 5, 6])
     with torch.no_grad():
         a = method(collate([sample])).render

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from _tiny import tiny_model_config
-from rayzer.data.sampling import normalize_scene_scale
 from rayzer.eval.novel_view import (
     PSNR_CAP_DB,
     CopyNearestMethod,
@@ -19,16 +18,16 @@ from rayzer.eval.novel_view import (
     evaluate,
     evaluate_methods,
     load_lpips,
-    rayzer_novel_views,
+    model_novel_views,
 )
-from rayzer.geometry import look_at, normalize_intrinsics, random_rotation
-from rayzer.models import LVSM, ModelConfig, RayZer
+from rayzer.geometry import look_at, normalize_intrinsics, normalize_scene_scale, random_rotation
+from rayzer.models import LVSM, RayZer
 from rayzer.models.views import gather_views
 
 H = W = 16
 
 
-def tiny_cfg(name: str = "rayzer") -> ModelConfig:
+def tiny_cfg(name: str = "rayzer"):
     return tiny_model_config(name=name)
 
 
@@ -130,23 +129,23 @@ def test_rayzer_target_pixels_never_reach_the_scene():
     images = s.images[None]
     with torch.no_grad():
         cams = model.predict_cameras(images)
-        before = rayzer_novel_views(model, images, s.input_index, s.target_index, cams).render
+        before = model_novel_views(model, images, s.input_index, s.target_index, cams).render
         # the default path (cameras predicted from ALL views) is exactly RayZer.forward
-        default = rayzer_novel_views(model, images, s.input_index, s.target_index)
-        forward = model(images, s.input_index, s.target_index)
+        default = model_novel_views(model, images, s.input_index, s.target_index)
+        forward = model({"image": images}, s.input_index, s.target_index)
     assert torch.allclose(default.render, forward.render, atol=1e-6)
     assert torch.equal(default.c2w, forward.cameras.c2w)
 
     changed = images.clone()
     changed[:, s.target_index] = torch.rand_like(changed[:, s.target_index])
     with torch.no_grad():
-        after = rayzer_novel_views(model, changed, s.input_index, s.target_index, cams).render
+        after = model_novel_views(model, changed, s.input_index, s.target_index, cams).render
     assert torch.equal(before, after)
     # ... whereas input pixels do reach it (so the check above can fail)
     changed_inputs = images.clone()
     changed_inputs[:, s.input_index[0]] = 1 - changed_inputs[:, s.input_index[0]]
     with torch.no_grad():
-        moved = rayzer_novel_views(model, changed_inputs, s.input_index, s.target_index, cams)
+        moved = model_novel_views(model, changed_inputs, s.input_index, s.target_index, cams)
     assert not torch.allclose(before, moved.render)
 
 
@@ -198,7 +197,8 @@ def test_lvsm_gets_training_normalised_cameras():
     res = evaluate(model, [s], keep_renders=1)
     with torch.no_grad():
         c2w, _ = normalize_scene_scale(s.c2w[None])
-        direct = model.eval()(s.images[None], c2w, s.K[None], s.input_index, s.target_index)
+        batch = {"image": s.images[None], "c2w": c2w, "K": s.K[None]}
+        direct = model.eval()(batch, s.input_index, s.target_index).render
     assert torch.allclose(res.renders[0], direct[0], atol=1e-6)
 
     sim = torch.eye(4)

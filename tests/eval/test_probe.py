@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rayzer.data.sampling import normalize_scene_scale
 from rayzer.eval.probe import (
     ProbeConfig,
     ProbeSample,
@@ -14,7 +13,13 @@ from rayzer.eval.probe import (
     probe_targets,
     run_pose_probe,
 )
-from rayzer.geometry import axis_angle_to_matrix, make_c2w, matrix_to_rot6d, rot6d_to_matrix
+from rayzer.geometry import (
+    axis_angle_to_matrix,
+    make_c2w,
+    matrix_to_rot6d,
+    normalize_scene_scale,
+    rot6d_to_matrix,
+)
 
 V, D = 5, 24
 CFG = ProbeConfig(steps=400)

@@ -246,7 +246,7 @@ def test_lvsm_checkpoint(cli, lvsm_ckpt, synth_data, tmp_path):
     assert list(m["summary"]) == ["lvsm", "copy_nearest", "mean_of_inputs"]
     assert m["summary"]["lvsm"]["pose"] is None and m["model"] == "lvsm"
     code, _, err = cli(*base, "--out", tmp_path / "probe", "--probe")
-    assert code != 0 and "need a RayZer checkpoint" in err
+    assert code != 0 and "need a model that predicts cameras" in err
 
 
 def test_probe_needs_train_and_test_scenes(cli, rayzer_ckpt, synth_data, tmp_path):
@@ -278,7 +278,7 @@ def test_probe_with_a_separate_training_set(cli, rayzer_ckpt, synth_data, tmp_pa
 
 
 def test_no_bundled_model_asks_for_a_checkpoint(cli, synth_data, tmp_path, monkeypatch):
-    from rayzer.models import bundled
+    from rayzer import bundled
 
     monkeypatch.setattr(bundled, "bundled_model_dir", lambda: tmp_path / "empty_assets")
     code, _, err = cli("--data", synth_data, "--out", tmp_path / "eval")

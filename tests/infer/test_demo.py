@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from _tiny import TINY_MODEL, tiny_data
+from rayzer import bundled
 from rayzer.config import load_config
 from rayzer.data.scene_folder import read_scene_folder
 from rayzer.data.synthetic import TEST_SEEDS, SynthConfig, render_clip
@@ -24,7 +25,7 @@ from rayzer.geometry import relative_pose_errors
 from rayzer.infer import demo
 from rayzer.infer.model import load_model
 from rayzer.infer.predict import Cameras, render_scene
-from rayzer.models import build_model, bundled
+from rayzer.models import build_model
 from rayzer.train.checkpoint import save_checkpoint
 
 FRAMES = 8  # novel-view frames: enough to check the video, cheap to render

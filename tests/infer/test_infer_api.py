@@ -44,7 +44,7 @@ def test_render_views_matches_reconstruct_and_render(model, tmp_path: Path, help
     x = torch.from_numpy(views.images).permute(0, 3, 1, 2).float()[None] / 255
     with torch.no_grad():
         scene = model.model.reconstruct(x, cams.c2w[None], cams.K_norm[None])
-        ref = model.model.render(scene, targets.c2w[None], targets.K_norm[None], 32, 32)[0]
+        ref = model.model.render(scene, targets.c2w[None], targets.K_norm[None], 32, 32).rgb[0]
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     back = api.render_views(model, views, cams)
     torch.testing.assert_close(back[[0, -1]], out[[0, -1]], atol=1e-5, rtol=1e-5)  # path ends

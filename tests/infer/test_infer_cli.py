@@ -13,9 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from rayzer import api
+from rayzer import api, bundled
 from rayzer.eval.image_metrics import psnr
-from rayzer.models import bundled
 
 NOVEL = ("--path-frames", "5", "--spiral-frames", "4", "--quiet")
 

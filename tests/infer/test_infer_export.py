@@ -16,8 +16,9 @@ from rayzer.data.formats.export import write_colmap_text, write_transforms_json
 from rayzer.data.formats.nerfstudio import read_transforms
 from rayzer.data.scene_folder import read_scene_folder
 from rayzer.geometry import look_at, quaternion_to_matrix
-from rayzer.infer.outputs import staged_output, write_exports
+from rayzer.infer.outputs import write_exports
 from rayzer.infer.predict import Cameras
+from rayzer.utils.atomic import staged_output
 
 V, H, W = 5, 24, 40
 

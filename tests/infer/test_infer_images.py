@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rayzer.infer.images import (
+from rayzer.data.images import (
     decode_image,
     load_image_files,
     load_image_folder,
@@ -179,7 +179,7 @@ def test_mixed_sizes_share_the_input_size(tmp_path: Path, helpers) -> None:
 
 HUGE_SCRIPT = """
 import json, resource, sys
-from rayzer.infer.images import load_image_files
+from rayzer.data.images import load_image_files
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 views = load_image_files(sys.argv[1:], 32, 8)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

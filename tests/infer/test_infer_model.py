@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from rayzer import bundled
 from rayzer.infer.model import load_model, resolve_device
-from rayzer.models import bundled
 from rayzer.train.checkpoint import read_model_weights
 
 
@@ -63,7 +63,7 @@ def test_installing_an_lvsm_checkpoint_is_refused(lvsm_ckpt: Path, tmp_path: Pat
 
 
 def test_checkpoint_of_another_model_is_refused(lvsm_ckpt: Path) -> None:
-    with pytest.raises(ValueError, match=r"holds a 'lvsm' model; inference needs a RayZer"):
+    with pytest.raises(ValueError, match=r"holds a 'lvsm' model, which does not predict cameras"):
         load_model(lvsm_ckpt, "cpu")
 
 

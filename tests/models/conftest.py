@@ -2,11 +2,11 @@ import pytest
 import torch
 
 from _tiny import tiny_model_config
-from rayzer.models import ModelConfig
+from rayzer.model_config import RayZerConfig
 
 
 @pytest.fixture
-def tiny_cfg() -> ModelConfig:
+def tiny_cfg() -> RayZerConfig:
     return tiny_model_config()
 
 

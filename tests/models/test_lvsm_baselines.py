@@ -17,16 +17,20 @@ def test_lvsm_shapes_and_dependence_on_true_cameras(tiny_cfg):
     images = torch.rand(2, 5, 3, 16, 24)
     c2w = orbit_cameras(5).expand(2, -1, -1, -1)
     K = torch.tensor([20.0, 20.0, 12.0, 8.0]).expand(2, 5, 4)
-    out = model(images, c2w, K, [0, 2, 4], [1, 3])
+    out = model({"image": images, "c2w": c2w, "K": K}, [0, 2, 4], [1, 3]).render
     assert out.shape == (2, 2, 3, 16, 24)
     # target images are never read
     changed = images.clone()
     changed[:, [1, 3]] = 0
-    torch.testing.assert_close(model(changed, c2w, K, [0, 2, 4], [1, 3]), out)
+    torch.testing.assert_close(
+        model({"image": changed, "c2w": c2w, "K": K}, [0, 2, 4], [1, 3]).render, out
+    )
     # the target camera is
     moved = c2w.clone()
     moved[:, 1, :3, 3] += 0.3
-    assert (model(images, moved, K, [0, 2, 4], [1, 3]) - out)[:, 0].abs().max() > 1e-5
+    assert (model({"image": images, "c2w": moved, "K": K}, [0, 2, 4], [1, 3]).render - out)[
+        :, 0
+    ].abs().max() > 1e-5
 
 
 def test_lvsm_gradients_reach_every_stage(tiny_cfg):
@@ -34,7 +38,7 @@ def test_lvsm_gradients_reach_every_stage(tiny_cfg):
     images = torch.rand(1, 4, 3, 16, 16)
     c2w = orbit_cameras(4).unsqueeze(0)
     K = torch.tensor([16.0, 16.0, 8.0, 8.0]).expand(1, 4, 4)
-    model(images, c2w, K, [0, 1], [2, 3]).mean().backward()
+    model({"image": images, "c2w": c2w, "K": K}, [0, 1], [2, 3]).render.mean().backward()
     assert model.input_embed.proj.weight.grad.abs().sum() > 0
     assert model.reconstructor.scene_tokens.grad.abs().sum() > 0
     assert model.decoder.ray_embed.proj.weight.grad.abs().sum() > 0

@@ -4,15 +4,15 @@ import torch
 import torch.nn.functional as F
 
 from rayzer.data.synthetic import SynthConfig, render_clip
+from rayzer.model_config import model_config
 from rayzer.models import RayZer
-from rayzer.models.config import ModelConfig
 
 
 def test_tiny_rayzer_overfits_one_clip():
     torch.manual_seed(0)
     clip = render_clip(3, SynthConfig(family="orbit", frames=8, height=32, width=32))
     images = clip.images.unsqueeze(0)
-    cfg = ModelConfig(
+    cfg = model_config(
         dim=64,
         num_heads=4,
         patch_size=4,
@@ -27,7 +27,7 @@ def test_tiny_rayzer_overfits_one_clip():
     inp, tgt = [0, 2, 4, 6], [1, 3, 5, 7]
     losses = []
     for _ in range(300):
-        loss = F.mse_loss(model(images, inp, tgt).render, images[:, tgt])
+        loss = F.mse_loss(model({"image": images}, inp, tgt).render, images[:, tgt])
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -97,19 +96,26 @@ def test_rayzer_mirror_hypothesis_renders_the_mirrored_path():
     model = _model().train()
     images = torch.rand(2, 6, 3, 16, 16)
     inp, tgt = torch.tensor([0, 2, 5]), torch.tensor([1, 3, 4])
-    out = model(images, inp, tgt, mirror_hypothesis=True)
-    assert out.mirror_render.shape == out.render.shape == (2, 3, 3, 16, 16)
-    assert out.sense_logits.shape == (2, 5) and out.cameras.mirrored is None
+    out = model({"image": images}, inp, tgt)  # training mode: the mirror test runs
+    mirror_render = out.extras["mirror_render"]
+    assert mirror_render.shape == out.render.shape == (2, 3, 3, 16, 16)
+    assert out.extras["sense_logits"].shape == (2, 5) and "mirrored" not in out.cameras.extras
     # the mirror render is the render of the mirrored path, built from the same inputs
     cams = out.cameras
     path = mirror_camera_path(cams.c2w)
     scene = model.reconstruct(images[:, inp], path[:, inp], cams.K_norm[:, inp], inp.expand(2, -1))
-    again = model.render(scene, path[:, tgt], cams.K_norm[:, tgt], 16, 16)
-    assert torch.allclose(out.mirror_render, again, atol=1e-6)
-    # without a sense head the hypothesis is refused
-    plain = RayZer(tiny_model_config(keep_input_tokens=True, decoder_readout="sweep"))
-    with pytest.raises(ValueError, match="sense_head"):
-        plain(images, inp, tgt, mirror_hypothesis=True)
+    again = model.render(scene, path[:, tgt], cams.K_norm[:, tgt], 16, 16).rgb
+    assert torch.allclose(mirror_render, again, atol=1e-6)
+    # without a sense head there is no mirror test, and the loss is photometric only
+    plain = RayZer(tiny_model_config(keep_input_tokens=True, decoder_readout="sweep")).train()
+    assert plain({"image": images}, inp, tgt).extras == {}
+    terms = model.loss(out, {"image": images}, None)
+    assert {"sense_loss", "mirror_won"} <= set(terms)
+    assert set(plain.loss(plain({"image": images}, inp, tgt), {"image": images}, None)) == {
+        "loss",
+        "mse",
+        "psnr",
+    }
 
 
 def test_eval_mode_mirrors_the_paths_the_head_contradicts(monkeypatch):
@@ -120,7 +126,7 @@ def test_eval_mode_mirrors_the_paths_the_head_contradicts(monkeypatch):
         model.camera_estimator.pose_head[-1].weight.normal_(std=0.5)
         model.train()
         raw = model.predict_cameras(images)
-        assert raw.mirrored is None  # training mode: no decision
+        assert "mirrored" not in raw.extras  # training mode: no decision
         yaw = view_yaw(raw.c2w)
         assert (yaw.abs() > math.radians(1)).all()
         # a head contradicting sample 0 on every view, sample 1 on one view of four, and
@@ -131,7 +137,7 @@ def test_eval_mode_mirrors_the_paths_the_head_contradicts(monkeypatch):
         monkeypatch.setattr(model.sense_head, "forward", lambda _images: logits)
         model.eval()
         cams = model.predict_cameras(images)
-    assert cams.mirrored.tolist() == [True, False, False]
+    assert cams.extras["mirrored"].tolist() == [True, False, False]
     assert torch.allclose(cams.c2w[0], mirror_camera_path(raw.c2w[:1])[0], atol=1e-6)
     assert torch.equal(cams.c2w[1:], raw.c2w[1:])
     # the mirrored path's rotations turn the other way
@@ -144,7 +150,7 @@ def test_resolved_mirror_test_renders_the_heads_path_and_a_gradient_free_mirror(
     """model.sense_mirror="resolved": the render (with gradient) uses the path the head
     resolves; the mirror of that path is rendered without gradient."""
     model = _model().train()
-    model.cfg = dataclasses.replace(model.cfg, sense_mirror="resolved")
+    model.cfg.sense.mirror = "resolved"
     images = torch.rand(2, 5, 3, 16, 16)
     inp, tgt = torch.tensor([0, 1, 3]), torch.tensor([2, 4])
     with torch.no_grad():
@@ -154,18 +160,18 @@ def test_resolved_mirror_test_renders_the_heads_path_and_a_gradient_free_mirror(
     logits = torch.where(yaw > 0, 4.0, -4.0)
     logits[0] *= -1  # the head contradicts sample 0 on every view, agrees with sample 1
     monkeypatch.setattr(model.sense_head, "forward", lambda _images: logits)
-    out = model(images, inp, tgt, mirror_hypothesis=True)
-    assert out.cameras.mirrored.tolist() == [True, False]
+    out = model({"image": images}, inp, tgt)
+    assert out.cameras.extras["mirrored"].tolist() == [True, False]
     assert torch.allclose(out.cameras.c2w[0], mirror_camera_path(raw.c2w[:1])[0], atol=1e-6)
     assert torch.allclose(out.cameras.c2w[1], raw.c2w[1], atol=1e-6)
-    assert out.render.requires_grad and not out.mirror_render.requires_grad
-    assert torch.equal(out.sense_logits, logits)
+    assert out.render.requires_grad and not out.extras["mirror_render"].requires_grad
+    assert torch.equal(out.extras["sense_logits"], logits)
     path = mirror_camera_path(out.cameras.c2w)
     scene = model.reconstruct(images[:, inp], path[:, inp], raw.K_norm[:, inp], inp.expand(2, -1))
-    again = model.render(scene, path[:, tgt], raw.K_norm[:, tgt], 16, 16)
-    assert torch.allclose(out.mirror_render, again, atol=1e-5)
+    again = model.render(scene, path[:, tgt], raw.K_norm[:, tgt], 16, 16).rgb
+    assert torch.allclose(out.extras["mirror_render"], again, atol=1e-5)
 
 
 def test_sense_mirror_must_be_known():
-    with pytest.raises(ValueError, match="sense_mirror"):
+    with pytest.raises(ValueError, match=r"sense\.mirror"):
         tiny_model_config(sense_head=True, sense_mirror="half")

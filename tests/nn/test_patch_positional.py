@@ -83,18 +83,3 @@ def test_index_embedding_does_not_depend_on_view_count():
     )
     # distinct views get distinct embeddings
     assert torch.unique(pos.index_embedding(torch.arange(37)), dim=0).shape[0] == 37
-
-
-def test_conv_stem_token_grid_matches_patches():
-    from rayzer.nn import ConvStem
-
-    stem = ConvStem(6, 8, 24)
-    tokens = stem(torch.rand(2, 3, 6, 16, 32))
-    assert tokens.shape == (2, 3, 2 * 4, 24)
-    # token 1 (row 0, col 1) depends only on its receptive field, not on the far bottom-right
-    x = torch.rand(1, 1, 6, 16, 32)
-    x2 = x.clone()
-    x2[..., 12:, 28:] = 0
-    torch.testing.assert_close(stem(x)[0, 0, 1], stem(x2)[0, 0, 1])
-    with pytest.raises(ValueError, match="power-of-two"):
-        ConvStem(3, 6, 8)

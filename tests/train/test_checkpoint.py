@@ -29,7 +29,7 @@ def _trained(cfg):
     model = RayZer(cfg.model)
     opt = build_optimizer(model, cfg.train)
     images = torch.rand(1, 4, 3, 16, 16)
-    model(images, [0, 1], [2, 3]).render.mean().backward()
+    model({"image": images}, [0, 1], [2, 3]).render.mean().backward()
     opt.step()
     return model, opt
 

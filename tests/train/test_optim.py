@@ -14,7 +14,6 @@ from rayzer.train.optim import (
     WarmupCosine,
     build_optimizer,
     build_scheduler,
-    translation_gain,
 )
 
 
@@ -134,9 +133,3 @@ def test_spike_guard_adapts_to_a_lasting_rise():
     # a lasting 10× rise is skipped at first, then accepted as the new scale
     assert decisions[0] and not decisions[-1]
     assert sum(decisions) <= 5
-
-
-def test_translation_gain_schedule():
-    assert [translation_gain(s, 2, 6) for s in range(8)] == [0, 0, 0, 0.25, 0.5, 0.75, 1, 1]
-    assert translation_gain(0, 0, 0) == 1.0  # off
-    assert [translation_gain(s, 3, 3) for s in (2, 3)] == [0.0, 1.0]  # a step, no ramp

@@ -5,14 +5,9 @@ import math
 import pytest
 import torch
 
-from rayzer.data.sampling import (
-    SpanCurriculum,
-    normalize_scene_scale,
-    sample_views,
-    split_views,
-)
+from rayzer.data.sampling import SpanCurriculum, sample_views, split_views
 from rayzer.data.stream import BatchLayout, TrainStream, make_loader
-from rayzer.geometry import axis_angle_to_matrix, look_at, make_c2w
+from rayzer.geometry import axis_angle_to_matrix, look_at, make_c2w, normalize_scene_scale
 
 
 def test_curriculum_widens_linearly():

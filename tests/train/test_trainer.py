@@ -11,9 +11,10 @@ import torch
 
 from rayzer.bench.run_history import read_metrics
 from rayzer.data.stream import TrainStream
+from rayzer.models.losses import photometric_loss
 from rayzer.train import Trainer
 from rayzer.train.checkpoint import SUPERSEDED_DIR, latest_checkpoint, list_checkpoints
-from rayzer.train.losses import build_perceptual_loss, photometric_loss
+from rayzer.train.losses import build_perceptual_loss
 from rayzer.train.optim import GradSpikeGuard, WarmupCosine
 
 
@@ -45,7 +46,7 @@ def test_accumulation_matches_one_large_batch(tmp_path, tiny_config, extra):
         trainer, summary = _train(cfg, tmp_path / f"accum{accum}")
         results[accum] = (_params(trainer.model), [s.loss for s in summary.history])
         if extra == SENSE:
-            assert all(s.sense_loss > 0 for s in summary.history)
+            assert all(s.terms["sense_loss"] > 0 for s in summary.history)
     ref_params, ref_losses = results[1]
     for accum in (2, 4):
         params, losses = results[accum]
@@ -186,24 +187,24 @@ def test_perceptual_adapter(monkeypatch):
     fake = types.ModuleType("rayzer.eval.lpips")
     fake.LPIPS = FakeLPIPS
     monkeypatch.setitem(sys.modules, "rayzer.eval.lpips", fake)
-    perc = build_perceptual_loss("vgg")
+    perc = build_perceptual_loss("vgg", weight=0.5)
     assert not any(p.requires_grad for p in perc.parameters())  # frozen
     render = torch.rand(2, 3, 3, 8, 8, requires_grad=True)
     target = torch.rand(2, 3, 3, 8, 8)
-    terms = photometric_loss(render, target, perc, 0.5)
+    terms = photometric_loss(render, target, perc)
     l1 = (render - target).abs().mean()
-    torch.testing.assert_close(terms.loss, ((render - target) ** 2).mean() + 0.5 * l1)
-    terms.loss.backward()
+    torch.testing.assert_close(terms["loss"], ((render - target) ** 2).mean() + 0.5 * l1)
+    terms["loss"].backward()
     assert render.grad is not None
     # per-sample weights: a weight-0 sample gets no gradient; the loss stays a mean over all B
     render.grad = None
     weight = torch.tensor([0.0, 1.0])
-    terms = photometric_loss(render, target, perc, 0.5, sample_weight=weight)
+    terms = photometric_loss(render, target, perc, sample_weight=weight)
     per_mse = ((render - target) ** 2).flatten(1).mean(1)
     per_l1 = (render - target).abs().flatten(2).mean(2).mean(1)
-    torch.testing.assert_close(terms.loss, ((per_mse + 0.5 * per_l1) * weight).mean())
-    torch.testing.assert_close(terms.mse, per_mse.detach().mean())
-    terms.loss.backward()
+    torch.testing.assert_close(terms["loss"], ((per_mse + 0.5 * per_l1) * weight).mean())
+    torch.testing.assert_close(terms["mse"], per_mse.detach().mean())
+    terms["loss"].backward()
     assert render.grad[0].abs().max() == 0 and render.grad[1].abs().max() > 0
 
 
@@ -232,8 +233,12 @@ def test_training_with_the_real_perceptual_loss(tmp_path, tiny_config):
 
     stats = trainer.train_step(iter(TrainStream(cfg.data, 0, trainer.layout)))
     trainer.close()
-    assert stats.perceptual > 0 and not stats.skipped
-    assert stats.loss == pytest.approx(stats.mse + 0.5 * stats.perceptual, rel=1e-5)
+    perceptual = stats.terms["perceptual"]
+    assert perceptual > 0 and not stats.skipped
+    # the model's total: photometric + the sense head's cross-entropy (weight 1)
+    assert stats.loss == pytest.approx(
+        stats.mse + 0.5 * perceptual + stats.terms["sense_loss"], rel=1e-5
+    )
     assert "perceptual" not in "".join(trainer.model.state_dict())  # never checkpointed
 
 
@@ -255,59 +260,6 @@ def test_spike_guard_waits_for_the_warmup(tmp_path, tiny_config):
             assert trainer.guard.min_history == expected
         finally:
             trainer.close()
-
-
-def test_rotation_first_schedule_holds_translations_at_zero(tmp_path, tiny_config, monkeypatch):
-    """train.translation_warmup=[2, 4]: steps 0-2 train rotation-only cameras (translations
-    exactly 0), step 3 half, then full; after training the model predicts full translations."""
-    from rayzer.models import RayZer
-
-    seen: list[tuple[float, float]] = []
-    original = RayZer.predict_cameras
-
-    def spy(self, images, **kwargs):
-        cams = original(self, images, **kwargs)
-        seen.append(
-            (
-                self.camera_estimator.translation_gain,
-                float(cams.c2w[..., :3, 3].detach().abs().max()),
-            )
-        )
-        return cams
-
-    monkeypatch.setattr(RayZer, "predict_cameras", spy)
-    cfg = tiny_config("train.steps=5", "train.translation_warmup=[2,4]", "train.log_every=1")
-    trainer, _ = _train(cfg, tmp_path)
-    assert [g for g, _ in seen] == [0.0, 0.0, 0.0, 0.5, 1.0]
-    assert [t for _, t in seen[:3]] == [0.0, 0.0, 0.0]  # rotation-only cameras
-    assert seen[3][1] > 0.0 and seen[4][1] > 0.0
-    assert trainer.model.camera_estimator.translation_gain == 1.0  # reset after training
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    gains = [r["translation_gain"] for r in records if "translation_gain" in r]
-    assert gains == [0.0, 0.0, 0.0, 0.5, 1.0]
-
-
-def test_checkpoint_inside_the_rotation_first_schedule(tmp_path, tiny_config, monkeypatch):
-    """A run stopped inside the schedule resumes on it, and loads for evaluation with the gain
-    it was training at (not 1, which would scale up half-trained translations)."""
-    from rayzer.eval.novel_view import load_trained_model
-    from rayzer.infer.model import load_model
-    from rayzer.models import RayZer
-
-    seen: list[float] = []
-    original = RayZer.predict_cameras
-
-    def spy(self, images, **kwargs):
-        seen.append(self.camera_estimator.translation_gain)
-        return original(self, images, **kwargs)
-
-    monkeypatch.setattr(RayZer, "predict_cameras", spy)
-    _train(tiny_config("train.steps=3", "train.translation_warmup=[2,4]"), tmp_path)
-    assert load_model(tmp_path, device="cpu").model.camera_estimator.translation_gain == 0.5
-    assert load_trained_model(tmp_path).model.camera_estimator.translation_gain == 0.5
-    seen.clear()
-    _train(tiny_config("train.steps=5", "train.translation_warmup=[2,4]"), tmp_path, "auto")
-    assert seen == [0.5, 1.0]  # steps 3 and 4 of the resumed run
 
 
 @pytest.mark.parametrize("model_name", ["rayzer", "lvsm"])
@@ -389,8 +341,10 @@ def test_sense_head_training_logs(tmp_path, tiny_config, mode):
     )
     trainer, summary = _train(cfg, tmp_path / "run")
     assert trainer.step == 3
-    assert all(math.isfinite(s.loss) and math.isfinite(s.sense_loss) for s in summary.history)
-    assert all(0.0 <= s.mirror_won <= 1.0 for s in summary.history)
+    assert all(
+        math.isfinite(s.loss) and math.isfinite(s.terms["sense_loss"]) for s in summary.history
+    )
+    assert all(0.0 <= s.terms["mirror_won"] <= 1.0 for s in summary.history)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     logged = [r for r in rows if "sense_loss" in r]
     assert len(logged) == 3 and all("mirror_won" in r for r in logged)
@@ -402,8 +356,7 @@ def test_mirror_hypothesis_keeps_the_better_render_or_drops_the_loser():
     """ "both": each sample's loss uses the better of the renders of its path and of the
     path's mirror; "resolved": the path's own render stays and a sample whose mirror won gets
     weight 0."""
-    from rayzer.models.rayzer import CameraPrediction, RayZerOutput
-    from rayzer.models.sense import mirror_camera_path
+    from rayzer.models.sense import mirror_camera_path, mirror_test
 
     # sample 0's mirror render is exact, sample 1's own render is
     target = torch.rand(2, 2, 3, 8, 8)
@@ -412,15 +365,14 @@ def test_mirror_hypothesis_keeps_the_better_render_or_drops_the_loser():
     mirror = torch.stack((target[0], target[1] + noise[1]))
     c2w = mirror_camera_path(torch.eye(4).repeat(2, 5, 1, 1))
     c2w[:, :, 0, 3] = 1.0
-    cams = CameraPrediction(c2w, torch.ones(2, 5, 4), torch.zeros(2, 5, 8), 2)
-    out = RayZerOutput(cams, own, torch.zeros(2, 2), torch.zeros(2, 2), mirror, torch.zeros(2, 4))
-    render, weight, (sense_loss, won) = Trainer._mirror_hypothesis(out, target)
+    logits = torch.zeros(2, 4)
+    render, weight, sense_loss, won = mirror_test(own, mirror, target, c2w, logits, True)
     assert torch.equal(render[0], target[0]) and torch.equal(render[1], target[1])
     assert weight is None and won.item() == 0.5
     assert sense_loss.item() == 0.0  # no view turned: nothing to learn yet
     # model.sense_mirror="resolved": the own render stays, the sample whose mirror won leaves
     # the loss
-    render, weight, (_, won) = Trainer._mirror_hypothesis(out, target, keep_better=False)
+    render, weight, _, won = mirror_test(own, mirror, target, c2w, logits, keep_better=False)
     assert torch.equal(render, own) and weight.tolist() == [0.0, 1.0] and won.item() == 0.5
 
 
@@ -551,7 +503,7 @@ def test_a_nan_sense_head_gradient_skips_the_update(tmp_path, tiny_config):
         assert torch.equal(p, before[n]), n
     events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     (skip,) = [e for e in events if e.get("event") == "skipped_update"]
-    assert skip["head_grad_norm"] == "nan"
+    assert skip["sense_head_grad_norm"] == "nan"
 
 
 def test_precision_follows_the_config_and_device(tmp_path, tiny_config, caplog):

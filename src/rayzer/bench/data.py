@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from rayzer.bench.report import machine_info, markdown_table, write_report
+from rayzer.utils.report import machine_info, markdown_table, write_report
 
 DEFAULT_CONFIG = "tiny-cpu"
 

@@ -43,7 +43,6 @@ import torch
 import yaml
 
 from rayzer.bench.quality_report import GRID_SCENES, METHODS, to_markdown, write_figure
-from rayzer.bench.report import machine_info, write_text_atomic
 from rayzer.bench.run_history import (
     minutes_at,
     pick_checkpoints,
@@ -51,6 +50,12 @@ from rayzer.bench.run_history import (
     run_dir_of,
     run_summary,
     train_curve,
+)
+from rayzer.checkpoints import (
+    CONFIG_FILE,
+    list_checkpoints,
+    load_trained_model,
+    resolve_checkpoint,
 )
 from rayzer.config import Config, DataConfig, config_to_yaml, load_config
 from rayzer.data.clip_sources import synth_config
@@ -62,16 +67,11 @@ from rayzer.eval.novel_view import (
     MeanOfInputsMethod,
     evaluate,
     load_lpips,
-    load_trained_model,
 )
 from rayzer.eval.poses import pose_report
 from rayzer.eval.synthetic_test_set import gt_rotation_stats, synthetic_test_sets
-from rayzer.train.checkpoint import (
-    CONFIG_FILE,
-    list_checkpoints,
-    resolve_checkpoint,
-)
 from rayzer.utils.jsonsafe import json_safe
+from rayzer.utils.report import machine_info, write_text_atomic
 
 DEFAULT_CONFIG = "tiny-cpu"
 #: Minimum median GT relative rotation of the test set per family (issue 3); walk is a

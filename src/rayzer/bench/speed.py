@@ -25,9 +25,9 @@ from typing import Any
 import torch
 
 from rayzer.bench.flops import count_flops
-from rayzer.bench.report import machine_info, markdown_table, write_report
 from rayzer.config import load_config
-from rayzer.models import RayZer
+from rayzer.models import build_model
+from rayzer.utils.report import machine_info, markdown_table, write_report
 
 
 def measure_matmul_peak(size: int = 2048, repeats: int = 10, device: str = "cpu") -> float:
@@ -50,6 +50,14 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
+def random_batch(batch: int, views: int, size: int, device: str) -> dict[str, torch.Tensor]:
+    """Random images (B, V, 3, S, S) with cameras on a line (for models that read them)."""
+    c2w = torch.eye(4, device=device).repeat(batch, views, 1, 1)
+    c2w[..., 0, 3] = torch.linspace(-1.0, 1.0, views, device=device)
+    K = torch.tensor([size, size, size / 2, size / 2], device=device).expand(batch, views, 4)
+    return {"image": torch.rand(batch, views, 3, size, size, device=device), "c2w": c2w, "K": K}
+
+
 def time_training_step(
     preset: str,
     num_views: int | None,
@@ -59,7 +67,8 @@ def time_training_step(
     device: str,
     overrides: list[str],
 ) -> dict[str, Any]:
-    """Time ``steps`` training steps of RayZer built from ``preset``; returns a result row."""
+    """Time ``steps`` training steps (forward, the model's own loss, backward, AdamW) of the
+    model ``preset`` configures, on random images; returns a result row."""
     cfg = load_config(preset, overrides)
     b = batch_size or cfg.train.batch_size
     v = num_views or cfg.data.num_views
@@ -68,18 +77,16 @@ def time_training_step(
     size = cfg.data.image_size
     torch.manual_seed(0)
     rss_before = _rss_mib()
-    model = RayZer(cfg.model).to(device)
+    model = build_model(cfg.model).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=device == "cuda")
-    images = torch.rand(b, v, 3, size, size, device=device)
+    batch = random_batch(b, v, size, device)
     perm = torch.randperm(v)
     inp, tgt = perm[:v_in].sort().values, perm[v_in:].sort().values
-    target_images = images[:, tgt]
     use_bf16 = device == "cuda"
 
     def step() -> None:
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
-            out = model(images, inp, tgt)
-            loss = torch.nn.functional.mse_loss(out.render.float(), target_images)
+            loss = model.loss(model(batch, inp, tgt), batch, None)["loss"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -122,6 +129,7 @@ def time_training_step(
         "achieved_gflops": flops / step_time / 1e9,
         "peak_mem_mib": peak_mib,
         "model": asdict(cfg.model),
+        "model_name": cfg.model.name,
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from rayzer.bench.report import machine_info, markdown_table, write_report
+from rayzer.utils.report import machine_info, markdown_table, write_report
 
 
 def time_family(family: str, size: int, frames: int, seeds: list[int]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ Each yielded item is a collated micro-batch dict (DESIGN §3 keys), S = ``data.i
 
 - ``image`` (m, V, 3, S, S) float in [0, 1], views sorted by frame number;
 - ``c2w`` (m, V, 4, 4) ground-truth OpenCV camera-to-world, **normalised** by
-  :func:`rayzer.data.sampling.normalize_scene_scale` (canonical middle view = identity, mean
+  :func:`rayzer.geometry.normalize_scene_scale` (canonical middle view = identity, mean
   distance of the other camera centres to it = 1); RayZer never reads them, LVSM trains on them;
   NaN for unposed scenes;
 - ``K`` (m, V, 4) pixel intrinsics (fx, fy, cx, cy) of these images (NaN when unposed);
@@ -55,8 +55,9 @@ from rayzer.data.clip_sources import (
     choose_source,
     open_clip_sources,
 )
-from rayzer.data.sampling import SpanCurriculum, normalize_scene_scale, sample_views
+from rayzer.data.sampling import SpanCurriculum, sample_views
 from rayzer.data.synthetic import SynthConfig
+from rayzer.geometry import normalize_scene_scale
 
 # Separates the data stream's random domain from other uses of the config seed (e.g. model init).
 _DATA_DOMAIN = 0x5EED_DA7A

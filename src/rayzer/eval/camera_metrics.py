@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rayzer.data.sampling import normalize_scene_scale
 from rayzer.geometry import (
     accuracy_at,
     align_cameras,
+    normalize_scene_scale,
     pose_auc,
     relative_pose_errors,
     rotation_error_deg,

@@ -1,7 +1,7 @@
 """Two ways to estimate the target cameras of an evaluation sample — with and without the
 target images in the camera estimator's context.
 
-The RayZer paper (and :func:`rayzer.eval.novel_view.rayzer_novel_views`) predicts the cameras of
+The RayZer paper (and :func:`rayzer.eval.novel_view.model_novel_views`) predicts the cameras of
 all V views in ONE camera-estimator pass over all V images, so every target camera — and every
 input camera that builds the scene — is estimated with all target images in view. Users asked
 whether that is fair (issue 4): the targets leak into the cameras. ``rayzer eval`` reports both:
@@ -32,9 +32,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rayzer.eval.novel_view import MethodOutput, rayzer_novel_views
+from rayzer.eval.novel_view import MethodOutput, model_novel_views
 from rayzer.geometry import align_cameras, make_c2w
-from rayzer.models import CameraPrediction, RayZer
+from rayzer.models import CameraPrediction, RayModel
 from rayzer.models.views import as_view_index, gather_views
 
 
@@ -51,12 +51,12 @@ def apply_similarity(c2w: Tensor, s: Tensor, R: Tensor, t: Tensor) -> Tensor:
     return make_c2w(rot, centre)
 
 
-def cameras_with_targets(model: RayZer, images: Tensor) -> CameraPrediction:
+def cameras_with_targets(model: RayModel, images: Tensor) -> CameraPrediction:
     """The paper's protocol: one camera-estimator pass over all V views (B, V, 3, H, W)."""
     return model.predict_cameras(images)
 
 
-def context_cameras(model: RayZer, images: Tensor, input_index: Tensor) -> CameraPrediction:
+def context_cameras(model: RayModel, images: Tensor, input_index: Tensor) -> CameraPrediction:
     """Cameras of the context views from a pass over the context images only.
 
     Args:
@@ -71,19 +71,19 @@ def context_cameras(model: RayZer, images: Tensor, input_index: Tensor) -> Camer
 
 
 def cameras_without_targets(
-    model: RayZer, images: Tensor, input_index: Tensor, target_index: Tensor
+    model: RayModel, images: Tensor, input_index: Tensor, target_index: Tensor
 ) -> CameraPrediction:
     """Cameras of all V views, estimated without other targets in context (module docstring).
 
     Args:
-        model: a RayZer.
+        model: a model that predicts cameras.
         images: (B, V, 3, H, W) in frame order.
         input_index: (Vi,) or (B, Vi) increasing context positions; target_index: (Vt,) or
             (B, Vt) target positions (disjoint from the context).
     Returns:
         :class:`CameraPrediction` over all V views in the context-only pass's frame: ``c2w``
-        (B, V, 4, 4), ``K_norm`` (B, V, 4), ``tokens`` (B, V, d) (context tokens from the
-        context-only pass, each target's from its own pass) and ``canonical`` = the position
+        (B, V, 4, 4), ``K_norm`` (B, V, 4), ``tokens`` (B, V, d) or None (context tokens from
+        the context-only pass, each target's from its own pass) and ``canonical`` = the position
         of the middle context view (of the first sample). Views in neither index keep the
         identity camera.
     """
@@ -96,11 +96,12 @@ def cameras_without_targets(
     eye = torch.eye(4, dtype=ctx.c2w.dtype, device=ctx.c2w.device)
     c2w = eye.expand(b, v, 4, 4).clone()
     K_norm = ctx.K_norm[:, :1].expand(b, v, 4).clone()
-    tokens = ctx.tokens.new_zeros(b, v, ctx.tokens.shape[-1])
+    tokens = None if ctx.tokens is None else ctx.tokens.new_zeros(b, v, ctx.tokens.shape[-1])
     rows = torch.arange(b, device=images.device)
     c2w[rows[:, None], inp] = ctx.c2w
     K_norm[rows[:, None], inp] = ctx.K_norm
-    tokens[rows[:, None], inp] = ctx.tokens
+    if tokens is not None:
+        tokens[rows[:, None], inp] = ctx.tokens
 
     for k in range(tgt.shape[1]):
         views, order = torch.sort(torch.cat((inp, tgt[:, k : k + 1]), dim=1), dim=1)
@@ -113,7 +114,8 @@ def cameras_without_targets(
         tgt_c2w = apply_similarity(gather_views(one.c2w, tgt_pos), s, R, t)
         c2w[rows, tgt[:, k]] = tgt_c2w[:, 0]
         K_norm[rows, tgt[:, k]] = gather_views(one.K_norm, tgt_pos)[:, 0]
-        tokens[rows, tgt[:, k]] = gather_views(one.tokens, tgt_pos)[:, 0]
+        if tokens is not None and one.tokens is not None:
+            tokens[rows, tgt[:, k]] = gather_views(one.tokens, tgt_pos)[:, 0]
     return CameraPrediction(c2w=c2w, K_norm=K_norm, tokens=tokens, canonical=int(inp[0, vi // 2]))
 
 
@@ -122,17 +124,18 @@ def _check_increasing(index: Tensor, name: str) -> None:
         raise ValueError(f"{name} must be increasing (frame order), got {index.tolist()}")
 
 
-class RayZerWithoutTargetsMethod:
-    """RayZer rendering with cameras from :func:`cameras_without_targets` (a
-    :class:`rayzer.eval.novel_view.NovelViewMethod`)."""
+class WithoutTargetsMethod:
+    """A camera-predicting model rendering with cameras from :func:`cameras_without_targets`
+    (a :class:`rayzer.eval.novel_view.NovelViewMethod`; default name
+    ``<model>_without_targets``)."""
 
-    def __init__(self, model: RayZer, name: str = "rayzer_without_targets") -> None:
-        self.model, self.name = model, name
+    def __init__(self, model: RayModel, name: str | None = None) -> None:
+        self.model, self.name = model, name or f"{model.name}_without_targets"
 
     def __call__(self, batch: dict[str, Tensor]) -> MethodOutput:
         cams = cameras_without_targets(
             self.model, batch["image"], batch["input_index"], batch["target_index"]
         )
-        return rayzer_novel_views(
+        return model_novel_views(
             self.model, batch["image"], batch["input_index"], batch["target_index"], cameras=cams
         )

@@ -10,7 +10,7 @@
   with a reason.
 * **Views**: only the frames of the split are decoded (:func:`rayzer.data.scene_folder.read_scene_folder`,
   which validates the files and cameras and names the file on error), then fitted to the model
-  input with the inference policy (:func:`rayzer.infer.images.fit_image`: resize to cover,
+  input with the inference policy (:func:`rayzer.data.images.fit_image`: resize to cover,
   centre-crop, one Lanczos resampling) and the pixel intrinsics updated for the crop and scale.
 """
 
@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from rayzer.data.images import fit_image
 from rayzer.data.protocols import PROTOCOLS, ViewSplit, make_split, read_index
 from rayzer.data.scene_folder import CAMERAS_JSON, FRAMES_JSON, read_scene_folder
 from rayzer.eval.novel_view import EvalSample
 from rayzer.geometry import crop_intrinsics, resize_intrinsics
-from rayzer.infer.images import fit_image
 
 
 @dataclass

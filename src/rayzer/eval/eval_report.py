@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rayzer.bench.report import markdown_table
+from rayzer.utils.report import markdown_table
 
 LABELS = {
     "rayzer_with_targets": "RayZer (target cams with targets)",

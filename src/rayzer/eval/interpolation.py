@@ -31,7 +31,7 @@ from torch import Tensor
 from rayzer.eval.camera_paths import context_cameras
 from rayzer.eval.novel_view import EvalSample, MethodOutput
 from rayzer.geometry import interpolate_cameras, rotation_error_deg
-from rayzer.models import RayZer
+from rayzer.models import RayModel
 from rayzer.models.views import as_view_index, gather_views
 
 
@@ -78,21 +78,20 @@ def inbetween_frames(context: list[int], max_frames: int) -> list[int]:
     return [cand[i] for i in pick]
 
 
-class RayZerInterpolationMethod:
+class InterpolationMethod:
     """Renders the "targets" of a sample at cameras interpolated between the context cameras
     (a :class:`rayzer.eval.novel_view.NovelViewMethod`; target images are never read).
 
     Args:
-        model: a RayZer.
+        model: a model that predicts cameras (default name ``<model>_interpolated``).
         view_positions: (Vi,) image-index positions of the context views for the scene
             reconstructor (default: their positions in the sample). ``rayzer eval`` passes their
             positions in the main evaluation split so the scene is built exactly as there.
     """
 
-    name = "rayzer_interpolated"
-
-    def __init__(self, model: RayZer, view_positions: Tensor | None = None) -> None:
+    def __init__(self, model: RayModel, view_positions: Tensor | None = None) -> None:
         self.model = model
+        self.name = f"{model.name}_interpolated"
         self.view_positions = view_positions
 
     def __call__(self, batch: dict[str, Tensor]) -> MethodOutput:
@@ -119,8 +118,8 @@ class RayZerInterpolationMethod:
             cams.K_norm,
             view_positions=positions.to(images.device),
         )
-        render = self.model.render(scene, torch.stack(c2w_q), torch.stack(K_q), h, w)
-        return MethodOutput(render)
+        out = self.model.render(scene, torch.stack(c2w_q), torch.stack(K_q), h, w)
+        return MethodOutput(out.rgb, depth=out.depth)
 
 
 def interpolation_sample(

@@ -3,17 +3,17 @@
 Pure function of tensors + models (no files, no configs), shared by ``rayzer bench quality`` and
 ``rayzer eval``. One :class:`EvalSample` is one multi-view sample of a scene: V views in frame
 order, split into inputs (build the scene) and targets (rendered and scored). Methods follow the
-RayZer paper's protocol:
+RayZer paper's protocol; a model is evaluated through the interface of
+:class:`rayzer.models.base.RayModel` only, by its capability flags (:class:`ModelMethod`):
 
-* **RayZer** (:func:`rayzer_novel_views`): the camera estimator sees ALL V views (target images
-  are used for pose estimation only), the scene is built from the *input* views with their
-  predicted cameras, and the targets are rendered with their *predicted* cameras. Target pixels
-  never reach the scene reconstructor. This is exactly ``RayZer.forward``, composed from its
+* a model that **predicts cameras** (:func:`model_novel_views`, e.g. RayZer): cameras are
+  predicted from ALL V views (target images are used for pose estimation only), the scene is
+  built from the *input* views with their predicted cameras, and the targets are rendered with
+  their *predicted* cameras. Target pixels never reach the scene. Composed from the model's
   stages so that the cameras can be supplied (tests, and the "cameras without targets" variant
   of ``rayzer eval``).
-* **LVSM** oracle: ground-truth cameras, normalised exactly as in training
-  (:func:`rayzer.data.sampling.normalize_scene_scale`: canonical middle view = identity, mean
-  camera distance to it = 1).
+* a model that **needs ground-truth cameras** (e.g. the LVSM oracle): its own forward pass on
+  the batch's ``c2w`` / ``K``.
 * **copy-nearest**: each target = the input view nearest in frame number.
 * **mean of inputs**: each target = the pixel-wise mean of the input views.
 
@@ -28,18 +28,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from rayzer.data.sampling import normalize_scene_scale
 from rayzer.eval.image_metrics import psnr, ssim
 from rayzer.eval.poses import collapse_diagnostics, pose_report
 from rayzer.geometry import relative_to_canonical
-from rayzer.models import LVSM, CameraPrediction, CopyNearest, RayZer, build_model, mean_of_inputs
+from rayzer.models import CameraPrediction, CopyNearest, RayModel, mean_of_inputs
 from rayzer.models.views import as_view_index, gather_views
 
 #: Per-image PSNR cap (dB): a perfect render gives +inf, which no mean or JSON file can hold.
@@ -155,12 +153,14 @@ class MethodOutput:
         c2w: (B, V, 4, 4) predicted cameras of all views (camera-predicting methods), else None.
         K_norm: (B, V, 4) predicted normalised intrinsics, else None.
         canonical: index of the view whose predicted pose is the identity.
+        depth: (B, Vt, 1, H, W) rendered depth (models with ``outputs_depth``), else None.
     """
 
     render: Tensor
     c2w: Tensor | None = None
     K_norm: Tensor | None = None
     canonical: int | None = None
+    depth: Tensor | None = None
 
 
 class NovelViewMethod(Protocol):
@@ -171,23 +171,24 @@ class NovelViewMethod(Protocol):
     def __call__(self, batch: dict[str, Tensor]) -> MethodOutput: ...
 
 
-def rayzer_novel_views(
-    model: RayZer,
+def model_novel_views(
+    model: RayModel,
     images: Tensor,
     input_index: Tensor,
     target_index: Tensor,
     cameras: CameraPrediction | None = None,
 ) -> MethodOutput:
-    """RayZer's evaluation protocol (module docstring).
+    """The evaluation protocol of a camera-predicting model (module docstring).
 
     Args:
-        model: a RayZer.
+        model: a model with ``capabilities.predicts_cameras``.
         images: (B, V, 3, H, W) in frame order.
         input_index, target_index: (Vi,)/(B, Vi) and (Vt,)/(B, Vt).
         cameras: cameras of all V views; default ``model.predict_cameras(images)`` (all views).
     Returns:
-        renders (B, Vt, 3, H, W) and the cameras used. Only ``images[input_index]`` and the
-        cameras reach the scene; target images influence the renders only through the cameras.
+        renders (B, Vt, 3, H, W), depth where the model renders it, and the cameras used. Only
+        ``images[input_index]`` and the cameras reach the scene; target images influence the
+        renders only through the cameras.
     """
     b, v, _, h, w = images.shape
     inp = as_view_index(input_index, b, v).to(images.device)
@@ -199,36 +200,29 @@ def rayzer_novel_views(
         gather_views(cams.K_norm, inp),
         view_positions=inp,
     )
-    render = model.render(scene, gather_views(cams.c2w, tgt), gather_views(cams.K_norm, tgt), h, w)
-    return MethodOutput(render, cams.c2w, cams.K_norm, cams.canonical)
+    out = model.render(scene, gather_views(cams.c2w, tgt), gather_views(cams.K_norm, tgt), h, w)
+    canonical = cams.canonical if cams.canonical is not None else v // 2
+    return MethodOutput(out.rgb, cams.c2w, cams.K_norm, canonical, out.depth)
 
 
-class RayZerMethod:
-    """RayZer with its own predicted cameras (see :func:`rayzer_novel_views`)."""
+class ModelMethod:
+    """A registered model, evaluated by its capabilities: its own predicted cameras
+    (:func:`model_novel_views`), or the batch's ground-truth cameras (its forward pass) for a
+    model that ``needs_gt_cameras``."""
 
-    def __init__(self, model: RayZer, name: str = "rayzer") -> None:
-        self.model, self.name = model, name
+    def __init__(self, model: RayModel, name: str | None = None) -> None:
+        self.model, self.name = model, name or model.name or type(model).__name__.lower()
 
     def __call__(self, batch: dict[str, Tensor]) -> MethodOutput:
-        return rayzer_novel_views(
+        caps = self.model.capabilities
+        if caps.needs_gt_cameras:
+            if "c2w" not in batch or "K" not in batch:
+                raise ValueError(f"{self.name}: this model needs ground-truth cameras (c2w and K)")
+            out = self.model(batch, batch["input_index"], batch["target_index"])
+            return MethodOutput(out.rendered.rgb, depth=out.rendered.depth)
+        return model_novel_views(
             self.model, batch["image"], batch["input_index"], batch["target_index"]
         )
-
-
-class LVSMMethod:
-    """The LVSM oracle with ground-truth cameras normalised as in training."""
-
-    def __init__(self, model: LVSM, name: str = "lvsm") -> None:
-        self.model, self.name = model, name
-
-    def __call__(self, batch: dict[str, Tensor]) -> MethodOutput:
-        if "c2w" not in batch or "K" not in batch:
-            raise ValueError(f"{self.name}: LVSM needs ground-truth cameras (c2w and K)")
-        c2w, _ = normalize_scene_scale(batch["c2w"])
-        render = self.model(
-            batch["image"], c2w, batch["K"], batch["input_index"], batch["target_index"]
-        )
-        return MethodOutput(render)
 
 
 class CopyNearestMethod:
@@ -256,54 +250,17 @@ class MeanOfInputsMethod:
 
 
 def method_for(model: nn.Module | NovelViewMethod, name: str | None = None) -> NovelViewMethod:
-    """Wrap a RayZer / LVSM model in its evaluation method; other methods pass through."""
-    if isinstance(model, RayZer):
-        return RayZerMethod(model, name or "rayzer")
-    if isinstance(model, LVSM):
-        return LVSMMethod(model, name or "lvsm")
+    """Wrap a registered model in :class:`ModelMethod`; other methods pass through."""
+    if isinstance(model, RayModel):
+        return ModelMethod(model, name)
     if callable(model) and hasattr(model, "name"):
         return model  # type: ignore[return-value]
-    raise ValueError(f"cannot evaluate {type(model).__name__}: not RayZer, LVSM or a method")
+    raise ValueError(f"cannot evaluate {type(model).__name__}: not a RayModel or a method")
 
 
 def baseline_methods() -> list[NovelViewMethod]:
     """The non-learned references every number is compared with."""
     return [CopyNearestMethod(), MeanOfInputsMethod()]
-
-
-# -- checkpoints ---------------------------------------------------------------------------------
-
-
-@dataclass
-class TrainedModel:
-    """A model loaded from a training checkpoint."""
-
-    model: RayZer | LVSM
-    config: Any
-    step: int
-    path: Path
-
-
-def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
-    """Build the model of a checkpoint (or the latest checkpoint of a run directory) from its
-    ``config.yaml`` and load its weights (eval mode).
-
-    Raises:
-        FileNotFoundError: no checkpoint / config. ValueError: weights of another architecture.
-    """
-    from rayzer.config import load_config
-    from rayzer.train.checkpoint import CONFIG_FILE, load_model_weights, resolve_checkpoint
-    from rayzer.train.optim import apply_translation_schedule
-
-    ckpt = resolve_checkpoint(path)
-    if not (ckpt / CONFIG_FILE).is_file():
-        raise FileNotFoundError(f"checkpoint {str(ckpt)!r} has no {CONFIG_FILE}")
-    cfg = load_config(ckpt / CONFIG_FILE)
-    model = build_model(cfg.model)
-    meta = load_model_weights(ckpt, model)
-    step = int(meta.get("step", ckpt.name.removeprefix("step_") or 0))
-    apply_translation_schedule(model, cfg.train, step)
-    return TrainedModel(model.to(device).eval(), cfg, step, ckpt)
 
 
 # -- LPIPS -----------------------------------------------------------------------------------------
@@ -338,6 +295,7 @@ class EvalResult:
             report over all pairs of all samples, with focals) and ``collapse``.
         renders: CPU renders (Vt, 3, H, W) of the first ``keep_renders`` samples.
         c2w, K_norm: (S, V, 4, 4) / (S, V, 4) predicted cameras (camera-predicting methods).
+        canonical: the view whose predicted pose is the identity (when all samples agree).
     """
 
     method: str
@@ -346,6 +304,7 @@ class EvalResult:
     renders: list[Tensor] = field(default_factory=list)
     c2w: Tensor | None = None
     K_norm: Tensor | None = None
+    canonical: int | None = None
 
 
 def capped_psnr(pred: Tensor, target: Tensor) -> Tensor:
@@ -402,7 +361,7 @@ def evaluate(
     """Render the targets of every sample with ``method`` and score them (module docstring).
 
     Args:
-        method: a :class:`NovelViewMethod`, or a RayZer / LVSM model (wrapped by
+        method: a :class:`NovelViewMethod`, or a registered model (wrapped by
             :func:`method_for`). Models are put in eval mode (restored afterwards) and run
             under ``torch.no_grad()``.
         samples: evaluation samples; consecutive samples of one layout are batched.
@@ -504,6 +463,7 @@ def evaluate(
         result.K_norm = _cat_or_none([c[1] for c in cams])
         gt_all = _cat_or_none([c[2] for c in cams])
         canonicals = {c[4] for c in cams}
+        result.canonical = next(iter(canonicals)) if len(canonicals) == 1 else None
         if gt_all is None or result.c2w is None or len(canonicals) != 1:
             summary["pose"] = None
             summary["pose_note"] = (

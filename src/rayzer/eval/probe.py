@@ -8,7 +8,7 @@ Protocol:
   feature ``[token_i ‖ token_c]`` (2d) — the input of RayZer's own pose head, canonical
   c = V // 2.
 * **Targets**: the ground-truth pose of view i relative to the canonical view, at unit scene
-  scale (:func:`rayzer.data.sampling.normalize_scene_scale`: canonical = identity, mean distance
+  scale (:func:`rayzer.geometry.normalize_scene_scale`: canonical = identity, mean distance
   of the other camera centres to it = 1): 6-D rotation (first two columns of R) and translation.
 * **Probe**: a 2-layer MLP (Linear → GELU → Linear) on standardised features (training-set mean
   and std), fitted full-batch with Adam on MSE(6-D) + MSE(translation) for a fixed number of
@@ -28,8 +28,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rayzer.data.sampling import normalize_scene_scale
-from rayzer.geometry import accuracy_at, matrix_to_rot6d, rot6d_to_matrix, rotation_error_deg
+from rayzer.geometry import (
+    accuracy_at,
+    matrix_to_rot6d,
+    normalize_scene_scale,
+    rot6d_to_matrix,
+    rotation_error_deg,
+)
 
 ROT_THRESHOLDS = (10, 20, 30)
 TRANS_THRESHOLDS = (0.1, 0.2, 0.3)

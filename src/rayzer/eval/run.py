@@ -4,12 +4,14 @@ Per scene (views from the protocol or index file, fitted to the model input by
 :mod:`rayzer.eval.eval_data`), every method renders the target views and is scored with
 :func:`rayzer.eval.novel_view.evaluate`:
 
-* ``rayzer_with_targets`` — the paper's protocol: cameras of all views from one pass that sees
-  the target images too (:func:`rayzer.eval.novel_view.rayzer_novel_views`);
-* ``rayzer_without_targets`` — the context-only cameras, each target registered from its own
+* for a model that predicts cameras (``<model>`` is its registered name, e.g. ``rayzer``):
+  ``<model>_with_targets`` — the paper's protocol: cameras of all views from one pass that sees
+  the target images too (:func:`rayzer.eval.novel_view.model_novel_views`), and
+  ``<model>_without_targets`` — the context-only cameras, each target registered from its own
   pass with the context (:mod:`rayzer.eval.camera_paths`);
-* ``copy_nearest`` and ``mean_of_inputs`` baselines; for an LVSM checkpoint, ``lvsm`` with the
-  ground-truth cameras instead of the two RayZer rows.
+* for a model that needs ground-truth cameras (e.g. ``lvsm``): one row under its name, on posed
+  scenes only;
+* ``copy_nearest`` and ``mean_of_inputs`` baselines.
 
 Images: PSNR (renders clamped to [0, 1], per image, capped at 100 dB), SSIM, LPIPS-VGG and LPIPS-Alex — means over each
 scene's targets, then means over scenes. Poses (posed scenes): :mod:`rayzer.eval.camera_metrics`,
@@ -61,19 +63,19 @@ from rayzer.eval.novel_view import (
     PSNR_CAP_DB,
     CopyNearestMethod,
     EvalSample,
-    LVSMMethod,
     MeanOfInputsMethod,
     MethodOutput,
+    ModelMethod,
     NovelViewMethod,
-    RayZerMethod,
     evaluate,
 )
-from rayzer.models import LVSM, RayZer
+from rayzer.models import RayModel
 
 log = logging.getLogger("rayzer.eval")
 
 LPIPS_NETS = ("vgg", "alex")
-WITH, WITHOUT = "rayzer_with_targets", "rayzer_without_targets"
+#: Suffixes of a camera-predicting model's two rows (``rayzer_with_targets``, …).
+WITH, WITHOUT = "_with_targets", "_without_targets"
 
 IMAGE_DEFINITIONS = {
     "psnr": f"per target image, 10 log10(1 / MSE) with renders clamped to [0, 1], capped at "
@@ -216,21 +218,22 @@ def _score(
     return record, render, errors
 
 
-def _methods(model: nn.Module) -> list[NovelViewMethod]:
-    from rayzer.eval.camera_paths import RayZerWithoutTargetsMethod
+def _methods(model: RayModel) -> list[NovelViewMethod]:
+    """The model's rows (by its capabilities), then the baselines."""
+    from rayzer.eval.camera_paths import WithoutTargetsMethod
 
-    if isinstance(model, RayZer):
+    if model.capabilities.predicts_cameras:
         learned: list[NovelViewMethod] = [
-            RayZerMethod(model, WITH),
-            RayZerWithoutTargetsMethod(model, WITHOUT),
+            ModelMethod(model, model.name + WITH),
+            WithoutTargetsMethod(model, model.name + WITHOUT),
         ]
     else:
-        learned = [LVSMMethod(model, "lvsm")]  # type: ignore[arg-type]
+        learned = [ModelMethod(model)]
     return [*learned, CopyNearestMethod(), MeanOfInputsMethod()]
 
 
 def _interp_scene(
-    model: RayZer,
+    model: RayModel,
     scene: EvalScene,
     sample: EvalSample,
     out_hw: tuple[int, int],
@@ -240,7 +243,7 @@ def _interp_scene(
 ) -> tuple[dict[str, Any], list[tuple[str, torch.Tensor]]]:
     """Interpolation record of one scene and its grid rows."""
     from rayzer.eval.interpolation import (
-        RayZerInterpolationMethod,
+        InterpolationMethod,
         gt_interpolation_errors,
         inbetween_frames,
         interpolation_sample,
@@ -255,7 +258,7 @@ def _interp_scene(
     interp = interpolation_sample(scene.name, sample.images[inp], context, images, between)
     record: dict[str, Any] = {"status": "ok", "frames": between, "context": context}
     rows: list[tuple[str, torch.Tensor]] = [("in-between\n(true frames)", images)]
-    method = RayZerInterpolationMethod(model, view_positions=inp)
+    method = InterpolationMethod(model, view_positions=inp)
     for m in (method, CopyNearestMethod()):
         rec, render, _ = _score(m, interp, lpips, device)
         record[m.name] = {k: v for k, v in rec.items() if not k.endswith("_per_target")}
@@ -332,7 +335,7 @@ def run_eval(
         seed: seed of the random protocol (and of the probe).
         size: square model input side (default: the checkpoint's training size).
         lpips: ``"vgg,alex"``, one of them, or ``"none"``.
-        probe / probe_train / probe_samples / probe_steps: pose probing (RayZer checkpoints),
+        probe / probe_train / probe_samples / probe_steps: pose probing (camera-predicting models),
             trained on ``probe_train`` scenes (default: every other evaluated posed scene) with
             ``probe_samples`` random samples per scene.
         interp / interp_frames: interpolation with at most ``interp_frames`` frames per scene.
@@ -345,11 +348,11 @@ def run_eval(
         FileNotFoundError / ValueError with a message naming the file or option; nothing is
         left at ``out`` on failure.
     """
-    from rayzer.eval.novel_view import load_trained_model
-    from rayzer.infer.images import output_size
-    from rayzer.infer.model import resolve_device
-    from rayzer.infer.outputs import staged_output
-    from rayzer.models.bundled import bundled_checkpoint
+    from rayzer.bundled import bundled_checkpoint
+    from rayzer.checkpoints import load_trained_model
+    from rayzer.data.images import output_size
+    from rayzer.utils.atomic import staged_output
+    from rayzer.utils.device import resolve_device
 
     t0 = time.perf_counter()
     nets = parse_lpips(lpips)
@@ -375,16 +378,14 @@ def run_eval(
     dev = resolve_device(device)
     trained = load_trained_model(bundled_checkpoint() if ckpt is None else ckpt, dev)
     model, cfg = trained.model, trained.config
-    is_rayzer = isinstance(model, RayZer)
-    if not is_rayzer and not isinstance(model, LVSM):
-        raise ValueError(f"cannot evaluate a {type(model).__name__}")
-    if not is_rayzer and (probe or interp or colmap):
+    predicts = model.capabilities.predicts_cameras
+    if not predicts and (probe or interp or colmap):
         raise ValueError(
-            "--probe, --interp and --colmap need a RayZer checkpoint (they use its predicted "
-            f"cameras); {trained.path} holds an LVSM"
+            "--probe, --interp and --colmap need a model that predicts cameras; "
+            f"{trained.path} holds a {model.name!r} model"
         )
     side = int(size or cfg.data.image_size)
-    out_hw = output_size(side, model.cfg.patch_size, "square")
+    out_hw = output_size(side, model.image_multiple, "square")
     num_context = int(num_context or cfg.data.num_input_views)
     num_target = int(num_target or cfg.data.num_target_views)
     lpips_modules = load_lpips_modules(nets, dev, side)
@@ -397,12 +398,9 @@ def run_eval(
         )
         if max_scenes is not None:
             scenes = scenes[:max_scenes]
-        if not is_rayzer:
-            skipped += [
-                {"scene": s.name, "reason": "unposed: the LVSM oracle needs ground-truth cameras"}
-                for s in scenes
-                if not s.entry.posed
-            ]
+        if model.capabilities.needs_gt_cameras:
+            reason = f"unposed: the {model.name} model needs ground-truth cameras"
+            skipped += [{"scene": s.name, "reason": reason} for s in scenes if not s.entry.posed]
             scenes = [s for s in scenes if s.entry.posed]
         if not scenes:
             reasons = "; ".join(f"{s['scene']}: {s['reason']}" for s in skipped[:5])
@@ -434,15 +432,15 @@ def run_eval(
             probe_report = None
             if probe:
                 probe_report = _probe_report(run, probe_train, probe_steps)
-            from rayzer.bench.report import machine_info
             from rayzer.eval.eval_report import metrics_markdown
+            from rayzer.utils.report import machine_info
 
             metrics = {
                 "command": "rayzer eval",
                 "checkpoint": str(trained.path),
                 "bundled_model": ckpt is None,
                 "step": trained.step,
-                "model": model.cfg.name,
+                "model": model.name,
                 "data": str(data),
                 "data_format": fmt,
                 "protocol": protocol,
@@ -513,19 +511,21 @@ def _evaluate_scene(run: _Run, scene: EvalScene, number: int, grid_path: Path) -
         ("inputs", images[sample.input_index]),
         ("targets", target),
     ]
+    learned = {m.name for m in run.methods[:-2]}  # the model's rows (the baselines are last)
     for method in run.methods:
         rec, render, err = _score(method, sample, run.lpips, run.device)
         record["methods"][method.name] = rec
         if err is not None:
             run.errors.setdefault(method.name, []).append(err)
-        if method.name in (WITH, WITHOUT, "lvsm"):
+        if method.name in learned:
             rows.append((f"{method.name}\nPSNR {rec['psnr']:.2f}", render))
             rows.append(("|error| 0-0.25", error_map(render, target)))
         elif method.name == "copy_nearest":
             rows.append((f"copy-nearest\nPSNR {rec['psnr']:.2f}", render))
 
     model = run.model
-    if run.interp_frames is not None and isinstance(model, RayZer):
+    predicts = model.capabilities.predicts_cameras
+    if run.interp_frames is not None and predicts:
         interp, interp_rows = _interp_scene(
             model, scene, sample, run.out_hw, run.interp_frames, run.lpips, run.device
         )
@@ -533,7 +533,7 @@ def _evaluate_scene(run: _Run, scene: EvalScene, number: int, grid_path: Path) -
         run.interp_records.append({"scene": scene.name, **interp})
         rows += interp_rows
 
-    if run.colmap and isinstance(model, RayZer):
+    if run.colmap and predicts:
         from rayzer.eval.colmap_reference import colmap_reference
 
         with torch.no_grad():  # our cameras: the paper's protocol (all views in one pass)
@@ -543,7 +543,7 @@ def _evaluate_scene(run: _Run, scene: EvalScene, number: int, grid_path: Path) -
         record["colmap"] = {k: v for k, v in rep.items() if k != "raw"}
         run.colmap_records.append({"scene": scene.name, **rep})
 
-    if run.collect_probe and scene.entry.posed and isinstance(model, RayZer):
+    if run.collect_probe and scene.entry.posed and predicts:
         items = _probe_samples(run, scene.entry)
         if items:
             run.probe_sets[scene.name] = items

@@ -49,6 +49,7 @@ from rayzer.geometry.rotations import (
 from rayzer.geometry.se3 import (
     look_at,
     make_c2w,
+    normalize_scene_scale,
     relative_to_canonical,
     se3_compose,
     se3_inverse,
@@ -79,6 +80,7 @@ __all__ = [
     "matrix_to_quaternion",
     "matrix_to_rot6d",
     "normalize_intrinsics",
+    "normalize_scene_scale",
     "orbit_path",
     "pair_indices",
     "pixel_centers",

@@ -131,3 +131,34 @@ def look_at(
     y = torch.linalg.cross(z, x, dim=-1)
     R = torch.stack((x, y, z), dim=-1)
     return make_c2w(R, eye)
+
+
+def normalize_scene_scale(
+    c2w: torch.Tensor, canonical: int | None = None, eps: float = 1e-8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ground-truth cameras in the canonical view's frame at unit scene scale (the LVSM oracle's gauge).
+
+    The cameras are expressed relative to the canonical view (identity pose; default the middle
+    view V // 2, like RayZer's predictions), then all translations are divided by the mean
+    distance of the other camera centres to the canonical centre, so that mean is 1. This removes
+    the arbitrary world frame and unit of each clip. If every camera sits at the canonical
+    centre (pure rotation) the scale is left at 1.
+
+    Args:
+        c2w: (..., V, 4, 4) OpenCV camera-to-world, V >= 2.
+        canonical: canonical view (default V // 2).
+    Returns:
+        (c2w_normalized (..., V, 4, 4), scale (...,)) where ``t_normalized = scale · t_relative``
+        (multiply depths by ``scale`` to keep them consistent).
+    """
+    if c2w.ndim < 3 or c2w.shape[-2:] != (4, 4) or c2w.shape[-3] < 2:
+        raise ValueError(f"c2w must have shape (..., V>=2, 4, 4), got {tuple(c2w.shape)}")
+    v = c2w.shape[-3]
+    canonical = v // 2 if canonical is None else canonical
+    rel = relative_to_canonical(c2w, canonical)
+    dist = rel[..., :3, 3].norm(dim=-1)  # (..., V); the canonical entry is exactly 0
+    mean = dist.sum(dim=-1) / (v - 1)
+    scale = torch.where(mean > eps, 1.0 / mean.clamp_min(eps), torch.ones_like(mean))
+    out = rel.clone()
+    out[..., :3, 3] = rel[..., :3, 3] * scale[..., None, None]
+    return out, scale

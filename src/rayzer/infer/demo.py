@@ -20,7 +20,7 @@ Steps (each timed in ``summary.json``):
 5. **novel views**: the same latent scene rendered along a smooth path through the predicted
    cameras of all V views in frame order (:func:`rayzer.infer.trajectory.path_through`).
 6. **write**: everything below, into a hidden temporary folder that is moved to ``--out`` only
-   when complete (:func:`rayzer.infer.outputs.staged_output`); a failed run leaves nothing.
+   when complete (:func:`rayzer.utils.atomic.staged_output`); a failed run leaves nothing.
 
 Output layout. With one scene (the default) the scene's files sit directly in ``--out``; with
 ``--scenes N > 1`` each scene gets the same files in ``scenes/<scene name>/`` and the top level
@@ -74,7 +74,7 @@ from rayzer.eval.novel_view import (
     EvalResult,
     EvalSample,
     MeanOfInputsMethod,
-    RayZerMethod,
+    ModelMethod,
     evaluate,
 )
 from rayzer.eval.synthetic_test_set import gt_rotation_stats, synthetic_test_sets
@@ -84,7 +84,6 @@ from rayzer.infer.model import LoadedModel, load_model, resolve_device
 from rayzer.infer.outputs import (
     cameras_json,
     set_cube_limits,
-    staged_output,
     to_uint8,
     write_gif,
     write_mp4,
@@ -94,6 +93,7 @@ from rayzer.infer.pipeline import SCALE_NOTE, StageTimer, peak_rss_mb
 from rayzer.infer.predict import Cameras, render_scene
 from rayzer.infer.trajectory import path_through
 from rayzer.models import LatentScene
+from rayzer.utils.atomic import staged_output
 from rayzer.utils.jsonsafe import json_safe
 
 EVAL_BATCH = 8  # scenes per forward pass
@@ -199,7 +199,7 @@ def predicted_cameras(result: EvalResult, i: int, height: int, width: int) -> Ca
     if result.c2w is None or result.K_norm is None:
         raise ValueError(f"{result.method}: the evaluation kept no predicted cameras")
     K = denormalize_intrinsics(result.K_norm[i].float(), height, width)
-    canonical = result.c2w.shape[1] // 2  # RayZer's canonical view is the middle one
+    canonical = result.canonical if result.canonical is not None else result.c2w.shape[1] // 2
     return Cameras(result.c2w[i].float(), K, height, width, canonical=canonical)
 
 
@@ -623,7 +623,7 @@ def run_demo(
         synth = demo_synth_config(data, family)
         samples = demo_samples(synth, data, scenes, seed)
     with _stage(timer, "rayzer", say):
-        results = method_results(model, samples, [RayZerMethod(model.model)])
+        results = method_results(model, samples, [ModelMethod(model.model, "rayzer")])
     with _stage(timer, "baselines", say):
         results |= method_results(model, samples, [CopyNearestMethod(), MeanOfInputsMethod()])
     H, W = samples[0].images.shape[-2:]

@@ -1,8 +1,10 @@
-"""Load a RayZer for inference: the bundled model or any training checkpoint.
+"""Load a model for inference: the bundled RayZer or any training checkpoint.
 
-Loading reuses :mod:`rayzer.train.checkpoint` (safetensors weights checked against the model's
-keys and shapes) and the checkpoint's ``config.yaml`` (model sizes and the training input size).
-The training state (``state.pt``) is not needed.
+Loading goes through the one checkpoint loader, :func:`rayzer.checkpoints.load_trained_model`
+(the checkpoint's ``config.yaml`` names the registered model and its sizes; safetensors weights
+checked against the model's keys and shapes). The training state (``state.pt``) is not needed.
+Inference predicts cameras from images alone, so the model must have
+``capabilities.predicts_cameras``.
 """
 
 from __future__ import annotations
@@ -12,19 +14,19 @@ from pathlib import Path
 
 import torch
 
-from rayzer.config import Config, load_config
-from rayzer.models import RayZer
-from rayzer.models.bundled import bundled_checkpoint
-from rayzer.train.checkpoint import CONFIG_FILE, load_model_weights, resolve_checkpoint
-from rayzer.train.optim import apply_translation_schedule
+from rayzer.bundled import bundled_checkpoint
+from rayzer.checkpoints import load_trained_model, resolve_checkpoint
+from rayzer.config import Config
+from rayzer.models import RayModel
+from rayzer.utils.device import resolve_device
 
 
 @dataclass
 class LoadedModel:
-    """A RayZer ready for inference.
+    """A model ready for inference.
 
     Attributes:
-        model: the network, in eval mode, on ``device``.
+        model: the network, in eval mode, on ``device`` (``capabilities.predicts_cameras``).
         image_size: its training input size (square side, pixels): the default inference size.
         checkpoint: the checkpoint directory it came from (None for an in-memory model).
         bundled: whether it is the model shipped with the package.
@@ -32,7 +34,7 @@ class LoadedModel:
         config: the checkpoint's full config (None for an in-memory model).
     """
 
-    model: RayZer
+    model: RayModel
     image_size: int
     checkpoint: Path | None = None
     bundled: bool = False
@@ -45,47 +47,29 @@ class LoadedModel:
 
     @property
     def patch_size(self) -> int:
-        return self.model.cfg.patch_size
+        """Image sides must be divisible by this (:attr:`RayModel.image_multiple`)."""
+        return self.model.image_multiple
 
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
     @classmethod
-    def from_module(cls, model: RayZer, image_size: int) -> LoadedModel:
-        """Wrap a RayZer built in memory (e.g. during training) for the inference API."""
-        if not isinstance(model, RayZer):
-            raise ValueError(f"expected a RayZer model, got {type(model).__name__}")
+    def from_module(cls, model: RayModel, image_size: int) -> LoadedModel:
+        """Wrap a model built in memory (e.g. during training) for the inference API."""
+        _check_predicts_cameras(model, type(model).__name__)
         return cls(model=model.eval(), image_size=int(image_size))
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available on this machine")
-        return torch.device(name)
-    raise ValueError(f"--device must be auto, cpu or cuda, got {name!r}")
-
-
-def _read_config(path: Path) -> Config:
-    file = path / CONFIG_FILE
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"checkpoint {str(path)!r} has no {CONFIG_FILE} (it holds the model sizes needed to "
-            "build the network)"
+def _check_predicts_cameras(model: object, where: str) -> None:
+    caps = getattr(model, "capabilities", None)
+    if not isinstance(model, RayModel) or caps is None or not caps.predicts_cameras:
+        name = getattr(model, "name", "") or type(model).__name__
+        raise ValueError(
+            f"{where} holds a {name!r} model, which does not predict cameras; inference needs a "
+            "model that does (one that needs ground-truth cameras, like LVSM, cannot run on "
+            "unposed photos)"
         )
-    try:
-        return load_config(file)
-    # A damaged YAML can fail in the YAML parser, OmegaConf or the dataclass checks; all of them
-    # mean the same thing to the user.
-    except Exception as err:
-        raise ValueError(f"checkpoint config {str(file)!r} is corrupt or invalid: {err}") from err
 
 
 def load_model(ckpt: str | Path | None = None, device: str | torch.device = "auto") -> LoadedModel:
@@ -98,27 +82,18 @@ def load_model(ckpt: str | Path | None = None, device: str | torch.device = "aut
     Raises:
         FileNotFoundError: no such checkpoint, no bundled model (the message says to pass a
             checkpoint), or no ``config.yaml``.
-        ValueError: a checkpoint of another model (e.g. LVSM), corrupt weights / config, or
-            weights that do not match the configured architecture.
+        ValueError: a model that does not predict cameras (e.g. LVSM), corrupt weights /
+            config, or weights that do not match the configured architecture.
     """
     dev = resolve_device(device)
     path = bundled_checkpoint() if ckpt is None else resolve_checkpoint(ckpt)
-    cfg = _read_config(path)
-    if cfg.model.name != "rayzer":
-        raise ValueError(
-            f"checkpoint {str(path)!r} holds a {cfg.model.name!r} model; inference needs a RayZer "
-            "checkpoint (it predicts its own cameras; LVSM needs ground-truth cameras)"
-        )
-    model = RayZer(cfg.model)
-    metadata = load_model_weights(path, model)
-    step = metadata.get("step")
-    step = int(step) if step is not None and str(step).isdigit() else None
-    apply_translation_schedule(model, cfg.train, step)
+    trained = load_trained_model(path, dev)
+    _check_predicts_cameras(trained.model, f"checkpoint {str(path)!r}")
     return LoadedModel(
-        model=model.eval().to(dev),
-        image_size=cfg.data.image_size,
-        checkpoint=path,
+        model=trained.model,
+        image_size=trained.config.data.image_size,
+        checkpoint=trained.path,
         bundled=ckpt is None,
-        step=step,
-        config=cfg,
+        step=trained.step,
+        config=trained.config,
     )

@@ -17,7 +17,6 @@ Output folder layout::
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,26 +29,6 @@ from PIL import Image
 from rayzer.data.formats.export import write_colmap_text, write_transforms_json
 from rayzer.data.scene_folder import CAMERAS_JSON, write_scene_folder
 from rayzer.infer.predict import Cameras
-from rayzer.utils.atomic import staged_dir
-
-
-def staged_output(
-    out: str | Path, overwrite: bool = False
-) -> contextlib.AbstractContextManager[Path]:
-    """Reserve a hidden temporary sibling of ``out``; move it into place when the block
-    completes, delete it when the block raises (so a failed run leaves nothing that looks like
-    output). The yielded path does not exist yet: the first writer creates it.
-    (:func:`rayzer.utils.atomic.staged_dir` with the CLI's error messages.)
-
-    Raises:
-        FileExistsError: ``out`` exists and ``overwrite`` is False (checked before and after).
-    """
-    return staged_dir(
-        out,
-        overwrite,
-        exists_error="output folder {out} already exists (pass --overwrite to replace it)",
-        appeared_error="output folder {out} appeared while running",
-    )
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

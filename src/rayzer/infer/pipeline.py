@@ -1,11 +1,11 @@
 """``rayzer infer``: photos or a video in; cameras, exports, renders and novel views out.
 
 Stages (each timed in ``summary.json``): load the model → load and fit the views
-(:mod:`rayzer.infer.images`) → predict cameras → build the latent scene from all views → render
+(:mod:`rayzer.data.images`) → predict cameras → build the latent scene from all views → render
 the views back (reconstruction PSNR, a sanity figure, not a novel-view score) → render the
 novel views (smooth path through the cameras, then a spiral around the canonical view) → write
 the exports, renders, video/GIF and plot into a staged folder that is moved into place only
-when everything succeeded (:func:`rayzer.infer.outputs.staged_output`).
+when everything succeeded (:func:`rayzer.utils.atomic.staged_output`).
 """
 
 from __future__ import annotations
@@ -25,18 +25,17 @@ import numpy as np
 import torch
 
 import rayzer
-from rayzer.eval.image_metrics import psnr
-from rayzer.infer.images import (
+from rayzer.data.images import (
     PreparedViews,
     find_image_files,
     load_image_folder,
     load_video_frames,
 )
+from rayzer.eval.image_metrics import psnr
 from rayzer.infer.model import LoadedModel, load_model, resolve_device
 from rayzer.infer.outputs import (
     cameras_json,
     plot_cameras,
-    staged_output,
     to_uint8,
     write_exports,
     write_gif,
@@ -45,6 +44,7 @@ from rayzer.infer.outputs import (
 )
 from rayzer.infer.predict import Cameras, as_images, build_scene, predict_cameras, render_scene
 from rayzer.infer.trajectory import path_through, spiral_around
+from rayzer.utils.atomic import staged_output
 
 log = logging.getLogger("rayzer.infer")
 
@@ -157,7 +157,7 @@ def run_inference(
             ``overwrite``.
         device: ``auto`` | ``cpu`` | ``cuda``.
         size: short side of the model input (default: the model's training size); ``aspect``:
-            ``square`` or ``keep`` (see :mod:`rayzer.infer.images`).
+            ``square`` or ``keep`` (see :mod:`rayzer.data.images`).
         max_views: keep at most this many views, evenly spaced (2..64).
         skip_bad: skip undecodable images with a warning instead of failing.
         path_frames, spiral_frames, fps: novel-view video (0 frames disables a segment).
@@ -313,7 +313,7 @@ def _summary(
             "width": W,
             "aspect": aspect,
             "policy": "EXIF-upright 8-bit RGB (alpha over white); scaled to cover HxW "
-            "(antialiased), centre-cropped; see rayzer.infer.images",
+            "(antialiased), centre-cropped; see rayzer.data.images",
         },
         "model": {
             "checkpoint": str(model.checkpoint) if model.checkpoint else None,

@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from rayzer.data.images import PreparedViews, load_image_files, load_image_folder
 from rayzer.geometry import denormalize_intrinsics, normalize_intrinsics
-from rayzer.infer.images import PreparedViews, load_image_files, load_image_folder
 from rayzer.infer.model import LoadedModel
 from rayzer.models import LatentScene
 
@@ -61,7 +61,7 @@ class Cameras:
 
 def as_images(images: Any, model: LoadedModel) -> Tensor:
     """``(V, 3, H, W)`` float32 in [0, 1] from a tensor / array, prepared views, a folder or a
-    list of image files (the latter two with the default policy of :mod:`rayzer.infer.images`)."""
+    list of image files (the latter two with the default policy of :mod:`rayzer.data.images`)."""
     if isinstance(images, str | Path):
         images = load_image_folder(images, model.image_size, model.patch_size)
     elif isinstance(images, Sequence) and images and isinstance(images[0], str | Path):
@@ -136,7 +136,8 @@ def render_scene(
                 K_norm[None, sl].to(dev),
                 targets.height,
                 targets.width,
-            )[0]
+            )
+            .rgb[0]
             .float()
             .cpu()
         )

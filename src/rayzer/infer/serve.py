@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rayzer.infer.images import MAX_VIEWS, MIN_VIEWS
+from rayzer.data.images import MAX_VIEWS, MIN_VIEWS
 from rayzer.infer.model import LoadedModel, load_model
 from rayzer.infer.pipeline import InferenceError, run_inference
 

@@ -1,26 +1,33 @@
-"""Models: RayZer (main), the LVSM oracle and non-learned baselines."""
+"""Models: the interface (:mod:`rayzer.models.base`), the registry, and the registered models
+(RayZer, the LVSM oracle); non-learned baselines."""
 
+from rayzer.models.base import (
+    CameraPrediction,
+    Capabilities,
+    ModelOutput,
+    RayModel,
+    Rendered,
+)
 from rayzer.models.baselines import CopyNearest, mean_of_inputs, nearest_input_views
-from rayzer.models.config import ModelConfig
 from rayzer.models.latent_scene import LatentScene
 from rayzer.models.lvsm import LVSM
-from rayzer.models.rayzer import CameraPrediction, RayZer, RayZerOutput
-
-
-def build_model(cfg: ModelConfig) -> RayZer | LVSM:
-    """Instantiate the model named by ``cfg.name``."""
-    return {"rayzer": RayZer, "lvsm": LVSM}[cfg.name](cfg)
-
+from rayzer.models.rayzer import RayZer
+from rayzer.models.registry import available_models, build_model, model_class, register_model
 
 __all__ = [
     "LVSM",
     "CameraPrediction",
+    "Capabilities",
     "CopyNearest",
     "LatentScene",
-    "ModelConfig",
+    "ModelOutput",
+    "RayModel",
     "RayZer",
-    "RayZerOutput",
+    "Rendered",
+    "available_models",
     "build_model",
     "mean_of_inputs",
+    "model_class",
     "nearest_input_views",
+    "register_model",
 ]

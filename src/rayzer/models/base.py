@@ -120,12 +120,21 @@ class ModelOutput:
 class RayModel(nn.Module, abc.ABC):
     """Base class of every registered model (see :mod:`rayzer.models.registry`).
 
-    Subclasses set ``capabilities`` and ``config_class`` (their typed config dataclass) and take
-    that config as the only constructor argument.
+    Subclasses set ``capabilities`` and ``config_class`` (their typed config dataclass, with a
+    ``name`` field), take that config as the only constructor argument and keep it as
+    ``self.cfg``. :func:`rayzer.models.registry.register_model` sets ``name`` (the registry
+    key, = ``cfg.name``).
     """
 
     capabilities: ClassVar[Capabilities]
     config_class: ClassVar[type]
+    name: ClassVar[str] = ""
+    cfg: Any
+
+    @property
+    def image_multiple(self) -> int:
+        """Image sides must be divisible by this (the patch size; 1 for models without one)."""
+        return int(getattr(self.cfg, "patch_size", 1))
 
     # -- stages ---------------------------------------------------------------------------------
 

@@ -13,15 +13,9 @@ import torch
 from torch import Tensor, nn
 
 from rayzer.geometry import denormalize_intrinsics, plucker_rays
-from rayzer.models.config import ModelConfig
-from rayzer.models.readouts import BlendReadout, SweepReadout
-from rayzer.nn import (
-    EpipolarBias,
-    PatchEmbed,
-    PatchUnembed,
-    Transformer,
-    epipolar_log_counts,
-)
+from rayzer.model_config import LatentSceneConfig
+from rayzer.models.readouts import SweepReadout
+from rayzer.nn import PatchEmbed, PatchUnembed, Transformer
 from rayzer.nn.transformer import INIT_STD
 
 
@@ -40,8 +34,8 @@ class LatentScene:
         images: (B, Vi, 3, H, W) the input views the scene was built from.
         c2w: (B, Vi, 4, 4) their cameras (OpenCV camera-to-world);
         K_norm: (B, Vi, 4) their normalised intrinsics.
-    The input views and cameras are kept because the geometric decoder options (epipolar
-    attention bias, blend and sweep readouts) relate target rays to input patches and pixels.
+    The input views and cameras are kept because the sweep readout reads the input views'
+    pixels along the target rays.
     """
 
     tokens: Tensor
@@ -80,16 +74,16 @@ class SceneReconstructor(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig) -> SceneReconstructor:
+    def from_config(cls, cfg: LatentSceneConfig) -> SceneReconstructor:
         return cls(
             cfg.dim,
-            cfg.scene_layers,
+            cfg.scene.layers,
             cfg.num_heads,
-            cfg.num_scene_tokens,
+            cfg.scene.num_tokens,
             cfg.mlp_ratio,
             cfg.qk_norm,
             cfg.grad_checkpointing,
-            cfg.keep_input_tokens,
+            cfg.scene.keep_input_tokens,
         )
 
     def forward(self, tokens: Tensor) -> Tensor:
@@ -104,9 +98,9 @@ class RayDecoder(nn.Module):
 
     Each target view's ray tokens (patches of its Plücker ray map) attend jointly with the scene
     tokens (views are decoded independently, batched as B·Vt sequences of n [+ M] + N tokens).
-    Readouts: ``"regress"`` (LVSM / RayZer: an MLP maps each output token to a p×p RGB patch
-    through a sigmoid), ``"blend"`` or ``"sweep"`` (:mod:`rayzer.models.readouts`). Optionally
-    :class:`rayzer.nn.EpipolarBias` is added to every attention layer.
+    Readouts: ``"regress"`` (the paper: an MLP maps each output token to a p×p RGB patch through
+    a sigmoid) or ``"sweep"`` (:class:`rayzer.models.readouts.SweepReadout`: the same head also
+    gives per-pixel depth logits and a gate, and the colour is read from the input views).
     """
 
     def __init__(
@@ -118,27 +112,18 @@ class RayDecoder(nn.Module):
         mlp_ratio: float = 4.0,
         qk_norm: bool = True,
         grad_checkpointing: bool = False,
-        epipolar_bias: bool = False,
         ray_near: float = 0.5,
         readout: str = "regress",
         sweep_depths: int = 16,
     ) -> None:
         super().__init__()
         self.patch_size = patch_size
-        self.ray_near = ray_near
         self.ray_embed = PatchEmbed(6, patch_size, dim)
-        self.epipolar = EpipolarBias(depth, num_heads) if epipolar_bias else None
         self.transformer = Transformer(
             dim, depth, num_heads, mlp_ratio, qk_norm, grad_checkpointing=grad_checkpointing
         )
-        self.blend = BlendReadout(dim, patch_size) if readout == "blend" else None
         self.sweep = SweepReadout(sweep_depths, ray_near) if readout == "sweep" else None
-        if self.blend is not None:
-            channels = BlendReadout.REGRESS_CHANNELS
-        elif self.sweep is not None:
-            channels = self.sweep.regress_channels
-        else:
-            channels = 3
+        channels = self.sweep.regress_channels if self.sweep is not None else 3
         self.unembed = PatchUnembed(
             dim,
             patch_size,
@@ -147,19 +132,19 @@ class RayDecoder(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig) -> RayDecoder:
+    def from_config(cls, cfg: LatentSceneConfig) -> RayDecoder:
+        dec = cfg.decoder
         return cls(
             cfg.dim,
-            cfg.dec_layers,
+            dec.layers,
             cfg.num_heads,
             cfg.patch_size,
             cfg.mlp_ratio,
             cfg.qk_norm,
             cfg.grad_checkpointing,
-            cfg.epipolar_bias,
-            cfg.ray_near,
-            cfg.decoder_readout,
-            cfg.sweep_depths,
+            dec.ray_near,
+            dec.readout,
+            dec.sweep_depths,
         )
 
     def forward(
@@ -170,48 +155,15 @@ class RayDecoder(nn.Module):
         b, vt = target_rays.shape[:2]
         ray_tokens = self.ray_embed(target_rays)  # (B, Vt, N, d)
         n_tok = ray_tokens.shape[2]
-        tokens = scene.tokens
-        scene_rep = tokens.unsqueeze(1).expand(-1, vt, -1, -1)
+        scene_rep = scene.tokens.unsqueeze(1).expand(-1, vt, -1, -1)
         seq = torch.cat((scene_rep, ray_tokens), dim=2).flatten(0, 1)  # (B·Vt, n + N, d)
-        geometric = self.epipolar is not None or self.blend is not None or self.sweep is not None
-        if geometric and tuple(scene.images.shape[-2:]) != (height, width):
+        out = self.transformer(seq).unflatten(0, (b, vt))
+        regress = self.unembed(out[:, :, -n_tok:], height, width)
+        if self.sweep is None:
+            return regress
+        if tuple(scene.images.shape[-2:]) != (height, width):
             raise ValueError(
-                f"this decoder renders from the input views' pixels: targets must have their "
-                f"size {tuple(scene.images.shape[-2:])}, got {(height, width)}"
+                f"the sweep readout renders from the input views' pixels: targets must have "
+                f"their size {tuple(scene.images.shape[-2:])}, got {(height, width)}"
             )
-        needs_counts = self.epipolar is not None or self.blend is not None
-        log_counts = masks = None
-        m = scene.num_input_views * n_tok
-        key_start = tokens.shape[1] - m  # the input-view tokens are the scene's last M tokens
-        if needs_counts:
-            if key_start < 0:
-                raise ValueError(
-                    f"the scene has {tokens.shape[1]} tokens, fewer than the {m} input-view tokens "
-                    "the geometric decoder needs (model.keep_input_tokens)"
-                )
-            log_counts = epipolar_log_counts(
-                c2w,
-                K_norm,
-                scene.c2w,
-                scene.K_norm,
-                height,
-                width,
-                self.patch_size,
-                near=self.ray_near,
-            )
-        if self.epipolar is not None:
-            masks = self.epipolar.layer_biases(log_counts, seq.shape[1], key_start)
-        out = self.transformer(seq, masks).unflatten(0, (b, vt))
-        target_out = out[:, :, -n_tok:]
-        if self.sweep is not None:
-            regress = self.unembed(target_out, height, width)
-            return self.sweep(c2w, K_norm, scene.images, scene.c2w, scene.K_norm, regress)
-        if self.blend is None:
-            return self.unembed(target_out, height, width)
-        return self.blend(
-            target_out,
-            out[:, :, key_start : key_start + m],
-            scene.images,
-            log_counts,
-            self.unembed(target_out, height, width),
-        )
+        return self.sweep(c2w, K_norm, scene.images, scene.c2w, scene.K_norm, regress)

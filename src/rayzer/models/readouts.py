@@ -1,39 +1,33 @@
-"""Geometric readouts of the rendering decoder: how target tokens become pixels.
+"""The geometric readout of the rendering decoder: how target tokens become pixels.
 
-The paper's decoder *regresses* every pixel from its target token (``decoder_readout=regress``,
+The paper's decoder *regresses* every pixel from its target token (``decoder.readout=regress``,
 in :class:`rayzer.models.latent_scene.RayDecoder`). On a CPU budget that is slow to learn: the
 LVSM oracle with exact rays stays below the pixel-wise mean of its inputs for 1,000 steps
-(calibration notes, issue 3). The readouts here render by *reusing observed pixels* along the
+(see ``docs/decisions.md``). The sweep readout renders by *reusing observed pixels* along the
 target rays, as image-based rendering does (IBRNet, GNT), so that copying the right pixels is
 first-order at initialisation; the transformer decides where to look:
 
-* :class:`BlendReadout` (``blend``): each target patch is a softmax blend of the input views'
-  pixel patches, biased by the epipolar geometry of the cameras.
 * :class:`SweepReadout` (``sweep``): every target pixel is a plane-sweep: its ray is sampled at
   D depths, each sample is projected into every input view and its colour read bilinearly; the
   depth distribution comes from the decoder's logits plus the colour consistency of the views at
   that depth (a plane-sweep-stereo cue). The render is pixel-accurate in the cameras, so its
   gradient reaches the (predicted) poses and focal through every pixel.
 
-Both mix their result per pixel with a regressed colour through a learned gate. Conventions:
+It mixes its result per pixel with a regressed colour through a learned gate. Conventions:
 OpenCV camera-to-world, normalised intrinsics ``(fx/W, fy/H, cx/W, cy/H)``, pixel centres at
 ``+0.5`` (DESIGN §3).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rayzer.geometry import camera_rays
-from rayzer.nn import patchify, unpatchify
 from rayzer.nn.epipolar import MIN_DEPTH, project_ray_samples, softplus_inverse
-from rayzer.nn.transformer import INIT_STD
 
-#: Gate logit offset of both readouts: the mix starts at sigmoid(2) ≈ 0.88 of the geometric
+#: Gate logit offset of the readout: the mix starts at sigmoid(2) ≈ 0.88 of the geometric
 #: render and 0.12 of the regressed colour.
 GATE_OFFSET = 2.0
 
@@ -47,56 +41,6 @@ def _gated(geometric: Tensor, regress: Tensor, coverage: Tensor | None = None) -
     if coverage is not None:
         gate = gate * coverage
     return gate * geometric + (1 - gate) * torch.sigmoid(regress[:, :, :3])
-
-
-class BlendReadout(nn.Module):
-    """Render each target patch as a blend of the input views' raw pixel patches.
-
-    Weights over the M input patches: ``softmax(q(target)·k(input)/√d + w·log_counts)``, with
-    the epipolar log counts of :func:`rayzer.nn.epipolar_log_counts` and a learned
-    ``w = softplus(raw) ≥ 0``.
-
-    Args:
-        dim: token width d; patch_size: p; init_weight: starting w.
-    """
-
-    #: Channels the regression head must produce per pixel: RGB logits + gate.
-    REGRESS_CHANNELS = 4
-
-    def __init__(self, dim: int, patch_size: int, init_weight: float = 2.0) -> None:
-        super().__init__()
-        self.patch_size = patch_size
-        self.query = nn.Linear(dim, dim, bias=False)
-        self.key = nn.Linear(dim, dim, bias=False)
-        for lin in (self.query, self.key):
-            nn.init.normal_(lin.weight, std=INIT_STD)
-        self.raw_weight = nn.Parameter(torch.tensor(softplus_inverse(init_weight)))
-
-    def forward(
-        self,
-        targets: Tensor,
-        inputs: Tensor,
-        input_images: Tensor,
-        log_counts: Tensor,
-        regress: Tensor,
-    ) -> Tensor:
-        """Blend and mix.
-
-        Args:
-            targets: (B, Vt, N, d) decoder outputs of the target patches.
-            inputs: (B, Vt, M, d) decoder outputs of the input-view tokens.
-            input_images: (B, Vi, 3, H, W) with Vi·N = M.
-            log_counts: (B, Vt, N, M) epipolar log counts.
-            regress: (B, Vt, 4, H, W) the regression head's raw output: RGB logits + gate logit.
-        Returns:
-            (B, Vt, 3, H, W) RGB in [0, 1].
-        """
-        h, w = regress.shape[-2:]
-        logits = self.query(targets) @ self.key(inputs).transpose(-1, -2)
-        logits = logits / math.sqrt(targets.shape[-1]) + F.softplus(self.raw_weight) * log_counts
-        pixels = patchify(input_images, self.patch_size).flatten(1, 2)  # (B, M, 3·p·p)
-        blend = torch.softmax(logits, dim=-1) @ pixels[:, None]  # (B, Vt, N, 3·p·p)
-        return _gated(unpatchify(blend, self.patch_size, h, w), regress)
 
 
 def sweep_colours(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rayzer.geometry import axis_angle_to_matrix, make_c2w, matrix_to_axis_angle
@@ -95,7 +96,7 @@ def paths_to_mirror(c2w: Tensor, logits: Tensor) -> Tensor:
 
 class PairCNN(nn.Module):
     """Image pairs [first ‖ second] → ``out_dim`` numbers per pair: the sense head's trunk
-    ([view ‖ canonical view]) and the optional pose branch (``model.cam_pair_cnn``).
+    ([view ‖ canonical view]).
 
     A plain ReLU CNN (stride 1, then three stride-2 convolutions) pooled to a 4 × 4 grid and
     read by a flattened, position-aware MLP. Hand-written because the shape is the finding:
@@ -107,7 +108,7 @@ class PairCNN(nn.Module):
 
     GRID = 4
 
-    def __init__(self, out_dim: int, width: int = 64, out_init_std: float | None = None) -> None:
+    def __init__(self, out_dim: int, width: int = 64) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(6, width // 2, 3, 1, 1),
@@ -123,9 +124,6 @@ class PairCNN(nn.Module):
         self.head = nn.Sequential(
             nn.Flatten(), nn.Linear(width * self.GRID**2, 128), nn.ReLU(), nn.Linear(128, out_dim)
         )
-        if out_init_std is not None:
-            nn.init.normal_(self.head[-1].weight, std=out_init_std)
-            nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, images: Tensor, views: list[int]) -> Tensor:
         """images (B, V, 3, H, W), canonical view V // 2 → (B, len(views), out_dim): the pairs
@@ -150,3 +148,42 @@ class SenseHead(PairCNN):
     def forward(self, images: Tensor) -> Tensor:  # type: ignore[override]
         """images (B, V, 3, H, W), canonical view V // 2 → (B, V - 1) logits."""
         return super().forward(images, non_canonical(images.shape[1])).squeeze(-1)
+
+
+def mirror_test(
+    render: Tensor,
+    mirror_render: Tensor,
+    target: Tensor,
+    c2w: Tensor,
+    logits: Tensor,
+    keep_better: bool,
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
+    """The sense head's objective: it learns which way the better-rendering path turned.
+
+    Args:
+        render: (B, Vt, 3, H, W) the targets rendered with the path ``c2w`` (B, V, 4, 4);
+            mirror_render: the same with its mirror image; target: the target images.
+        logits: (B, V − 1) the sense head's logits.
+        keep_better: ``sense.mirror="both"`` (both renders carry gradient): keep the better
+            render per sample; otherwise (``"resolved"``) keep ``render`` and give weight 0 in
+            the photometric loss to the samples whose mirror won (their render has the wrong
+            sense).
+    Returns:
+        ``(render, sample_weight or None, sense_loss, mirror_won share)``.
+    """
+    with torch.no_grad():
+        errors = [
+            (r.float() - target.float()).square().flatten(1).mean(1)
+            for r in (render, mirror_render)
+        ]
+        won = errors[1] < errors[0]
+    if keep_better:
+        render, weight = torch.where(won[:, None, None, None, None], mirror_render, render), None
+    else:
+        weight = (~won).to(render.dtype)
+    # The label is the sense of the winning path, whichever path ``render`` used.
+    labels, weights = sense_labels(c2w.detach(), won)
+    bce = F.binary_cross_entropy_with_logits(logits.float(), labels, reduction="none")
+    # A mean over all views (unlabelled ones count 0), not over the labelled ones: then
+    # gradient accumulation and DDP give the same update as one large batch.
+    return render, weight, (bce * weights).mean(), won.float().mean()

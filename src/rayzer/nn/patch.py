@@ -63,35 +63,3 @@ class PatchUnembed(nn.Module):
     def forward(self, tokens: Tensor, height: int, width: int) -> Tensor:
         x = unpatchify(self.proj(self.norm(tokens)), self.patch_size, height, width)
         return torch.sigmoid(x) if self.activation == "sigmoid" else x
-
-
-class ConvStem(nn.Module):
-    """Convolutional patch tokenizer: (B, V, C, H, W) → (B, V, N, d), N = (H/p)·(W/p).
-
-    log2(p) stride-2 3×3 convolutions with GELUs (widths 32, 64, …) and a 1×1 projection to d.
-    An early-convolution stem makes ViTs learn local structure (here: motion between a view and
-    the canonical view) far faster than a single linear patch layer (Xiao et al., 2021).
-    """
-
-    def __init__(self, in_channels: int, patch_size: int, dim: int, width: int = 32) -> None:
-        super().__init__()
-        if patch_size < 2 or patch_size & (patch_size - 1):
-            raise ValueError(f"a conv stem needs a power-of-two patch size >= 2, got {patch_size}")
-        layers: list[nn.Module] = []
-        c = in_channels
-        for i in range(patch_size.bit_length() - 1):
-            out = width * 2**i
-            layers += [nn.Conv2d(c, out, 3, stride=2, padding=1), nn.GELU()]
-            c = out
-        layers.append(nn.Conv2d(c, dim, 1))
-        self.net = nn.Sequential(*layers)
-        self.patch_size = patch_size
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, v, c, h, w = x.shape
-        if h % self.patch_size or w % self.patch_size:
-            raise ValueError(
-                f"image size {h}x{w} is not divisible by the patch size {self.patch_size}"
-            )
-        y = self.net(x.reshape(b * v, c, h, w))  # (B·V, d, H/p, W/p)
-        return y.flatten(2).transpose(1, 2).reshape(b, v, -1, y.shape[1])

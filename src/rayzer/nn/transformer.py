@@ -124,8 +124,8 @@ class Transformer(nn.Module):
     def forward(self, x: Tensor, attn_mask: Tensor | Sequence[Tensor] | None = None) -> Tensor:
         """x: (B, N, d) → (B, N, d).
 
-        attn_mask: one mask for every block, or a sequence with one mask per block (e.g. the
-        per-layer weighted bias of :class:`rayzer.nn.EpipolarBias`).
+        attn_mask: one mask for every block, or a sequence with one mask per block (e.g. a
+        per-layer additive bias).
         """
         if isinstance(attn_mask, Sequence):
             if len(attn_mask) != len(self.blocks):
@@ -137,17 +137,4 @@ class Transformer(nn.Module):
             masks = [attn_mask] * len(self.blocks)
         for block, mask in zip(self.blocks, masks, strict=True):
             x = self._run(block, x, mask)
-        return self.norm(x)
-
-    def forward_alternating(self, x: Tensor) -> Tensor:
-        """Alternating frame / global attention over views (as in VGGT's aggregator).
-
-        x: (B, V, M, d) → (B, V, M, d). Even blocks attend within each view (B·V sequences of
-        M tokens); odd blocks attend across all views (B sequences of V·M tokens). Frame blocks
-        let a view's tokens summarise their own image before views are compared.
-        """
-        b, v, m, d = x.shape
-        for i, block in enumerate(self.blocks):
-            shape = (b * v, m, d) if i % 2 == 0 else (b, v * m, d)
-            x = self._run(block, x.reshape(shape)).reshape(b, v, m, d)
         return self.norm(x)

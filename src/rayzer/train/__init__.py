@@ -9,13 +9,12 @@ from rayzer.train.checkpoint import (
     save_checkpoint,
 )
 from rayzer.train.loop import StepStats, Trainer, TrainSummary, run_training
-from rayzer.train.losses import build_perceptual_loss, photometric_loss
+from rayzer.train.losses import build_perceptual_loss
 from rayzer.train.optim import (
     GradSpikeGuard,
     WarmupCosine,
     build_optimizer,
     build_scheduler,
-    translation_gain,
 )
 
 __all__ = [
@@ -30,9 +29,7 @@ __all__ = [
     "latest_checkpoint",
     "load_checkpoint",
     "load_model_weights",
-    "photometric_loss",
     "resolve_checkpoint",
     "run_training",
     "save_checkpoint",
-    "translation_gain",
 ]

@@ -1,4 +1,4 @@
-"""The training loop: one :class:`Trainer` for RayZer (self-supervised) and the LVSM oracle.
+"""The training loop: one :class:`Trainer` for every registered model.
 
 Per optimizer step (``train.batch_size`` global samples):
 
@@ -7,10 +7,12 @@ Per optimizer step (``train.batch_size`` global samples):
    ``no_sync()`` on every micro-batch **except the last**, whose backward averages the
    accumulated gradients over ranks. Each micro-batch loss is divided by ``grad_accum``, so the
    update equals that of one large batch.
-2. Loss: RayZer renders the target views with its *own* predicted cameras,
-   ``MSE + λ·perceptual`` against the target images; LVSM renders them from ground-truth rays
-   (cameras normalised to the canonical view at unit scale by the stream).
-3. Global gradient norm → clip to ``grad_clip`` → skip the update if it is non-finite or spikes
+2. Loss: ``model(batch, input_index, target_index)`` then ``model.loss(...)``, the model's own
+   named terms (:class:`rayzer.models.base.RayModel`); their sum ``"loss"`` is back-propagated
+   and every term is logged. The trainer knows a model only through that interface and its
+   capability flags (a model that ``needs_gt_cameras`` trains on posed scenes only).
+3. Global gradient norm (per ``clip`` set of the model's parameter groups) → clip to
+   ``grad_clip`` → skip the update if it is non-finite or spikes
    above ``grad_spike_factor`` × the running median (logged) → AdamW → LR schedule.
 
 Precision: ``auto`` = bf16 autocast + TF32 matmuls on CUDA, fp32 on CPU (bf16 is ~30× slower on
@@ -43,15 +45,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from rayzer.config import Config, DataConfig, config_to_yaml, load_config
 from rayzer.data.stream import BatchLayout, TrainStream, make_loader
-from rayzer.models import RayZer, build_model
-from rayzer.models.rayzer import RayZerOutput
-from rayzer.models.sense import sense_labels
+from rayzer.models import RayModel, build_model
 from rayzer.models.views import gather_views
 from rayzer.train.checkpoint import (
     CHECKPOINT_DIR,
@@ -65,21 +64,11 @@ from rayzer.train.checkpoint import (
 )
 from rayzer.train.checkpoint import latest_checkpoint as find_latest
 from rayzer.train.logger import RunLogger, image_grid
-from rayzer.train.losses import LossTerms, build_perceptual_loss, photometric_loss
-from rayzer.train.optim import (
-    GradSpikeGuard,
-    WarmupCosine,
-    apply_translation_schedule,
-    build_optimizer,
-    build_scheduler,
-)
+from rayzer.train.losses import build_perceptual_loss
+from rayzer.train.optim import GradSpikeGuard, WarmupCosine, build_optimizer, build_scheduler
 from rayzer.utils.logs import StderrHandler
 
 log = logging.getLogger("rayzer.train")
-
-#: Metrics reduced over ranks every step (order of the all-reduce vector).
-_METRICS = ("loss", "mse", "psnr", "perceptual", "sense_loss", "mirror_won")
-
 
 # -- distributed setup -------------------------------------------------------------------------
 
@@ -134,19 +123,28 @@ def setup_distributed(device: str = "auto") -> DistContext:
 
 @dataclass
 class StepStats:
-    """Outcome of one optimizer step (metrics averaged over ranks and micro-batches)."""
+    """Outcome of one optimizer step: the model's loss terms averaged over ranks and
+    micro-batches (``terms``, always with ``"loss"``), the gradient norm of the main clip set,
+    the learning rate, whether the update was skipped and the wall time."""
 
     step: int
-    loss: float
-    mse: float
-    psnr: float
-    perceptual: float
+    terms: dict[str, float]
     grad_norm: float
     lr: float
     skipped: bool
     step_time: float
-    sense_loss: float = 0.0
-    mirror_won: float = 0.0
+
+    @property
+    def loss(self) -> float:
+        return self.terms["loss"]
+
+    @property
+    def psnr(self) -> float:
+        return self.terms.get("psnr", math.nan)
+
+    @property
+    def mse(self) -> float:
+        return self.terms.get("mse", math.nan)
 
 
 @dataclass
@@ -168,7 +166,7 @@ class Trainer:
     """Builds model, optimizer, data and logging from a :class:`Config` and trains.
 
     Args:
-        cfg: full config; ``cfg.model.name`` selects RayZer or LVSM.
+        cfg: full config; ``cfg.model.name`` selects the registered model.
         out_dir: run directory (default ``cfg.train.out_dir``).
         resume: ``None`` (fresh run; an out_dir that already holds checkpoints is an error),
             ``"auto"`` (latest checkpoint of out_dir if any, else fresh) or a checkpoint / run path.
@@ -199,7 +197,7 @@ class Trainer:
         random.seed(tc.seed)
         np.random.seed(tc.seed % 2**32)
         torch.manual_seed(tc.seed)
-        self.model = build_model(cfg.model).to(self.device)
+        self.model: RayModel = build_model(cfg.model).to(self.device)
         self.net: nn.Module = self.model
         if self.ctx.distributed:
             self.net = DistributedDataParallel(
@@ -213,7 +211,8 @@ class Trainer:
         self.guard = GradSpikeGuard(tc.grad_spike_factor, min_history=max(20, tc.warmup_steps))
         self.perceptual = None
         if tc.perceptual_weight > 0:
-            self.perceptual = build_perceptual_loss(tc.perceptual_net).to(self.device)
+            self.perceptual = build_perceptual_loss(tc.perceptual_net, tc.perceptual_weight)
+            self.perceptual = self.perceptual.to(self.device)
 
         self.step = 0
         self.resumed_from: Path | None = None
@@ -228,7 +227,7 @@ class Trainer:
             self.layout,
             rank=self.ctx.rank,
             start=self.step * self.layout.grad_accum,
-            require_poses=cfg.model.name != "rayzer",  # LVSM trains on ground-truth cameras
+            require_poses=self.model.capabilities.needs_gt_cameras,
         )
         superseded: list[Path] = []
         if ckpt is not None and self.ctx.is_main and self._in_out_dir(ckpt):
@@ -378,74 +377,34 @@ class Trainer:
             device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16
         )
 
-    def compute_loss(self, batch: dict[str, Tensor]) -> tuple[LossTerms, Tensor]:
-        """Loss terms and target renders (B, Vt, 3, H, W) of one micro-batch (on device)."""
-        images = batch["image"]
-        inp, tgt = batch["input_index"], batch["target_index"]
-        target = gather_views(images, tgt)
-        sense, weight = None, None
-        if self.cfg.model.name == "rayzer" and self.cfg.model.sense_head:
-            render, weight, sense = self._mirror_hypothesis(
-                self.net(images, inp, tgt, True),
-                target,
-                keep_better=self.cfg.model.sense_mirror == "both",
-            )
-        elif self.cfg.model.name == "rayzer":
-            render = self.net(images, inp, tgt).render
-        else:
-            render = self.net(images, batch["c2w"], batch["K"], inp, tgt)
-        terms = photometric_loss(
-            render, target, self.perceptual, self.cfg.train.perceptual_weight, weight
-        )
-        if sense is not None:
-            terms.sense_loss, terms.mirror_won = sense
-            terms.loss = terms.loss + self.cfg.train.sense_weight * terms.sense_loss
-        return terms, render
+    def compute_loss(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+        """The model's loss terms and its target renders (B, Vt, 3, H, W) of one micro-batch."""
+        output = self.net(batch, batch["input_index"], batch["target_index"])
+        return self.model.loss(output, batch, self.perceptual), output.rendered.rgb
 
-    @staticmethod
-    def _mirror_hypothesis(
-        out: RayZerOutput, target: Tensor, keep_better: bool = True
-    ) -> tuple[Tensor, Tensor | None, tuple[Tensor, Tensor]]:
-        """The mirror test of :mod:`rayzer.models.sense`: the sense head learns which way the
-        better-rendering path (``out.render``'s or its mirror's) turned.
-
-        With ``keep_better`` (``model.sense_mirror="both"``: both renders carry gradient) the
-        better render of each sample is kept; otherwise (``"resolved"``) ``out.render`` is kept
-        and the samples whose mirror won get weight 0 in the photometric loss (their render has
-        the wrong sense). Returns the renders, the per-sample loss weights (None: all 1) and
-        (the head's cross-entropy, the share of mirror wins)."""
-        assert out.mirror_render is not None and out.sense_logits is not None
-        with torch.no_grad():
-            errors = [
-                (r.float() - target.float()).square().flatten(1).mean(1)
-                for r in (out.render, out.mirror_render)
-            ]
-            won = errors[1] < errors[0]
-        if keep_better:
-            render = torch.where(won[:, None, None, None, None], out.mirror_render, out.render)
-            weight = None
-        else:
-            render, weight = out.render, (~won).to(out.render.dtype)
-        # The label is the sense of the winning path, whichever path out.render used.
-        labels, weights = sense_labels(out.cameras.c2w.detach(), won)
-        bce = F.binary_cross_entropy_with_logits(out.sense_logits.float(), labels, reduction="none")
-        # A mean over all views (unlabelled ones count 0), not over the labelled ones: then
-        # gradient accumulation and DDP give the same update as one large batch.
-        sense_loss = (bce * weights).mean()
-        return render, weight, (sense_loss, won.float().mean())
+    def _clip_sets(self) -> dict[str, list[Tensor]]:
+        """Parameters with a gradient by clip set (``"clip"`` key of the optimizer's groups;
+        ``"model"`` by default): each set is clipped on its own."""
+        sets: dict[str, list[Tensor]] = {"model": []}
+        for group in self.optimizer.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            sets.setdefault(group.get("clip", "model"), []).extend(params)
+        return sets
 
     def train_step(self, batches: Any) -> StepStats:
         """One optimizer step from ``grad_accum`` micro-batches drawn from iterator ``batches``."""
         t0 = time.perf_counter()
         accum = self.layout.grad_accum
         self.net.train()
-        apply_translation_schedule(self.model, self.cfg.train, self.step)
+        self.model.on_train_step(self.step, self.cfg.train.steps)
         size = self.cfg.data.image_size_at(self.step)
         if self.cfg.data.low_res_steps and size != self._image_size and self.ctx.is_main:
             log.info(f"step {self.step + 1}: training on {size} px images (progressive resolution)")
         self._image_size = size
-        # Metric sums stay on the device (one host sync per step, not per micro-batch).
-        sums = torch.zeros(len(_METRICS), dtype=torch.float64, device=self.device)
+        # Metric sums stay on the device (one host sync per step, not per micro-batch); the
+        # names are the first micro-batch's terms (a model returns the same ones every time).
+        sums: Tensor | None = None
+        names: list[str] = []
         every = self.cfg.train.image_every
         want_images = self.ctx.is_main and every > 0 and (self.step + 1) % every == 0
         self._last_images = None
@@ -460,52 +419,44 @@ class Trainer:
             with sync:
                 with self.autocast():
                     terms, render = self.compute_loss(batch)
-                (terms.loss / accum).backward()
-            zero = terms.mse * 0
-            perc = terms.perceptual.detach() if terms.perceptual is not None else zero
-            sense = terms.sense_loss.detach() if terms.sense_loss is not None else zero
-            won = terms.mirror_won if terms.mirror_won is not None else zero
-            sums += torch.stack(
-                (terms.loss.detach(), terms.mse, terms.psnr, perc, sense, won)
-            ).double()
+                (terms["loss"] / accum).backward()
+            if sums is None:
+                names = sorted(terms)
+                sums = torch.zeros(len(names), dtype=torch.float64, device=self.device)
+            sums += torch.stack([terms[k].detach().double().reshape(()) for k in names])
             if want_images and a == accum - 1:
                 tgt = gather_views(batch["image"], batch["target_index"])
                 self._last_images = (tgt[0].detach().cpu(), render[0].detach().float().cpu())
+        assert sums is not None
         if self.ctx.distributed:
             dist.all_reduce(sums)
-        means = (sums / (accum * self.ctx.world_size)).tolist()
+        means = dict(zip(names, (sums / (accum * self.ctx.world_size)).tolist(), strict=True))
 
-        head = getattr(self.model, "sense_head", None)
-        head_ids = {id(p) for p in head.parameters()} if head is not None else set()
-        params = [
-            p for p in self.model.parameters() if p.grad is not None and id(p) not in head_ids
-        ]
+        # Each clip set on its own: e.g. an auxiliary head's objective must not shrink the
+        # photometric updates of the rest of the model (or trip the spike guard's median).
         max_norm = self.cfg.train.grad_clip if self.cfg.train.grad_clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-        head_norm = 0.0
-        if head is not None:  # clipped on its own: its cross-entropy must not shrink the
-            # photometric updates of the rest of the model (or trip the spike guard's median)
-            head_norm = float(
-                torch.nn.utils.clip_grad_norm_(
-                    [p for p in head.parameters() if p.grad is not None], max_norm
-                )
-            )
+        norms = {
+            name: float(torch.nn.utils.clip_grad_norm_(params, max_norm)) if params else 0.0
+            for name, params in self._clip_sets().items()
+        }
+        grad_norm = norms.pop("model")
         lr = float(self.optimizer.param_groups[0]["lr"])
         threshold = self.guard.threshold()
-        # A non-finite head gradient skips the whole update too (it would write NaN weights).
-        skipped = self.guard.check(grad_norm if math.isfinite(head_norm) else math.nan)
+        # A non-finite gradient of another set skips the whole update too (NaN weights).
+        finite = all(math.isfinite(n) for n in norms.values())
+        skipped = self.guard.check(grad_norm if finite else math.nan)
         if skipped:
             if self.ctx.is_main:
-                head_note = f", sense head {head_norm:.4g}" if head is not None else ""
+                others = "".join(f", {k} {v:.4g}" for k, v in norms.items())
                 log.warning(
-                    f"step {self.step + 1}: skipped update, grad norm {grad_norm:.4g}{head_note} "
+                    f"step {self.step + 1}: skipped update, grad norm {grad_norm:.4g}{others} "
                     f"(threshold {threshold:.4g}); {self.guard.skipped} skipped so far"
                 )
             self.logger.event(
                 self.step + 1,
                 "skipped_update",
                 grad_norm=grad_norm,
-                head_grad_norm=head_norm,
+                **{f"{k}_grad_norm": v for k, v in norms.items()},
                 threshold=threshold,
             )
         else:
@@ -517,12 +468,7 @@ class Trainer:
             torch.cuda.synchronize(self.device)
         return StepStats(
             step=self.step,
-            loss=means[0],
-            mse=means[1],
-            psnr=means[2],
-            perceptual=means[3],
-            sense_loss=means[4],
-            mirror_won=means[5],
+            terms=means,
             grad_norm=grad_norm,
             lr=lr,
             skipped=skipped,
@@ -557,29 +503,21 @@ class Trainer:
         views = self.cfg.data.num_views
         sec = sum(s.step_time for s in window) / max(len(window), 1)
         values = {
-            "loss": stats.loss,
-            "mse": stats.mse,
-            "psnr": stats.psnr,
+            **stats.terms,
             "lr": stats.lr,
             "grad_norm": stats.grad_norm,
             "skipped_steps": self.guard.skipped,
             "step_time": sec,
             "images_per_s": self.layout.global_batch * views / sec if sec > 0 else 0.0,
         }
-        if self.perceptual is not None:
-            values["perceptual"] = stats.perceptual
-        if self.cfg.model.name == "rayzer" and self.cfg.model.sense_head:
-            values["sense_loss"] = stats.sense_loss
-            values["mirror_won"] = stats.mirror_won
-        if isinstance(self.model, RayZer) and self.cfg.train.translation_warmup[1] > 0:
-            values["translation_gain"] = self.model.camera_estimator.translation_gain
         self.logger.scalars(stats.step, values)
         budget = self.cfg.train.time_budget_minutes
         self.logger.progress(
             stats.step,
             self.cfg.train.steps,
-            {"loss": stats.loss, "psnr": stats.psnr, "lr": stats.lr}
-            | ({"sense": stats.sense_loss} if "sense_loss" in values else {}),
+            {"loss": stats.loss}
+            | ({"psnr": stats.psnr} if "psnr" in stats.terms else {})
+            | {"lr": stats.lr},
             sec,
             remaining_seconds(
                 self.cfg.data,
@@ -640,8 +578,6 @@ class Trainer:
             if self._last_saved != self.step:
                 last_path = self.save() or last_path
         finally:
-            if isinstance(self.model, RayZer):  # the schedule is a training device only
-                self.model.set_translation_gain(1.0)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             del batches

@@ -1,11 +1,11 @@
-"""Training losses: photometric MSE + λ · perceptual, and the perceptual-network adapter."""
+"""The frozen perceptual network the trainer hands to a model's loss (λ = its ``weight``).
+
+The photometric objective itself is the models' (:mod:`rayzer.models.losses`)."""
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 PERCEPTUAL_HINT = (
@@ -19,12 +19,14 @@ class FrozenPerceptual(nn.Module):
 
     Wraps the LPIPS / perceptual module of :mod:`rayzer.eval.lpips`; inputs are
     (..., 3, H, W) in [0, 1] (leading dims are flattened). The network is frozen and is never
-    part of a checkpoint (it lives outside the trained model).
+    part of a checkpoint (it lives outside the trained model). ``weight`` is λ, the weight a
+    model's loss gives the term (:func:`rayzer.models.losses.photometric_loss`).
     """
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, weight: float = 1.0) -> None:
         super().__init__()
         self.net = net.eval().requires_grad_(False)
+        self.weight = float(weight)
 
     def train(self, mode: bool = True) -> FrozenPerceptual:
         super().train(mode)
@@ -40,10 +42,10 @@ class FrozenPerceptual(nn.Module):
         return per_image.mean() if reduce else per_image
 
 
-def build_perceptual_loss(net: str = "vgg") -> nn.Module:
+def build_perceptual_loss(net: str = "vgg", weight: float = 1.0) -> nn.Module:
     """The perceptual loss (LPIPS distance, backbone ``net``: ``"vgg"`` or ``"alex"``) of
     :mod:`rayzer.eval.lpips`, as a frozen module ``(render, target, reduce=True)``: the mean
-    over images (a scalar), or one value per image.
+    over images (a scalar), or one value per image; ``weight`` = λ.
 
     The import is lazy so that MSE-only training never needs the weights.
 
@@ -72,53 +74,4 @@ def build_perceptual_loss(net: str = "vgg") -> nn.Module:
         raise RuntimeError(
             f"perceptual loss: LPIPS {net!r} weights unavailable ({err}); {PERCEPTUAL_HINT}"
         ) from err
-    return FrozenPerceptual(module)
-
-
-@dataclass
-class LossTerms:
-    """Loss of one micro-batch and its parts (scalars; ``loss`` carries the graph).
-
-    ``psnr`` is the mean over target images of the per-image PSNR (peak 1). With a sense
-    head (``model.sense_head``): ``sense_loss`` is its cross-entropy (included in ``loss``) and
-    ``mirror_won`` the share of samples whose mirrored camera path rendered better.
-    """
-
-    loss: Tensor
-    mse: Tensor
-    psnr: Tensor
-    perceptual: Tensor | None = None
-    sense_loss: Tensor | None = None
-    mirror_won: Tensor | None = None
-
-
-def photometric_loss(
-    render: Tensor,
-    target: Tensor,
-    perceptual: nn.Module | None = None,
-    perceptual_weight: float = 0.0,
-    sample_weight: Tensor | None = None,
-) -> LossTerms:
-    """MSE(render, target) + λ · perceptual(render, target), computed in fp32.
-
-    Args:
-        render, target: (B, Vt, 3, H, W) in [0, 1].
-        perceptual: the module of :func:`build_perceptual_loss`, required when λ > 0.
-        sample_weight: optional (B,) weights of the samples in the loss (the sense head's
-            ``"resolved"`` mirror test drops samples with 0). The loss stays a mean over all B
-            samples, so gradient accumulation and DDP still match one large batch. The logged
-            MSE and PSNR are over all samples.
-    """
-    render, target = render.float(), target.float()
-    per_image = (render - target).square().flatten(-3).mean(-1)  # (B, Vt)
-    psnr = (-10.0 * torch.log10(per_image.detach().clamp_min(1e-10))).mean()
-    per_sample = per_image.reshape(per_image.shape[0], -1).mean(1)  # (B,)
-    weight = torch.ones_like(per_sample) if sample_weight is None else sample_weight
-    loss, perc = (per_sample * weight).mean(), None
-    if perceptual_weight > 0:
-        if perceptual is None:
-            raise ValueError("perceptual_weight > 0 needs a perceptual module")
-        per = perceptual(render, target, reduce=False).flatten(1).mean(1)  # (B,)
-        perc = per.detach().mean()
-        loss = loss + perceptual_weight * (per * weight).mean()
-    return LossTerms(loss=loss, mse=per_sample.detach().mean(), psnr=psnr, perceptual=perc)
+    return FrozenPerceptual(module, weight)

@@ -1,4 +1,4 @@
-"""AdamW with decay / no-decay parameter groups, warm-up + cosine schedule, gradient-spike guard."""
+"""AdamW over the model's parameter groups, warm-up + cosine schedule, gradient-spike guard."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from rayzer.nn.param_groups import decay_groups
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over the model's parameter groups (``RayModel.param_groups``: ``"decay"`` with
-    ``cfg.weight_decay`` and ``"no_decay"`` with 0, unless a model defines its own)."""
+    ``cfg.weight_decay`` and ``"no_decay"`` with 0, unless a model defines its own; extra keys
+    such as ``"clip"`` stay in the optimizer's groups for the trainer)."""
     groups = (
         model.param_groups(cfg.weight_decay)
         if hasattr(model, "param_groups")
@@ -55,41 +56,6 @@ def build_scheduler(
     """Warm-up + cosine LambdaLR (:class:`WarmupCosine`), stepped once per optimizer step."""
     schedule = WarmupCosine(cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-
-
-def translation_gain(step: int, start: int, end: int) -> float:
-    """Rotation-first camera schedule: 0 for ``step < start``, linear to 1 at ``end``, then 1.
-
-    ``step`` is the number of optimizer steps already taken. ``start = end = 0`` means always 1.
-    Why try it: with near-zero initial translations, the first gradient on a translation's
-    direction comes mostly from the far content, which a missing rotation explains and which
-    pulls the translation towards the *reversed* direction. Measured on the 32 px calibration
-    runs (``experiments/issue3_calibration``, session 5): which branch a run ends on depends on
-    the seed, and the schedule made no measurable difference (2 of 4 seeds right with it, 1 of 3
-    without), so it is off in every preset.
-    """
-    if step >= end:
-        return 1.0
-    if step < start:
-        return 0.0
-    return (step - start) / (end - start)
-
-
-def apply_translation_schedule(model: nn.Module, cfg: TrainConfig, step: int | None) -> float:
-    """Set a model's translation gain to the rotation-first schedule's value at ``step``.
-
-    The trainer calls it before every step. The checkpoint loaders call it with the
-    checkpoint's step: a checkpoint written inside the schedule (e.g. at a time-budget stop)
-    holds a pose head whose translations were trained at a gain below 1, and evaluating it at 1
-    would scale them up. A model without the schedule (LVSM) is left alone. Returns the gain
-    (1 when the schedule is off or over).
-    """
-    start, end = cfg.translation_warmup
-    gain = translation_gain(step or 0, start, end)
-    setter = getattr(model, "set_translation_gain", None)
-    if setter is not None:
-        setter(gain)
-    return gain
 
 
 class GradSpikeGuard:

@@ -100,3 +100,22 @@ def staged_dir(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def staged_output(
+    out: str | Path, overwrite: bool = False
+) -> contextlib.AbstractContextManager[Path]:
+    """Reserve a hidden temporary sibling of ``out``; move it into place when the block
+    completes, delete it when the block raises (so a failed run leaves nothing that looks like
+    output). The yielded path does not exist yet: the first writer creates it.
+    (:func:`rayzer.utils.atomic.staged_dir` with the CLI's error messages.)
+
+    Raises:
+        FileExistsError: ``out`` exists and ``overwrite`` is False (checked before and after).
+    """
+    return staged_dir(
+        out,
+        overwrite,
+        exists_error="output folder {out} already exists (pass --overwrite to replace it)",
+        appeared_error="output folder {out} appeared while running",
+    )

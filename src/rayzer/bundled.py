@@ -10,7 +10,7 @@ It lives at ``rayzer/assets/rayzer-default/`` (a checkpoint directory as written
 A source checkout or a wheel built before the model was trained has no such folder; asking
 for it then raises :class:`BundledModelMissing` with a message that says to pass ``--ckpt``.
 To ship a trained checkpoint, copy it in with :func:`install_bundled_model` (it checks that the
-checkpoint loads as a RayZer first).
+checkpoint loads as a model that predicts cameras first).
 """
 
 from __future__ import annotations
@@ -62,10 +62,10 @@ def bundled_checkpoint() -> Path:
 def install_bundled_model(
     checkpoint: str | Path, dest: str | Path | None = None, meta: dict | None = None
 ) -> Path:
-    """Copy a trained RayZer checkpoint into the package as the bundled model (atomically).
+    """Copy a trained checkpoint (of a model that predicts cameras) into the package as the bundled model (atomically).
 
-    The checkpoint is loaded first (:func:`rayzer.infer.model.load_model`), so a checkpoint of
-    another model, a corrupt one or one without ``config.yaml`` is refused. Only the weights,
+    The checkpoint is loaded first (:func:`rayzer.checkpoints.load_trained_model`), so a checkpoint of
+    a model that needs ground-truth cameras, a corrupt one or one without ``config.yaml`` is refused. Only the weights,
     the config and ``meta.json`` are copied (no optimizer state).
 
     Args:
@@ -76,20 +76,25 @@ def install_bundled_model(
     Returns:
         The bundled model folder.
     """
-    from rayzer.infer.model import load_model
+    from rayzer.checkpoints import load_trained_model
 
-    loaded = load_model(checkpoint, device="cpu")
+    loaded = load_trained_model(checkpoint, device="cpu")
+    if not loaded.model.capabilities.predicts_cameras:
+        raise ValueError(
+            f"checkpoint {str(checkpoint)!r} holds a {loaded.model.name!r} model, which does not "
+            "predict cameras: it cannot be the bundled model"
+        )
     meta_extra = dict(meta or {})  # copied: the caller's dict is not modified
     dest = Path(dest) if dest is not None else bundled_model_dir()
     with staged_dir(dest, overwrite=True) as tmp:
         tmp.mkdir()
         for name in BUNDLED_FILES + OPTIONAL_FILES:
-            if (loaded.checkpoint / name).is_file():
-                shutil.copy2(loaded.checkpoint / name, tmp / name)
+            if (loaded.path / name).is_file():
+                shutil.copy2(loaded.path / name, tmp / name)
         meta_path = tmp / "meta.json"
         record = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         record.update(meta_extra)
-        record["bundled_from"] = loaded.checkpoint.name  # no machine-specific absolute path
+        record["bundled_from"] = loaded.path.name  # no machine-specific absolute path
         record["step"] = loaded.step
         meta_path.write_text(json.dumps(record, indent=2) + "\n")
     return dest
