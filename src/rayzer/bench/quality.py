@@ -21,7 +21,7 @@
    beside the identity-pose baseline; collapse diagnostics beside the ground truth; and learning
    curves (training loss / PSNR from ``metrics.jsonl``; test PSNR and rotation error of the saved
    checkpoints on the first ``--curve-scenes`` scenes of the ``even`` protocol).
-4. Checks the targets of issue 3 (RayZer ≥ max(copy, mean) + 2 dB; RayZer ≥ LVSM − 1 dB;
+4. Checks the quality targets (RayZer ≥ max(copy, mean) + 2 dB; RayZer ≥ LVSM − 1 dB;
    median rotation error ≤ 10°) and writes ``quality.json``, ``quality.md`` and ``quality.png``
    atomically into ``--out``.
 
@@ -74,7 +74,7 @@ from rayzer.utils.jsonsafe import json_safe
 from rayzer.utils.report import machine_info, write_text_atomic
 
 DEFAULT_CONFIG = "tiny-cpu"
-#: Minimum median GT relative rotation of the test set per family (issue 3); walk is a
+#: Minimum median GT relative rotation of the test set per family; walk is a
 #: translation-dominated family (≈ 5° at the widest span), so there it is only reported.
 MIN_GT_ROTATION_DEG = {"orbit": 15.0, "walk": 0.0}
 #: Issue 3 targets.

@@ -142,7 +142,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         results_table(result["results"]),
         "",
-        "## Targets (issue 3)",
+        "## Targets",
         "",
     ]
     for proto, checks in result["targets"].items():

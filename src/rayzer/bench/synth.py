@@ -2,7 +2,7 @@
 
 Renders clips of both families (default 24 frames at 64×64 and 128×128) for several seeds and
 reports the median / min / max wall time per clip, ms per frame and primary rays per second.
-Target (issue 2): a 24-frame 64×64 clip in ≤ 0.2 s on one core.
+Target: a 24-frame 64×64 clip in ≤ 0.2 s on one core.
 """
 
 from __future__ import annotations

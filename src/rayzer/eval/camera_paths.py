@@ -4,7 +4,7 @@ target images in the camera estimator's context.
 The RayZer paper (and :func:`rayzer.eval.novel_view.model_novel_views`) predicts the cameras of
 all V views in ONE camera-estimator pass over all V images, so every target camera — and every
 input camera that builds the scene — is estimated with all target images in view. Users asked
-whether that is fair (issue 4): the targets leak into the cameras. ``rayzer eval`` reports both:
+whether that is fair: the targets leak into the cameras. ``rayzer eval`` reports both:
 
 **with targets** (:func:`cameras_with_targets`): one pass over all V views (the paper's protocol).
 

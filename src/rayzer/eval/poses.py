@@ -62,7 +62,7 @@ def pose_report(
 
 
 def collapse_diagnostics(pred_c2w: Tensor, canonical: int) -> dict[str, float]:
-    """Signs of the canonical-flag collapse (issue 3): every non-canonical view given one pose.
+    """Signs of the canonical-flag collapse: every non-canonical view given one pose.
 
     Args:
         pred_c2w: (S, V, 4, 4) predicted cameras; canonical: index of the identity view.

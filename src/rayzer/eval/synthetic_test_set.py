@@ -13,7 +13,7 @@ the protocols of :mod:`rayzer.data.protocols`:
 
 Both window ends are context views, so targets are interpolated. Everything is deterministic.
 :func:`gt_rotation_stats` measures how much the cameras of a sample rotate — the set is only a
-test of pose learning if that is large (issue 3: median ≥ 15° on the default benchmark).
+test of pose learning if that is large (median ≥ 15° on the default benchmark).
 """
 
 from __future__ import annotations

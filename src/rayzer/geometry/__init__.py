@@ -5,8 +5,8 @@ Conventions (DESIGN §3): OpenCV camera axes (x right, y down, z forward); camer
 matrices; intrinsics ``(..., 4) = (fx, fy, cx, cy)`` in pixels at the boundary (principal point
 from the image corner, pixel centres at ``+0.5``) and normalised by the image size inside models;
 6-D rotations (first two columns of ``R``) with Gram-Schmidt; quaternions ``(w, x, y, z)`` at I/O.
-Every function is pure torch, batched over leading dims, differentiable and device/dtype agnostic.
-The API contract is ``notes/GEOMETRY_API.md``.
+Every function is pure torch, batched over leading dims, differentiable and device/dtype agnostic;
+``tests/geometry`` pins the contract (round trips, invariances, agreement with references).
 """
 
 from rayzer.geometry.alignment import align_cameras, project_to_so3, umeyama

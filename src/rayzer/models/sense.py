@@ -4,7 +4,7 @@ An orbit around a fixation point has a depth-reversal twin: under weak perspecti
 images are explained by the camera path turning the other way around the same point with the
 scene's depths reversed about it (the Necker ambiguity). A pose estimator trained by rendering
 alone lands on either twin, clip by clip: the RayZer camera estimator of the CPU recipe got the
-sense right on ~58 % of held-out orbit clips, about chance (issue 3 calibration notes, Session 7).
+sense right on ~58 % of held-out orbit clips, about chance (see ``docs/research-log.md``).
 Gradient descent cannot move a path onto its twin (the rotations would have to pass through
 zero), but the renderer *can* tell them apart: the true path renders ~2 dB better than its
 mirror. So every training sample is rendered with the predicted path and with its mirror image;
