@@ -33,6 +33,16 @@ from rayzer.models.heads.focal import shared_focal_intrinsics
 from rayzer.models.view_encoder import ViewTokenEncoder
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: these tensors are small, and on a shared 2-core machine two OpenMP
+    threads per process oversubscribe the cores (measured: the overfit test 6 s → 50 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _cameras(b: int, v: int) -> torch.Tensor:
     eye = torch.randn(b, v, 3) * 2
     return look_at(eye, torch.zeros(3), torch.tensor([0.0, -1.0, 0.0]))

@@ -59,6 +59,7 @@ from rayzer.models.gaussians import (
     pixel_rays,
     pixel_sh,
     render_gaussians,
+    rgb_to_sh_dc,
     sh_num_coeffs,
 )
 from rayzer.models.heads.camera import PairwisePoseHead
@@ -90,6 +91,12 @@ class ERayZerConfig:
         pose_head_init_std, focal_head_init_std: std of the heads' last layers.
         scale_offset, scale_log_min, scale_log_max: scale = exp(clamp(x − offset, min, max)).
         opacity_offset: opacity = sigmoid(x − offset).
+        pixel_color_skip: our deliberate difference (the release: off, :meth:`paper`): a
+            Gaussian's DC colour is its pixel's colour plus the decoder's residual (NAS3R's RGB
+            skip in its simplest form). Without it a tiny model must first learn to auto-encode
+            pixel colours through the patch embedding and a linear decoder; on one 32 px clip
+            it then stays at the flat-colour PSNR (22.7 dB) for 100 Adam steps, while with the
+            skip it passes copy-nearest (25.6 dB) within 60.
         background: RGB of the rendered background.
         perceptual_weight: λ of MSE + λ·perceptual (release: VGG-19 perceptual loss at 0.2; we
             use the project's LPIPS-VGG, as the VGG-19 weights are not obtainable offline).
@@ -119,6 +126,7 @@ class ERayZerConfig:
     scale_log_min: float = -10.0
     scale_log_max: float = -2.0
     opacity_offset: float = 2.0
+    pixel_color_skip: bool = True
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     perceptual_weight: float = 0.2
     render_backend: str = "auto"
@@ -136,6 +144,7 @@ class ERayZerConfig:
             scene_depth=16,
             pos_enc_dim=128,
             sh_degree=3,
+            pixel_color_skip=False,
             grad_checkpointing=True,
         )
         return replace(base, **changes)
@@ -225,10 +234,11 @@ class ERayZer(RayModel):
             torch.cat((self.scene_patch(images), self.ray_patch(rays.to(images.dtype))), dim=-1)
         )
         raw = self.gaussian_decoder(self.scene_encoder(tokens, grid).patches, h, w)
-        return self._gaussians(raw, c2w, K_norm)
+        return self._gaussians(raw, c2w, K_norm, images)
 
-    def _gaussians(self, raw: Tensor, c2w: Tensor, K_norm: Tensor) -> GaussianScene:
-        """Raw per-pixel channels (B, Vi, C, H, W) + input cameras → :class:`GaussianScene`."""
+    def _gaussians(self, raw: Tensor, c2w: Tensor, K_norm: Tensor, images: Tensor) -> GaussianScene:
+        """Raw per-pixel channels (B, Vi, C, H, W) + input cameras (+ the input images, for the
+        colour skip) → :class:`GaussianScene`."""
         cfg = self.cfg
         b, vi, _, h, w = raw.shape
         raw = raw.float()  # activations and geometry in fp32 (the encoder may run in bf16)
@@ -244,12 +254,17 @@ class ERayZer(RayModel):
             (scale_raw - cfg.scale_offset).clamp(cfg.scale_log_min, cfg.scale_log_max)
         )
         opacities = torch.sigmoid(opacity_raw - cfg.opacity_offset)
+        sh = pixel_sh(sh_raw, cfg.sh_degree)
+        if cfg.pixel_color_skip:
+            # DC term = the pixel's own colour + the decoder's residual.
+            dc = rgb_to_sh_dc(flatten_pixels(images.float()))
+            sh = torch.cat((sh[:, :, :1] + dc[:, :, None], sh[:, :, 1:]), dim=2)
         return GaussianScene(
             means=means.reshape(b, vi * h * w, 3),
             quats=pixel_quaternions(quat_raw, c2w),
             scales=flatten_pixels(scales),
             opacities=flatten_pixels(opacities)[..., 0],
-            sh=pixel_sh(sh_raw, cfg.sh_degree),
+            sh=sh,
             sh_degree=cfg.sh_degree,
             input_depth=input_depth,
             c2w=c2w,
