@@ -155,3 +155,9 @@ def test_a_model_defined_here_trains_evaluates_and_infers(run, tmp_path: Path):
     cams = json.loads((inf / "cameras.json").read_text())
     assert len(cams["frames"]) == 4
     assert len(list((inf / "renders").glob("*.png"))) == 4
+    # outputs_depth: inference writes the rendered depth of every input view
+    depth = sorted((inf / "depth").glob("*.npy"))
+    c2w = np.array(cams["frames"][0]["c2w"])
+    d = np.load(depth[0])
+    assert len(depth) == 4 and d.shape == (32, 32)
+    np.testing.assert_allclose(d, 1.0 + np.linalg.norm(c2w[:3, 3]), rtol=1e-4)

@@ -92,7 +92,6 @@ from rayzer.infer.outputs import (
 from rayzer.infer.pipeline import SCALE_NOTE, StageTimer, peak_rss_mb
 from rayzer.infer.predict import Cameras, render_scene
 from rayzer.infer.trajectory import path_through
-from rayzer.models import LatentScene
 from rayzer.utils.atomic import staged_output
 from rayzer.utils.jsonsafe import json_safe
 
@@ -204,7 +203,7 @@ def predicted_cameras(result: EvalResult, i: int, height: int, width: int) -> Ca
 
 
 @torch.inference_mode()
-def protocol_scene(model: LoadedModel, sample: EvalSample, cameras: Cameras) -> LatentScene:
+def protocol_scene(model: LoadedModel, sample: EvalSample, cameras: Cameras) -> Any:
     """The latent scene (batch of 1) exactly as the protocol builds it for the targets
     (:func:`rayzer.eval.novel_view.rayzer_novel_views`): input views only, their predicted
     cameras and their positions among the V views."""

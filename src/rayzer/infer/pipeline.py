@@ -42,7 +42,14 @@ from rayzer.infer.outputs import (
     write_mp4,
     write_pngs,
 )
-from rayzer.infer.predict import Cameras, as_images, build_scene, predict_cameras, render_scene
+from rayzer.infer.predict import (
+    Cameras,
+    as_images,
+    build_scene,
+    predict_cameras,
+    render_scene,
+    render_scene_with_depth,
+)
 from rayzer.infer.trajectory import path_through, spiral_around
 from rayzer.utils.atomic import staged_output
 
@@ -206,7 +213,9 @@ def run_inference(
     with timer.stage("reconstruct"):
         scene = build_scene(model, x, cams)
     with timer.stage("render_inputs"):
-        renders = render_scene(model, scene, cams, chunk, progress, desc="render inputs")
+        renders, depth = render_scene_with_depth(
+            model, scene, cams, chunk, progress, desc="render inputs"
+        )
         view_psnr = psnr(renders, x).tolist()
     with timer.stage("render_novel"):
         segments: list[tuple[str, Cameras]] = []
@@ -247,6 +256,11 @@ def run_inference(
             )
             write_pngs(tmp / "renders", to_uint8(renders), views.names)
             written.append("renders/")
+            if depth is not None:  # models with capabilities.outputs_depth
+                (tmp / "depth").mkdir()
+                for name, d in zip(views.names, depth, strict=True):
+                    np.save(tmp / "depth" / f"{name}.npy", d[0].numpy())
+                written.append("depth/")
         with timer.stage("write_video"):
             if novel_frames:
                 frames = np.concatenate(novel_frames)

@@ -21,7 +21,6 @@ from tqdm.auto import tqdm
 from rayzer.data.images import PreparedViews, load_image_files, load_image_folder
 from rayzer.geometry import denormalize_intrinsics, normalize_intrinsics
 from rayzer.infer.model import LoadedModel
-from rayzer.models import LatentScene
 
 
 @dataclass
@@ -101,7 +100,7 @@ def predict_cameras(model: LoadedModel, images: Any) -> Cameras:
 
 
 @torch.inference_mode()
-def build_scene(model: LoadedModel, images: Any, cameras: Cameras) -> LatentScene:
+def build_scene(model: LoadedModel, images: Any, cameras: Cameras) -> Any:
     """The latent scene (batch of 1) from the views and their cameras (all views are inputs)."""
     x = as_images(images, model).to(model.device)
     if len(cameras) != x.shape[0] or (cameras.height, cameras.width) != tuple(x.shape[-2:]):
@@ -116,32 +115,44 @@ def build_scene(model: LoadedModel, images: Any, cameras: Cameras) -> LatentScen
 @torch.inference_mode()
 def render_scene(
     model: LoadedModel,
-    scene: LatentScene,
+    scene: Any,
     targets: Cameras,
     chunk: int = 8,
     progress: bool = False,
     desc: str = "render",
 ) -> Tensor:
-    """Render ``targets`` from a latent scene, ``chunk`` views at a time: ``(Vt, 3, H, W)`` CPU."""
+    """Render ``targets`` from a scene, ``chunk`` views at a time: ``(Vt, 3, H, W)`` CPU."""
+    return render_scene_with_depth(model, scene, targets, chunk, progress, desc)[0]
+
+
+@torch.inference_mode()
+def render_scene_with_depth(
+    model: LoadedModel,
+    scene: Any,
+    targets: Cameras,
+    chunk: int = 8,
+    progress: bool = False,
+    desc: str = "render",
+) -> tuple[Tensor, Tensor | None]:
+    """RGB ``(Vt, 3, H, W)`` and, for models with ``capabilities.outputs_depth``, camera
+    z-depth ``(Vt, 1, H, W)`` (else None), both on the CPU."""
     dev = model.device
-    K_norm = targets.K_norm
-    out = []
+    rgb, depth = [], []
     starts = range(0, len(targets), max(1, chunk))
     for s in tqdm(starts, desc=desc, unit="chunk", disable=not progress, leave=False):
         sl = slice(s, s + chunk)
-        out.append(
-            model.model.render(
-                scene,
-                targets.c2w[None, sl].to(dev),
-                K_norm[None, sl].to(dev),
-                targets.height,
-                targets.width,
-            )
-            .rgb[0]
-            .float()
-            .cpu()
+        out = model.model.render(
+            scene,
+            targets.c2w[None, sl].to(dev),
+            targets.K_norm[None, sl].to(dev),
+            targets.height,
+            targets.width,
         )
-    return torch.cat(out)
+        rgb.append(out.rgb[0].float().cpu())
+        if out.depth is not None:
+            depth.append(out.depth[0].float().cpu())
+    has_depth = model.model.capabilities.outputs_depth and len(depth) == len(rgb)
+    return torch.cat(rgb), torch.cat(depth) if has_depth else None
 
 
 def render_views(
