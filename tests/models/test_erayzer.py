@@ -26,7 +26,7 @@ TINY = {"dim": 32, "num_heads": 2, "pose_depth": 1, "scene_depth": 1, "pos_enc_d
 
 def tiny(**changes) -> ERayZer:
     torch.manual_seed(0)
-    return ERayZer(ERayZerConfig(**{**TINY, "perceptual_weight": 0.0, **changes}))
+    return ERayZer(ERayZerConfig(**{**TINY, **changes}))
 
 
 def test_capabilities_and_config():
@@ -182,9 +182,7 @@ def test_tiny_erayzer_overfits_one_clip():
     clip = render_clip(3, SynthConfig(family="orbit", frames=6, height=32, width=32))
     images = clip.images.unsqueeze(0)
     batch, inputs, targets = {"image": images}, [0, 2, 4], [1, 3, 5]
-    model = ERayZer(
-        ERayZerConfig(dim=48, num_heads=4, pose_depth=1, scene_depth=2, perceptual_weight=0.0)
-    )
+    model = ERayZer(ERayZerConfig(dim=48, num_heads=4, pose_depth=1, scene_depth=2))
     opt = torch.optim.AdamW(model.parameters(), lr=4e-3, betas=(0.9, 0.95))
     psnr = []
     for step in range(60):

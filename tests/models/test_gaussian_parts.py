@@ -13,7 +13,6 @@ from rayzer.geometry import (
 from rayzer.models.gaussians import (
     SH_C0,
     GaussianScene,
-    photometric_terms,
     pixel_quaternions,
     pixel_rays,
     pixel_sh,
@@ -124,28 +123,6 @@ def test_gaussian_scene_render_args_and_detach():
     assert args["colors"] is scene.sh and scene.num_gaussians == n
     detached = scene.detach()
     assert not detached.means.requires_grad and detached.sh_degree == 0
-
-
-def test_photometric_terms():
-    torch.manual_seed(0)
-    target = torch.rand(2, 3, 3, 8, 8)
-    render = (target + 0.1).clamp(0, 1).requires_grad_()
-    terms = photometric_terms(render, target, None, 0.0)
-    mse = (render - target).square().mean()
-    torch.testing.assert_close(terms["loss"], mse)
-    assert set(terms) == {"loss", "mse", "psnr"} and not terms["psnr"].requires_grad
-    per_image = (render - target).square().flatten(2).mean(-1)
-    torch.testing.assert_close(terms["psnr"], (-10 * per_image.log10()).mean())
-
-    class Half(torch.nn.Module):
-        def forward(self, a, b):
-            return (a - b).abs().mean()
-
-    terms = photometric_terms(render, target, Half(), 0.5)
-    torch.testing.assert_close(terms["loss"], mse + 0.5 * (render - target).abs().mean())
-    assert "perceptual" in terms
-    with pytest.raises(ValueError, match="perceptual"):
-        photometric_terms(render, target, None, 0.2)
 
 
 def test_focal_parameterisations():

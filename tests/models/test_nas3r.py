@@ -37,7 +37,7 @@ SCENE_FIELDS = ("means", "quats", "scales", "opacities", "sh", "input_depth")
 
 def tiny(**changes) -> NAS3R:
     torch.manual_seed(0)
-    return NAS3R(NAS3RConfig(**{**TINY, "perceptual_weight": 0.0, **changes}))
+    return NAS3R(NAS3RConfig(**{**TINY, **changes}))
 
 
 def randomise_heads(model: NAS3R) -> None:
@@ -186,7 +186,7 @@ def test_tiny_nas3r_overfits_one_clip():
     clip = render_clip(3, SynthConfig(family="orbit", frames=6, height=32, width=32))
     images = clip.images.unsqueeze(0)
     batch, inputs, targets = {"image": images}, [0, 2, 4], [1, 3, 5]
-    model = NAS3R(NAS3RConfig(**{**TINY, "dim": 48, "num_heads": 4, "perceptual_weight": 0.0}))
+    model = NAS3R(NAS3RConfig(**{**TINY, "dim": 48, "num_heads": 4}))
     opt = torch.optim.AdamW(model.parameters(), lr=4e-3, betas=(0.9, 0.95))
     psnr = []
     for _ in range(60):

@@ -1,5 +1,5 @@
 """Models: the interface (:mod:`rayzer.models.base`), the registry, and the registered models
-(RayZer, the LVSM oracle); non-learned baselines."""
+(RayZer, the LVSM oracle, E-RayZer, NAS3R); non-learned baselines."""
 
 from rayzer.models.base import (
     CameraPrediction,
@@ -9,18 +9,24 @@ from rayzer.models.base import (
     Rendered,
 )
 from rayzer.models.baselines import CopyNearest, mean_of_inputs, nearest_input_views
+from rayzer.models.erayzer import ERayZer, ERayZerConfig
 from rayzer.models.latent_scene import LatentScene
 from rayzer.models.lvsm import LVSM
+from rayzer.models.nas3r import NAS3R, NAS3RConfig
 from rayzer.models.rayzer import RayZer
 from rayzer.models.registry import available_models, build_model, model_class, register_model
 
 __all__ = [
     "LVSM",
+    "NAS3R",
     "CameraPrediction",
     "Capabilities",
     "CopyNearest",
+    "ERayZer",
+    "ERayZerConfig",
     "LatentScene",
     "ModelOutput",
+    "NAS3RConfig",
     "RayModel",
     "RayZer",
     "Rendered",

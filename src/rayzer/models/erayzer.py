@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from rayzer.geometry import plucker_rays
+from rayzer.model_config import ModelConfig
 from rayzer.models.base import (
     CameraPrediction,
     Capabilities,
@@ -54,7 +55,6 @@ from rayzer.models.base import (
 from rayzer.models.gaussians import (
     GaussianScene,
     flatten_pixels,
-    photometric_terms,
     pixel_quaternions,
     pixel_rays,
     pixel_sh,
@@ -65,6 +65,8 @@ from rayzer.models.gaussians import (
 from rayzer.models.heads.camera import PairwisePoseHead
 from rayzer.models.heads.focal import SoftplusFocalHead, shared_focal_intrinsics
 from rayzer.models.heads.pixel_decoder import PixelLinearDecoder
+from rayzer.models.losses import photometric_loss
+from rayzer.models.registry import register_model
 from rayzer.models.view_encoder import ViewTokenEncoder
 from rayzer.models.views import as_view_index, gather_views
 from rayzer.nn import PatchEmbed
@@ -72,9 +74,13 @@ from rayzer.nn.transformer import INIT_STD
 
 
 @dataclass
-class ERayZerConfig:
+class ERayZerConfig(ModelConfig):
     """E-RayZer hyper-parameters. Defaults: a tiny CPU model (64 px, patch 8); the paper's
     DL3DV model is :meth:`paper`.
+
+    The loss weight is the recipe's (``train.perceptual_weight``): the release trains with
+    MSE + 0.2 × a VGG-19 perceptual loss; we use the project's LPIPS-VGG at 0.2, as the VGG-19
+    weights are not obtainable offline.
 
     Attributes:
         name: the registry key.
@@ -98,8 +104,6 @@ class ERayZerConfig:
             it then stays at the flat-colour PSNR (22.7 dB) for 100 Adam steps, while with the
             skip it passes copy-nearest (25.6 dB) within 60.
         background: RGB of the rendered background.
-        perceptual_weight: λ of MSE + λ·perceptual (release: VGG-19 perceptual loss at 0.2; we
-            use the project's LPIPS-VGG, as the VGG-19 weights are not obtainable offline).
         render_backend: :func:`rayzer.render.rasterize` backend ("auto": gsplat on CUDA when
             installed, the PyTorch tiled rasterizer otherwise).
         grad_checkpointing: recompute transformer blocks in the backward pass.
@@ -128,7 +132,6 @@ class ERayZerConfig:
     opacity_offset: float = 2.0
     pixel_color_skip: bool = True
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    perceptual_weight: float = 0.2
     render_backend: str = "auto"
     grad_checkpointing: bool = False
 
@@ -155,6 +158,7 @@ class ERayZerConfig:
         return 9 + 3 * sh_num_coeffs(self.sh_degree)
 
 
+@register_model("erayzer")
 class ERayZer(RayModel):
     """E-RayZer (see the module docstring). Takes one :class:`ERayZerConfig`."""
 
@@ -320,8 +324,7 @@ class ERayZer(RayModel):
     def loss(
         self, output: ModelOutput, batch: Mapping[str, Tensor], perceptual: nn.Module | None
     ) -> dict[str, Tensor]:
-        """MSE + ``perceptual_weight`` · perceptual of the target renders."""
+        """MSE + λ·perceptual of the target renders (λ = ``perceptual.weight``, the recipe's
+        ``train.perceptual_weight``; None: MSE only)."""
         target = gather_views(batch["image"], output.target_index)
-        return photometric_terms(
-            output.rendered.rgb, target, perceptual, self.cfg.perceptual_weight
-        )
+        return photometric_loss(output.rendered.rgb, target, perceptual)

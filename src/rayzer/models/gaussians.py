@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from rayzer.geometry import camera_rays, matrix_to_quaternion, quaternion_multiply
 from rayzer.geometry.intrinsics import denormalize_intrinsics
@@ -195,35 +195,3 @@ def render_gaussians(
     # The rasterizer's depth is alpha-weighted (Σ w·z); the interface's depth is the z of what
     # is seen, so divide by alpha (0 where nothing is drawn).
     return Rendered(rgb=out.rgb.clamp(0.0, 1.0), depth=out.expected_depth(), alpha=out.alpha)
-
-
-def photometric_terms(
-    render: Tensor, target: Tensor, perceptual: nn.Module | None, perceptual_weight: float
-) -> dict[str, Tensor]:
-    """MSE + λ·perceptual of renders against targets, both (B, Vt, 3, H, W) in [0, 1].
-
-    Returns ``"loss"`` (differentiable) and detached ``"mse"``, ``"psnr"`` (mean over target
-    images of the per-image PSNR, peak 1) and, when λ > 0, ``"perceptual"``. The terms are
-    computed in fp32 (the renders may come out of bf16 autocast).
-
-    Raises:
-        ValueError: λ > 0 and no perceptual module was given.
-    """
-    render, target = render.float(), target.float()
-    per_image = (render - target).square().flatten(-3).mean(-1)  # (B, Vt)
-    mse = per_image.mean()
-    terms = {
-        "mse": mse.detach(),
-        "psnr": (-10.0 * torch.log10(per_image.detach().clamp_min(1e-10))).mean(),
-    }
-    loss = mse
-    if perceptual_weight > 0:
-        if perceptual is None:
-            raise ValueError(
-                f"perceptual_weight={perceptual_weight} needs a perceptual module (got None)"
-            )
-        perc = perceptual(render, target)
-        terms["perceptual"] = perc.detach()
-        loss = loss + perceptual_weight * perc
-    terms["loss"] = loss
-    return terms

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rayzer.geometry import se3_inverse, unproject_depth
+from rayzer.model_config import ModelConfig
 from rayzer.models.base import (
     CameraPrediction,
     Capabilities,
@@ -51,7 +52,6 @@ from rayzer.models.base import (
 from rayzer.models.gaussians import (
     GaussianScene,
     flatten_pixels,
-    photometric_terms,
     pixel_quaternions,
     pixel_sh,
     render_gaussians,
@@ -61,6 +61,8 @@ from rayzer.models.gaussians import (
 from rayzer.models.heads.camera import CameraTokenHead
 from rayzer.models.heads.dpt import DPTLiteHead
 from rayzer.models.heads.focal import focal_from_fov_logit, shared_focal_intrinsics
+from rayzer.models.losses import photometric_loss
+from rayzer.models.registry import register_model
 from rayzer.models.view_encoder import EncodedViews, ViewTokenEncoder
 from rayzer.models.views import as_view_index, gather_views
 from rayzer.nn import PatchEmbed
@@ -68,9 +70,12 @@ from rayzer.nn.alternating import context_attention_mask
 
 
 @dataclass
-class NAS3RConfig:
+class NAS3RConfig(ModelConfig):
     """NAS3R hyper-parameters. Defaults: a tiny CPU model (64 px, patch 8); the paper's RE10K
     model is :meth:`paper`.
+
+    The loss weight is the recipe's (``train.perceptual_weight``; the release: MSE + 0.05 ×
+    LPIPS-VGG).
 
     Attributes:
         name: the registry key.
@@ -88,7 +93,6 @@ class NAS3RConfig:
         fov_init: horizontal FoV (radians) at initialisation (2·atan(0.5): focal = width).
         near_plane: the rasterizer's near plane.
         background: RGB of the rendered background.
-        perceptual_weight: λ of MSE + λ·LPIPS-VGG (release: 0.05).
         render_backend: :func:`rayzer.render.rasterize` backend.
         grad_checkpointing: recompute transformer blocks in the backward pass.
     """
@@ -113,7 +117,6 @@ class NAS3RConfig:
     fov_init: float = 2 * math.atan(0.5)
     near_plane: float = 0.25
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    perceptual_weight: float = 0.05
     render_backend: str = "auto"
     grad_checkpointing: bool = False
 
@@ -146,6 +149,7 @@ class NAS3RConfig:
         return 8 + 3 * sh_num_coeffs(self.sh_degree)
 
 
+@register_model("nas3r")
 class NAS3R(RayModel):
     """NAS3R (see the module docstring). Takes one :class:`NAS3RConfig`."""
 
@@ -327,8 +331,7 @@ class NAS3R(RayModel):
     def loss(
         self, output: ModelOutput, batch: Mapping[str, Tensor], perceptual: nn.Module | None
     ) -> dict[str, Tensor]:
-        """MSE + ``perceptual_weight`` · perceptual of the target renders."""
+        """MSE + λ·perceptual of the target renders (λ = ``perceptual.weight``, the recipe's
+        ``train.perceptual_weight``; None: MSE only)."""
         target = gather_views(batch["image"], output.target_index)
-        return photometric_terms(
-            output.rendered.rgb, target, perceptual, self.cfg.perceptual_weight
-        )
+        return photometric_loss(output.rendered.rgb, target, perceptual)
