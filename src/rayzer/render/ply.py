@@ -236,6 +236,8 @@ def load_ply(path: str | Path) -> GaussianPly:
             raise ValueError(f"{path}: not a 3DGS ply, missing vertex property 'f_rest_{i}'")
 
     def cols(names: list[str]) -> torch.Tensor:
+        if not names:
+            return torch.zeros(len(vertex), 0)
         arr = np.stack([vertex[name].astype(np.float32) for name in names], axis=1)
         return torch.from_numpy(np.ascontiguousarray(arr).reshape(len(vertex), len(names)))
 

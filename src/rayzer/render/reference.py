@@ -26,7 +26,7 @@ def composite_reference(
     width: int,
     height: int,
     *,
-    pixels_per_chunk: int = 4096,
+    pairs_per_chunk: int = 1 << 22,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same contract as :func:`rayzer.render.compositing.composite_torch`, with ``visible (I, N)``
     (bool: in front of the near plane and behind the far plane) instead of screen extents.
@@ -42,6 +42,7 @@ def composite_reference(
     )
     pixels = torch.stack((xs.reshape(-1), ys.reshape(-1)), dim=-1)  # (HW, 2)
     out_f, out_a = [], []
+    pixels_per_chunk = max(1, pairs_per_chunk // max(1, depths.shape[1]))  # bounded memory
     for i in range(n_img):
         order = torch.argsort(depths[i], stable=True)  # front to back, ties by index
         mean = means2d[i, order]
