@@ -199,3 +199,22 @@ def test_tiny_erayzer_overfits_one_clip():
     )
     assert last > first + 3.0, f"PSNR rose only from {first:.2f} to {last:.2f} dB"
     assert last > flat_psnr + 1.5, f"PSNR {last:.2f} dB vs the flat mean colour's {flat_psnr:.2f}"
+
+
+def test_presets_build_and_match_the_paper_config():
+    from rayzer.config import load_config
+
+    tiny_cfg = load_config("erayzer-tiny-cpu")
+    assert isinstance(tiny_cfg.model, ERayZerConfig)
+    assert tiny_cfg.data.image_size % tiny_cfg.model.patch_size == 0
+    ERayZer(tiny_cfg.model)
+    paper = load_config("erayzer-dl3dv")
+    assert paper.model == ERayZerConfig.paper()
+    assert (paper.data.image_size, paper.data.num_views, paper.train.perceptual_weight) == (
+        256,
+        10,
+        0.2,
+    )
+    with torch.device("meta"):  # paper scale without allocating it
+        n = sum(p.numel() for p in ERayZer(paper.model).parameters())
+    assert 200e6 < n < 300e6  # 32 blocks at d 768 (7.1 M each) + embeddings and heads

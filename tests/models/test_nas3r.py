@@ -202,3 +202,22 @@ def test_tiny_nas3r_overfits_one_clip():
     )
     assert last > first + 3.0, f"PSNR rose only from {first:.2f} to {last:.2f} dB"
     assert last > flat_psnr + 1.5, f"PSNR {last:.2f} dB vs the flat mean colour's {flat_psnr:.2f}"
+
+
+def test_presets_build_and_match_the_paper_config():
+    from rayzer.config import load_config
+
+    tiny_cfg = load_config("nas3r-tiny-cpu")
+    assert isinstance(tiny_cfg.model, NAS3RConfig)
+    NAS3R(tiny_cfg.model)
+    paper = load_config("nas3r-re10k")
+    assert paper.model == NAS3RConfig.paper()
+    assert (paper.data.image_size, paper.data.num_input_views, paper.data.num_target_views) == (
+        224,
+        2,
+        1,
+    )
+    assert paper.data.image_size % paper.model.patch_size == 0
+    with torch.device("meta"):
+        n = sum(p.numel() for p in NAS3R(paper.model).parameters())
+    assert 550e6 < n < 700e6  # 48 blocks at d 1024 (12.6 M each) + heads

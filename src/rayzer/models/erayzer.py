@@ -137,14 +137,15 @@ class ERayZerConfig(ModelConfig):
 
     @classmethod
     def paper(cls, **changes) -> ERayZerConfig:
-        """The release's DL3DV model: d 768, 12 heads, 16 + 16 blocks per encoder, patch 16,
-        SH degree 3 (trained on 10 views at 256 px)."""
+        """The release's DL3DV model: d 768, 12 heads, 16 + 16 blocks (16 in the pose encoder,
+        16 in the scene encoder, each as 8 frame/global pairs), patch 16, SH degree 3 (trained
+        on 10 views at 256 px)."""
         base = cls(
             dim=768,
             num_heads=12,
             patch_size=16,
-            pose_depth=16,
-            scene_depth=16,
+            pose_depth=8,
+            scene_depth=8,
             pos_enc_dim=128,
             sh_degree=3,
             pixel_color_skip=False,
