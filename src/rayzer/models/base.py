@@ -171,7 +171,9 @@ class RayModel(nn.Module, abc.ABC):
         """Named loss terms of one micro-batch. ``"loss"`` is the differentiable total; every
         other entry is a detached scalar for logging (e.g. ``"mse"``, ``"psnr"``,
         ``"perceptual"``). ``perceptual`` is the frozen perceptual network the trainer built
-        (None when the recipe's perceptual weight is 0)."""
+        (None when the recipe's perceptual weight is 0): ``perceptual(render, target,
+        reduce=False)`` gives one distance per image and its ``weight`` attribute is λ
+        (:func:`rayzer.models.losses.photometric_loss` uses both)."""
 
     def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """Optimiser parameter groups. Default (:func:`rayzer.nn.param_groups.decay_groups`):
