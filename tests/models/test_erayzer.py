@@ -6,7 +6,7 @@ import torch
 from rayzer.data.synthetic import SynthConfig, render_clip
 from rayzer.models.base import Capabilities, ModelOutput
 from rayzer.models.erayzer import ERayZer, ERayZerConfig
-from rayzer.models.gaussians import GaussianScene
+from rayzer.models.gaussians import GaussianScene, pixel_rays
 from rayzer.models.views import gather_views
 
 
@@ -218,3 +218,26 @@ def test_presets_build_and_match_the_paper_config():
     with torch.device("meta"):  # paper scale without allocating it
         n = sum(p.numel() for p in ERayZer(paper.model).parameters())
     assert 200e6 < n < 300e6  # 32 blocks at d 768 (7.1 M each) + embeddings and heads
+
+
+def test_rendered_depth_agrees_with_input_depth_at_the_input_camera():
+    """Both depths are camera z (the Gaussians sit at a distance along the unit ray; the
+    interface's depth is z): opaque, small Gaussians of one view, rendered at that view's own
+    camera, give back its input depth."""
+    model = tiny().eval()
+    p2 = model.cfg.patch_size**2
+    with torch.no_grad():  # every Gaussian at distance 4 along its unit ray: a smooth depth map
+        model.gaussian_decoder.unembed.proj.weight[:p2] = 0.0
+    images = torch.rand(1, 2, 3, 16, 24)
+    cams = model.predict_cameras(images)
+    scene = model.reconstruct(images[:, :1], cams.c2w[:, :1], cams.K_norm[:, :1]).detach()
+    scene.opacities = torch.full_like(scene.opacities, 0.99)
+    scene.scales = torch.full_like(scene.scales, 0.01)
+    out = model.render(scene, cams.c2w[:, :1], cams.K_norm[:, :1], 16, 24)
+    seen = out.alpha > 0.9
+    assert seen.float().mean() > 0.9
+    torch.testing.assert_close(out.depth[seen], scene.input_depth[seen], atol=0.02, rtol=0.01)
+    # ... and not the distance along the ray, which is larger off-axis.
+    _, _, cos_z = pixel_rays(cams.c2w[:, :1], cams.K_norm[:, :1], 16, 24)
+    dist = scene.input_depth[:, :, 0] / cos_z
+    assert (dist[..., 0, 0] - scene.input_depth[..., 0, 0, 0]).abs().max() > 0.1
