@@ -241,3 +241,15 @@ def test_rendered_depth_agrees_with_input_depth_at_the_input_camera():
     _, _, cos_z = pixel_rays(cams.c2w[:, :1], cams.K_norm[:, :1], 16, 24)
     dist = scene.input_depth[:, :, 0] / cos_z
     assert (dist[..., 0, 0] - scene.input_depth[..., 0, 0, 0]).abs().max() > 0.1
+
+
+def test_geometry_stays_fp32_under_bf16_autocast():
+    model = tiny()
+    images = torch.rand(1, 3, 3, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model({"image": images}, [0, 2], [1])
+        terms = model.loss(out, {"image": images}, None)
+    terms["loss"].backward()
+    assert out.cameras.c2w.dtype == out.cameras.K_norm.dtype == torch.float32
+    assert out.scene.means.dtype == out.render.dtype == torch.float32
+    assert torch.isfinite(out.render).all() and torch.isfinite(terms["loss"])

@@ -221,3 +221,15 @@ def test_presets_build_and_match_the_paper_config():
     with torch.device("meta"):
         n = sum(p.numel() for p in NAS3R(paper.model).parameters())
     assert 550e6 < n < 700e6  # 48 blocks at d 1024 (12.6 M each) + heads
+
+
+def test_geometry_stays_fp32_under_bf16_autocast():
+    model = tiny()
+    images = torch.rand(1, 3, 3, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model({"image": images}, [0, 2], [1])
+        terms = model.loss(out, {"image": images}, None)
+    terms["loss"].backward()
+    assert out.cameras.c2w.dtype == out.cameras.K_norm.dtype == torch.float32
+    assert out.scene.means.dtype == out.render.dtype == torch.float32
+    assert torch.isfinite(out.render).all() and torch.isfinite(terms["loss"])

@@ -55,6 +55,7 @@ from rayzer.models.base import (
 from rayzer.models.gaussians import (
     GaussianScene,
     flatten_pixels,
+    fp32_geometry,
     pixel_quaternions,
     pixel_rays,
     pixel_sh,
@@ -218,8 +219,12 @@ class ERayZer(RayModel):
             raise ValueError(f"E-RayZer needs at least 2 views, got {v}")
         canonical = v // 2
         enc = self.pose_encoder(self.pose_patch(images), self._grid(h, w))
-        c2w = self.pose_head(enc.camera, canonical)
-        focal = self.focal_head(enc.camera[:, canonical])
+        # Camera heads in fp32 even under bf16 autocast: rays and Gaussian centres are built
+        # from these matrices, and bf16 keeps only ~3 significant digits.
+        tokens = enc.camera.float()
+        with torch.autocast(tokens.device.type, enabled=False):
+            c2w = self.pose_head(tokens, canonical)
+            focal = self.focal_head(tokens[:, canonical])
         if self.focal_frozen:
             focal = focal.detach()
         K_norm = shared_focal_intrinsics(focal, v, h, w)
@@ -234,12 +239,15 @@ class ERayZer(RayModel):
         """
         h, w = images.shape[-2:]
         grid = self._grid(h, w)
-        rays = plucker_rays(c2w, K_norm, h, w, normalized_intrinsics=True)  # (B, Vi, 6, H, W)
+        c2w, K_norm = c2w.float(), K_norm.float()
+        with fp32_geometry(images):
+            rays = plucker_rays(c2w, K_norm, h, w, normalized_intrinsics=True)  # (B, Vi, 6, H, W)
         tokens = self.token_fuse(
             torch.cat((self.scene_patch(images), self.ray_patch(rays.to(images.dtype))), dim=-1)
         )
         raw = self.gaussian_decoder(self.scene_encoder(tokens, grid).patches, h, w)
-        return self._gaussians(raw, c2w, K_norm, images)
+        with fp32_geometry(raw):
+            return self._gaussians(raw.float(), c2w, K_norm, images)
 
     def _gaussians(self, raw: Tensor, c2w: Tensor, K_norm: Tensor, images: Tensor) -> GaussianScene:
         """Raw per-pixel channels (B, Vi, C, H, W) + input cameras (+ the input images, for the

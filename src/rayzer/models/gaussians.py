@@ -110,6 +110,13 @@ class GaussianScene:
         )
 
 
+def fp32_geometry(like: Tensor) -> torch.autocast:
+    """A context with autocast off on ``like``'s device: rays, Gaussian centres and the
+    rasterizer run in fp32 even when the networks run under bf16 autocast (bf16 keeps ~3
+    significant digits: sub-pixel geometry would be lost)."""
+    return torch.autocast(like.device.type, enabled=False)
+
+
 def pixel_rays(
     c2w: Tensor, K_norm: Tensor, height: int, width: int
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -178,20 +185,23 @@ def render_gaussians(
     """
     from rayzer.render.rasterize import rasterize  # render ← models: imported where used
 
-    K_px = denormalize_intrinsics(K_norm, height, width)
     bg = None
     if background is not None:
-        bg = torch.as_tensor(background, dtype=scene.means.dtype, device=scene.means.device)
-    out = rasterize(
-        **scene.to_render_args(),
-        c2w=c2w,
-        K=K_px,
-        width=width,
-        height=height,
-        background=bg,
-        near=near,
-        backend=backend,
-    )
+        bg = torch.as_tensor(background, dtype=torch.float32, device=scene.means.device)
+    with fp32_geometry(scene.means):
+        args = {
+            k: v.float() if isinstance(v, Tensor) else v for k, v in scene.to_render_args().items()
+        }
+        out = rasterize(
+            **args,
+            c2w=c2w.float(),
+            K=denormalize_intrinsics(K_norm.float(), height, width),
+            width=width,
+            height=height,
+            background=bg,
+            near=near,
+            backend=backend,
+        )
     # The rasterizer's depth is alpha-weighted (Σ w·z); the interface's depth is the z of what
     # is seen, so divide by alpha (0 where nothing is drawn).
     return Rendered(rgb=out.rgb.clamp(0.0, 1.0), depth=out.expected_depth(), alpha=out.alpha)

@@ -52,6 +52,7 @@ from rayzer.models.base import (
 from rayzer.models.gaussians import (
     GaussianScene,
     flatten_pixels,
+    fp32_geometry,
     pixel_quaternions,
     pixel_sh,
     render_gaussians,
@@ -205,17 +206,19 @@ class NAS3R(RayModel):
         """Camera tokens (B, V, d) → cameras relative to the reference view, shared focal from
         the context views."""
         b, v, _ = tokens.shape
-        c2w_head, fov_logit = self.camera_head(tokens)
-        ctx = is_context.to(fov_logit.dtype)
-        focal = focal_from_fov_logit(
-            (fov_logit * ctx).sum(1) / ctx.sum(1), self.cfg.fov_init
-        )  # (B,)
-        ref = c2w_head[torch.arange(b, device=tokens.device), reference]  # (B, 4, 4)
-        c2w = se3_inverse(ref)[:, None] @ c2w_head
-        # The reference view is the identity by definition (not a rounded inv(T)·T).
-        is_ref = torch.arange(v, device=tokens.device)[None, :] == reference[:, None]
-        eye = torch.eye(4, dtype=c2w.dtype, device=c2w.device)
-        c2w = torch.where(is_ref[..., None, None], eye, c2w)
+        # fp32 even under bf16 autocast: rays and Gaussian centres are built from these cameras.
+        with torch.autocast(tokens.device.type, enabled=False):
+            c2w_head, fov_logit = self.camera_head(tokens.float())
+            ctx = is_context.to(fov_logit.dtype)
+            focal = focal_from_fov_logit(
+                (fov_logit * ctx).sum(1) / ctx.sum(1), self.cfg.fov_init
+            )  # (B,)
+            ref = c2w_head[torch.arange(b, device=tokens.device), reference]  # (B, 4, 4)
+            c2w = se3_inverse(ref)[:, None] @ c2w_head
+            # The reference view is the identity by definition (not a rounded inv(T)·T).
+            is_ref = torch.arange(v, device=tokens.device)[None, :] == reference[:, None]
+            eye = torch.eye(4, dtype=c2w.dtype, device=c2w.device)
+            c2w = torch.where(is_ref[..., None, None], eye, c2w)
         canonical = int(reference[0]) if bool((reference == reference[0]).all()) else None
         return CameraPrediction(
             c2w=c2w,
@@ -236,12 +239,18 @@ class NAS3R(RayModel):
 
     def _scene(self, taps: list[Tensor], images: Tensor, c2w: Tensor, K_norm: Tensor):
         """Context patch-token taps [(B, Vi, N, d)] + images + cameras → GaussianScene."""
-        cfg = self.cfg
-        b, vi, _, h, w = images.shape
+        h, w = images.shape[-2:]
         depth_raw = self.depth_head(taps, h, w).float()  # (B, Vi, 1, H, W)
+        raw = self.gaussian_head(taps, h, w, images).float()
+        with fp32_geometry(raw):
+            return self._gaussians(depth_raw, raw, c2w.float(), K_norm.float())
+
+    def _gaussians(self, depth_raw: Tensor, raw: Tensor, c2w: Tensor, K_norm: Tensor):
+        """Raw depth (B, Vi, 1, H, W) and Gaussian channels (B, Vi, C, H, W), fp32 → scene."""
+        cfg = self.cfg
+        b, vi, _, h, w = raw.shape
         z = cfg.depth_near + torch.sigmoid(depth_raw) * (cfg.depth_far - cfg.depth_near)
         means = unproject_depth(z[:, :, 0], c2w, K_norm, normalized_intrinsics=True)
-        raw = self.gaussian_head(taps, h, w, images).float()
         scale_raw, quat_raw, opacity_raw, sh_raw = raw.split(
             (3, 4, 1, 3 * sh_num_coeffs(cfg.sh_degree)), dim=2
         )
