@@ -270,6 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     synth_bench.add_arguments(synth_parser)
     synth_parser.set_defaults(func=synth_bench.main)
 
+    from rayzer.bench import render as render_bench
+
+    render_parser = bench.add_parser(
+        "render",
+        help="Gaussian rasterizer: forward / backward time, memory, pairs/s (64-256 px)",
+        description=render_bench.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    render_bench.add_arguments(render_parser)
+    render_parser.set_defaults(func=render_bench.main)
+
     from rayzer.bench import data as data_bench
 
     data_parser = bench.add_parser(
