@@ -73,11 +73,10 @@ def test_camera_recovery_pose_and_focal():
 
 
 def test_fit_gaussians_to_a_synthetic_clip():
-    """Short version of ``rayzer bench render --fit-steps 150`` (28.3 dB held-out there): 30
-    Adam steps at 24 px must already lift the held-out PSNR well above the initialisation."""
+    """Fit pixel-aligned Gaussians to 8 views of a built-in orbit clip (32 px, true cameras,
+    150 Adam steps, ~10 s on 2 cores) and reach >= 28 dB on the 4 held-out views."""
     from rayzer.bench.render import fit_synthetic
 
-    fit = fit_synthetic(size=24, steps=30)
+    fit = fit_synthetic(size=32, steps=150)
     print(f"synthetic fit: held-out {fit['test_psnr_init']:.2f} -> {fit['test_psnr']:.2f} dB")
-    assert fit["test_psnr"] > fit["test_psnr_init"] + 2.0
-    assert fit["test_psnr"] > 25.0
+    assert fit["test_psnr"] >= 28.0
