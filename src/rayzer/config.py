@@ -23,6 +23,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rayzer.model_config import RayZerConfig, config_class, migrate_model_section
 
+#: ``data.view_sampler`` values (:mod:`rayzer.data.view_samplers`).
+VIEW_SAMPLERS = ("span", "frame_gap", "overlap")
+
 
 @dataclass
 class DataConfig:
@@ -70,6 +73,18 @@ class DataConfig:
             input), so the weights carry over. Needs ``8 <= low_res_size < image_size``,
             ``low_res_size`` divisible by ``model.patch_size`` and ``low_res_steps <
             train.steps``.
+        view_sampler: how a sample's frames are chosen (:mod:`rayzer.data.view_samplers`):
+            ``"span"`` (RayZer: the frame-span curriculum above, random input / target split),
+            ``"frame_gap"`` (NAS3R: the context views span a gap that widens from ``gap_start``
+            to ``[gap_end_min, gap_end_max]`` frames over ``curriculum_steps``; targets lie
+            between the context frames) or ``"overlap"`` (E-RayZer: a target visual overlap
+            uniform in ``[lo, 1]``, ``lo`` from ``overlap_lo_start`` to ``overlap_lo_end`` over
+            ``curriculum_steps``, turned into a frame window by each clip's overlap statistics;
+            clips that cannot reach it are skipped).
+        gap_start, gap_end_min, gap_end_max: the ``frame_gap`` schedule, in frames.
+        overlap_lo_start, overlap_lo_end: the ``overlap`` schedule.
+        flip_augment: mirror each sample left–right with probability 1/2 (images, intrinsics
+            and cameras consistently; NAS3R's augmentation).
     """
 
     source: str = "synthetic"
@@ -87,6 +102,13 @@ class DataConfig:
     num_workers: int = 0
     low_res_size: int = 0
     low_res_steps: int = 0
+    view_sampler: str = "span"
+    gap_start: int = 10
+    gap_end_min: int = 25
+    gap_end_max: int = 90
+    overlap_lo_start: float = 1.0
+    overlap_lo_end: float = 0.5
+    flip_augment: bool = False
 
     @property
     def num_views(self) -> int:
@@ -162,6 +184,22 @@ class DataConfig:
             raise ValueError(
                 f"data.low_res_size must be in [8, data.image_size={self.image_size}), got {size}"
             )
+        if self.view_sampler not in VIEW_SAMPLERS:
+            raise ValueError(
+                f"data.view_sampler must be one of {VIEW_SAMPLERS}, got {self.view_sampler!r}"
+            )
+        if self.view_sampler == "frame_gap" and self.num_input_views < 2:
+            raise ValueError("data.view_sampler=frame_gap needs data.num_input_views >= 2")
+        if not (1 <= self.gap_start <= self.gap_end_max and self.gap_end_min <= self.gap_end_max):
+            raise ValueError(
+                "data: need 1 <= gap_start <= gap_end_max and gap_end_min <= gap_end_max, got "
+                f"{self.gap_start}, {self.gap_end_min}, {self.gap_end_max}"
+            )
+        if not (0.0 <= self.overlap_lo_end <= 1.0 and 0.0 <= self.overlap_lo_start <= 1.0):
+            raise ValueError(
+                "data.overlap_lo_start and data.overlap_lo_end must lie in [0, 1], got "
+                f"{self.overlap_lo_start}, {self.overlap_lo_end}"
+            )
 
 
 @dataclass
@@ -177,6 +215,11 @@ class TrainConfig:
         grad_clip: max global gradient norm (0 = no clipping).
         grad_spike_factor: skip (and log) an update whose gradient norm exceeds this factor times
             the running median of recent norms (0 disables; non-finite norms are always skipped).
+        grad_skip_clip_factor, grad_skip_after: also skip an update whose gradient norm exceeds
+            ``grad_skip_clip_factor`` × ``grad_clip`` from step ``grad_skip_after`` on (0 = off;
+            E-RayZer's release: 2 after 200).
+        grad_skip_element: also skip an update with a gradient element above this in absolute
+            value (0 = off; NAS3R's release: 20).
         batch_size: GLOBAL samples per update = world size × micro-batch × ``grad_accum``.
         grad_accum: micro-batches accumulated per update.
         seed: the one seed every random choice (init, data, splits) flows from.
@@ -190,7 +233,10 @@ class TrainConfig:
         log_every: period of scalar logs and the progress line; image_every: of image grids (0 = off).
         perceptual_weight: λ of the perceptual term (0 = MSE only); perceptual_net: its backbone.
         out_dir: run directory (checkpoints/, metrics.jsonl, tb/, config.yaml).
-        time_budget_minutes: stop (with a checkpoint) after this wall-clock time; null = no limit.
+        time_budget_minutes: stop (with a checkpoint) after this time; null = no limit.
+        time_budget_clock: what the budget counts: ``"wall"`` (wall-clock time) or
+            ``"process"`` (CPU time of this process, all threads: with ``num_threads=1`` a budget
+            that other work on the machine does not eat into, so runs compare fairly).
     """
 
     steps: int = 2000
@@ -201,6 +247,9 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
     grad_spike_factor: float = 10.0
+    grad_skip_clip_factor: float = 0.0
+    grad_skip_after: int = 0
+    grad_skip_element: float = 0.0
     batch_size: int = 8
     grad_accum: int = 1
     seed: int = 0
@@ -215,6 +264,7 @@ class TrainConfig:
     perceptual_net: str = "vgg"
     out_dir: str = "runs/default"
     time_budget_minutes: float | None = None
+    time_budget_clock: str = "wall"
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -233,6 +283,7 @@ class TrainConfig:
             "keep_last",
             "log_every",
             "image_every",
+            "grad_skip_after",
         ):
             if getattr(self, key) < 0:
                 raise ValueError(f"train.{key} must be >= 0, got {getattr(self, key)}")
@@ -241,6 +292,8 @@ class TrainConfig:
             "weight_decay",
             "grad_clip",
             "grad_spike_factor",
+            "grad_skip_clip_factor",
+            "grad_skip_element",
             "perceptual_weight",
         ):
             if getattr(self, key) < 0:
@@ -249,6 +302,12 @@ class TrainConfig:
             raise ValueError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"train.betas must be two numbers in [0, 1), got {self.betas}")
+        if self.time_budget_clock not in ("wall", "process"):
+            raise ValueError(
+                f"train.time_budget_clock must be 'wall' or 'process', got {self.time_budget_clock!r}"
+            )
+        if self.grad_skip_clip_factor > 0 and self.grad_clip <= 0:
+            raise ValueError("train.grad_skip_clip_factor needs train.grad_clip > 0")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
             raise ValueError(
                 f"train.time_budget_minutes must be > 0 or null, got {self.time_budget_minutes}"

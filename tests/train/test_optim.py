@@ -133,3 +133,23 @@ def test_spike_guard_adapts_to_a_lasting_rise():
     # a lasting 10× rise is skipped at first, then accepted as the new scale
     assert decisions[0] and not decisions[-1]
     assert sum(decisions) <= 5
+
+
+def test_release_bounds_of_the_guard():
+    # E-RayZer: norm above 2 × clip 1.0 skipped only from step 200 on; the median test is off.
+    g = GradSpikeGuard(factor=0.0, norm_bound=2.0, norm_bound_after=200)
+    assert not g.check(5.0, step=199)
+    assert g.threshold(200) == 2.0 and g.threshold() == math.inf
+    assert g.check(2.5, step=200) and not g.check(1.9, step=201)
+    assert g.skipped == 1
+    # With the median test on, the lower threshold wins.
+    m = GradSpikeGuard(factor=4.0, window=5, min_history=3, norm_bound=2.0)
+    for _ in range(3):
+        m.check(0.1, step=0)
+    assert m.threshold(0) == pytest.approx(0.4)
+    # NAS3R: any gradient element above 20 skips, whatever the norm; the norm still counts.
+    e = GradSpikeGuard(factor=0.0, element_bound=20.0)
+    assert not e.check(1.0, step=0, max_element=19.9)
+    assert e.check(1.0, step=1, max_element=20.5)
+    assert e.check(1.0, step=2, max_element=float("nan"))
+    assert e.skipped == 2 and len(e.history) == 3

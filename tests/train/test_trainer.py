@@ -4,6 +4,7 @@ import json
 import logging
 import math
 import sys
+import time
 import types
 
 import pytest
@@ -522,3 +523,50 @@ def test_precision_follows_the_config_and_device(tmp_path, tiny_config, caplog):
         y = torch.nn.functional.linear(torch.rand(2, 4), torch.rand(3, 4))
     assert y.dtype == torch.bfloat16
     trainer.close()
+
+
+def test_release_guards_skip_updates(tmp_path, tiny_config):
+    # A gradient-element bound below any real gradient skips every update; a norm bound of
+    # 1e-9 × clip from step 2 on skips from the third update.
+    cfg = tiny_config("train.steps=10", "train.grad_skip_element=1e-12", "model.sense_head=false")
+    trainer = Trainer(cfg, tmp_path / "element")
+    batches = iter(TrainStream(cfg.data, 0, trainer.layout))
+    before = _params(trainer.model)
+    assert trainer.train_step(batches).skipped
+    assert all(torch.equal(p, before[n]) for n, p in _params(trainer.model).items())
+    trainer.close()
+    cfg = tiny_config(
+        "train.steps=10",
+        "train.grad_skip_clip_factor=1e-9",
+        "train.grad_skip_after=2",
+        "model.sense_head=false",
+    )
+    trainer = Trainer(cfg, tmp_path / "norm")
+    batches = iter(TrainStream(cfg.data, 0, trainer.layout))
+    assert [trainer.train_step(batches).skipped for _ in range(3)] == [False, False, True]
+    trainer.close()
+
+
+def test_process_clock_budget(tmp_path, tiny_config, monkeypatch):
+    # The budget counts CPU time of this process: with a frozen process clock the run goes on
+    # to train.steps; with one that jumps a minute per reading it stops at the first check.
+    cfg = tiny_config(
+        "train.steps=3",
+        "train.time_budget_minutes=0.5",
+        "train.time_budget_clock=process",
+        "model.sense_head=false",
+    )
+
+    def train(out):
+        trainer = Trainer(cfg, out)
+        try:
+            return trainer.train()
+        finally:
+            trainer.close()
+
+    monkeypatch.setattr(time, "process_time", lambda: 0.0)
+    assert train(tmp_path / "frozen").step == 3
+    ticks = iter(range(0, 10_000, 60))
+    monkeypatch.setattr(time, "process_time", lambda: float(next(ticks)))
+    summary = train(tmp_path / "jumping")
+    assert summary.stopped_by == "time_budget" and summary.step == 1

@@ -111,19 +111,26 @@ def curve_from_pairs(pair_overlap: Tensor, method: str) -> OverlapCurve:
 def visible_fraction(
     points: Tensor, valid: Tensor, c2w: Tensor, K: Tensor, depth: Tensor, rel_tol: float = 0.05
 ) -> Tensor:
-    """Share of the valid world ``points`` (N, 3) that camera (c2w (4, 4), K (4,) pixels) sees:
-    in front, inside the image, and within ``rel_tol`` of its z-depth map ``depth`` (H, W)
-    (farther means hidden). Returns a 0-d tensor (NaN if no point is valid)."""
-    h, w = depth.shape
+    """Share of valid world points that each camera sees: in front of it, inside its image, and
+    within ``rel_tol`` of its z-depth map (farther means hidden).
+
+    Args:
+        points: (..., N, 3) world points; valid: (..., N) which of them count.
+        c2w: (..., 4, 4) and K: (..., 4) pixel intrinsics of the seeing camera; depth: (..., H, W)
+            its z-depth (+inf where empty). Leading dims broadcast.
+    Returns:
+        (...) fractions (NaN where no point is valid).
+    """
+    h, w = depth.shape[-2:]
     uv, z = project_points(points, c2w, K)
-    col, row = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+    col, row = uv[..., 0].floor().long(), uv[..., 1].floor().long()
     inside = valid & (z > 0) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
-    seen = depth[row.clamp(0, h - 1), col.clamp(0, w - 1)]
+    flat = depth.flatten(-2).expand(*z.shape[:-1], h * w)
+    seen = flat.gather(-1, (row.clamp(0, h - 1) * w + col.clamp(0, w - 1)))
     unoccluded = z <= seen * (1.0 + rel_tol)
-    n = valid.sum()
-    if n == 0:
-        return torch.tensor(float("nan"))
-    return (inside & unoccluded).sum() / n
+    n = valid.sum(-1).to(points.dtype)
+    hits = (inside & unoccluded).sum(-1).to(points.dtype)
+    return torch.where(n > 0, hits / n.clamp_min(1), torch.full_like(n, float("nan")))
 
 
 def geometric_overlap(
@@ -137,7 +144,7 @@ def geometric_overlap(
     """Geometric overlap curve of a clip with z-depth (F, H, W) (+inf or ≤ 0 where empty), c2w
     (F, 4, 4) OpenCV camera-to-world and pixel K (F, 4) of the depth maps. Depth is resampled to
     ``size`` pixels on the short side (nearest) for speed; pairs up to ``max_gap`` frames apart
-    (default all)."""
+    (default all). All pairs are measured in one batched projection."""
     f, h, w = depth.shape
     scale = size / min(h, w)
     if scale < 1:
@@ -150,13 +157,12 @@ def geometric_overlap(
     points = unproject_depth(safe, c2w, K).flatten(1, 2)  # (F, N, 3)
     valid = finite.flatten(1)
     far = torch.where(finite, depth, torch.full_like(depth, math.inf))
+    # seen[i, j]: share of frame i's points that frame j sees
+    seen = visible_fraction(points[:, None], valid[:, None], c2w[None], K[None], far[None], rel_tol)
+    pairs = torch.stack((seen, seen.T)).nanmean(0)
+    gap = (torch.arange(f)[:, None] - torch.arange(f)[None]).abs()
     max_gap = f - 1 if max_gap is None else min(max_gap, f - 1)
-    pairs = torch.full((f, f), float("nan"))
-    for i in range(f):
-        for j in range(i + 1, min(f, i + max_gap + 1)):
-            a = visible_fraction(points[i], valid[i], c2w[j], K[j], far[j], rel_tol)
-            b = visible_fraction(points[j], valid[j], c2w[i], K[i], far[i], rel_tol)
-            pairs[i, j] = pairs[j, i] = torch.nanmean(torch.stack((a, b)))
+    pairs = torch.where(gap <= max_gap, pairs, torch.full_like(pairs, float("nan")))
     return curve_from_pairs(pairs, "geometric")
 
 

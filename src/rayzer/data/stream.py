@@ -18,8 +18,11 @@ DataLoader workers decide *which* sample numbers a process renders, not *what* t
 Clips come from one or several :class:`rayzer.data.clip_sources.ClipSource` (``data.source``:
 built-in synthetic scenes, scene folders, RealEstate10K chunks; several entries are mixed with
 ``data.source_weights``). One sample draws, in this order: the source (only when there are
-several), a clip uniformly within it, the span from the curriculum (capped at the clip's frame
-count), then the views and their input/target split (:func:`rayzer.data.sampling.sample_views`).
+several), a clip uniformly within it, then the views and their input/target split by
+``data.view_sampler``: the frame-span curriculum (capped at the clip's frame count,
+:func:`rayzer.data.sampling.sample_views`), NAS3R's frame-gap or E-RayZer's visual-overlap
+schedule (:mod:`rayzer.data.view_samplers`; the overlap sampler may redraw the clip); last, with
+``data.flip_augment``, whether to mirror the sample (:func:`rayzer.data.augment.flip_clip`).
 
 Each yielded item is a collated micro-batch dict (DESIGN §3 keys), S = ``data.image_size``
 (``data.low_res_size`` for the samples of the first ``data.low_res_steps`` steps):
@@ -49,15 +52,20 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from rayzer.config import DataConfig
+from rayzer.data.augment import flip_clip
 from rayzer.data.clip_sources import (
     ClipSource,
     SyntheticClips,
     choose_source,
     open_clip_sources,
 )
-from rayzer.data.sampling import SpanCurriculum, sample_views
+from rayzer.data.sampling import SpanCurriculum, ViewSample, sample_views
 from rayzer.data.synthetic import SynthConfig
+from rayzer.data.view_samplers import FrameGapCurriculum, OverlapCurriculum
 from rayzer.geometry import normalize_scene_scale
+
+#: Clips tried per sample before the overlap sampler gives up on reaching its target.
+OVERLAP_TRIES = 16
 
 # Separates the data stream's random domain from other uses of the config seed (e.g. model init).
 _DATA_DOMAIN = 0x5EED_DA7A
@@ -144,6 +152,12 @@ class TrainStream(IterableDataset):
         self.cfg, self.seed, self.layout, self.rank = cfg, int(seed), layout, rank
         self.start, self.limit = start, limit
         self.curriculum = SpanCurriculum(*cfg.span_range(), cfg.curriculum_steps)
+        self.frame_gap = FrameGapCurriculum(
+            cfg.gap_start, cfg.gap_end_min, cfg.gap_end_max, cfg.curriculum_steps
+        )
+        self.overlap = OverlapCurriculum(
+            cfg.overlap_lo_start, cfg.overlap_lo_end, cfg.curriculum_steps
+        )
         self.sources = (
             list(sources) if sources is not None else open_clip_sources(cfg, require_poses)
         )
@@ -167,12 +181,8 @@ class TrainStream(IterableDataset):
         # A single source draws nothing here, so a synthetic-only stream is unchanged.
         s = choose_source(self.probabilities, gen) if len(self.sources) > 1 else 0
         source = self.sources[s]
-        clip = int(torch.randint(len(source), (), generator=gen))
-        num_frames = source.num_frames(clip)
-        span = min(self.curriculum.sample_span(self.layout.step_of(sample_id), gen), num_frames)
-        views = sample_views(
-            num_frames, self.cfg.num_input_views, self.cfg.num_target_views, span, gen
-        )
+        step = self.layout.step_of(sample_id)
+        clip, views = self._choose_views(source, step, gen)
         size, v = self.cfg.image_size_at(self.layout.step_of(sample_id)), len(views.frames)
         data = source.load(clip, views.frames, size)  # only the V views
         if data.images.shape != (v, 3, size, size):
@@ -180,6 +190,8 @@ class TrainStream(IterableDataset):
                 f"{source.describe(clip)}: loaded images of shape {tuple(data.images.shape)}, "
                 f"expected {(v, 3, size, size)}"
             )
+        if self.cfg.flip_augment and bool(torch.rand((), generator=gen) < 0.5):
+            data = flip_clip(data)
         if data.c2w is not None:
             c2w, scale = normalize_scene_scale(data.c2w)
             K = data.K
@@ -201,6 +213,29 @@ class TrainStream(IterableDataset):
             "clip_id": clip_id,
             "clip_seed": clip_id,
         }
+
+    def _choose_views(
+        self, source: ClipSource, step: int, gen: torch.Generator
+    ) -> tuple[int, ViewSample]:
+        """A clip of ``source`` and the views of one sample from it (``data.view_sampler``).
+
+        With ``overlap``, a clip whose widest window still overlaps more than the drawn target
+        is skipped and another drawn (up to :data:`OVERLAP_TRIES` times; then the last clip's
+        widest window is used)."""
+        cfg = self.cfg
+        vi, vt = cfg.num_input_views, cfg.num_target_views
+        for _ in range(OVERLAP_TRIES if cfg.view_sampler == "overlap" else 1):
+            clip = int(torch.randint(len(source), (), generator=gen))
+            num_frames = source.num_frames(clip)
+            if cfg.view_sampler == "span":
+                span = min(self.curriculum.sample_span(step, gen), num_frames)
+                return clip, sample_views(num_frames, vi, vt, span, gen)
+            if cfg.view_sampler == "frame_gap":
+                return clip, self.frame_gap.sample(num_frames, vi, vt, step, gen)
+            views = self.overlap.sample(source.overlap_curve(clip), vi, vt, step, gen)
+            if views is not None:
+                return clip, views
+        return clip, sample_views(num_frames, vi, vt, num_frames, gen)
 
     def micro_batch(self, number: int) -> dict[str, torch.Tensor]:
         """The ``number``-th micro-batch of this rank, collated."""

@@ -12,8 +12,10 @@ Per optimizer step (``train.batch_size`` global samples):
    and every term is logged. The trainer knows a model only through that interface and its
    capability flags (a model that ``needs_gt_cameras`` trains on posed scenes only).
 3. Global gradient norm (per ``clip`` set of the model's parameter groups) → clip to
-   ``grad_clip`` → skip the update if it is non-finite or spikes
-   above ``grad_spike_factor`` × the running median (logged) → AdamW → LR schedule.
+   ``grad_clip`` → skip the update (logged) if it is non-finite, spikes above
+   ``grad_spike_factor`` × the running median, or breaks the releases' fixed bounds
+   (``grad_skip_clip_factor`` × the clip after ``grad_skip_after`` steps; an element above
+   ``grad_skip_element``) → AdamW → LR schedule.
 
 Precision: ``auto`` = bf16 autocast + TF32 matmuls on CUDA, fp32 on CPU (bf16 is ~30× slower on
 these CPUs). Multi-process: launch with ``torchrun``; the ``RANK`` / ``WORLD_SIZE`` /
@@ -24,7 +26,8 @@ write a checkpoint and return normally, so ``rayzer train`` exits 0 (a second si
 once, exit 130). Under torchrun the launcher forwards SIGTERM to the workers, which checkpoint
 and exit 0; torchrun itself then reports the signal and exits 1. The optional
 ``train.time_budget_minutes`` stops the same way (the budget counts from the start of
-:meth:`Trainer.train` of this invocation). Checkpoints also every ``ckpt_every`` steps and at the
+:meth:`Trainer.train` of this invocation, in wall-clock or process CPU time:
+``train.time_budget_clock``). Checkpoints also every ``ckpt_every`` steps and at the
 end; ``resume`` continues bit-for-bit (same losses) because model, optimizer, scheduler,
 spike-guard and RNG states are restored and the data stream is a function of the step.
 """
@@ -208,7 +211,13 @@ class Trainer:
         # The median test starts after the LR warm-up: while the model leaves its initialisation
         # the gradient norm rises tenfold and more for real, and skipping those updates (seen:
         # 15 of the first 80 steps of tiny-cpu) only delays training. Clipping stays on.
-        self.guard = GradSpikeGuard(tc.grad_spike_factor, min_history=max(20, tc.warmup_steps))
+        self.guard = GradSpikeGuard(
+            tc.grad_spike_factor,
+            min_history=max(20, tc.warmup_steps),
+            norm_bound=tc.grad_skip_clip_factor * tc.grad_clip or math.inf,
+            norm_bound_after=tc.grad_skip_after,
+            element_bound=tc.grad_skip_element or math.inf,
+        )
         self.perceptual = None
         if tc.perceptual_weight > 0:
             self.perceptual = build_perceptual_loss(tc.perceptual_net, tc.perceptual_weight)
@@ -435,27 +444,31 @@ class Trainer:
         # Each clip set on its own: e.g. an auxiliary head's objective must not shrink the
         # photometric updates of the rest of the model (or trip the spike guard's median).
         max_norm = self.cfg.train.grad_clip if self.cfg.train.grad_clip > 0 else math.inf
+        # Before clipping, which rescales every element.
+        max_element = self._max_grad_element() if self.cfg.train.grad_skip_element > 0 else None
         norms = {
             name: float(torch.nn.utils.clip_grad_norm_(params, max_norm)) if params else 0.0
             for name, params in self._clip_sets().items()
         }
         grad_norm = norms.pop("model")
         lr = float(self.optimizer.param_groups[0]["lr"])
-        threshold = self.guard.threshold()
+        threshold = self.guard.threshold(self.step)
         # A non-finite gradient of another set skips the whole update too (NaN weights).
         finite = all(math.isfinite(n) for n in norms.values())
-        skipped = self.guard.check(grad_norm if finite else math.nan)
+        skipped = self.guard.check(grad_norm if finite else math.nan, self.step, max_element)
         if skipped:
             if self.ctx.is_main:
                 others = "".join(f", {k} {v:.4g}" for k, v in norms.items())
+                element = "" if max_element is None else f", max element {max_element:.4g}"
                 log.warning(
-                    f"step {self.step + 1}: skipped update, grad norm {grad_norm:.4g}{others} "
-                    f"(threshold {threshold:.4g}); {self.guard.skipped} skipped so far"
+                    f"step {self.step + 1}: skipped update, grad norm {grad_norm:.4g}{others}"
+                    f"{element} (threshold {threshold:.4g}); {self.guard.skipped} skipped so far"
                 )
             self.logger.event(
                 self.step + 1,
                 "skipped_update",
                 grad_norm=grad_norm,
+                **({} if max_element is None else {"max_grad_element": max_element}),
                 **{f"{k}_grad_norm": v for k, v in norms.items()},
                 threshold=threshold,
             )
@@ -475,6 +488,19 @@ class Trainer:
             step_time=time.perf_counter() - t0,
         )
 
+    def _max_grad_element(self) -> float:
+        """Largest absolute gradient element over all parameters (one host sync)."""
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if not grads:
+            return 0.0
+        return float(torch.stack([g.detach().abs().amax().float() for g in grads]).amax())
+
+    def _clock(self) -> float:
+        """Seconds on the clock ``train.time_budget_clock`` counts (its origin is arbitrary)."""
+        if self.cfg.train.time_budget_clock == "process":
+            return time.process_time()
+        return time.monotonic()
+
     # -- loop --------------------------------------------------------------------------------
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -487,7 +513,7 @@ class Trainer:
     def _agreed_stop(self, t_start: float) -> str | None:
         """Stop reason agreed by all ranks: a signal on any rank, or the time budget."""
         budget = self.cfg.train.time_budget_minutes
-        over = budget is not None and (time.monotonic() - t_start) >= 60.0 * budget
+        over = budget is not None and (self._clock() - t_start) >= 60.0 * budget
         flags = torch.tensor(
             [self._stop_signal is not None, over], dtype=torch.float64, device=self.device
         )  # on the device: NCCL reduces CUDA tensors only
@@ -549,7 +575,7 @@ class Trainer:
                 f"{self.ctx.world_size} × {self.device} (micro-batch {self.layout.micro_batch} × "
                 f"accum {self.layout.grad_accum}), out_dir {self.out_dir}"
             )
-        t_start = time.monotonic()
+        t_start = self._clock()
         window: list[StepStats] = []
         try:
             while self.step < tc.steps:
@@ -557,7 +583,7 @@ class Trainer:
                 history.append(stats)
                 window.append(stats)
                 if tc.log_every and (stats.step % tc.log_every == 0 or stats.step == tc.steps):
-                    self._log(stats, window, time.monotonic() - t_start)
+                    self._log(stats, window, self._clock() - t_start)
                     window = []
                 if (
                     tc.image_every

@@ -68,32 +68,63 @@ class GradSpikeGuard:
     skipping every update from then on. The norm must be the same on every rank (measure it
     after the gradient all-reduce) so that all ranks take the same decision.
 
+    Two fixed bounds of the explicit-3D releases can be added (GAUSSIANS.md §3–4): E-RayZer
+    skips an update whose norm exceeds 2 × the clip after step 200 (``norm_bound``,
+    ``norm_bound_after``); NAS3R skips one with any gradient element above 20 in absolute value
+    (``element_bound``).
+
     Args:
         factor: spike threshold relative to the running median; 0 disables the median test.
         window: number of recent norms in the median.
         min_history: norms needed before the median test is active.
+        norm_bound: absolute norm threshold (inf = off), active from step ``norm_bound_after``.
+        norm_bound_after: first step (0-based, as passed to :meth:`check`) of ``norm_bound``.
+        element_bound: skip when the largest absolute gradient element exceeds it (inf = off).
     """
 
-    def __init__(self, factor: float, window: int = 100, min_history: int = 20) -> None:
+    def __init__(
+        self,
+        factor: float,
+        window: int = 100,
+        min_history: int = 20,
+        *,
+        norm_bound: float = math.inf,
+        norm_bound_after: int = 0,
+        element_bound: float = math.inf,
+    ) -> None:
         self.factor, self.window, self.min_history = float(factor), int(window), int(min_history)
+        self.norm_bound, self.norm_bound_after = float(norm_bound), int(norm_bound_after)
+        self.element_bound = float(element_bound)
         self.history: deque[float] = deque(maxlen=self.window)
         self.skipped = 0
 
-    def threshold(self) -> float:
-        """Current spike threshold (inf while inactive)."""
+    def threshold(self, step: int | None = None) -> float:
+        """Current norm threshold at ``step`` (inf while inactive); without ``step`` only the
+        median test counts."""
+        bound = math.inf
+        if step is not None and step >= self.norm_bound_after:
+            bound = self.norm_bound
         if self.factor <= 0 or len(self.history) < self.min_history:
-            return math.inf
+            return bound
         values = sorted(self.history)
         mid = len(values) // 2
         median = values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
-        return self.factor * median
+        return min(self.factor * median, bound)
 
-    def check(self, grad_norm: float) -> bool:
-        """Record ``grad_norm``; True if the update must be skipped."""
-        if not math.isfinite(grad_norm):
+    def check(
+        self, grad_norm: float, step: int | None = None, max_element: float | None = None
+    ) -> bool:
+        """Record ``grad_norm`` (taken before clipping) at ``step``; True if the update must be
+        skipped. ``max_element``: the largest absolute gradient element, when the element bound
+        is on."""
+        if not math.isfinite(grad_norm) or (
+            max_element is not None and not max_element <= self.element_bound
+        ):
             self.skipped += 1
+            if math.isfinite(grad_norm):
+                self.history.append(float(grad_norm))
             return True
-        spike = grad_norm > self.threshold()
+        spike = grad_norm > self.threshold(step)
         self.history.append(float(grad_norm))
         self.skipped += int(spike)
         return spike
