@@ -18,6 +18,7 @@ that were deleted (see ``docs/decisions.md``) are accepted at their old default 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -294,6 +295,11 @@ def config_class(name: str) -> type:
     Raises:
         ValueError: no model of that name (the message lists the known ones).
     """
+    if name not in _CONFIGS:
+        # The built-in models outside this module (erayzer, nas3r) register their configs when
+        # rayzer.models is imported; imported here, on demand, so that reading a config does
+        # not need the caller to have imported the models first (and config stays light).
+        importlib.import_module("rayzer.models")
     if name not in _CONFIGS:
         raise ValueError(f"model.name must be one of {config_names()}, got {name!r}")
     return _CONFIGS[name]
