@@ -11,9 +11,6 @@ The two kinds have separate weights (``depth`` frame blocks + ``depth`` global b
 "24 + 24", E-RayZer's "16 + 16"). NAS3R masks the global blocks so that tokens of *context* views
 never attend to *target* views (:func:`context_attention_mask`): the reconstruction, read from
 context tokens, is then a function of the context images alone.
-
-This differs from :meth:`rayzer.nn.Transformer.forward_alternating`, which alternates one stack
-of shared-kind blocks (even = frame, odd = global) and takes no mask.
 """
 
 from __future__ import annotations
