@@ -5,7 +5,8 @@ summarised — the convention of RelPose / PoseDiffusion / VGGT for AUC):
 
 * **gauge-free pairwise** metrics on the relative pose ``inv(c2w_i) @ c2w_j`` of every pair
   ``i < j`` (:func:`rayzer.geometry.relative_pose_errors`): rotation error, translation-direction
-  error and their maximum; AUC@5/10/20/30 and RPA@5/15/30 of that maximum;
+  error and their maximum; AUC@5/10/20/30 of that maximum, and RPA@5/15/30 as E-RayZer defines
+  it (:func:`relative_pose_accuracy`: the translation-direction angle folded to <= 90°);
 * **aligned** metrics after one similarity transform of the predicted world onto the true one
   (:func:`rayzer.geometry.align_cameras`, Umeyama on the camera centres): per-camera rotation
   error (R@10/20/30°) and centre error in units of the ground-truth scene scale (t@0.1/0.2/0.3);
@@ -44,8 +45,9 @@ POSE_DEFINITIONS = {
     "max_err_deg": "max(rot_err_deg, trans_dir_err_deg) per pair",
     "auc": "AUC@T of max_err_deg (RelPose / PoseDiffusion / VGGT mAA: mean over 1-degree bins "
     "up to T of the fraction of pairs under the bin edge)",
-    "rpa": "relative pose accuracy RPA@T = fraction of pairs with max(rot_err_deg, "
-    "trans_dir_err_deg) <= T degrees",
+    "rpa": "relative pose accuracy (E-RayZer) RPA@T = fraction of all pairs with max(rot_err_deg, "
+    "min(trans_dir_err_deg, 180 - trans_dir_err_deg)) <= T degrees (translation direction "
+    "folded to <= 90°, so a flipped direction counts as right, as in E-RayZer and VGGT)",
     "aligned": "predicted cameras mapped onto the truth by one similarity x -> s R x + t "
     "(Umeyama on the camera centres; rotation averaging when the centres coincide, a joint fit "
     "with the camera axes when they are collinear)",
@@ -145,6 +147,21 @@ def _keyed(values: dict, fmt: str = "@{}") -> dict[str, float]:
     return {fmt.format(k): v for k, v in values.items()}
 
 
+def relative_pose_accuracy(
+    rot_deg: Tensor, trans_deg: Tensor, thresholds: Sequence[float] = RPA_THRESHOLDS
+) -> dict[str, float]:
+    """E-RayZer's RPA@T: the share of all view pairs whose max(rotation error, translation-
+    direction angle folded to <= 90°) is <= T degrees.
+
+    Args:
+        rot_deg, trans_deg: (P,) pairwise errors in degrees (translation sign kept, in [0, 180]).
+    Returns:
+        ``{"@5": …, "@15": …, "@30": …}``.
+    """
+    folded = torch.minimum(trans_deg, 180.0 - trans_deg)
+    return _keyed(accuracy_at(torch.maximum(rot_deg, folded), thresholds))
+
+
 def pairwise_summary(rot_deg: Tensor, trans_deg: Tensor) -> dict[str, Any]:
     """Medians / means of the pairwise errors and AUC / RPA of their maximum."""
     worst = torch.maximum(rot_deg, trans_deg)
@@ -157,7 +174,7 @@ def pairwise_summary(rot_deg: Tensor, trans_deg: Tensor) -> dict[str, Any]:
         "max_err_deg_median": worst.median().item(),
         "max_err_deg_mean": worst.mean().item(),
         "auc": _keyed(pose_auc(worst, AUC_THRESHOLDS)),
-        "rpa": _keyed(accuracy_at(worst, RPA_THRESHOLDS)),
+        "rpa": relative_pose_accuracy(rot_deg, trans_deg),
     }
 
 

@@ -21,7 +21,9 @@ Metrics per sample (averaged over its targets, per-image values kept): PSNR (cap
 :data:`PSNR_CAP_DB` so identical images stay finite), SSIM, LPIPS-VGG (``None`` with a reason
 when the weights are unavailable — never 0); for methods that predict cameras, the pose report
 (:func:`rayzer.eval.poses.pose_report`: relative rotation / translation-direction errors, accuracy
-at 5/10/15°, AUC, predicted vs true focal) and collapse diagnostics.
+at 5/10/15°, AUC, RPA, predicted vs true focal) and collapse diagnostics; for methods with depth
+on samples with exact depth (synthetic scenes), AbsRel and δ<1.25 of the input views' z-depth
+after per-image median scaling (:mod:`rayzer.eval.depth_metrics`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from rayzer.eval.depth_metrics import median_scaled_depth_errors, summarize_depth
 from rayzer.eval.image_metrics import psnr, ssim
 from rayzer.eval.poses import collapse_diagnostics, pose_report
 from rayzer.geometry import relative_to_canonical
@@ -59,6 +62,7 @@ class EvalSample:
         c2w: (V, 4, 4) ground-truth OpenCV camera-to-world (any world frame), or None.
         K: (V, 4) ground-truth pixel intrinsics (fx, fy, cx, cy), or None.
         name: scene / sample name for reports.
+        depth: (V, H, W) exact camera z-depth of every view (+inf where empty), or None.
     """
 
     images: Tensor
@@ -68,6 +72,7 @@ class EvalSample:
     c2w: Tensor | None = None
     K: Tensor | None = None
     name: str = ""
+    depth: Tensor | None = None
 
     def __post_init__(self) -> None:
         where = f"eval sample {self.name!r}"
@@ -96,6 +101,11 @@ class EvalSample:
             raise ValueError(f"{where}: c2w must be ({v}, 4, 4), got {tuple(self.c2w.shape)}")
         if self.K is not None and self.K.shape != (v, 4):
             raise ValueError(f"{where}: K must be ({v}, 4), got {tuple(self.K.shape)}")
+        hw = tuple(self.images.shape[-2:])
+        if self.depth is not None and self.depth.shape != (v, *hw):
+            raise ValueError(
+                f"{where}: depth must be ({v}, {hw[0]}, {hw[1]}), got {tuple(self.depth.shape)}"
+            )
 
     @property
     def layout(self) -> tuple:
@@ -106,13 +116,14 @@ class EvalSample:
             len(self.target_index),
             self.c2w is not None,
             self.K is not None,
+            self.depth is not None,
         )
 
 
 def collate(samples: Sequence[EvalSample], device: torch.device | str = "cpu") -> dict[str, Tensor]:
     """Stack samples of one layout into a batch dict (DESIGN §3 keys): ``image`` (B, V, 3, H, W),
     ``input_index`` (B, Vi), ``target_index`` (B, Vt), ``index`` (B, V) and, when every sample
-    has them, ``c2w`` (B, V, 4, 4) and ``K`` (B, V, 4)."""
+    has them, ``c2w`` (B, V, 4, 4), ``K`` (B, V, 4) and ``depth`` (B, V, H, W)."""
     if not samples:
         raise ValueError("collate: no samples")
     if len({s.layout for s in samples}) != 1:
@@ -127,6 +138,8 @@ def collate(samples: Sequence[EvalSample], device: torch.device | str = "cpu") -
         batch["c2w"] = torch.stack([s.c2w for s in samples])
     if samples[0].K is not None:
         batch["K"] = torch.stack([s.K for s in samples])
+    if samples[0].depth is not None:
+        batch["depth"] = torch.stack([s.depth for s in samples])
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -154,6 +167,8 @@ class MethodOutput:
         K_norm: (B, V, 4) predicted normalised intrinsics, else None.
         canonical: index of the view whose predicted pose is the identity.
         depth: (B, Vt, 1, H, W) rendered depth (models with ``outputs_depth``), else None.
+        input_depth: (B, Vi, 1, H, W) the model's camera z-depth of its input views (models with
+            ``outputs_depth``), else None.
     """
 
     render: Tensor
@@ -161,6 +176,7 @@ class MethodOutput:
     K_norm: Tensor | None = None
     canonical: int | None = None
     depth: Tensor | None = None
+    input_depth: Tensor | None = None
 
 
 class NovelViewMethod(Protocol):
@@ -186,7 +202,8 @@ def model_novel_views(
         input_index, target_index: (Vi,)/(B, Vi) and (Vt,)/(B, Vt).
         cameras: cameras of all V views; default ``model.predict_cameras(images)`` (all views).
     Returns:
-        renders (B, Vt, 3, H, W), depth where the model renders it, and the cameras used. Only
+        renders (B, Vt, 3, H, W), depth where the model renders it (targets, and the input
+        views' depth: :func:`scene_input_depth`), and the cameras used. Only
         ``images[input_index]`` and the cameras reach the scene; target images influence the
         renders only through the cameras.
     """
@@ -202,7 +219,28 @@ def model_novel_views(
     )
     out = model.render(scene, gather_views(cams.c2w, tgt), gather_views(cams.K_norm, tgt), h, w)
     canonical = cams.canonical if cams.canonical is not None else v // 2
-    return MethodOutput(out.rgb, cams.c2w, cams.K_norm, canonical, out.depth)
+    input_depth = None
+    if model.capabilities.outputs_depth:
+        input_depth = scene_input_depth(
+            model, scene, gather_views(cams.c2w, inp), gather_views(cams.K_norm, inp), h, w
+        )
+    return MethodOutput(out.rgb, cams.c2w, cams.K_norm, canonical, out.depth, input_depth)
+
+
+def scene_input_depth(
+    model: RayModel, scene: Any, c2w: Tensor, K_norm: Tensor, height: int, width: int
+) -> Tensor | None:
+    """The camera z-depth (B, Vi, 1, H, W) a depth-capable model assigns to its input views.
+
+    The interface (:class:`rayzer.models.base.Capabilities`: ``outputs_depth``) promises that
+    such a scene has per-input-view depth ``input_depth``, the depth the model predicts for the
+    images it reconstructs from; a scene without that attribute is rendered at the input
+    cameras (c2w (B, Vi, 4, 4), K_norm (B, Vi, 4)) and its rendered depth is used. None when
+    neither exists."""
+    depth = getattr(scene, "input_depth", None)
+    if isinstance(depth, Tensor) and depth.shape[-2:] == (height, width):
+        return depth
+    return model.render(scene, c2w, K_norm, height, width).depth
 
 
 class ModelMethod:
@@ -219,7 +257,9 @@ class ModelMethod:
             if "c2w" not in batch or "K" not in batch:
                 raise ValueError(f"{self.name}: this model needs ground-truth cameras (c2w and K)")
             out = self.model(batch, batch["input_index"], batch["target_index"])
-            return MethodOutput(out.rendered.rgb, depth=out.rendered.depth)
+            return MethodOutput(
+                out.rendered.rgb, depth=out.rendered.depth, input_depth=out.input_depth
+            )
         return model_novel_views(
             self.model, batch["image"], batch["input_index"], batch["target_index"]
         )
@@ -385,6 +425,7 @@ def evaluate(
     note = None if lpips is not None else (lpips_note or "LPIPS not requested")
 
     per_sample: list[dict[str, Any]] = []
+    depth_errors: list[dict[str, Tensor]] = []
     renders: list[Tensor] = []
     cams: list[tuple[Tensor, Tensor, Tensor | None, Tensor | None, int]] = []
     try:
@@ -417,6 +458,13 @@ def evaluate(
                     per_sample.append(record)
                     if len(renders) < keep_renders:
                         renders.append(render[j].detach().cpu())
+                depth = _input_depth_errors(out, batch)
+                if depth is not None:
+                    depth_errors.append(depth)
+                    for j, i in enumerate(group):
+                        per_sample[i]["depth"] = summarize_depth(
+                            depth["abs_rel"][j], depth["delta_1_25"][j]
+                        )
                 if out.c2w is not None:
                     focal = out.K_norm[:, 0, 0].cpu() if out.K_norm is not None else None
                     gt = batch.get("c2w")
@@ -457,6 +505,18 @@ def evaluate(
         "lpips_note": note,
         "psnr_cap_db": PSNR_CAP_DB,
     }
+    if depth_errors:
+        summary["depth"] = summarize_depth(
+            torch.cat([d["abs_rel"].flatten() for d in depth_errors]),
+            torch.cat([d["delta_1_25"].flatten() for d in depth_errors]),
+        )
+    else:
+        summary["depth"] = None
+        summary["depth_note"] = (
+            f"{method.name} outputs no depth"
+            if any(s.depth is not None for s in samples)
+            else "no exact depth in the samples"
+        )
     result = EvalResult(method.name, per_sample, summary, renders)
     if cams:
         result.c2w = _cat_or_none([c[0] for c in cams])
@@ -478,6 +538,15 @@ def evaluate(
                 camera_report(result.c2w, gt_all, canonicals.pop(), pred_focal, gt_focal)
             )
     return result
+
+
+def _input_depth_errors(out: MethodOutput, batch: dict[str, Tensor]) -> dict[str, Tensor] | None:
+    """Per input view (B, Vi) depth errors of a method's input-view depth against the batch's
+    exact depth (None when either is missing)."""
+    if out.input_depth is None or "depth" not in batch:
+        return None
+    gt = gather_views(batch["depth"], batch["input_index"])  # (B, Vi, H, W)
+    return median_scaled_depth_errors(out.input_depth[:, :, 0].float(), gt)
 
 
 def _cat_or_none(parts: list[Tensor | None]) -> Tensor | None:

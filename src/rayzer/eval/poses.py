@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rayzer.eval.camera_metrics import relative_pose_accuracy
 from rayzer.geometry import (
     accuracy_at,
     pose_auc,
@@ -33,7 +34,8 @@ def pose_report(
         pred_focal, gt_focal: optional (S,) normalised focals (fx / W).
     Returns:
         rotation / translation-direction error medians (degrees), accuracy under 5/10/15°,
-        AUC@5/10/20/30 of max(rot, trans), the identity-pose baseline (error of predicting no
+        AUC@5/10/20/30 of max(rot, trans), E-RayZer's RPA@5/15/30
+        (:func:`rayzer.eval.camera_metrics.relative_pose_accuracy`), the identity-pose baseline (error of predicting no
         motion at all), and focal statistics when given.
     """
     err = relative_pose_errors(pred_c2w, gt_c2w)
@@ -49,6 +51,7 @@ def pose_report(
         "auc": {
             f"@{t}": v for t, v in pose_auc(torch.maximum(rot, trans), (5, 10, 20, 30)).items()
         },
+        "rpa": relative_pose_accuracy(rot, trans),
         # Ground-truth relative rotation = the error of predicting identity for every view.
         "gt_rel_rot_deg_median": gt_rot.median().item(),
         "identity_rot_err_deg_median": gt_rot.median().item(),

@@ -79,7 +79,8 @@ def synthetic_test_sets(
         seed: seed of the ``random`` protocol.
     Returns:
         ``{protocol: [EvalSample, …]}`` in seed order; samples carry ground-truth ``c2w`` (world
-        frame of the clip) and pixel ``K``, and ``frame_index`` = frame numbers in the clip.
+        frame of the clip), pixel ``K``, the exact z-depth ``depth`` (the renderer's, the
+        convention of the models' depth) and ``frame_index`` = frame numbers in the clip.
     """
     synth.validate()
     frames = int(synth.frames)
@@ -118,6 +119,7 @@ def synthetic_test_sets(
                     c2w=clip.c2w[rows],
                     K=clip.K[rows],
                     name=name,
+                    depth=clip.depth[rows],
                 )
             )
     return sets
