@@ -237,3 +237,29 @@ def test_check_c2w_accepts_float32_rigid_matrices() -> None:
     R = random_rotation(8, generator=torch.Generator().manual_seed(3))
     for m in make_c2w(R, torch.randn(8, 3)).float().numpy():
         check_c2w(m, "test")
+
+
+@pytest.mark.parametrize("escape", ["../outside.png", "images/../../outside.png", "ABSOLUTE"])
+def test_frames_outside_the_folder_are_refused(folder: Path, escape: str) -> None:
+    """A hostile cameras.json must not make the reader open files elsewhere (here a readable
+    image of the right size, which the reader once loaded as frame 0)."""
+    from PIL import Image
+
+    outside = folder.parent / "outside.png"
+    Image.open(folder / "images" / "000.png").save(outside)
+    name = str(outside) if escape == "ABSOLUTE" else escape
+    _edit_json(folder, lambda doc: doc["frames"][0].update(file=name))
+    with pytest.raises(ValueError, match=r"cameras\.json: frame 0: file .* points outside"):
+        read_scene_folder(folder, strict=False)
+
+
+def test_convert_refuses_frames_outside_the_scene_folder(folder: Path, tmp_path: Path) -> None:
+    """The same rule in the scene-folder source of ``data convert`` / ``eval``."""
+    from rayzer.data.convert import convert
+
+    _edit_json(folder, lambda doc: doc["frames"][1].update(file="../../../../etc/hostname"))
+    with pytest.raises(
+        ValueError, match=r"frame 1: file '\.\./\.\./\.\./\.\./etc/hostname' points"
+    ):
+        convert(folder, tmp_path / "converted")
+    assert not (tmp_path / "converted").exists()

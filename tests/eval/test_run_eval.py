@@ -318,3 +318,23 @@ def test_real_unposed_scene_with_colmap_reference(cli, rayzer_ckpt, tmp_path):
     ours = m["colmap"]["ours_vs_colmap"]
     assert set(ours["auc"]) == {"@5", "@10", "@20", "@30"} and ours["num_pairs"] >= 1
     assert m["colmap"]["colmap_vs_gt"] is None  # no ground truth here
+
+
+def test_output_overlapping_data_or_checkpoint_is_refused(cli, rayzer_ckpt, synth_data):
+    """``--out D --overwrite`` once wiped the evaluated dataset: refused before any work, for
+    the data, its parent, a folder inside it and the checkpoint."""
+    listing = sorted(p.name for p in synth_data.iterdir())
+    for out, option, path in (
+        (synth_data, "--data", synth_data),
+        (synth_data.parent, "--data", synth_data),
+        (synth_data / "scene0" / "eval", "--data", synth_data),
+        (rayzer_ckpt, "--ckpt", rayzer_ckpt),
+    ):
+        code, _, err = cli(
+            "--ckpt", rayzer_ckpt, "--data", synth_data, "--out", out, "--overwrite",
+            "--lpips", "none",
+        )  # fmt: skip
+        assert code != 0 and "Traceback" not in err
+        assert f"output folder {out}" in err and f"the input {option} {path}" in err, err
+        assert sorted(p.name for p in synth_data.iterdir()) == listing
+        assert (rayzer_ckpt / "model.safetensors").is_file()

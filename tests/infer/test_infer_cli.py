@@ -209,3 +209,23 @@ def test_serve_without_gradio_says_how_to_install(cli, tiny_ckpt: Path, monkeypa
     monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
     code, _, err = cli("serve", "--ckpt", tiny_ckpt, "--port", "7999")
     assert code == 2 and "pip install 'rayzer[demo]'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("where", ["same", "parent", "inside", "root"])
+def test_output_overlapping_the_input_is_refused_and_input_kept(
+    where, cli, tiny_ckpt: Path, tmp_path: Path, helpers
+) -> None:
+    """``--overwrite`` once replaced the photos with the outputs (``--out`` = ``--images``) or
+    deleted them (``--out`` = a parent folder): refused before anything is written."""
+    photos = tmp_path / "photos"
+    files = helpers.write_images(photos, 3)
+    before = {f: f.read_bytes() for f in files}
+    out = {"same": photos, "parent": tmp_path, "inside": photos / "out", "root": Path("/")}[where]
+    code, _, err = cli(
+        "infer", "--images", photos, "--ckpt", tiny_ckpt, "--out", out, "--overwrite", *NOVEL
+    )
+    assert code == 2 and "Traceback" not in err
+    assert f"output folder {out}" in err and f"the input --images {photos}" in err
+    assert {f: f.read_bytes() for f in files} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+    assert sorted(p.name for p in photos.iterdir()) == sorted(f.name for f in files)

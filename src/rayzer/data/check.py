@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 
 from rayzer.data.formats.base import natural_key
 from rayzer.data.scene_folder import CAMERAS_JSON, FRAMES_JSON, IMAGE_SUFFIXES, check_c2w
+from rayzer.utils.paths import path_inside
 
 ANISOTROPY_WARN = 1.1
 MAX_PAIRWISE = 2000  # above this many cameras the span is computed on an even subsample
@@ -165,7 +166,11 @@ def check_scene(path: str | Path, decode: bool = True) -> SceneReport:
         file = fr["file"]
         where = f"{json_path.name} frame {i} ({file})"
         listed[Path(file).as_posix()] += 1
-        img = root / file
+        try:
+            img = path_inside(root, file)
+        except ValueError as exc:
+            report.error(where, str(exc))
+            continue
         size = None
         if not img.is_file():
             report.error(where, f"image file is missing: {img}")

@@ -34,6 +34,7 @@ from rayzer.data.formats.undistort import undistort_image
 from rayzer.data.scene_folder import CAMERAS_JSON, CONVENTION, FRAMES_JSON, check_c2w
 from rayzer.geometry import resize_intrinsics
 from rayzer.utils.atomic import staged_dir
+from rayzer.utils.paths import check_output_apart, check_replaceable
 
 JPEG_QUALITY = 95
 COPYABLE = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",)}
@@ -281,8 +282,9 @@ def convert(
         raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
-        raise ValueError(f"output {out} must not be inside the input {src}")
+    check_output_apart(out, {"--input": src})
+    if overwrite:
+        check_replaceable(out)
     fmt, source_scenes = read_source(
         src,
         format,

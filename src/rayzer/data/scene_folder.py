@@ -31,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 
 from rayzer.geometry import resize_intrinsics
 from rayzer.utils.atomic import staged_dir
+from rayzer.utils.paths import path_inside
 
 CAMERAS_JSON = "cameras.json"
 FRAMES_JSON = "frames.json"
@@ -324,6 +325,10 @@ def read_scene_folder(
     for i, fr in enumerate(all_frames):
         if not isinstance(fr, dict) or not isinstance(fr.get("file"), str) or not fr["file"]:
             raise ValueError(f"{json_path}: frame {i} has no 'file' string")
+        try:
+            path_inside(root, fr["file"])
+        except ValueError as exc:
+            raise ValueError(f"{json_path}: frame {i}: {exc}") from None
         files.append(fr["file"])
     dupes = sorted({f for f in files if files.count(f) > 1})
     if dupes:

@@ -353,6 +353,7 @@ def run_eval(
     from rayzer.data.images import output_size
     from rayzer.utils.atomic import staged_output
     from rayzer.utils.device import resolve_device
+    from rayzer.utils.paths import check_output_apart, check_replaceable
 
     t0 = time.perf_counter()
     nets = parse_lpips(lpips)
@@ -368,6 +369,9 @@ def run_eval(
     if probe_samples < 1 or probe_steps < 1 or interp_frames < 1:
         raise ValueError("--probe-samples, --probe-steps and --interp-frames must be >= 1")
     out = Path(out) if out is not None else default_output(data)
+    check_output_apart(out, {"--data": data, "--ckpt": ckpt, "--probe-train": probe_train})
+    if overwrite:
+        check_replaceable(out)
     if out.exists() and not overwrite:
         raise FileExistsError(
             f"output folder {out} already exists (pass --overwrite to replace it)"

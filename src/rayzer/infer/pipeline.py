@@ -52,6 +52,7 @@ from rayzer.infer.predict import (
 )
 from rayzer.infer.trajectory import path_through, spiral_around
 from rayzer.utils.atomic import staged_output
+from rayzer.utils.paths import check_output_apart, check_replaceable
 
 log = logging.getLogger("rayzer.infer")
 
@@ -172,13 +173,17 @@ def run_inference(
         progress: show progress bars on the rendering stages.
     Raises:
         FileNotFoundError / ValueError: bad input, options or checkpoint (the message names the
-            file and the problem); FileExistsError: ``out`` exists; InferenceError: a stage
+            file and the problem; also ``out`` that is, contains or lies inside an input);
+            FileExistsError: ``out`` exists; InferenceError: a stage
             failed otherwise. Nothing is left at ``out`` after a failure.
     """
     if (images is None) == (video is None):
         raise ValueError("give exactly one input: --images DIR or --video FILE")
     _check_counts(path_frames, spiral_frames, fps, chunk)
     out = Path(out) if out is not None else default_output(images, video)
+    check_output_apart(out, {"--images": images, "--video": video, "--ckpt": ckpt})
+    if overwrite:
+        check_replaceable(out)
     if out.exists() and not overwrite:  # fail before any work
         raise FileExistsError(
             f"output folder {out} already exists (pass --overwrite to replace it)"

@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from rayzer.utils.paths import check_replaceable
+
 # mkstemp creates files readable by the owner only; the results are ordinary shared files.
 FILE_MODE = 0o644
 
@@ -78,10 +80,15 @@ def staged_dir(
         appeared_error: a different message for the second case (default: ``exists_error``).
     Raises:
         FileExistsError: as above; checked on entry and again before the final rename.
+        ValueError: ``overwrite`` of a folder that must never be replaced (a file-system root,
+            the home folder, a folder holding the working directory; see
+            :func:`rayzer.utils.paths.check_replaceable`).
     """
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(exists_error.format(out=out))
+    if overwrite:
+        check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:

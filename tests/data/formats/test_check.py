@@ -93,6 +93,10 @@ DAMAGE = {
         "duplicate frames",
     ),
     "invalid json": (lambda s: (s / "cameras.json").write_text("{"), "invalid JSON"),
+    "frame outside the folder": (
+        lambda s: _edit(s, lambda d: d["frames"][0].update(file="../../../../etc/hostname")),
+        "points outside the folder",
+    ),
 }
 
 

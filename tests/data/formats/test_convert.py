@@ -167,3 +167,13 @@ def test_mismatched_aspect_ratio_is_refused(fox, write, check, tmp_path: Path) -
     with pytest.raises(ValueError, match=r"288x288 but its camera is for 288x512"):
         convert(src, tmp_path / "out")
     check.no_output(tmp_path / "out")
+
+
+def test_output_overlapping_the_input_is_refused(fox, write, cli, tmp_path: Path) -> None:
+    """The check shared with infer / eval (rayzer.utils.paths): the input is never replaced."""
+    src = write.transforms(tmp_path / "fox", fox)
+    listing = sorted(p.name for p in src.iterdir())
+    for out in (src, tmp_path, src / "converted"):
+        code, _, err = cli("data", "convert", "--input", src, "--output", out, "--overwrite")
+        assert code != 0 and f"output folder {out}" in err and f"the input --input {src}" in err
+        assert sorted(p.name for p in src.iterdir()) == listing

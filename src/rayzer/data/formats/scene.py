@@ -13,6 +13,7 @@ from rayzer.data.formats.base import (
     read_file_bytes,
 )
 from rayzer.data.scene_folder import CAMERAS_JSON, FRAMES_JSON
+from rayzer.utils.paths import path_inside
 
 RESERVED = {"file", "width", "height", "fx", "fy", "cx", "cy", "c2w"}
 
@@ -37,6 +38,10 @@ def read_native(path: str | Path) -> list[SourceScene]:
         if not isinstance(fr, dict) or not isinstance(fr.get("file"), str):
             raise ValueError(f"{json_path}: frame {i} has no 'file' string")
         where = f"{json_path} frame {fr['file']}"
+        try:
+            image_path = path_inside(root, fr["file"])
+        except ValueError as exc:
+            raise ValueError(f"{json_path}: frame {i}: {exc}") from None
         K = c2w = size = None
         if posed:
             K = check_intrinsics([fr.get(k) for k in ("fx", "fy", "cx", "cy")], where)
@@ -49,7 +54,7 @@ def read_native(path: str | Path) -> list[SourceScene]:
             SourceFrame(
                 name=Path(fr["file"]).name,
                 source_file=extra.pop("source_file"),
-                open=read_file_bytes(root / fr["file"]),
+                open=read_file_bytes(image_path),
                 K=K,
                 intrinsics_size=size,
                 c2w=c2w,
