@@ -57,6 +57,16 @@ def _data_check(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.dir}: {errors} error(s) in {len(bad)} scene(s)")
 
 
+def _data_overlap(args: argparse.Namespace) -> None:
+    from rayzer.data.overlap_cache import overlap_command
+
+    results = overlap_command(args.path, args.method, args.force, args.json, args.plot)
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        listing = "".join(f"\n  {r.path}: {r.error}" for r in failed)
+        raise ValueError(f"overlap failed for {len(failed)} of {len(results)} scene(s):{listing}")
+
+
 def _data_make_index(args: argparse.Namespace) -> None:
     from rayzer.data.protocols import make_index, summarize_index
 
@@ -126,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser(
-        "data", help="datasets: synthesise, convert, check, make evaluation indices"
+        "data", help="datasets: synthesise, convert, check, overlap statistics, evaluation indices"
     ).add_subparsers(dest="data_command", required=True)
     synth = data.add_parser("synth", help="render a built-in synthetic scene to a scene folder")
     synth.add_argument("--family", choices=["orbit", "walk"], default="orbit")
@@ -174,6 +184,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-decode", action="store_true", help="read image headers only (faster, less thorough)"
     )
     check.set_defaults(func=_data_check)
+
+    overlap = data.add_parser(
+        "overlap",
+        help="compute and cache each scene's overlap-vs-frame-gap statistics (overlap.json)",
+        description="Compute each scene folder's overlap-vs-frame-gap curve (E-RayZer's "
+        "visual-overlap curriculum, data.view_sampler=overlap) and cache it as overlap.json in "
+        "the scene folder. auto: geometric where the scene has cameras.json AND depth/ (which "
+        "surfaces a frame sees, and what hides them, needs depth), label-free image matching "
+        "otherwise. Scenes whose cache is fresh are skipped. Progress on stderr, a table (or "
+        "--json) on stdout; exit code != 0 if any scene failed.",
+    )
+    overlap.add_argument("path", type=Path, help="a scene folder or a folder of scene folders")
+    overlap.add_argument(
+        "--method", choices=["auto", "geometric", "image"], default="auto", help="default: auto"
+    )
+    overlap.add_argument("--force", action="store_true", help="recompute fresh caches too")
+    overlap.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    overlap.add_argument("--plot", type=Path, help="write a figure of the curves (PNG)")
+    overlap.set_defaults(func=_data_overlap)
 
     index = data.add_parser(
         "make-index",

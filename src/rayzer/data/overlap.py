@@ -222,20 +222,33 @@ def image_overlap(images: Tensor, max_gap: int | None = None) -> OverlapCurve:
 # -- per-scene cache ----------------------------------------------------------------------------
 
 
-def read_overlap_file(scene_dir: Path) -> OverlapCurve | None:
-    """The cached curve of a scene folder (None when it has no ``overlap.json``)."""
+def read_overlap_file(scene_dir: Path, fingerprint: str | None = None) -> OverlapCurve | None:
+    """The cached curve of a scene folder: None when it has no ``overlap.json``, or when
+    ``fingerprint`` is given and differs from the one stored with the curve (a stale cache).
+
+    Raises:
+        ValueError: the file is not valid JSON or not a valid curve (the message names it).
+    """
     path = Path(scene_dir) / OVERLAP_FILE
     if not path.is_file():
         return None
     try:
         doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: unreadable overlap statistics ({err})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: not a valid overlap curve (expected a JSON object)")
+    if fingerprint is not None and doc.get("fingerprint") != fingerprint:
+        return None
     return OverlapCurve.from_json(doc, str(path))
 
 
-def write_overlap_file(scene_dir: Path, curve: OverlapCurve) -> Path:
-    """Write ``overlap.json`` into a scene folder atomically."""
+def write_overlap_file(
+    scene_dir: Path, curve: OverlapCurve, fingerprint: str | None = None
+) -> Path:
+    """Write ``overlap.json`` into a scene folder atomically, with the ``fingerprint`` of the
+    frames it was computed from when given (see :func:`read_overlap_file`)."""
     path = Path(scene_dir) / OVERLAP_FILE
-    write_text_atomic(path, json.dumps(curve.to_json(), indent=1))
+    doc = curve.to_json() | ({} if fingerprint is None else {"fingerprint": fingerprint})
+    write_text_atomic(path, json.dumps(doc, indent=1))
     return path

@@ -19,6 +19,7 @@ memory-mapped chunks is dropped when a source is pickled.
 from __future__ import annotations
 
 import io
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ from torch import Tensor
 from rayzer.data.check import find_scenes
 from rayzer.data.clip_sources import Clip, ClipSource, DataSourceNotFoundError, SkippedScene
 from rayzer.data.formats.re10k import CHUNK_SUFFIX, _chunk_scene, chunk_dirs
+from rayzer.data.overlap import OVERLAP_FILE, OverlapCurve
 from rayzer.data.scene_folder import (
     CAMERAS_JSON,
     FRAMES_JSON,
@@ -41,6 +43,8 @@ from rayzer.data.scene_folder import (
     read_scene_folder,
 )
 from rayzer.geometry import crop_intrinsics, denormalize_intrinsics, resize_intrinsics
+
+log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------------------
 # resize + centre crop
@@ -194,6 +198,32 @@ class SceneFolderClips(ClipSource):
         )
         images, K = resize_crop_square(scene.images, scene.K, size or self.size)
         return Clip(images, scene.c2w, K)
+
+    def overlap_curve(self, clip: int) -> OverlapCurve:
+        """The scene's overlap curve from its ``overlap.json`` while fresh (written by ``rayzer
+        data overlap``, :mod:`rayzer.data.overlap_cache`); else computed here (``auto`` method)
+        with one warning per source and process. Memoized per clip.
+
+        Raises:
+            ValueError: an invalid ``overlap.json`` (the message names the file).
+        """
+        from rayzer.data.overlap_cache import cached_scene_overlap, compute_scene_overlap
+
+        memo = self.__dict__.setdefault("_overlap_memo", {})
+        if clip not in memo:
+            path = self.paths[clip]
+            curve = cached_scene_overlap(path)
+            if curve is None:
+                if not self.__dict__.get("_overlap_warned"):
+                    self._overlap_warned = True
+                    log.warning(
+                        f"data.source {self.name!r}: no fresh {OVERLAP_FILE} in {path} (and maybe "
+                        "other scenes): computing overlap statistics while training; cache them "
+                        f"once with `rayzer data overlap {self.name}`"
+                    )
+                curve = compute_scene_overlap(path)
+            memo[clip] = curve
+        return memo[clip]
 
 
 # ------------------------------------------------------------------------------------------------
