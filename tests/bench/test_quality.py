@@ -72,16 +72,21 @@ def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
             assert set(res[metric]) == METHODS
             assert all(isinstance(v, float) for v in res[metric].values())
         assert all(v is None for v in res["lpips"].values()) and "disabled" in res["lpips_note"]
-        for key in ("rot_err_deg_median", "trans_dir_err_deg_median", "rot_acc", "auc"):
-            assert key in res["pose"]
-        assert "focal_pred_mean" in res["pose"] and "focal_true_mean" in res["pose"]
+        pose = res["pose"]["rayzer"]
+        for key in ("rot_err_deg_median", "trans_dir_err_deg_median", "rot_acc", "auc", "rpa"):
+            assert key in pose
+        assert "focal_pred_mean" in pose and "focal_true_mean" in pose
+        # what a method cannot output is null, never 0
+        for m in ("lvsm", "copy_nearest", "mean_of_inputs"):
+            assert res["pose"][m] is None and res["collapse"][m] is None
+        assert all(v is None for v in res["depth"].values())  # no method here has depth
         assert "rot_err_deg_median" in res["identity_pose"]
         for key in ("noncanonical_spread_deg_median", "pred_rel_rot_deg_median", "focal_spread"):
-            assert key in res["collapse"]
-        assert [t["name"] for t in result["targets"][protocol]] == [
-            "psnr_vs_baselines",
-            "psnr_vs_lvsm",
-            "rotation_error",
+            assert key in res["collapse"]["rayzer"]
+        assert [(t["method"], t["name"]) for t in result["targets"][protocol]] == [
+            ("rayzer", "psnr_vs_baselines"),
+            ("rayzer", "psnr_vs_oracle"),
+            ("rayzer", "rotation_error"),
         ]
         assert all(isinstance(t["pass"], bool) for t in result["targets"][protocol])
         assert set(result["per_sample"][protocol]) == METHODS
@@ -89,14 +94,17 @@ def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
     for name in ("rayzer", "lvsm"):
         t = result["training"][name]
         assert t["step"] >= 1 and t["stopped_by"] in ("time_budget", None)
-        curve = result["learning_curves"][name]
+        curve = result["learning_curves"]["runs"][name]
         assert curve["train"] and all("psnr" in r and "minutes" in r for r in curve["train"])
         steps = [r["step"] for r in curve["test"]]
         assert 1 <= len(steps) <= 2 and steps[-1] == t["step"] and steps == sorted(steps)
-    assert result["learning_curves"]["rayzer"]["test"][-1]["rot_err_deg_median"] is not None
-    assert result["learning_curves"]["rayzer"]["full_resolution_from"] is None  # one size
+    curves = result["learning_curves"]["runs"]
+    assert curves["rayzer"]["test"][-1]["rot_err_deg_median"] is not None
+    assert curves["rayzer"]["full_resolution_from"] is None  # one size
+    assert result["methods"] == ["rayzer", "lvsm", "copy_nearest", "mean_of_inputs"]
     md = (out / "quality.md").read_text()
-    assert "| even | PSNR (dB) ↑ |" in md and "identity pose" in md
+    assert "### Protocol `even`" in md and "identity pose" in md
+    assert md.count("| LVSM (oracle) | ") >= 2 and md.count("| copy-nearest | ") == 2
     assert md.count("PASS") + md.count("FAIL") >= 6
     png = iio.imread(out / "quality.png")
     assert png.ndim == 3 and png.shape[0] > 300 and png.shape[1] > 300
@@ -137,9 +145,9 @@ def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
         "data.low_res_steps: 0 vs 5",
     ]
     assert "data.low_res_steps: 0 vs 5" in (tmp_path / "reuse" / "quality.md").read_text()
-    switch = third["learning_curves"]["rayzer"]["full_resolution_from"]
+    switch = third["learning_curves"]["runs"]["rayzer"]["full_resolution_from"]
     assert switch["step"] == 5 and switch["sizes"] == [16, 32] and switch["minutes"] > 0
-    assert third["learning_curves"]["lvsm"]["full_resolution_from"] is None
+    assert third["learning_curves"]["runs"]["lvsm"]["full_resolution_from"] is None
     assert not (tmp_path / "reuse" / "lvsm").exists()
     assert Path(third["lvsm_run"]).is_relative_to(runs[1])
     assert runs[1] in (tmp_path / "reuse" / "quality.md").read_text()
@@ -205,6 +213,7 @@ def test_helpers():
     picked = pick_checkpoints(ckpts, 4)
     assert picked[0] == ckpts[0] and picked[-1] == ckpts[-1] and len(picked) == 4
     assert pick_checkpoints(ckpts[:3], 8) == ckpts[:3] and pick_checkpoints(ckpts, 0) == []
+    assert pick_checkpoints(ckpts, 1) == [ckpts[-1]]
 
     # logs at steps 10 and 20, 1 s/step, started at t = 100 → minutes of steps 5, 20, 30
     recs = [
@@ -216,11 +225,121 @@ def test_helpers():
 
     res = {
         "psnr": {"rayzer": 20.0, "lvsm": 20.5, "copy_nearest": 17.5, "mean_of_inputs": 18.0},
-        "pose": {"rot_err_deg_median": 12.0},
+        "pose": {"rayzer": {"rot_err_deg_median": 12.0}, "lvsm": None},
         "identity_pose": {"rot_err_deg_median": 30.0},
     }
-    checks = {c["name"]: c for c in check_targets(res)}
-    assert checks["psnr_vs_baselines"]["pass"] and checks["psnr_vs_lvsm"]["pass"]
+    kinds = {"rayzer": "self", "lvsm": "oracle"}
+    checks = {c["name"]: c for c in check_targets(res, kinds)}
+    assert checks["psnr_vs_baselines"]["pass"] and checks["psnr_vs_oracle"]["pass"]
     assert not checks["rotation_error"]["pass"] and "12.00°" in checks["rotation_error"]["detail"]
     res["psnr"]["rayzer"] = 19.9
-    assert not check_targets(res)[0]["pass"]  # 19.9 < 18 + 2
+    assert not check_targets(res, kinds)[0]["pass"]  # 19.9 < 18 + 2
+    assert check_targets(res, {"lvsm": "oracle"}) == []  # only camera-predicting rows have targets
+
+
+#: Explicit-3D runs of a few steps on the bundled RayZer's data (orbit, 64 px, 4 + 4 views of
+#: 24-frame clips), so the three are tested on one held-out set.
+SHORT = ["train.steps=2", "train.batch_size=1", "train.log_every=1", "train.image_every=0"]
+SHORT += ["train.ckpt_every=1", "train.num_threads=1"]
+
+
+@pytest.fixture(scope="module")
+def explicit_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explicit")
+    runs = {}
+    for name in ("erayzer", "nas3r"):
+        runs[name] = root / name
+        assert (
+            main(["train", "--config", f"{name}-tiny-cpu", "--out", str(runs[name]), *SHORT]) == 0
+        )
+    return runs
+
+
+def test_bench_quality_evaluates_any_list_of_runs(tmp_path, explicit_runs, capsys):
+    """--runs: the bundled RayZer checkpoint and E-RayZer / NAS3R runs on one test set; one row
+    per method, "—" (null in the JSON) for what a method cannot output."""
+    from rayzer.bundled import bundled_checkpoint
+
+    out = tmp_path / "bench"
+    runs = [f"rayzer={bundled_checkpoint()}"]
+    runs += [f"{n}={p}" for n, p in explicit_runs.items()]
+    args = ["bench", "quality", "--scenes", "2", "--no-lpips", "--curve-points", "1"]
+    assert main([*args, "--out", str(out), "--runs", *runs]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["quality.json", "quality.md", "quality.png"]
+    result = json.loads((out / "quality.json").read_text())
+    methods = ["rayzer", "erayzer", "nas3r", "copy_nearest", "mean_of_inputs"]
+    assert result["methods"] == methods and result["test_set"]["num_scenes"] == 2
+    assert (
+        result["training"]["erayzer"]["step"] == 2 and result["training"]["rayzer"]["step"] == 1600
+    )
+    for protocol in ("even", "random"):
+        res = result["results"][protocol]
+        for metric in ("psnr", "ssim"):
+            assert list(res[metric]) == methods
+        for m in ("rayzer", "erayzer", "nas3r"):
+            pose = res["pose"][m]
+            assert set(pose["auc"]) == {"@5", "@10", "@20", "@30"}
+            assert set(pose["rpa"]) == {"@5", "@15", "@30"}
+            assert pose["focal_rel_err_median"] >= 0
+        for m in ("erayzer", "nas3r"):  # depth against the exact synthetic depth
+            depth = res["depth"][m]
+            assert depth["abs_rel"] > 0 and 0 <= depth["delta_1_25"] <= 1
+            assert depth["num_images"] == 2 * 4
+        for m in ("rayzer", "copy_nearest", "mean_of_inputs"):
+            assert res["depth"][m] is None
+        for m in ("copy_nearest", "mean_of_inputs"):
+            assert res["pose"][m] is None
+    md = (out / "quality.md").read_text()
+    lines = md.splitlines()
+    main_rows = [r.split(" | ") for r in lines if r.startswith("| E-RayZer |")]
+    main_rows = [r for r in main_rows if len(r) == 13]  # the main tables (13 columns)
+    # every number but LPIPS (disabled here)
+    assert len(main_rows) == 2 and all(r[3] == "—" and "—" not in r[:3] + r[4:] for r in main_rows)
+    rayzer_row = next(line for line in lines if line.startswith("| RayZer |"))
+    assert rayzer_row.split(" | ")[8:10] == ["—", "—"]  # no depth
+    # the runs must share their data settings
+    capsys.readouterr()
+    small = tmp_path / "small"
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "nas3r-tiny-cpu",
+                "--out",
+                str(small),
+                *SHORT,
+                "data.image_size=32",
+            ]
+        )
+        == 0
+    )
+    bad = [f"rayzer={bundled_checkpoint()}", f"nas3r={small}"]
+    assert main([*args, "--out", str(tmp_path / "z"), "--runs", *bad]) == 2
+    assert "different data" in capsys.readouterr().err and not (tmp_path / "z").exists()
+    # a label that names a model must hold it
+    assert (
+        main([*args, "--out", str(tmp_path / "z"), "--runs", f"nas3r={explicit_runs['erayzer']}"])
+        == 2
+    )
+    assert "expected 'nas3r'" in capsys.readouterr().err
+
+
+def test_run_labels_are_checked():
+    from rayzer.bench.quality import parse_labelled, resolve_run_path
+    from rayzer.bundled import bundled_checkpoint
+
+    assert parse_labelled(["a=x", "b-2=y"], "--runs", need_value=True) == {"a": "x", "b-2": "y"}
+    assert parse_labelled(["rayzer", "e=erayzer-tiny-cpu"], "--models", need_value=False) == {
+        "rayzer": None,
+        "e": "erayzer-tiny-cpu",
+    }
+    for items, message in (
+        (["a=x", "a=y"], "given twice"),
+        (["copy_nearest=x"], "baseline"),
+        (["a"], "LABEL=PATH"),
+        (["train.steps=5"], "bad label"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            parse_labelled(items, "--runs", need_value=True)
+    assert resolve_run_path("bundled") == bundled_checkpoint()

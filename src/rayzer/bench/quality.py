@@ -1,14 +1,19 @@
-"""Quality benchmark (``rayzer bench quality``): RayZer vs the LVSM oracle on held-out scenes.
+"""Quality benchmark (``rayzer bench quality``): any list of registered models side by side with
+copy-nearest and the mean of the inputs on one fixed set of held-out scenes.
 
-1. Trains RayZer and then the LVSM oracle (``model.name=lvsm``, everything else equal: config,
-   overrides, seed, synthetic stream) for the same wall-clock budget each with
-   :func:`rayzer.train.run_training` (``train.time_budget_minutes``; every checkpoint is kept so
-   learning curves can be evaluated). ``--skip-train RAYZER_RUN LVSM_RUN`` evaluates existing
-   runs instead. ``--lvsm-run LVSM_RUN`` trains RayZer only and compares it with an existing
-   LVSM oracle run (same data, same time budget), so a RayZer change costs one budget, not two.
-   ``--lvsm-set KEY=VALUE`` changes a setting of the LVSM run only (same data), e.g. a longer
-   schedule: an LVSM step is cheaper, so with equal ``train.steps`` it would finish early and
-   leave part of its budget unused.
+1. Trains the ``--models`` (default ``rayzer lvsm``: RayZer and the LVSM oracle; e.g.
+   ``--models rayzer lvsm erayzer=erayzer-tiny-cpu nas3r=nas3r-tiny-cpu``), one after the other,
+   everything else equal: overrides, seed, synthetic stream, and the same wall-clock budget each
+   (``train.time_budget_minutes``; every checkpoint is kept so learning curves can be
+   evaluated). A bare model name trains ``--config`` with ``model.name=NAME``; ``LABEL=PRESET``
+   trains a preset or YAML file. The runs must share their data settings (:data:`DATA_KEYS`).
+   ``--runs LABEL=RUN …`` evaluates existing runs instead (a run directory, a checkpoint, or
+   ``bundled``: the RayZer checkpoint shipped in the package); ``--skip-train RAYZER_RUN
+   LVSM_RUN`` is ``--runs rayzer=RAYZER_RUN lvsm=LVSM_RUN``. ``--lvsm-run LVSM_RUN`` trains the
+   other models only and compares them with an existing LVSM oracle run (same data, same time
+   budget), so a change costs one budget, not two. ``--lvsm-set KEY=VALUE`` changes a setting
+   of the LVSM run only (same data), e.g. a longer schedule: an LVSM step is cheaper, so with
+   equal ``train.steps`` it would finish early and leave part of its budget unused.
 2. Builds a FIXED test set (:mod:`rayzer.eval.synthetic_test_set`): the first N seeds of
    ``TEST_SEEDS`` of the family, the training run's clip config, V = the config's views over a
    window of ``span`` frames (default: the widest training span), ``even`` and ``random`` target
@@ -16,14 +21,19 @@
    between the views of a sample must be at least ``--min-gt-rotation`` (default 15° for
    ``orbit``; the ``walk`` family barely rotates, so there it is reported, not enforced).
    This is checked before any training starts.
-3. Evaluates the final checkpoints with the paper protocol (:mod:`rayzer.eval.novel_view`):
-   PSNR / SSIM / LPIPS of RayZer, LVSM, copy-nearest and mean-of-inputs; RayZer's pose report
-   beside the identity-pose baseline; collapse diagnostics beside the ground truth; and learning
-   curves (training loss / PSNR from ``metrics.jsonl``; test PSNR and rotation error of the saved
-   checkpoints on the first ``--curve-scenes`` scenes of the ``even`` protocol).
-4. Checks the quality targets (RayZer ≥ max(copy, mean) + 2 dB; RayZer ≥ LVSM − 1 dB;
-   median rotation error ≤ 10°) and writes ``quality.json``, ``quality.md`` and ``quality.png``
-   atomically into ``--out``.
+3. Evaluates the final checkpoints with the paper protocol (:mod:`rayzer.eval.novel_view`),
+   every method on the same samples: PSNR / SSIM / LPIPS; for models that predict cameras the
+   pose report (rotation / translation-direction medians, RPA@5/15/30, AUC@5/10/20/30, focal
+   error) beside the identity-pose baseline and collapse diagnostics beside the ground truth;
+   for models with depth, AbsRel and δ<1.25 of their input views' z-depth against the exact
+   synthetic depth after per-image median scaling; training facts (steps, step time); and
+   learning curves (training loss / PSNR from ``metrics.jsonl``; test PSNR, rotation error and
+   AbsRel of the saved checkpoints on the first ``--curve-scenes`` scenes of ``even``). A number
+   a method cannot output is null in the JSON and "—" in the tables, never 0.
+4. Checks the quality targets of every camera-predicting model (≥ max(copy, mean) + 2 dB;
+   ≥ the oracle − 1 dB where an oracle runs; median rotation error ≤ 10°) and writes
+   ``quality.json``, ``quality.md`` (one row per method) and ``quality.png`` atomically into
+   ``--out``.
 
 Minutes on the learning curves are wall-clock times since each run's first step, estimated from
 the ``metrics.jsonl`` timestamps.
@@ -34,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -42,7 +53,7 @@ from typing import Any
 import torch
 import yaml
 
-from rayzer.bench.quality_report import GRID_SCENES, METHODS, to_markdown, write_figure
+from rayzer.bench.quality_report import GRID_SCENES, to_markdown, write_figure
 from rayzer.bench.run_history import (
     minutes_at,
     pick_checkpoints,
@@ -60,20 +71,26 @@ from rayzer.checkpoints import (
 from rayzer.config import Config, DataConfig, config_to_yaml, load_config
 from rayzer.data.clip_sources import synth_config
 from rayzer.data.protocols import PROTOCOLS
+from rayzer.eval.camera_metrics import POSE_DEFINITIONS
+from rayzer.eval.depth_metrics import DEPTH_DEFINITIONS
 from rayzer.eval.novel_view import (
     CopyNearestMethod,
     EvalResult,
     EvalSample,
     MeanOfInputsMethod,
+    ModelMethod,
     evaluate,
     load_lpips,
 )
 from rayzer.eval.poses import pose_report
 from rayzer.eval.synthetic_test_set import gt_rotation_stats, synthetic_test_sets
+from rayzer.models import RayModel, available_models
 from rayzer.utils.jsonsafe import json_safe
 from rayzer.utils.report import machine_info, write_text_atomic
 
 DEFAULT_CONFIG = "tiny-cpu"
+#: The runs trained when --models is not given (the original two-model benchmark).
+DEFAULT_MODELS = ("rayzer", "lvsm")
 #: Minimum median GT relative rotation of the test set per family; walk is a
 #: translation-dominated family (≈ 5° at the widest span), so there it is only reported.
 MIN_GT_ROTATION_DEG = {"orbit": 15.0, "walk": 0.0}
@@ -91,7 +108,7 @@ def log(msg: str) -> None:
 
 
 def training_overrides(args: argparse.Namespace) -> list[str]:
-    """The overrides of both training runs (user overrides + benchmark settings)."""
+    """The overrides of every training run (user overrides + benchmark settings)."""
     over = list(args.overrides)
     if args.family is not None:
         over.append(f"data.family={args.family}")
@@ -104,20 +121,113 @@ def training_overrides(args: argparse.Namespace) -> list[str]:
     return over
 
 
-def check_same_data(a: DataConfig, b: DataConfig) -> None:
-    """RayZer and LVSM must have been trained (and be tested) on the same data."""
-    keys = (
-        "family",
-        "image_size",
-        "num_input_views",
-        "num_target_views",
-        "frames_per_clip",
-        "synth",
-    )
-    diff = [k for k in keys if getattr(a, k) != getattr(b, k)]
+#: Data settings that define what a model learns from and is tested on.
+DATA_KEYS = (
+    "family",
+    "image_size",
+    "num_input_views",
+    "num_target_views",
+    "frames_per_clip",
+    "synth",
+)
+
+
+def check_same_data(
+    a: DataConfig, b: DataConfig, names: tuple[str, str] = ("RayZer", "LVSM")
+) -> None:
+    """Two runs must have been trained (and be tested) on the same data."""
+    diff = [k for k in DATA_KEYS if getattr(a, k) != getattr(b, k)]
     if diff:
         detail = ", ".join(f"{k}: {getattr(a, k)!r} vs {getattr(b, k)!r}" for k in diff)
-        raise ValueError(f"the RayZer and LVSM runs use different data ({detail})")
+        raise ValueError(f"the {names[0]} and {names[1]} runs use different data ({detail})")
+
+
+def check_all_same_data(cfgs: dict[str, Config]) -> None:
+    """Every run shares the first run's data settings (:data:`DATA_KEYS`), so one held-out test
+    set is a fair test of all of them."""
+    (first, cfg0), *rest = cfgs.items()
+    for name, cfg in rest:
+        check_same_data(cfg0.data, cfg.data, (first, name))
+
+
+_LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+#: The names of the baselines' rows (no run may take them).
+BASELINE_NAMES = ("copy_nearest", "mean_of_inputs")
+
+
+def parse_labelled(items: list[str], option: str, need_value: bool) -> dict[str, str | None]:
+    """``LABEL=VALUE`` (or ``LABEL`` where ``need_value`` is False) items → ``{label: value}``,
+    labels unique, starting with a letter, not a baseline's name."""
+    out: dict[str, str | None] = {}
+    for item in items:
+        label, sep, value = item.partition("=")
+        label = label.strip()
+        if need_value and (not sep or not value.strip()):
+            raise ValueError(f"{option} expects LABEL=PATH, got {item!r}")
+        if not _LABEL.match(label):
+            raise ValueError(
+                f"{option}: bad label {label!r} in {item!r} (letters, digits, _ and -, a letter "
+                "first; key=value overrides go before {option})"
+            )
+        if label in BASELINE_NAMES:
+            raise ValueError(f"{option}: {label!r} is the name of a baseline row")
+        if label in out:
+            raise ValueError(f"{option}: label {label!r} given twice")
+        out[label] = value.strip() if sep else None
+    if not out:
+        raise ValueError(f"{option}: give at least one run")
+    return out
+
+
+def resolve_run_path(path: str) -> Path:
+    """A checkpoint from a run directory, a checkpoint, its weights file, or ``bundled`` (the
+    RayZer checkpoint shipped in the package)."""
+    if path == "bundled":
+        from rayzer.bundled import bundled_checkpoint
+
+        return bundled_checkpoint()
+    return resolve_checkpoint(path)
+
+
+def load_run_configs(
+    runs: dict[str, str], option: str
+) -> tuple[dict[str, Path], dict[str, Config]]:
+    """Checkpoints and configs of existing runs ``{label: path}``. A label that is a registered
+    model name must hold that model (``rayzer=…`` cannot be an LVSM run)."""
+    ckpts: dict[str, Path] = {}
+    cfgs: dict[str, Config] = {}
+    for label, path in runs.items():
+        ckpt = resolve_run_path(path)
+        if not (ckpt / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"{option}: checkpoint {ckpt} has no {CONFIG_FILE}")
+        cfg = load_config(ckpt / CONFIG_FILE)
+        if label in available_models() and cfg.model.name != label:
+            raise ValueError(
+                f"{option}: {path} holds a {cfg.model.name!r} model, expected {label!r}"
+                + (" (order: RAYZER_RUN LVSM_RUN)" if option == "--skip-train" else "")
+            )
+        ckpts[label], cfgs[label] = ckpt, cfg
+    return ckpts, cfgs
+
+
+def training_plan(
+    models: dict[str, str | None], config: str, overrides: list[str]
+) -> dict[str, tuple[str, list[str]]]:
+    """``{label: (config, overrides)}`` of the runs to train: ``NAME`` trains registered model
+    NAME with ``config`` (``model.name=NAME``), ``LABEL=PRESET`` trains a preset or YAML file as
+    it is. The benchmark's overrides apply to all."""
+    plan: dict[str, tuple[str, list[str]]] = {}
+    for label, preset in models.items():
+        if preset is None:
+            if label not in available_models():
+                raise ValueError(
+                    f"--models: {label!r} is not a registered model ({', '.join(available_models())}); "
+                    "give LABEL=PRESET for a preset"
+                )
+            plan[label] = (config, [*overrides, f"model.name={label}"])
+        else:
+            plan[label] = (preset, list(overrides))
+    return plan
 
 
 def build_test_sets(
@@ -192,7 +302,7 @@ def checkpoint_curve(
     for ckpt in chosen:
         trained = load_trained_model(ckpt, device)
         res = evaluate(trained.model, samples, batch_size=batch_size, device=device)
-        pose = res.summary.get("pose")
+        pose, depth = res.summary.get("pose"), res.summary.get("depth")
         rows.append(
             {
                 "step": trained.step,
@@ -200,6 +310,7 @@ def checkpoint_curve(
                 "psnr": res.summary["psnr"],
                 "ssim": res.summary["ssim"],
                 "rot_err_deg_median": pose["rot_err_deg_median"] if pose else None,
+                "depth_abs_rel": depth["abs_rel"] if depth else None,
                 "checkpoint": str(ckpt),
             }
         )
@@ -224,15 +335,23 @@ def identity_pose_baseline(samples: list[EvalSample]) -> dict[str, Any]:
 
 
 def evaluate_protocol(
-    models: dict[str, torch.nn.Module],
+    models: dict[str, RayModel],
     samples: list[EvalSample],
     lpips: torch.nn.Module | None,
     lpips_note: str | None,
     device: torch.device,
     batch_size: int,
 ) -> tuple[dict[str, Any], dict[str, EvalResult]]:
-    """All four methods on one protocol's samples → (JSON-ready results, raw results)."""
-    methods = [models["rayzer"], models["lvsm"], CopyNearestMethod(), MeanOfInputsMethod()]
+    """Every model (by its label, in the given order) and both baselines on one protocol's
+    samples → (JSON-ready results, raw results).
+
+    The results hold, per metric, ``{method: value}`` over all methods: ``psnr``, ``ssim``,
+    ``lpips``, ``pose`` (:func:`rayzer.eval.poses.pose_report`, None for a method that
+    predicts no cameras), ``depth`` (:mod:`rayzer.eval.depth_metrics`, None for a method
+    without depth), ``collapse``; and ``identity_pose``, the pose report of predicting no
+    motion."""
+    methods: list[Any] = [*(ModelMethod(m, label) for label, m in models.items())]
+    methods += [CopyNearestMethod(), MeanOfInputsMethod()]
     raw: dict[str, EvalResult] = {}
     for m in methods:
         res = evaluate(
@@ -247,53 +366,81 @@ def evaluate_protocol(
         )
         raw[res.method] = res
     out: dict[str, Any] = {
-        metric: {name: raw[name].summary[metric] for name in METHODS}
-        for metric in ("psnr", "ssim", "lpips")
+        metric: {name: r.summary.get(metric) for name, r in raw.items()}
+        for metric in ("psnr", "ssim", "lpips", "pose", "depth", "collapse")
     }
-    out["lpips_note"] = raw["rayzer"].summary["lpips_note"]
-    out["pose"] = raw["rayzer"].summary.get("pose")
+    out["lpips_note"] = next(iter(raw.values())).summary["lpips_note"]
+    out["depth_note"] = {
+        n: r.summary.get("depth_note") for n, r in raw.items() if r.summary.get("depth_note")
+    }
     out["identity_pose"] = identity_pose_baseline(samples)
-    out["collapse"] = raw["rayzer"].summary.get("collapse")
     return out, raw
 
 
-def check_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue-3 targets on one protocol's results, each with its numbers and pass / fail."""
-    r, lv = res["psnr"]["rayzer"], res["psnr"]["lvsm"]
+def check_targets(res: dict[str, Any], kinds: dict[str, str]) -> list[dict[str, Any]]:
+    """The issue-3 targets on one protocol's results, for every learned method that predicts
+    cameras (``kinds[label] == "self"``; ``"oracle"`` marks a model given the true cameras):
+    PSNR ≥ the best baseline + 2 dB, PSNR ≥ the best oracle − 1 dB (when there is one), median
+    rotation error ≤ 10°. Each check has its numbers and pass / fail."""
     best = max(res["psnr"]["copy_nearest"], res["psnr"]["mean_of_inputs"])
-    rot = res["pose"]["rot_err_deg_median"] if res.get("pose") else math.nan
+    oracles = {n: res["psnr"][n] for n, k in kinds.items() if k == "oracle"}
     ident = res["identity_pose"]["rot_err_deg_median"]
-    return [
-        {
-            "name": "psnr_vs_baselines",
-            "rule": f"RayZer PSNR >= max(copy-nearest, mean of inputs) + {TARGET_MARGIN_DB:g} dB",
-            "value": r,
-            "threshold": best + TARGET_MARGIN_DB,
-            "pass": bool(r >= best + TARGET_MARGIN_DB),
-            "detail": f"RayZer {r:.2f} dB vs best baseline {best:.2f} dB (margin {r - best:+.2f} dB)",
-        },
-        {
-            "name": "psnr_vs_lvsm",
-            "rule": f"RayZer PSNR >= LVSM oracle − {TARGET_LVSM_GAP_DB:g} dB",
-            "value": r - lv,
-            "threshold": -TARGET_LVSM_GAP_DB,
-            "pass": bool(r >= lv - TARGET_LVSM_GAP_DB),
-            "detail": f"RayZer {r:.2f} dB vs LVSM {lv:.2f} dB (difference {r - lv:+.2f} dB)",
-        },
-        {
-            "name": "rotation_error",
-            "rule": f"RayZer median relative rotation error <= {TARGET_ROT_DEG:g}°",
-            "value": rot,
-            "threshold": TARGET_ROT_DEG,
-            "pass": bool(rot <= TARGET_ROT_DEG),
-            "detail": f"{rot:.2f}° vs identity-pose baseline {ident:.2f}°"
-            + (
-                " (the identity baseline passes too: not informative)"
-                if ident <= TARGET_ROT_DEG
-                else ""
-            ),
-        },
-    ]
+    checks: list[dict[str, Any]] = []
+    for name, kind in kinds.items():
+        if kind != "self":
+            continue
+        r = res["psnr"][name]
+        pose = (res.get("pose") or {}).get(name)
+        rot = pose["rot_err_deg_median"] if pose else math.nan
+        checks.append(
+            {
+                "name": "psnr_vs_baselines",
+                "method": name,
+                "rule": f"{name} PSNR >= max(copy-nearest, mean of inputs) + {TARGET_MARGIN_DB:g} dB",
+                "value": r,
+                "threshold": best + TARGET_MARGIN_DB,
+                "pass": bool(r >= best + TARGET_MARGIN_DB),
+                "detail": f"{name} {r:.2f} dB vs best baseline {best:.2f} dB (margin {r - best:+.2f} dB)",
+            }
+        )
+        if oracles:
+            oracle, lv = max(oracles.items(), key=lambda kv: kv[1])
+            checks.append(
+                {
+                    "name": "psnr_vs_oracle",
+                    "method": name,
+                    "rule": f"{name} PSNR >= {oracle} (oracle) − {TARGET_LVSM_GAP_DB:g} dB",
+                    "value": r - lv,
+                    "threshold": -TARGET_LVSM_GAP_DB,
+                    "pass": bool(r >= lv - TARGET_LVSM_GAP_DB),
+                    "detail": f"{name} {r:.2f} dB vs {oracle} {lv:.2f} dB (difference {r - lv:+.2f} dB)",
+                }
+            )
+        checks.append(
+            {
+                "name": "rotation_error",
+                "method": name,
+                "rule": f"{name} median relative rotation error <= {TARGET_ROT_DEG:g}°",
+                "value": rot,
+                "threshold": TARGET_ROT_DEG,
+                "pass": bool(rot <= TARGET_ROT_DEG),
+                "detail": f"{rot:.2f}° vs identity-pose baseline {ident:.2f}°"
+                + (
+                    " (the identity baseline passes too: not informative)"
+                    if ident <= TARGET_ROT_DEG
+                    else ""
+                ),
+            }
+        )
+    return checks
+
+
+def model_kind(model: RayModel) -> str:
+    """``"self"`` (predicts its cameras), ``"oracle"`` (given the true cameras) or ``"other"``."""
+    caps = model.capabilities
+    if caps.needs_gt_cameras:
+        return "oracle"
+    return "self" if caps.predicts_cameras else "other"
 
 
 # -- main -------------------------------------------------------------------------------------------
@@ -404,91 +551,139 @@ def _config_differences(reused: Config, expected: Config) -> list[str]:
     ]
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Train (unless ``--skip-train``), evaluate, and write the report (module docstring)."""
-    t_start = time.perf_counter()
-    device = _device(args.device)
+def _check_args(args: argparse.Namespace) -> None:
     for key in ("test_scenes", "eval_batch"):
         if getattr(args, key) < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")
     if args.curve_points < 0 or args.curve_scenes < 1:
         raise ValueError("--curve-points must be >= 0 and --curve-scenes >= 1")
-
-    if args.skip_train and args.lvsm_run is not None:
-        raise ValueError("--lvsm-run trains RayZer only; with --skip-train give both runs there")
-    lvsm_set = lvsm_only_overrides(args.lvsm_set or [])
-    if lvsm_set and (args.skip_train or args.lvsm_run is not None):
+    if args.skip_train and args.runs:
+        raise ValueError("give the existing runs either with --skip-train or with --runs")
+    if (args.skip_train or args.runs) and args.models:
+        raise ValueError("--models trains runs; --runs / --skip-train evaluate existing ones")
+    if (args.skip_train or args.runs) and args.lvsm_run is not None:
+        raise ValueError(
+            "--lvsm-run trains RayZer only; with --skip-train / --runs give all runs there"
+        )
+    if args.lvsm_set and (args.skip_train or args.runs or args.lvsm_run is not None):
         raise ValueError(
             "--lvsm-set applies to the LVSM run this benchmark trains; it cannot be combined "
-            "with --skip-train or --lvsm-run"
+            "with --skip-train, --runs or --lvsm-run"
         )
-    lvsm_differences: list[str] = []
+
+
+def existing_runs(
+    args: argparse.Namespace,
+) -> tuple[dict[str, Path], dict[str, Config]]:
+    """Checkpoints and configs of ``--runs`` / ``--skip-train``, checked: no training
+    settings, one family, the same data."""
+    if args.overrides or args.config is not None or args.seed is not None:
+        raise ValueError(
+            "--runs / --skip-train evaluate the runs with their own configs: --config, --seed "
+            "and key=value overrides are not allowed with them"
+        )
     if args.skip_train:
-        if args.overrides or args.config is not None or args.seed is not None:
-            raise ValueError(
-                "--skip-train evaluates the runs with their own configs: --config, --seed and "
-                "key=value overrides are not allowed with it"
-            )
-        ckpts = {
-            n: resolve_checkpoint(p)
-            for n, p in zip(("rayzer", "lvsm"), args.skip_train, strict=True)
-        }
-        cfgs: dict[str, Config] = {}
-        for name, ckpt in ckpts.items():
-            if not (ckpt / CONFIG_FILE).is_file():
-                raise FileNotFoundError(f"checkpoint {ckpt} has no {CONFIG_FILE}")
-            cfgs[name] = load_config(ckpt / CONFIG_FILE)
-            if cfgs[name].model.name != name:
-                raise ValueError(
-                    f"--skip-train: {args.skip_train[0 if name == 'rayzer' else 1]} holds a "
-                    f"{cfgs[name].model.name!r} model, expected {name!r} (order: RAYZER_RUN LVSM_RUN)"
-                )
-        if args.family is not None and args.family != cfgs["rayzer"].data.family:
-            raise ValueError(
-                f"--family {args.family} but the runs were trained on {cfgs['rayzer'].data.family}"
-            )
+        option, items = (
+            "--skip-train",
+            [f"rayzer={args.skip_train[0]}", f"lvsm={args.skip_train[1]}"],
+        )
+    else:
+        option, items = "--runs", list(args.runs)
+    runs = parse_labelled(items, option, need_value=True)
+    ckpts, cfgs = load_run_configs(runs, option)  # type: ignore[arg-type]
+    family = next(iter(cfgs.values())).data.family
+    if args.family is not None and args.family != family:
+        raise ValueError(f"--family {args.family} but the runs were trained on {family}")
+    check_all_same_data(cfgs)
+    return ckpts, cfgs
+
+
+def train_runs(
+    args: argparse.Namespace,
+    out: Path,
+    plan: dict[str, tuple[str, list[str]]],
+    reused: Path | None,
+    minutes: float,
+) -> dict[str, Path]:
+    """Train every planned run into ``out/<label>`` (the reused LVSM run is not trained);
+    their final checkpoints."""
+    runs: dict[str, Path] = {}
+    for label, (config, overrides) in plan.items():
+        if label == "lvsm" and reused is not None:
+            log(f"LVSM oracle: reusing {reused}")
+            runs[label] = reused
+            continue
+        runs[label] = out / label
+        _train(config, overrides, runs[label], label, minutes)
+    return {label: resolve_checkpoint(r) for label, r in runs.items()}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train (unless ``--runs`` / ``--skip-train``), evaluate, and write the report (module
+    docstring)."""
+    t_start = time.perf_counter()
+    device = _device(args.device)
+    _check_args(args)
+    lvsm_set = lvsm_only_overrides(args.lvsm_set or [])
+    lvsm_differences: list[str] = []
+    if args.skip_train or args.runs:
+        ckpts, cfgs = existing_runs(args)
+        first = next(iter(cfgs.values()))
         config_name, overrides = "(existing runs)", []
-        minutes = cfgs["rayzer"].train.time_budget_minutes
-        out = Path(args.out or f"runs/quality-{cfgs['rayzer'].data.family}")
-        check_same_data(cfgs["rayzer"].data, cfgs["lvsm"].data)
-        sets, test_info = build_test_sets(cfgs["rayzer"].data, args)
+        budgets = {label: c.train.time_budget_minutes for label, c in cfgs.items()}
+        minutes = first.train.time_budget_minutes if len(set(budgets.values())) == 1 else None
+        out = Path(args.out or f"runs/quality-{first.data.family}")
+        sets, test_info = build_test_sets(first.data, args)
     else:
         if not args.minutes > 0:
             raise ValueError(f"--minutes must be > 0, got {args.minutes}")
         config_name = args.config or DEFAULT_CONFIG
         overrides = training_overrides(args)
-        cfg_r = load_config(config_name, [*overrides, "model.name=rayzer"])
-        lvsm_overrides = [*overrides, *lvsm_set, "model.name=lvsm"]
-        cfg_l = load_config(config_name, lvsm_overrides)
-        if lvsm_set:  # an LVSM-only setting must not change what the models see
-            check_same_data(cfg_r.data, cfg_l.data)
-        minutes = args.minutes
-        out = Path(args.out or f"runs/quality-{cfg_r.data.family}")
+        models = parse_labelled(args.models or list(DEFAULT_MODELS), "--models", need_value=False)
+        if (lvsm_set or args.lvsm_run is not None) and "lvsm" not in models:
+            raise ValueError("--lvsm-set / --lvsm-run need an lvsm run among --models")
+        plan = training_plan(models, config_name, overrides)
+        if lvsm_set:  # LVSM-only settings go before its model.name
+            cfg_name, over = plan["lvsm"]
+            plan["lvsm"] = (cfg_name, [*overrides, *lvsm_set, *over[len(overrides) :]])
+        cfgs = {label: load_config(c, o) for label, (c, o) in plan.items()}
+        for label, cfg in cfgs.items():
+            if label in available_models() and cfg.model.name != label:
+                raise ValueError(
+                    f"--models: {label}={plan[label][0]} builds a {cfg.model.name!r} model"
+                )
+        check_all_same_data(cfgs)
+        minutes = budgets_minutes = args.minutes
+        budgets = {label: budgets_minutes for label in cfgs}
+        first = next(iter(cfgs.values()))
+        out = Path(args.out or f"runs/quality-{first.data.family}")
         # The test set is checked before an hour of training is spent.
-        sets, test_info = build_test_sets(cfg_r.data, args)
+        sets, test_info = build_test_sets(first.data, args)
         reused = None
         if args.lvsm_run is not None:
-            # Checked before RayZer's budget is spent.
+            # Checked before any budget is spent.
             reused = resolve_checkpoint(args.lvsm_run)
-            reused_cfg = _reusable_lvsm_config(reused, cfg_r)
-            lvsm_differences = _config_differences(reused_cfg, cfg_l)
-            cfg_l = reused_cfg
-        runs = {"rayzer": out / "rayzer", "lvsm": out / "lvsm"}
-        _train(config_name, [*overrides, "model.name=rayzer"], runs["rayzer"], "RayZer", minutes)
-        if reused is None:
-            _train(config_name, lvsm_overrides, runs["lvsm"], "LVSM oracle", minutes)
-        else:
-            log(f"LVSM oracle: reusing {reused}")
-            runs["lvsm"] = reused
-        ckpts = {n: resolve_checkpoint(r) for n, r in runs.items()}
-        cfgs = {"rayzer": cfg_r, "lvsm": cfg_l}
+            partner = (
+                next(c for label, c in cfgs.items() if label != "lvsm")
+                if len(cfgs) > 1
+                else cfgs["lvsm"]
+            )
+            reused_cfg = _reusable_lvsm_config(reused, partner)
+            lvsm_differences = _config_differences(reused_cfg, cfgs["lvsm"])
+            cfgs["lvsm"] = reused_cfg
+        ckpts = train_runs(args, out, plan, reused, minutes)
 
     log("evaluating the final checkpoints")
-    models, training = {}, {}
-    for name, ckpt in ckpts.items():
+    models, training, kinds = {}, {}, {}
+    for label, ckpt in ckpts.items():
         trained = load_trained_model(ckpt, device)
-        models[name] = trained.model
-        training[name] = run_summary(run_dir_of(ckpt), ckpt, trained.step)
+        models[label], kinds[label] = trained.model, model_kind(trained.model)
+        training[label] = {
+            **run_summary(run_dir_of(ckpt), ckpt, trained.step),
+            "model": trained.model.name,
+            "kind": kinds[label],
+            "budget_minutes": budgets[label],
+        }
     lpips, lpips_note = load_lpips("vgg", enabled=not args.no_lpips)
     if args.no_lpips:
         lpips_note = "LPIPS disabled (--no-lpips)"
@@ -514,15 +709,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "rot_err_deg_median"
             ],
         },
+        "runs": {},
     }
-    for name, ckpt in ckpts.items():
+    for label, ckpt in ckpts.items():
         run_dir = run_dir_of(ckpt)
-        curves[name] = {
+        curves["runs"][label] = {
             "train": train_curve(run_dir),
             "test": checkpoint_curve(
                 run_dir, curve_samples, args.curve_points, device, args.eval_batch
             ),
-            "full_resolution_from": _full_resolution_start(cfgs[name], run_dir),
+            "full_resolution_from": _full_resolution_start(cfgs[label], run_dir),
         }
 
     result: dict[str, Any] = {
@@ -531,6 +727,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "config": config_name,
         "overrides": overrides,
         "minutes": minutes,
+        "budgets_minutes": budgets,
+        "methods": [*ckpts, *BASELINE_NAMES],
+        "runs": {
+            label: {"checkpoint": str(ckpt), "model": models[label].name, "kind": kinds[label]}
+            for label, ckpt in ckpts.items()
+        },
         "lvsm_run": str(ckpts["lvsm"]) if args.lvsm_run is not None else None,
         "lvsm_run_differences": lvsm_differences,
         "lvsm_overrides": lvsm_set,
@@ -538,7 +740,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "test_set": test_info,
         "training": training,
         "results": results,
-        "targets": {p: check_targets(r) for p, r in results.items()},
+        "targets": {p: check_targets(r, kinds) for p, r in results.items()},
+        "definitions": {"poses": POSE_DEFINITIONS, "depth": DEPTH_DEFINITIONS},
         "learning_curves": curves,
         "per_sample": per_sample,
         "machine": machine_info(),
@@ -567,7 +770,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config", help=f"preset or YAML file (default {DEFAULT_CONFIG})")
     parser.add_argument("--out", type=Path, help="output folder (default runs/quality-<family>)")
-    parser.add_argument("--test-scenes", type=int, default=32, help="held-out scenes (default 32)")
+    parser.add_argument(
+        "--test-scenes",
+        "--scenes",
+        dest="test_scenes",
+        type=int,
+        default=32,
+        help="held-out test scenes (default 32)",
+    )
     parser.add_argument("--seed", type=int, help="training seed of both models (train.seed)")
     parser.add_argument(
         "--span", type=int, help="test window in frames (default: the widest training span)"
@@ -592,10 +802,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (reported as null)")
     parser.add_argument(
+        "--runs",
+        nargs="+",
+        metavar="LABEL=RUN",
+        help="evaluate existing runs instead of training: a label (a registered model name "
+        "must hold that model) and a run directory, a checkpoint, or 'bundled' (the RayZer "
+        "checkpoint shipped in the package); e.g. --runs rayzer=runs/a lvsm=runs/b "
+        "erayzer=runs/c nas3r=runs/d. All runs must share the data settings",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        metavar="NAME[=PRESET]",
+        help="the runs to train with one equal budget each (default: rayzer lvsm): a registered "
+        "model trained with --config, or LABEL=PRESET (a preset or YAML file), e.g. --models "
+        "rayzer lvsm erayzer=erayzer-tiny-cpu nas3r=nas3r-tiny-cpu; put key=value overrides "
+        "before --models",
+    )
+    parser.add_argument(
         "--skip-train",
         nargs=2,
         metavar=("RAYZER_RUN", "LVSM_RUN"),
-        help="evaluate existing runs (run directories or checkpoints) instead of training",
+        help="evaluate existing runs (run directories or checkpoints) instead of training; "
+        "the same as --runs rayzer=RAYZER_RUN lvsm=LVSM_RUN",
     )
     parser.add_argument(
         "--lvsm-run",

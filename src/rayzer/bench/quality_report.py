@@ -1,4 +1,5 @@
-"""Markdown table and figure of the quality benchmark (:mod:`rayzer.bench.quality`)."""
+"""Markdown tables and figure of the quality benchmark (:mod:`rayzer.bench.quality`): one row
+per method (any number of runs, then the baselines), "—" where a method cannot output a number."""
 
 from __future__ import annotations
 
@@ -12,20 +13,27 @@ import torch
 from rayzer.eval.novel_view import EvalResult, EvalSample
 from rayzer.utils.atomic import atomic_path
 
-METHODS = ("rayzer", "lvsm", "copy_nearest", "mean_of_inputs")
+#: Display names of the usual labels (any other label is shown as it is).
 LABELS = {
     "rayzer": "RayZer",
     "lvsm": "LVSM (oracle)",
+    "erayzer": "E-RayZer",
+    "nas3r": "NAS3R",
     "copy_nearest": "copy-nearest",
     "mean_of_inputs": "mean of inputs",
 }
 #: Test scenes shown in the image grid of the figure.
 GRID_SCENES = 4
+NA = "—"
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name)
 
 
 def _fmt(x: Any, digits: int = 2) -> str:
     if x is None:
-        return "—"
+        return NA
     if isinstance(x, float):
         return "nan" if not math.isfinite(x) else f"{x:.{digits}f}"
     return str(x)
@@ -33,82 +41,169 @@ def _fmt(x: Any, digits: int = 2) -> str:
 
 def _acc(d: dict[str, float] | None, keys: tuple[str, ...]) -> str:
     if not d:
-        return "—"
+        return NA
     return " / ".join(f"{d[k]:.2f}" for k in keys)
 
 
-def results_table(results: dict[str, dict[str, Any]]) -> str:
-    """One Markdown table: every number of every protocol with its baselines beside it."""
-    cols = [
-        "protocol",
-        "metric",
-        "RayZer",
-        "LVSM (oracle)",
-        "copy-nearest",
-        "mean of inputs",
-        "identity pose",
-        "ground truth",
+def _get(d: dict[str, Any] | None, *keys: str) -> Any:
+    """``d[k1][k2]…`` or None where any level is missing (a method that cannot output it)."""
+    for k in keys:
+        if not isinstance(d, dict) or d.get(k) is None:
+            return None
+        d = d[k]
+    return d
+
+
+def _table(cols: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+        *("| " + " | ".join(r) + " |" for r in rows),
     ]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
-    def row(proto: str, metric: str, *cells: str) -> None:
-        lines.append("| " + " | ".join([proto, metric, *cells]) + " |")
 
-    for proto, res in results.items():
-        for metric, label, digits in (
-            ("psnr", "PSNR (dB) ↑", 2),
-            ("ssim", "SSIM ↑", 3),
-            ("lpips", "LPIPS-VGG ↓", 3),
-        ):
-            vals = [_fmt(res[metric][m], digits) for m in METHODS]
-            if metric == "lpips" and res[metric]["rayzer"] is None:
-                vals = [f"n/a ({res['lpips_note']})"] + ["n/a"] * 3
-            row(proto, label, *vals, "—", "—")
-        pose, ident, col = res.get("pose"), res["identity_pose"], res.get("collapse") or {}
+def method_rows(res: dict[str, Any], training: dict[str, Any], methods: list[str]) -> list[str]:
+    """One protocol's main table: one row per method (then the identity-pose reference);
+    "—" where a method cannot output a number."""
+    cols = [
+        "method",
+        "PSNR ↑",
+        "SSIM ↑",
+        "LPIPS ↓",
+        "rot. err. median (°) ↓",
+        "trans.-dir. err. median (°) ↓",
+        "RPA @5/15/30 ↑",
+        "AUC@10 ↑",
+        "depth AbsRel ↓",
+        "depth δ<1.25 ↑",
+        "focal rel. err. ↓",
+        "s/step",
+        "steps",
+    ]
+    rows = []
+    for m in methods:
+        pose, depth, t = res["pose"].get(m), res["depth"].get(m), training.get(m, {})
+        rows.append(
+            [
+                label(m),
+                _fmt(res["psnr"][m]),
+                _fmt(res["ssim"][m], 3),
+                _fmt(res["lpips"][m], 3),
+                _fmt(_get(pose, "rot_err_deg_median")),
+                _fmt(_get(pose, "trans_dir_err_deg_median")),
+                _acc(_get(pose, "rpa"), ("@5", "@15", "@30")),
+                _fmt(_get(pose, "auc", "@10"), 3),
+                _fmt(_get(depth, "abs_rel"), 3),
+                _fmt(_get(depth, "delta_1_25"), 3),
+                _fmt(_get(pose, "focal_rel_err_median"), 3),
+                _fmt(t.get("sec_per_step_median"), 3),
+                _fmt(t.get("step")),
+            ]
+        )
+    ident = res["identity_pose"]
+    rows.append(
+        ["identity pose (reference)", NA, NA, NA, _fmt(ident["rot_err_deg_median"]), NA, NA]
+        + [NA] * (len(cols) - 7)
+    )
+    return _table(cols, rows)
+
+
+def pose_detail_rows(res: dict[str, Any], methods: list[str]) -> list[str]:
+    """Pose details of the methods that predict cameras, the truth in the last row."""
+    cols = [
+        "method",
+        "rot. acc @5/10/15° ↑",
+        "trans. acc @5/10/15° ↑",
+        "AUC @5/10/20/30 ↑",
+        "focal fx/W (mean ± std)",
+        "non-canonical pose spread (median °)",
+        "predicted rotation to canonical (median °)",
+    ]
+    acc3, auc4 = ("@5", "@10", "@15"), ("@5", "@10", "@20", "@30")
+    rows, truth = [], None
+    for m in methods:
+        pose, col = res["pose"].get(m), res["collapse"].get(m) or {}
         if not pose:
-            row(proto, "poses", "n/a", "GT cameras", "—", "—", "—", "—")
             continue
-        acc3, auc3 = ("@5", "@10", "@15"), ("@5", "@10", "@20")
-        focal_pred = (
-            f"{_fmt(pose.get('focal_pred_mean'), 3)} ± {_fmt(pose.get('focal_pred_std'), 3)}"
+        focal = f"{_fmt(pose.get('focal_pred_mean'), 3)} ± {_fmt(pose.get('focal_pred_std'), 3)}"
+        rows.append(
+            [
+                label(m),
+                _acc(pose["rot_acc"], acc3),
+                _acc(pose["trans_acc"], acc3),
+                _acc(pose["auc"], auc4),
+                focal,
+                _fmt(col.get("noncanonical_spread_deg_median")),
+                _fmt(col.get("pred_rel_rot_deg_median")),
+            ]
         )
-        focal_true = (
-            f"{_fmt(pose.get('focal_true_mean'), 3)} ± {_fmt(col.get('gt_focal_spread'), 3)}"
-        )
-        # (metric, RayZer, identity-pose baseline, ground truth)
-        pose_rows = (
-            ("rot. error median (°) ↓", _fmt(pose["rot_err_deg_median"]),
-             _fmt(ident["rot_err_deg_median"]), "0"),
-            ("rot. acc @5/10/15° ↑", _acc(pose["rot_acc"], acc3), _acc(ident["rot_acc"], acc3),
-             "1 / 1 / 1"),
-            ("trans.-dir. error median (°) ↓", _fmt(pose["trans_dir_err_deg_median"]),
-             "undefined", "0"),
-            ("trans. acc @5/10/15° ↑", _acc(pose["trans_acc"], acc3), "undefined", "1 / 1 / 1"),
-            ("AUC @5/10/20 ↑", _acc(pose["auc"], auc3),
-             _acc(ident["auc_rotation_only"], auc3) + " (rot. only)", "1 / 1 / 1"),
-            ("focal fx/W (mean ± std over scenes)", focal_pred, "—", focal_true),
-            ("focal rel. error median ↓", _fmt(pose.get("focal_rel_err_median"), 3), "—", "0"),
-            ("collapse: non-canonical pose spread (median °)",
-             _fmt(col.get("noncanonical_spread_deg_median")), "0",
-             _fmt(col.get("gt_noncanonical_spread_deg_median"))),
-            ("collapse: predicted rotation to canonical (median °)",
-             _fmt(col.get("pred_rel_rot_deg_median")), "0",
-             _fmt(col.get("gt_rel_rot_to_canonical_deg_median"))),
-            ("collapse: focal spread across scenes (std)", _fmt(col.get("focal_spread"), 3), "—",
-             _fmt(col.get("gt_focal_spread"), 3)),
-        )  # fmt: skip
-        for label, ours, identity, truth in pose_rows:
-            row(proto, label, ours, "—", "—", "—", identity, truth)
-    return "\n".join(lines)
+        truth = truth or [
+            "ground truth",
+            "1 / 1 / 1",
+            "1 / 1 / 1",
+            "1 / 1 / 1 / 1",
+            f"{_fmt(pose.get('focal_true_mean'), 3)} ± {_fmt(col.get('gt_focal_spread'), 3)}",
+            _fmt(col.get("gt_noncanonical_spread_deg_median")),
+            _fmt(col.get("gt_rel_rot_to_canonical_deg_median")),
+        ]
+    ident = res["identity_pose"]
+    rows.append(
+        [
+            "identity pose",
+            _acc(ident["rot_acc"], acc3),
+            "undefined",
+            _acc(ident["auc_rotation_only"], auc4) + " (rot. only)",
+            NA,
+            "0",
+            "0",
+        ]
+    )
+    return _table(cols, rows + ([truth] if truth else []))
+
+
+def results_table(
+    results: dict[str, dict[str, Any]], training: dict[str, Any], methods: list[str]
+) -> str:
+    """Per protocol: the main table (one row per method) and the pose details."""
+    lines: list[str] = []
+    for proto, res in results.items():
+        lines += [f"### Protocol `{proto}`", "", *method_rows(res, training, methods), ""]
+        if res.get("lpips_note") and all(v is None for v in res["lpips"].values()):
+            lines += [f"LPIPS: {res['lpips_note']}.", ""]
+        lines += ["Pose details:", "", *pose_detail_rows(res, methods), ""]
+    return "\n".join(lines).rstrip()
+
+
+def _describe_runs(result: dict[str, Any]) -> str:
+    runs = result.get("runs") or {}
+    kinds = {
+        "self": "renders targets with its own predicted cameras (target images reach the "
+        "camera estimator only)",
+        "oracle": "uses ground-truth cameras",
+        "other": "predicts no cameras",
+    }
+    return "; ".join(
+        f"{label(n)} (`{r['model']}`, `{r['checkpoint']}`) {kinds.get(r['kind'], r['kind'])}"
+        for n, r in runs.items()
+    )
 
 
 def to_markdown(result: dict[str, Any]) -> str:
     ts = result["test_set"]
+    methods = result["methods"]
+    learned = [m for m in methods if m in result["training"]]
+    budgets = result.get("budgets_minutes") or {}
+    if result["minutes"] is not None:
+        budget = f"budget {_fmt(result['minutes'], 3)} min per model"
+    else:
+        budget = "budgets (min) " + ", ".join(
+            f"{label(n)} {_fmt(b, 3)}" for n, b in budgets.items()
+        )
     parts = [
         f"# Quality benchmark — {ts['family']}",
         "",
         f"Config `{result['config']}` with overrides `{' '.join(result['overrides']) or '—'}`; "
-        f"budget {_fmt(result['minutes'], 3)} min per model"
+        + budget
         + (
             f" (LVSM oracle: the existing run `{result['lvsm_run']}`"
             + (
@@ -129,18 +224,26 @@ def to_markdown(result: dict[str, Any]) -> str:
         + f"; test set: {ts['num_scenes']} held-out "
         f"scenes (TEST_SEEDS), {ts['num_input_views']} input + {ts['num_target_views']} target "
         f"views of {ts['image_size']}×{ts['image_size']} over a {ts['span']}-frame span of "
-        f"{ts['frames_per_clip']}-frame clips; median GT relative rotation between views: "
+        f"{ts['frames_per_clip']}-frame clips, the same for every method; median GT relative "
+        "rotation between views: "
         + ", ".join(f"{p} {v['gt_rel_rot_deg_median']:.1f}°" for p, v in ts["protocols"].items())
         + (
             f" (required ≥ {ts['min_gt_rotation_deg']:g}°)."
             if ts["min_gt_rotation_deg"] > 0
             else f" (no minimum for {ts['family']}: rotation metrics are weak evidence here)."
         ),
-        "RayZer renders targets with its own predicted cameras (target images reach the camera "
-        "estimator only); LVSM uses ground-truth cameras. Poses: relative errors over all view "
-        "pairs.",
         "",
-        results_table(result["results"]),
+        "Runs: " + _describe_runs(result) + ".",
+        "",
+        "Poses: relative errors over all view pairs (rotation and translation-direction medians; "
+        "RPA@T: share of pairs with max(rotation error, translation-direction error folded to "
+        "≤ 90°) ≤ T, E-RayZer's definition; AUC@T of max(rotation, signed translation-direction "
+        "error); AUC@5/20/30 in the JSON). Depth: z-depth of the input views against the exact "
+        "synthetic depth, AbsRel and δ<1.25 after per-image median scaling. Focal: |f − f_true| "
+        "/ f_true of fx/W. s/step: median training step time; steps: training steps of the "
+        "evaluated checkpoint. — = the method cannot output it.",
+        "",
+        results_table(result["results"], result["training"], methods),
         "",
         "## Targets",
         "",
@@ -161,24 +264,22 @@ def to_markdown(result: dict[str, Any]) -> str:
         "train loss",
         "train PSNR",
     ]
-    parts += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for name, t in result["training"].items():
-        parts.append(
-            "| "
-            + " | ".join(
-                [
-                    LABELS[name],
-                    str(t["step"]),
-                    _fmt(t["minutes"], 1),
-                    _fmt(t["sec_per_step_median"], 3),
-                    str(t["stopped_by"] or "steps done"),
-                    str(t["skipped_updates"]),
-                    _fmt(t["final_train_loss"], 4),
-                    _fmt(t["final_train_psnr"], 2),
-                ]
-            )
-            + " |"
+    rows = []
+    for name in learned:
+        t = result["training"][name]
+        rows.append(
+            [
+                label(name),
+                str(t["step"]),
+                _fmt(t["minutes"], 1),
+                _fmt(t["sec_per_step_median"], 3),
+                str(t["stopped_by"] or "steps done"),
+                str(t["skipped_updates"]),
+                _fmt(t["final_train_loss"], 4),
+                _fmt(t["final_train_psnr"], 2),
+            ]
         )
+    parts += _table(cols, rows)
     curves = result["learning_curves"]
     parts += [
         "",
@@ -188,15 +289,22 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"dB, mean of inputs {_fmt(curves['baselines']['mean_of_inputs_psnr'])} dB, identity-pose "
         f"rotation error {_fmt(curves['baselines']['identity_rot_err_deg_median'])}°.",
         "",
-        "| model | step | minutes | PSNR (dB) | SSIM | rot. error median (°) |",
-        "|---|---|---|---|---|---|",
     ]
-    for name in ("rayzer", "lvsm"):
-        for r in curves[name]["test"]:
-            parts.append(
-                f"| {LABELS[name]} | {r['step']} | {_fmt(r['minutes'], 1)} | {_fmt(r['psnr'])} | "
-                f"{_fmt(r['ssim'], 3)} | {_fmt(r['rot_err_deg_median'])} |"
-            )
+    rows = [
+        [
+            label(name),
+            str(r["step"]),
+            _fmt(r["minutes"], 1),
+            _fmt(r["psnr"]),
+            _fmt(r["ssim"], 3),
+            _fmt(r["rot_err_deg_median"]),
+            _fmt(r.get("depth_abs_rel"), 3),
+        ]
+        for name in learned
+        for r in curves["runs"][name]["test"]
+    ]
+    cols = ["model", "step", "minutes", "PSNR (dB)", "SSIM", "rot. error median (°)", "AbsRel"]
+    parts += _table(cols, rows)
     parts += [
         "",
         f"Figures: `quality.png`. Wall time of the benchmark: {result['wall_time_s'] / 60:.1f} min.",
@@ -224,27 +332,34 @@ def write_figure(
     samples: list[EvalSample],
     raw: dict[str, EvalResult],
 ) -> None:
-    """Learning curves (top) and a GT / RayZer / LVSM / copy-nearest grid (bottom), atomically."""
+    """Learning curves (top) and a grid of ground truth / every model / copy-nearest (bottom),
+    written atomically."""
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    rows = min(GRID_SCENES, len(samples), *(len(raw[m].renders) for m in METHODS))
-    fig = Figure(figsize=(13, 4.2 + 2.2 * rows))
-    grid = fig.add_gridspec(1 + rows, 4, height_ratios=[2.0] + [1.0] * rows)
+    learned = [m for m in result["methods"] if m in result["training"]]
+    shown_methods = [*learned, "copy_nearest"]
+    rows = min(GRID_SCENES, len(samples), *(len(raw[m].renders) for m in shown_methods))
+    ncols = max(4, 1 + len(shown_methods))
+    fig = Figure(figsize=(3.25 * ncols, 4.2 + 2.2 * rows))
+    grid = fig.add_gridspec(1 + rows, ncols, height_ratios=[2.0] + [1.0] * rows)
     curves = result["learning_curves"]
-    colours = {"rayzer": "tab:blue", "lvsm": "tab:orange"}
+    palette = colormaps["tab10"]
+    colours = {name: palette(i % 10) for i, name in enumerate(learned)}
 
     ax = fig.add_subplot(grid[0, 0])
-    for name in ("rayzer", "lvsm"):
+    for name in learned:
+        run = curves["runs"][name]
         pts = [
             (r["minutes"], r["psnr"])
-            for r in curves[name]["train"]
+            for r in run["train"]
             if r["minutes"] is not None and r["psnr"] is not None
         ]
         if pts:
             x, y = (np.array(v, dtype=float) for v in zip(*pts, strict=True))
             ax.plot(x, y, color=colours[name], alpha=0.25, lw=0.8)
-            ax.plot(x, _ema(y), label=f"{LABELS[name]} (EMA)", color=colours[name])
-        switch = curves[name].get("full_resolution_from")
+            ax.plot(x, _ema(y), label=f"{label(name)} (EMA)", color=colours[name])
+        switch = run.get("full_resolution_from")
         if switch and switch["minutes"] is not None:
             low, full = switch["sizes"]
             ax.axvline(
@@ -252,70 +367,67 @@ def write_figure(
                 ls="--",
                 lw=0.8,
                 color=colours[name],
-                label=f"{LABELS[name]}: {low} → {full} px",
+                label=f"{label(name)}: {low} → {full} px",
             )
     ax.set(xlabel="minutes", ylabel="train PSNR (dB)", title="training batches")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
 
     ax = fig.add_subplot(grid[0, 1])
-    for name in ("rayzer", "lvsm"):
-        pts = [(r["minutes"], r["psnr"]) for r in curves[name]["test"] if r["minutes"] is not None]
+    for name in learned:
+        pts = [
+            (r["minutes"], r["psnr"])
+            for r in curves["runs"][name]["test"]
+            if r["minutes"] is not None
+        ]
         if pts:
-            ax.plot(*zip(*pts, strict=True), "o-", label=LABELS[name], color=colours[name])
+            ax.plot(*zip(*pts, strict=True), "o-", label=label(name), color=colours[name])
     for name, style in (("copy_nearest", ":"), ("mean_of_inputs", "--")):
-        ax.axhline(curves["baselines"][f"{name}_psnr"], ls=style, color="gray", label=LABELS[name])
+        ax.axhline(curves["baselines"][f"{name}_psnr"], ls=style, color="gray", label=label(name))
     ax.set(
         xlabel="minutes",
         ylabel="test PSNR (dB)",
         title=f"test: checkpoints, {curves['num_scenes']} scenes (even)",
     )
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
 
     ax = fig.add_subplot(grid[0, 2])
-    pts = [
-        (r["minutes"], r["rot_err_deg_median"])
-        for r in curves["rayzer"]["test"]
-        if r["minutes"] is not None and r["rot_err_deg_median"] is not None
-    ]
-    if pts:
-        ax.plot(*zip(*pts, strict=True), "o-", color=colours["rayzer"], label="RayZer")
+    for name in learned:
+        pts = [
+            (r["minutes"], r["rot_err_deg_median"])
+            for r in curves["runs"][name]["test"]
+            if r["minutes"] is not None and r["rot_err_deg_median"] is not None
+        ]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), "o-", color=colours[name], label=label(name))
     ax.axhline(
         curves["baselines"]["identity_rot_err_deg_median"],
         ls="--",
         color="gray",
         label="identity pose",
     )
-    target = next(c for c in result["targets"]["even"] if c["name"] == "rotation_error")
-    ax.axhline(target["threshold"], ls=":", color="green", label="target")
-    ax.set(xlabel="minutes", ylabel="median rot. error (°)", title="RayZer poses (test)")
-    ax.legend(fontsize=8)
+    rot_targets = [c for c in result["targets"]["even"] if c["name"] == "rotation_error"]
+    if rot_targets:
+        ax.axhline(rot_targets[0]["threshold"], ls=":", color="green", label="target")
+    ax.set(xlabel="minutes", ylabel="median rot. error (°)", title="predicted poses (test)")
+    ax.legend(fontsize=7)
 
-    ax = fig.add_subplot(grid[0, 3])
+    ax = fig.add_subplot(grid[0, 3:])
     ax.axis("off")
     lines = [f"{c['rule']}: {'PASS' if c['pass'] else 'FAIL'}" for c in result["targets"]["even"]]
-    ax.text(0, 1, "targets (even)\n\n" + "\n\n".join(lines), va="top", fontsize=7, wrap=True)
+    ax.text(0, 1, "targets (even)\n\n" + "\n".join(lines), va="top", fontsize=7, wrap=True)
 
-    titles = ("ground truth", "RayZer", "LVSM (oracle)", "copy-nearest")
     for i in range(rows):
         sample = samples[i]
         frame = int(sample.frame_index[sample.target_index[0]])
-        tgt = sample.images[sample.target_index[0]]
-        shown = [
-            tgt,
-            raw["rayzer"].renders[i][0],
-            raw["lvsm"].renders[i][0],
-            raw["copy_nearest"].renders[i][0],
-        ]
-        for j, img in enumerate(shown):
+        shown = [("ground truth", sample.images[sample.target_index[0]], None)]
+        shown += [(label(m), raw[m].renders[i][0], raw[m].per_sample[i]) for m in shown_methods]
+        for j, (title, img, rec) in enumerate(shown):
             ax = fig.add_subplot(grid[1 + i, j])
             ax.imshow(_image(img))
             ax.set_xticks([])
             ax.set_yticks([])
-            psnr_txt = ""
-            if j > 0:
-                key = ("rayzer", "lvsm", "copy_nearest")[j - 1]
-                psnr_txt = f" {raw[key].per_sample[i]['psnr_per_target'][0]:.1f} dB"
-            ax.set_title(f"{titles[j]}{psnr_txt}" if i == 0 or j > 0 else titles[j], fontsize=8)
+            psnr_txt = f" {rec['psnr_per_target'][0]:.1f} dB" if rec is not None else ""
+            ax.set_title(f"{title}{psnr_txt}", fontsize=8)
             if j == 0:
                 ax.set_ylabel(f"{sample.name}\nframe {frame}", fontsize=7)
     fig.tight_layout()

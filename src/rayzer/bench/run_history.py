@@ -125,5 +125,7 @@ def pick_checkpoints(ckpts: list[Path], points: int) -> list[Path]:
         return []
     if len(ckpts) <= points:
         return list(ckpts)
+    if points == 1:
+        return [ckpts[-1]]
     idx = np.unique(np.round(np.linspace(0, len(ckpts) - 1, points)).astype(int))
     return [ckpts[i] for i in idx]
