@@ -245,17 +245,18 @@ def scene_input_depth(
 
 class ModelMethod:
     """A registered model, evaluated by its capabilities: its own predicted cameras
-    (:func:`model_novel_views`), or the batch's ground-truth cameras (its forward pass) for a
-    model that ``needs_gt_cameras``."""
+    (:func:`model_novel_views`), or its forward pass for a model that ``needs_gt_cameras`` (the
+    batch's ground-truth cameras) or has no geometric cameras (neither flag: its own latent
+    view codes; no cameras, so no pose metrics)."""
 
     def __init__(self, model: RayModel, name: str | None = None) -> None:
         self.model, self.name = model, name or model.name or type(model).__name__.lower()
 
     def __call__(self, batch: dict[str, Tensor]) -> MethodOutput:
         caps = self.model.capabilities
-        if caps.needs_gt_cameras:
-            if "c2w" not in batch or "K" not in batch:
-                raise ValueError(f"{self.name}: this model needs ground-truth cameras (c2w and K)")
+        if caps.needs_gt_cameras and ("c2w" not in batch or "K" not in batch):
+            raise ValueError(f"{self.name}: this model needs ground-truth cameras (c2w and K)")
+        if caps.needs_gt_cameras or not caps.predicts_cameras:
             out = self.model(batch, batch["input_index"], batch["target_index"])
             return MethodOutput(
                 out.rendered.rgb, depth=out.rendered.depth, input_depth=out.input_depth

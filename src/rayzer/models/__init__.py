@@ -1,6 +1,8 @@
 """Models: the interface (:mod:`rayzer.models.base`), the registry, and the registered models
-(RayZer, the LVSM oracle, E-RayZer, NAS3R); non-learned baselines."""
+(RayZer, the LVSM oracle, E-RayZer, NAS3R, the RayZer paper's ablations); non-learned
+baselines."""
 
+from rayzer.models.ablations import RayZerLatentCamera, RayZerNoPlucker, RayZerSceneFirst
 from rayzer.models.base import (
     CameraPrediction,
     Capabilities,
@@ -29,6 +31,9 @@ __all__ = [
     "NAS3RConfig",
     "RayModel",
     "RayZer",
+    "RayZerLatentCamera",
+    "RayZerNoPlucker",
+    "RayZerSceneFirst",
     "Rendered",
     "available_models",
     "build_model",

@@ -40,6 +40,10 @@ from rayzer.nn.param_groups import decay_groups
 class Capabilities:
     """What a model can do; consumers branch on these flags, never on a model's name or class.
 
+    A model with neither ``predicts_cameras`` nor ``needs_gt_cameras`` renders its targets
+    from its own non-geometric view codes: it is evaluated through ``forward`` (no pose
+    metrics) and cannot serve inference, which needs cameras.
+
     Attributes:
         predicts_cameras: :meth:`RayModel.predict_cameras` works (self-supervised models).
         needs_gt_cameras: ``forward`` reads ``batch["c2w"]`` / ``batch["K"]`` (oracles: posed data
@@ -95,7 +99,9 @@ class ModelOutput:
     """Result of :meth:`RayModel.forward`.
 
     Attributes:
-        cameras: cameras of all V views (predicted, or the ground truth for oracles).
+        cameras: cameras of all V views (predicted, or the ground truth for oracles); None for
+            a model without geometric cameras (``predicts_cameras`` and ``needs_gt_cameras``
+            both False, e.g. a latent-camera ablation: its own view codes, in ``extras``).
         scene: what :meth:`RayModel.reconstruct` built from the input views.
         rendered: the target views rendered at their cameras (``rendered.rgb`` (B, Vt, 3, H, W)).
         input_index: (B, Vi) views that built the scene; target_index: (B, Vt) views rendered.
@@ -103,7 +109,7 @@ class ModelOutput:
         extras: model-specific tensors its own :meth:`RayModel.loss` reads.
     """
 
-    cameras: CameraPrediction
+    cameras: CameraPrediction | None
     scene: Any
     rendered: Rendered
     input_index: Tensor

@@ -8,6 +8,9 @@ focal per sample: ``f = focal_init + MLP(mean cam)``, smoothly floored.
 
 Outputs are OpenCV camera-to-world matrices in view c's frame and normalised intrinsics
 ``K_norm = (f, f·W/H, 0.5, 0.5)`` (``fx = fy`` in pixels, principal point at the centre).
+
+The trunk (:class:`CameraTokens`: camera tokens in joint attention with the views) is its own
+class so that the paper's ablations put other heads on it (:mod:`rayzer.models.ablations`).
 """
 
 from __future__ import annotations
@@ -40,39 +43,60 @@ def two_layer_mlp(d_in: int, d_hidden: int, d_out: int, last_std: float) -> nn.S
     return mlp
 
 
-class CameraEstimator(nn.Module):
-    """Predicts relative poses and a shared focal from all views (module docstring)."""
+class CameraTokens(nn.Module):
+    """The estimator's trunk: one learnable camera token per view (plus its image-index
+    embedding) attends jointly with the patch tokens of all views, and with optional context
+    tokens; only the V camera tokens are kept. Heads on them give the cameras
+    (:class:`CameraEstimator`: SE(3) + focal; the ablations' heads in their own modules)."""
 
     def __init__(self, cfg: RayZerConfig) -> None:
         super().__init__()
-        cam = cfg.camera
-        self.focal_init = cam.focal_init
         self.cam_token = nn.Parameter(torch.randn(cfg.dim) * INIT_STD)
         self.transformer = Transformer(
             cfg.dim,
-            cam.layers,
+            cfg.camera.layers,
             cfg.num_heads,
             cfg.mlp_ratio,
             cfg.qk_norm,
             grad_checkpointing=cfg.grad_checkpointing,
         )
+
+    def camera_tokens(
+        self, images: Tensor, tokenizer: ImageTokenizer, context: Tensor | None = None
+    ) -> Tensor:
+        """images (B, V, 3, H, W) in frame order → camera tokens (B, V, d).
+
+        ``tokenizer`` is the model's image tokenizer (shared with its scene reconstructor): the
+        estimator reads single-view patch tokens with their [position ‖ image index] embedding.
+        ``context`` (B, M, d): extra tokens in the joint attention (e.g. a scene representation).
+        """
+        b, v = images.shape[:2]
+        positions = view_positions(b, v, images.device)
+        tokens = tokenizer(images, positions)  # (B, V, N, d)
+        cam = self.cam_token + tokenizer.position.index_embedding(positions)  # (B, V, d)
+        parts = [cam, tokens.flatten(1, 2)] + ([] if context is None else [context])
+        return self.transformer(torch.cat(parts, dim=1))[:, :v]
+
+
+class CameraEstimator(CameraTokens):
+    """Predicts relative poses and a shared focal from all views (module docstring)."""
+
+    def __init__(self, cfg: RayZerConfig) -> None:
+        super().__init__(cfg)
+        cam = cfg.camera
+        self.focal_init = cam.focal_init
         self.pose_head = two_layer_mlp(2 * cfg.dim, cfg.dim, 9, cam.pose_head_init_std)
         self.focal_head = two_layer_mlp(cfg.dim, cfg.dim, 1, cam.focal_head_init_std)
         self.register_buffer("identity_6d", torch.tensor(IDENTITY_6D), persistent=False)
 
-    def forward(self, images: Tensor, tokenizer: ImageTokenizer) -> CameraPrediction:
+    def forward(
+        self, images: Tensor, tokenizer: ImageTokenizer, context: Tensor | None = None
+    ) -> CameraPrediction:
         """images (B, V, 3, H, W) in frame order → cameras of all V views (canonical V // 2).
-
-        ``tokenizer`` is the model's image tokenizer (shared with its scene reconstructor): the
-        estimator reads single-view patch tokens with their [position ‖ image index] embedding.
-        """
+        ``tokenizer`` and ``context``: as in :meth:`CameraTokens.camera_tokens`."""
         b, v, _, h, w = images.shape
         canonical = v // 2
-        positions = view_positions(b, v, images.device)
-        tokens = tokenizer(images, positions)  # (B, V, N, d)
-        cam = self.cam_token + tokenizer.position.index_embedding(positions)  # (B, V, d)
-        out = self.transformer(torch.cat((cam, tokens.flatten(1, 2)), dim=1))
-        cam = out[:, :v]
+        cam = self.camera_tokens(images, tokenizer, context)
 
         pair = torch.cat((cam, cam[:, canonical : canonical + 1].expand(-1, v, -1)), dim=-1)
         delta = self.pose_head(pair)  # (B, V, 9): rot6d delta ‖ translation

@@ -101,6 +101,10 @@ class RayDecoder(nn.Module):
     Readouts: ``"regress"`` (the paper: an MLP maps each output token to a p×p RGB patch through
     a sigmoid) or ``"sweep"`` (:class:`rayzer.models.readouts.SweepReadout`: the same head also
     gives per-pixel depth logits and a gate, and the colour is read from the input views).
+
+    With ``ray_queries=False`` the decoder has no ray embedding and renders only through
+    :meth:`decode`, from query tokens its model makes (the paper's ablations without Plücker
+    rays, :mod:`rayzer.models.ablations`).
     """
 
     def __init__(
@@ -115,10 +119,11 @@ class RayDecoder(nn.Module):
         ray_near: float = 0.5,
         readout: str = "regress",
         sweep_depths: int = 16,
+        ray_queries: bool = True,
     ) -> None:
         super().__init__()
         self.patch_size = patch_size
-        self.ray_embed = PatchEmbed(6, patch_size, dim)
+        self.ray_embed = PatchEmbed(6, patch_size, dim) if ray_queries else None
         self.transformer = Transformer(
             dim, depth, num_heads, mlp_ratio, qk_norm, grad_checkpointing=grad_checkpointing
         )
@@ -132,7 +137,7 @@ class RayDecoder(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, cfg: LatentSceneConfig) -> RayDecoder:
+    def from_config(cls, cfg: LatentSceneConfig, ray_queries: bool = True) -> RayDecoder:
         dec = cfg.decoder
         return cls(
             cfg.dim,
@@ -145,25 +150,38 @@ class RayDecoder(nn.Module):
             dec.ray_near,
             dec.readout,
             dec.sweep_depths,
+            ray_queries,
         )
 
     def forward(
         self, scene: LatentScene, c2w: Tensor, K_norm: Tensor, height: int, width: int
     ) -> Tensor:
         """Target cameras c2w (B, Vt, 4, 4), K_norm (B, Vt, 4) → RGB (B, Vt, 3, H, W) in [0, 1]."""
-        target_rays = plucker_from_normalized(c2w, K_norm, height, width)
-        b, vt = target_rays.shape[:2]
-        ray_tokens = self.ray_embed(target_rays)  # (B, Vt, N, d)
-        n_tok = ray_tokens.shape[2]
-        scene_rep = scene.tokens.unsqueeze(1).expand(-1, vt, -1, -1)
-        seq = torch.cat((scene_rep, ray_tokens), dim=2).flatten(0, 1)  # (B·Vt, n + N, d)
+        if self.ray_embed is None:
+            raise RuntimeError("this decoder has no ray embedding (ray_queries=False): use decode")
+        queries = self.ray_embed(plucker_from_normalized(c2w, K_norm, height, width))
+        head = self.decode(scene.tokens, queries, height, width)
+        return self.read_out(head, scene, c2w, K_norm)
+
+    def decode(self, scene_tokens: Tensor, queries: Tensor, height: int, width: int) -> Tensor:
+        """Scene tokens (B, n [+ M], d) and query tokens (B, Vt, N, d), one per target patch in
+        raster order, → the head's output (B, Vt, C, H, W): RGB in [0, 1] for the regression
+        readout (C = 3), the sweep's per-pixel channels otherwise (:meth:`read_out`)."""
+        b, vt, n_tok = queries.shape[:3]
+        scene_rep = scene_tokens.unsqueeze(1).expand(-1, vt, -1, -1)
+        seq = torch.cat((scene_rep, queries), dim=2).flatten(0, 1)  # (B·Vt, n + N, d)
         out = self.transformer(seq).unflatten(0, (b, vt))
-        regress = self.unembed(out[:, :, -n_tok:], height, width)
+        return self.unembed(out[:, :, -n_tok:], height, width)
+
+    def read_out(self, head: Tensor, scene: LatentScene, c2w: Tensor, K_norm: Tensor) -> Tensor:
+        """The :meth:`decode` output → RGB (B, Vt, 3, H, W): itself for the regression readout;
+        the sweep reads the input views along the target cameras' rays (c2w (B, Vt, 4, 4),
+        K_norm (B, Vt, 4))."""
         if self.sweep is None:
-            return regress
-        if tuple(scene.images.shape[-2:]) != (height, width):
+            return head
+        if tuple(scene.images.shape[-2:]) != tuple(head.shape[-2:]):
             raise ValueError(
                 f"the sweep readout renders from the input views' pixels: targets must have "
-                f"their size {tuple(scene.images.shape[-2:])}, got {(height, width)}"
+                f"their size {tuple(scene.images.shape[-2:])}, got {tuple(head.shape[-2:])}"
             )
-        return self.sweep(c2w, K_norm, scene.images, scene.c2w, scene.K_norm, regress)
+        return self.sweep(c2w, K_norm, scene.images, scene.c2w, scene.K_norm, head)

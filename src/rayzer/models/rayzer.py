@@ -85,12 +85,17 @@ class RayZer(RayModel):
         ``resolve_sense`` (default: in eval mode): with a sense head, mirror the paths the head
         disagrees with (``extras["mirrored"]`` (B,) bool says which)."""
         self._check_images(images)
-        cams = self.camera_estimator(images, self.tokenizer)
+        cams = self.estimate_cameras(images)
         if resolve_sense is None:
             resolve_sense = not self.training
         if self.sense_head is not None and resolve_sense:
             self._resolve_sense(cams, self.sense_head(images))
         return cams
+
+    def estimate_cameras(self, images: Tensor) -> CameraPrediction:
+        """The camera estimator's pass over images (B, V, 3, H, W), before any sense
+        resolution (the scene-first ablation gives it a scene to attend to)."""
+        return self.camera_estimator(images, self.tokenizer)
 
     @staticmethod
     def _resolve_sense(cams: CameraPrediction, logits: Tensor) -> None:
