@@ -310,6 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
     render_bench.add_arguments(render_parser)
     render_parser.set_defaults(func=render_bench.main)
 
+    from rayzer.bench import cuda as cuda_bench
+
+    cuda_parser = bench.add_parser(
+        "cuda",
+        help="GPU check (< 8 min): paper-scale bf16 steps, torch vs gsplat, 1-process NCCL DDP",
+        description=cuda_bench.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cuda_bench.add_arguments(cuda_parser)
+    cuda_parser.set_defaults(func=cuda_bench.main)
+
     from rayzer.bench import data as data_bench
 
     data_parser = bench.add_parser(
