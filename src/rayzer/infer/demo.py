@@ -37,10 +37,13 @@ holds only ``summary.json`` (metrics pooled over the scenes, and per scene)::
                             target); the similarity that aligns them to the truth
     cameras_gt.json         ground-truth cameras of the same frames, same format (world z up)
     targets/NNN.png         the ground-truth target views
-    renders/NNN.png         RayZer's renders of the same targets (same names)
-    novel_views.mp4 / .gif  the latent scene along the interpolated camera path
-    novel_cameras.json      the cameras of the video frames (RayZer's gauge)
-    contact_sheet.png       inputs, targets, RayZer, copy-nearest, RayZer's error map
+    renders/NNN.png         the model's renders of the same targets (same names)
+    depth/NNN.{npy,png}     models with depth: camera z-depth of the input views (the model's
+                            scale) and a colour picture of inverse depth
+    gaussians.ply           models with Gaussians: the scene's 3D Gaussians (3DGS layout)
+    novel_views.mp4 / .gif  the scene along the interpolated camera path
+    novel_cameras.json      the cameras of the video frames (the model's gauge)
+    contact_sheet.png       inputs, (their depth), targets, the model, copy-nearest, its error
     cameras.png             predicted cameras (aligned to the truth by one similarity) vs truth
 """
 
@@ -83,14 +86,17 @@ from rayzer.infer.demo_cli import DEFAULT_FPS, DEFAULT_FRAMES, DEFAULT_OUT
 from rayzer.infer.model import LoadedModel, load_model, resolve_device
 from rayzer.infer.outputs import (
     cameras_json,
+    depth_to_rgb,
     set_cube_limits,
     to_uint8,
+    write_depth,
+    write_gaussians,
     write_gif,
     write_mp4,
     write_pngs,
 )
 from rayzer.infer.pipeline import SCALE_NOTE, StageTimer, peak_rss_mb
-from rayzer.infer.predict import Cameras, render_scene
+from rayzer.infer.predict import Cameras, render_scene, render_scene_with_depth
 from rayzer.infer.trajectory import path_through
 from rayzer.utils.atomic import staged_output
 from rayzer.utils.jsonsafe import json_safe
@@ -126,8 +132,11 @@ class SceneOutputs:
     Attributes:
         sample: the evaluation sample (V views, inputs / targets, ground-truth cameras).
         cameras: predicted cameras of the V views (pixel intrinsics, canonical view marked).
-        renders, copies: (Vt, 3, H, W) RayZer's and copy-nearest's renders of the targets.
+        renders, copies: (Vt, 3, H, W) the model's and copy-nearest's renders of the targets.
         path: cameras of the novel-view frames; frames: (N, H, W, 3) uint8 video frames.
+        depth: (Vi, 1, H, W) camera z-depth of the input views (models with depth, else None).
+        gaussians: the scene's Gaussians (:meth:`rayzer.models.base.RayModel.gaussians`), or
+            None.
     """
 
     sample: EvalSample
@@ -136,6 +145,8 @@ class SceneOutputs:
     copies: Tensor
     path: Cameras
     frames: np.ndarray
+    depth: Tensor | None = None
+    gaussians: dict[str, Tensor] | None = None
 
 
 # -- options and scenes ------------------------------------------------------------------------------
@@ -243,21 +254,25 @@ def _enlarge(images: Tensor, min_side: int = 128) -> Tensor:
     return F.interpolate(images, scale_factor=factor, mode="nearest") if factor > 1 else images
 
 
-def contact_sheet(scene: SceneOutputs, record: dict[str, Any]) -> np.ndarray:
-    """(H, W, 3) uint8: inputs, targets, RayZer, copy-nearest and RayZer's error map."""
+def contact_sheet(scene: SceneOutputs, record: dict[str, Any], name: str) -> np.ndarray:
+    """(H, W, 3) uint8: inputs, their depth (models with depth), targets, the model ``name``'s
+    renders, copy-nearest and the model's error map."""
     s = scene.sample
     targets = s.images[s.target_index]
     p = record["psnr"]
-    rows = [
-        ("inputs\n(build the scene)", s.images[s.input_index]),
+    rows = [("inputs\n(build the scene)", s.images[s.input_index])]
+    if scene.depth is not None:
+        depth = torch.from_numpy(depth_to_rgb(scene.depth)).permute(0, 3, 1, 2).float() / 255
+        rows.append((f"{name} depth\n(inverse, near = red)", depth))
+    rows += [
         ("targets\n(ground truth)", targets),
-        (f"RayZer\n{p['rayzer']:.2f} dB", scene.renders),
+        (f"{name}\n{p['rayzer']:.2f} dB", scene.renders),
         (f"copy-nearest\n{p['copy']:.2f} dB", scene.copies),
-        ("RayZer |error|", error_map(scene.renders, targets)),
+        (f"{name} |error|", error_map(scene.renders, targets)),
     ]
     pose = record["pose"]
     title = (
-        f"{s.name}: RayZer {p['rayzer']:.2f} dB, copy {p['copy']:.2f} dB, mean of inputs "
+        f"{s.name}: {name} {p['rayzer']:.2f} dB, copy {p['copy']:.2f} dB, mean of inputs "
         f"{p['mean_inputs']:.2f} dB; rotation error {pose['rot_err_deg_median']:.1f} deg "
         f"(identity {pose['identity_rot_err_deg_median']:.1f} deg)"
     )
@@ -386,6 +401,8 @@ def model_info(model: LoadedModel) -> dict[str, Any]:
             meta = {"error": f"unreadable meta.json: {err}"}
     cfg = model.config
     return {
+        "name": model.model.name,
+        "title": model.model.title(),
         "checkpoint": str(model.checkpoint) if model.checkpoint else None,
         "bundled": model.bundled,
         "step": model.step,
@@ -532,11 +549,19 @@ def write_scene(
     write_cameras(folder, scene, model, (scale, R, t))
     write_pngs(folder / "targets", to_uint8(s.images[s.target_index]), targets)
     write_pngs(folder / "renders", to_uint8(scene.renders), targets)
+    extra = []
+    if scene.depth is not None:
+        write_depth(folder / "depth", scene.depth, [names[j] for j in s.input_index.tolist()])
+        extra.append("depth/")
+    if scene.gaussians is not None:
+        write_gaussians(folder / "gaussians.ply", scene.gaussians)
+        extra.append("gaussians.ply")
     write_mp4(folder / "novel_views.mp4", scene.frames, fps)
     write_gif(folder / "novel_views.gif", scene.frames, fps)
     novel = cameras_json(scene.path, ["path"] * len(scene.path))
     (folder / "novel_cameras.json").write_text(json.dumps(novel, indent=1) + "\n")
-    Image.fromarray(contact_sheet(scene, record)).save(folder / "contact_sheet.png")
+    sheet = contact_sheet(scene, record, model.model.title())
+    Image.fromarray(sheet).save(folder / "contact_sheet.png")
     path = apply_similarity(scene.path.c2w.double()[None], scale[None], R[None], t[None])[0]
     truth = Cameras(s.c2w.float(), s.K.float(), cams.height, cams.width)
     predicted = Cameras(aligned.float(), cams.K, cams.height, cams.width, cams.canonical)
@@ -560,6 +585,7 @@ def write_scene(
         "novel_cameras.json",
         "contact_sheet.png",
         "cameras.png",
+        *extra,
     ]
 
 
@@ -635,7 +661,14 @@ def run_demo(
             video = to_uint8(render_scene(model, scene, path, chunk=16))
             r = results["rayzer"].renders[i]
             c = results["copy"].renders[i]
-            outputs.append(SceneOutputs(sample, cams, r, c, path, video))
+            depth = gaussians = None
+            if model.model.capabilities.outputs_depth:
+                inp = sample.input_index
+                inputs = Cameras(cams.c2w[inp], cams.K[inp], H, W)
+                depth = render_scene_with_depth(model, scene, inputs, chunk=16)[1]
+            if model.model.capabilities.outputs_gaussians:
+                gaussians = {k: v.cpu() for k, v in model.model.gaussians(scene).items()}
+            outputs.append(SceneOutputs(sample, cams, r, c, path, video, depth, gaussians))
 
     flat = scenes == 1
     layout = "flat" if flat else "scenes/<scene name>/"

@@ -83,7 +83,7 @@ def main(args: argparse.Namespace) -> None:
     focal = pose.get("focal", {})
     print(
         f"wrote {result.out}: {len(s['scenes'])} held-out {s['data']['family']} scene(s); PSNR "
-        f"RayZer {_num(psnr['rayzer'])} dB vs copy-nearest {_num(psnr['copy'])} dB, mean of "
+        f"{s['model'].get('title', 'RayZer')} {_num(psnr['rayzer'])} dB vs copy-nearest {_num(psnr['copy'])} dB, mean of "
         f"inputs {_num(psnr['mean_inputs'])} dB; median rotation error "
         f"{_num(pose['rot_err_deg_median'], 1)} deg (identity "
         f"{_num(pose['identity_rot_err_deg_median'], 1)} deg); focal "

@@ -8,7 +8,11 @@ Output folder layout::
                                images/); per frame also the source file and its intrinsics
     sparse/0/{cameras,images,points3D}.txt    COLMAP text model (points3D empty)
     transforms.json            nerfstudio (OpenGL c2w), file paths into images/
-    renders/NNN_<name>.png     the input views rendered back from the latent scene
+    renders/NNN_<name>.png     the input views rendered back from the scene
+    depth/NNN_<name>.{npy,png} camera z-depth of each view (models with depth): float32 array in
+                               the model's scale, and a colour picture of inverse depth
+    gaussians.ply              the scene's 3D Gaussians, standard 3DGS layout (models with
+                               Gaussians; any 3DGS viewer opens it)
     novel_views.mp4 / .gif     the smooth path through the cameras, then the spiral
     novel_cameras.json         the cameras of every novel-view frame
     cameras.png                camera-frustum plot
@@ -93,6 +97,44 @@ def write_pngs(folder: Path, frames: np.ndarray, names: Sequence[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for frame, name in zip(frames, names):
         Image.fromarray(frame).save(folder / f"{name}.png")
+
+
+def depth_to_rgb(depth: torch.Tensor) -> np.ndarray:
+    """``(N, 1, H, W)`` depth → ``(N, H, W, 3)`` uint8 turbo colours of inverse depth.
+
+    One range for all N views (the 2nd and 98th percentiles of the valid inverse depths), so
+    the colours compare across views: near is red, far is blue; depth <= 0 (nothing there) is
+    black.
+    """
+    from matplotlib import colormaps
+
+    d = depth.detach().float().cpu()[:, 0]
+    valid = torch.isfinite(d) & (d > 0)
+    inv = torch.where(valid, 1.0 / d.clamp_min(1e-8), torch.zeros_like(d))
+    if valid.any():
+        values = inv[valid]
+        lo, hi = torch.quantile(values, 0.02).item(), torch.quantile(values, 0.98).item()
+    else:
+        lo, hi = 0.0, 1.0
+    t = ((inv - lo) / max(hi - lo, 1e-8)).clamp(0, 1)
+    rgb = colormaps["turbo"](t.numpy())[..., :3]
+    rgb[~valid.numpy()] = 0.0
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
+def write_depth(folder: Path, depth: torch.Tensor, names: Sequence[str]) -> None:
+    """``depth/<name>.npy`` (H, W) float32 and ``depth/<name>.png`` (:func:`depth_to_rgb`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for d, name in zip(depth, names, strict=True):
+        np.save(folder / f"{name}.npy", d[0].detach().float().cpu().numpy())
+    write_pngs(folder, depth_to_rgb(depth), names)
+
+
+def write_gaussians(path: Path, gaussians: dict[str, torch.Tensor]) -> Path:
+    """The Gaussians of :meth:`rayzer.models.base.RayModel.gaussians` as a 3DGS ``.ply``."""
+    from rayzer.render import save_ply
+
+    return save_ply(path, **{k: v.detach().float().cpu() for k, v in gaussians.items()})
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:

@@ -37,7 +37,9 @@ from rayzer.infer.outputs import (
     cameras_json,
     plot_cameras,
     to_uint8,
+    write_depth,
     write_exports,
+    write_gaussians,
     write_gif,
     write_mp4,
     write_pngs,
@@ -234,6 +236,9 @@ def run_inference(
             to_uint8(render_scene(model, scene, c, chunk, progress, desc=f"render {kind}"))
             for kind, c in segments
         ]
+    gaussians = None
+    if model.model.capabilities.outputs_gaussians:
+        gaussians = {k: v.cpu() for k, v in model.model.gaussians(scene).items()}
     del scene
 
     source_K = [v.source_intrinsics(cams.K[i].tolist(), (W, H)) for i, v in enumerate(views.views)]
@@ -262,10 +267,11 @@ def run_inference(
             write_pngs(tmp / "renders", to_uint8(renders), views.names)
             written.append("renders/")
             if depth is not None:  # models with capabilities.outputs_depth
-                (tmp / "depth").mkdir()
-                for name, d in zip(views.names, depth, strict=True):
-                    np.save(tmp / "depth" / f"{name}.npy", d[0].numpy())
+                write_depth(tmp / "depth", depth, views.names)
                 written.append("depth/")
+            if gaussians is not None:
+                write_gaussians(tmp / "gaussians.ply", gaussians)
+                written.append("gaussians.ply")
         with timer.stage("write_video"):
             if novel_frames:
                 frames = np.concatenate(novel_frames)

@@ -135,7 +135,29 @@ class RayModel(nn.Module, abc.ABC):
     capabilities: ClassVar[Capabilities]
     config_class: ClassVar[type]
     name: ClassVar[str] = ""
+    #: The method's name as papers write it, for figures and messages ("" = the class name).
+    display_name: ClassVar[str] = ""
     cfg: Any
+
+    @classmethod
+    def title(cls) -> str:
+        """The name shown to users: ``display_name`` or the class name."""
+        return cls.display_name or cls.__name__
+
+    def gaussians(self, scene: Any, index: int = 0) -> dict[str, Tensor]:
+        """The 3D Gaussians of sample ``index`` of ``scene`` (``capabilities.outputs_gaussians``).
+
+        Returns the keyword arguments of :func:`rayzer.render.save_ply`: ``means`` (N, 3),
+        ``quats`` (N, 4) (w, x, y, z), ``scales`` (N, 3), ``opacities`` (N,), ``colors``
+        (N, K, 3) SH coefficients or (N, 3) RGB, in the model's own frame and scale. The default
+        reads a scene with a ``to_render_args()`` method (:class:`rayzer.models.gaussians.
+        GaussianScene`); a model with another scene type overrides this.
+        """
+        if not self.capabilities.outputs_gaussians:
+            raise NotImplementedError(f"{self.title()} does not output Gaussians")
+        args = scene.to_render_args()
+        keys = ("means", "quats", "scales", "opacities")
+        return {k: args[k][index] for k in keys} | {"colors": args["colors"][index]}
 
     @property
     def image_multiple(self) -> int:

@@ -165,6 +165,7 @@ class ERayZer(RayModel):
     """E-RayZer (see the module docstring). Takes one :class:`ERayZerConfig`."""
 
     capabilities = Capabilities(predicts_cameras=True, outputs_depth=True, outputs_gaussians=True)
+    display_name = "E-RayZer"
     config_class = ERayZerConfig
 
     def __init__(self, cfg: ERayZerConfig) -> None:

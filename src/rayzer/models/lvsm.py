@@ -35,6 +35,7 @@ class LVSM(RayModel):
     """Encoder–decoder LVSM. Ground-truth cameras in, renders out; shapes as in RayZer."""
 
     capabilities = Capabilities(predicts_cameras=False, needs_gt_cameras=True)
+    display_name = "LVSM"
     config_class = LVSMConfig
 
     def __init__(self, cfg: LVSMConfig) -> None:

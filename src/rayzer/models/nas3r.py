@@ -155,6 +155,7 @@ class NAS3R(RayModel):
     """NAS3R (see the module docstring). Takes one :class:`NAS3RConfig`."""
 
     capabilities = Capabilities(predicts_cameras=True, outputs_depth=True, outputs_gaussians=True)
+    display_name = "NAS3R"
     config_class = NAS3RConfig
 
     def __init__(self, cfg: NAS3RConfig) -> None:

@@ -46,6 +46,7 @@ class RayZer(RayModel):
     """The RayZer model. See the module docstring for the pipeline and conventions."""
 
     capabilities = Capabilities(predicts_cameras=True)
+    display_name = "RayZer"
     config_class = RayZerConfig
 
     def __init__(self, cfg: RayZerConfig) -> None:

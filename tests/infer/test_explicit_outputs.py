@@ -1,0 +1,80 @@
+"""Models with depth and Gaussians (E-RayZer, NAS3R) in ``rayzer demo`` and ``rayzer infer``:
+depth maps (array + picture) and a standard 3DGS ``.ply`` beside the usual outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from _tiny import tiny_data
+from rayzer.config import load_config
+from rayzer.infer import demo
+from rayzer.infer.model import LoadedModel
+from rayzer.infer.outputs import depth_to_rgb
+from rayzer.infer.pipeline import run_inference
+from rayzer.models import build_model
+from rayzer.render import load_ply
+from rayzer.train.checkpoint import save_checkpoint
+
+SIZE = 32
+
+
+def _model(preset: str):
+    cfg = load_config(preset, tiny_data(SIZE))
+    torch.manual_seed(0)
+    return cfg, build_model(cfg.model).eval()
+
+
+def test_depth_picture_colours_near_and_far_apart_and_blanks_empty_pixels():
+    depth = torch.full((1, 1, 4, 4), 4.0)
+    depth[0, 0, 0, 0] = 1.0  # near
+    depth[0, 0, 3, 3] = 0.0  # nothing there
+    rgb = depth_to_rgb(depth)
+    assert rgb.shape == (1, 4, 4, 3) and rgb.dtype == np.uint8
+    near, far = rgb[0, 0, 0].astype(int), rgb[0, 1, 1].astype(int)
+    assert near[0] > near[2] and far[2] > far[0]  # turbo: near red, far blue
+    assert (rgb[0, 3, 3] == 0).all()
+
+
+@pytest.mark.parametrize("preset", ["erayzer-tiny-cpu", "nas3r-tiny-cpu"])
+def test_demo_writes_depth_and_gaussians(preset, tmp_path: Path):
+    cfg, model = _model(preset)
+    ckpt = save_checkpoint(tmp_path / "run", 1, model, {}, cfg)
+    result = demo.run_demo(tmp_path / "demo", ckpt=ckpt, frames=2, device="cpu")
+    out = result.out
+    vi = cfg.data.num_input_views
+    assert len(list((out / "depth").glob("*.npy"))) == vi
+    assert len(list((out / "depth").glob("*.png"))) == vi
+    assert np.load(next((out / "depth").glob("*.npy"))).shape == (SIZE, SIZE)
+    ply = load_ply(out / "gaussians.ply")
+    assert ply.means.shape == (vi * SIZE * SIZE, 3)  # one Gaussian per input pixel
+    assert torch.isfinite(ply.means).all()
+    assert {"depth/", "gaussians.ply"} <= set(result.summary["outputs"])
+    title = model.title()
+    assert result.summary["model"]["title"] == title
+    sheet = Image.open(out / "contact_sheet.png")
+    assert sheet.height > 6 * SIZE  # the depth row is there (inputs, depth, targets, …)
+    json.dumps(result.summary, allow_nan=False)
+
+
+def test_infer_writes_depth_and_gaussians(tmp_path: Path):
+    _, model = _model("erayzer-tiny-cpu")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    loaded = LoadedModel.from_module(model, SIZE)
+    result = run_inference(
+        photos, model=loaded, out=tmp_path / "out", path_frames=2, spiral_frames=0
+    )
+    depth = sorted((result.out / "depth").glob("*.npy"))
+    assert len(depth) == 3 and all(np.isfinite(np.load(d)).all() for d in depth)
+    ply = load_ply(result.out / "gaussians.ply")
+    h, w = np.load(depth[0]).shape
+    assert ply.means.shape == (3 * h * w, 3)
