@@ -60,7 +60,7 @@ def _data_check(args: argparse.Namespace) -> None:
 def _data_overlap(args: argparse.Namespace) -> None:
     from rayzer.data.overlap_cache import overlap_command
 
-    results = overlap_command(args.path, args.method, args.force, args.json, args.plot)
+    results = overlap_command(args.path, args.method, args.force, args.json, args.plot, args.jobs)
     failed = [r for r in results if r.status == "failed"]
     if failed:
         listing = "".join(f"\n  {r.path}: {r.error}" for r in failed)
@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     overlap.add_argument("--force", action="store_true", help="recompute fresh caches too")
     overlap.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     overlap.add_argument("--plot", type=Path, help="write a figure of the curves (PNG)")
+    overlap.add_argument(
+        "--jobs", type=int, default=1, help="scenes computed in parallel processes (default 1)"
+    )
     overlap.set_defaults(func=_data_overlap)
 
     index = data.add_parser(

@@ -230,3 +230,21 @@ def test_a_copied_dataset_keeps_a_fresh_cache_when_times_are_kept(dataset, tmp_p
     assert main(["data", "overlap", str(dataset)]) == 0
     copy = shutil.copytree(dataset, tmp_path / "copy")  # copy2: keeps modification times
     assert overlap_cache.cached_scene_overlap(copy / "depth") is not None
+
+
+def test_parallel_jobs_write_the_same_caches(dataset, tmp_path, capsys):
+    serial = shutil.copytree(dataset, tmp_path / "serial")
+    assert main(["data", "overlap", str(serial)]) == 0
+    assert main(["data", "overlap", str(dataset), "--jobs", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "[3/3]" in err
+    rows = _rows(out.rsplit("| scene |", 1)[1])  # the parallel run's table, in scene order
+    assert list(rows) == ["depth", "posed", "unposed"]
+    assert {row[0] for row in rows.values()} == {"computed"}
+    for name in ("depth", "posed", "unposed"):
+        doc = json.loads((dataset / name / OVERLAP_FILE).read_text())
+        ref = json.loads((serial / name / OVERLAP_FILE).read_text())
+        assert doc["method"] == ref["method"]
+        assert doc["overlap"] == pytest.approx(ref["overlap"], abs=1e-5)
+    assert main(["data", "overlap", str(dataset), "--jobs", "0"]) != 0
+    assert "--jobs must be >= 1" in capsys.readouterr().err

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,21 +247,47 @@ def overlap_dataset(
     method: str = "auto",
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> list[SceneOverlap]:
-    """:func:`overlap_scene` for every scene in order; one ``progress`` line per scene
-    (``[n/N] scene: status, method, time``; failures name the scene and the problem)."""
-    results = []
+    """:func:`overlap_scene` for every scene; results in the order of ``scenes``.
+
+    ``jobs > 1`` runs scenes in that many worker processes (spawned, one torch thread each);
+    ``progress`` gets one line per finished scene (``[n/N] scene: status (method or error) in
+    t s, total s``), in completion order.
+    """
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
     began = time.perf_counter()
-    for n, scene in enumerate(scenes, 1):
-        result = overlap_scene(scene, method, force)
-        results.append(result)
+
+    def report(n: int, scene: Path, result: SceneOverlap) -> None:
         if progress is not None:
             what = result.error if result.curve is None else result.curve.method
             progress(
                 f"[{n}/{len(scenes)}] {scene}: {result.status} ({what}) in {result.seconds:.1f} s"
                 f", {time.perf_counter() - began:.1f} s total"
             )
-    return results
+
+    if jobs == 1 or len(scenes) < 2:
+        results = []
+        for n, scene in enumerate(scenes, 1):
+            results.append(overlap_scene(scene, method, force))
+            report(n, scene, results[-1])
+        return results
+    spawn = multiprocessing.get_context("spawn")  # no forking of a process with torch threads
+    workers = min(jobs, len(scenes))
+    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_one_thread) as pool:
+        futures = {pool.submit(overlap_scene, s, method, force): i for i, s in enumerate(scenes)}
+        done: dict[int, SceneOverlap] = {}
+        for n, future in enumerate(as_completed(futures), 1):
+            i = futures[future]
+            done[i] = future.result()
+            report(n, scenes[i], done[i])
+    return [done[i] for i in range(len(scenes))]
+
+
+def _one_thread() -> None:
+    """Worker initialiser: one intra-op thread per process (the processes share the cores)."""
+    torch.set_num_threads(1)
 
 
 def format_table(results: Sequence[SceneOverlap]) -> str:
@@ -319,6 +347,7 @@ def overlap_command(
     force: bool = False,
     as_json: bool = False,
     plot: Path | None = None,
+    jobs: int = 1,
 ) -> list[SceneOverlap]:
     """``rayzer data overlap``: every scene folder at ``path`` (itself, its sub-folders up to two
     levels deep, or those a training manifest lists); progress to stderr, the table (or
@@ -330,7 +359,11 @@ def overlap_command(
     is_manifest = path.is_file() and path.name not in (CAMERAS_JSON, FRAMES_JSON)
     scenes = read_manifest(path) if is_manifest else scene_dirs(path)
     results = overlap_dataset(
-        scenes, method, force, progress=lambda line: print(line, file=sys.stderr, flush=True)
+        scenes,
+        method,
+        force,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+        jobs=jobs,
     )
     if as_json:
         print(json.dumps([r.summary() for r in results], indent=1))
