@@ -150,13 +150,15 @@ def _bad_inputs(tmp: Path, helpers, tiny_ckpt: Path, lvsm_ckpt: Path):
         "lvsm checkpoint": (("--images", tmp / "ok", "--ckpt", lvsm_ckpt), ["'lvsm' model", str(lvsm_ckpt)]),
         "corrupt checkpoint": (("--images", tmp / "ok", "--ckpt", corrupt), ["corrupt_ckpt/model.safetensors", "corrupt"]),
         "bad size": (("--images", tmp / "ok", *ck, "--size", "30"), ["--size 30", "patch size 8"]),
+        "huge size": (("--images", tmp / "ok", *ck, "--size", "100000"), ["--size 100000", "at most 1024"]),
         "too many views": (("--images", tmp / "ok", *ck, "--max-views", "100"), ["--max-views"]),
     }  # fmt: skip
 
 
 CASES = [
     "empty folder", "one image", "not an image", "truncated jpeg", "missing folder",
-    "undecodable video", "lvsm checkpoint", "corrupt checkpoint", "bad size", "too many views",
+    "undecodable video", "lvsm checkpoint", "corrupt checkpoint", "bad size", "huge size",
+    "too many views",
 ]  # fmt: skip
 
 

@@ -53,6 +53,10 @@ log = logging.getLogger("rayzer.infer")
 MIN_VIEWS = 2
 MAX_VIEWS = 64
 MAX_ASPECT = 2.0  # aspect="keep": the long side is at most this times the short side
+# Largest short side accepted: 4x the paper's 256 px training size. Far from the training size the
+# models degrade anyway, and attention cost grows with the 4th power of the side (24 views at
+# 1024 px, patch 16, are ~98k tokens); without a bound a typo ends in an out-of-memory kill.
+MAX_SIZE = 1024
 ASPECTS = ("square", "keep")
 _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
@@ -135,6 +139,8 @@ def output_size(
         raise ValueError(
             f"--size {size} must be a positive multiple of the model's patch size {patch_size}"
         )
+    if size > MAX_SIZE:
+        raise ValueError(f"--size {size} is too large: at most {MAX_SIZE} pixels")
     if aspect == "square" or first_wh is None:
         return size, size
     w, h = first_wh
