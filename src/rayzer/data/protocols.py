@@ -13,6 +13,19 @@ pixelSplat, LVSM and RayZer. Hence ``num_context >= 2``.
   the V − 2 interior ones. The generator is seeded from ``(seed, crc32(scene name))``, so a scene's
   split depends only on the seed and its name — not on the other scenes or their order.
 
+Two **paper protocols** fix their view counts (:data:`PAPER_PROTOCOLS`):
+
+* ``erayzer`` (E-RayZer's DL3DV evaluation): 10 frames ``linspace(0, 96, 10)`` truncated to
+  integers as the release does (``[0, 10, 21, 32, 42, 53, 64, 74, 85, 96]``), inputs
+  ``[0, 21, 42, 64, 96]``, targets ``[10, 32, 53, 74, 85]`` (:func:`erayzer_split`). The window
+  is the first 97 frames; ``span`` sets another length (the same ten positions scaled to
+  ``linspace(0, span - 1, 10)``: a 24-frame synthetic clip takes ``span=24``).
+* ``nas3r`` (NAS3R's RealEstate10K evaluation, the pixelSplat / NoPoSplat index style): 2 context
+  views at the window ends and 3 targets evenly between them (:func:`nas3r_split`); each target
+  is evaluated in its own pass with the two context views (:func:`one_target_per_pass`), and each
+  sample is tagged by the visual overlap of its context pair (:func:`overlap_tag`, NoPoSplat's
+  bins: small [0.05, 0.3), medium [0.3, 0.55), large [0.55, 0.8]).
+
 ``span`` = the window length in frames (default: the whole scene). Scenes with fewer frames than
 needed get ``None`` (written as ``null``, as in pixelSplat's index files).
 
@@ -38,6 +51,15 @@ import numpy as np
 from rayzer.utils.atomic import write_text_atomic
 
 PROTOCOLS = ("even", "random")
+#: Protocols of the papers, with their (context, target) view counts (module doc).
+PAPER_PROTOCOLS = {"erayzer": (5, 5), "nas3r": (2, 3)}
+#: Every protocol name ``rayzer eval --protocol`` takes (besides an index file).
+ALL_PROTOCOLS = (*PROTOCOLS, *PAPER_PROTOCOLS)
+#: E-RayZer's evaluation window (frames 0 … 96) and its positions of inputs among the 10 views.
+ERAYZER_WINDOW = 97
+ERAYZER_INPUT_POSITIONS = (0, 2, 4, 6, 9)
+#: NoPoSplat's overlap bins of a context pair (the tags of NAS3R's evaluation index).
+OVERLAP_BINS = {"small": (0.05, 0.3), "medium": (0.3, 0.55), "large": (0.55, 0.8)}
 STYLES = {"pixelsplat": (2, 3), "rayzer-dl3dv": (16, 8)}
 
 
@@ -135,6 +157,44 @@ def random_split(
     return _split_from_positions(views, target_pos)
 
 
+def erayzer_split(num_frames: int, span: int | None = None) -> ViewSplit | None:
+    """E-RayZer's split (module doc): 10 views ``linspace(0, L - 1, 10)`` truncated (L = 97,
+    or ``span``) from the scene's first frame, inputs at positions 0, 2, 4, 6, 9; None when the
+    scene has fewer than L frames."""
+    length = ERAYZER_WINDOW if span is None else int(span)
+    if length < 10:
+        raise ValueError(f"the erayzer protocol needs a window of >= 10 frames, got {length}")
+    if num_frames < length:
+        return None
+    views = np.linspace(0, length - 1, 10).astype(np.int64)  # truncation, as the release
+    target_pos = np.array([i for i in range(10) if i not in ERAYZER_INPUT_POSITIONS])
+    return _split_from_positions(views, target_pos)
+
+
+def nas3r_split(num_frames: int, span: int | None = None) -> ViewSplit | None:
+    """NAS3R's split (module doc): the ``even`` protocol with 2 context views at the window ends
+    and 3 targets between them; None when the scene has fewer than 5 frames."""
+    return even_split(num_frames, *PAPER_PROTOCOLS["nas3r"], span)
+
+
+def one_target_per_pass(split: ViewSplit) -> list[ViewSplit]:
+    """One split per target, each with all the context views (NAS3R encodes and renders every
+    target in its own pass with the context)."""
+    return [ViewSplit(split.context, (t,)) for t in split.target]
+
+
+def overlap_tag(overlap: float) -> str:
+    """NoPoSplat's bin of a context pair's visual overlap in [0, 1]: ``small`` / ``medium`` /
+    ``large`` (:data:`OVERLAP_BINS`, the last bin closed), else ``outside`` (or ``unknown``
+    for NaN)."""
+    if not np.isfinite(overlap):
+        return "unknown"
+    for tag, (lo, hi) in OVERLAP_BINS.items():
+        if lo <= overlap < hi or (tag == "large" and overlap == hi):
+            return tag
+    return "outside"
+
+
 def make_split(
     protocol: str,
     num_frames: int,
@@ -145,12 +205,17 @@ def make_split(
     scene: str = "",
     span: int | None = None,
 ) -> ViewSplit | None:
-    """Dispatch to :func:`even_split` / :func:`random_split` by name."""
+    """Dispatch by name; the paper protocols (:data:`PAPER_PROTOCOLS`) fix their own view counts
+    and ignore ``num_context`` / ``num_target``."""
+    if protocol == "erayzer":
+        return erayzer_split(num_frames, span)
+    if protocol == "nas3r":
+        return nas3r_split(num_frames, span)
     if protocol == "even":
         return even_split(num_frames, num_context, num_target, span)
     if protocol == "random":
         return random_split(num_frames, num_context, num_target, seed=seed, scene=scene, span=span)
-    raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+    raise ValueError(f"unknown protocol {protocol!r}; choose one of {ALL_PROTOCOLS}")
 
 
 def build_index(
@@ -289,8 +354,8 @@ def make_index(
     """``rayzer data make-index``: build and write the index of every scene of ``data``."""
     if style not in STYLES:
         raise ValueError(f"unknown index style {style!r}; choose one of {tuple(STYLES)}")
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+    if protocol not in ALL_PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {ALL_PROTOCOLS}")
     default_context, default_target = STYLES[style]
     num_context = default_context if num_context is None else num_context
     num_target = default_target if num_target is None else num_target

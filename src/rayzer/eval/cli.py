@@ -31,7 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--protocol",
         default="even",
-        help="even | random | INDEX.json (pixelSplat / LVSM / RayZer index file)",
+        help="even | random | erayzer (E-RayZer: 5 + 5 of 10 frames over 97, or --span) | nas3r "
+        "(NAS3R: 2 context + 3 targets, one target per pass, overlap tags) | INDEX.json "
+        "(pixelSplat / LVSM / RayZer index file)",
     )
     p.add_argument(
         "--context", type=int, help="context views (default: the model's training count)"

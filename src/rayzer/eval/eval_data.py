@@ -5,7 +5,10 @@
   :func:`rayzer.data.convert.convert` (so every reader, its conventions and its checks are
   reused as they are).
 * **Splits**: per scene, context and target frames (positions in the scene's frame list) from
-  the ``even`` / ``random`` protocol or from an index file (:mod:`rayzer.data.protocols`).
+  the ``even`` / ``random`` protocol, a paper protocol (``erayzer``, ``nas3r``) or an index file
+  (:mod:`rayzer.data.protocols`). Under ``nas3r`` every target is its own sample (named
+  ``<scene>#<frame>``) with the two context views, tagged with the context pair's visual overlap
+  (:func:`context_overlap`).
   Scenes with too few frames, ``null`` index entries or missing from the index are skipped
   with a reason.
 * **Views**: only the frames of the split are decoded (:func:`rayzer.data.scene_folder.read_scene_folder`,
@@ -19,15 +22,23 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from rayzer.data.images import fit_image
-from rayzer.data.protocols import PROTOCOLS, ViewSplit, make_split, read_index
+from rayzer.data.images import cover_box, fit_image
+from rayzer.data.protocols import (
+    ALL_PROTOCOLS,
+    ViewSplit,
+    make_split,
+    one_target_per_pass,
+    overlap_tag,
+    read_index,
+)
 from rayzer.data.scene_folder import CAMERAS_JSON, FRAMES_JSON, read_scene_folder
 from rayzer.eval.novel_view import EvalSample
 from rayzer.geometry import crop_intrinsics, resize_intrinsics
@@ -52,14 +63,22 @@ class SceneEntry:
 
 @dataclass
 class EvalScene:
-    """A scene with its evaluation split (frame numbers = positions in its frame list)."""
+    """A scene with its evaluation split (frame numbers = positions in its frame list).
+
+    Attributes:
+        suffix: appended to the scene name when a scene gives several samples (``#<frame>``).
+        tags: protocol tags of the sample (``nas3r``: ``overlap``, ``overlap_method``,
+            ``overlap_tag``).
+    """
 
     entry: SceneEntry
     split: ViewSplit
+    suffix: str = ""
+    tags: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
-        return self.entry.name
+        return self.entry.name + self.suffix
 
 
 @dataclass
@@ -135,14 +154,17 @@ def resolve_dataset(
 
 def parse_protocol(protocol: str) -> tuple[str, Path | None]:
     """``even`` / ``random`` or an index-file path → ``(kind, path or None)``."""
-    if protocol in PROTOCOLS:
+    if protocol in ALL_PROTOCOLS:
         return protocol, None
     path = Path(protocol)
     if path.suffix.lower() == ".json" or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"--protocol index file not found: {path}")
         return "index", path
-    raise ValueError(f"--protocol must be even, random or an index JSON file, got {protocol!r}")
+    raise ValueError(
+        f"--protocol must be one of {', '.join(ALL_PROTOCOLS)} or an index JSON file, got "
+        f"{protocol!r}"
+    )
 
 
 def plan_scenes(
@@ -187,9 +209,34 @@ def plan_scenes(
                     "target views",
                 }
             )
+        elif kind == "nas3r":
+            tags = context_overlap(e, split.context)
+            for one in one_target_per_pass(split):
+                scenes.append(EvalScene(e, one, f"#{one.target[0]}", dict(tags)))
         else:
             scenes.append(EvalScene(e, split))
     return scenes, skipped
+
+
+def context_overlap(scene: SceneEntry, context: Sequence[int]) -> dict[str, Any]:
+    """Visual overlap of a scene's first two context frames and its tag
+    (:func:`rayzer.data.protocols.overlap_tag`): geometric (:func:`rayzer.data.overlap.
+    geometric_overlap`) where the scene has cameras and depth, else label-free
+    (:func:`rayzer.data.overlap.image_overlap`).
+
+    Returns:
+        ``{"overlap": float in [0, 1], "overlap_method": "geometric" | "image",
+        "overlap_tag": "small" | "medium" | "large" | "outside" | "unknown"}``.
+    """
+    from rayzer.data.overlap import geometric_overlap, image_overlap
+
+    folder = read_scene_folder(scene.path, indices=list(context[:2]), load_depth=True)
+    if folder.depth is not None and folder.c2w is not None and folder.K is not None:
+        curve = geometric_overlap(folder.depth, folder.c2w, folder.K)
+    else:
+        curve = image_overlap(folder.images)
+    value = float(curve.overlap[1])
+    return {"overlap": value, "overlap_method": curve.method, "overlap_tag": overlap_tag(value)}
 
 
 def fit_views(
@@ -220,6 +267,18 @@ def fit_views(
     return result, K_new.float()
 
 
+def fit_depth(depth: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """Depth maps (V, h, w) fitted like :func:`fit_views` (the same centre-crop box, scaled to
+    ``out_hw``), resampled nearest-neighbour at the output pixel centres: z-depth is unchanged
+    by a crop or a resize, and empty pixels (+inf) must not blend into surfaces."""
+    _, h, w = depth.shape
+    x0, y0, x1, y1 = cover_box((w, h), out_hw)
+    H, W = out_hw
+    cols = (x0 + (torch.arange(W) + 0.5) * (x1 - x0) / W).floor().long().clamp(0, w - 1)
+    rows = (y0 + (torch.arange(H) + 0.5) * (y1 - y0) / H).floor().long().clamp(0, h - 1)
+    return depth[:, rows][:, :, cols]
+
+
 def load_views(
     scene: SceneEntry, frames: Sequence[int], out_hw: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, list[str]]:
@@ -230,16 +289,27 @@ def load_views(
     Raises:
         FileNotFoundError / ValueError naming the file (missing or unreadable image, bad camera).
     """
-    folder = read_scene_folder(scene.path, indices=list(frames), load_depth=False)
+    images, c2w, K, files, _ = _load(scene, frames, out_hw, depth=False)
+    return images, c2w, K, files
+
+
+def _load(
+    scene: SceneEntry, frames: Sequence[int], out_hw: tuple[int, int], depth: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, list[str], torch.Tensor | None]:
+    """:func:`load_views` and, with ``depth``, the fitted z-depth (V, H, W) where the scene has
+    ``depth/`` (else None)."""
+    folder = read_scene_folder(scene.path, indices=list(frames), load_depth=depth)
     images, K = fit_views(folder.images, folder.K, out_hw)
-    return images, folder.c2w, K, folder.files
+    fitted = fit_depth(folder.depth, out_hw) if depth and folder.depth is not None else None
+    return images, folder.c2w, K, folder.files, fitted
 
 
 def load_sample(scene: EvalScene, out_hw: tuple[int, int]) -> tuple[EvalSample, list[str]]:
-    """The :class:`EvalSample` of a scene's split (views = ``split.views``, in frame order) and
-    the image files of those views (relative to the scene folder)."""
+    """The :class:`EvalSample` of a scene's split (views = ``split.views``, in frame order, with
+    their z-depth where the scene has ``depth/``) and the image files of those views (relative
+    to the scene folder)."""
     views = scene.split.views
-    images, c2w, K, files = load_views(scene.entry, views, out_hw)
+    images, c2w, K, files, depth = _load(scene.entry, views, out_hw, depth=True)
     ctx, tgt = scene.split.positions()
     sample = EvalSample(
         images=images,
@@ -249,5 +319,6 @@ def load_sample(scene: EvalScene, out_hw: tuple[int, int]) -> tuple[EvalSample, 
         c2w=c2w,
         K=K,
         name=scene.name,
+        depth=depth,
     )
     return sample, files

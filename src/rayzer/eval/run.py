@@ -15,7 +15,14 @@ Per scene (views from the protocol or index file, fitted to the model input by
 
 Images: PSNR (renders clamped to [0, 1], per image, capped at 100 dB), SSIM, LPIPS-VGG and LPIPS-Alex — means over each
 scene's targets, then means over scenes. Poses (posed scenes): :mod:`rayzer.eval.camera_metrics`,
-pooled over the pairs / cameras of all scenes. Options add pose probing
+pooled over the pairs / cameras of all scenes. Depth (models with ``outputs_depth`` on scenes
+with ``depth/``, e.g. ``rayzer data synth`` output): AbsRel and δ<1.25 of the input views'
+z-depth after per-image median scaling (:mod:`rayzer.eval.depth_metrics`; depth maps fitted to
+the model input like the images, nearest-neighbour). Protocols ``erayzer`` and ``nas3r`` are the
+papers' splits (:mod:`rayzer.data.protocols`; ``nas3r``: one sample per target, with overlap
+tags and per-tag image metrics). Nothing is rendered at ground-truth cameras: every
+camera-predicting row renders at the model's own cameras, and the ``_without_targets`` row
+registers each target's pass by a similarity alignment of its context cameras. Options add pose probing
 (:mod:`rayzer.eval.probe`), interpolation (:mod:`rayzer.eval.interpolation`) and a COLMAP
 reference (:mod:`rayzer.eval.colmap_reference`).
 
@@ -49,6 +56,7 @@ from rayzer.eval.camera_metrics import (
     pose_errors,
     summarize_pose_errors,
 )
+from rayzer.eval.depth_metrics import DEPTH_DEFINITIONS
 from rayzer.eval.eval_data import (
     EvalScene,
     SceneEntry,
@@ -205,6 +213,7 @@ def _score(
             record[f"lpips_{net}_per_target"] = per.tolist()
         else:
             record[f"lpips_{net}"] = None
+    record["depth"] = raw.get("depth")  # input-view depth vs exact depth (None: not measured)
     errors = None
     if res.c2w is not None and sample.c2w is not None:
         w = sample.images.shape[-1]
@@ -390,6 +399,10 @@ def run_eval(
         )
     side = int(size or cfg.data.image_size)
     out_hw = output_size(side, model.image_multiple, "square")
+    from rayzer.data.protocols import PAPER_PROTOCOLS
+
+    if protocol in PAPER_PROTOCOLS:  # the paper's own view counts
+        num_context, num_target = PAPER_PROTOCOLS[protocol]
     num_context = int(num_context or cfg.data.num_input_views)
     num_target = int(num_target or cfg.data.num_target_views)
     lpips_modules = load_lpips_modules(nets, dev, side)
@@ -461,7 +474,11 @@ def run_eval(
                 "colmap": _colmap_summary(run.colmap_records) if colmap else None,
                 "scenes": run.records,
                 "skipped": skipped,
-                "definitions": {"images": IMAGE_DEFINITIONS, "poses": POSE_DEFINITIONS},
+                "definitions": {
+                    "images": IMAGE_DEFINITIONS,
+                    "poses": POSE_DEFINITIONS,
+                    "depth": DEPTH_DEFINITIONS,
+                },
                 "wall_time_s": time.perf_counter() - t0,
                 "machine": machine_info(),
             }
@@ -510,6 +527,7 @@ def _evaluate_scene(run: _Run, scene: EvalScene, number: int, grid_path: Path) -
         "target": list(scene.split.target),
         "methods": {},
         "grid": f"grids/{grid_path.name}",
+        **({"tags": scene.tags} if scene.tags else {}),
     }
     rows: list[tuple[str, torch.Tensor]] = [
         ("inputs", images[sample.input_index]),
@@ -579,8 +597,41 @@ def _summary(run: _Run) -> dict[str, Any]:
             entry[key] = _mean([r[key] for r in recs])
         errors = run.errors.get(m.name)
         entry["pose"] = summarize_pose_errors(cat_pose_errors(errors)) if errors else None
+        entry["depth"] = _depth_summary([r.get("depth") for r in recs])
+        by_tag = _by_overlap_tag(run.records, m.name)
+        if by_tag:
+            entry["by_overlap"] = by_tag
         out[m.name] = entry
     return out
+
+
+def _depth_summary(records: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Depth metrics over all scored input views (None: the method has no depth, or the
+    scenes no exact depth)."""
+    recs = [r for r in records if r and r.get("num_images")]
+    if not recs:
+        return None
+    n = sum(r["num_images"] for r in recs)
+    return {
+        "abs_rel": sum(r["abs_rel"] * r["num_images"] for r in recs) / n,
+        "delta_1_25": sum(r["delta_1_25"] * r["num_images"] for r in recs) / n,
+        "num_images": n,
+    }
+
+
+def _by_overlap_tag(records: list[dict[str, Any]], method: str) -> dict[str, Any]:
+    """Image metrics per overlap tag of the context pair (the ``nas3r`` protocol), else {}."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for s in records:
+        tag = s.get("tags", {}).get("overlap_tag")
+        if tag is not None:
+            groups.setdefault(tag, []).append(s["methods"][method])
+    return {
+        tag: {"num_samples": len(recs), "psnr": _mean([r["psnr"] for r in recs]),
+              "ssim": _mean([r["ssim"] for r in recs]),
+              "lpips_vgg": _mean([r["lpips_vgg"] for r in recs])}
+        for tag, recs in sorted(groups.items())
+    }  # fmt: skip
 
 
 def _interp_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
