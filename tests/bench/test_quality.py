@@ -343,3 +343,27 @@ def test_run_labels_are_checked():
         with pytest.raises(ValueError, match=message):
             parse_labelled(items, "--runs", need_value=True)
     assert resolve_run_path("bundled") == bundled_checkpoint()
+
+
+def test_bench_quality_trains_a_list_of_presets(tmp_path, capsys):
+    """--models LABEL=PRESET …: each preset trained with the same budget into out/LABEL, then
+    evaluated side by side; a preset that builds another model than its label is refused."""
+    base = ["bench", "quality", "--minutes", "0.5", "--scenes", "2", "--no-lpips"]
+    base += ["--curve-points", "1", "--span", "16", "--min-gt-rotation", "0", "train.steps=2"]
+    base += ["train.batch_size=1", "train.image_every=0", "train.num_threads=1"]
+    base += ["data.image_size=32", "data.frames_per_clip=16", "data.span_end_max=16"]
+    out = tmp_path / "bench"
+    models = ["--models", "erayzer=erayzer-tiny-cpu", "nas3r=nas3r-tiny-cpu"]
+    assert main([*base, "--out", str(out), *models]) == 0
+    result = json.loads((out / "quality.json").read_text())
+    assert result["methods"] == ["erayzer", "nas3r", "copy_nearest", "mean_of_inputs"]
+    assert result["budgets_minutes"] == {"erayzer": 0.5, "nas3r": 0.5}
+    for name in ("erayzer", "nas3r"):
+        cfg = yaml.safe_load((out / name / "config.yaml").read_text())
+        assert cfg["model"]["name"] == name and cfg["train"]["time_budget_minutes"] == 0.5
+        assert cfg["data"]["image_size"] == 32 and result["training"][name]["step"] == 2
+        assert result["results"]["even"]["depth"][name]["num_images"] == 2 * 4
+    capsys.readouterr()
+    bad = ["--models", "lvsm=erayzer-tiny-cpu"]
+    assert main([*base, "--out", str(tmp_path / "z"), *bad]) == 2
+    assert "builds a 'erayzer' model" in capsys.readouterr().err and not (tmp_path / "z").exists()
