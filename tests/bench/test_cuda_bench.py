@@ -50,7 +50,7 @@ def test_training_step_of_each_model(name):
     row = bench_cuda.train_step_row(TINY_SPECS[name], CPU, torch.float32)
     assert row["model"] == name and row["dtype"] == "fp32"
     assert row["loss_finite"] and row["grad_norm_finite"] and row["weights_finite"]
-    assert len(row["losses"]) == 3  # warm-up, the census step, the timed step
+    assert len(row["losses"]) == 2  # the warm-up (census) step and the timed step
     assert row["timed_steps"] == 1 and row["step_s"] > 0 and row["images_per_s"] > 0
     assert row["tflop_per_step"] > 0 and row["peak_mem_gib"] is None  # CUDA only
     assert row["render_backend"] == ("torch" if name in ("erayzer", "nas3r") else None)
@@ -159,3 +159,56 @@ def test_command_refuses_without_cuda(tmp_path, capsys):
     assert rc != 0
     assert "needs a CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    assert main(["bench", "cuda", "--steps", "0"]) != 0
+    assert "--steps must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("state", "build", "runs"),
+    [("prebuilt", False, True), ("jit cached", False, True), ("needs JIT build", False, False),
+     ("no CUDA toolkit", True, False), ("not installed", False, False)],
+)  # fmt: skip
+def test_gsplat_plan_runs_gsplat_only_with_loadable_kernels(monkeypatch, state, build, runs):
+    monkeypatch.setattr(bench_cuda, "gsplat_kernels", lambda: {"state": state})
+    kernels, skip = bench_cuda.gsplat_plan(build)
+    assert kernels["state"] == state and (skip is None) == runs
+    if state == "needs JIT build":
+        assert "--build-gsplat" in skip
+
+
+def test_gsplat_plan_records_a_failed_build(monkeypatch):
+    def fail() -> float:
+        raise RuntimeError("nvcc exploded")
+
+    monkeypatch.setattr(bench_cuda, "gsplat_kernels", lambda: {"state": "needs JIT build"})
+    monkeypatch.setattr(bench_cuda, "build_gsplat", fail)
+    kernels, skip = bench_cuda.gsplat_plan(True)
+    assert kernels["build_error"] == "RuntimeError: nvcc exploded" and skip is not None
+
+
+@pytest.mark.parametrize("gsplat_skip", [None, "gsplat kernels: needs JIT build"])
+def test_command_wiring_with_cuda_faked(monkeypatch, tmp_path, capsys, gsplat_skip):
+    """``main`` with CUDA faked and ``run_all`` replaced by a CPU run without models: the
+    arguments reach the specs, the report is written, a skipped gsplat fails the check."""
+    seen, real_run_all = {}, bench_cuda.run_all
+
+    def fake_run_all(device, dtype, specs, budget_s, **kwargs):
+        seen.update(device=device, dtype=dtype, specs=specs, budget_s=budget_s, **kwargs)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU run below
+        return real_run_all(CPU, torch.float32, [], budget_s, render_skip="faked")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(bench_cuda, "gsplat_plan", lambda build: ({"state": "x"}, gsplat_skip))
+    monkeypatch.setattr(bench_cuda, "run_all", fake_run_all)
+    rc = main(["bench", "cuda", "--batch", "1", "--budget", "60", "--out", str(tmp_path)])
+    assert seen["device"] == torch.device("cuda") and seen["dtype"] == torch.bfloat16
+    assert [s.preset for s in seen["specs"]] == list(bench_cuda.PAPER_PRESETS)
+    assert {(s.batch, s.render_backend) for s in seen["specs"]} == {
+        (1, "torch" if gsplat_skip else "auto")
+    }
+    assert seen["budget_s"] == 60 and seen["render_skip"] == gsplat_skip
+    written = json.loads((tmp_path / "cuda.json").read_text())
+    assert written["gsplat_kernels"] == {"state": "x"} and written["ddp"]["status"] == "ok"
+    assert written["benchmark"] in capsys.readouterr().out
+    assert (rc == 0) == (gsplat_skip is None)
+    assert any(f.startswith("rasterizer") for f in written["failures"]) == bool(gsplat_skip)
