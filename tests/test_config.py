@@ -116,3 +116,29 @@ def test_flat_overrides_win_over_nested_preset_values():
     assert cfg.model.scene.keep_input_tokens  # the rest of the preset's part stays
     lvsm = load_config("lvsm-tiny-cpu")
     assert lvsm.model.name == "lvsm" and lvsm.data == load_config("tiny-cpu").data
+
+
+BROKEN_YAML = {
+    "syntax": ("model: [1, 2\n  dim: {\n", "line 2, column"),
+    "list-shaped": ("- model\n- data\n", "not a mapping of sections"),
+    "list section": ("model:\n  - 1\n", "section 'model' must be a mapping"),
+    "list model name": ("model:\n  name: [rayzer]\n", "model.name must be one of"),
+    "binary": (b"\x00\x01\xff\xfe garbage", "can't decode"),
+    "python tag": ("model: !!python/object/apply:os.system [echo]\n", "constructor"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_YAML))
+def test_broken_yaml_files_name_the_file_and_problem(tmp_path, case):
+    """Damaged or wrongly shaped YAML once escaped as a yaml / TypeError / AttributeError
+    traceback; now one ValueError that names the file."""
+    text, problem = BROKEN_YAML[case]
+    path = tmp_path / "cfg.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    with pytest.raises(ValueError, match=r"cfg\.yaml") as info:
+        load_config(path)
+    assert problem in str(info.value)
+    assert "\n" not in str(info.value)

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -434,6 +435,17 @@ def _migrate_train(train: dict[str, Any], model: dict[str, Any]) -> None:
             )
 
 
+def _one_line(err: Exception) -> str:
+    """A one-line reason for a config-file error: PyYAML's multi-line messages start with the
+    context ("while parsing a flow sequence"); the problem and its position are what help."""
+    problem = getattr(err, "problem", None)
+    mark = getattr(err, "problem_mark", None)
+    if isinstance(err, yaml.YAMLError) and problem and mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def load_config(preset: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Defaults ← preset YAML ← ``key=value`` overrides, validated against :class:`Config`.
 
@@ -451,17 +463,40 @@ def load_config(preset: str | Path | None = None, overrides: list[str] | None = 
     if preset is not None and str(preset) in _METHODS:
         preset, extra = _METHODS[str(preset)]
         overrides = [*extra, *overrides]
+    source = preset_path(preset) if preset is not None else "defaults"
     try:
-        base = OmegaConf.load(preset_path(preset)) if preset is not None else OmegaConf.create()
+        base = OmegaConf.load(source) if preset is not None else OmegaConf.create()
         preset_raw = OmegaConf.to_container(base)
         over_raw = OmegaConf.to_container(OmegaConf.from_dotlist(overrides))
-    except OmegaConfBaseException as err:
-        raise ValueError(f"invalid config ({preset or 'defaults'}): {err}") from err
+    # A user's file can fail in the YAML parser (syntax, a forbidden tag), in decoding (not
+    # text) or in OmegaConf; the first line of the error says where, the file says which.
+    except (OmegaConfBaseException, yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"invalid config {source}: {_one_line(err)}") from err
     if not isinstance(preset_raw, dict):
-        raise ValueError(f"invalid config ({preset}): not a mapping of sections")
+        raise ValueError(f"invalid config {source}: not a mapping of sections")
     unknown = (set(preset_raw) | set(over_raw)) - {"model", "data", "train"}
     if unknown:
-        raise ValueError(f"invalid config ({preset}): unknown section(s) {sorted(unknown)}")
+        raise ValueError(f"invalid config {source}: unknown section(s) {sorted(unknown)}")
+    for raw, where in ((preset_raw, source), (over_raw, "overrides")):
+        for key, section in raw.items():
+            if section is not None and not isinstance(section, dict):
+                raise ValueError(
+                    f"invalid config {where}: section {key!r} must be a mapping of keys, "
+                    f"got {type(section).__name__}"
+                )
+    try:
+        return _validated(preset_raw, over_raw, overrides)
+    except ValueError as err:  # say which file (the key is in the message already)
+        if preset is None:
+            raise
+        shown = source if Path(preset).is_file() else f"preset {preset}"
+        raise ValueError(f"{shown}{' with overrides' if overrides else ''}: {err}") from err
+
+
+def _validated(
+    preset_raw: dict[str, Any], over_raw: dict[str, Any], overrides: list[str]
+) -> Config:
+    """The typed :class:`Config` of a parsed preset and overrides (see :func:`load_config`)."""
     # The preset and the overrides are migrated each on its own (an old flat override such as
     # model.cam_layers=2 must win over the preset's nested camera.layers), both for the model
     # the overrides select.

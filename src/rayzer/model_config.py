@@ -295,6 +295,8 @@ def config_class(name: str) -> type:
     Raises:
         ValueError: no model of that name (the message lists the known ones).
     """
+    if not isinstance(name, str):  # e.g. a list from a damaged YAML: unhashable, no lookup
+        raise ValueError(f"model.name must be one of {config_names()}, got {name!r}")
     if name not in _CONFIGS:
         # The built-in models outside this module (erayzer, nas3r) register their configs when
         # rayzer.models is imported; imported here, on demand, so that reading a config does

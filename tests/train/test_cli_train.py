@@ -94,3 +94,36 @@ def test_stop_signal_checkpoints_and_exits_cleanly(tmp_path, tiny_overrides, sig
     assert any(r.get("reason") == sig.name for r in records)
     state = json.loads((ckpt / "meta.json").read_text())
     assert state["step"] == last_step
+
+
+def test_broken_config_files_fail_cleanly(tmp_path, tiny_overrides, capsys):
+    """A broken ``--config`` and a corrupt ``config.yaml`` inside a checkpoint: exit code 2 and
+    a one-line message naming the file, no traceback, nothing written."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "not a mapping" in err and err.count("\n") == 1
+    assert not out.exists()
+
+    bad.write_text("train: {steps: [1, \n")
+    assert main(["train", "--config", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "line 2" in err and err.count("\n") == 1
+
+    # a checkpoint whose config.yaml is damaged: resume, eval and infer all say which file
+    from rayzer.train.checkpoint import save_checkpoint
+
+    cfg = load_config("tiny-cpu", tiny_overrides)
+    ckpt = save_checkpoint(tmp_path / "old", 3, RayZer(cfg.model), {}, cfg)
+    (ckpt / "config.yaml").write_text("model:\n  - broken\n")
+    for argv in (
+        ["train", "--resume", str(ckpt), "--out", str(out)],
+        ["eval", "--ckpt", str(ckpt), "--data", str(ckpt), "--out", str(tmp_path / "ev")],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert str(ckpt / "config.yaml") in err and "section 'model'" in err, err
+        assert "Traceback" not in err and err.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "ev").exists()
