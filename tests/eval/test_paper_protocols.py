@@ -94,6 +94,10 @@ def test_rayzer_eval_paper_protocols_report_depth(tmp_path, synth_data):
     assert summary["depth"]["abs_rel"] > 0 and 0 <= summary["depth"]["delta_1_25"] <= 1
     assert sum(v["num_samples"] for v in summary["by_overlap"].values()) == 6
     assert m["summary"]["copy_nearest"]["depth"] is None  # no depth: null, not 0
+    # posed scenes: the render at the aligned true cameras (rayzer.eval.gt_cameras) is a row
+    aligned = m["summary"]["erayzer_at_gt_cameras"]
+    assert aligned["psnr"] > 0 and aligned["pose"] is None and aligned["depth"]["num_images"] == 12
+    assert "_at_gt_cameras" in json.dumps(m["definitions"]["images"])
     assert "depth" in m["definitions"] and "median_scaling" in m["definitions"]["depth"]
 
     m = _eval(tmp_path, ckpt, synth_data, "erayzer", "--protocol", "erayzer", "--span", "12")

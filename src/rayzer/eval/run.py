@@ -20,9 +20,12 @@ with ``depth/``, e.g. ``rayzer data synth`` output): AbsRel and δ<1.25 of the i
 z-depth after per-image median scaling (:mod:`rayzer.eval.depth_metrics`; depth maps fitted to
 the model input like the images, nearest-neighbour). Protocols ``erayzer`` and ``nas3r`` are the
 papers' splits (:mod:`rayzer.data.protocols`; ``nas3r``: one sample per target, with overlap
-tags and per-tag image metrics). Nothing is rendered at ground-truth cameras: every
-camera-predicting row renders at the model's own cameras, and the ``_without_targets`` row
-registers each target's pass by a similarity alignment of its context cameras. Options add pose probing
+tags and per-tag image metrics). Renders at ground-truth cameras exist only after a similarity
+alignment: on posed data the ``<model>_at_gt_cameras`` row renders the true target cameras
+mapped into the model's frame by the similarity that aligns the true context cameras onto the
+predicted ones (:mod:`rayzer.eval.gt_cameras`); every other camera-predicting row renders at the
+model's own cameras (the ``_without_targets`` row registers each target's pass by a similarity
+alignment of its context cameras). Options add pose probing
 (:mod:`rayzer.eval.probe`), interpolation (:mod:`rayzer.eval.interpolation`) and a COLMAP
 reference (:mod:`rayzer.eval.colmap_reference`).
 
@@ -98,6 +101,10 @@ IMAGE_DEFINITIONS = {
     "build the scene); each target's camera from a pass over the context + that one target, "
     "mapped into the context-only frame by the similarity aligning that pass's context cameras "
     "to the context-only ones (no pass ever sees two targets)",
+    "<model>_at_gt_cameras": "posed data only: the scene from the context images with their "
+    "context-only cameras, rendered at the TRUE target cameras and intrinsics mapped into the "
+    "model's frame by the similarity aligning the true context cameras onto the predicted ones "
+    "(rayzer.eval.gt_cameras); never at raw true cameras",
     "copy_nearest": "each target = the context view nearest in frame number",
     "mean_of_inputs": "each target = the pixel-wise mean of the context views",
 }
@@ -227,15 +234,19 @@ def _score(
     return record, render, errors
 
 
-def _methods(model: RayModel) -> list[NovelViewMethod]:
-    """The model's rows (by its capabilities), then the baselines."""
+def _methods(model: RayModel, posed: bool = False) -> list[NovelViewMethod]:
+    """The model's rows (by its capabilities; on posed data also the render at the aligned true
+    cameras), then the baselines."""
     from rayzer.eval.camera_paths import WithoutTargetsMethod
+    from rayzer.eval.gt_cameras import AlignedTruthMethod
 
     if model.capabilities.predicts_cameras:
         learned: list[NovelViewMethod] = [
             ModelMethod(model, model.name + WITH),
             WithoutTargetsMethod(model, model.name + WITHOUT),
         ]
+        if posed:
+            learned.append(AlignedTruthMethod(model))
     else:
         learned = [ModelMethod(model)]
     return [*learned, CopyNearestMethod(), MeanOfInputsMethod()]
@@ -425,7 +436,7 @@ def run_eval(
 
         run = _Run(
             model=model,
-            methods=_methods(model),
+            methods=_methods(model, posed=all(s.entry.posed for s in scenes)),
             out_hw=out_hw,
             lpips=lpips_modules,
             device=dev,
