@@ -106,3 +106,85 @@ def test_browser_upload_run_and_video(model, tmp_path: Path, helpers) -> None:
         app.close()
     runs = list((tmp_path / "work").glob("*/rayzer_outputs/summary.json"))
     assert len(runs) == 1 and json.loads(runs[0].read_text())["input"]["used"] == 4
+
+
+def test_handler_accepts_only_uploaded_files_under_the_limit(model, tmp_path: Path, helpers):
+    """A request may name any path: files outside the server's upload folder are refused (they
+    were once processed), and so is an upload over the size limit, both with a clear message."""
+    uploads = tmp_path / "gradio"
+    photos = helpers.write_images(uploads / "abc123", 3)
+    elsewhere = helpers.write_images(tmp_path / "elsewhere", 1, names=["secret.jpg"])
+    runner = Runner(model, tmp_path / "work", frames=2, upload_dir=uploads)
+    *_, summary = runner([str(p) for p in photos], None, None, 24)
+    assert summary["input"]["used"] == 3
+    for files, video in (([str(photos[0]), str(elsewhere[0])], None), (None, str(elsewhere[0]))):
+        with pytest.raises(gr.Error, match=r"secret\.jpg: not a file uploaded to this server"):
+            runner(files, video, None, 24)
+    escape = str(uploads / ".." / "elsewhere" / "secret.jpg")
+    with pytest.raises(gr.Error, match="not a file uploaded"):
+        runner([escape, str(photos[0])], None, None, 24)
+    total_mb = sum(p.stat().st_size for p in photos) / 2**20
+    small = Runner(model, tmp_path / "work", 2, upload_dir=uploads, max_upload_mb=total_mb / 2)
+    with pytest.raises(gr.Error, match=r"over this server's limit of .* MB \(rayzer serve"):
+        small([str(p) for p in photos], None, None, 24)
+
+
+def _http(url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def _multipart(name: str, payload: bytes) -> tuple[bytes, dict]:
+    boundary = "rayzerboundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_server_serves_only_its_private_folder_and_removes_it(tiny_ckpt: Path, tmp_path: Path):
+    """On 127.0.0.1: a file elsewhere in the temp folder is not served (it once was), an upload
+    over --max-upload-mb is refused, an upload within it lands in the server's private folder,
+    and that folder is gone after the server stops."""
+    import tempfile
+
+    from rayzer.infer.serve import serve
+
+    outside = Path(tempfile.mkstemp(suffix=".txt", prefix="rayzer-test-")[1])
+    outside.write_text("not for visitors")
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    server = serve(tiny_ckpt, port=_free_port(), device="cpu", block=False, max_upload_mb=0.01)
+    try:
+        assert server.url.startswith("http://127.0.0.1:")
+        assert stat_mode(server.folder) == 0o700
+        code, body = _http(f"{server.url}gradio_api/file={outside}")
+        assert code == 403 and b"not for visitors" not in body
+        code, body = _http(f"{server.url}gradio_api/upload", *_multipart("big.png", bytes(20_000)))
+        assert code == 413, (code, body)
+        code, body = _http(f"{server.url}gradio_api/upload", *_multipart("ok.png", b"x" * 100))
+        assert code == 200, (code, body)
+        (stored,) = json.loads(body)
+        assert Path(stored).resolve().is_relative_to(server.folder.resolve())
+    finally:
+        server.close()
+        outside.unlink()
+    assert not server.folder.exists()
+    assert os.environ.get("GRADIO_TEMP_DIR") == before
+
+
+def stat_mode(path: Path) -> int:
+    import stat
+
+    return stat.S_IMODE(path.stat().st_mode)

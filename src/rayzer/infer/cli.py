@@ -130,6 +130,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--frames", type=int, default=48, help="novel views per path segment")
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=50.0,
+        help="largest upload accepted per request, in MB (default 50)",
+    )
 
 
 def serve_main(args: argparse.Namespace) -> None:
@@ -139,4 +145,11 @@ def serve_main(args: argparse.Namespace) -> None:
         raise ValueError(f"--port must be in 1..65535, got {args.port}")
     if args.frames < 1:
         raise ValueError(f"--frames must be >= 1, got {args.frames}")
-    serve(args.ckpt, host=args.host, port=args.port, device=args.device, frames=args.frames)
+    serve(
+        args.ckpt,
+        host=args.host,
+        port=args.port,
+        device=args.device,
+        frames=args.frames,
+        max_upload_mb=args.max_upload_mb,
+    )

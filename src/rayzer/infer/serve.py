@@ -6,6 +6,12 @@ It listens on 127.0.0.1 only, with Gradio's analytics off. Gradio is an optional
 (``pip install 'rayzer[demo]'``); the model is loaded once at start-up.
 
 Each request works in its own folder under ``work_dir`` (a temporary folder by default).
+
+What a visitor can reach is kept small (:func:`serve`): the server keeps its uploads, results
+and Gradio's file cache in one private temporary folder (mode 0700) that is deleted when it
+stops; it serves files from that folder only (no ``allowed_paths``); the handler accepts input
+files only from its upload folder (a request naming any other file is refused); and uploads are
+limited to ``max_upload_mb`` each (:data:`MAX_UPLOAD_MB` by default, also checked per request).
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ EXAMPLES = {
     "synthetic walk (room-scale)": ("walk", 1_000_001, 8),
 }
 NONE = "none: use my upload"
+#: Default upload limit per request (and per file, by Gradio) in megabytes: dozens of photos or a
+#: minute of phone video fit; the model sees at most 64 small views anyway.
+MAX_UPLOAD_MB = 50.0
+_MB = 1024 * 1024
 
 
 def _import_gradio():
@@ -46,14 +56,58 @@ def _file_path(item: Any) -> Path:
     return Path(item if isinstance(item, str | os.PathLike) else item.name)
 
 
+def check_received(
+    paths: Sequence[Path], upload_dir: Path | None, max_upload_mb: float
+) -> list[Path]:
+    """The request's input files, refused unless each lies inside ``upload_dir`` and together
+    they stay under ``max_upload_mb``.
+
+    Why: a client can name any path in a request, not only what it uploaded; Gradio checks its
+    own upload folder, this repeats the rule for the server's private one so the handler never
+    reads other files (also under other Gradio versions or when called through the API). The
+    size is checked here as well because Gradio limits each file, not their sum.
+
+    Raises:
+        ValueError: naming the file (or the total) and the rule.
+    """
+    total = 0
+    for path in paths:
+        if upload_dir is not None and not path.resolve().is_relative_to(upload_dir.resolve()):
+            raise ValueError(f"{path.name}: not a file uploaded to this server")
+        if not path.is_file():
+            raise ValueError(f"{path.name}: no such uploaded file")
+        total += path.stat().st_size
+    if total > max_upload_mb * _MB:
+        raise ValueError(
+            f"upload of {total / _MB:.1f} MB is over this server's limit of {max_upload_mb:g} MB "
+            "(rayzer serve --max-upload-mb)"
+        )
+    return list(paths)
+
+
 class Runner:
     """The app's request handler: one inference run per call, serialised by a lock (the model
-    and the CPU are shared)."""
+    and the CPU are shared).
 
-    def __init__(self, model: LoadedModel, work_dir: Path, frames: int = 48) -> None:
+    Args:
+        upload_dir: input files must lie inside it (the server's upload folder); None accepts
+            any file (direct use from Python, where the caller names its own files).
+        max_upload_mb: limit of the input files of one request together.
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        work_dir: Path,
+        frames: int = 48,
+        upload_dir: Path | None = None,
+        max_upload_mb: float = MAX_UPLOAD_MB,
+    ) -> None:
         self.model = model
         self.work_dir = work_dir
         self.frames = frames
+        self.upload_dir = upload_dir
+        self.max_upload_mb = max_upload_mb
         self.lock = threading.Lock()
 
     def _inputs(self, job: Path, files: Sequence[Any] | None, video: Any, example: str | None):
@@ -64,12 +118,13 @@ class Runner:
             synth_command(family, seed, frames, self.model.image_size, str(job / "example"))
             return {"images": job / "example"}
         if video:
-            return {"video": _file_path(video)}
+            (path,) = check_received([_file_path(video)], self.upload_dir, self.max_upload_mb)
+            return {"video": path}
         if files:
+            received = [_file_path(item) for item in files]
             folder = job / "uploads"
             folder.mkdir(parents=True)
-            for item in files:
-                src = _file_path(item)
+            for src in check_received(received, self.upload_dir, self.max_upload_mb):
                 shutil.copy(src, folder / src.name)
             return {"images": folder}
         raise ValueError("upload images or a video, or pick an example")
@@ -106,13 +161,24 @@ class Runner:
         )
 
 
-def build_app(model: LoadedModel, work_dir: str | Path | None = None, frames: int = 48):
-    """The Gradio Blocks app (not launched). ``frames``: novel views per path segment."""
+def build_app(
+    model: LoadedModel,
+    work_dir: str | Path | None = None,
+    frames: int = 48,
+    upload_dir: str | Path | None = None,
+    max_upload_mb: float = MAX_UPLOAD_MB,
+):
+    """The Gradio Blocks app (not launched). ``frames``: novel views per path segment;
+    ``upload_dir``: the only folder input files may come from (default: Gradio's upload folder
+    as configured now, ``GRADIO_TEMP_DIR``); ``max_upload_mb``: see :class:`Runner`."""
     gr = _import_gradio()
+    from gradio.utils import get_upload_folder
+
     work = (
         Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="rayzer-serve-"))
     )
-    runner = Runner(model, work, frames)
+    uploads = Path(upload_dir) if upload_dir is not None else Path(get_upload_folder())
+    runner = Runner(model, work, frames, uploads, max_upload_mb)
     with gr.Blocks(title="RayZer") as app:
         gr.Markdown(
             "# RayZer\nUpload 2–64 photos of a static scene (or a video, or pick an example): "
@@ -147,6 +213,32 @@ def build_app(model: LoadedModel, work_dir: str | Path | None = None, frames: in
     return app
 
 
+class Server:
+    """A launched app and its private folder; :meth:`close` stops it and deletes the folder.
+
+    Attributes:
+        app: the Gradio Blocks; url: where it listens; folder: the private temporary folder
+            (uploads in ``gradio/``, request folders in ``jobs/``).
+    """
+
+    def __init__(self, app: Any, url: str, folder: Path, old_temp_dir: str | None) -> None:
+        self.app, self.url, self.folder = app, url, folder
+        self._old_temp_dir = old_temp_dir
+
+    def close(self) -> None:
+        """Stop serving, delete the private folder, restore ``GRADIO_TEMP_DIR``."""
+        self.app.close(verbose=False)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        _set_env("GRADIO_TEMP_DIR", self._old_temp_dir)
+
+
+def _set_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def serve(
     ckpt: str | Path | None = None,
     host: str = "127.0.0.1",
@@ -154,28 +246,48 @@ def serve(
     device: str = "auto",
     frames: int = 48,
     block: bool = True,
-):
+    max_upload_mb: float = MAX_UPLOAD_MB,
+) -> Server:
     """Load the model and launch the app (local only unless ``host`` says otherwise).
 
-    Returns ``(app, url)``; with ``block`` it serves until interrupted.
+    Gradio keeps uploads and the files it serves in ``GRADIO_TEMP_DIR``; it is pointed at a
+    fresh private folder for the server's life, so the server serves nothing else (see the
+    module doc). With ``block`` it serves until interrupted, then cleans up; otherwise the
+    caller calls :meth:`Server.close`.
+
+    Raises:
+        ValueError: ``max_upload_mb`` not positive, Gradio missing, or a bad checkpoint.
     """
+    if not max_upload_mb > 0:
+        raise ValueError(f"--max-upload-mb must be > 0, got {max_upload_mb}")
     gr = _import_gradio()
     model = load_model(ckpt, device)
-    app = build_app(model, frames=frames)
-    allowed = [tempfile.gettempdir()]
-    _, url, _ = app.queue(default_concurrency_limit=1).launch(
-        server_name=host,
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        allowed_paths=allowed,
-        footer_links=[],
-    )
+    folder = Path(tempfile.mkdtemp(prefix="rayzer-serve-"))  # mode 0700: this user only
+    old_temp_dir = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(folder / "gradio")
+    try:
+        app = build_app(model, folder / "jobs", frames, folder / "gradio", max_upload_mb)
+        _, url, _ = app.queue(default_concurrency_limit=1).launch(
+            server_name=host,
+            server_port=port,
+            prevent_thread_lock=True,
+            quiet=True,
+            allowed_paths=[],
+            max_file_size=int(max_upload_mb * _MB),
+            footer_links=[],
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        _set_env("GRADIO_TEMP_DIR", old_temp_dir)
+        raise
+    server = Server(app, url, folder, old_temp_dir)
     print(f"rayzer serve: {url} (Ctrl+C to stop)")
     if block:
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
-            app.close()
+            pass
+        finally:
+            server.close()
     del gr
-    return app, url
+    return server
