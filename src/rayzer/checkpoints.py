@@ -133,14 +133,36 @@ def read_model_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[
     return tensors, metadata
 
 
+def first_non_finite(tensors: dict[str, torch.Tensor]) -> str | None:
+    """Name of the first floating-point tensor (in name order) holding a NaN or an infinity."""
+    for name in sorted(tensors):
+        t = tensors[name]
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return name
+    return None
+
+
 def load_model_weights(path: str | Path, model: nn.Module) -> dict[str, str]:
-    """Load ``model.safetensors`` into ``model`` after checking it belongs to this model.
+    """Load ``model.safetensors`` into ``model`` after checking it belongs to this model and
+    that every weight is finite.
+
+    Why the finiteness check: a run that diverged (or a damaged file) saves NaN / Inf weights
+    that load without complaint and then crash far from the cause (a segfault in a backward
+    pass when resuming) or quietly produce NaN renders.
 
     Raises:
-        ValueError: corrupt file, or weights of another model (name, missing / unexpected keys or
-            shapes are listed).
+        ValueError: corrupt file, non-finite weights (the file and the first bad tensor are
+            named), or weights of another model (name, missing / unexpected keys or shapes).
     """
     tensors, metadata = read_model_weights(path)
+    bad = first_non_finite(tensors)
+    if bad is not None:
+        p = Path(path)
+        file = p if p.suffix == ".safetensors" else p / MODEL_FILE
+        raise ValueError(
+            f"checkpoint weights {str(file)!r} hold non-finite values (NaN or Inf), first in "
+            f"tensor {bad!r}: the run diverged or the file is damaged; use an earlier checkpoint"
+        )
     expected = getattr(getattr(model, "cfg", None), "name", None)
     saved = metadata.get("model")
     if expected is not None and saved is not None and saved != expected:

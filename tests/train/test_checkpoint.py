@@ -1,6 +1,8 @@
 """Checkpoints: round trip, atomic writes, keep-last-K, resolution and clear load errors."""
 
+import os
 import random
+import stat
 
 import numpy as np
 import pytest
@@ -186,3 +188,119 @@ def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path, tiny_config
         load_model_weights(foreign, model)
     with pytest.raises(FileNotFoundError, match=MODEL_FILE):
         load_model_weights(tmp_path, model)
+
+
+def _poison(ckpt, name: str, value: float) -> None:
+    """Rewrite ``ckpt``'s weights with one entry of tensor ``name`` set to ``value``."""
+    tensors, metadata = ckpt_mod.read_model_weights(ckpt)
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = value
+    save_file(tensors, str(ckpt / MODEL_FILE), metadata=metadata)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_non_finite_weights_are_refused_at_load(tmp_path, tiny_config, value):
+    """NaN weights once loaded silently (resume segfaulted in grid_sample's backward, infer
+    wrote NaN renders): both loaders now name the file and the first bad tensor."""
+    from rayzer.checkpoints import load_trained_model
+
+    cfg = tiny_config()
+    path = save_checkpoint(tmp_path, 3, RayZer(cfg.model), {}, cfg)
+    name = sorted(RayZer(cfg.model).state_dict())[5]
+    _poison(path, name, value)
+    message = rf"{path / MODEL_FILE}'? hold non-finite values .* tensor '{name}'"
+    with pytest.raises(ValueError, match=message):
+        load_trained_model(path)
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(path, RayZer(cfg.model))
+
+
+def test_newest_intact_checkpoint_skips_damaged_ones(tmp_path, tiny_config, caplog):
+    cfg = tiny_config()
+    model = RayZer(cfg.model)
+    steps = [save_checkpoint(tmp_path, s, model, {}, cfg) for s in (1, 2, 3, 4)]
+    assert ckpt_mod.latest_intact_checkpoint(tmp_path) == steps[3]
+    _poison(steps[3], sorted(model.state_dict())[0], float("nan"))
+    (steps[2] / STATE_FILE).write_bytes(b"\x00garbage")
+    with caplog.at_level("WARNING", logger="rayzer.train"):
+        assert ckpt_mod.latest_intact_checkpoint(tmp_path) == steps[1]
+    warned = caplog.text
+    assert "skipping checkpoint" in warned and str(steps[3]) in warned and "non-finite" in warned
+    assert str(steps[2]) in warned and "corrupt" in warned
+    for p in steps[:2]:
+        (p / MODEL_FILE).write_bytes(b"truncated")
+    with pytest.raises(ValueError, match=r"no checkpoint of .* can be resumed: step_000004"):
+        ckpt_mod.latest_intact_checkpoint(tmp_path)
+    assert ckpt_mod.latest_intact_checkpoint(tmp_path / "empty") is None
+
+
+def test_temp_folders_of_dead_writers_are_removed(tmp_path, tiny_config):
+    """A kill during a write left ``.tmp-step_N-PID`` behind forever; the next save removes
+    those of dead processes and leaves a live writer's alone."""
+    import subprocess
+    import sys
+
+    cfg = tiny_config()
+    model = RayZer(cfg.model)
+    root = save_checkpoint(tmp_path, 1, model, {}, cfg).parent
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                           capture_output=True, text=True)  # fmt: skip
+    dead = root / f".tmp-step_000002-{int(child.stdout)}"
+    live = root / f".tmp-step_000003-{os.getpid()}"
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / MODEL_FILE).write_bytes(b"partial")
+    save_checkpoint(tmp_path, 4, model, {}, cfg)
+    assert not dead.exists() and live.exists()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000001", "step_000004"]
+
+
+FULL_DISK = """
+import resource, sys
+from rayzer.config import load_config
+from rayzer.models import RayZer
+from rayzer.train.checkpoint import save_checkpoint
+cfg = load_config("tiny-cpu", sys.argv[2:])
+model = RayZer(cfg.model)
+save_checkpoint(sys.argv[1], 1, model, {}, cfg)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
+try:
+    save_checkpoint(sys.argv[1], 2, model, {"blob": bytes(100_000)}, cfg)
+except OSError as err:
+    print(err)
+    sys.exit(3)
+"""
+
+
+def test_full_disk_names_the_folder_and_keeps_the_last_checkpoint(tmp_path, tiny_overrides):
+    """A file-size limit (as a full disk) in a real writer: a one-line OSError naming the folder
+    and its disk (it was a raw C++ error), no partial folder, the last checkpoint loads."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(tmp_path), *tiny_overrides],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 3, run.stderr
+    message = run.stdout.strip()
+    root = tmp_path / "checkpoints"
+    assert f"cannot write checkpoint step 2 in {root}" in message
+    assert "MB free on that disk" in message and "file-size limit" in message
+    assert "previous checkpoints are intact" in message and "\n" not in message
+    assert [p.name for p in root.iterdir()] == ["step_000001"]
+    cfg = ckpt_mod.load_config(root / "step_000001" / "config.yaml")
+    assert load_checkpoint(tmp_path, RayZer(cfg.model)).step == 1
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_checkpoint_files_share_the_umask_mode(tmp_path, tiny_config, umask):
+    """model.safetensors was written 0600 beside 0644 files: all follow the umask now."""
+    cfg = tiny_config()
+    old = os.umask(umask)
+    try:
+        path = save_checkpoint(tmp_path, 1, RayZer(cfg.model), {}, cfg)
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()}
+    assert modes == dict.fromkeys(modes, 0o666 & ~umask), modes

@@ -16,9 +16,12 @@ complete checkpoints are ever listed. The last ``keep_last`` are kept.
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import random
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 from torch import nn
 
@@ -40,6 +44,7 @@ from rayzer.checkpoints import (
     STATE_FILE,
     checkpoint_root,
     checkpoint_step,
+    first_non_finite,
     latest_checkpoint,
     list_checkpoints,
     load_model_weights,
@@ -47,6 +52,10 @@ from rayzer.checkpoints import (
     resolve_checkpoint,
 )
 from rayzer.config import Config, config_to_yaml, load_config
+
+log = logging.getLogger("rayzer.train")
+#: ``.tmp-step_N-PID``: a checkpoint being written by process PID (see :func:`save_checkpoint`).
+_TMP_STEP_DIR = re.compile(r"^\.tmp-step_\d+-(\d+)$")
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -56,9 +65,11 @@ __all__ = [
     "STATE_FILE",
     "SUPERSEDED_DIR",
     "LoadedCheckpoint",
+    "check_intact",
     "checkpoint_root",
     "checkpoint_step",
     "latest_checkpoint",
+    "latest_intact_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
     "load_model_weights",
@@ -114,9 +125,39 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # -- locating checkpoints ----------------------------------------------------------------------
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temporaries(root: Path) -> list[Path]:
+    """Delete ``.tmp-step_N-PID`` folders whose writer is gone (killed mid-write); returns them.
+
+    Why: a kill during a checkpoint write leaves the half-written folder behind, and nothing
+    else ever looks at it again (it once added up to 59 MB after three runs). A folder of a
+    live process is left alone: it may be a write in progress.
+    """
+    removed = []
+    for p in root.iterdir():
+        m = _TMP_STEP_DIR.match(p.name)
+        if m is not None and p.is_dir() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 def _restore_interrupted_resaves(root: Path) -> None:
-    """Put back ``.old-step_N-PID`` directories whose ``step_N`` is missing (a re-save cut
-    between its two renames) and delete those whose ``step_N`` exists (cut after them)."""
+    """Tidy a checkpoint folder after an interrupted run: delete the temporary folders of
+    writers that are gone (:func:`_remove_stale_temporaries`), put back ``.old-step_N-PID``
+    directories whose ``step_N`` is missing (a re-save cut between its two renames) and delete
+    those whose ``step_N`` exists (cut after them)."""
+    _remove_stale_temporaries(root)
     for p in root.iterdir():
         m = _OLD_STEP_DIR.match(p.name)
         if m is None or not p.is_dir():
@@ -181,6 +222,46 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def _file_mode() -> int:
+    """The mode ``open()`` gives new files under the current umask (0o644 under umask 022).
+
+    Why: safetensors creates its file 0o600 while ``open()`` honours the umask; a checkpoint
+    should not mix private and shared files.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _write_error(err: BaseException, step: int, root: Path) -> OSError:
+    """A one-line OSError for a failed checkpoint write that names the folder and its disk.
+
+    Why: the writers fail with their own words (torch: "PytorchStreamWriter failed writing file
+    data/0: file write failed"; safetensors: an I/O error in Rust syntax) that name neither the
+    folder nor the cause; a full disk or a file-size limit is the usual one.
+    """
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    code = getattr(err, "errno", None)
+    if code is None:  # safetensors reports the OS error in its text: "... (os error 28)"
+        m = re.search(r"os error (\d+)", str(err))
+        code = int(m.group(1)) if m else None
+    try:
+        free = f"{shutil.disk_usage(root).free / 2**20:.0f} MB free"
+    except OSError:
+        free = "free space unknown"
+    cause = (
+        "the disk is full or a file-size limit was hit"
+        if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+        else "is the disk full?"
+    )
+    error = OSError(
+        f"cannot write checkpoint step {step} in {root} ({free} on that disk; {cause}): "
+        f"{reason}; the previous checkpoints are intact"
+    )
+    error.errno = code  # kept for callers, out of the message ("[Errno 28] ..." reads badly)
+    return error
+
+
 def save_checkpoint(
     out_dir: str | Path,
     step: int,
@@ -209,10 +290,10 @@ def save_checkpoint(
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
+    model_name = getattr(getattr(model, "cfg", None), "name", type(model).__name__.lower())
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tmp.mkdir()
     try:
-        model_name = getattr(getattr(model, "cfg", None), "name", type(model).__name__.lower())
-        tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(
             tensors,
             str(tmp / MODEL_FILE),
@@ -231,7 +312,9 @@ def save_checkpoint(
             **(meta or {}),
         }
         (tmp / META_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        mode = _file_mode()
         for f in tmp.iterdir():
+            os.chmod(f, mode)
             _fsync_file(f)
         _fsync_dir(tmp)
         if final.exists():  # re-saving a step (e.g. stop signal right after a periodic save)
@@ -242,6 +325,11 @@ def save_checkpoint(
         else:
             os.replace(tmp, final)
         _fsync_dir(root)
+    except Exception as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError | RuntimeError | SafetensorError):  # the writers' I/O errors
+            raise _write_error(err, step, root) from err
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -294,3 +382,41 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> LoadedC
         )
     config = load_config(ckpt / CONFIG_FILE) if (ckpt / CONFIG_FILE).is_file() else None
     return LoadedCheckpoint(path=ckpt, step=int(state["step"]), state=state, config=config)
+
+
+def check_intact(ckpt: Path) -> None:
+    """Raise unless checkpoint ``ckpt`` loads: readable, finite weights, a readable training
+    state and config (what :func:`load_checkpoint` needs, without a model to load into)."""
+    tensors, _ = read_model_weights(ckpt)
+    bad = first_non_finite(tensors)
+    if bad is not None:
+        raise ValueError(f"non-finite values (NaN or Inf) in weight tensor {bad!r}")
+    del tensors
+    load_checkpoint(ckpt)
+
+
+def latest_intact_checkpoint(out_dir: str | Path) -> Path | None:
+    """The newest checkpoint of a run that loads (see :func:`check_intact`), or None when the
+    run has none. Skipped newer checkpoints are named in a warning.
+
+    Why: the newest checkpoint is not always usable (a diverged run saved NaN weights, a file
+    was damaged); ``--resume auto`` should continue from the newest good one instead of
+    failing or crashing later.
+
+    Raises:
+        ValueError: the run has checkpoints but none of them loads (each is named).
+    """
+    skipped: list[str] = []
+    for ckpt in reversed(list_checkpoints(out_dir)):
+        try:
+            check_intact(ckpt)
+        except (OSError, ValueError) as err:
+            log.warning(f"skipping checkpoint {ckpt}: {err}")
+            skipped.append(f"{ckpt.name}: {err}")
+            continue
+        if skipped:
+            log.warning(f"resuming from {ckpt}, the newest intact checkpoint")
+        return ckpt
+    if skipped:
+        raise ValueError(f"no checkpoint of {out_dir} can be resumed: " + "; ".join(skipped[:3]))
+    return None
