@@ -340,11 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     quality_parser = bench.add_parser(
         "quality",
-        help="train RayZer and the LVSM oracle on one budget, evaluate on held-out scenes",
-        description="Train RayZer and the LVSM oracle for the same wall-clock budget on the "
-        "built-in synthetic scenes (or evaluate existing runs with --skip-train), evaluate both "
-        "with copy-nearest and mean-of-inputs baselines on a fixed held-out test set (even and "
-        "random targets), and write quality.json, quality.md and quality.png.",
+        help="train models on one budget each (or take existing runs), evaluate them side by "
+        "side on held-out scenes",
+        description="Train a list of models (--models, default RayZer and the LVSM oracle) for "
+        "the same wall-clock budget each on the built-in synthetic scenes, or evaluate existing "
+        "runs (--runs LABEL=RUN ..., e.g. rayzer=bundled erayzer=runs/e nas3r=runs/n); evaluate "
+        "all of them with copy-nearest and mean-of-inputs baselines on one fixed held-out test "
+        "set (even and random targets): images, poses (RPA, AUC), depth, focal, step time; "
+        "write quality.json, quality.md and quality.png.",
     )
     quality_bench.add_arguments(quality_parser)
     quality_parser.set_defaults(func=quality_bench.main)
