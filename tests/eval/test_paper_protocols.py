@@ -98,6 +98,8 @@ def test_rayzer_eval_paper_protocols_report_depth(tmp_path, synth_data):
     aligned = m["summary"]["erayzer_at_gt_cameras"]
     assert aligned["psnr"] > 0 and aligned["pose"] is None and aligned["depth"]["num_images"] == 12
     assert "_at_gt_cameras" in json.dumps(m["definitions"]["images"])
+    md = (tmp_path / "nas3r" / "metrics.md").read_text()
+    assert "## Depth" in md and "## By overlap of the context pair" in md
     assert "depth" in m["definitions"] and "median_scaling" in m["definitions"]["depth"]
 
     m = _eval(tmp_path, ckpt, synth_data, "erayzer", "--protocol", "erayzer", "--span", "12")

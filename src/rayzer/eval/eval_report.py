@@ -86,6 +86,34 @@ def metrics_markdown(m: dict[str, Any]) -> str:
     if not m["lpips_nets"]:
         parts += ["", "LPIPS disabled (`--lpips none`)."]
 
+    depths = {k: v["depth"] for k, v in m["summary"].items() if v.get("depth")}
+    if depths:
+        parts += [
+            "",
+            "## Depth (input views' z-depth vs the exact depth, per-image median scaling)",
+            "",
+        ]
+        rows = [
+            {
+                "method": LABELS.get(name, name),
+                "AbsRel ↓": _f(d["abs_rel"]),
+                "δ<1.25 ↑": _f(d["delta_1_25"]),
+                "images": d["num_images"],
+            }
+            for name, d in depths.items()
+        ]
+        parts.append(markdown_table(rows, list(rows[0])))
+    by_tag = {k: v["by_overlap"] for k, v in m["summary"].items() if v.get("by_overlap")}
+    if by_tag:
+        parts += ["", "## By overlap of the context pair (PSNR ↑, samples)", ""]
+        tags = sorted({t for d in by_tag.values() for t in d})
+        rows = [
+            {"method": LABELS.get(name, name)}
+            | {t: f"{_f(d[t]['psnr'], 2)} ({d[t]['num_samples']})" if t in d else "—" for t in tags}
+            for name, d in by_tag.items()
+        ]
+        parts.append(markdown_table(rows, list(rows[0])))
+
     poses = {k: v["pose"] for k, v in m["summary"].items() if v.get("pose")}
     parts += ["", "## Cameras (posed scenes; errors pooled over all pairs / cameras)", ""]
     if poses:
