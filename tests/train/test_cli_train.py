@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from rayzer.cli import main
 from rayzer.config import load_config
@@ -127,3 +128,31 @@ def test_broken_config_files_fail_cleanly(tmp_path, tiny_overrides, capsys):
         assert str(ckpt / "config.yaml") in err and "section 'model'" in err, err
         assert "Traceback" not in err and err.count("\n") == 1
     assert not out.exists() and not (tmp_path / "ev").exists()
+
+
+def test_resume_auto_falls_back_to_the_newest_intact_checkpoint(tmp_path, tiny_overrides, caplog):
+    """The latest checkpoint holds NaN weights (a diverged run): `--resume auto` once resumed it
+    and crashed; now it warns, resumes the newest intact one and moves the bad one aside."""
+    from safetensors.torch import save_file
+
+    from rayzer.train.checkpoint import list_checkpoints, read_model_weights
+
+    out = tmp_path / "run"
+    args = ["train", "--config", "tiny-cpu", *tiny_overrides, "train.ckpt_every=1"]
+    assert main([*args, "train.steps=3", "--out", str(out)]) == 0
+    bad = resolve_checkpoint(out)
+    tensors, metadata = read_model_weights(bad)
+    name = sorted(tensors)[0]
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    save_file(tensors, str(bad / "model.safetensors"), metadata=metadata)
+
+    with caplog.at_level("WARNING", logger="rayzer.train"):
+        assert main([*args, "train.steps=4", "--out", str(out), "--resume", "auto"]) == 0
+    assert f"skipping checkpoint {bad}" in caplog.text and repr(name) in caplog.text
+    resumed = [r for r in _records(out) if r.get("event") == "resume"]
+    assert resumed[-1]["checkpoint"].endswith("step_000002")
+    assert [p.name for p in list_checkpoints(out)][-3:] == [f"step_00000{i}" for i in (2, 3, 4)]
+    assert list((out / "checkpoints" / "superseded").glob("*/step_000003"))  # the NaN one
+    cfg = load_config(out / "config.yaml")
+    for ckpt in list_checkpoints(out):  # the re-trained step 3 and step 4 are finite
+        load_model_weights(ckpt, RayZer(cfg.model))

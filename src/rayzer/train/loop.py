@@ -58,6 +58,7 @@ from rayzer.models.views import gather_views
 from rayzer.train.checkpoint import (
     CHECKPOINT_DIR,
     SUPERSEDED_DIR,
+    latest_intact_checkpoint,
     load_checkpoint,
     resolve_checkpoint,
     rng_state,
@@ -69,6 +70,7 @@ from rayzer.train.checkpoint import latest_checkpoint as find_latest
 from rayzer.train.logger import RunLogger, image_grid
 from rayzer.train.losses import build_perceptual_loss
 from rayzer.train.optim import GradSpikeGuard, WarmupCosine, build_optimizer, build_scheduler
+from rayzer.train.run_lock import run_folder_lock
 from rayzer.utils.logs import StderrHandler
 
 log = logging.getLogger("rayzer.train")
@@ -273,8 +275,8 @@ class Trainer:
                     "that run or choose another --out"
                 )
             return None
-        if str(resume) == "auto":
-            return find_latest(self.out_dir)
+        if str(resume) == "auto":  # the newest checkpoint that loads (damaged ones: warned)
+            return latest_intact_checkpoint(self.out_dir)
         ckpt = resolve_checkpoint(resume)
         if not self._in_out_dir(ckpt) and find_latest(self.out_dir) is not None:
             root = (self.out_dir / CHECKPOINT_DIR / SUPERSEDED_DIR).resolve()
@@ -672,8 +674,12 @@ def run_training(
         out = ckpt.parent.parent
     if out is not None:
         cfg.train.out_dir = str(out)
-    trainer = Trainer(cfg, cfg.train.out_dir, resume=str(ckpt) if ckpt is not None else resume)
-    try:
-        return trainer.train()
-    finally:
-        trainer.close()
+    # One training per run folder (rank 0 holds the lock; RANK is torchrun's, read before the
+    # process group exists so a refused run never joins it).
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    with run_folder_lock(cfg.train.out_dir, enabled=main_rank):
+        trainer = Trainer(cfg, cfg.train.out_dir, resume=str(ckpt) if ckpt is not None else resume)
+        try:
+            return trainer.train()
+        finally:
+            trainer.close()
