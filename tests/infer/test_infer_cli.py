@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from rayzer import api, bundled
+from rayzer.checkpoints import read_model_weights
 from rayzer.eval.image_metrics import psnr
 
 NOVEL = ("--path-frames", "5", "--spiral-frames", "4", "--quiet")
@@ -139,6 +141,13 @@ def _bad_inputs(tmp: Path, helpers, tiny_ckpt: Path, lvsm_ckpt: Path):
     (corrupt / "model.safetensors").write_bytes(
         (tiny_ckpt / "model.safetensors").read_bytes()[:200]
     )
+    nan = tmp / "nan_ckpt"
+    nan.mkdir()
+    (nan / "config.yaml").write_text((tiny_ckpt / "config.yaml").read_text())
+    tensors, metadata = read_model_weights(tiny_ckpt)
+    tensors = {k: v.clone() for k, v in tensors.items()}
+    next(iter(sorted(tensors.items())))[1].fill_(float("nan"))
+    save_file(tensors, str(nan / "model.safetensors"), metadata=metadata)
     ck = ("--ckpt", tiny_ckpt)
     return {
         "empty folder": (("--images", tmp / "empty", *ck), ["empty: no image files"]),
@@ -149,6 +158,7 @@ def _bad_inputs(tmp: Path, helpers, tiny_ckpt: Path, lvsm_ckpt: Path):
         "undecodable video": (("--video", tmp / "broken.mp4", *ck), ["broken.mp4", "video"]),
         "lvsm checkpoint": (("--images", tmp / "ok", "--ckpt", lvsm_ckpt), ["'lvsm' model", str(lvsm_ckpt)]),
         "corrupt checkpoint": (("--images", tmp / "ok", "--ckpt", corrupt), ["corrupt_ckpt/model.safetensors", "corrupt"]),
+        "nan checkpoint": (("--images", tmp / "ok", "--ckpt", nan), ["nan_ckpt/model.safetensors", "non-finite"]),
         "bad size": (("--images", tmp / "ok", *ck, "--size", "30"), ["--size 30", "patch size 8"]),
         "huge size": (("--images", tmp / "ok", *ck, "--size", "100000"), ["--size 100000", "at most 1024"]),
         "too many views": (("--images", tmp / "ok", *ck, "--max-views", "100"), ["--max-views"]),
@@ -157,8 +167,8 @@ def _bad_inputs(tmp: Path, helpers, tiny_ckpt: Path, lvsm_ckpt: Path):
 
 CASES = [
     "empty folder", "one image", "not an image", "truncated jpeg", "missing folder",
-    "undecodable video", "lvsm checkpoint", "corrupt checkpoint", "bad size", "huge size",
-    "too many views",
+    "undecodable video", "lvsm checkpoint", "corrupt checkpoint", "nan checkpoint", "bad size",
+    "huge size", "too many views",
 ]  # fmt: skip
 
 
