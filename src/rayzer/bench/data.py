@@ -113,6 +113,13 @@ def to_markdown(result: dict[str, Any]) -> str:
     return markdown_table(result["rows"], cols)
 
 
+DESCRIPTION = (
+    "Time the training stream (sampler, decoding, resize + crop, collation) on "
+    "each --source (synthetic, scene folders, a manifest or RealEstate10K chunks) with each "
+    "number of --workers; prints a Markdown table and JSON (data.json / data.md in --out)."
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source",

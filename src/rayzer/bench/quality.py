@@ -758,6 +758,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+DESCRIPTION = (
+    "Train a list of models (--models, default RayZer and the LVSM oracle) for "
+    "the same wall-clock budget each on the built-in synthetic scenes, or evaluate existing "
+    "runs (--runs LABEL=RUN ..., e.g. rayzer=bundled erayzer=runs/e nas3r=runs/n); evaluate "
+    "all of them with copy-nearest and mean-of-inputs baselines on one fixed held-out test "
+    "set (even and random targets): images, poses (RPA, AUC), depth, focal, step time; "
+    "write quality.json, quality.md and quality.png."
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--minutes",

@@ -223,6 +223,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="folder for speed.json / speed.md")
 
 
+def command(args: argparse.Namespace) -> None:
+    """``rayzer bench speed``: run the benchmark and write ``speed.json`` / ``speed.md``."""
+    result = run(args)
+    write_report(args.out, "speed", result, to_markdown(result))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
