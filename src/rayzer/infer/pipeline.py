@@ -179,6 +179,35 @@ def run_inference(
             FileExistsError: ``out`` exists; InferenceError: a stage
             failed otherwise. Nothing is left at ``out`` after a failure.
     """
+    out = _plan_output(images, video, ckpt, out, overwrite, path_frames, spiral_frames, fps, chunk)
+    timer = StageTimer(resolve_device(device) if model is None else model.device)
+    with timer.stage("load_model"):
+        if model is None:
+            model = load_model(ckpt, timer.device)
+    views, x = _load_views(timer, model, images, video, size, aspect, max_views, skip_bad)
+    pred = _predict(timer, model, x, path_frames, spiral_frames, chunk, progress)
+    with staged_output(out, overwrite) as tmp:
+        written = _write_outputs(tmp, out.name, timer, model, views, pred, fps)
+        summary = _summary(views, model, pred, fps, aspect, timer, written)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    return InferenceResult(out=out, summary=summary, cameras=pred.cams, views=views)
+
+
+def _plan_output(
+    images: str | Path | None,
+    video: str | Path | None,
+    ckpt: str | Path | None,
+    out: str | Path | None,
+    overwrite: bool,
+    path_frames: int,
+    spiral_frames: int,
+    fps: float,
+    chunk: int,
+) -> Path:
+    """Check the request before any work and return the output folder.
+
+    Cheap input checks come first, so a wrong path is reported before any model question.
+    """
     if (images is None) == (video is None):
         raise ValueError("give exactly one input: --images DIR or --video FILE")
     _check_counts(path_frames, spiral_frames, fps, chunk)
@@ -186,23 +215,29 @@ def run_inference(
     check_output_apart(out, {"--images": images, "--video": video, "--ckpt": ckpt})
     if overwrite:
         check_replaceable(out)
-    if out.exists() and not overwrite:  # fail before any work
+    if out.exists() and not overwrite:
         raise FileExistsError(
             f"output folder {out} already exists (pass --overwrite to replace it)"
         )
-    # Cheap input checks first, so a wrong path is reported before any model question.
     if images is not None:
         find_image_files(images)
     elif not Path(video).is_file():  # type: ignore[arg-type]
         raise FileNotFoundError(f"video file not found: {video}")
-    dev = resolve_device(device) if model is None else model.device
-    timer = StageTimer(dev)
+    return out
 
-    with timer.stage("load_model"):
-        if model is None:
-            model = load_model(ckpt, dev)
+
+def _load_views(
+    timer: StageTimer,
+    model: LoadedModel,
+    images: str | Path | None,
+    video: str | Path | None,
+    size: int | None,
+    aspect: str,
+    max_views: int,
+    skip_bad: bool,
+) -> tuple[PreparedViews, torch.Tensor]:
+    """Load and fit the views at the model's input size; returns them and the model's images."""
     in_size = int(size) if size is not None else model.image_size
-
     with timer.stage("load_images"):
         if images is not None:
             views = load_image_folder(
@@ -213,8 +248,35 @@ def run_inference(
         x = as_images(views, model)
     for note in views.notes:
         log.info("note: %s", note)
-    H, W = views.height, views.width
+    return views, x
 
+
+@dataclass
+class _Predictions:
+    """Everything the model produced for one capture (all on the CPU or the model's device)."""
+
+    cams: Cameras
+    renders: torch.Tensor  # (V, 3, H, W) input views rendered back, in [0, 1]
+    depth: torch.Tensor | None  # (V, H, W) camera z-depth, for models that output depth
+    view_psnr: list[float]  # reconstruction PSNR per input view
+    segments: list[tuple[str, Cameras]]  # novel-view segments: ("path" | "spiral", cameras)
+    spiral_info: Any
+    novel_frames: list[np.ndarray]  # uint8 frames per segment
+    gaussians: (
+        dict[str, torch.Tensor] | None
+    )  # the scene's Gaussians (CPU), where the model has them
+
+
+def _predict(
+    timer: StageTimer,
+    model: LoadedModel,
+    x: torch.Tensor,
+    path_frames: int,
+    spiral_frames: int,
+    chunk: int,
+    progress: bool,
+) -> _Predictions:
+    """Cameras, the latent scene, the input views rendered back and the novel views."""
     with timer.stage("predict_cameras"):
         cams = predict_cameras(model, x)
     with timer.stage("reconstruct"):
@@ -239,8 +301,26 @@ def run_inference(
     gaussians = None
     if model.model.capabilities.outputs_gaussians:
         gaussians = {k: v.cpu() for k, v in model.model.gaussians(scene).items()}
-    del scene
+    return _Predictions(
+        cams, renders, depth, view_psnr, segments, spiral_info, novel_frames, gaussians
+    )
 
+
+def _write_outputs(
+    tmp: Path,
+    scene_name: str,
+    timer: StageTimer,
+    model: LoadedModel,
+    views: PreparedViews,
+    pred: _Predictions,
+    fps: float,
+) -> list[str]:
+    """Write the exports, renders, novel-view video and camera plot into ``tmp``.
+
+    Returns the written names, in order, for the summary.
+    """
+    cams = pred.cams
+    H, W = views.height, views.width
     source_K = [v.source_intrinsics(cams.K[i].tolist(), (W, H)) for i, v in enumerate(views.views)]
     frame_extras = [
         {
@@ -249,7 +329,7 @@ def run_inference(
             "source_height": v.source_size[1],
             "source_intrinsics": dict(zip(("fx", "fy", "cx", "cy"), source_K[i])),
             "crop_box": list(v.box),
-            "reconstruction_psnr": _finite(view_psnr[i]),
+            "reconstruction_psnr": _finite(pred.view_psnr[i]),
         }
         for i, v in enumerate(views.views)
     ]
@@ -259,43 +339,50 @@ def run_inference(
         "canonical_view": cams.canonical,
         "note": SCALE_NOTE,
     }
-    with staged_output(out, overwrite) as tmp:
-        with timer.stage("write_exports"):
-            written = write_exports(
-                tmp, views.images, views.names, cams, meta, frame_extras, scene=out.name
-            )
-            write_pngs(tmp / "renders", to_uint8(renders), views.names)
-            written.append("renders/")
-            if depth is not None:  # models with capabilities.outputs_depth
-                write_depth(tmp / "depth", depth, views.names)
-                written.append("depth/")
-            if gaussians is not None:
-                write_gaussians(tmp / "gaussians.ply", gaussians)
-                written.append("gaussians.ply")
-        with timer.stage("write_video"):
-            if novel_frames:
-                frames = np.concatenate(novel_frames)
-                write_mp4(tmp / "novel_views.mp4", frames, fps)
-                write_gif(tmp / "novel_views.gif", frames, fps)
-                kinds = [k for (k, c) in segments for _ in range(len(c))]
-                all_novel = Cameras(
-                    torch.cat([c.c2w for _, c in segments]),
-                    torch.cat([c.K for _, c in segments]),
-                    H,
-                    W,
-                )
-                (tmp / "novel_cameras.json").write_text(
-                    json.dumps(cameras_json(all_novel, kinds), indent=1) + "\n"
-                )
-                written += ["novel_views.mp4", "novel_views.gif", "novel_cameras.json"]
-        with timer.stage("plot"):
-            plot_cameras(tmp / "cameras.png", cams, [c for _, c in segments])
-            written.append("cameras.png")
-        summary = _summary(
-            views, model, cams, view_psnr, segments, spiral_info, fps, aspect, timer, written
+    with timer.stage("write_exports"):
+        written = write_exports(
+            tmp, views.images, views.names, cams, meta, frame_extras, scene=scene_name
         )
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    return InferenceResult(out=out, summary=summary, cameras=cams, views=views)
+        write_pngs(tmp / "renders", to_uint8(pred.renders), views.names)
+        written.append("renders/")
+        if pred.depth is not None:  # models with capabilities.outputs_depth
+            write_depth(tmp / "depth", pred.depth, views.names)
+            written.append("depth/")
+        if pred.gaussians is not None:
+            write_gaussians(tmp / "gaussians.ply", pred.gaussians)
+            written.append("gaussians.ply")
+    with timer.stage("write_video"):
+        if pred.novel_frames:
+            written += _write_novel_views(tmp, pred.novel_frames, pred.segments, fps, H, W)
+    with timer.stage("plot"):
+        plot_cameras(tmp / "cameras.png", cams, [c for _, c in pred.segments])
+        written.append("cameras.png")
+    return written
+
+
+def _write_novel_views(
+    tmp: Path,
+    novel_frames: list[np.ndarray],
+    segments: list[tuple[str, Cameras]],
+    fps: float,
+    H: int,
+    W: int,
+) -> list[str]:
+    """The novel-view video (MP4 and GIF) and its cameras, one segment after the other."""
+    frames = np.concatenate(novel_frames)
+    write_mp4(tmp / "novel_views.mp4", frames, fps)
+    write_gif(tmp / "novel_views.gif", frames, fps)
+    kinds = [k for (k, c) in segments for _ in range(len(c))]
+    all_novel = Cameras(
+        torch.cat([c.c2w for _, c in segments]),
+        torch.cat([c.K for _, c in segments]),
+        H,
+        W,
+    )
+    (tmp / "novel_cameras.json").write_text(
+        json.dumps(cameras_json(all_novel, kinds), indent=1) + "\n"
+    )
+    return ["novel_views.mp4", "novel_views.gif", "novel_cameras.json"]
 
 
 def _finite(x: float) -> float | None:
@@ -305,15 +392,19 @@ def _finite(x: float) -> float | None:
 def _summary(
     views: PreparedViews,
     model: LoadedModel,
-    cams: Cameras,
-    view_psnr: list[float],
-    segments: list[tuple[str, Cameras]],
-    spiral_info: Any,
+    pred: _Predictions,
     fps: float,
     aspect: str,
     timer: StageTimer,
     written: list[str],
 ) -> dict[str, Any]:
+    """The contents of ``summary.json``."""
+    cams, view_psnr, segments, spiral_info = (
+        pred.cams,
+        pred.view_psnr,
+        pred.segments,
+        pred.spiral_info,
+    )
     H, W = views.height, views.width
     fx, fy = float(cams.K[0, 0]), float(cams.K[0, 1])
     seconds = dict(timer.seconds)
