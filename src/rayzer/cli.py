@@ -20,13 +20,17 @@ class _ListModels(argparse.Action):
         from rayzer.models import available_models, model_class
 
         lines = ["models (model.name=…):"]
-        for name in available_models():
+        names = available_models()
+        width = max(map(len, names), default=0)
+        for name in names:
             caps = model_class(name).capabilities
             flags = [k for k, v in vars(caps).items() if v]
-            lines.append(f"  {name:12s} {', '.join(flags)}")
+            lines.append(f"  {name:{width}s}  {', '.join(flags) or '(no capability flags)'}")
         lines.append("presets (--config NAME):")
         lines += [f"  {name}" for name in list_presets()]
-        lines += [f"  {name:24s} = {what}" for name, what in list_methods().items()]
+        methods = list_methods()
+        width = max(map(len, methods), default=0)
+        lines += [f"  {name:{width}s}  = {what}" for name, what in methods.items()]
         parser.exit(message="\n".join(lines) + "\n")
 
 
