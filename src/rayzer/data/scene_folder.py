@@ -310,17 +310,46 @@ def read_scene_folder(
             unreadable images, width/height that disagree with the image, mixed image sizes.
     """
     root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"scene folder not found: {root}")
-    json_path = root / CAMERAS_JSON
-    posed = json_path.is_file()
-    if not posed:
-        json_path = root / FRAMES_JSON
-        if not json_path.is_file():
-            raise FileNotFoundError(f"{root}: neither {CAMERAS_JSON} nor {FRAMES_JSON} found")
+    json_path = _scene_file(root)
     doc = _load_json(json_path)
     all_frames = doc["frames"]
+    _check_frame_files(root, json_path, all_frames, strict)
+    indices = _check_indices(indices, len(all_frames))
+    frames = [all_frames[i] for i in indices]
+    images, orig_hw, new_hw = _load_images(root, json_path, frames, size, max_side)
+    c2w = K = None
+    if json_path.name == CAMERAS_JSON:
+        c2w, K = _load_cameras(json_path, frames, orig_hw, new_hw)
+    depth = None
+    if load_depth and (root / "depth").is_dir():
+        depth = _load_depth(root, frames, orig_hw, new_hw)
+    return SceneFolder(
+        path=root,
+        scene=str(doc.get("scene") or root.name),
+        files=[fr["file"] for fr in frames],
+        images=images,
+        c2w=c2w,
+        K=K,
+        depth=depth,
+        index=torch.tensor(indices, dtype=torch.int64),
+        meta={k: v for k, v in doc.items() if k != "frames"},
+        frames=frames,
+    )
 
+
+def _scene_file(root: Path) -> Path:
+    """``cameras.json`` (posed scene) or else ``frames.json`` (unposed) of a scene folder."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"scene folder not found: {root}")
+    for name in (CAMERAS_JSON, FRAMES_JSON):
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(f"{root}: neither {CAMERAS_JSON} nor {FRAMES_JSON} found")
+
+
+def _check_frame_files(root: Path, json_path: Path, all_frames: list[Any], strict: bool) -> None:
+    """Every frame names a distinct file inside the folder; with ``strict``, every image in
+    ``images/`` is listed."""
     files: list[str] = []
     for i, fr in enumerate(all_frames):
         if not isinstance(fr, dict) or not isinstance(fr.get("file"), str) or not fr["file"]:
@@ -347,16 +376,29 @@ def read_scene_folder(
                 f"are not listed, e.g. {unlisted[:3]} (pass strict=False to ignore)"
             )
 
+
+def _check_indices(indices: Sequence[int] | None, n_frames: int) -> list[int]:
+    """The selected frame positions (default: all), each in ``[0, n_frames)``."""
     if indices is None:
-        indices = range(len(all_frames))
+        indices = range(n_frames)
     indices = [int(i) for i in indices]
     if not indices:
         raise ValueError("indices must select at least one frame")
-    bad = [i for i in indices if not 0 <= i < len(all_frames)]
+    bad = [i for i in indices if not 0 <= i < n_frames]
     if bad:
-        raise ValueError(f"indices {bad[:5]} out of range for {len(all_frames)} frames")
-    frames = [all_frames[i] for i in indices]
+        raise ValueError(f"indices {bad[:5]} out of range for {n_frames} frames")
+    return indices
 
+
+def _load_images(
+    root: Path,
+    json_path: Path,
+    frames: list[dict[str, Any]],
+    size: tuple[int, int] | None,
+    max_side: int | None,
+) -> tuple[torch.Tensor, list[tuple[int, int]], list[tuple[int, int]]]:
+    """The frames' images as ``(V, 3, H, W)`` float32 in [0, 1], with each frame's stored and
+    loaded ``(H, W)``; width / height entries of the scene file must match the image."""
     pil_images, orig_hw = [], []
     for fr in frames:
         img_path = root / fr["file"]
@@ -380,56 +422,55 @@ def read_scene_folder(
             im = im.resize((hw_new[1], hw_new[0]), Image.Resampling.LANCZOS)
         images.append(torch.from_numpy(np.asarray(im, np.float32) / 255.0).permute(2, 0, 1))
         new_hw.append(hw_new)
+    return torch.stack(images), orig_hw, new_hw
 
-    c2w = K = None
-    if posed:
-        c2w_list, K_list = [], []
-        for fr, hw, hw_new in zip(frames, orig_hw, new_hw):
-            where = f"{json_path} frame {fr['file']}"
-            missing = [k for k in ("fx", "fy", "cx", "cy", "c2w") if k not in fr]
-            if missing:
-                raise ValueError(f"{where}: missing camera key(s) {missing}")
-            try:
-                m = np.asarray(fr["c2w"], dtype=np.float64)
-                k = np.array([fr["fx"], fr["fy"], fr["cx"], fr["cy"]], dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{where}: cameras must be numbers ({exc})") from None
-            check_c2w(m, where)
-            _check_intrinsics(k, where)
-            k_t = torch.from_numpy(k)
-            if hw_new != hw:
-                k_t = resize_intrinsics(k_t, hw, hw_new)
-            c2w_list.append(torch.from_numpy(m))
-            K_list.append(k_t)
-        c2w = torch.stack(c2w_list).float()
-        K = torch.stack(K_list).float()
 
-    depth = None
-    if load_depth and (root / "depth").is_dir():
-        maps = []
-        for fr, hw, hw_new in zip(frames, orig_hw, new_hw):
-            dpath = root / "depth" / f"{Path(fr['file']).stem}.npy"
-            if not dpath.is_file():
-                raise FileNotFoundError(f"depth map missing for {fr['file']}: {dpath}")
-            try:
-                d = np.load(dpath, allow_pickle=False)
-            except (ValueError, OSError) as exc:
-                raise ValueError(f"cannot read depth map {dpath}: {exc}") from None
-            if d.shape != hw:
-                raise ValueError(f"{dpath}: depth shape {d.shape} != image size {hw}")
-            d = d.astype(np.float32)
-            maps.append(torch.from_numpy(_resize_depth(d, hw_new) if hw_new != hw else d))
-        depth = torch.stack(maps)
+def _load_cameras(
+    json_path: Path,
+    frames: list[dict[str, Any]],
+    orig_hw: list[tuple[int, int]],
+    new_hw: list[tuple[int, int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked ``c2w (V, 4, 4)`` and ``K (V, 4)`` (intrinsics for the loaded size), float32."""
+    c2w_list, K_list = [], []
+    for fr, hw, hw_new in zip(frames, orig_hw, new_hw):
+        where = f"{json_path} frame {fr['file']}"
+        missing = [k for k in ("fx", "fy", "cx", "cy", "c2w") if k not in fr]
+        if missing:
+            raise ValueError(f"{where}: missing camera key(s) {missing}")
+        try:
+            m = np.asarray(fr["c2w"], dtype=np.float64)
+            k = np.array([fr["fx"], fr["fy"], fr["cx"], fr["cy"]], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: cameras must be numbers ({exc})") from None
+        check_c2w(m, where)
+        _check_intrinsics(k, where)
+        k_t = torch.from_numpy(k)
+        if hw_new != hw:
+            k_t = resize_intrinsics(k_t, hw, hw_new)
+        c2w_list.append(torch.from_numpy(m))
+        K_list.append(k_t)
+    return torch.stack(c2w_list).float(), torch.stack(K_list).float()
 
-    return SceneFolder(
-        path=root,
-        scene=str(doc.get("scene") or root.name),
-        files=[fr["file"] for fr in frames],
-        images=torch.stack(images),
-        c2w=c2w,
-        K=K,
-        depth=depth,
-        index=torch.tensor(indices, dtype=torch.int64),
-        meta={k: v for k, v in doc.items() if k != "frames"},
-        frames=frames,
-    )
+
+def _load_depth(
+    root: Path,
+    frames: list[dict[str, Any]],
+    orig_hw: list[tuple[int, int]],
+    new_hw: list[tuple[int, int]],
+) -> torch.Tensor:
+    """``depth/<stem>.npy`` of every frame, resampled to the loaded size: ``(V, H, W)`` float32."""
+    maps = []
+    for fr, hw, hw_new in zip(frames, orig_hw, new_hw):
+        dpath = root / "depth" / f"{Path(fr['file']).stem}.npy"
+        if not dpath.is_file():
+            raise FileNotFoundError(f"depth map missing for {fr['file']}: {dpath}")
+        try:
+            d = np.load(dpath, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"cannot read depth map {dpath}: {exc}") from None
+        if d.shape != hw:
+            raise ValueError(f"{dpath}: depth shape {d.shape} != image size {hw}")
+        d = d.astype(np.float32)
+        maps.append(torch.from_numpy(_resize_depth(d, hw_new) if hw_new != hw else d))
+    return torch.stack(maps)
