@@ -156,3 +156,22 @@ def test_resume_auto_falls_back_to_the_newest_intact_checkpoint(tmp_path, tiny_o
     cfg = load_config(out / "config.yaml")
     for ckpt in list_checkpoints(out):  # the re-trained step 3 and step 4 are finite
         load_model_weights(ckpt, RayZer(cfg.model))
+
+
+def test_list_shows_every_model_with_its_flags_and_every_preset(capsys):
+    from rayzer.config import list_methods, list_presets
+    from rayzer.models import available_models
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--list"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr()
+    lines = (text.out + text.err).splitlines()
+    models = lines[1 : lines.index("presets (--config NAME):")]
+    assert [line.split()[0] for line in models] == list(available_models())
+    # one aligned column of flags, whatever the name lengths
+    assert len({len(line) - len(line[2:].split(maxsplit=1)[1]) for line in models}) == 1
+    assert "rayzer-latent-camera" in available_models()
+    assert any("(no capability flags)" in line for line in models)
+    for name in [*list_presets(), *list_methods()]:
+        assert any(line.split()[0] == name for line in lines), name
