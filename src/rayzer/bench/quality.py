@@ -47,6 +47,7 @@ import math
 import re
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -618,6 +619,34 @@ def train_runs(
     return {label: resolve_checkpoint(r) for label, r in runs.items()}
 
 
+@dataclass
+class QualityPlan:
+    """What one benchmark run compares, settled before any evaluation.
+
+    Attributes:
+        ckpts: final checkpoint of each run, by label (in report order).
+        cfgs: training config of each run, by label.
+        config_name / overrides: what the runs were trained with (``"(existing runs)"``, ``[]``
+            for ``--runs`` / ``--skip-train``).
+        minutes: the common budget per run, None when existing runs differ; ``budgets``: per run.
+        out: output folder; ``sets`` / ``test_info``: the fixed test sets and their description.
+        lvsm_set: ``--lvsm-set`` overrides; ``lvsm_differences``: config differences of a reused
+            ``--lvsm-run`` from the LVSM run this benchmark would have trained.
+    """
+
+    ckpts: dict[str, Path]
+    cfgs: dict[str, Config]
+    config_name: str
+    overrides: list[str]
+    minutes: float | None
+    budgets: dict[str, float]
+    out: Path
+    sets: dict[str, list[EvalSample]]
+    test_info: dict[str, Any]
+    lvsm_set: list[str]
+    lvsm_differences: list[str] = field(default_factory=list)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train (unless ``--runs`` / ``--skip-train``), evaluate, and write the report (module
     docstring)."""
@@ -625,79 +654,158 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = _device(args.device)
     _check_args(args)
     lvsm_set = lvsm_only_overrides(args.lvsm_set or [])
-    lvsm_differences: list[str] = []
     if args.skip_train or args.runs:
-        ckpts, cfgs = existing_runs(args)
-        first = next(iter(cfgs.values()))
-        config_name, overrides = "(existing runs)", []
-        budgets = {label: c.train.time_budget_minutes for label, c in cfgs.items()}
-        minutes = first.train.time_budget_minutes if len(set(budgets.values())) == 1 else None
-        out = Path(args.out or f"runs/quality-{first.data.family}")
-        sets, test_info = build_test_sets(first.data, args)
+        plan = plan_existing_runs(args, lvsm_set)
     else:
-        if not args.minutes > 0:
-            raise ValueError(f"--minutes must be > 0, got {args.minutes}")
-        config_name = args.config or DEFAULT_CONFIG
-        overrides = training_overrides(args)
-        models = parse_labelled(args.models or list(DEFAULT_MODELS), "--models", need_value=False)
-        if (lvsm_set or args.lvsm_run is not None) and "lvsm" not in models:
-            raise ValueError("--lvsm-set / --lvsm-run need an lvsm run among --models")
-        plan = training_plan(models, config_name, overrides)
-        if lvsm_set:  # LVSM-only settings go before its model.name
-            cfg_name, over = plan["lvsm"]
-            plan["lvsm"] = (cfg_name, [*overrides, *lvsm_set, *over[len(overrides) :]])
-        cfgs = {label: load_config(c, o) for label, (c, o) in plan.items()}
-        for label, cfg in cfgs.items():
-            if label in available_models() and cfg.model.name != label:
-                raise ValueError(
-                    f"--models: {label}={plan[label][0]} builds a {cfg.model.name!r} model"
-                )
-        check_all_same_data(cfgs)
-        minutes = budgets_minutes = args.minutes
-        budgets = {label: budgets_minutes for label in cfgs}
-        first = next(iter(cfgs.values()))
-        out = Path(args.out or f"runs/quality-{first.data.family}")
-        # The test set is checked before an hour of training is spent.
-        sets, test_info = build_test_sets(first.data, args)
-        reused = None
-        if args.lvsm_run is not None:
-            # Checked before any budget is spent.
-            reused = resolve_checkpoint(args.lvsm_run)
-            partner = (
-                next(c for label, c in cfgs.items() if label != "lvsm")
-                if len(cfgs) > 1
-                else cfgs["lvsm"]
-            )
-            reused_cfg = _reusable_lvsm_config(reused, partner)
-            lvsm_differences = _config_differences(reused_cfg, cfgs["lvsm"])
-            cfgs["lvsm"] = reused_cfg
-        ckpts = train_runs(args, out, plan, reused, minutes)
+        plan = plan_and_train_runs(args, lvsm_set)
 
     log("evaluating the final checkpoints")
-    models, training, kinds = {}, {}, {}
-    for label, ckpt in ckpts.items():
-        trained = load_trained_model(ckpt, device)
-        models[label], kinds[label] = trained.model, model_kind(trained.model)
-        training[label] = {
-            **run_summary(run_dir_of(ckpt), ckpt, trained.step),
-            "model": trained.model.name,
-            "kind": kinds[label],
-            "budget_minutes": budgets[label],
-        }
+    models, kinds, training = load_runs(plan, device)
     lpips, lpips_note = load_lpips("vgg", enabled=not args.no_lpips)
     if args.no_lpips:
         lpips_note = "LPIPS disabled (--no-lpips)"
     if lpips is not None:
         lpips = lpips.to(device)
     results, raw = {}, {}
-    for protocol, samples in sets.items():
+    for protocol, samples in plan.sets.items():
         results[protocol], raw[protocol] = evaluate_protocol(
             models, samples, lpips, lpips_note, device, args.eval_batch
         )
-    per_sample = {p: {name: res.per_sample for name, res in r.items()} for p, r in raw.items()}
-
     log("learning curves: evaluating the saved checkpoints")
-    curve_samples = sets["even"][: args.curve_scenes]
+    curves = learning_curves(plan, args.curve_scenes, args.curve_points, device, args.eval_batch)
+
+    result: dict[str, Any] = {
+        "benchmark": "quality",
+        "family": plan.test_info["family"],
+        "config": plan.config_name,
+        "overrides": plan.overrides,
+        "minutes": plan.minutes,
+        "budgets_minutes": plan.budgets,
+        "methods": [*plan.ckpts, *BASELINE_NAMES],
+        "runs": {
+            label: {"checkpoint": str(ckpt), "model": models[label].name, "kind": kinds[label]}
+            for label, ckpt in plan.ckpts.items()
+        },
+        "lvsm_run": str(plan.ckpts["lvsm"]) if args.lvsm_run is not None else None,
+        "lvsm_run_differences": plan.lvsm_differences,
+        "lvsm_overrides": plan.lvsm_set,
+        "device": str(device),
+        "test_set": plan.test_info,
+        "training": training,
+        "results": results,
+        "targets": {p: check_targets(r, kinds) for p, r in results.items()},
+        "definitions": {"poses": POSE_DEFINITIONS, "depth": DEPTH_DEFINITIONS},
+        "learning_curves": curves,
+        "per_sample": {
+            p: {name: res.per_sample for name, res in r.items()} for p, r in raw.items()
+        },
+        "machine": machine_info(),
+        "files": {k: str(plan.out / f"quality.{k}") for k in ("json", "md", "png")},
+    }
+    result["wall_time_s"] = time.perf_counter() - t_start
+    return write_report(json_safe(result), plan, raw)
+
+
+def plan_existing_runs(args: argparse.Namespace, lvsm_set: list[str]) -> QualityPlan:
+    """The plan of ``--runs`` / ``--skip-train``: their checkpoints, configs and test sets."""
+    ckpts, cfgs = existing_runs(args)
+    first = next(iter(cfgs.values()))
+    budgets = {label: c.train.time_budget_minutes for label, c in cfgs.items()}
+    sets, test_info = build_test_sets(first.data, args)
+    return QualityPlan(
+        ckpts=ckpts,
+        cfgs=cfgs,
+        config_name="(existing runs)",
+        overrides=[],
+        minutes=first.train.time_budget_minutes if len(set(budgets.values())) == 1 else None,
+        budgets=budgets,
+        out=Path(args.out or f"runs/quality-{first.data.family}"),
+        sets=sets,
+        test_info=test_info,
+        lvsm_set=lvsm_set,
+    )
+
+
+def plan_and_train_runs(args: argparse.Namespace, lvsm_set: list[str]) -> QualityPlan:
+    """Check ``--models`` (configs, same data, the test set, a reused ``--lvsm-run``) before any
+    budget is spent, then train every run one after the other."""
+    if not args.minutes > 0:
+        raise ValueError(f"--minutes must be > 0, got {args.minutes}")
+    config_name = args.config or DEFAULT_CONFIG
+    overrides = training_overrides(args)
+    models = parse_labelled(args.models or list(DEFAULT_MODELS), "--models", need_value=False)
+    if (lvsm_set or args.lvsm_run is not None) and "lvsm" not in models:
+        raise ValueError("--lvsm-set / --lvsm-run need an lvsm run among --models")
+    train_plan = training_plan(models, config_name, overrides)
+    if lvsm_set:  # LVSM-only settings go before its model.name
+        cfg_name, over = train_plan["lvsm"]
+        train_plan["lvsm"] = (cfg_name, [*overrides, *lvsm_set, *over[len(overrides) :]])
+    cfgs = {label: load_config(c, o) for label, (c, o) in train_plan.items()}
+    for label, cfg in cfgs.items():
+        if label in available_models() and cfg.model.name != label:
+            raise ValueError(
+                f"--models: {label}={train_plan[label][0]} builds a {cfg.model.name!r} model"
+            )
+    check_all_same_data(cfgs)
+    first = next(iter(cfgs.values()))
+    out = Path(args.out or f"runs/quality-{first.data.family}")
+    # The test set is checked before an hour of training is spent.
+    sets, test_info = build_test_sets(first.data, args)
+    reused, lvsm_differences = None, []
+    if args.lvsm_run is not None:
+        # Checked before any budget is spent.
+        reused = resolve_checkpoint(args.lvsm_run)
+        partner = (
+            next(c for label, c in cfgs.items() if label != "lvsm")
+            if len(cfgs) > 1
+            else cfgs["lvsm"]
+        )
+        reused_cfg = _reusable_lvsm_config(reused, partner)
+        lvsm_differences = _config_differences(reused_cfg, cfgs["lvsm"])
+        cfgs["lvsm"] = reused_cfg
+    ckpts = train_runs(args, out, train_plan, reused, args.minutes)
+    return QualityPlan(
+        ckpts=ckpts,
+        cfgs=cfgs,
+        config_name=config_name,
+        overrides=overrides,
+        minutes=args.minutes,
+        budgets={label: args.minutes for label in cfgs},
+        out=out,
+        sets=sets,
+        test_info=test_info,
+        lvsm_set=lvsm_set,
+        lvsm_differences=lvsm_differences,
+    )
+
+
+def load_runs(
+    plan: QualityPlan, device: torch.device
+) -> tuple[dict[str, RayModel], dict[str, str], dict[str, Any]]:
+    """The final model of every run, its kind, and its training facts (steps, step time, budget)."""
+    models, kinds, training = {}, {}, {}
+    for label, ckpt in plan.ckpts.items():
+        trained = load_trained_model(ckpt, device)
+        models[label], kinds[label] = trained.model, model_kind(trained.model)
+        training[label] = {
+            **run_summary(run_dir_of(ckpt), ckpt, trained.step),
+            "model": trained.model.name,
+            "kind": kinds[label],
+            "budget_minutes": plan.budgets[label],
+        }
+    return models, kinds, training
+
+
+def learning_curves(
+    plan: QualityPlan,
+    curve_scenes: int,
+    curve_points: int,
+    device: torch.device,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Training curves and test curves of the saved checkpoints on the first ``curve_scenes``
+    scenes of ``even``, with the baselines on the same scenes as references."""
+    curve_samples = plan.sets["even"][:curve_scenes]
     curves: dict[str, Any] = {
         "num_scenes": len(curve_samples),
         "protocol": "even",
@@ -711,46 +819,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "runs": {},
     }
-    for label, ckpt in ckpts.items():
+    for label, ckpt in plan.ckpts.items():
         run_dir = run_dir_of(ckpt)
         curves["runs"][label] = {
             "train": train_curve(run_dir),
-            "test": checkpoint_curve(
-                run_dir, curve_samples, args.curve_points, device, args.eval_batch
-            ),
-            "full_resolution_from": _full_resolution_start(cfgs[label], run_dir),
+            "test": checkpoint_curve(run_dir, curve_samples, curve_points, device, batch_size),
+            "full_resolution_from": _full_resolution_start(plan.cfgs[label], run_dir),
         }
+    return curves
 
-    result: dict[str, Any] = {
-        "benchmark": "quality",
-        "family": test_info["family"],
-        "config": config_name,
-        "overrides": overrides,
-        "minutes": minutes,
-        "budgets_minutes": budgets,
-        "methods": [*ckpts, *BASELINE_NAMES],
-        "runs": {
-            label: {"checkpoint": str(ckpt), "model": models[label].name, "kind": kinds[label]}
-            for label, ckpt in ckpts.items()
-        },
-        "lvsm_run": str(ckpts["lvsm"]) if args.lvsm_run is not None else None,
-        "lvsm_run_differences": lvsm_differences,
-        "lvsm_overrides": lvsm_set,
-        "device": str(device),
-        "test_set": test_info,
-        "training": training,
-        "results": results,
-        "targets": {p: check_targets(r, kinds) for p, r in results.items()},
-        "definitions": {"poses": POSE_DEFINITIONS, "depth": DEPTH_DEFINITIONS},
-        "learning_curves": curves,
-        "per_sample": per_sample,
-        "machine": machine_info(),
-        "files": {k: str(out / f"quality.{k}") for k in ("json", "md", "png")},
-    }
-    result["wall_time_s"] = time.perf_counter() - t_start
-    result = json_safe(result)
+
+def write_report(
+    result: dict[str, Any], plan: QualityPlan, raw: dict[str, dict[str, EvalResult]]
+) -> dict[str, Any]:
+    """Write ``quality.png``, ``quality.json`` and ``quality.md`` into ``plan.out``, print the
+    table; returns ``result``."""
+    out = plan.out
     markdown = to_markdown(result)
-    write_figure(out / "quality.png", result, sets["even"], raw["even"])
+    write_figure(out / "quality.png", result, plan.sets["even"], raw["even"])
     write_text_atomic(out / "quality.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
     write_text_atomic(out / "quality.md", markdown + "\n")
     print(markdown)
