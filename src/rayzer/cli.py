@@ -5,78 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-
-class _ListModels(argparse.Action):
-    """``rayzer train --list``: the registered models and the named presets, then exit."""
-
-    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
-        super().__init__(option_strings, dest, nargs=0, help=kwargs.get("help"))  # type: ignore[arg-type]
-
-    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
-        from rayzer.config import list_methods, list_presets
-        from rayzer.models import available_models, model_class
-
-        lines = ["models (model.name=…):"]
-        names = available_models()
-        width = max(map(len, names), default=0)
-        for name in names:
-            caps = model_class(name).capabilities
-            flags = [k for k, v in vars(caps).items() if v]
-            lines.append(f"  {name:{width}s}  {', '.join(flags) or '(no capability flags)'}")
-        lines.append("presets (--config NAME):")
-        lines += [f"  {name}" for name in list_presets()]
-        methods = list_methods()
-        width = max(map(len, methods), default=0)
-        lines += [f"  {name:{width}s}  = {what}" for name, what in methods.items()]
-        parser.exit(message="\n".join(lines) + "\n")
-
-
-def _train(args: argparse.Namespace) -> None:
-    from rayzer.train import run_training
-
-    overrides, resume = list(args.overrides), args.resume
-    # `--resume key=value`: argparse took an override as the optional PATH.
-    if resume is not None and "=" in resume and not Path(resume).exists():
-        overrides.append(resume)
-        resume = "auto"
-    summary = run_training(args.config, overrides, resume=resume, out=args.out)
-    if summary.stopped_by is not None and summary.rank == 0:
-        print(
-            f"stopped ({summary.stopped_by}) at step {summary.step}; checkpoint "
-            f"{summary.checkpoint}; continue with --resume auto --out {summary.out_dir}"
-        )
-
-
-_TRAIN_DESCRIPTION = (
-    "Train a model from a config preset or method (`--list` shows the registered "
-    "models and the presets; `model.name=…` picks the model). Under `torchrun "
-    "--nproc_per_node N` it runs DDP automatically. SIGTERM/SIGINT checkpoint at the next "
-    "step and exit 0."
-)
-
-
-def _add_train_arguments(train: argparse.ArgumentParser) -> None:
-    """``rayzer train``'s arguments (kept beside :func:`_train` here: ``rayzer.train`` is the
-    library's training package and holds no CLI code)."""
-    train.add_argument(
-        "--config",
-        help="preset or method name (e.g. tiny-cpu, lvsm-tiny-cpu) or a YAML file",
-    )
-    train.add_argument("--list", action=_ListModels, help="list models and presets, then exit")
-    train.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.steps=100")
-    train.add_argument(
-        "--resume",
-        nargs="?",
-        const="auto",
-        default=None,
-        metavar="PATH|auto",
-        help="continue a run: 'auto' (default) = latest checkpoint in the out dir, or a "
-        "checkpoint / run directory",
-    )
-    train.add_argument("--out", type=Path, help="run directory (default: train.out_dir)")
 
 
 def _register(
@@ -105,13 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     from rayzer.data import cli as data_cli
 
     _register(sub, "data", data_cli.HELP, data_cli.add_arguments)
+    from rayzer.train import cli as train_cli
+
     _register(
         sub,
         "train",
-        "train a registered model (RayZer, LVSM, …; multi-process under torchrun)",
-        _add_train_arguments,
-        _train,
-        description=_TRAIN_DESCRIPTION,
+        train_cli.HELP,
+        train_cli.add_arguments,
+        train_cli.main,
+        description=train_cli.DESCRIPTION,
     )
     _add_infer_commands(sub)
     from rayzer.eval import cli as eval_cli
