@@ -1,4 +1,4 @@
-"""rayzer: self-supervised multi-view 3D vision (RayZer, LVSM, Gaussian variants).
+"""rayzer: self-supervised multi-view 3D vision (RayZer, LVSM, E-RayZer, NAS3R).
 
 Conventions shared by every module (see DESIGN.md §3):
 

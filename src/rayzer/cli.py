@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``rayzer`` parser. It only assembles the subcommands; each command's module defines
     its arguments (``add_arguments``) and its entry point (imported when the parser is built)."""
     parser = argparse.ArgumentParser(
-        prog="rayzer", description="Self-supervised multi-view 3D vision (RayZer, LVSM)."
+        prog="rayzer",
+        description="Self-supervised multi-view 3D vision (RayZer, LVSM, E-RayZer, NAS3R).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     from rayzer.data import cli as data_cli
