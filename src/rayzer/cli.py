@@ -96,6 +96,7 @@ def _add_bench_commands(parser: argparse.ArgumentParser) -> None:
     from rayzer.bench import cuda as cuda_bench
     from rayzer.bench import data as data_bench
     from rayzer.bench import quality as quality_bench
+    from rayzer.bench import reliability as reliability_bench
     from rayzer.bench import render as render_bench
     from rayzer.bench import speed
     from rayzer.bench import synth as synth_bench
@@ -150,6 +151,16 @@ def _add_bench_commands(parser: argparse.ArgumentParser) -> None:
         quality_bench.add_arguments,
         quality_bench.main,
         description=quality_bench.DESCRIPTION,
+    )
+    _register(
+        bench,
+        "reliability",
+        "faults as figures: SIGKILL / signals / full disk / lock, corrupt checkpoints, bad "
+        "input, serve, DDP",
+        reliability_bench.add_arguments,
+        reliability_bench.main,
+        description=reliability_bench.DESCRIPTION,
+        **raw,
     )
 
 
