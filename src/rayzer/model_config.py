@@ -216,7 +216,7 @@ class SenseConfig:
 
 @dataclass
 class RayZerConfig(LatentSceneConfig):
-    """RayZer (DESIGN §2): latent-scene sizes plus the camera estimator and the sense head.
+    """RayZer (the paper's model): latent-scene sizes plus the camera estimator and the sense head.
 
     Attributes:
         pos_enc_dim: width of each sinusoidal part of the [patch position ‖ image index]

@@ -95,7 +95,7 @@ DEFAULT_MODELS = ("rayzer", "lvsm")
 #: Minimum median GT relative rotation of the test set per family; walk is a
 #: translation-dominated family (≈ 5° at the widest span), so there it is only reported.
 MIN_GT_ROTATION_DEG = {"orbit": 15.0, "walk": 0.0}
-#: Issue 3 targets.
+#: The quality targets of a camera-predicting model (:func:`check_targets`).
 TARGET_MARGIN_DB = 2.0
 TARGET_LVSM_GAP_DB = 1.0
 TARGET_ROT_DEG = 10.0

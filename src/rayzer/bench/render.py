@@ -13,7 +13,7 @@ with alpha >= 1/255 that were composited), next to the dense brute-force referen
 time at the smallest size. ``--device cuda`` adds the gsplat backend (timings and its largest
 difference from the torch backend) when CUDA and gsplat are available.
 
-Targets (issue 17, 2-core CPU, 4 inputs, 4 targets, forward+backward): 64 px ≤ 0.15 s,
+Targets (2-core CPU, 4 inputs, 4 targets, forward+backward): 64 px ≤ 0.15 s,
 128 px ≤ 0.8 s, 256 px ≤ 5 s and ≤ 4 GiB.
 """
 

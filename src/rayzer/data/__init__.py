@@ -1,9 +1,9 @@
-"""Data for rayzer (DESIGN §5): the built-in synthetic scenes and the scene-folder format.
+"""Data for rayzer: the built-in synthetic scenes and the scene-folder format.
 
 * :mod:`rayzer.data.synthetic` — procedurally generated, CPU ray-traced clips with exact cameras
   and depth (``orbit`` and ``walk`` families), deterministic per seed, disjoint train/test seeds.
 * :mod:`rayzer.data.scene_folder` — read/write ``images/ + cameras.json (+ depth/)`` folders, the
-  format of ``shared/data/real/``.
+  project's native format for multi-view scenes.
 """
 
 from rayzer.data.scene_folder import SceneFolder, read_scene_folder, write_scene_folder

@@ -1,7 +1,7 @@
 """Per-scene visual-overlap statistics: how much two frames of a clip see in common, as a
 function of the frame gap between them.
 
-E-RayZer's curriculum (GAUSSIANS.md §3) draws a target *overlap* for each sample and turns it
+E-RayZer's curriculum draws a target *overlap* for each sample and turns it
 into a frame interval with per-scene statistics; its release ships those statistics
 precomputed but not the code that computes them. This module computes them two ways:
 

@@ -1,6 +1,6 @@
 """Scene folders: the project's native on-disk format for multi-view scenes.
 
-Layout (the format of ``shared/data/real/``, see its README)::
+Layout::
 
     <scene>/
       images/NNN[_name].{png,jpg}     frames, NNN = order in the source (video order)
@@ -81,7 +81,7 @@ class SceneFolder:
         return self.c2w is not None
 
     def as_batch(self) -> dict[str, torch.Tensor]:
-        """The DESIGN §3 batch dict of one sample (no batch dim); camera / depth keys when known."""
+        """The batch dict of one sample (no batch dim); camera / depth keys when known."""
         batch = {"image": self.images, "index": self.index}
         if self.c2w is not None:
             batch["c2w"], batch["K"] = self.c2w, self.K

@@ -24,7 +24,7 @@ several), a clip uniformly within it, then the views and their input/target spli
 schedule (:mod:`rayzer.data.view_samplers`; the overlap sampler may redraw the clip); last, with
 ``data.flip_augment``, whether to mirror the sample (:func:`rayzer.data.augment.flip_clip`).
 
-Each yielded item is a collated micro-batch dict (DESIGN §3 keys), S = ``data.image_size``
+Each yielded item is a collated micro-batch dict (keys: :mod:`rayzer`), S = ``data.image_size``
 (``data.low_res_size`` for the samples of the first ``data.low_res_steps`` steps):
 
 - ``image`` (m, V, 3, S, S) float in [0, 1], views sorted by frame number;

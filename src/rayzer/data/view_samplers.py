@@ -65,7 +65,7 @@ def sample_views_between(
 
 @dataclass(frozen=True)
 class FrameGapCurriculum:
-    """NAS3R's context-gap schedule (GAUSSIANS.md §4), in frames.
+    """NAS3R's context-gap schedule, in frames.
 
     The gap (last context frame − first) is uniform in ``[lo(step), hi(step)]``: both start at
     ``gap_start`` and widen linearly to ``[gap_end_min, gap_end_max]`` over
@@ -108,7 +108,7 @@ class FrameGapCurriculum:
 
 @dataclass(frozen=True)
 class OverlapCurriculum:
-    """E-RayZer's visual-overlap schedule (GAUSSIANS.md §3).
+    """E-RayZer's visual-overlap schedule.
 
     The target overlap is uniform in ``[lo(step), 1]``, ``lo`` linear from ``lo_start`` to
     ``lo_end`` over ``curriculum_steps`` (E-RayZer: 1.0 → 0.5 over ~57 % of training). The

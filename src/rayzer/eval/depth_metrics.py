@@ -1,6 +1,6 @@
 """Depth accuracy of predicted depth maps against exact depth, after per-image median scaling.
 
-Predicted geometry lives in the model's own frame and scale (GAUSSIANS.md §5), so each predicted
+Predicted geometry lives in the model's own frame and scale, so each predicted
 depth map is first scaled by ``s = median(gt) / median(pred)`` over its valid pixels (the
 protocol of monocular / self-supervised depth since Zhou et al. 2017), then compared with the
 truth:
@@ -8,9 +8,9 @@ truth:
 * **AbsRel** = mean over valid pixels of ``|s·pred − gt| / gt``;
 * **δ<1.25** = share of valid pixels with ``max(s·pred / gt, gt / (s·pred)) < 1.25``.
 
-Both depths must be the same quantity: camera **z-depth** (distance along the camera's z axis,
-DESIGN §3), which is what the synthetic renderer writes and what the models' ``input_depth`` and
-rendered depth are. A pixel is valid where the truth is finite and > 0 (``+inf`` marks empty
+Both depths must be the same quantity: camera **z-depth** (distance along the camera's z axis),
+which is what the synthetic renderer writes and what the models' ``input_depth`` and rendered
+depth are. A pixel is valid where the truth is finite and > 0 (``+inf`` marks empty
 background) and the prediction is finite and > 0. Scores are per image, then averaged over
 images (each image weighs the same).
 """

@@ -4,7 +4,7 @@ similarity alignment.
 A self-supervised model's scene lives in its own frame and scale (its canonical view at the
 identity, a scale set by its depth range), so a ground-truth camera means nothing to it as it
 is: rendering the scene at a raw ground-truth c2w renders the wrong place (a known complaint
-about the predecessors, GAUSSIANS.md §5). :class:`AlignedTruthMethod` therefore:
+about E-RayZer's and NAS3R's evaluations). :class:`AlignedTruthMethod` therefore:
 
 1. predicts the cameras of the **context views only** (one pass over the context images,
    :func:`rayzer.eval.camera_paths.context_cameras`), and builds the scene from the context

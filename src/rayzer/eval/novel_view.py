@@ -121,7 +121,7 @@ class EvalSample:
 
 
 def collate(samples: Sequence[EvalSample], device: torch.device | str = "cpu") -> dict[str, Tensor]:
-    """Stack samples of one layout into a batch dict (DESIGN §3 keys): ``image`` (B, V, 3, H, W),
+    """Stack samples of one layout into a batch dict: ``image`` (B, V, 3, H, W),
     ``input_index`` (B, Vi), ``target_index`` (B, Vt), ``index`` (B, V) and, when every sample
     has them, ``c2w`` (B, V, 4, 4), ``K`` (B, V, 4) and ``depth`` (B, V, H, W)."""
     if not samples:

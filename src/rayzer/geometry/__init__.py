@@ -1,7 +1,7 @@
 """Camera geometry for rayzer: rotations, SE(3), intrinsics, rays, alignment, pose metrics,
 trajectories.
 
-Conventions (DESIGN §3): OpenCV camera axes (x right, y down, z forward); camera-to-world 4x4
+Conventions (:mod:`rayzer`): OpenCV camera axes (x right, y down, z forward); camera-to-world 4x4
 matrices; intrinsics ``(..., 4) = (fx, fy, cx, cy)`` in pixels at the boundary (principal point
 from the image corner, pixel centres at ``+0.5``) and normalised by the image size inside models;
 6-D rotations (first two columns of ``R``) with Gram-Schmidt; quaternions ``(w, x, y, z)`` at I/O.

@@ -1,6 +1,6 @@
 """Pinhole intrinsics as compact tensors ``K = (..., 4) = (fx, fy, cx, cy)``.
 
-Conventions (DESIGN §3):
+Conventions (:mod:`rayzer`):
 
 * At the boundary ``K`` is in PIXELS; the principal point is measured from the top-left image
   CORNER and pixel ``(i, j)`` (row, column) has its centre at ``(u, v) = (j + 0.5, i + 0.5)``.

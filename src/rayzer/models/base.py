@@ -17,7 +17,7 @@ and it owns its training objective (:meth:`RayModel.loss`, named terms), its opt
 groups (:meth:`RayModel.param_groups`) and its training-time schedules
 (:meth:`RayModel.on_train_step`).
 
-Conventions (DESIGN §3): images (B, V, 3, H, W) in [0, 1], views in frame order; cameras are
+Conventions (:mod:`rayzer`): images (B, V, 3, H, W) in [0, 1], views in frame order; cameras are
 OpenCV camera-to-world (B, V, 4, 4) and intrinsics are *normalised* by the image size,
 ``K_norm = (fx/W, fy/H, cx/W, cy/H)`` (B, V, 4); view index tensors are (B, Vi) / (B, Vt) long.
 Batches are dicts with the documented keys of :mod:`rayzer.data` (``image``, and ``c2w`` / ``K``

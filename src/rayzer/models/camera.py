@@ -1,7 +1,7 @@
 """RayZer's camera estimator: all views' patch tokens → SE(3) poses and one shared focal.
 
 One learnable camera token per view (plus that view's image-index embedding) attends jointly
-with the patch tokens of all views (full self-attention, DESIGN §2); only the camera tokens are
+with the patch tokens of all views (full self-attention, the paper's); only the camera tokens are
 kept. Pose of view i = MLP([cam_i ‖ cam_c]) → a 6-D rotation and a translation *added to the
 identity*, relative to the canonical view c = V // 2, whose pose is exactly the identity. One
 focal per sample: ``f = focal_init + MLP(mean cam)``, smoothly floored.

@@ -1,6 +1,6 @@
 """E-RayZer: self-supervised cameras + pixel-aligned 3D Gaussians rendered by rasterization.
 
-Pipeline for a sample of V frame-ordered views (GAUSSIANS.md §3):
+Pipeline for a sample of V frame-ordered views (as in E-RayZer's release):
 
 1. **Pose encoder** over *all* views (targets included): per view 1 camera + R register tokens
    and its patch tokens (2-D sin-cos position through an MLP; no image-index embedding),
@@ -101,9 +101,8 @@ class ERayZerConfig(ModelConfig):
         pixel_color_skip: our deliberate difference (the release: off, :meth:`paper`): a
             Gaussian's DC colour is its pixel's colour plus the decoder's residual (NAS3R's RGB
             skip in its simplest form). Without it a tiny model must first learn to auto-encode
-            pixel colours through the patch embedding and a linear decoder; on one 32 px clip
-            it then stays at the flat-colour PSNR (22.7 dB) for 100 Adam steps, while with the
-            skip it passes copy-nearest (25.6 dB) within 60.
+            pixel colours through the patch embedding and a linear decoder, which holds early
+            training at flat colours (see ``docs/decisions.md``).
         background: RGB of the rendered background.
         render_backend: :func:`rayzer.render.rasterize` backend ("auto": gsplat on CUDA when
             installed, the PyTorch tiled rasterizer otherwise).

@@ -2,8 +2,7 @@
 
 Both models predict one Gaussian per input pixel, centred on the pixel's ray through the
 *predicted* camera, and render target views with the differentiable rasterizer of
-:mod:`rayzer.render`, so the photometric loss reaches cameras and depths through physics
-(GAUSSIANS.md §1).
+:mod:`rayzer.render`, so the photometric loss reaches cameras and depths through physics.
 
 Conventions: OpenCV camera-to-world ``c2w`` (B, V, 4, 4); normalised intrinsics ``K_norm``
 (B, V, 4) = (fx/W, fy/H, cx/W, cy/H) inside the models, pixels only at the rasterizer call;

@@ -1,7 +1,7 @@
 """NAS3R: one shared VGGT-style backbone with masked attention → cameras, depth and Gaussians.
 
 Pipeline for a sample of V frame-ordered views split into context (input) and target views
-(GAUSSIANS.md §4):
+(as in NAS3R's release):
 
 1. **Backbone** over all views: per view 1 camera + R register tokens and its patch tokens,
    alternating frame / global attention. The global blocks are **masked**: every token of a

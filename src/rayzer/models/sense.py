@@ -3,14 +3,13 @@
 An orbit around a fixation point has a depth-reversal twin: under weak perspective the same
 images are explained by the camera path turning the other way around the same point with the
 scene's depths reversed about it (the Necker ambiguity). A pose estimator trained by rendering
-alone lands on either twin, clip by clip: the RayZer camera estimator of the CPU recipe got the
-sense right on ~58 % of held-out orbit clips, about chance (see ``docs/research-log.md``).
+alone lands on either twin, clip by clip, about as often on the wrong one as on the right one.
 Gradient descent cannot move a path onto its twin (the rotations would have to pass through
-zero), but the renderer *can* tell them apart: the true path renders ~2 dB better than its
-mirror. So every training sample is rendered with the predicted path and with its mirror image;
-the photometric loss takes the better one, and a small CNN, the sense head, learns from that
-outcome which way each view turned. At inference the path is mirrored where the head disagrees
-with it on most views. No pose label is used anywhere.
+zero), but the renderer *can* tell them apart: the true path renders better than its mirror
+(measurements: ``docs/decisions.md``). So every training sample is rendered with the predicted
+path and with its mirror image; the photometric loss takes the better one, and a small CNN, the
+sense head, learns from that outcome which way each view turned. At inference the path is
+mirrored where the head disagrees with it on most views. No pose label is used anywhere.
 
 Conventions: camera paths are OpenCV camera-to-world matrices relative to the canonical view
 (identity), ``(B, V, 4, 4)``; "yaw" is the rotation about the camera's y axis (down in OpenCV),

@@ -6,7 +6,7 @@ samples, so the point at infinity is exact) and projected into every key view
 the key views' pixels there. Differentiable in every camera, so the render's gradient reaches
 predicted poses and focals through it.
 
-Conventions (DESIGN §3): OpenCV camera-to-world ``c2w`` (x right, y down, z forward), normalised
+Conventions (:mod:`rayzer`): OpenCV camera-to-world ``c2w`` (x right, y down, z forward), normalised
 intrinsics ``K_norm = (fx/W, fy/H, cx/W, cy/H)``.
 """
 

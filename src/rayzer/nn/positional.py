@@ -47,7 +47,7 @@ def patch_grid_encoding(grid_h: int, grid_w: int, dim: int, device=None) -> Tens
 
 
 class ViewPositionEmbedding(nn.Module):
-    """Linear layer over [sinusoidal patch position ‖ sinusoidal image index] → d (DESIGN §2).
+    """Linear layer over [sinusoidal patch position ‖ sinusoidal image index] → d (RayZer's).
 
     Args:
         dim: output width d.

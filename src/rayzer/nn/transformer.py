@@ -1,4 +1,4 @@
-"""Transformer blocks shared by every model (DESIGN §2 training recipe).
+"""Transformer blocks shared by every model (the RayZer paper's training recipe).
 
 Pre-norm blocks with bias-free LayerNorm and linear layers, a fused QKV projection, RMS
 QK-norm (per head) and ``torch.nn.functional.scaled_dot_product_attention``, which dispatches to

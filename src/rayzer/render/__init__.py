@@ -5,7 +5,7 @@ Entry point :func:`rasterize`::
     out = rasterize(means, quats, scales, opacities, colors, c2w, K, width, height)
     out.rgb (B, V, 3, H, W), out.alpha (B, V, 1, H, W), out.depth (B, V, 1, H, W)
 
-Shapes and conventions (DESIGN §3, GAUSSIANS.md §2):
+Shapes and conventions (:mod:`rayzer`):
 
 * ``means (B, N, 3)`` world; ``quats (B, N, 4)`` ``(w, x, y, z)`` normalised inside; ``scales
   (B, N, 3)`` standard deviations in world units; ``opacities (B, N)`` in [0, 1].

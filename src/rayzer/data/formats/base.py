@@ -1,6 +1,6 @@
 """What every format reader returns: scenes of frames in OUR conventions.
 
-A reader turns its source convention into ours once, here at the edge (DESIGN §3):
+A reader turns its source convention into ours once, here at the edge (:mod:`rayzer`):
 
 * ``c2w``: ``(4, 4)`` float64 camera-to-world, OpenCV camera axes (x right, y down, z forward), in
   the source's world frame and scale (conversion never normalises; the training loader does);

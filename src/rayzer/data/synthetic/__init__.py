@@ -1,4 +1,4 @@
-"""Built-in synthetic multi-view data (DESIGN §5): procedurally generated static scenes rendered
+"""Built-in synthetic multi-view data: procedurally generated static scenes rendered
 on the CPU as continuous camera trajectories, with exact cameras and z-depth.
 
 Families: ``orbit`` (object-centric, Objaverse-like) and ``walk`` (a camera moving through a

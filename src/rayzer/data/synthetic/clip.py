@@ -190,7 +190,7 @@ class SceneClip:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def as_batch(self) -> dict[str, torch.Tensor]:
-        """The DESIGN §3 batch dict of one sample (no batch dim): image, c2w, K, depth, index."""
+        """The batch dict of one sample (no batch dim): image, c2w, K, depth, index."""
         return {
             "image": self.images,
             "c2w": self.c2w,

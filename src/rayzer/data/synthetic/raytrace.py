@@ -4,7 +4,7 @@ All pixels of all frames are traced at once: primary rays -> nearest hit over al
 per-primitive normals and UVs -> trilinear (mip-mapped) texture look-up -> Lambertian shading with
 ambient light -> one shadow ray per lit pixel (hard shadows).
 
-Cameras follow the project convention (DESIGN §3): OpenCV axes, camera-to-world ``c2w``, pixel
+Cameras follow the package conventions (:mod:`rayzer`): OpenCV axes, camera-to-world ``c2w``, pixel
 intrinsics ``(fx, fy, cx, cy)`` with pixel centres at ``+0.5``. Ray directions are built in camera
 space as ``((u - cx) / fx, (v - cy) / fy, 1)`` and rotated to world space WITHOUT normalising, so
 the ray parameter of a hit is exactly its z-depth (distance along the camera z axis).

@@ -1,4 +1,4 @@
-"""The RayZer paper's ablations (DESIGN §2, "Evaluation"), each a registered model in its own
+"""The RayZer paper's ablations, each a registered model in its own
 file, built from RayZer's parts rather than switches inside :class:`rayzer.models.RayZer`:
 
 * ``rayzer-latent-camera`` (:mod:`.latent_camera`): a learned latent code per view instead of
