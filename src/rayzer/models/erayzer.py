@@ -49,24 +49,21 @@ from rayzer.models.base import (
     CameraPrediction,
     Capabilities,
     ModelOutput,
-    RayModel,
-    Rendered,
 )
 from rayzer.models.gaussians import (
     GaussianScene,
+    PixelGaussianModel,
     flatten_pixels,
     fp32_geometry,
     pixel_quaternions,
     pixel_rays,
     pixel_sh,
-    render_gaussians,
     rgb_to_sh_dc,
     sh_num_coeffs,
 )
 from rayzer.models.heads.camera import PairwisePoseHead
 from rayzer.models.heads.focal import SoftplusFocalHead, shared_focal_intrinsics
 from rayzer.models.heads.pixel_decoder import PixelLinearDecoder
-from rayzer.models.losses import photometric_loss
 from rayzer.models.registry import register_model
 from rayzer.models.view_encoder import ViewTokenEncoder
 from rayzer.models.views import as_view_index, gather_views
@@ -160,7 +157,7 @@ class ERayZerConfig(ModelConfig):
 
 
 @register_model("erayzer")
-class ERayZer(RayModel):
+class ERayZer(PixelGaussianModel):
     """E-RayZer (see the module docstring). Takes one :class:`ERayZerConfig`."""
 
     capabilities = Capabilities(predicts_cameras=True, outputs_depth=True, outputs_gaussians=True)
@@ -284,21 +281,6 @@ class ERayZer(RayModel):
             K_norm=K_norm,
         )
 
-    def render(
-        self, scene: GaussianScene, c2w: Tensor, K_norm: Tensor, height: int, width: int
-    ) -> Rendered:
-        """Rasterize the Gaussians at any cameras c2w (B, Vt, 4, 4), K_norm (B, Vt, 4), any size."""
-        return render_gaussians(
-            scene,
-            c2w,
-            K_norm,
-            height,
-            width,
-            background=self.cfg.background,
-            near=self.cfg.near_plane,
-            backend=self.cfg.render_backend,
-        )
-
     def forward(
         self, batch: Mapping[str, Tensor], input_index: Tensor, target_index: Tensor
     ) -> ModelOutput:
@@ -314,26 +296,4 @@ class ERayZer(RayModel):
             gather_views(cameras.c2w, input_index),
             gather_views(cameras.K_norm, input_index),
         )
-        rendered = self.render(
-            scene,
-            gather_views(cameras.c2w, target_index),
-            gather_views(cameras.K_norm, target_index),
-            h,
-            w,
-        )
-        return ModelOutput(
-            cameras=cameras,
-            scene=scene,
-            rendered=rendered,
-            input_index=input_index,
-            target_index=target_index,
-            input_depth=scene.input_depth,
-        )
-
-    def loss(
-        self, output: ModelOutput, batch: Mapping[str, Tensor], perceptual: nn.Module | None
-    ) -> dict[str, Tensor]:
-        """MSE + λ·perceptual of the target renders (λ = ``perceptual.weight``, the recipe's
-        ``train.perceptual_weight``; None: MSE only)."""
-        target = gather_views(batch["image"], output.target_index)
-        return photometric_loss(output.rendered.rgb, target, perceptual)
+        return self.render_targets(cameras, scene, input_index, target_index, h, w)

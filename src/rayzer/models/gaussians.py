@@ -13,17 +13,19 @@ and scale); colours as spherical-harmonic coefficients in the 3DGS layout (DC fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from rayzer.geometry import camera_rays, matrix_to_quaternion, quaternion_multiply
 from rayzer.geometry.intrinsics import denormalize_intrinsics
-from rayzer.models.base import Rendered
+from rayzer.models.base import CameraPrediction, ModelOutput, RayModel, Rendered
+from rayzer.models.losses import photometric_loss
+from rayzer.models.views import gather_views
 
 #: Zeroth spherical-harmonic basis value 1 / (2·sqrt(pi)): colour = 0.5 + SH_C0 · dc.
 SH_C0 = 0.28209479177387814
@@ -204,3 +206,62 @@ def render_gaussians(
     # The rasterizer's depth is alpha-weighted (Σ w·z); the interface's depth is the z of what
     # is seen, so divide by alpha (0 where nothing is drawn).
     return Rendered(rgb=out.rgb.clamp(0.0, 1.0), depth=out.expected_depth(), alpha=out.alpha)
+
+
+class PixelGaussianModel(RayModel):
+    """What E-RayZer and NAS3R share: rasterized rendering of a :class:`GaussianScene`, the
+    :class:`ModelOutput` of a training pass, and the photometric loss of the target renders.
+
+    Subclasses provide the cameras and the scene; their ``cfg`` has ``background``,
+    ``near_plane`` and ``render_backend`` (see :func:`render_gaussians`).
+    """
+
+    def render(
+        self, scene: GaussianScene, c2w: Tensor, K_norm: Tensor, height: int, width: int
+    ) -> Rendered:
+        """Rasterize the Gaussians at any cameras c2w (B, Vt, 4, 4), K_norm (B, Vt, 4), any size."""
+        return render_gaussians(
+            scene,
+            c2w,
+            K_norm,
+            height,
+            width,
+            background=self.cfg.background,
+            near=self.cfg.near_plane,
+            backend=self.cfg.render_backend,
+        )
+
+    def render_targets(
+        self,
+        cameras: CameraPrediction,
+        scene: GaussianScene,
+        input_index: Tensor,
+        target_index: Tensor,
+        height: int,
+        width: int,
+    ) -> ModelOutput:
+        """Render the targets (B, Vt) at their predicted cameras: the pass's :class:`ModelOutput`
+        (with the input views' depth)."""
+        rendered = self.render(
+            scene,
+            gather_views(cameras.c2w, target_index),
+            gather_views(cameras.K_norm, target_index),
+            height,
+            width,
+        )
+        return ModelOutput(
+            cameras=cameras,
+            scene=scene,
+            rendered=rendered,
+            input_index=input_index,
+            target_index=target_index,
+            input_depth=scene.input_depth,
+        )
+
+    def loss(
+        self, output: ModelOutput, batch: Mapping[str, Tensor], perceptual: nn.Module | None
+    ) -> dict[str, Tensor]:
+        """MSE + λ·perceptual of the target renders (λ = ``perceptual.weight``, the recipe's
+        ``train.perceptual_weight``; None: MSE only)."""
+        target = gather_views(batch["image"], output.target_index)
+        return photometric_loss(output.rendered.rgb, target, perceptual)

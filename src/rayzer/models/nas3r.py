@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from rayzer.geometry import se3_inverse, unproject_depth
 from rayzer.model_config import ModelConfig
@@ -46,23 +46,20 @@ from rayzer.models.base import (
     CameraPrediction,
     Capabilities,
     ModelOutput,
-    RayModel,
-    Rendered,
 )
 from rayzer.models.gaussians import (
     GaussianScene,
+    PixelGaussianModel,
     flatten_pixels,
     fp32_geometry,
     pixel_quaternions,
     pixel_sh,
-    render_gaussians,
     sh_band_damping,
     sh_num_coeffs,
 )
 from rayzer.models.heads.camera import CameraTokenHead
 from rayzer.models.heads.dpt import DPTLiteHead
 from rayzer.models.heads.focal import focal_from_fov_logit, shared_focal_intrinsics
-from rayzer.models.losses import photometric_loss
 from rayzer.models.registry import register_model
 from rayzer.models.view_encoder import EncodedViews, ViewTokenEncoder
 from rayzer.models.views import as_view_index, gather_views
@@ -151,7 +148,7 @@ class NAS3RConfig(ModelConfig):
 
 
 @register_model("nas3r")
-class NAS3R(RayModel):
+class NAS3R(PixelGaussianModel):
     """NAS3R (see the module docstring). Takes one :class:`NAS3RConfig`."""
 
     capabilities = Capabilities(predicts_cameras=True, outputs_depth=True, outputs_gaussians=True)
@@ -285,21 +282,6 @@ class NAS3R(RayModel):
         enc = self._encode(images, is_context, reference)
         return self._scene(enc.taps, images, c2w, K_norm)
 
-    def render(
-        self, scene: GaussianScene, c2w: Tensor, K_norm: Tensor, height: int, width: int
-    ) -> Rendered:
-        """Rasterize the Gaussians at any cameras c2w (B, Vt, 4, 4), K_norm (B, Vt, 4), any size."""
-        return render_gaussians(
-            scene,
-            c2w,
-            K_norm,
-            height,
-            width,
-            background=self.cfg.background,
-            near=self.cfg.near_plane,
-            backend=self.cfg.render_backend,
-        )
-
     def forward(
         self, batch: Mapping[str, Tensor], input_index: Tensor, target_index: Tensor
     ) -> ModelOutput:
@@ -322,26 +304,4 @@ class NAS3R(RayModel):
             gather_views(cameras.c2w, input_index),
             gather_views(cameras.K_norm, input_index),
         )
-        rendered = self.render(
-            scene,
-            gather_views(cameras.c2w, target_index),
-            gather_views(cameras.K_norm, target_index),
-            h,
-            w,
-        )
-        return ModelOutput(
-            cameras=cameras,
-            scene=scene,
-            rendered=rendered,
-            input_index=input_index,
-            target_index=target_index,
-            input_depth=scene.input_depth,
-        )
-
-    def loss(
-        self, output: ModelOutput, batch: Mapping[str, Tensor], perceptual: nn.Module | None
-    ) -> dict[str, Tensor]:
-        """MSE + λ·perceptual of the target renders (λ = ``perceptual.weight``, the recipe's
-        ``train.perceptual_weight``; None: MSE only)."""
-        target = gather_views(batch["image"], output.target_index)
-        return photometric_loss(output.rendered.rgb, target, perceptual)
+        return self.render_targets(cameras, scene, input_index, target_index, h, w)
