@@ -4,10 +4,9 @@ done by :func:`rayzer.eval.run.run_eval`, imported only when the command runs)."
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from rayzer.utils.logs import StderrHandler
+from rayzer.utils.logs import command_logging, set_threads
 
 DESCRIPTION = (
     "Evaluate a checkpoint (default: the bundled model) on scene folders or any dataset `rayzer "
@@ -67,18 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    import torch
-
     from rayzer.eval.run import log, run_eval
 
-    handler = StderrHandler("rayzer: %(levelname)s: %(message)s")
-    log.addHandler(handler)
-    log.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    restore_logging = command_logging(log, args.quiet)
     try:
-        if args.threads is not None:
-            if args.threads < 1:
-                raise ValueError(f"--threads must be >= 1, got {args.threads}")
-            torch.set_num_threads(args.threads)
+        set_threads(args.threads)
         result = run_eval(
             args.data,
             ckpt=args.ckpt,
@@ -108,7 +100,7 @@ def main(args: argparse.Namespace) -> None:
     except (FileExistsError, OSError) as err:  # reported as a clean error by the CLI
         raise ValueError(str(err)) from err
     finally:
-        log.removeHandler(handler)
+        restore_logging()
     s = result.metrics["summary"]
     first = next(iter(s))
     print(

@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from rayzer.utils.logs import StderrHandler
+from rayzer.utils.logs import command_logging, set_threads
 
 DESCRIPTION = (
     "Predict the cameras of 2-64 unposed photos (or video frames) of a static scene, render the "
@@ -69,18 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     from rayzer.infer.pipeline import InferenceError, run_inference
 
-    logger = logging.getLogger("rayzer.infer")
-    handler = StderrHandler("rayzer: %(levelname)s: %(message)s")
-    logger.addHandler(handler)
-    old_level = logger.level
-    logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    restore_logging = command_logging(logging.getLogger("rayzer.infer"), args.quiet)
     try:
-        if args.threads is not None:
-            if args.threads < 1:
-                raise ValueError(f"--threads must be >= 1, got {args.threads}")
-            import torch
-
-            torch.set_num_threads(args.threads)
+        set_threads(args.threads)
         result = run_inference(
             images=args.images,
             video=args.video,
@@ -102,8 +93,7 @@ def main(args: argparse.Namespace) -> None:
     except (FileExistsError, InferenceError, OSError) as err:  # reported as a clean error
         raise ValueError(str(err)) from err
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
+        restore_logging()
     s = result.summary
     t = s["timings_s"]
     print(

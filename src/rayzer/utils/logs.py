@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
 
 class StderrHandler(logging.StreamHandler):
@@ -25,3 +26,30 @@ class StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, _value) -> None:  # StreamHandler.__init__ assigns it; always use sys.stderr
         pass
+
+
+def command_logging(logger: logging.Logger, quiet: bool) -> Callable[[], None]:
+    """Show ``logger``'s records on stderr as ``rayzer: LEVEL: message`` while one command runs
+    (INFO and above, WARNING and above when ``quiet``). Returns the function that restores the
+    logger (call it in a ``finally``)."""
+    handler = StderrHandler("rayzer: %(levelname)s: %(message)s")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+    return restore
+
+
+def set_threads(threads: int | None) -> None:
+    """``--threads N``: PyTorch's intra-op CPU threads (None: leave its default)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
