@@ -309,7 +309,7 @@ def dataset_frame_counts(path: str | os.PathLike) -> dict[str, int]:
     """``{scene name: number of frames}`` for a scene folder, a folder of scene folders, or any
     source :func:`rayzer.data.formats.read_source` can open (frames are counted, not decoded)."""
     from rayzer.data.check import find_scenes
-    from rayzer.data.scene_folder import CAMERAS_JSON, FRAMES_JSON
+    from rayzer.data.scene_folder import read_scene_header
 
     root = Path(path)
     try:
@@ -319,16 +319,10 @@ def dataset_frame_counts(path: str | os.PathLike) -> dict[str, int]:
     counts: dict[str, int] = {}
     if scene_dirs:
         for d in scene_dirs:
-            json_path = d / CAMERAS_JSON if (d / CAMERAS_JSON).is_file() else d / FRAMES_JSON
-            try:
-                doc = json.loads(json_path.read_text())
-                n = len(doc["frames"])
-                name = str(doc.get("scene") or d.name)
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{json_path}: not a valid scene file ({exc})") from None
-            if name in counts:
-                raise ValueError(f"{root}: scene name {name!r} appears twice")
-            counts[name] = n
+            header = read_scene_header(d)
+            if header.name in counts:
+                raise ValueError(f"{root}: scene name {header.name!r} appears twice")
+            counts[header.name] = header.num_frames
         return counts
     from rayzer.data.formats import read_source
 

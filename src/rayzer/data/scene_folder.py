@@ -347,6 +347,31 @@ def _scene_file(root: Path) -> Path:
     raise FileNotFoundError(f"{root}: neither {CAMERAS_JSON} nor {FRAMES_JSON} found")
 
 
+@dataclass(frozen=True)
+class SceneHeader:
+    """What a scene folder's JSON says without decoding an image: its name, frame count and
+    whether it is posed (``cameras.json``) or not (``frames.json``)."""
+
+    name: str
+    path: Path
+    num_frames: int
+    posed: bool
+
+
+def read_scene_header(path: str | os.PathLike) -> SceneHeader:
+    """The :class:`SceneHeader` of a scene folder (the name: ``"scene"`` in the JSON, else the
+    folder name). Raises FileNotFoundError (no scene file) or ValueError (not a scene file)."""
+    root = Path(path)
+    json_path = _scene_file(root)
+    try:
+        doc = json.loads(json_path.read_text())
+        count = len(doc["frames"])
+        name = str(doc.get("scene") or root.name)
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{json_path}: not a valid scene file ({exc})") from None
+    return SceneHeader(name, root, count, json_path.name == CAMERAS_JSON)
+
+
 def _check_frame_files(root: Path, json_path: Path, all_frames: list[Any], strict: bool) -> None:
     """Every frame names a distinct file inside the folder; with ``strict``, every image in
     ``images/`` is listed."""

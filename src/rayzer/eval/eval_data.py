@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from rayzer.data.protocols import (
     overlap_tag,
     read_index,
 )
-from rayzer.data.scene_folder import CAMERAS_JSON, FRAMES_JSON, read_scene_folder
+from rayzer.data.scene_folder import read_scene_folder, read_scene_header
 from rayzer.eval.novel_view import EvalSample
 from rayzer.geometry import crop_intrinsics, resize_intrinsics
 
@@ -102,18 +101,13 @@ def list_scene_entries(root: str | os.PathLike) -> list[SceneEntry]:
     entries: list[SceneEntry] = []
     seen: dict[str, Path] = {}
     for d in find_scenes(root):
-        posed = (d / CAMERAS_JSON).is_file()
-        json_path = d / (CAMERAS_JSON if posed else FRAMES_JSON)
-        try:
-            doc = json.loads(json_path.read_text())
-            count = len(doc["frames"])
-            name = str(doc.get("scene") or d.name)
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{json_path}: not a valid scene file ({exc})") from None
-        if name in seen:
-            raise ValueError(f"scene name {name!r} appears twice: {seen[name]} and {d}")
-        seen[name] = d
-        entries.append(SceneEntry(name, d, count, posed))
+        header = read_scene_header(d)
+        if header.name in seen:
+            raise ValueError(
+                f"scene name {header.name!r} appears twice: {seen[header.name]} and {d}"
+            )
+        seen[header.name] = d
+        entries.append(SceneEntry(header.name, d, header.num_frames, header.posed))
     return entries
 
 
