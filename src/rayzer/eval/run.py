@@ -317,16 +317,11 @@ def _check_paths(
 ) -> Path:
     """The output folder (default :func:`default_output`), checked apart from the inputs and
     free (or replaceable with ``overwrite``); ``data`` must exist."""
-    from rayzer.utils.paths import check_output_apart, check_replaceable
+    from rayzer.utils.paths import check_output_folder
 
     out = Path(out) if out is not None else default_output(data)
-    check_output_apart(out, {"--data": data, "--ckpt": ckpt, "--probe-train": probe_train})
-    if overwrite:
-        check_replaceable(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(
-            f"output folder {out} already exists (pass --overwrite to replace it)"
-        )
+    inputs = {"--data": data, "--ckpt": ckpt, "--probe-train": probe_train}
+    check_output_folder(out, inputs, overwrite)
     if not Path(data).exists():
         raise FileNotFoundError(f"--data not found: {data}")
     return out

@@ -54,7 +54,7 @@ from rayzer.infer.predict import (
 )
 from rayzer.infer.trajectory import path_through, spiral_around
 from rayzer.utils.atomic import staged_output
-from rayzer.utils.paths import check_output_apart, check_replaceable
+from rayzer.utils.paths import check_output_folder
 
 log = logging.getLogger("rayzer.infer")
 
@@ -212,13 +212,7 @@ def _plan_output(
         raise ValueError("give exactly one input: --images DIR or --video FILE")
     _check_counts(path_frames, spiral_frames, fps, chunk)
     out = Path(out) if out is not None else default_output(images, video)
-    check_output_apart(out, {"--images": images, "--video": video, "--ckpt": ckpt})
-    if overwrite:
-        check_replaceable(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(
-            f"output folder {out} already exists (pass --overwrite to replace it)"
-        )
+    check_output_folder(out, {"--images": images, "--video": video, "--ckpt": ckpt}, overwrite)
     if images is not None:
         find_image_files(images)
     elif not Path(video).is_file():  # type: ignore[arg-type]

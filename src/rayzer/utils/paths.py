@@ -86,3 +86,23 @@ def check_replaceable(out: str | os.PathLike) -> None:
     else:
         return
     raise ValueError(f"refusing to replace the output folder {out}: it {reason}")
+
+
+def check_output_folder(
+    out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], overwrite: bool
+) -> None:
+    """Every check of a command's output folder, before any work: apart from the ``inputs``
+    (:func:`check_output_apart`), replaceable when ``overwrite`` (:func:`check_replaceable`),
+    and otherwise not there yet.
+
+    Raises:
+        ValueError: ``out`` collides with an input or cannot be replaced;
+        FileExistsError: ``out`` exists and ``overwrite`` is False.
+    """
+    check_output_apart(out, inputs)
+    if overwrite:
+        check_replaceable(out)
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(
+            f"output folder {out} already exists (pass --overwrite to replace it)"
+        )
