@@ -43,7 +43,13 @@ from rayzer.data.overlap import (
     read_overlap_file,
     write_overlap_file,
 )
-from rayzer.data.scene_folder import CAMERAS_JSON, FRAMES_JSON, _load_json, read_scene_folder
+from rayzer.data.scene_folder import (
+    CAMERAS_JSON,
+    FRAMES_JSON,
+    load_scene_json,
+    read_scene_folder,
+    scene_file,
+)
 from rayzer.geometry import crop_intrinsics
 
 #: Image side (short side, then square crop) of the label-free overlap.
@@ -65,12 +71,6 @@ SUMMARY_GAPS = (1, 5, 10)
 # -- one scene -------------------------------------------------------------------------------------
 
 
-def scene_file(scene_dir: Path) -> Path:
-    """The scene's ``cameras.json`` (posed) or ``frames.json`` (unposed)."""
-    posed = Path(scene_dir) / CAMERAS_JSON
-    return posed if posed.is_file() else Path(scene_dir) / FRAMES_JSON
-
-
 def scene_fingerprint(scene_dir: Path) -> str:
     """SHA-256 (hex) of the scene file's bytes, the size and modification time (ns) of every
     listed image and depth map, and the cache settings: changes whenever the curve could."""
@@ -80,7 +80,7 @@ def scene_fingerprint(scene_dir: Path) -> str:
     settings = f"v{CACHE_VERSION} image {IMAGE_SIDE} depth {DEPTH_SIDE}"
     digest.update(f"{settings}\n{path.name}\n".encode())
     digest.update(path.read_bytes())
-    files = [str(fr.get("file")) for fr in _load_json(path)["frames"] if isinstance(fr, dict)]
+    files = [str(fr.get("file")) for fr in load_scene_json(path)["frames"] if isinstance(fr, dict)]
     depth_dir = scene_dir / "depth"
     if depth_dir.is_dir():
         files += [f"depth/{Path(f).stem}.npy" for f in files]
@@ -135,7 +135,7 @@ def compute_scene_overlap(scene_dir: Path, method: str = "auto") -> OverlapCurve
 
     scene_dir = Path(scene_dir)
     method = choose_method(scene_dir, method)
-    frames = _load_json(scene_file(scene_dir))["frames"]
+    frames = load_scene_json(scene_file(scene_dir))["frames"]
     side = DEPTH_SIDE if method == "geometric" else IMAGE_SIDE
     h, w = _frame_size(scene_dir, frames[0] if isinstance(frames[0], dict) else {})
     (nh, nw), top, left = square_crop_geometry(h, w, side)
@@ -172,7 +172,7 @@ def cached_scene_overlap(scene_dir: Path) -> OverlapCurve | None:
     scene_dir = Path(scene_dir)
     curve = read_overlap_file(scene_dir, scene_fingerprint(scene_dir))
     if curve is not None:
-        frames = len(_load_json(scene_file(scene_dir))["frames"])
+        frames = len(load_scene_json(scene_file(scene_dir))["frames"])
         if curve.num_frames != frames:
             raise ValueError(
                 f"{scene_dir / OVERLAP_FILE}: a curve of {curve.num_frames} frames for a scene of "

@@ -38,8 +38,8 @@ from rayzer.data.overlap import OVERLAP_FILE, OverlapCurve
 from rayzer.data.scene_folder import (
     CAMERAS_JSON,
     FRAMES_JSON,
-    _load_json,
     check_c2w,
+    load_scene_json,
     read_scene_folder,
 )
 from rayzer.geometry import crop_intrinsics, denormalize_intrinsics, resize_intrinsics
@@ -133,7 +133,7 @@ def read_manifest(path: Path) -> list[Path]:
 def _peek_scene(folder: Path) -> tuple[int, bool, str | None]:
     """(frame count, posed, reason to skip or None) from the scene file, without decoding."""
     posed = (folder / CAMERAS_JSON).is_file()
-    doc = _load_json(folder / (CAMERAS_JSON if posed else FRAMES_JSON))
+    doc = load_scene_json(folder / (CAMERAS_JSON if posed else FRAMES_JSON))
     sizes = {
         (fr.get("width"), fr.get("height"))
         for fr in doc["frames"]

@@ -235,7 +235,8 @@ def write_scene_folder(
 # reading
 
 
-def _load_json(path: Path) -> dict[str, Any]:
+def load_scene_json(path: Path) -> dict[str, Any]:
+    """A scene file's JSON: an object with a non-empty ``frames`` list (ValueError otherwise)."""
     try:
         with open(path) as f:
             doc = json.load(f)
@@ -310,8 +311,8 @@ def read_scene_folder(
             unreadable images, width/height that disagree with the image, mixed image sizes.
     """
     root = Path(path)
-    json_path = _scene_file(root)
-    doc = _load_json(json_path)
+    json_path = scene_file(root)
+    doc = load_scene_json(json_path)
     all_frames = doc["frames"]
     _check_frame_files(root, json_path, all_frames, strict)
     indices = _check_indices(indices, len(all_frames))
@@ -337,7 +338,7 @@ def read_scene_folder(
     )
 
 
-def _scene_file(root: Path) -> Path:
+def scene_file(root: Path) -> Path:
     """``cameras.json`` (posed scene) or else ``frames.json`` (unposed) of a scene folder."""
     if not root.is_dir():
         raise FileNotFoundError(f"scene folder not found: {root}")
@@ -362,7 +363,7 @@ def read_scene_header(path: str | os.PathLike) -> SceneHeader:
     """The :class:`SceneHeader` of a scene folder (the name: ``"scene"`` in the JSON, else the
     folder name). Raises FileNotFoundError (no scene file) or ValueError (not a scene file)."""
     root = Path(path)
-    json_path = _scene_file(root)
+    json_path = scene_file(root)
     try:
         doc = json.loads(json_path.read_text())
         count = len(doc["frames"])

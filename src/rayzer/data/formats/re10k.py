@@ -36,6 +36,7 @@ from rayzer.data.formats.base import (
     read_file_bytes,
     w2c_to_c2w,
 )
+from rayzer.data.scene_folder import load_scene_json
 
 CHUNK_SUFFIX = ".torch"
 RAYZER_JSON = "opencv_cameras.json"
@@ -229,12 +230,7 @@ def _resolve(image_path: str, json_path: Path, scene: str, where: str) -> Path:
 
 
 def _json_scene(json_path: Path) -> SourceScene:
-    try:
-        doc = json.loads(json_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{json_path}: invalid JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("frames"), list) or not doc["frames"]:
-        raise ValueError(f"{json_path}: expected an object with a non-empty 'frames' list")
+    doc = load_scene_json(json_path)
     default = json_path.parent.name if json_path.name == RAYZER_JSON else json_path.stem
     scene = str(doc.get("scene_name") or default)
     frames = []

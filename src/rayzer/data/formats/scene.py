@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rayzer.data.formats.base import (
@@ -12,7 +11,7 @@ from rayzer.data.formats.base import (
     check_intrinsics,
     read_file_bytes,
 )
-from rayzer.data.scene_folder import CAMERAS_JSON, FRAMES_JSON
+from rayzer.data.scene_folder import CAMERAS_JSON, load_scene_json, scene_file
 from rayzer.utils.paths import path_inside
 
 RESERVED = {"file", "width", "height", "fx", "fy", "cx", "cy", "c2w"}
@@ -21,18 +20,9 @@ RESERVED = {"file", "width", "height", "fx", "fy", "cx", "cy", "c2w"}
 def read_native(path: str | Path) -> list[SourceScene]:
     """Read a scene folder (``cameras.json`` or ``frames.json``) as a :class:`SourceScene`."""
     root = Path(path)
-    json_path = root / CAMERAS_JSON
-    posed = json_path.is_file()
-    if not posed:
-        json_path = root / FRAMES_JSON
-    if not json_path.is_file():
-        raise FileNotFoundError(f"{root}: neither {CAMERAS_JSON} nor {FRAMES_JSON} found")
-    try:
-        doc = json.loads(json_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{json_path}: invalid JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("frames"), list) or not doc["frames"]:
-        raise ValueError(f"{json_path}: expected an object with a non-empty 'frames' list")
+    json_path = scene_file(root)
+    posed = json_path.name == CAMERAS_JSON
+    doc = load_scene_json(json_path)
     frames = []
     for i, fr in enumerate(doc["frames"]):
         if not isinstance(fr, dict) or not isinstance(fr.get("file"), str):
