@@ -285,10 +285,6 @@ class TrainConfig:
             "log_every",
             "image_every",
             "grad_skip_after",
-        ):
-            if getattr(self, key) < 0:
-                raise ValueError(f"train.{key} must be >= 0, got {getattr(self, key)}")
-        for key in (
             "lr",
             "weight_decay",
             "grad_clip",
