@@ -71,8 +71,6 @@ def run(
     quick: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the ``sections`` in scratch folder ``work``; the report (rows + every trial)."""
-    from rayzer.bench import reliability_inputs as inputs
-    from rayzer.bench import reliability_serve as serve
     from rayzer.bench import reliability_training as training
 
     checks: list[Check] = []
@@ -92,12 +90,15 @@ def run(
             checks.append(training.disk_check(folder, quick=quick))
         elif name == "lock":
             checks.append(training.lock_check(folder))
-        elif name == "corrupt":
-            checks += inputs.corrupt_checks(folder, jobs, quick=quick)
-        elif name == "bad_input":
-            checks += inputs.bad_input_checks(folder, jobs, quick=quick)
+        elif name in ("corrupt", "bad_input"):
+            from rayzer.bench import reliability_inputs as inputs
+
+            section = inputs.corrupt_checks if name == "corrupt" else inputs.bad_input_checks
+            checks += section(folder, jobs, quick=quick)
         elif name == "serve":
-            checks.append(serve.serve_check(folder, quick=quick))
+            from rayzer.bench.reliability_serve import serve_check
+
+            checks.append(serve_check(folder, quick=quick))
         elif name == "ddp":
             checks.append(training.ddp_check(folder, quick=quick))
         times[name] = round(time.monotonic() - start, 1)
