@@ -189,49 +189,14 @@ def _describe_runs(result: dict[str, Any]) -> str:
 
 
 def to_markdown(result: dict[str, Any]) -> str:
-    ts = result["test_set"]
+    """``quality.md``: the setup, the results per protocol, the targets, training facts and the
+    learning curves."""
     methods = result["methods"]
     learned = [m for m in methods if m in result["training"]]
-    budgets = result.get("budgets_minutes") or {}
-    if result["minutes"] is not None:
-        budget = f"budget {_fmt(result['minutes'], 3)} min per model"
-    else:
-        budget = "budgets (min) " + ", ".join(
-            f"{label(n)} {_fmt(b, 3)}" for n, b in budgets.items()
-        )
     parts = [
-        f"# Quality benchmark — {ts['family']}",
+        f"# Quality benchmark — {result['test_set']['family']}",
         "",
-        f"Config `{result['config']}` with overrides `{' '.join(result['overrides']) or '—'}`; "
-        + budget
-        + (
-            f" (LVSM oracle: the existing run `{result['lvsm_run']}`"
-            + (
-                ", which differs from this benchmark's settings (reused vs this run's) in "
-                + "; ".join(f"`{d}`" for d in result["lvsm_run_differences"])
-                if result.get("lvsm_run_differences")
-                else ""
-            )
-            + ")"
-            if result.get("lvsm_run")
-            else ""
-        )
-        + (
-            "; LVSM only: `" + " ".join(result["lvsm_overrides"]) + "`"
-            if result.get("lvsm_overrides")
-            else ""
-        )
-        + f"; test set: {ts['num_scenes']} held-out "
-        f"scenes (TEST_SEEDS), {ts['num_input_views']} input + {ts['num_target_views']} target "
-        f"views of {ts['image_size']}×{ts['image_size']} over a {ts['span']}-frame span of "
-        f"{ts['frames_per_clip']}-frame clips, the same for every method; median GT relative "
-        "rotation between views: "
-        + ", ".join(f"{p} {v['gt_rel_rot_deg_median']:.1f}°" for p, v in ts["protocols"].items())
-        + (
-            f" (required ≥ {ts['min_gt_rotation_deg']:g}°)."
-            if ts["min_gt_rotation_deg"] > 0
-            else f" (no minimum for {ts['family']}: rotation metrics are weak evidence here)."
-        ),
+        _setup_paragraph(result),
         "",
         "Runs: " + _describe_runs(result) + ".",
         "",
@@ -253,7 +218,56 @@ def to_markdown(result: dict[str, Any]) -> str:
             parts.append(
                 f"- **{'PASS' if c['pass'] else 'FAIL'}** ({proto}) {c['rule']}: {c['detail']}"
             )
-    parts += ["", "## Training", ""]
+    parts += ["", "## Training", "", *_training_table(result, learned)]
+    parts += _curves_section(result["learning_curves"], learned)
+    parts += [
+        "",
+        f"Figures: `quality.png`. Wall time of the benchmark: {result['wall_time_s'] / 60:.1f} min.",
+    ]
+    return "\n".join(parts)
+
+
+def _setup_paragraph(result: dict[str, Any]) -> str:
+    """Config, overrides, budgets, a reused LVSM run and the test set, in one paragraph."""
+    ts = result["test_set"]
+    budgets = result.get("budgets_minutes") or {}
+    if result["minutes"] is not None:
+        budget = f"budget {_fmt(result['minutes'], 3)} min per model"
+    else:
+        budget = "budgets (min) " + ", ".join(
+            f"{label(n)} {_fmt(b, 3)}" for n, b in budgets.items()
+        )
+    lvsm = ""
+    if result.get("lvsm_run"):
+        differences = ""
+        if result.get("lvsm_run_differences"):
+            differences = (
+                ", which differs from this benchmark's settings (reused vs this run's) in "
+                + "; ".join(f"`{d}`" for d in result["lvsm_run_differences"])
+            )
+        lvsm = f" (LVSM oracle: the existing run `{result['lvsm_run']}`{differences})"
+    if result.get("lvsm_overrides"):
+        lvsm += "; LVSM only: `" + " ".join(result["lvsm_overrides"]) + "`"
+    if ts["min_gt_rotation_deg"] > 0:
+        minimum = f" (required ≥ {ts['min_gt_rotation_deg']:g}°)."
+    else:
+        minimum = f" (no minimum for {ts['family']}: rotation metrics are weak evidence here)."
+    return (
+        f"Config `{result['config']}` with overrides `{' '.join(result['overrides']) or '—'}`; "
+        + budget
+        + lvsm
+        + f"; test set: {ts['num_scenes']} held-out "
+        f"scenes (TEST_SEEDS), {ts['num_input_views']} input + {ts['num_target_views']} target "
+        f"views of {ts['image_size']}×{ts['image_size']} over a {ts['span']}-frame span of "
+        f"{ts['frames_per_clip']}-frame clips, the same for every method; median GT relative "
+        "rotation between views: "
+        + ", ".join(f"{p} {v['gt_rel_rot_deg_median']:.1f}°" for p, v in ts["protocols"].items())
+        + minimum
+    )
+
+
+def _training_table(result: dict[str, Any], learned: list[str]) -> list[str]:
+    """One row per trained run: steps, minutes, step time, why it stopped, final loss / PSNR."""
     cols = [
         "model",
         "steps",
@@ -279,9 +293,12 @@ def to_markdown(result: dict[str, Any]) -> str:
                 _fmt(t["final_train_psnr"], 2),
             ]
         )
-    parts += _table(cols, rows)
-    curves = result["learning_curves"]
-    parts += [
+    return _table(cols, rows)
+
+
+def _curves_section(curves: dict[str, Any], learned: list[str]) -> list[str]:
+    """The learning-curve table (every evaluated checkpoint) with its reference numbers."""
+    parts = [
         "",
         f"## Learning curves (test, even protocol, first {curves['num_scenes']} scenes)",
         "",
@@ -304,12 +321,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         for r in curves["runs"][name]["test"]
     ]
     cols = ["model", "step", "minutes", "PSNR (dB)", "SSIM", "rot. error median (°)", "AbsRel"]
-    parts += _table(cols, rows)
-    parts += [
-        "",
-        f"Figures: `quality.png`. Wall time of the benchmark: {result['wall_time_s'] / 60:.1f} min.",
-    ]
-    return "\n".join(parts)
+    return parts + _table(cols, rows)
 
 
 def _ema(y: np.ndarray) -> np.ndarray:
@@ -347,40 +359,10 @@ def write_figure(
     palette = colormaps["tab10"]
     colours = {name: palette(i % 10) for i, name in enumerate(learned)}
 
-    ax = fig.add_subplot(grid[0, 0])
-    for name in learned:
-        run = curves["runs"][name]
-        pts = [
-            (r["minutes"], r["psnr"])
-            for r in run["train"]
-            if r["minutes"] is not None and r["psnr"] is not None
-        ]
-        if pts:
-            x, y = (np.array(v, dtype=float) for v in zip(*pts, strict=True))
-            ax.plot(x, y, color=colours[name], alpha=0.25, lw=0.8)
-            ax.plot(x, _ema(y), label=f"{label(name)} (EMA)", color=colours[name])
-        switch = run.get("full_resolution_from")
-        if switch and switch["minutes"] is not None:
-            low, full = switch["sizes"]
-            ax.axvline(
-                switch["minutes"],
-                ls="--",
-                lw=0.8,
-                color=colours[name],
-                label=f"{label(name)}: {low} → {full} px",
-            )
-    ax.set(xlabel="minutes", ylabel="train PSNR (dB)", title="training batches")
-    ax.legend(fontsize=7)
+    _plot_train_psnr(fig.add_subplot(grid[0, 0]), curves, colours)
 
     ax = fig.add_subplot(grid[0, 1])
-    for name in learned:
-        pts = [
-            (r["minutes"], r["psnr"])
-            for r in curves["runs"][name]["test"]
-            if r["minutes"] is not None
-        ]
-        if pts:
-            ax.plot(*zip(*pts, strict=True), "o-", label=label(name), color=colours[name])
+    _plot_checkpoints(ax, curves, colours, "psnr")
     for name, style in (("copy_nearest", ":"), ("mean_of_inputs", "--")):
         ax.axhline(curves["baselines"][f"{name}_psnr"], ls=style, color="gray", label=label(name))
     ax.set(
@@ -391,14 +373,7 @@ def write_figure(
     ax.legend(fontsize=7)
 
     ax = fig.add_subplot(grid[0, 2])
-    for name in learned:
-        pts = [
-            (r["minutes"], r["rot_err_deg_median"])
-            for r in curves["runs"][name]["test"]
-            if r["minutes"] is not None and r["rot_err_deg_median"] is not None
-        ]
-        if pts:
-            ax.plot(*zip(*pts, strict=True), "o-", color=colours[name], label=label(name))
+    _plot_checkpoints(ax, curves, colours, "rot_err_deg_median")
     ax.axhline(
         curves["baselines"]["identity_rot_err_deg_median"],
         ls="--",
@@ -417,19 +392,72 @@ def write_figure(
     ax.text(0, 1, "targets (even)\n\n" + "\n".join(lines), va="top", fontsize=7, wrap=True)
 
     for i in range(rows):
-        sample = samples[i]
-        frame = int(sample.frame_index[sample.target_index[0]])
-        shown = [("ground truth", sample.images[sample.target_index[0]], None)]
-        shown += [(label(m), raw[m].renders[i][0], raw[m].per_sample[i]) for m in shown_methods]
-        for j, (title, img, rec) in enumerate(shown):
-            ax = fig.add_subplot(grid[1 + i, j])
-            ax.imshow(_image(img))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            psnr_txt = f" {rec['psnr_per_target'][0]:.1f} dB" if rec is not None else ""
-            ax.set_title(f"{title}{psnr_txt}", fontsize=8)
-            if j == 0:
-                ax.set_ylabel(f"{sample.name}\nframe {frame}", fontsize=7)
+        _render_row(fig, grid, 1 + i, samples[i], i, raw, shown_methods)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
+
+
+def _plot_train_psnr(ax: Any, curves: dict[str, Any], colours: dict[str, Any]) -> None:
+    """Training-batch PSNR of every run (raw and EMA) and where progressive resolution switched
+    to the full size."""
+    for name, colour in colours.items():
+        run = curves["runs"][name]
+        pts = [
+            (r["minutes"], r["psnr"])
+            for r in run["train"]
+            if r["minutes"] is not None and r["psnr"] is not None
+        ]
+        if pts:
+            x, y = (np.array(v, dtype=float) for v in zip(*pts, strict=True))
+            ax.plot(x, y, color=colour, alpha=0.25, lw=0.8)
+            ax.plot(x, _ema(y), label=f"{label(name)} (EMA)", color=colour)
+        switch = run.get("full_resolution_from")
+        if switch and switch["minutes"] is not None:
+            low, full = switch["sizes"]
+            ax.axvline(
+                switch["minutes"],
+                ls="--",
+                lw=0.8,
+                color=colour,
+                label=f"{label(name)}: {low} → {full} px",
+            )
+    ax.set(xlabel="minutes", ylabel="train PSNR (dB)", title="training batches")
+    ax.legend(fontsize=7)
+
+
+def _plot_checkpoints(ax: Any, curves: dict[str, Any], colours: dict[str, Any], key: str) -> None:
+    """One test metric (``key``) of every run's saved checkpoints over minutes."""
+    for name, colour in colours.items():
+        pts = [
+            (r["minutes"], r[key])
+            for r in curves["runs"][name]["test"]
+            if r["minutes"] is not None and r[key] is not None
+        ]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), "o-", label=label(name), color=colour)
+
+
+def _render_row(
+    fig: Any,
+    grid: Any,
+    row: int,
+    sample: EvalSample,
+    i: int,
+    raw: dict[str, EvalResult],
+    methods: list[str],
+) -> None:
+    """Grid row ``row``: ground truth and every method's render of sample ``i``'s first target,
+    each titled with its PSNR, the row labelled with the scene and frame."""
+    frame = int(sample.frame_index[sample.target_index[0]])
+    shown = [("ground truth", sample.images[sample.target_index[0]], None)]
+    shown += [(label(m), raw[m].renders[i][0], raw[m].per_sample[i]) for m in methods]
+    for j, (title, img, rec) in enumerate(shown):
+        ax = fig.add_subplot(grid[row, j])
+        ax.imshow(_image(img))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        psnr_txt = f" {rec['psnr_per_target'][0]:.1f} dB" if rec is not None else ""
+        ax.set_title(f"{title}{psnr_txt}", fontsize=8)
+        if j == 0:
+            ax.set_ylabel(f"{sample.name}\nframe {frame}", fontsize=7)
