@@ -65,10 +65,26 @@ def metrics_markdown(m: dict[str, Any]) -> str:
         + (f", span {m['span']}" if m["span"] else "")
         + f", seed {m['seed']}); {len(m['scenes'])} scene(s) evaluated, {len(m['skipped'])} "
         f"skipped; device {m['device']}; {m['wall_time_s']:.1f} s.",
-        "",
-        "## Novel views (mean over scenes of per-scene means over targets)",
-        "",
     ]
+    for section in (
+        _novel_view_section,
+        _depth_section,
+        _overlap_section,
+        _camera_section,
+        _probe_section,
+        _interp_section,
+        _colmap_section,
+        _per_scene_section,
+        _skipped_section,
+        _definitions_section,
+    ):
+        parts += section(m)
+    return "\n".join(parts)
+
+
+def _novel_view_section(m: dict[str, Any]) -> list[str]:
+    """Mean PSNR / SSIM / LPIPS of every method over the scenes."""
+    parts = ["", "## Novel views (mean over scenes of per-scene means over targets)", ""]
     rows = []
     for name, s in m["summary"].items():
         rows.append(
@@ -85,7 +101,12 @@ def metrics_markdown(m: dict[str, Any]) -> str:
     parts.append(markdown_table(rows, list(rows[0])))
     if not m["lpips_nets"]:
         parts += ["", "LPIPS disabled (`--lpips none`)."]
+    return parts
 
+
+def _depth_section(m: dict[str, Any]) -> list[str]:
+    """Input-view depth of the methods that output depth."""
+    parts: list[str] = []
     depths = {k: v["depth"] for k, v in m["summary"].items() if v.get("depth")}
     if depths:
         parts += [
@@ -103,6 +124,12 @@ def metrics_markdown(m: dict[str, Any]) -> str:
             for name, d in depths.items()
         ]
         parts.append(markdown_table(rows, list(rows[0])))
+    return parts
+
+
+def _overlap_section(m: dict[str, Any]) -> list[str]:
+    """PSNR by the overlap tag of the context pair (protocols with tags)."""
+    parts: list[str] = []
     by_tag = {k: v["by_overlap"] for k, v in m["summary"].items() if v.get("by_overlap")}
     if by_tag:
         parts += ["", "## By overlap of the context pair (PSNR ↑, samples)", ""]
@@ -113,7 +140,12 @@ def metrics_markdown(m: dict[str, Any]) -> str:
             for name, d in by_tag.items()
         ]
         parts.append(markdown_table(rows, list(rows[0])))
+    return parts
 
+
+def _camera_section(m: dict[str, Any]) -> list[str]:
+    """Pose metrics of the camera-predicting methods."""
+    parts: list[str] = []
     poses = {k: v["pose"] for k, v in m["summary"].items() if v.get("pose")}
     parts += ["", "## Cameras (posed scenes; errors pooled over all pairs / cameras)", ""]
     if poses:
@@ -121,7 +153,12 @@ def metrics_markdown(m: dict[str, Any]) -> str:
         parts.append(markdown_table(rows, list(rows[0])))
     else:
         parts.append("No pose metrics: no posed scene, or the model does not predict cameras.")
+    return parts
 
+
+def _probe_section(m: dict[str, Any]) -> list[str]:
+    """Pose probing of frozen camera tokens (``--probe``)."""
+    parts: list[str] = []
     probe = m.get("probe")
     if probe is not None:
         parts += ["", "## Pose probing (frozen camera tokens → 2-layer MLP)", ""]
@@ -148,7 +185,12 @@ def metrics_markdown(m: dict[str, Any]) -> str:
                 f"{len(probe['test_scenes'])} test scenes, {probe['num_train_views']} / "
                 f"{probe['num_test_views']} views.",
             ]
+    return parts
 
+
+def _interp_section(m: dict[str, Any]) -> list[str]:
+    """Novel views at interpolated poses (``--interp``)."""
+    parts: list[str] = []
     interp = m.get("interp")
     if interp is not None:
         parts += ["", "## Interpolation (Slerp between predicted context poses)", ""]
@@ -174,7 +216,12 @@ def metrics_markdown(m: dict[str, Any]) -> str:
                     f"{_f(interp['gt_interpolation_centre_err_median'])} scene units (centre), "
                     "median: how well the constant-speed assumption holds on this data.",
                 ]
+    return parts
 
+
+def _colmap_section(m: dict[str, Any]) -> list[str]:
+    """The COLMAP reference (``--colmap``)."""
+    parts: list[str] = []
     colmap = m.get("colmap")
     if colmap is not None:
         parts += ["", "## COLMAP reference (pycolmap incremental SfM)", ""]
@@ -195,7 +242,12 @@ def metrics_markdown(m: dict[str, Any]) -> str:
                 f"{_f(colmap['registered_fraction'], 2)} of their images registered; "
                 f"{len(colmap['skipped'])} skipped.",
             ]
+    return parts
 
+
+def _per_scene_section(m: dict[str, Any]) -> list[str]:
+    """One row per scene: PSNR and rotation error of every method."""
+    parts: list[str] = []
     parts += ["", "## Per scene", ""]
     names = list(m["summary"])
     rows = []
@@ -211,12 +263,22 @@ def metrics_markdown(m: dict[str, Any]) -> str:
         rows.append(row)
     columns = [c for c in dict.fromkeys(k for r in rows for k in r) if c != "grid"] + ["grid"]
     parts.append(markdown_table(rows, columns))
+    return parts
 
+
+def _skipped_section(m: dict[str, Any]) -> list[str]:
+    """The scenes not evaluated and why."""
+    parts: list[str] = []
     if m["skipped"]:
         parts += ["", "## Skipped scenes", ""]
         parts += [f"- {s['scene']}: {s['reason']}" for s in m["skipped"]]
+    return parts
 
+
+def _definitions_section(m: dict[str, Any]) -> list[str]:
+    """What each number is."""
+    parts: list[str] = []
     parts += ["", "## Definitions", ""]
     for group in m["definitions"].values():
         parts += [f"- **{k}**: {v}" for k, v in group.items()]
-    return "\n".join(parts)
+    return parts
