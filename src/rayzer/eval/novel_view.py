@@ -423,12 +423,11 @@ def evaluate(
     was_training = model.training if isinstance(model, nn.Module) else None
     if isinstance(model, nn.Module):
         model.eval()
-    note = None if lpips is not None else (lpips_note or "LPIPS not requested")
 
     per_sample: list[dict[str, Any]] = []
     depth_errors: list[dict[str, Tensor]] = []
     renders: list[Tensor] = []
-    cams: list[tuple[Tensor, Tensor, Tensor | None, Tensor | None, int]] = []
+    cams: list[_BatchCameras] = []
     try:
         groups = _batches(samples, batch_size)
         disable = None if progress is None else not progress  # None: tqdm's "only on a TTY"
@@ -437,73 +436,120 @@ def evaluate(
             for group in bar:
                 batch = collate([samples[i] for i in group], device)
                 out = method(batch)
-                target = gather_views(batch["image"], batch["target_index"])
-                if out.render.shape != target.shape:
-                    raise ValueError(
-                        f"{method.name}: render shape {tuple(out.render.shape)} != target shape "
-                        f"{tuple(target.shape)}"
-                    )
-                render = out.render.float()
-                p = capped_psnr(render, target).cpu()
-                s = ssim(render, target).cpu()
-                lp = lpips(render.clamp(0, 1), target).cpu() if lpips is not None else None
-                for j, i in enumerate(group):
-                    record: dict[str, Any] = {
-                        "name": samples[i].name,
-                        "psnr": p[j].mean().item(),
-                        "ssim": s[j].mean().item(),
-                        "lpips": lp[j].mean().item() if lp is not None else None,
-                        "psnr_per_target": p[j].tolist(),
-                        "ssim_per_target": s[j].tolist(),
-                    }
-                    per_sample.append(record)
-                    if len(renders) < keep_renders:
-                        renders.append(render[j].detach().cpu())
+                render = _checked_render(method.name, out, batch)
+                records = _image_records(render, batch, [samples[i].name for i in group], lpips)
+                per_sample += records
+                renders += [r.detach().cpu() for r in render[: max(0, keep_renders - len(renders))]]
                 depth = _input_depth_errors(out, batch)
                 if depth is not None:
                     depth_errors.append(depth)
-                    for j, i in enumerate(group):
-                        per_sample[i]["depth"] = summarize_depth(
+                    for j, record in enumerate(records):
+                        record["depth"] = summarize_depth(
                             depth["abs_rel"][j], depth["delta_1_25"][j]
                         )
                 if out.c2w is not None:
-                    focal = out.K_norm[:, 0, 0].cpu() if out.K_norm is not None else None
-                    gt = batch.get("c2w")
-                    gt_focal = None
-                    if "K" in batch:
-                        gt_focal = (batch["K"][:, 0, 0] / batch["image"].shape[-1]).cpu()
-                    cams.append(
-                        (
-                            out.c2w.cpu(),
-                            out.K_norm.cpu() if out.K_norm is not None else None,
-                            gt.cpu() if gt is not None else None,
-                            gt_focal,
-                            int(out.canonical if out.canonical is not None else 0),
-                        )
-                    )
-                    for j, i in enumerate(group):
-                        if gt is None:
-                            continue
-                        per_sample[i].update(
-                            camera_report(
-                                out.c2w[j : j + 1].cpu(),
-                                gt[j : j + 1].cpu(),
-                                cams[-1][4],
-                                focal[j : j + 1] if focal is not None else None,
-                                gt_focal[j : j + 1] if gt_focal is not None else None,
-                            )
-                        )
+                    cams.append(_batch_cameras(out, batch))
+                    _add_camera_reports(records, cams[-1])
     finally:
         if isinstance(model, nn.Module) and was_training:
             model.train()
 
+    note = None if lpips is not None else (lpips_note or "LPIPS not requested")
+    summary = _summary(per_sample, depth_errors, note, method.name, samples)
+    result = EvalResult(method.name, per_sample, summary, renders)
+    if cams:
+        _pool_cameras(result, cams)
+    return result
+
+
+def _checked_render(name: str, out: MethodOutput, batch: dict[str, Tensor]) -> Tensor:
+    """The method's target renders as float (B, Vt, 3, H, W), checked against the targets."""
+    target = gather_views(batch["image"], batch["target_index"])
+    if out.render.shape != target.shape:
+        raise ValueError(
+            f"{name}: render shape {tuple(out.render.shape)} != target shape {tuple(target.shape)}"
+        )
+    return out.render.float()
+
+
+def _image_records(
+    render: Tensor, batch: dict[str, Tensor], names: list[str], lpips: nn.Module | None
+) -> list[dict[str, Any]]:
+    """One record per sample of the batch: PSNR / SSIM / LPIPS, means and per target."""
+    target = gather_views(batch["image"], batch["target_index"])
+    p = capped_psnr(render, target).cpu()
+    s = ssim(render, target).cpu()
+    lp = lpips(render.clamp(0, 1), target).cpu() if lpips is not None else None
+    return [
+        {
+            "name": name,
+            "psnr": p[j].mean().item(),
+            "ssim": s[j].mean().item(),
+            "lpips": lp[j].mean().item() if lp is not None else None,
+            "psnr_per_target": p[j].tolist(),
+            "ssim_per_target": s[j].tolist(),
+        }
+        for j, name in enumerate(names)
+    ]
+
+
+@dataclass
+class _BatchCameras:
+    """A batch's predicted cameras (CPU) beside the ground truth, kept to pool the pose report."""
+
+    c2w: Tensor  # (B, V, 4, 4)
+    K_norm: Tensor | None  # (B, V, 4)
+    gt_c2w: Tensor | None  # (B, V, 4, 4)
+    gt_focal: Tensor | None  # (B, V) fx / W of the ground truth
+    canonical: int
+
+
+def _batch_cameras(out: MethodOutput, batch: dict[str, Tensor]) -> _BatchCameras:
+    gt = batch.get("c2w")
+    gt_focal = None
+    if "K" in batch:
+        gt_focal = (batch["K"][:, 0, 0] / batch["image"].shape[-1]).cpu()
+    return _BatchCameras(
+        out.c2w.cpu(),  # type: ignore[union-attr]
+        out.K_norm.cpu() if out.K_norm is not None else None,
+        gt.cpu() if gt is not None else None,
+        gt_focal,
+        int(out.canonical if out.canonical is not None else 0),
+    )
+
+
+def _add_camera_reports(records: list[dict[str, Any]], cams: _BatchCameras) -> None:
+    """Each sample's own pose report and collapse diagnostics (when the truth is known)."""
+    if cams.gt_c2w is None:
+        return
+    focal = cams.K_norm[:, 0, 0] if cams.K_norm is not None else None
+    for j, record in enumerate(records):
+        record.update(
+            camera_report(
+                cams.c2w[j : j + 1],
+                cams.gt_c2w[j : j + 1],
+                cams.canonical,
+                focal[j : j + 1] if focal is not None else None,
+                cams.gt_focal[j : j + 1] if cams.gt_focal is not None else None,
+            )
+        )
+
+
+def _summary(
+    per_sample: list[dict[str, Any]],
+    depth_errors: list[dict[str, Tensor]],
+    lpips_note: str | None,
+    name: str,
+    samples: Sequence[EvalSample],
+) -> dict[str, Any]:
+    """Means over the samples (images), and depth pooled over every input view."""
     summary: dict[str, Any] = {
         "num_samples": len(per_sample),
         "num_images": sum(len(r["psnr_per_target"]) for r in per_sample),
         "psnr": _mean([r["psnr"] for r in per_sample]),
         "ssim": _mean([r["ssim"] for r in per_sample]),
         "lpips": _mean([r["lpips"] for r in per_sample]),
-        "lpips_note": note,
+        "lpips_note": lpips_note,
         "psnr_cap_db": PSNR_CAP_DB,
     }
     if depth_errors:
@@ -514,31 +560,33 @@ def evaluate(
     else:
         summary["depth"] = None
         summary["depth_note"] = (
-            f"{method.name} outputs no depth"
+            f"{name} outputs no depth"
             if any(s.depth is not None for s in samples)
             else "no exact depth in the samples"
         )
-    result = EvalResult(method.name, per_sample, summary, renders)
-    if cams:
-        result.c2w = _cat_or_none([c[0] for c in cams])
-        result.K_norm = _cat_or_none([c[1] for c in cams])
-        gt_all = _cat_or_none([c[2] for c in cams])
-        canonicals = {c[4] for c in cams}
-        result.canonical = next(iter(canonicals)) if len(canonicals) == 1 else None
-        if gt_all is None or result.c2w is None or len(canonicals) != 1:
-            summary["pose"] = None
-            summary["pose_note"] = (
-                "no ground-truth cameras"
-                if gt_all is None
-                else "samples differ in view count / canonical view: no pooled pose report"
-            )
-        else:
-            pred_focal = result.K_norm[:, 0, 0] if result.K_norm is not None else None
-            gt_focal = _cat_or_none([c[3] for c in cams])
-            summary.update(
-                camera_report(result.c2w, gt_all, canonicals.pop(), pred_focal, gt_focal)
-            )
-    return result
+    return summary
+
+
+def _pool_cameras(result: EvalResult, cams: list[_BatchCameras]) -> None:
+    """All batches' cameras on ``result`` and the pose report pooled over every sample into its
+    summary (None, with a note, without ground truth or when samples differ in layout)."""
+    summary = result.summary
+    result.c2w = _cat_or_none([c.c2w for c in cams])
+    result.K_norm = _cat_or_none([c.K_norm for c in cams])
+    gt_all = _cat_or_none([c.gt_c2w for c in cams])
+    canonicals = {c.canonical for c in cams}
+    result.canonical = next(iter(canonicals)) if len(canonicals) == 1 else None
+    if gt_all is None or result.c2w is None or len(canonicals) != 1:
+        summary["pose"] = None
+        summary["pose_note"] = (
+            "no ground-truth cameras"
+            if gt_all is None
+            else "samples differ in view count / canonical view: no pooled pose report"
+        )
+    else:
+        pred_focal = result.K_norm[:, 0, 0] if result.K_norm is not None else None
+        gt_focal = _cat_or_none([c.gt_focal for c in cams])
+        summary.update(camera_report(result.c2w, gt_all, canonicals.pop(), pred_focal, gt_focal))
 
 
 def _input_depth_errors(out: MethodOutput, batch: dict[str, Tensor]) -> dict[str, Tensor] | None:
