@@ -11,6 +11,9 @@ Output folder layout::
     renders/NNN_<name>.png     the input views rendered back from the scene
     depth/NNN_<name>.{npy,png} camera z-depth of each view (models with depth): float32 array in
                                the model's scale, and a colour picture of inverse depth
+    points.ply                 models with depth: coloured point cloud, one point per input
+                               pixel (depth/ unprojected through cameras.json, colour of images/,
+                               normals from the depth map; MeshLab / CloudCompare / Open3D)
     gaussians.ply              the scene's 3D Gaussians, standard 3DGS layout (models with
                                Gaussians; any 3DGS viewer opens it)
     novel_views.mp4 / .gif     the smooth path through the cameras, then the spiral
@@ -135,6 +138,14 @@ def write_gaussians(path: Path, gaussians: dict[str, torch.Tensor]) -> Path:
     from rayzer.render import save_ply
 
     return save_ply(path, **{k: v.detach().float().cpu() for k, v in gaussians.items()})
+
+
+def write_points(path: Path, depth: torch.Tensor, cameras: Cameras, images: np.ndarray) -> Path:
+    """``points.ply``: the depth maps ``(V, 1, H, W)`` unprojected through ``cameras``, coloured by
+    ``images`` ``(V, H, W, 3)`` uint8, with normals (:mod:`rayzer.infer.point_cloud`)."""
+    from rayzer.infer.point_cloud import depth_to_points, save_point_cloud
+
+    return save_point_cloud(path, depth_to_points(depth, cameras.c2w, cameras.K, images))
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:

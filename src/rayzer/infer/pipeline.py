@@ -43,6 +43,7 @@ from rayzer.infer.outputs import (
     write_gif,
     write_mp4,
     write_pngs,
+    write_points,
 )
 from rayzer.infer.predict import (
     Cameras,
@@ -342,6 +343,8 @@ def _write_outputs(
         if pred.depth is not None:  # models with capabilities.outputs_depth
             write_depth(tmp / "depth", pred.depth, views.names)
             written.append("depth/")
+            write_points(tmp / "points.ply", pred.depth, cams, views.images)
+            written.append("points.ply")
         if pred.gaussians is not None:
             write_gaussians(tmp / "gaussians.ply", pred.gaussians)
             written.append("gaussians.ply")
