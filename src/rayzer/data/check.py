@@ -138,80 +138,104 @@ def check_scene(path: str | Path, decode: bool = True) -> SceneReport:
     """Validate one scene folder (see module doc). Never raises for bad content: it reports."""
     root = Path(path)
     report = SceneReport(path=root, scene=root.name)
-    json_path = root / CAMERAS_JSON
-    report.posed = json_path.is_file()
-    if not report.posed:
-        json_path = root / FRAMES_JSON
-    if not json_path.is_file():
-        report.error(str(root), f"neither {CAMERAS_JSON} nor {FRAMES_JSON} found")
+    loaded = _read_scene_file(root, report)
+    if loaded is None:
         return report
-    try:
-        doc = json.loads(json_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        report.error(str(json_path), f"invalid JSON ({exc})")
-        return report
-    if not isinstance(doc, dict) or not isinstance(doc.get("frames"), list) or not doc["frames"]:
-        report.error(str(json_path), "expected an object with a non-empty 'frames' list")
-        return report
-    report.scene = str(doc.get("scene") or root.name)
-    frames = doc["frames"]
-    report.frames = len(frames)
-
+    json_path, frames = loaded
     listed: Counter = Counter()
     Ks, c2ws, sizes = [], [], []
     for i, fr in enumerate(frames):
         if not isinstance(fr, dict) or not isinstance(fr.get("file"), str) or not fr["file"]:
             report.error(f"{json_path.name} frame {i}", "no 'file' string")
             continue
-        file = fr["file"]
-        where = f"{json_path.name} frame {i} ({file})"
-        listed[Path(file).as_posix()] += 1
-        try:
-            img = path_inside(root, file)
-        except ValueError as exc:
-            report.error(where, str(exc))
-            continue
-        size = None
-        if not img.is_file():
-            report.error(where, f"image file is missing: {img}")
-        else:
-            try:
-                size = _image_size(img, decode)
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-                report.error(where, f"cannot read image {img}: {exc}")
+        listed[Path(fr["file"]).as_posix()] += 1
+        size, cam = _check_frame(root, json_path.name, i, fr, decode, report)
         if size is not None:
             sizes.append(size)
-            report.sizes[size] += 1
-            if "width" not in fr or "height" not in fr:
-                report.warn(where, "no width / height recorded")
-            elif (fr["width"], fr["height"]) != size:
-                report.error(
-                    where,
-                    f"{json_path.name} says {fr['width']}x{fr['height']}, the image is "
-                    f"{size[0]}x{size[1]}",
-                )
-        if report.posed:
-            cam = _camera(fr, where, report)
-            if cam is not None:
-                K, c2w = cam
-                Ks.append(K)
-                c2ws.append(c2w)
-                if size is not None:
-                    W, H = size
-                    if not (0 <= K[2] <= W and 0 <= K[3] <= H):
-                        report.warn(
-                            where,
-                            f"principal point ({K[2]:.1f}, {K[3]:.1f}) outside the {W}x{H} image",
-                        )
-                    if max(K[0] / K[1], K[1] / K[0]) > ANISOTROPY_WARN:
-                        report.warn(
-                            where, f"anisotropic focal lengths fx={K[0]:.1f}, fy={K[1]:.1f}"
-                        )
-        _check_depth(root, fr, size, where, report)
+        if cam is not None:
+            Ks.append(cam[0])
+            c2ws.append(cam[1])
+    _check_listing(root, json_path.name, listed, report)
+    if len(report.sizes) > 1:
+        report.warn(
+            json_path.name, f"mixed image sizes {dict(report.sizes)}; load with size=(H, W)"
+        )
+    _summarise(report, Ks, c2ws, sizes)
+    return report
 
+
+def _read_scene_file(root: Path, report: SceneReport) -> tuple[Path, list[Any]] | None:
+    """The scene file and its frame list (sets ``posed``, ``scene``, ``frames`` on the report),
+    or None after reporting why there is none."""
+    json_path = root / CAMERAS_JSON
+    report.posed = json_path.is_file()
+    if not report.posed:
+        json_path = root / FRAMES_JSON
+    if not json_path.is_file():
+        report.error(str(root), f"neither {CAMERAS_JSON} nor {FRAMES_JSON} found")
+        return None
+    try:
+        doc = json.loads(json_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        report.error(str(json_path), f"invalid JSON ({exc})")
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("frames"), list) or not doc["frames"]:
+        report.error(str(json_path), "expected an object with a non-empty 'frames' list")
+        return None
+    report.scene = str(doc.get("scene") or root.name)
+    report.frames = len(doc["frames"])
+    return json_path, doc["frames"]
+
+
+def _check_frame(
+    root: Path, scene_file: str, i: int, fr: dict[str, Any], decode: bool, report: SceneReport
+) -> tuple[tuple[int, int] | None, tuple[np.ndarray, np.ndarray] | None]:
+    """Frame ``i`` of ``scene_file``: its image (inside the folder, readable, the recorded size),
+    its camera on a posed scene, its depth map. Returns the image size ``(W, H)`` and
+    ``(K, c2w)``, each None where unknown."""
+    where = f"{scene_file} frame {i} ({fr['file']})"
+    try:
+        img = path_inside(root, fr["file"])
+    except ValueError as exc:
+        report.error(where, str(exc))
+        return None, None
+    size = None
+    if not img.is_file():
+        report.error(where, f"image file is missing: {img}")
+    else:
+        try:
+            size = _image_size(img, decode)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            report.error(where, f"cannot read image {img}: {exc}")
+    if size is not None:
+        report.sizes[size] += 1
+        if "width" not in fr or "height" not in fr:
+            report.warn(where, "no width / height recorded")
+        elif (fr["width"], fr["height"]) != size:
+            report.error(
+                where,
+                f"{scene_file} says {fr['width']}x{fr['height']}, the image is {size[0]}x{size[1]}",
+            )
+    cam = _camera(fr, where, report) if report.posed else None
+    if cam is not None and size is not None:
+        K = cam[0]
+        W, H = size
+        if not (0 <= K[2] <= W and 0 <= K[3] <= H):
+            report.warn(
+                where,
+                f"principal point ({K[2]:.1f}, {K[3]:.1f}) outside the {W}x{H} image",
+            )
+        if max(K[0] / K[1], K[1] / K[0]) > ANISOTROPY_WARN:
+            report.warn(where, f"anisotropic focal lengths fx={K[0]:.1f}, fy={K[1]:.1f}")
+    _check_depth(root, fr, size, where, report)
+    return size, cam
+
+
+def _check_listing(root: Path, scene_file: str, listed: Counter, report: SceneReport) -> None:
+    """No frame listed twice; every image in ``images/`` listed."""
     dupes = sorted(f for f, n in listed.items() if n > 1)
     if dupes:
-        report.error(json_path.name, f"duplicate frames {dupes[:5]}")
+        report.error(scene_file, f"duplicate frames {dupes[:5]}")
     if (root / "images").is_dir():
         on_disk = {
             f"images/{p.name}"
@@ -221,16 +245,10 @@ def check_scene(path: str | Path, decode: bool = True) -> SceneReport:
         unlisted = sorted(on_disk - set(listed))
         if unlisted:
             report.error(
-                json_path.name,
+                scene_file,
                 f"frames do not match the files: {len(unlisted)} image(s) in images/ are not "
                 f"listed, e.g. {unlisted[:3]}",
             )
-    if len(report.sizes) > 1:
-        report.warn(
-            json_path.name, f"mixed image sizes {dict(report.sizes)}; load with size=(H, W)"
-        )
-    _summarise(report, Ks, c2ws, sizes)
-    return report
 
 
 def _check_depth(root: Path, fr: dict, size, where: str, report: SceneReport) -> None:
