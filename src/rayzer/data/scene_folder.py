@@ -164,6 +164,48 @@ def write_scene_folder(
         ``Path(out_dir)``.
     """
     out_dir = Path(out_dir)
+    imgs, c2w_np, K_np, depth_np = _checked_arrays(images, c2w, K, depth)
+    V, _, H, W = imgs.shape
+    names = _checked_stems(names, V)
+    with staged_dir(out_dir, overwrite) as tmp:
+        (tmp / "images").mkdir(parents=True)
+        if depth_np is not None:
+            (tmp / "depth").mkdir()
+        frames = []
+        for i, stem in enumerate(names):
+            file = f"images/{stem}.png"
+            pixels = np.clip(imgs[i].transpose(1, 2, 0), 0.0, 1.0) * 255.0 + 0.5
+            Image.fromarray(pixels.astype(np.uint8)).save(tmp / file)
+            entry: dict[str, Any] = {"file": file, "width": int(W), "height": int(H)}
+            if c2w_np is not None:
+                fx, fy, cx, cy = (float(v) for v in K_np[i])
+                entry.update(fx=fx, fy=fy, cx=cx, cy=cy, c2w=c2w_np[i].tolist())
+            if depth_np is not None:
+                np.save(tmp / "depth" / f"{stem}.npy", depth_np[i])
+            frames.append(entry)
+        doc: dict[str, Any] = {"scene": scene or out_dir.name}
+        if c2w_np is not None:
+            doc["convention"] = CONVENTION
+        else:
+            doc["poses"] = None
+        if depth_np is not None:
+            doc["depth_convention"] = DEPTH_CONVENTION
+        for key, value in (meta or {}).items():
+            if key == "frames":
+                raise ValueError("meta must not contain the key 'frames'")
+            doc.setdefault(key, value)
+        doc["frames"] = frames
+        json_name = CAMERAS_JSON if c2w_np is not None else FRAMES_JSON
+        with open(tmp / json_name, "w") as f:
+            json.dump(doc, f, indent=1, allow_nan=False)
+    return out_dir
+
+
+def _checked_arrays(
+    images: Any, c2w: Any, K: Any, depth: Any
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """``images`` (V, 3, H, W) finite floats, rigid ``c2w`` (V, 4, 4) with valid ``K`` (V, 4)
+    (both or neither), ``depth`` (V, H, W) float32 or None, as numpy arrays."""
     imgs = _as_numpy(images, "images")
     if imgs.ndim != 4 or imgs.shape[1] != 3 or imgs.shape[0] < 1:
         raise ValueError(f"images must have shape (V, 3, H, W) with V >= 1, got {imgs.shape}")
@@ -172,6 +214,7 @@ def write_scene_folder(
         raise ValueError("images must be finite floats in [0, 1]")
     if (c2w is None) != (K is None):
         raise ValueError("c2w and K must be given together (or both None for an unposed scene)")
+    c2w_np = K_np = depth_np = None
     if c2w is not None:
         c2w_np = _as_numpy(c2w, "c2w").astype(np.float64)
         K_np = _as_numpy(K, "K").astype(np.float64)
@@ -186,6 +229,11 @@ def write_scene_folder(
         depth_np = _as_numpy(depth, "depth").astype(np.float32)
         if depth_np.shape != (V, H, W):
             raise ValueError(f"depth must have shape ({V}, {H}, {W}), got {depth_np.shape}")
+    return imgs, c2w_np, K_np, depth_np
+
+
+def _checked_stems(names: Sequence[str] | None, V: int) -> list[str]:
+    """``V`` unique file stems without path separators or leading dots (default ``000``, …)."""
     if names is None:
         digits = max(3, len(str(V - 1)))
         names = [f"{i:0{digits}d}" for i in range(V)]
@@ -197,38 +245,7 @@ def write_scene_folder(
     bad = [n for n in names if not n or "/" in n or "\\" in n or n.startswith(".")]
     if bad:
         raise ValueError(f"invalid file stems {bad[:3]}: no path separators or leading dots")
-    with staged_dir(out_dir, overwrite) as tmp:
-        (tmp / "images").mkdir(parents=True)
-        if depth is not None:
-            (tmp / "depth").mkdir()
-        frames = []
-        for i, stem in enumerate(names):
-            file = f"images/{stem}.png"
-            pixels = np.clip(imgs[i].transpose(1, 2, 0), 0.0, 1.0) * 255.0 + 0.5
-            Image.fromarray(pixels.astype(np.uint8)).save(tmp / file)
-            entry: dict[str, Any] = {"file": file, "width": int(W), "height": int(H)}
-            if c2w is not None:
-                fx, fy, cx, cy = (float(v) for v in K_np[i])
-                entry.update(fx=fx, fy=fy, cx=cx, cy=cy, c2w=c2w_np[i].tolist())
-            if depth is not None:
-                np.save(tmp / "depth" / f"{stem}.npy", depth_np[i])
-            frames.append(entry)
-        doc: dict[str, Any] = {"scene": scene or out_dir.name}
-        if c2w is not None:
-            doc["convention"] = CONVENTION
-        else:
-            doc["poses"] = None
-        if depth is not None:
-            doc["depth_convention"] = DEPTH_CONVENTION
-        for key, value in (meta or {}).items():
-            if key == "frames":
-                raise ValueError("meta must not contain the key 'frames'")
-            doc.setdefault(key, value)
-        doc["frames"] = frames
-        json_name = CAMERAS_JSON if c2w is not None else FRAMES_JSON
-        with open(tmp / json_name, "w") as f:
-            json.dump(doc, f, indent=1, allow_nan=False)
-    return out_dir
+    return names
 
 
 # ------------------------------------------------------------------------------------------------
