@@ -175,43 +175,9 @@ def write_scene(
     entries = []
     first_size = None
     for i, (frame, name) in enumerate(zip(frames, _unique_names(frames))):
-        where = f"{frame.source_file} (scene {scene.name})"
-        payload = frame.open()
-        img, fmt = _decode(payload, where)
-        wh = (img.width, img.height)
-        changed = fmt is None
-        K = _pixel_K(frame, wh, where) if posed else None
-        if frame.distortion is not None and not frame.distortion.is_identity:
-            img = undistort_image(img, tuple(K), frame.distortion)
-            changed = True
-        new_wh = _target_size(wh, max_side)
-        if new_wh != wh:
-            img = img.resize(new_wh, Image.Resampling.LANCZOS)
-            if posed:
-                K = resize_intrinsics(torch.from_numpy(K), wh[::-1], new_wh[::-1]).numpy()
-            changed = True
-        suffix = Path(name).suffix.lower()
-        if not changed and fmt in COPYABLE:
-            if suffix not in COPYABLE[fmt]:  # keep the bytes, fix a misleading extension
-                name = Path(name).stem + COPYABLE[fmt][0]
-            data = payload
-        else:
-            if suffix not in (".jpg", ".jpeg", ".png"):
-                name = Path(name).stem + ".png"
-                suffix = ".png"
-            data = _encode(img, suffix)
-        (out_dir / "images" / name).write_bytes(data)
-        entry: dict[str, Any] = {"file": f"images/{name}", "width": new_wh[0], "height": new_wh[1]}
-        if posed:
-            fx, fy, cx, cy = (float(v) for v in K)
-            entry.update(fx=fx, fy=fy, cx=cx, cy=cy, c2w=np.asarray(frame.c2w).tolist())
-        entry["source_file"] = frame.source_file
-        if frame.distortion is not None:
-            entry["source_distortion_removed"] = frame.distortion.as_dict()
-        for key, value in frame.extra.items():
-            entry.setdefault(key, value)
+        entry = _write_frame(frame, name, out_dir, posed, max_side, scene.name)
         entries.append(entry)
-        first_size = first_size or new_wh
+        first_size = first_size or (entry["width"], entry["height"])
         if on_frame is not None:
             on_frame(i + 1, len(frames))
 
@@ -230,6 +196,54 @@ def write_scene(
     with open(out_dir / (CAMERAS_JSON if posed else FRAMES_JSON), "w") as fh:
         json.dump(_jsonable(doc), fh, indent=1, allow_nan=False)
     return ConvertedScene(scene.name, out_dir, len(entries), posed, first_size)
+
+
+def _write_frame(
+    frame: SourceFrame,
+    name: str,
+    out_dir: Path,
+    posed: bool,
+    max_side: int | None,
+    scene_name: str,
+) -> dict[str, Any]:
+    """Write one frame's image into ``out_dir/images`` (the source bytes when nothing changes,
+    else undistorted / downscaled and re-encoded); returns its scene-file entry."""
+    where = f"{frame.source_file} (scene {scene_name})"
+    payload = frame.open()
+    img, fmt = _decode(payload, where)
+    wh = (img.width, img.height)
+    changed = fmt is None
+    K = _pixel_K(frame, wh, where) if posed else None
+    if frame.distortion is not None and not frame.distortion.is_identity:
+        img = undistort_image(img, tuple(K), frame.distortion)
+        changed = True
+    new_wh = _target_size(wh, max_side)
+    if new_wh != wh:
+        img = img.resize(new_wh, Image.Resampling.LANCZOS)
+        if posed:
+            K = resize_intrinsics(torch.from_numpy(K), wh[::-1], new_wh[::-1]).numpy()
+        changed = True
+    suffix = Path(name).suffix.lower()
+    if not changed and fmt in COPYABLE:
+        if suffix not in COPYABLE[fmt]:  # keep the bytes, fix a misleading extension
+            name = Path(name).stem + COPYABLE[fmt][0]
+        data = payload
+    else:
+        if suffix not in (".jpg", ".jpeg", ".png"):
+            name = Path(name).stem + ".png"
+            suffix = ".png"
+        data = _encode(img, suffix)
+    (out_dir / "images" / name).write_bytes(data)
+    entry: dict[str, Any] = {"file": f"images/{name}", "width": new_wh[0], "height": new_wh[1]}
+    if posed:
+        fx, fy, cx, cy = (float(v) for v in K)
+        entry.update(fx=fx, fy=fy, cx=cx, cy=cy, c2w=np.asarray(frame.c2w).tolist())
+    entry["source_file"] = frame.source_file
+    if frame.distortion is not None:
+        entry["source_distortion_removed"] = frame.distortion.as_dict()
+    for key, value in frame.extra.items():
+        entry.setdefault(key, value)
+    return entry
 
 
 # ------------------------------------------------------------------------------------------------
