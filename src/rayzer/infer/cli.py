@@ -62,6 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path-frames", type=int, default=60, help="novel views along the cameras")
     p.add_argument("--spiral-frames", type=int, default=60, help="novel views on the spiral")
     p.add_argument("--fps", type=float, default=24.0, help="frame rate of the novel-view video")
+    p.add_argument(
+        "--render-size",
+        type=int,
+        help="short side of the novel-view video in pixels, even (default: the input size); "
+        "models with 3D Gaussians (E-RayZer, NAS3R) only",
+    )
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: its own)")
     p.add_argument("--quiet", action="store_true", help="no progress output (errors only)")
 
@@ -87,6 +93,7 @@ def main(args: argparse.Namespace) -> None:
             fps=args.fps,
             overwrite=args.overwrite,
             progress=not args.quiet and sys.stderr.isatty(),
+            render_size=args.render_size,
         )
     except (FileNotFoundError, ValueError):
         raise

@@ -53,6 +53,14 @@ from rayzer.infer.predict import (
     render_scene,
     render_scene_with_depth,
 )
+from rayzer.infer.render_size import (
+    at_size,
+    check_frames_memory,
+    check_model_renders_any_size,
+    check_render_size,
+    render_dims,
+    views_per_pass,
+)
 from rayzer.infer.trajectory import path_through, spiral_around
 from rayzer.utils.atomic import staged_output
 from rayzer.utils.paths import check_output_folder
@@ -157,6 +165,7 @@ def run_inference(
     chunk: int = 8,
     overwrite: bool = False,
     progress: bool = False,
+    render_size: int | None = None,
 ) -> InferenceResult:
     """Run the whole inference pipeline on an image folder or a video (see module doc).
 
@@ -174,6 +183,8 @@ def run_inference(
         path_frames, spiral_frames, fps: novel-view video (0 frames disables a segment).
         chunk: views rendered per forward pass (bounds memory).
         progress: show progress bars on the rendering stages.
+        render_size: short side of the novel views in pixels (default: the input's); models
+            with 3D Gaussians only (:mod:`rayzer.infer.render_size`).
     Raises:
         FileNotFoundError / ValueError: bad input, options or checkpoint (the message names the
             file and the problem; also ``out`` that is, contains or lies inside an input);
@@ -181,12 +192,17 @@ def run_inference(
             failed otherwise. Nothing is left at ``out`` after a failure.
     """
     out = _plan_output(images, video, ckpt, out, overwrite, path_frames, spiral_frames, fps, chunk)
+    check_render_size(render_size)
     timer = StageTimer(resolve_device(device) if model is None else model.device)
     with timer.stage("load_model"):
         if model is None:
             model = load_model(ckpt, timer.device)
     views, x = _load_views(timer, model, images, video, size, aspect, max_views, skip_bad)
-    pred = _predict(timer, model, x, path_frames, spiral_frames, chunk, progress)
+    check_model_renders_any_size(model, render_size, views.height, views.width)
+    novel_hw = render_dims(views.height, views.width, render_size)
+    frames = path_frames + spiral_frames
+    check_frames_memory(*novel_hw, frames, max(path_frames, spiral_frames), render_size)
+    pred = _predict(timer, model, x, path_frames, spiral_frames, chunk, progress, render_size)
     with staged_output(out, overwrite) as tmp:
         written = _write_outputs(tmp, out.name, timer, model, views, pred, fps)
         summary = _summary(views, model, pred, fps, aspect, timer, written)
@@ -270,8 +286,10 @@ def _predict(
     spiral_frames: int,
     chunk: int,
     progress: bool,
+    render_size: int | None = None,
 ) -> _Predictions:
-    """Cameras, the latent scene, the input views rendered back and the novel views."""
+    """Cameras, the latent scene, the input views rendered back and the novel views (at
+    ``render_size``, see :mod:`rayzer.infer.render_size`)."""
     with timer.stage("predict_cameras"):
         cams = predict_cameras(model, x)
     with timer.stage("reconstruct"):
@@ -283,16 +301,18 @@ def _predict(
         view_psnr = psnr(renders, x).tolist()
     with timer.stage("render_novel"):
         segments: list[tuple[str, Cameras]] = []
+        novel_hw = render_dims(cams.height, cams.width, render_size)
         if path_frames:
-            segments.append(("path", path_through(cams, path_frames)))
+            segments.append(("path", at_size(path_through(cams, path_frames), *novel_hw)))
         spiral_info = None
         if spiral_frames:
             spiral, spiral_info = spiral_around(cams, spiral_frames)
-            segments.append(("spiral", spiral))
-        novel_frames = [
-            to_uint8(render_scene(model, scene, c, chunk, progress, desc=f"render {kind}"))
-            for kind, c in segments
-        ]
+            segments.append(("spiral", at_size(spiral, *novel_hw)))
+        novel_frames = []
+        for kind, c in segments:
+            per_pass = views_per_pass(model, scene, c, chunk, render_size)
+            frames = render_scene(model, scene, c, per_pass, progress, desc=f"render {kind}")
+            novel_frames.append(to_uint8(frames))
     gaussians = None
     if model.model.capabilities.outputs_gaussians:
         gaussians = {k: v.cpu() for k, v in model.model.gaussians(scene).items()}
@@ -350,7 +370,10 @@ def _write_outputs(
             written.append("gaussians.ply")
     with timer.stage("write_video"):
         if pred.novel_frames:
-            written += _write_novel_views(tmp, pred.novel_frames, pred.segments, fps, H, W)
+            novel_h, novel_w = pred.novel_frames[0].shape[1:3]
+            written += _write_novel_views(
+                tmp, pred.novel_frames, pred.segments, fps, novel_h, novel_w
+            )
     with timer.stage("plot"):
         plot_cameras(tmp / "cameras.png", cams, [c for _, c in pred.segments])
         written.append("cameras.png")
@@ -458,6 +481,8 @@ def _summary(
         },
         "novel_views": {
             "segments": {kind: len(c) for kind, c in segments},
+            "height": segments[0][1].height if segments else None,
+            "width": segments[0][1].width if segments else None,
             "fps": fps,
             "spiral_radius": spiral_info.radius if spiral_info else None,
             "spiral_focus_depth": spiral_info.focus_depth if spiral_info else None,

@@ -1,0 +1,143 @@
+"""``--render-size``: novel views of a Gaussian scene at another resolution (same cameras, same
+field of view), refused for latent models and, with a clear message before the work, when the
+frames or the rasterizer would not fit in memory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from _tiny import tiny_data
+from rayzer.config import load_config
+from rayzer.infer import pipeline, render_size
+from rayzer.infer.model import LoadedModel, load_model
+from rayzer.infer.pipeline import run_inference
+from rayzer.infer.predict import Cameras
+from rayzer.models import build_model
+from rayzer.render.budget import render_bytes
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def erayzer() -> LoadedModel:
+    cfg = load_config("erayzer-tiny-cpu", tiny_data(SIZE))
+    torch.manual_seed(0)
+    return LoadedModel.from_module(build_model(cfg.model).eval(), SIZE)
+
+
+def test_dims_keep_the_aspect_and_cameras_keep_their_field_of_view():
+    assert render_size.render_dims(32, 48, None) == (32, 48)
+    assert render_size.render_dims(32, 48, 100) == (100, 150)
+    assert render_size.render_dims(48, 32, 64) == (96, 64)
+    assert render_size.render_dims(32, 56, 18) == (18, 32)  # 31.5 rounds to an even side
+    cams = Cameras(torch.eye(4)[None], torch.tensor([[40.0, 41.0, 24.0, 16.0]]), 32, 48)
+    big = render_size.at_size(cams, 100, 150)
+    assert (big.height, big.width) == (100, 150)
+    assert torch.allclose(big.K_norm, cams.K_norm)
+    assert torch.equal(big.c2w, cams.c2w)
+
+
+@pytest.mark.parametrize("bad", [15, 17, 8194, 0, -64, True, 64.5])
+def test_bad_values_are_refused(bad):
+    with pytest.raises(ValueError, match="--render-size must be"):
+        render_size.check_render_size(bad)
+
+
+def test_infer_renders_novel_views_at_the_size_and_the_rest_at_the_input_size(
+    erayzer, tmp_path: Path, helpers
+):
+    photos = helpers.write_images(tmp_path / "photos", 3)
+    result = run_inference(
+        tmp_path / "photos",
+        model=erayzer,
+        out=tmp_path / "out",
+        path_frames=2,
+        spiral_frames=1,
+        render_size=48,
+    )
+    out = result.out
+    assert len(photos) == 3
+    gif = Image.open(out / "novel_views.gif")
+    assert gif.size == (48, 48) and gif.n_frames == 3
+    novel = json.loads((out / "novel_cameras.json").read_text())["frames"]
+    views = json.loads((out / "cameras.json").read_text())["frames"]
+    assert {(f["width"], f["height"]) for f in novel} == {(48, 48)}
+    assert novel[0]["fx"] == pytest.approx(views[0]["fx"] * 48 / SIZE, rel=1e-5)  # same FOV
+    assert Image.open(next((out / "renders").glob("*.png"))).size == (SIZE, SIZE)
+    assert np.load(next((out / "depth").glob("*.npy"))).shape == (SIZE, SIZE)
+    assert result.summary["novel_views"]["width"] == 48
+
+
+def test_a_latent_model_is_refused_before_any_work(tiny_ckpt, tmp_path: Path, helpers):
+    helpers.write_images(tmp_path / "photos", 3)
+    with pytest.raises(ValueError, match=r"renders only at its input size \(32x32\).*--size"):
+        run_inference(
+            tmp_path / "photos", ckpt=tiny_ckpt, out=tmp_path / "out", render_size=64, device="cpu"
+        )
+    helpers.no_output(tmp_path / "out")
+    rayzer = load_model(tiny_ckpt, "cpu")  # its own input size is fine
+    run_inference(
+        tmp_path / "photos", model=rayzer, out=tmp_path / "ok", path_frames=1, spiral_frames=0,
+        render_size=SIZE,
+    )  # fmt: skip
+
+
+def _no_prediction(*args, **kwargs):
+    raise AssertionError("the memory check should come before any prediction")
+
+
+def test_frames_too_large_for_memory_are_refused_before_any_prediction(
+    erayzer, tmp_path: Path, helpers, monkeypatch
+):
+    helpers.write_images(tmp_path / "photos", 3)
+    monkeypatch.setattr(render_size, "available_memory_bytes", lambda device="cpu": 2**30)
+    monkeypatch.setattr(pipeline, "predict_cameras", _no_prediction)
+    with pytest.raises(ValueError, match=r"120 novel-view frames of 2048x2048 need about .* GiB"):
+        run_inference(tmp_path / "photos", model=erayzer, out=tmp_path / "out", render_size=2048)
+    helpers.no_output(tmp_path / "out")
+
+
+def test_rasterizer_memory_is_checked_from_the_gaussians_before_rendering(
+    erayzer, tmp_path: Path, helpers, monkeypatch
+):
+    helpers.write_images(tmp_path / "photos", 3)
+    free = 1 << 20  # the frames fit (about 0.2 MB), one view's 3072+ intersections do not
+    monkeypatch.setattr(render_size, "available_memory_bytes", lambda device="cpu": free)
+    rendered = []
+    real_render = pipeline.render_scene
+    monkeypatch.setattr(
+        pipeline, "render_scene", lambda *a, **k: rendered.append(1) or real_render(*a, **k)
+    )
+    with pytest.raises(ValueError, match=r"rasterizing one 64x64 frame needs about .*intersect"):
+        run_inference(
+            tmp_path / "photos", model=erayzer, out=tmp_path / "out", path_frames=2,
+            spiral_frames=0, render_size=64,
+        )  # fmt: skip
+    assert not rendered  # refused before any novel view was rendered
+    helpers.no_output(tmp_path / "out")
+
+
+def test_views_per_pass_shrinks_to_what_fits(erayzer, tmp_path: Path, helpers, monkeypatch):
+    photos = helpers.write_images(tmp_path / "photos", 3)
+    x = pipeline.as_images(photos, erayzer)
+    cams = pipeline.predict_cameras(erayzer, x)
+    scene = pipeline.build_scene(erayzer, x, cams)
+    big = render_size.at_size(cams, 64, 64)
+    assert render_size.views_per_pass(erayzer, scene, big, 8, None) == 8  # no --render-size
+    g = erayzer.model.gaussians(scene)
+    from rayzer.render.budget import count_intersections
+
+    counts = count_intersections(
+        g["means"], g["quats"], g["scales"], g["opacities"], big.c2w, big.K, 64, 64,
+        near=erayzer.model.cfg.near_plane,
+    )  # fmt: skip
+    one = render_bytes(int(counts.max()), 64 * 64)
+    free = int(2.5 * one / render_size.MEMORY_FRACTION)  # room for two views per pass
+    monkeypatch.setattr(render_size, "available_memory_bytes", lambda device="cpu": free)
+    assert render_size.views_per_pass(erayzer, scene, big, 8, 64) == 2
