@@ -16,8 +16,9 @@ Output folder layout::
                                normals from the depth map; MeshLab / CloudCompare / Open3D)
     gaussians.ply              the scene's 3D Gaussians, standard 3DGS layout (models with
                                Gaussians; any 3DGS viewer opens it)
-    novel_views.mp4 / .gif     the smooth path through the cameras, then the spiral
-    novel_cameras.json         the cameras of every novel-view frame
+    novel_views.mp4 / .gif     the smooth path through the cameras, then the spiral (at the
+                               input size, or short side --render-size for models with Gaussians)
+    novel_cameras.json         the cameras of every novel-view frame (pixel intrinsics of its size)
     cameras.png                camera-frustum plot
     summary.json               inputs, model, per-stage timings, peak memory, PSNR
 """
