@@ -42,8 +42,11 @@ def model(tiny_ckpt: Path):
 def test_runner_on_uploads_examples_and_nothing(model, tmp_path: Path, helpers) -> None:
     runner = Runner(model, tmp_path / "work", frames=3)
     uploads = helpers.write_images(tmp_path / "photos", 3)
-    plot, video, renders, archive, summary = runner([str(p) for p in uploads], None, None, 24)
+    plot, video, renders, depth, gaussians, archive, summary = runner(
+        [str(p) for p in uploads], None, None, 24
+    )
     assert Path(plot).is_file() and Path(video).is_file() and len(renders) == 3
+    assert depth == [] and gaussians is None  # a latent model: no depth, no Gaussians
     with zipfile.ZipFile(archive) as z:
         names = set(z.namelist())
     assert {"cameras.json", "transforms.json", "sparse/0/images.txt", "summary.json"} <= names
@@ -188,3 +191,59 @@ def stat_mode(path: Path) -> int:
     import stat
 
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def _component(app, elem_id: str) -> dict:
+    (found,) = [
+        c for c in app.get_config_file()["components"] if c["props"].get("elem_id") == elem_id
+    ]
+    return found
+
+
+#: What Gradio's Model3D viewer needs to draw a .ply as Gaussian splats rather than as a mesh
+#: (read from the Model3D frontend of the installed Gradio, 6.31): these vertex properties and
+#: at least three colour ones (red/green/blue or f_dc_0..2), and no faces.
+SPLAT_PROPERTIES = {"x", "y", "z", "scale_0", "scale_1", "scale_2", "opacity"} | {
+    f"rot_{i}" for i in range(4)
+}
+
+
+def test_explicit_model_shows_gaussians_in_a_3d_viewer_and_depth(tmp_path: Path, helpers):
+    """The served page of an E-RayZer has a Model3D (the 3D view) and a depth gallery wired to
+    the run; the run hands the viewer the scene's gaussians.ply, a file it draws as splats."""
+    import torch
+
+    from _tiny import tiny_data
+    from rayzer.config import load_config
+    from rayzer.infer.model import LoadedModel
+    from rayzer.models import build_model
+    from rayzer.render import load_ply
+
+    cfg = load_config("erayzer-tiny-cpu", tiny_data(32))
+    torch.manual_seed(0)
+    model = LoadedModel.from_module(build_model(cfg.model).eval(), 32)
+    app = build_app(model, tmp_path / "work", frames=2)
+    viewer, depth = _component(app, "gaussians"), _component(app, "depth")
+    assert viewer["type"] == "model3d" and viewer["props"]["visible"] is True
+    assert depth["type"] == "gallery" and depth["props"]["visible"] is True
+    (run,) = [d for d in app.get_config_file()["dependencies"] if viewer["id"] in d["outputs"]]
+    assert depth["id"] in run["outputs"]
+
+    runner = Runner(model, tmp_path / "work", frames=2)
+    uploads = helpers.write_images(tmp_path / "photos", 3)
+    *_, depth_pngs, ply, _archive, summary = runner([str(p) for p in uploads], None, None, 24)
+    assert len(depth_pngs) == 3 and all(Path(p).is_file() for p in depth_pngs)
+    assert ply.endswith(".ply") and len(load_ply(ply)) == 3 * 32 * 32
+    header = Path(ply).read_bytes().split(b"end_header")[0].decode().split("\n")
+    props = {line.split()[-1] for line in header if line.startswith("property")}
+    assert props >= SPLAT_PROPERTIES | {"f_dc_0", "f_dc_1", "f_dc_2"}
+    assert not any(line.startswith("element face") for line in header)
+    value = gr.Model3D().postprocess(ply)  # what the page receives
+    assert value.path == ply
+    assert summary["outputs"][-1] == "summary.json"
+
+
+def test_latent_model_hides_the_3d_viewer(model, tmp_path: Path):
+    app = build_app(model, tmp_path / "work", frames=2)
+    assert _component(app, "gaussians")["props"]["visible"] is False
+    assert _component(app, "depth")["props"]["visible"] is False

@@ -2,6 +2,9 @@
 
 Upload photos or a video (or pick a built-in synthetic example), run inference, and see the
 camera plot, the novel-view video and the views rendered back; download a zip of all outputs.
+With an explicit-3D model (E-RayZer, NAS3R) the page also shows the scene's 3D Gaussians in an
+interactive viewer (Gradio's ``Model3D``, which renders a 3DGS ``.ply`` as a splat) and the
+depth maps of the input views; for latent models (RayZer) those two panels are hidden.
 It listens on 127.0.0.1 only, with Gradio's analytics off. Gradio is an optional extra
 (``pip install 'rayzer[demo]'``); the model is loaded once at start-up.
 
@@ -131,7 +134,10 @@ class Runner:
 
     def __call__(
         self, files: Sequence[Any] | None, video: Any, example: str | None, max_views: float
-    ) -> tuple[str, str, list[str], str, dict[str, Any]]:
+    ) -> tuple[str, str, list[str], list[str], str | None, str, dict[str, Any]]:
+        """One run: the camera plot, the novel-view video, the renders, the depth pictures
+        (models with depth, else empty), ``gaussians.ply`` (models with Gaussians, else None),
+        the zip of all outputs and the summary (file paths as strings)."""
         gr = _import_gradio()
         job = self.work_dir / uuid.uuid4().hex[:12]
         job.mkdir(parents=True)
@@ -152,10 +158,14 @@ class Runner:
         out = result.out
         archive = shutil.make_archive(str(job / "rayzer_outputs"), "zip", out)
         renders = [str(p) for p in sorted((out / "renders").glob("*.png"))]
+        depth = [str(p) for p in sorted((out / "depth").glob("*.png"))]
+        gaussians = out / "gaussians.ply"
         return (
             str(out / "cameras.png"),
             str(out / "novel_views.mp4"),
             renders,
+            depth,
+            str(gaussians) if gaussians.is_file() else None,
             archive,
             result.summary,
         )
@@ -179,6 +189,7 @@ def build_app(
     )
     uploads = Path(upload_dir) if upload_dir is not None else Path(get_upload_folder())
     runner = Runner(model, work, frames, uploads, max_upload_mb)
+    caps = model.model.capabilities
     with gr.Blocks(title="RayZer") as app:
         gr.Markdown(
             "# RayZer\nUpload 2–64 photos of a static scene (or a video, or pick an example): "
@@ -201,6 +212,19 @@ def build_app(
             with gr.Column():
                 novel = gr.Video(label="novel views", elem_id="novel_video")
                 plot = gr.Image(label="predicted cameras", elem_id="camera_plot")
+        with gr.Row():
+            gaussians = gr.Model3D(
+                label="3D Gaussians (drag to orbit, scroll to zoom)",
+                elem_id="gaussians",
+                height=480,
+                visible=caps.outputs_gaussians,
+            )
+            depth = gr.Gallery(
+                label="depth of the input views (inverse depth, near = red)",
+                columns=4,
+                elem_id="depth",
+                visible=caps.outputs_depth,
+            )
         renders = gr.Gallery(label="views rendered back", columns=8, elem_id="renders")
         with gr.Row():
             archive = gr.File(label="all outputs (zip)", elem_id="archive")
@@ -208,7 +232,7 @@ def build_app(
         run.click(
             runner,
             inputs=[files, video, example, max_views],
-            outputs=[plot, novel, renders, archive, summary],
+            outputs=[plot, novel, renders, depth, gaussians, archive, summary],
         )
     return app
 
