@@ -197,12 +197,30 @@ ORBIT_KINDS = ("sphere", "box", "box_yaw", "box_tilt", "cylinder", "cylinder_lyi
 
 def sample_orbit(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
     """Scene + cameras for the ``orbit`` family. Returns (Scene, c2w (V,4,4), K (V,4), meta)."""
-    ts = p.texture_scale
+    prims = _orbit_objects(rng, p, bank)
+    num_objects = len(prims)
+    target, dist, c2w, K, fov_x, step = _orbit_cameras(rng, p, prims)
+    prims += _orbit_backdrop(rng, p, bank, dist)
+    background = _random_colour(rng, (0.6, 1.0))
+    light = _sun(rng)
+    meta = {
+        "fov_x_deg": float(np.rad2deg(fov_x)),
+        "num_objects": num_objects,
+        "orbit_step_deg": float(np.rad2deg(step)),
+        "camera_distance": float(dist),
+        "target": target.tolist(),
+    }
+    return Scene(prims, light, background), c2w, np.repeat(K[None], p.frames, 0), meta
+
+
+def _orbit_objects(rng: np.random.Generator, p: FamilyParams, bank: TextureBank) -> list[Primitive]:
+    """A large object near the origin and smaller ones around it, footprints not overlapping
+    (rejection sampling; an object that finds no place after 30 tries is dropped)."""
     prims: list[Primitive] = []
     n_obj = int(rng.integers(p.num_objects[0], p.num_objects[1] + 1))
     placed: list[tuple[np.ndarray, float]] = []
     for i in range(n_obj):
-        mat = random_material(rng, bank, (0.15, 0.5), ts, ANY_TEXTURE)
+        mat = random_material(rng, bank, (0.15, 0.5), p.texture_scale, ANY_TEXTURE)
         kind = ORBIT_KINDS[int(rng.integers(len(ORBIT_KINDS)))]
         size = rng.uniform(0.45, 0.75) if i == 0 else rng.uniform(0.18, 0.42)
         for _ in range(30):  # rejection sampling of non-overlapping footprints
@@ -216,7 +234,15 @@ def sample_orbit(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
                 prims.append(prim)
                 placed.append((xy, foot))
                 break
+    return prims
 
+
+def _orbit_cameras(
+    rng: np.random.Generator, p: FamilyParams, prims: list[Primitive]
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, float, float]:
+    """A camera arc around the objects that keeps them in view: constant azimuth step, small
+    smooth elevation drift, slight distance breathing. Returns the look-at target, the camera
+    distance, c2w (V, 4, 4), K (4,), the horizontal FoV and the azimuth step (radians)."""
     centres = np.array([pr.center for pr in prims], float)
     radii = np.array([pr.radius for pr in prims], float)
     target = centres.mean(0)
@@ -229,7 +255,6 @@ def sample_orbit(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
     dist = extent / np.sin(0.5 * fov_min) * rng.uniform(0.9, 1.25)
     dist = max(dist, extent + 0.5)
 
-    # Camera arc: constant azimuth step, small smooth elevation drift, slight distance breathing.
     V = p.frames
     s = np.arange(V) / max(V - 1, 1)
     step = np.deg2rad(rng.uniform(*p.orbit_step_deg)) * rng.choice([-1.0, 1.0])
@@ -243,8 +268,13 @@ def sample_orbit(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
         [np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], -1
     )
     c2w = np.stack([make_c2w(rotation_from_forward(target - e), e) for e in eye])
+    return target, dist, c2w, K, fov_x, step
 
-    # Ground plane and environment.
+
+def _orbit_backdrop(
+    rng: np.random.Generator, p: FamilyParams, bank: TextureBank, dist: float
+) -> list[Primitive]:
+    """The ground plane and, with ``background="dome"``, a textured emissive dome."""
     ground = Quad(
         [0, 0, 0],
         [1, 0, 0],
@@ -255,12 +285,12 @@ def sample_orbit(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
             rng,
             bank,
             (0.5, 1.5),
-            ts,
+            p.texture_scale,
             _backdrop_kinds(p, {"grey_photo": 0.5, "procedural": 0.5}),
             casts_shadow=False,
         ),
     )
-    prims.append(ground)
+    prims: list[Primitive] = [ground]
     dome_r = max(10.0, 6.0 * dist)
     if p.background == "dome":
         dome_mat = random_material(
@@ -273,11 +303,14 @@ def sample_orbit(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
             casts_shadow=False,
         )
         prims.append(Sphere([0, 0, 0], dome_r, dome_mat, rot=_yaw(rng.uniform(0, 2 * np.pi))))
-    background = _random_colour(rng, (0.6, 1.0))
+    return prims
 
+
+def _sun(rng: np.random.Generator) -> Light:
+    """A directional light 30-70° above the horizon, from any azimuth, with some ambient."""
     sun_el, sun_az = np.deg2rad(rng.uniform(30, 70)), rng.uniform(0, 2 * np.pi)
     ambient = rng.uniform(0.25, 0.45)
-    light = Light(
+    return Light(
         kind="directional",
         ambient=ambient,
         diffuse=1.0 - ambient,
@@ -285,14 +318,6 @@ def sample_orbit(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
             [np.cos(sun_el) * np.cos(sun_az), np.cos(sun_el) * np.sin(sun_az), np.sin(sun_el)]
         ),
     )
-    meta = {
-        "fov_x_deg": float(np.rad2deg(fov_x)),
-        "num_objects": len(placed),
-        "orbit_step_deg": float(np.rad2deg(step)),
-        "camera_distance": float(dist),
-        "target": target.tolist(),
-    }
-    return Scene(prims, light, background), c2w, np.repeat(K[None], V, 0), meta
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,16 +439,37 @@ def _wall_quad(
 
 def sample_walk(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
     """Scene + cameras for the ``walk`` family. Returns (Scene, c2w (V,4,4), K (V,4), meta)."""
-    ts = p.texture_scale
     room = np.array([rng.uniform(5.5, 9.0), rng.uniform(5.5, 9.0), rng.uniform(2.5, 3.2)])
-    hx, hy, hz = room[0] / 2, room[1] / 2, room[2]
     centres, rots, step, look = _walk_path(rng, p, room)
-    V = p.frames
     K, fov_x = intrinsics_for_fov(rng, p)
     c2w = np.stack([make_c2w(R, c) for R, c in zip(rots, centres)])
+    prims = _room_shell(rng, p, bank, room)
+    light_xy = rng.uniform(-0.6, 0.6, 2) * room[:2] / 2
+    # Keep-out points: camera centres, points just ahead of them, and the lamp.
+    keep_out = np.concatenate([centres[:, :2], centres[:, :2] + 0.6 * look, light_xy[None]])
+    furniture, num_objects = _furnish(rng, p, bank, room, centres, look, keep_out)
+    prims += furniture
+    prims += _room_decor(rng, p, bank, room)
+    light = _ceiling_lamp(rng, light_xy, room[2])
+    meta = {
+        "fov_x_deg": float(np.rad2deg(fov_x)),
+        "num_objects": num_objects,
+        "room_size": room.tolist(),
+        "walk_step": step,
+    }
+    return Scene(prims, light, np.zeros(3)), c2w, np.repeat(K[None], p.frames, 0), meta
 
-    # Room shell: six unbounded planes; from inside a convex box the nearest plane hit IS the
-    # wall seen. They never cast shadows (a light inside a convex room cannot be blocked by it).
+
+def _room_shell(
+    rng: np.random.Generator, p: FamilyParams, bank: TextureBank, room: np.ndarray
+) -> list[Primitive]:
+    """Floor, ceiling and four walls (each wall the shared wall material or its own).
+
+    Six unbounded planes: from inside a convex box the nearest plane hit IS the wall seen. They
+    never cast shadows (a light inside a convex room cannot be blocked by it).
+    """
+    ts = p.texture_scale
+    hx, hy, hz = room[0] / 2, room[1] / 2, room[2]
     shell = {"casts_shadow": False}
     floor_mat = random_material(
         rng, bank, (0.5, 1.4), ts, {"grey_photo": 0.5, "procedural": 0.5}, **shell
@@ -446,15 +492,28 @@ def sample_walk(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
             else random_material(rng, bank, (0.6, 1.6), ts, wall_kinds, (0.15, 0.5), **shell)
         )
         walls.append(Quad(sign * hy * ey + hz / 2 * ez, ex, -ez, np.inf, np.inf, m))
-    prims: list[Primitive] = [
+    return [
         Quad([0, 0, 0], ex, ey, np.inf, np.inf, floor_mat),
         Quad([0, 0, hz], ex, ey, np.inf, np.inf, ceil_mat),
         *walls,
     ]
 
-    light_xy = rng.uniform(-0.6, 0.6, 2) * room[:2] / 2
-    # Keep-out points: camera centres, points just ahead of them, and the lamp.
-    keep_out = np.concatenate([centres[:, :2], centres[:, :2] + 0.6 * look, light_xy[None]])
+
+def _furnish(
+    rng: np.random.Generator,
+    p: FamilyParams,
+    bank: TextureBank,
+    room: np.ndarray,
+    centres: np.ndarray,
+    look: np.ndarray,
+    keep_out: np.ndarray,
+) -> tuple[list[Primitive], int]:
+    """Furniture: cabinets and shelves against the walls, other pieces mostly in front of the
+    middle camera (visible, occluding), none on a keep-out point or another piece (30 tries
+    each, else dropped). Returns the primitives and the number of pieces placed."""
+    ts = p.texture_scale
+    hx, hy, hz = room[0] / 2, room[1] / 2, room[2]
+    V = p.frames
 
     def clear(xy: np.ndarray, foot: float, against_wall: bool = False) -> bool:
         inside = against_wall or (abs(xy[0]) + foot < hx - 0.02 and abs(xy[1]) + foot < hy - 0.02)
@@ -462,6 +521,7 @@ def sample_walk(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
         ok_objects = all(np.linalg.norm(xy - q) > foot + r + 0.02 for q, r in placed)
         return bool(inside and free and ok_objects)
 
+    prims: list[Primitive] = []
     placed: list[tuple[np.ndarray, float]] = []
     n_obj = int(rng.integers(p.num_objects[0], p.num_objects[1] + 1))
     for _ in range(n_obj):
@@ -500,9 +560,17 @@ def sample_walk(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
             continue
         prims.extend(new)
         placed.append((xy, foot))
+    return prims, len(placed)
 
-    # Doors (floor-standing panels) and pictures (colour photos shown once) on the walls, a rug:
-    # thin quads just off the wall / floor that never cast shadows.
+
+def _room_decor(
+    rng: np.random.Generator, p: FamilyParams, bank: TextureBank, room: np.ndarray
+) -> list[Primitive]:
+    """Doors (floor-standing panels) and pictures (colour photos shown once) on the walls, a
+    rug: thin quads just off the wall / floor that never cast shadows."""
+    ts = p.texture_scale
+    hx, hy, hz = room[0] / 2, room[1] / 2, room[2]
+    prims: list[Primitive] = []
     decor = {"casts_shadow": False}
     for _ in range(int(rng.integers(0, 2))):
         hu, hv = rng.uniform(0.4, 0.55), min(rng.uniform(0.95, 1.05), hz / 2 - 0.1)
@@ -521,19 +589,16 @@ def sample_walk(rng: np.random.Generator, p: FamilyParams, bank: TextureBank):
         mat = random_material(rng, bank, (0.3, 0.8), ts, {"procedural": 1.0}, **decor)
         c = [*(rng.uniform(-0.5, 0.5, 2) * room[:2] / 2), 0.005]
         prims.append(Quad(c, R[:, 0], R[:, 1], rng.uniform(0.6, 1.4), rng.uniform(0.5, 1.0), mat))
+    return prims
 
+
+def _ceiling_lamp(rng: np.random.Generator, light_xy: np.ndarray, height: float) -> Light:
+    """A point light 0.25 below the ceiling at ``light_xy``, with some ambient."""
     ambient = rng.uniform(0.3, 0.45)
-    light = Light(
+    return Light(
         kind="point",
         ambient=ambient,
         diffuse=1.3 * (1.0 - ambient),
-        position=np.array([light_xy[0], light_xy[1], hz - 0.25]),
+        position=np.array([light_xy[0], light_xy[1], height - 0.25]),
         falloff=float(rng.uniform(3.0, 4.5)),
     )
-    meta = {
-        "fov_x_deg": float(np.rad2deg(fov_x)),
-        "num_objects": len(placed),
-        "room_size": room.tolist(),
-        "walk_step": step,
-    }
-    return Scene(prims, light, np.zeros(3)), c2w, np.repeat(K[None], V, 0), meta
