@@ -160,3 +160,59 @@ def test_not_a_ply_and_truncated(tmp_path):
     (tmp_path / "t.ply").write_bytes(raw[:-10])
     with pytest.raises(ValueError, match="truncated"):
         load_ply(tmp_path / "t.ply")
+
+
+def _header_ply(path, lines, body=b""):
+    path.write_bytes(("\n".join(["ply", *lines, "end_header"]) + "\n").encode() + body)
+    return path
+
+
+def test_other_tools_files_are_named_for_what_they_are(tmp_path):
+    """A coloured point cloud, a mesh and a splat missing one field: each error names the file,
+    the first missing field (and how many more), what the vertices have, and what it looks like."""
+    cloud = [("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    _write_ply(tmp_path / "cloud.ply", cloud, 3, extra_element=False)
+    with pytest.raises(ValueError) as err:
+        load_ply(tmp_path / "cloud.ply")
+    msg = str(err.value)
+    assert "cloud.ply: not a 3DGS ply, missing vertex property 'f_dc_0' (and 10 more:" in msg
+    assert "have: x, y, z, red, green, blue; a point cloud, not 3D Gaussians" in msg
+
+    vertex = np.zeros(3, dtype="<f4,<f4,<f4").tobytes()
+    face = np.array([3], "u1").tobytes() + np.array([0, 1, 2], "<i4").tobytes()
+    lines = ["format binary_little_endian 1.0", "element vertex 3", "property float x",
+             "property float y", "property float z", "element face 1",
+             "property list uchar int vertex_indices"]  # fmt: skip
+    _header_ply(tmp_path / "mesh.ply", lines, vertex + face)
+    with pytest.raises(ValueError, match=r"mesh\.ply: .*'f_dc_0'.*it has faces: a mesh"):
+        load_ply(tmp_path / "mesh.ply")
+
+    fields = [(name, "f4") for name in ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity")]
+    fields += [(f"scale_{i}", "f4") for i in range(3)] + [(f"rot_{i}", "f4") for i in range(3)]
+    _write_ply(tmp_path / "splat.ply", fields, 2, extra_element=False)
+    with pytest.raises(ValueError, match=r"splat\.ply: .*missing vertex property 'rot_3'; the"):
+        load_ply(tmp_path / "splat.ply")
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (["format ascii 1.0", "element vertex 1", "property float x"], "'ascii' is not supported"),
+        (["format binary_little_endian 1.0", "element vertex many"], "malformed ply header line 3"),
+        (["format binary_little_endian 1.0", "element vertex -4"], "malformed ply header line 3"),
+        (["format binary_little_endian 1.0", "element vertex 1", "property float"], "line 4"),
+        (["format"], "malformed ply header line 2: 'format'"),
+        (["format binary_little_endian 1.0", "property float x"], "property before any element"),
+        (["format binary_little_endian 1.0", "element v 1", "property half x"], "type 'half'"),
+    ],
+)
+def test_malformed_headers_are_clear_errors(tmp_path, lines, message):
+    _header_ply(tmp_path / "bad.ply", lines)
+    with pytest.raises(ValueError, match=rf"bad\.ply: .*{message}"):
+        load_ply(tmp_path / "bad.ply")
+
+
+def test_binary_junk_after_the_magic_line_is_refused(tmp_path):
+    (tmp_path / "junk.ply").write_bytes(b"ply\n" + b"x\n" * 20_000)
+    with pytest.raises(ValueError, match=r"junk\.ply: no end_header in the first"):
+        load_ply(tmp_path / "junk.ply")

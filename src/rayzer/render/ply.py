@@ -31,6 +31,7 @@ _PLY_TYPES = {
     "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
     "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
 }  # fmt: skip
+_MAX_HEADER_LINES = 10_000  # a longer header is not a ply header (e.g. a binary file)
 _OPACITY_EPS = 1e-7  # opacities are clamped to [eps, 1 - eps] so the logit stays finite
 _SCALE_MIN = 1e-30  # scales are clamped below so the log stays finite
 
@@ -163,7 +164,7 @@ def _read_header(f, path: Path) -> tuple[str, list[tuple[str, int, list[tuple[st
         raise ValueError(f"{path}: not a ply file (no 'ply' magic line)")
     fmt = None
     elements: list[tuple[str, int, list[tuple[str, str]]]] = []
-    while True:
+    for number in range(2, _MAX_HEADER_LINES):
         raw = f.readline()
         if not raw:
             raise ValueError(f"{path}: truncated ply header (no end_header)")
@@ -172,22 +173,63 @@ def _read_header(f, path: Path) -> tuple[str, list[tuple[str, int, list[tuple[st
             continue
         if words[0] == "end_header":
             break
-        if words[0] == "format":
-            fmt = words[1]
-        elif words[0] == "element":
-            elements.append((words[1], int(words[2]), []))
-        elif words[0] == "property":
-            if not elements:
-                raise ValueError(f"{path}: property before any element in the ply header")
-            if words[1] == "list":
-                elements[-1][2].append((words[-1], "list"))
-            elif words[1] in _PLY_TYPES:
-                elements[-1][2].append((words[2], _PLY_TYPES[words[1]]))
-            else:
-                raise ValueError(f"{path}: unknown ply property type {words[1]!r}")
+        try:
+            if words[0] == "format":
+                fmt = words[1]
+            elif words[0] == "element":
+                count = int(words[2])
+                if count < 0:
+                    raise ValueError("negative count")
+                elements.append((words[1], count, []))
+            elif words[0] == "property":
+                if not elements:
+                    raise ValueError(f"{path}: property before any element in the ply header")
+                if words[1] == "list":
+                    elements[-1][2].append((words[4], "list"))
+                elif words[1] in _PLY_TYPES:
+                    elements[-1][2].append((words[2], _PLY_TYPES[words[1]]))
+                else:
+                    raise ValueError(f"{path}: unknown ply property type {words[1]!r}")
+        except (IndexError, ValueError) as err:
+            if str(err).startswith(str(path)):
+                raise
+            line = raw.decode("ascii", errors="replace").strip()
+            raise ValueError(f"{path}: malformed ply header line {number}: {line!r}") from None
+    else:
+        raise ValueError(f"{path}: no end_header in the first {_MAX_HEADER_LINES} lines")
     if fmt not in ("binary_little_endian", "binary_big_endian"):
-        raise ValueError(f"{path}: ply format {fmt!r} is not supported (binary only)")
+        raise ValueError(
+            f"{path}: ply format {fmt!r} is not supported (binary only; 3DGS tools write "
+            "binary_little_endian)"
+        )
     return fmt, elements
+
+
+#: Vertex properties every 3DGS ply has (``f_rest_*`` and the normals are optional).
+REQUIRED_PROPERTIES = (
+    ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity"]
+    + [f"scale_{i}" for i in range(3)]
+    + [f"rot_{i}" for i in range(4)]
+)
+
+
+def _check_required(path: Path, names: tuple[str, ...], elements: list[str]) -> None:
+    """Name the first missing 3DGS property, how many more are missing, and what the file seems
+    to be instead (a mesh or a coloured point cloud are the usual cases)."""
+    missing = [name for name in REQUIRED_PROPERTIES if name not in names]
+    if not missing:
+        return
+    more = f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1 else ""
+    has = ", ".join(names) if len(names) <= 12 else ", ".join(names[:12]) + ", ..."
+    kind = ""
+    if "face" in elements:
+        kind = "; it has faces: a mesh, not 3D Gaussians"
+    elif {"x", "y", "z"} <= set(names) and not any(n.startswith("scale_") for n in names):
+        kind = "; a point cloud, not 3D Gaussians"
+    raise ValueError(
+        f"{path}: not a 3DGS ply, missing vertex property {missing[0]!r}{more}; the vertices "
+        f"have: {has or 'no properties'}{kind}"
+    )
 
 
 def load_ply(path: str | Path) -> GaussianPly:
@@ -220,11 +262,7 @@ def load_ply(path: str | Path) -> GaussianPly:
     if vertex is None:
         raise ValueError(f"{path}: no 'vertex' element in the ply")
     fields = set(vertex.dtype.names or ())
-    required = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity"]
-    required += [f"scale_{i}" for i in range(3)] + [f"rot_{i}" for i in range(4)]
-    for name in required:
-        if name not in fields:
-            raise ValueError(f"{path}: not a 3DGS ply, missing vertex property {name!r}")
+    _check_required(path, vertex.dtype.names or (), [name for name, _, _ in elements])
     n_rest = sum(1 for name in fields if name.startswith("f_rest_"))
     k = n_rest // 3 + 1
     if n_rest % 3 or (math.isqrt(k) ** 2 != k) or k > 25:
