@@ -79,3 +79,17 @@ def test_staged_dir_overwrite_refuses_the_working_folder(
     ):
         tmp.mkdir()
     assert (tmp_path / "keep.txt").read_text() == "x"
+
+
+def test_an_existing_file_is_never_replaced_by_an_output_folder(tmp_path: Path) -> None:
+    """`--out notes.txt --overwrite` once deleted the user's file (moved it to a hidden
+    .notes.txt.old-* that was never cleaned up) and wrote the output folder in its place."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("precious")
+    with pytest.raises(ValueError, match=rf"{notes}: it is a file, not a folder"):
+        check_replaceable(notes)
+    with pytest.raises(ValueError, match="not a folder"), staged_dir(notes, overwrite=True):
+        pass
+    assert notes.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    check_replaceable(tmp_path / "missing")  # a new output folder is fine

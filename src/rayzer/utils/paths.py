@@ -70,13 +70,16 @@ def check_replaceable(out: str | os.PathLike) -> None:
 
     Why: replacing ``out`` deletes it with everything below it; a file-system root, the home
     folder or a folder holding the current working directory are never a command's output,
-    only a typo (``--out /``, ``--out ~``, ``--out ..``).
+    only a typo (``--out /``, ``--out ~``, ``--out ..``); and an existing file is the user's
+    data, not an earlier output folder (``--out notes.txt`` replaced the file by a folder).
 
     Raises:
         ValueError: naming ``out`` and why it cannot be replaced.
     """
     out_abs = Path(out).resolve()
     cwd = Path.cwd().resolve()
+    if out_abs.exists() and not out_abs.is_dir():
+        raise ValueError(f"refusing to replace {out}: it is a file, not a folder")
     if out_abs == out_abs.parent:
         reason = "is a file-system root"
     elif out_abs == Path.home().resolve():
