@@ -135,18 +135,19 @@ def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
     # --lvsm-run: RayZer is trained, the existing LVSM run is evaluated beside it
     reuse = ["bench", "quality", "--minutes", "0.05", "--test-scenes", "2", "--no-lpips"]
     reuse += ["--curve-points", "1", "--lvsm-run", runs[1], *TINY]
-    # (progressive resolution for this RayZer run: LVSM's data only has to match in size)
-    low_res = ["data.low_res_size=16", "data.low_res_steps=5"]
+    # (progressive resolution for this RayZer run: LVSM's data only has to match in size; an
+    # early switch and a scalar every step, so that the 3 s budget reaches it on a busy CPU)
+    low_res = ["data.low_res_size=16", "data.low_res_steps=2", "train.log_every=1"]
     assert main([*reuse, *low_res, "--out", str(tmp_path / "reuse")]) == 0
     third = json.loads((tmp_path / "reuse" / "quality.json").read_text())
     # the reused run's settings that differ from what this benchmark would have trained
     assert third["lvsm_run_differences"] == [
         "data.low_res_size: 0 vs 16",
-        "data.low_res_steps: 0 vs 5",
+        "data.low_res_steps: 0 vs 2",
     ]
-    assert "data.low_res_steps: 0 vs 5" in (tmp_path / "reuse" / "quality.md").read_text()
+    assert "data.low_res_steps: 0 vs 2" in (tmp_path / "reuse" / "quality.md").read_text()
     switch = third["learning_curves"]["runs"]["rayzer"]["full_resolution_from"]
-    assert switch["step"] == 5 and switch["sizes"] == [16, 32] and switch["minutes"] > 0
+    assert switch["step"] == 2 and switch["sizes"] == [16, 32] and switch["minutes"] > 0
     assert third["learning_curves"]["runs"]["lvsm"]["full_resolution_from"] is None
     assert not (tmp_path / "reuse" / "lvsm").exists()
     assert Path(third["lvsm_run"]).is_relative_to(runs[1])
