@@ -136,7 +136,7 @@ def _nan_weights(path: Path) -> None:
 
 def _raw_pickle(marker: Path) -> Callable[[Path], None]:
     def damage(path: Path) -> None:
-        path.write_bytes(pickle.dumps({"step": 1, "x": _Payload(f"touch {marker}")}))
+        path.write_bytes(pickle.dumps({"step": 1, "x": _Payload(f"touch {marker}")}, protocol=2))
 
     return damage
 

@@ -370,7 +370,7 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> LoadedC
         state = torch.load(state_file, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated / foreign pickles
         raise ValueError(
-            f"checkpoint state {str(state_file)!r} is corrupt or unsafe: {err}"
+            f"checkpoint state {str(state_file)!r} is corrupt or unsafe: {_load_error(err)}"
         ) from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{str(state_file)!r} is not a rayzer training state ({FORMAT})")
@@ -382,6 +382,20 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> LoadedC
         )
     config = load_config(ckpt / CONFIG_FILE) if (ckpt / CONFIG_FILE).is_file() else None
     return LoadedCheckpoint(path=ckpt, step=int(state["step"]), state=state, config=config)
+
+
+def _load_error(err: BaseException) -> str:
+    """One line of what ``torch.load`` refused. Its weights-only refusals are paragraphs of
+    advice (how to load unsafely, where to file an issue) around the one that says what was
+    refused (``Trying to load unsupported GLOBAL posix.system …``, ``Unsupported operand 0``)."""
+    advice = ("Weights only load failed", "Check the documentation")
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", str(err)) if p.strip()]
+    kept = [p for p in paragraphs if not p.startswith(advice)]
+    if len(kept) < len(paragraphs) and kept:
+        detail = re.sub(r"^.*WeightsUnpickler error:\s*", "", " ".join(kept))
+        return f"the weights-only loader refused it ({detail.split('. ')[0].rstrip('.')})"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 def check_intact(ckpt: Path) -> None:
