@@ -142,3 +142,11 @@ def test_broken_yaml_files_name_the_file_and_problem(tmp_path, case):
         load_config(path)
     assert problem in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("size", [-16, 0, 4])
+def test_image_size_below_8_names_the_key(size):
+    """data.image_size=-16 failed deep inside the synthetic clip renderer with "height/width
+    must be >= 8", naming neither the key nor the config."""
+    with pytest.raises(ValueError, match=rf"data.image_size must be >= 8, got {size}"):
+        load_config("tiny-cpu", [f"data.image_size={size}"])

@@ -173,6 +173,8 @@ class DataConfig:
                     f"data: need num_views <= span_min <= span_start_max <= span_end_max (<= "
                     f"frames_per_clip with synthetic clips), but {lo_name}={a} > {hi_name}={b}"
                 )
+        if self.image_size < 8:
+            raise ValueError(f"data.image_size must be >= 8, got {self.image_size}")
         if self.curriculum_steps < 0 or self.num_workers < 0:
             raise ValueError("data.curriculum_steps and data.num_workers must be >= 0")
         size, steps = self.low_res_size, self.low_res_steps
