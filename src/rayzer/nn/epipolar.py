@@ -47,6 +47,16 @@ class RaySamples:
     offset: Tensor
 
 
+def relative_poses(q_c2w: Tensor, k_c2w: Tensor) -> tuple[Tensor, Tensor]:
+    """Query cameras (B, Vq, 4, 4) seen from key cameras (B, Vk, 4, 4): the rotations
+    ``R_kᵀ R_q`` (B, Vq, Vk, 3, 3) and the query centres ``R_kᵀ (o_q − o_k)`` (B, Vq, Vk, 3),
+    both in the key camera's frame."""
+    R_k_T = k_c2w[:, None, :, :3, :3].transpose(-1, -2)  # (B, 1, Vk, 3, 3)
+    rot = R_k_T @ q_c2w[:, :, None, :3, :3]
+    off = (R_k_T @ (q_c2w[:, :, None, :3, 3] - k_c2w[:, None, :, :3, 3])[..., None])[..., 0]
+    return rot, off
+
+
 def project_ray_samples(
     q_c2w: Tensor, q_dirs: Tensor, k_c2w: Tensor, k_K_norm: Tensor, inv_depths: Tensor
 ) -> RaySamples:
@@ -62,9 +72,7 @@ def project_ray_samples(
     # R_kᵀ(s·o_q + R_q d − s·t_k) = (R_kᵀ R_q) d + s · R_kᵀ(o_q − t_k), finite at s = 0.
     # Both terms are small batched matmuls over (query, key) pairs; everything after them is
     # elementwise over (B, Vk, Vq, N, D), the largest tensors of the computation.
-    R_k_T = k_c2w[:, None, :, :3, :3].transpose(-1, -2)  # (B, 1, Vk, 3, 3)
-    rot = R_k_T @ q_c2w[:, :, None, :3, :3]  # (B, Vq, Vk, 3, 3)
-    off = (R_k_T @ (q_c2w[:, :, None, :3, 3] - k_c2w[:, None, :, :3, 3])[..., None])[..., 0]
+    rot, off = relative_poses(q_c2w, k_c2w)
     ray = (q_dirs[:, :, None] @ rot.transpose(-1, -2)).transpose(1, 2)  # (B, Vk, Vq, N, 3)
     off = off.transpose(1, 2)[:, :, :, None]  # (B, Vk, Vq, 1, 3)
     s = inv_depths.view(1, 1, 1, 1, -1)
