@@ -161,6 +161,24 @@ def test_non_image_and_truncated_files_name_the_file(tmp_path: Path, helpers, ca
     assert "img2.jpg" in caplog.text and "truncated" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [((1, 1), r"1x1 px is too small"), ((4, 64), r"4x64 px is too small"),
+     ((20000, 100), r"20000x100 px is a strip \(aspect ratio 200:1")],
+    ids=["1x1", "4x64", "20000x100"],
+)  # fmt: skip
+def test_images_without_a_usable_view_are_refused(tmp_path: Path, helpers, size, message):
+    """A 1x1 icon and a 200:1 strip were accepted (upsampled into a flat square / a centre
+    crop of half a percent); now refused naming the file, or skipped under skip_bad."""
+    helpers.write_images(tmp_path, 2, size=(64, 48))
+    Image.new("RGB", size, (200, 30, 30)).save(tmp_path / "odd.png")
+    with pytest.raises(ValueError, match=rf"odd\.png: image of {message}"):
+        load_image_folder(tmp_path, 32, PATCH)
+    views = load_image_folder(tmp_path, 32, PATCH, skip_bad=True)
+    assert [Path(s["file"]).name for s in views.skipped] == ["odd.png"]
+    assert len(views.views) == 2
+
+
 def test_skip_bad_still_needs_two_views(tmp_path: Path, helpers) -> None:
     paths = helpers.write_images(tmp_path, 2, size=(64, 64))
     helpers.truncate(paths[1], keep=0.3)

@@ -58,6 +58,10 @@ MAX_ASPECT = 2.0  # aspect="keep": the long side is at most this times the short
 # 1024 px, patch 16, are ~98k tokens); without a bound a typo ends in an out-of-memory kill.
 MAX_SIZE = 1024
 ASPECTS = ("square", "keep")
+# Source images outside these bounds hold no usable view: a 1x1 icon would be upsampled into a
+# flat square, and the centre crop of a 200:1 strip is half a percent of it.
+MIN_SOURCE_SIDE = 8
+MAX_SOURCE_ASPECT = 10.0
 _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
@@ -247,7 +251,24 @@ def decode_image(
         if im is not None:
             im.close()
         raise _open_error(path, err) from None
+    _check_source_shape(path, upright)
     return to_rgb(img), upright
+
+
+def _check_source_shape(path: Path, wh: tuple[int, int]) -> None:
+    """Refuse a source too small or too elongated to hold a view (:data:`MIN_SOURCE_SIDE`,
+    :data:`MAX_SOURCE_ASPECT`), naming the file and its size."""
+    w, h = wh
+    if min(w, h) < MIN_SOURCE_SIDE:
+        raise ValueError(
+            f"{path}: image of {w}x{h} px is too small to hold a view (at least "
+            f"{MIN_SOURCE_SIDE} px a side)"
+        )
+    if max(w, h) > MAX_SOURCE_ASPECT * min(w, h):
+        raise ValueError(
+            f"{path}: image of {w}x{h} px is a strip (aspect ratio {max(w, h) / min(w, h):.0f}:1, "
+            f"at most {MAX_SOURCE_ASPECT:g}:1): not a photo of the scene"
+        )
 
 
 def fit_image(
