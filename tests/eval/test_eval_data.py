@@ -110,3 +110,28 @@ def test_parse_protocol(tmp_path):
         parse_protocol(str(tmp_path / "missing.json"))
     with pytest.raises(ValueError, match="--protocol"):
         parse_protocol("diagonal")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda fr: fr["c2w"][0].__setitem__(0, float("nan")), "c2w has non-finite entries"),
+        (lambda fr: fr.__setitem__("fx", -3.0), "focal lengths must be > 0"),
+        (lambda fr: fr.pop("fy"), r"missing camera key\(s\) \['fy'\]"),
+        (lambda fr: fr.__setitem__("c2w", [[2 * v for v in row[:3]] + row[3:] for row in
+                                           fr["c2w"][:3]] + [fr["c2w"][3]]), "c2w rotation is not rigid"),
+    ],
+    ids=["nan", "negative-focal", "missing-key", "scaled"],
+)  # fmt: skip
+def test_a_damaged_camera_is_reported_even_in_a_frame_not_evaluated(tmp_path, edit, message):
+    """Eval read the cameras of the frames it used only: a NaN / non-rigid / negative-focal
+    camera elsewhere in cameras.json passed silently (`rayzer data check` reported it)."""
+    import json
+
+    _scene(tmp_path, "a", 9)
+    path = tmp_path / "a" / "cameras.json"
+    doc = json.loads(path.read_text())
+    edit(doc["frames"][1])
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=rf"{path} frame images/001\.png: {message}"):
+        list_scene_entries(tmp_path)

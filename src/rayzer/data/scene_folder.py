@@ -477,23 +477,51 @@ def _load_cameras(
     """Checked ``c2w (V, 4, 4)`` and ``K (V, 4)`` (intrinsics for the loaded size), float32."""
     c2w_list, K_list = [], []
     for fr, hw, hw_new in zip(frames, orig_hw, new_hw):
-        where = f"{json_path} frame {fr['file']}"
-        missing = [k for k in ("fx", "fy", "cx", "cy", "c2w") if k not in fr]
-        if missing:
-            raise ValueError(f"{where}: missing camera key(s) {missing}")
-        try:
-            m = np.asarray(fr["c2w"], dtype=np.float64)
-            k = np.array([fr["fx"], fr["fy"], fr["cx"], fr["cy"]], dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{where}: cameras must be numbers ({exc})") from None
-        check_c2w(m, where)
-        _check_intrinsics(k, where)
+        m, k = _checked_camera(json_path, fr)
         k_t = torch.from_numpy(k)
         if hw_new != hw:
             k_t = resize_intrinsics(k_t, hw, hw_new)
         c2w_list.append(torch.from_numpy(m))
         K_list.append(k_t)
     return torch.stack(c2w_list).float(), torch.stack(K_list).float()
+
+
+def _checked_camera(json_path: Path, fr: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's ``c2w (4, 4)`` and ``[fx, fy, cx, cy]`` (float64), checked: keys present,
+    numbers, a finite rigid c2w, finite intrinsics with positive focal lengths."""
+    where = f"{json_path} frame {fr['file']}"
+    missing = [k for k in ("fx", "fy", "cx", "cy", "c2w") if k not in fr]
+    if missing:
+        raise ValueError(f"{where}: missing camera key(s) {missing}")
+    try:
+        m = np.asarray(fr["c2w"], dtype=np.float64)
+        k = np.array([fr["fx"], fr["fy"], fr["cx"], fr["cy"]], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: cameras must be numbers ({exc})") from None
+    check_c2w(m, where)
+    _check_intrinsics(k, where)
+    return m, k
+
+
+def check_scene_cameras(path: str | os.PathLike) -> None:
+    """Check the camera of every frame of a posed scene folder from its ``cameras.json``
+    alone (no image is decoded); a ``frames.json`` scene has none to check.
+
+    Why: :func:`read_scene_folder` checks the frames it loads; a command that uses a few
+    frames of each scene (evaluation) calls this first so that a damaged camera in a frame it
+    happens not to use is still reported instead of passing silently.
+
+    Raises:
+        ValueError: naming the file, the frame and the problem (as :func:`read_scene_folder`).
+    """
+    root = Path(path)
+    json_path = scene_file(root)
+    if json_path.name != CAMERAS_JSON:
+        return
+    frames = load_scene_json(json_path)["frames"]
+    _check_frame_files(root, json_path, frames, strict=False)
+    for fr in frames:
+        _checked_camera(json_path, fr)
 
 
 def _load_depth(
