@@ -304,3 +304,26 @@ def test_checkpoint_files_share_the_umask_mode(tmp_path, tiny_config, umask):
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()}
     assert modes == dict.fromkeys(modes, 0o666 & ~umask), modes
+
+
+def test_a_failed_first_write_does_not_claim_earlier_checkpoints(
+    tmp_path, tiny_config, monkeypatch
+):
+    """The full-disk message said "the previous checkpoints are intact" also when the run had
+    none; the first checkpoint's failure now says that nothing was written before."""
+    import errno as errno_mod
+
+    cfg = tiny_config()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno_mod.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", full_disk)
+    with pytest.raises(OSError, match="no earlier checkpoint of this run") as err:
+        save_checkpoint(tmp_path, 1, RayZer(cfg.model), {}, cfg)
+    assert "intact" not in str(err.value) and "the disk is full" in str(err.value)
+    monkeypatch.undo()
+    save_checkpoint(tmp_path, 1, RayZer(cfg.model), {}, cfg)
+    monkeypatch.setattr(ckpt_mod.torch, "save", full_disk)
+    with pytest.raises(OSError, match="the previous checkpoints are intact"):
+        save_checkpoint(tmp_path, 2, RayZer(cfg.model), {}, cfg)

@@ -254,9 +254,11 @@ def _write_error(err: BaseException, step: int, root: Path) -> OSError:
         if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
         else "is the disk full?"
     )
+    earlier = bool(list_checkpoints(root.parent))  # root is <run>/checkpoints
+    kept = "the previous checkpoints are intact" if earlier else "no earlier checkpoint of this run"
     error = OSError(
         f"cannot write checkpoint step {step} in {root} ({free} on that disk; {cause}): "
-        f"{reason}; the previous checkpoints are intact"
+        f"{reason}; {kept}"
     )
     error.errno = code  # kept for callers, out of the message ("[Errno 28] ..." reads badly)
     return error
