@@ -1,0 +1,34 @@
+"""Test-time refinement: per-scene photometric bundle adjustment of cameras.
+
+Start from any cameras (a model's prediction) and a depth map per view (or a Gaussian scene);
+:func:`refine_cameras` / :func:`refine_scene` adjust the poses and a shared focal so that every
+view is reproduced by warping its neighbours with its depth. Conventions are those of
+:mod:`rayzer.geometry`: OpenCV camera-to-world ``(V, 4, 4)``, pixel intrinsics ``(V, 4)``.
+
+Example::
+
+    from rayzer.refine import refine_cameras
+    result = refine_cameras(images, c2w, K, depth)  # images (V, 3, H, W), depth (V, h, w)
+    if result.stopped:
+        print(result.stopped)  # diverged: result.c2w / result.K are the input cameras
+    print(result.summary())   # reprojection PSNR before/after, time
+"""
+
+from rayzer.refine.bundle import (
+    RefineConfig,
+    RefineResult,
+    refine_cameras,
+    refine_scene,
+    render_depth,
+)
+from rayzer.refine.reprojection import neighbour_views, reprojection_error
+
+__all__ = [
+    "RefineConfig",
+    "RefineResult",
+    "neighbour_views",
+    "refine_cameras",
+    "refine_scene",
+    "render_depth",
+    "reprojection_error",
+]
