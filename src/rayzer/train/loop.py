@@ -57,6 +57,7 @@ from rayzer.models import RayModel, build_model
 from rayzer.models.views import gather_views
 from rayzer.train.checkpoint import (
     CHECKPOINT_DIR,
+    STATE_FILE,
     SUPERSEDED_DIR,
     latest_intact_checkpoint,
     load_checkpoint,
@@ -74,6 +75,8 @@ from rayzer.train.run_lock import run_folder_lock
 from rayzer.utils.logs import StderrHandler
 
 log = logging.getLogger("rayzer.train")
+#: What a training state must hold to continue a run (see :meth:`Trainer._restore`).
+_RESUME_KEYS = ("optimizer", "scheduler", "spike_guard", "rng", "data")
 
 # -- distributed setup -------------------------------------------------------------------------
 
@@ -299,6 +302,12 @@ class Trainer:
     def _restore(self, path: Path) -> None:
         loaded = load_checkpoint(path, self.model)
         state = loaded.state
+        missing = [k for k in _RESUME_KEYS if k not in state]
+        if missing:  # e.g. saved through the Python API with an empty state
+            raise ValueError(
+                f"{loaded.path / STATE_FILE} holds no training state to resume (missing "
+                f"{missing}): it cannot continue a run"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self._apply_config_hparams()
@@ -405,13 +414,32 @@ class Trainer:
     def train_step(self, batches: Any) -> StepStats:
         """One optimizer step from ``grad_accum`` micro-batches drawn from iterator ``batches``."""
         t0 = time.perf_counter()
-        accum = self.layout.grad_accum
         self.net.train()
         self.model.on_train_step(self.step, self.cfg.train.steps)
         size = self.cfg.data.image_size_at(self.step)
         if self.cfg.data.low_res_steps and size != self._image_size and self.ctx.is_main:
             log.info(f"step {self.step + 1}: training on {size} px images (progressive resolution)")
         self._image_size = size
+        means = self._accumulate_gradients(batches)
+        grad_norm, lr, skipped = self._update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.step += 1
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return StepStats(
+            step=self.step,
+            terms=means,
+            grad_norm=grad_norm,
+            lr=lr,
+            skipped=skipped,
+            step_time=time.perf_counter() - t0,
+        )
+
+    def _accumulate_gradients(self, batches: Any) -> dict[str, float]:
+        """Forward and backward of ``grad_accum`` micro-batches; the loss terms' means over
+        them and over the ranks (keeps the last targets and renders when images are due)."""
+        accum = self.layout.grad_accum
         # Metric sums stay on the device (one host sync per step, not per micro-batch); the
         # names are the first micro-batch's terms (a model returns the same ones every time).
         sums: Tensor | None = None
@@ -441,8 +469,11 @@ class Trainer:
         assert sums is not None
         if self.ctx.distributed:
             dist.all_reduce(sums)
-        means = dict(zip(names, (sums / (accum * self.ctx.world_size)).tolist(), strict=True))
+        return dict(zip(names, (sums / (accum * self.ctx.world_size)).tolist(), strict=True))
 
+    def _update(self) -> tuple[float, float, bool]:
+        """Clip each clip set, then step the optimizer unless the spike guard skips the update
+        (logged). Returns the model's gradient norm, the learning rate and whether it skipped."""
         # Each clip set on its own: e.g. an auxiliary head's objective must not shrink the
         # photometric updates of the rest of the model (or trip the spike guard's median).
         max_norm = self.cfg.train.grad_clip if self.cfg.train.grad_clip > 0 else math.inf
@@ -476,19 +507,7 @@ class Trainer:
             )
         else:
             self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
-        self.step += 1
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return StepStats(
-            step=self.step,
-            terms=means,
-            grad_norm=grad_norm,
-            lr=lr,
-            skipped=skipped,
-            step_time=time.perf_counter() - t0,
-        )
+        return grad_norm, lr, skipped
 
     def _max_grad_element(self) -> float:
         """Largest absolute gradient element over all parameters (one host sync)."""
