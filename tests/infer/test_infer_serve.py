@@ -11,6 +11,7 @@ import socket
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -109,6 +110,77 @@ def test_browser_upload_run_and_video(model, tmp_path: Path, helpers) -> None:
         app.close()
     runs = list((tmp_path / "work").glob("*/rayzer_outputs/summary.json"))
     assert len(runs) == 1 and json.loads(runs[0].read_text())["input"]["used"] == 4
+
+
+def _explicit_model():
+    import torch
+
+    from _tiny import tiny_data
+    from rayzer.config import load_config
+    from rayzer.infer.model import LoadedModel
+    from rayzer.models import build_model
+
+    cfg = load_config("erayzer-tiny-cpu", tiny_data(32))
+    torch.manual_seed(0)
+    return LoadedModel.from_module(build_model(cfg.model).eval(), 32)
+
+
+def _centre_grey_levels(png: Path) -> int:
+    """Distinct grey levels in the middle half of a screenshot (away from the viewer's label
+    and buttons, which overlay its corners)."""
+    from PIL import Image
+
+    a = np.asarray(Image.open(png).convert("L"))
+    h, w = a.shape
+    return len(np.unique(a[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]))
+
+
+@pytest.mark.slow
+def test_browser_waits_for_the_3d_view_of_the_gaussians(tmp_path: Path, helpers) -> None:
+    """E-RayZer in the page: upload, Run, and the Model3D viewer draws the splats (WebGL through
+    Chromium's software renderer): its canvas shows more than the empty background."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    photos = helpers.write_images(tmp_path / "photos", 3)
+    app = build_app(_explicit_model(), tmp_path / "work", frames=2)
+    _, url, _ = app.queue().launch(
+        server_name="127.0.0.1",
+        server_port=_free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        footer_links=[],
+    )
+    webgl = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
+    args = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + webgl
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+            try:
+                page = browser.new_page()
+                page.goto(url)
+                page.wait_for_selector("#run", timeout=30_000)
+                page.locator("#images input[type=file]").set_input_files([str(f) for f in photos])
+                page.wait_for_selector("#images td[aria-label='img2.jpg']", timeout=30_000)
+                page.click("#run")
+                canvas = page.wait_for_selector("#gaussians canvas", timeout=120_000)
+                page.wait_for_selector("#depth img", timeout=30_000)
+                assert page.locator("#depth img").count() == 3
+                shot = tmp_path / "viewer.png"
+                levels = []
+                for _ in range(20):  # the splats are loaded and drawn asynchronously
+                    page.wait_for_timeout(500)
+                    canvas.screenshot(path=str(shot))
+                    levels.append(_centre_grey_levels(shot))
+                    if levels[-1] > 32:
+                        break
+                # An empty view is one flat colour (checked: 1 grey level with every Gaussian
+                # transparent); drawn splats give dozens (about 70 for this scene).
+                assert levels[-1] > 32, f"the 3D view stayed empty (grey levels: {levels})"
+            finally:
+                browser.close()
+    finally:
+        app.close()
 
 
 def test_handler_accepts_only_uploaded_files_under_the_limit(model, tmp_path: Path, helpers):
@@ -211,17 +283,9 @@ SPLAT_PROPERTIES = {"x", "y", "z", "scale_0", "scale_1", "scale_2", "opacity"} |
 def test_explicit_model_shows_gaussians_in_a_3d_viewer_and_depth(tmp_path: Path, helpers):
     """The served page of an E-RayZer has a Model3D (the 3D view) and a depth gallery wired to
     the run; the run hands the viewer the scene's gaussians.ply, a file it draws as splats."""
-    import torch
-
-    from _tiny import tiny_data
-    from rayzer.config import load_config
-    from rayzer.infer.model import LoadedModel
-    from rayzer.models import build_model
     from rayzer.render import load_ply
 
-    cfg = load_config("erayzer-tiny-cpu", tiny_data(32))
-    torch.manual_seed(0)
-    model = LoadedModel.from_module(build_model(cfg.model).eval(), 32)
+    model = _explicit_model()
     app = build_app(model, tmp_path / "work", frames=2)
     viewer, depth = _component(app, "gaussians"), _component(app, "depth")
     assert viewer["type"] == "model3d" and viewer["props"]["visible"] is True
@@ -247,3 +311,29 @@ def test_latent_model_hides_the_3d_viewer(model, tmp_path: Path):
     app = build_app(model, tmp_path / "work", frames=2)
     assert _component(app, "gaussians")["props"]["visible"] is False
     assert _component(app, "depth")["props"]["visible"] is False
+
+
+def test_viewer_copy_is_centred_and_scaled_uniformly(tmp_path: Path):
+    import torch
+
+    from rayzer.infer.serve import VIEWER_ORBIT_RADIUS, viewer_ply
+    from rayzer.render import GaussianPly, load_ply
+
+    g = torch.Generator().manual_seed(0)
+    src = GaussianPly.from_activated(
+        torch.randn(500, 3, generator=g) * 0.1 + torch.tensor([0.0, 0.0, 3.0]),
+        torch.randn(500, 4, generator=g),
+        torch.rand(500, 3, generator=g) * 0.01 + 1e-3,
+        torch.rand(500, generator=g),
+        torch.rand(500, 3, generator=g),
+    )
+    src.save(tmp_path / "g.ply")
+    view = load_ply(viewer_ply(tmp_path / "g.ply", tmp_path / "view.ply"))
+    assert torch.allclose(view.means.median(dim=0).values, torch.zeros(3), atol=1e-4)
+    r = torch.quantile(view.means.norm(dim=-1), 0.98)
+    assert abs(float(r) - 0.4 * VIEWER_ORBIT_RADIUS) < 0.05
+    k = (view.means - view.means[0]).norm(dim=-1)[1:] / (src.means - src.means[0]).norm(dim=-1)[1:]
+    assert torch.allclose(k, k[0].expand_as(k), rtol=1e-3)  # one uniform scale
+    assert torch.allclose(view.log_scales - src.log_scales, torch.log(k[0]), atol=1e-4)
+    for name in ("quats", "opacity_logits", "sh"):
+        assert torch.equal(getattr(view, name), getattr(src, name)), name

@@ -19,6 +19,7 @@ limited to ``max_upload_mb`` each (:data:`MAX_UPLOAD_MB` by default, also checke
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -86,6 +87,31 @@ def check_received(
             "(rayzer serve --max-upload-mb)"
         )
     return list(paths)
+
+
+#: Distance of Gradio's splat viewer camera from its orbit centre, the world origin (gsplat.js's
+#: default orbit radius in the Model3D of Gradio 6); the displayed scene is scaled to fit it.
+VIEWER_ORBIT_RADIUS = 5.0
+
+
+def viewer_ply(src: Path, dst: Path) -> Path:
+    """A copy of the 3DGS ply ``src`` for the 3D view: moved so the median Gaussian centre is at
+    the origin (the viewer orbits the origin, while our frame has the canonical camera there and
+    the scene in front of it) and scaled uniformly so 98 % of the centres lie within 40 % of the
+    viewer's orbit radius. Same axes (OpenCV, y down, as the viewer expects of 3DGS files); the
+    ``gaussians.ply`` in the outputs keeps the cameras' frame."""
+    import torch
+
+    from rayzer.render import load_ply
+
+    g = load_ply(src)
+    if len(g):
+        centre = g.means.median(dim=0).values
+        radius = torch.quantile((g.means - centre).norm(dim=-1).double(), 0.98).item()
+        k = 0.4 * VIEWER_ORBIT_RADIUS / radius if radius > 0 else 1.0
+        g.means = ((g.means - centre) * k).float()
+        g.log_scales = (g.log_scales + math.log(k)).float()
+    return g.save(dst)
 
 
 class Runner:
@@ -160,12 +186,13 @@ class Runner:
         renders = [str(p) for p in sorted((out / "renders").glob("*.png"))]
         depth = [str(p) for p in sorted((out / "depth").glob("*.png"))]
         gaussians = out / "gaussians.ply"
+        view = viewer_ply(gaussians, job / "gaussians_view.ply") if gaussians.is_file() else None
         return (
             str(out / "cameras.png"),
             str(out / "novel_views.mp4"),
             renders,
             depth,
-            str(gaussians) if gaussians.is_file() else None,
+            str(view) if view is not None else None,
             archive,
             result.summary,
         )
@@ -214,7 +241,8 @@ def build_app(
                 plot = gr.Image(label="predicted cameras", elem_id="camera_plot")
         with gr.Row():
             gaussians = gr.Model3D(
-                label="3D Gaussians (drag to orbit, scroll to zoom)",
+                label="3D Gaussians (drag to orbit, scroll to zoom; centred for viewing, "
+                "gaussians.ply in the zip keeps the cameras' frame)",
                 elem_id="gaussians",
                 height=480,
                 visible=caps.outputs_gaussians,
