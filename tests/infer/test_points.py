@@ -137,3 +137,18 @@ def test_infer_writes_points_from_its_depth_and_cameras(tmp_path: Path):
     assert np.allclose([v["x"][0], v["y"][0], v["z"][0]], expected, atol=1e-4)
     image = np.asarray(Image.open(sorted((out / "images").glob("*.png"))[0]).convert("RGB"))
     assert [v["red"][0], v["green"][0], v["blue"][0]] == image[r, c].tolist()
+
+
+def test_demo_writes_points_of_its_input_views(tmp_path: Path):
+    from rayzer.infer import demo
+    from rayzer.train.checkpoint import save_checkpoint
+
+    cfg = load_config("erayzer-tiny-cpu", tiny_data(32))
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "run", 1, build_model(cfg.model).eval(), {}, cfg)
+    result = demo.run_demo(tmp_path / "demo", ckpt=ckpt, frames=2, device="cpu")
+    assert "points.ply" in result.summary["outputs"]
+    v = read_vertex_ply(result.out / "points.ply")
+    depths = [np.load(d) for d in sorted((result.out / "depth").glob("*.npy"))]
+    assert len(depths) == cfg.data.num_input_views
+    assert len(v) == sum(int((d > 0).sum()) for d in depths)

@@ -40,6 +40,8 @@ holds only ``summary.json`` (metrics pooled over the scenes, and per scene)::
     renders/NNN.png         the model's renders of the same targets (same names)
     depth/NNN.{npy,png}     models with depth: camera z-depth of the input views (the model's
                             scale) and a colour picture of inverse depth
+    points.ply              models with depth: the input views' depth unprojected through the
+                            predicted cameras, coloured, with normals (rayzer.infer.point_cloud)
     gaussians.ply           models with Gaussians: the scene's 3D Gaussians (3DGS layout)
     novel_views.mp4 / .gif  the scene along the interpolated camera path
     novel_cameras.json      the cameras of the video frames (the model's gauge)
@@ -94,6 +96,7 @@ from rayzer.infer.outputs import (
     write_gif,
     write_mp4,
     write_pngs,
+    write_points,
 )
 from rayzer.infer.pipeline import SCALE_NOTE, StageTimer, peak_rss_mb
 from rayzer.infer.predict import Cameras, render_scene, render_scene_with_depth
@@ -553,6 +556,10 @@ def write_scene(
     if scene.depth is not None:
         write_depth(folder / "depth", scene.depth, [names[j] for j in s.input_index.tolist()])
         extra.append("depth/")
+        inp = s.input_index
+        inputs = Cameras(cams.c2w[inp], cams.K[inp], cams.height, cams.width)
+        write_points(folder / "points.ply", scene.depth, inputs, to_uint8(s.images[inp]))
+        extra.append("points.ply")
     if scene.gaussians is not None:
         write_gaussians(folder / "gaussians.ply", scene.gaussians)
         extra.append("gaussians.ply")
