@@ -83,8 +83,10 @@ def camera_rays(
     batch = torch.broadcast_shapes(c2w.shape[:-2], K_px.shape[:-1])
     c2w = c2w.expand(*batch, 4, 4)
     dirs_cam = _camera_directions(K_px.expand(*batch, 4), height, width)
-    R = c2w[..., None, None, :3, :3]
-    dirs = (R @ dirs_cam[..., None]).squeeze(-1)
+    # One (HW, 3) @ (3, 3) product per camera, not one 3x3 product per pixel.
+    dirs = (dirs_cam.flatten(-3, -2) @ c2w[..., :3, :3].transpose(-1, -2)).unflatten(
+        -2, (height, width)
+    )
     if normalize_dirs:
         dirs = F.normalize(dirs, dim=-1)
     origins = c2w[..., None, None, :3, 3].expand_as(dirs)
@@ -106,7 +108,18 @@ def plucker_rays(
     origins, dirs = camera_rays(
         c2w, K_px, height, width, normalize_dirs=True, normalized_intrinsics=normalized_intrinsics
     )
-    moments = torch.linalg.cross(origins, dirs, dim=-1)
+    # m = o × d = d @ [o]ₓᵀ: one (HW, 3) @ (3, 3) product per camera.
+    o = origins[..., 0, 0, :]  # (..., 3)
+    zero = torch.zeros_like(o[..., 0])
+    cross_t = torch.stack(  # [o]ₓᵀ, rows = columns of the cross-product matrix
+        (
+            torch.stack((zero, o[..., 2], -o[..., 1]), dim=-1),
+            torch.stack((-o[..., 2], zero, o[..., 0]), dim=-1),
+            torch.stack((o[..., 1], -o[..., 0], zero), dim=-1),
+        ),
+        dim=-2,
+    )
+    moments = (dirs.flatten(-3, -2) @ cross_t).view_as(dirs)
     return torch.cat((dirs, moments), dim=-1).movedim(-1, -3)
 
 
