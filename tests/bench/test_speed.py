@@ -26,3 +26,44 @@ def test_training_step_row_is_complete_and_counts_matmuls():
     wider = time_training_step("tiny-cpu", 8, 2, 1, 1, "cpu", overrides)
     assert wider["gflop_per_step"] > 1.5 * row["gflop_per_step"]
     assert "peak_mem_mib" in markdown_table([row], ["config", "step_s", "peak_mem_mib"])
+
+
+def test_derived_config_is_a_plain_yaml_any_rayzer_loads(tmp_path):
+    from rayzer.bench.speed import config_file
+    from rayzer.config import load_config
+
+    path = config_file("paper-decoder-cpu", tmp_path)
+    cfg = load_config(path)
+    assert cfg.model.decoder.readout == "regress" and not cfg.model.sense.enabled
+    assert not cfg.model.scene.keep_input_tokens and cfg.model.dim == 128
+    assert (cfg.train.batch_size, cfg.data.num_views, cfg.data.image_size) == (8, 8, 64)
+    assert config_file("tiny-cpu", tmp_path) == "tiny-cpu"
+
+
+def test_compare_pairs_before_and_after_runs_by_configuration():
+    from rayzer.bench.speed import compare
+
+    def row(code, step):
+        return {
+            "section": "configs",
+            "code": code,
+            "config": "c",
+            "batch": 8,
+            "views": 8,
+            "step_s": step,
+            "flop_utilisation": 1.0 / step,
+            "peak_mem_mib": 100.0,
+        }
+
+    rows = [row("before", 2.0), row("after", 1.0), row("before", 2.2), row("after", 1.2)]
+    rows.append({"section": "configs", "code": "after", "error": "x"})  # failed runs skipped
+    (entry,) = compare(rows)
+    assert entry["step_s_before"] == 2.1 and entry["step_s_after"] == 1.1
+    assert abs(entry["speedup"] - 2.1 / 1.1) < 1e-12
+
+
+def test_rasterizer_share_is_measured_for_an_explicit_model():
+    row = time_training_step(
+        "erayzer-tiny-cpu", None, 1, 1, 2, "cpu", [*tiny_data(16, span_start_max=4)]
+    )
+    assert row["raster_calls"] >= 1 and row["raster_share"] > 0

@@ -6,28 +6,131 @@ flop counter (attention included, see :mod:`rayzer.bench.flops`) and compared wi
 machine's fp32 matmul peak, measured in the same run. Each configuration runs in a fresh
 subprocess so that its peak memory (max RSS on CPU, ``max_memory_allocated`` on CUDA) is its own.
 
+With ``--baseline REV`` every configuration is also timed with the package source of the git
+revision REV (exported to a temporary folder), alternating before / after runs (A/B/A/B) so that
+both see the same machine load; the report gives each side's median step time, utilisation and
+the speed-up. Explicit models (3D Gaussians) also report the time of their rasterizer calls,
+replayed forward and backward on the inputs captured in one step, as a share of the step.
+
 Run ``rayzer bench speed --help`` for options.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 
 from rayzer.bench.flops import count_flops
-from rayzer.config import load_config
+from rayzer.config import load_config, preset_path
 from rayzer.models import build_model
 from rayzer.utils.report import machine_info, markdown_table, write_report
+
+#: Configurations the bench times by name: a preset plus overrides. ``paper-decoder-cpu`` is the
+#: tiny CPU RayZer with the paper's decoder (d 128, 3 + 3 + 3 layers, 64 px, batch 8 × 8 views,
+#: regression readout, latent scene tokens only, no sense head): the configuration at which
+#: rayzer and the official RayZer code were compared side by side (issue 20).
+DERIVED_CONFIGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "paper-decoder-cpu": (
+        "tiny-cpu",
+        (
+            "model.decoder.readout=regress",
+            "model.scene.keep_input_tokens=false",
+            "model.sense.enabled=false",
+        ),
+    ),
+}
+
+
+def config_file(name: str, folder: Path) -> str:
+    """A preset name or YAML path as given, or a :data:`DERIVED_CONFIGS` entry written to
+    ``folder/<name>.yaml`` (a plain file, so any version of rayzer can load it)."""
+    if name not in DERIVED_CONFIGS:
+        return name
+    preset, overrides = DERIVED_CONFIGS[name]
+    merged = OmegaConf.merge(
+        OmegaConf.load(preset_path(preset)), OmegaConf.from_dotlist(list(overrides))
+    )
+    path = folder / f"{name}.yaml"
+    OmegaConf.save(merged, path)
+    return str(path)
+
+
+def export_source(revision: str, folder: Path) -> Path:
+    """The package source (``src/``) of git ``revision`` of the repository this file lives in,
+    exported under ``folder``; returns the folder to put on ``PYTHONPATH``."""
+    repo = Path(__file__).resolve().parents[3]
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", revision, "src"],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise ValueError(
+            f"--baseline {revision}: git archive failed in {repo}: "
+            + archive.stderr.decode(errors="replace").strip()
+        )
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder / "src"
+
+
+@contextmanager
+def captured_rasterizer_calls(calls: list[tuple[tuple, dict]]):
+    """Record the arguments of every :func:`rayzer.render.rasterize.rasterize` call made inside
+    the block (detached copies), for :func:`replay_rasterizer`. A no-op for models without it."""
+    try:  # the module (the package re-exports a function of the same name)
+        raster_module = importlib.import_module("rayzer.render.rasterize")
+    except ImportError:  # a rayzer without a rasterizer
+        yield
+        return
+    original = raster_module.rasterize
+
+    def recording(*args, **kwargs):
+        copy = lambda x: x.detach().clone() if torch.is_tensor(x) else x  # noqa: E731
+        calls.append((tuple(copy(a) for a in args), {k: copy(v) for k, v in kwargs.items()}))
+        return original(*args, **kwargs)
+
+    raster_module.rasterize = recording
+    try:
+        yield
+    finally:
+        raster_module.rasterize = original
+
+
+def replay_rasterizer(calls: list[tuple[tuple, dict]], repeats: int) -> float:
+    """Median seconds of all ``calls`` to the rasterizer, forward and backward (every floating
+    input that needed a gradient in the step gets one), replayed ``repeats`` times."""
+    from rayzer.render.rasterize import rasterize
+
+    def once() -> None:
+        for args, kwargs in calls:
+            leaf = lambda x: (  # noqa: E731
+                x.clone().requires_grad_() if torch.is_tensor(x) and x.is_floating_point() else x
+            )
+            out = rasterize(*(leaf(a) for a in args), **{k: leaf(v) for k, v in kwargs.items()})
+            (out.rgb.sum() + out.alpha.sum() + out.depth.sum()).backward()
+
+    once()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def measure_matmul_peak(size: int = 2048, repeats: int = 10, device: str = "cpu") -> float:
@@ -96,18 +199,25 @@ def time_training_step(
             torch.cuda.synchronize()
 
     flops = count_flops(step)  # also the first warm-up step
-    for _ in range(max(warmup - 1, 0)):
-        step()
+    raster_calls: list[tuple[tuple, dict]] = []
+    for i in range(max(warmup - 1, 1)):  # at least one more warm-up, to capture the rasterizer
+        if i == 0:
+            with captured_rasterizer_calls(raster_calls):
+                step()
+        else:
+            step()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = []
+    times, cpu_times = [], []
     for _ in range(steps):
         sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         sync()
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
     step_time = statistics.median(times)
+    raster_s = replay_rasterizer(raster_calls, steps) if raster_calls else None
     peak_mib = (
         torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else _rss_mib() - rss_before
     )
@@ -122,8 +232,13 @@ def time_training_step(
         "target_views": v - v_in,
         "image_size": size,
         "grad_checkpointing": cfg.model.grad_checkpointing,
+        "threads": torch.get_num_threads(),
         "step_s": step_time,
         "step_s_all": times,
+        "step_cpu_s": statistics.median(cpu_times),
+        "raster_calls": len(raster_calls),
+        "raster_s": raster_s,
+        "raster_share": raster_s / step_time if raster_s is not None else None,
         "images_per_s": b * v / step_time,
         "gflop_per_step": flops / 1e9,
         "achieved_gflops": flops / step_time / 1e9,
@@ -133,10 +248,16 @@ def time_training_step(
     }
 
 
-def _run_isolated(args: list[str]) -> dict[str, Any]:
-    """Run one measurement in a fresh interpreter so its peak memory is its own."""
+def _run_isolated(args: list[str], source: Path | None = None) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter so its peak memory is its own; with
+    ``source``, that folder's rayzer package is the one measured."""
     cmd = [sys.executable, "-m", "rayzer.bench.speed", "--single", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        )
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         return {
             "error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed",
@@ -145,59 +266,133 @@ def _run_isolated(args: list[str]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _jobs(args: argparse.Namespace, device: str, folder: Path) -> list[tuple[str, list[str]]]:
+    """(section, measurement arguments) of every row: the configs (the first at its own batch,
+    the others at ``--paper-batch``), then the first config at each ``--scaling-views``."""
+    common = ["--device", device, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    paper = ["--device", device, "--steps", str(args.paper_steps), "--warmup", str(args.warmup)]
+    if args.paper_batch:
+        paper += ["--batch", str(args.paper_batch)]
+    if args.paper_views:
+        paper += ["--views", str(args.paper_views)]
+    first = config_file(args.configs[0], folder)
+    jobs = [("configs", ["--preset", first, *common])]
+    jobs += [("configs", ["--preset", config_file(c, folder), *paper]) for c in args.configs[1:]]
+    jobs += [
+        ("view_scaling", ["--preset", first, "--views", str(v), *common])
+        for v in args.scaling_views
+    ]
+    return jobs
+
+
+def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Before / after summary per measured configuration: the median over the A/B runs of each
+    side's median step time, its utilisation, and the speed-up (before / after)."""
+    groups: dict[tuple, dict[str, list[dict[str, Any]]]] = {}
+    for row in rows:
+        if "step_s" in row:
+            key = (row["section"], row["config"], row["batch"], row["views"])
+            groups.setdefault(key, {}).setdefault(row["code"], []).append(row)
+    out = []
+    for (section, config, batch, views), sides in groups.items():
+        if "before" not in sides or "after" not in sides:
+            continue
+        entry: dict[str, Any] = {"section": section, "config": config, "batch": batch}
+        entry["views"] = views
+        for side in ("before", "after"):
+            entry[f"step_s_{side}"] = statistics.median(r["step_s"] for r in sides[side])
+            entry[f"util_{side}"] = statistics.median(r["flop_utilisation"] for r in sides[side])
+            entry[f"mem_mib_{side}"] = max(r["peak_mem_mib"] for r in sides[side])
+            entry[f"runs_{side}"] = [round(r["step_s"], 3) for r in sides[side]]
+        entry["speedup"] = entry["step_s_before"] / entry["step_s_after"]
+        out.append(entry)
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    load_start = os.getloadavg()
     peak = measure_matmul_peak(device=device)
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s", file=sys.stderr)
-
-    common = ["--device", device, "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    # Paper-scale configs: batch 1 and fewer timed steps (a step takes minutes on a CPU).
-    paper = ["--device", device, "--steps", str(args.paper_steps), "--warmup", "1", "--batch", "1"]
     rows: list[dict[str, Any]] = []
-    for preset in args.configs:
-        extra = common if preset == args.configs[0] else paper
-        if preset != args.configs[0] and args.paper_views:
-            extra = [*extra, "--views", str(args.paper_views)]
-        print(f"timing {preset} …", file=sys.stderr)
-        rows.append({"section": "configs", **_run_isolated(["--preset", preset, *extra])})
-    for v in args.scaling_views:
-        print(f"timing {args.configs[0]} with {v} views …", file=sys.stderr)
-        rows.append(
-            {
-                "section": "view_scaling",
-                **_run_isolated(["--preset", args.configs[0], "--views", str(v), *common]),
-            }
-        )
+    with tempfile.TemporaryDirectory(prefix="rayzer-speed-") as tmp:
+        folder = Path(tmp)
+        baseline = export_source(args.baseline, folder) if args.baseline else None
+        for section, job in _jobs(args, device, folder):
+            views = job[job.index("--views") + 1] if "--views" in job else "preset"
+            # A/B/A/B: before and after alternate so that both see the same machine load.
+            sides = [("before", baseline), ("after", None)] if baseline else [("after", None)]
+            if baseline and section == "view_scaling" and int(views) > args.baseline_max_views:
+                sides = [("after", None)]
+            for _ in range(args.ab_rounds if baseline else 1):
+                for side, source in sides:
+                    name = Path(job[1]).name.removesuffix(".yaml")
+                    print(f"timing {name} ({views} views, {side}) …", file=sys.stderr)
+                    row = _run_isolated(job, source)
+                    rows.append({"section": section, "code": side, **row})
     for row in rows:
         if "achieved_gflops" in row:
             row["flop_utilisation"] = row["achieved_gflops"] / peak
     return {
         "benchmark": "speed",
         "matmul_peak_gflops": peak,
+        "baseline": args.baseline,
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg(),
         "machine": machine_info(),
         "rows": rows,
+        "comparison": compare(rows),
     }
 
 
 def to_markdown(result: dict[str, Any]) -> str:
     cols = [
         "section",
+        "code",
         "config",
         "params_M",
         "batch",
         "views",
         "image_size",
         "step_s",
+        "step_cpu_s",
         "images_per_s",
         "gflop_per_step",
         "achieved_gflops",
         "flop_utilisation",
         "peak_mem_mib",
+        "raster_share",
     ]
-    head = f"fp32 matmul peak measured in this run: {result['matmul_peak_gflops']:.1f} GFLOP/s\n\n"
-    return head + markdown_table(result["rows"], cols)
+    load = "/".join(f"{x:.1f}" for x in result.get("load_average_start", ()))
+    head = (
+        f"fp32 matmul peak measured in this run: {result['matmul_peak_gflops']:.1f} GFLOP/s; "
+        f"{result['machine']['cpu_threads']} threads; load average (1/5/15 min) at the start: "
+        f"{load}\n\n"
+    )
+    text = head + markdown_table(result["rows"], cols)
+    if result.get("comparison"):
+        text += (
+            f"\n\nBefore (git {result['baseline']}) / after, median over the A/B runs:\n\n"
+            + markdown_table(
+                result["comparison"],
+                [
+                    "section",
+                    "config",
+                    "batch",
+                    "views",
+                    "step_s_before",
+                    "step_s_after",
+                    "speedup",
+                    "util_before",
+                    "util_after",
+                    "mem_mib_before",
+                    "mem_mib_after",
+                ],
+            )
+        )
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -205,7 +400,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--configs",
         nargs="+",
         default=["tiny-cpu", "dl3dv"],
-        help="presets or YAML files; the first one is also used for the view-scaling sweep",
+        help="presets, YAML files or derived configs ("
+        + ", ".join(DERIVED_CONFIGS)
+        + "); the first one is also used for the view-scaling sweep",
     )
     parser.add_argument("--scaling-views", nargs="*", type=int, default=[4, 8, 16, 32])
     parser.add_argument(
@@ -216,9 +413,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--steps", type=int, default=3, help="timed steps per row (median)")
     parser.add_argument(
-        "--paper-steps", type=int, default=1, help="timed steps of the paper-scale configs"
+        "--paper-steps", type=int, default=1, help="timed steps of the non-first configs"
     )
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument(
+        "--paper-batch",
+        type=int,
+        default=1,
+        help="batch of the non-first configs (paper-scale presets; 0 = the preset's)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps before the timed ones (>= 2)"
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="REV",
+        help="also time the package source of this git revision, alternating with this one",
+    )
+    parser.add_argument(
+        "--ab-rounds", type=int, default=2, help="before/after alternations with --baseline"
+    )
+    parser.add_argument(
+        "--baseline-max-views",
+        type=int,
+        default=16,
+        help="view-scaling rows above this many views run only the current code",
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--out", type=Path, default=None, help="folder for speed.json / speed.md")
 
