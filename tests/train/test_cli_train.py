@@ -175,3 +175,19 @@ def test_list_shows_every_model_with_its_flags_and_every_preset(capsys):
     assert any("(no capability flags)" in line for line in models)
     for name in [*list_presets(), *list_methods()]:
         assert any(line.split()[0] == name for line in lines), name
+
+
+def test_resuming_a_checkpoint_without_training_state_is_a_clear_error(
+    tmp_path, tiny_overrides, capsys
+):
+    """A checkpoint saved with an empty training state (through the Python API) made `--resume`
+    end in a KeyError traceback; now exit 2 naming the state file and what it lacks."""
+    from rayzer.train.checkpoint import save_checkpoint
+
+    cfg = load_config("tiny-cpu", tiny_overrides)
+    ckpt = save_checkpoint(tmp_path / "api", 1, RayZer(cfg.model), {}, cfg)
+    out = tmp_path / "run"
+    assert main(["train", "--resume", str(ckpt), "--out", str(out), "train.steps=2"]) == 2
+    err = capsys.readouterr().err
+    assert f"{ckpt / 'state.pt'} holds no training state to resume" in err, err
+    assert "'optimizer'" in err and "Traceback" not in err
