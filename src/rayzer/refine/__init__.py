@@ -21,14 +21,18 @@ from rayzer.refine.bundle import (
     refine_scene,
     render_depth,
 )
+from rayzer.refine.held_out import HeldOutFigure, held_out_psnr, render_from_pixels
 from rayzer.refine.reprojection import neighbour_views, reprojection_error
 
 __all__ = [
+    "HeldOutFigure",
     "RefineConfig",
     "RefineResult",
+    "held_out_psnr",
     "neighbour_views",
     "refine_cameras",
     "refine_scene",
     "render_depth",
+    "render_from_pixels",
     "reprojection_error",
 ]

@@ -186,6 +186,7 @@ def refine_cameras(
     *,
     config: RefineConfig | None = None,
     anchor: int | None = None,
+    held: list[int] | None = None,
 ) -> RefineResult:
     """Refine the cameras of one scene by photometric bundle adjustment.
 
@@ -199,6 +200,8 @@ def refine_cameras(
         config: :class:`RefineConfig` (defaults: 150 L-BFGS iterations over 16 px, 32 px and
             the full size, 4 neighbours, focal refined, depth kept).
         anchor: the view whose pose is held (default ``V // 2``).
+        held: further views whose poses are held (e.g. all but one, to fit one camera to a
+            fixed scene).
 
     Returns:
         :class:`RefineResult`; on divergence its cameras are the input ones and ``stopped``
@@ -206,8 +209,9 @@ def refine_cameras(
     """
     cfg = config or RefineConfig()
     t0 = time.perf_counter()
-    images, c2w, K = images.float(), c2w.float(), K.float()
-    depth = torch.nan_to_num(depth.float(), nan=0.0, posinf=0.0, neginf=0.0)
+    # Clones: tensors made under torch.inference_mode() (a model's outputs) cannot enter autograd.
+    images, c2w, K = (x.detach().float().clone() for x in (images, c2w, K))
+    depth = torch.nan_to_num(depth.detach().float().clone(), nan=0.0, posinf=0.0, neginf=0.0)
     _check_inputs(images, c2w, K, depth)
     v, _, h, w = images.shape
     anchor = v // 2 if anchor is None else anchor
@@ -224,7 +228,9 @@ def refine_cameras(
     trans = torch.zeros(v, 3, requires_grad=True)
     log_f = torch.zeros((), requires_grad=True)
     corr = torch.zeros(v, 1, cfg.depth_grid, cfg.depth_grid, requires_grad=True)
-    free = (torch.arange(v) != anchor).float()[:, None]
+    fixed = torch.zeros(v, dtype=torch.bool)
+    fixed[[anchor, *(held or [])]] = True
+    free = (~fixed).float()[:, None]
 
     def cameras(Kl: Tensor) -> tuple[Tensor, Tensor]:
         delta = make_c2w(axis_angle_to_matrix(rotvec * free), trans * free * scale)
