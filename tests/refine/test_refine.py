@@ -182,3 +182,22 @@ def test_held_out_psnr_rises_when_the_other_cameras_are_refined(scene):
     assert fig.psnr_after > fig.psnr_before + 2.0, fig.summary()
     with pytest.raises(ValueError, match="at least 3 views"):
         held_out_psnr(clip.images[:2], pert[:2], K_pert[:2], clip.depth[:2], 0)
+
+
+def test_refine_with_report_gives_summary_figures(scene):
+    import json
+
+    from rayzer.refine import refine_with_report
+
+    clip, pert, K_pert = scene
+    views = slice(2, 6)
+    c2w, K, report = refine_with_report(
+        clip.images[views], pert[views], K_pert[views], clip.depth[views], 12
+    )
+    json.dumps(report, allow_nan=False)  # summary.json-ready
+    assert report["steps"] == 12 and report["stopped"] is None
+    assert report["reprojection_psnr_after"] > report["reprojection_psnr_before"]
+    assert report["held_out"]["view"] == 3
+    assert c2w.shape == (4, 4, 4) and K.shape == (4, 4)
+    with pytest.raises(ValueError, match="--refine"):
+        refine_with_report(clip.images, pert, K_pert, clip.depth, 0)

@@ -22,6 +22,7 @@ from rayzer.refine.bundle import (
     render_depth,
 )
 from rayzer.refine.held_out import HeldOutFigure, held_out_psnr, render_from_pixels
+from rayzer.refine.report import refine_with_report
 from rayzer.refine.reprojection import neighbour_views, reprojection_error
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "neighbour_views",
     "refine_cameras",
     "refine_scene",
+    "refine_with_report",
     "render_depth",
     "render_from_pixels",
     "reprojection_error",
