@@ -135,3 +135,12 @@ def test_a_damaged_camera_is_reported_even_in_a_frame_not_evaluated(tmp_path, ed
     path.write_text(json.dumps(doc))
     with pytest.raises(ValueError, match=rf"{path} frame images/001\.png: {message}"):
         list_scene_entries(tmp_path)
+
+
+def test_a_missing_frame_file_is_reported_even_if_not_evaluated(tmp_path):
+    _scene(tmp_path, "a", 9)
+    (tmp_path / "a" / "images" / "001.png").unlink()
+    with pytest.raises(
+        FileNotFoundError, match=r"image listed in the scene file is missing: .*001"
+    ):
+        list_scene_entries(tmp_path)

@@ -503,25 +503,29 @@ def _checked_camera(json_path: Path, fr: dict[str, Any]) -> tuple[np.ndarray, np
     return m, k
 
 
-def check_scene_cameras(path: str | os.PathLike) -> None:
-    """Check the camera of every frame of a posed scene folder from its ``cameras.json``
-    alone (no image is decoded); a ``frames.json`` scene has none to check.
+def check_scene_frames(path: str | os.PathLike) -> None:
+    """Check every frame of a scene folder without decoding images: its file exists (inside
+    the folder) and, in a ``cameras.json``, its camera is valid.
 
     Why: :func:`read_scene_folder` checks the frames it loads; a command that uses a few
-    frames of each scene (evaluation) calls this first so that a damaged camera in a frame it
-    happens not to use is still reported instead of passing silently.
+    frames of each scene (evaluation) calls this first so that a damaged camera or a missing
+    image in a frame it happens not to use is still reported instead of passing silently.
 
     Raises:
-        ValueError: naming the file, the frame and the problem (as :func:`read_scene_folder`).
+        FileNotFoundError / ValueError: naming the file, the frame and the problem (as
+            :func:`read_scene_folder`).
     """
     root = Path(path)
     json_path = scene_file(root)
-    if json_path.name != CAMERAS_JSON:
-        return
     frames = load_scene_json(json_path)["frames"]
     _check_frame_files(root, json_path, frames, strict=False)
     for fr in frames:
-        _checked_camera(json_path, fr)
+        if not (root / fr["file"]).is_file():
+            raise FileNotFoundError(
+                f"image listed in the scene file is missing: {root / fr['file']}"
+            )
+        if json_path.name == CAMERAS_JSON:
+            _checked_camera(json_path, fr)
 
 
 def _load_depth(

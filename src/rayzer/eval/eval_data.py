@@ -38,7 +38,7 @@ from rayzer.data.protocols import (
     overlap_tag,
     read_index,
 )
-from rayzer.data.scene_folder import check_scene_cameras, read_scene_folder, read_scene_header
+from rayzer.data.scene_folder import check_scene_frames, read_scene_folder, read_scene_header
 from rayzer.eval.novel_view import EvalSample
 from rayzer.geometry import crop_intrinsics, resize_intrinsics
 
@@ -107,8 +107,7 @@ def list_scene_entries(root: str | os.PathLike) -> list[SceneEntry]:
                 f"scene name {header.name!r} appears twice: {seen[header.name]} and {d}"
             )
         seen[header.name] = d
-        if header.posed:  # every camera, also of frames the protocol will not use
-            check_scene_cameras(d)
+        check_scene_frames(d)  # every frame, also those the protocol will not use
         entries.append(SceneEntry(header.name, d, header.num_frames, header.posed))
     return entries
 
