@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from rayzer.bench.reliability_tools import (
+    TINY_TRAIN,
     Check,
     judge_failure,
     judge_success,
@@ -118,6 +119,11 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 2)])
 
 
+def _truncate_early(path: Path) -> None:
+    """Cut the file to its first eighth (for config.yaml: inside the model section)."""
+    path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 8)])
+
+
 def _garbage(path: Path) -> None:
     size = max(64, path.stat().st_size)
     path.write_bytes(np.random.default_rng(size).integers(0, 256, size, np.uint8).tobytes())
@@ -163,7 +169,7 @@ def corrupt_checks(folder: Path, jobs: int, quick: bool = False) -> list[Check]:
     --ckpt``; markers of code-executing payloads must never appear."""
     from rayzer.checkpoints import CONFIG_FILE, META_FILE, MODEL_FILE, STATE_FILE
 
-    base = tiny_checkpoint(folder / "base")
+    base = _trained_checkpoint(folder / "base")
     photos = folder / "photos"
     write_photos(photos, 3)
     scene = synthetic_scene(folder / "scene")
@@ -186,7 +192,7 @@ def corrupt_checks(folder: Path, jobs: int, quick: bool = False) -> list[Check]:
          pickle_m),
         ("state = torch zip with a code-executing pickle", STATE_FILE, _torch_pickle(zip_m),
          state_only, zip_m),
-        ("config truncated", CONFIG_FILE, _truncate, err3, None),
+        ("config truncated", CONFIG_FILE, _truncate_early, err3, None),
         ("config garbage", CONFIG_FILE, _garbage, err3, None),
         ("config = code-executing YAML tag", CONFIG_FILE, _yaml_payload(yaml_m), err3, yaml_m),
         ("meta truncated", META_FILE, _truncate, none, None),
@@ -222,11 +228,23 @@ def corrupt_checks(folder: Path, jobs: int, quick: bool = False) -> list[Check]:
     return [check, payload]
 
 
+def _trained_checkpoint(out: Path) -> Path:
+    """The checkpoint of a 1-step ``rayzer train`` (weights, optimizer state, config, meta)."""
+    from rayzer.checkpoints import list_checkpoints
+
+    run = run_cli("train", "--config", "tiny-cpu", *TINY_TRAIN, "train.steps=1",
+                  "train.ckpt_every=1", "--out", out)  # fmt: skip
+    if run.returncode != 0:
+        raise RuntimeError(f"training the corrupt-check base run failed: {run.stderr[-2000:]}")
+    return list_checkpoints(out)[-1]
+
+
 def _checkpoint_cases(
     work: Path, label: str, ckpt: Path, name: str, expect: tuple[str, ...], photos: Path,
     scene: Path,
 ) -> list[Case]:  # fmt: skip
-    file = str(ckpt / name)
+    # the file, or the checkpoint folder where the file is missing / its config is cut short
+    file = str(ckpt) if "missing" in label or "config truncated" in label else str(ckpt / name)
     train = Case(f"{label}", "train --resume",
                  ["train", "--resume", str(ckpt), "--out", str(work / "train"),
                   "train.steps=2", "train.num_threads=1"], expect[0], [file],
@@ -259,13 +277,13 @@ def _foreign_model_cases(folder: Path, photos: Path, scene: Path, quick: bool) -
               "train.steps=2"], names=["lvsm", "rayzer"], absent=[w / "t1"]),
         Case("weights of another size than its config", "infer --ckpt",
              ["infer", "--ckpt", str(mixed), "--images", str(photos), "--out", str(w / "i2"),
-              *INFER_FAST], names=["model.safetensors", "shape"], absent=[w / "i2"]),
+              *INFER_FAST], names=[str(mixed), "shape"], absent=[w / "i2"]),
         Case("weights of another size than its config", "train --resume",
              ["train", "--resume", str(mixed), "--out", str(w / "t2"), "train.steps=2"],
-             names=["model.safetensors", "shape"], absent=[w / "t2"]),
+             names=[str(mixed), "shape"], absent=[w / "t2"]),
         Case("weights of another size than its config", "eval --ckpt",
              ["eval", "--ckpt", str(mixed), "--data", str(scene), "--out", str(w / "e2"),
-              *EVAL_FAST], names=["model.safetensors", "shape"], absent=[w / "e2"]),
+              *EVAL_FAST], names=[str(mixed), "shape"], absent=[w / "e2"]),
     ]  # fmt: skip
     return cases[:2] if quick else cases
 
@@ -404,17 +422,27 @@ def _drop(key: str) -> Callable[[dict], None]:
     return edit
 
 
+def _a_file(folder: Path, name: str) -> Path:
+    """A user's file (``files/<name>.txt``) named as an output folder."""
+    path = folder / "files" / f"{name}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("I am a file, not a folder\n")
+    return path
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted((folder / "files").glob("*.txt"))
+
+
 def bad_input_checks(folder: Path, jobs: int, quick: bool = False) -> list[Check]:
     """≥ 30 kinds of bad (and awkward but valid) input to the real CLI, by command."""
     from PIL import Image
 
     ckpt = tiny_checkpoint(folder / "run")
     scene = synthetic_scene(folder / "scene")
-    good = _image_folder(folder / "good")
+    good = _image_folder(folder / "parent" / "good")
     out = folder / "out"
     out.mkdir(exist_ok=True)
-    a_file = folder / "a_file.txt"
-    a_file.write_text("I am a file, not a folder\n")
     secret = folder / "secret.png"
     _photo((16, 16)).save(secret)
     cases: list[Case] = []
@@ -448,7 +476,7 @@ def bad_input_checks(folder: Path, jobs: int, quick: bool = False) -> list[Check
     infer("animated GIF", images("gif", _gif), "ok")
     infer("EXIF rotations (orientation 6 and 8)", images("exif", _exif_rotated), "ok")
     infer("mixed sizes and aspect ratios", images("mixed", _mixed, 0), "ok")
-    infer("empty folder", images("none", None, 0), names=["no images"])
+    infer("empty folder", images("none", None, 0), names=["none", "no image files"])
     infer("one image", images("one", None, 1), names=["1"])
     infer("missing folder", folder / "no_such_folder", names=["no_such_folder"])
     # videos
@@ -465,12 +493,12 @@ def bad_input_checks(folder: Path, jobs: int, quick: bool = False) -> list[Check
     for kind, dst, names in (
         ("--out is the input folder", good, [str(good)]),
         ("--out inside the input folder", good / "outputs", [str(good)]),
-        ("--out is the input's parent", folder / "images", ["images"]),
-        ("--out is an existing file", a_file, [str(a_file)]),
+        ("--out is the input's parent", good.parent, [str(good.parent)]),
+        ("--out is an existing file", _a_file(folder, "infer"), ["file, not a folder"]),
     ):
         cases.append(Case(kind, "infer", ["infer", "--ckpt", str(ckpt), "--images", str(good),
                                           "--out", str(dst), "--overwrite", *INFER_FAST],
-                          names=names, keep=[good, a_file]))  # fmt: skip
+                          names=names, keep=[good.parent, *_files(folder)]))  # fmt: skip
 
     # scene files (eval)
     def evaluate(kind: str, data: Path, names: list[str], extra: list[str] | None = None,
@@ -493,8 +521,9 @@ def bad_input_checks(folder: Path, jobs: int, quick: bool = False) -> list[Check
              ["cameras.json", "fx"])  # fmt: skip
     evaluate("frame file outside the scene folder", _edit_scene(scene, scenes / "escape",
              _set_frame("file", "../../secret.png")), ["secret.png"])  # fmt: skip
-    evaluate("frame file missing", _edit_scene(scene, scenes / "missing",
-             _set_frame("file", "images/nope.png")), ["nope.png"])  # fmt: skip
+    missing = _edit_scene(scene, scenes / "missing", lambda d: None)
+    (missing / "images" / "001.png").unlink()
+    evaluate("frame file missing", missing, ["001.png"])
     zero = _edit_scene(scene, scenes / "zero_image", lambda d: None)
     (zero / "images" / "002.png").write_bytes(b"")
     evaluate("scene image of zero bytes", zero, ["002.png"])
@@ -516,8 +545,9 @@ def bad_input_checks(folder: Path, jobs: int, quick: bool = False) -> list[Check
     convert("transforms.json malformed JSON", ns, out / "c1", ["transforms.json"])
     convert("--input missing", folder / "no_such_input", out / "c2", ["no_such_input"])
     convert("--output inside --input", scene, scene / "converted", [str(scene)])
-    convert("--output is an existing file", scene, a_file, [str(a_file)], ["--overwrite"],
-            [scene, a_file])  # fmt: skip
+    a_file = _a_file(folder, "convert")
+    convert("--output is an existing file", scene, a_file, [str(a_file), "not a folder"],
+            ["--overwrite"], [scene, a_file])  # fmt: skip
     convert("video of zero frames", folder / "zero_frames.mp4", out / "c3", ["zero_frames.mp4"])
     convert("image folder with a truncated JPEG", images("trunc_convert", _bytes(
         "cut.jpg", lambda f: (f / "img0.jpg").read_bytes()[:200])), out / "c4", ["cut.jpg"])  # fmt: skip
@@ -547,6 +577,7 @@ def bad_input_checks(folder: Path, jobs: int, quick: bool = False) -> list[Check
         (configs / name).write_text(text)
         train(kind, ["--config", str(configs / name)], names)
     train("--config file missing", ["--config", str(configs / "none.yaml")], ["none.yaml"])
+    a_file = _a_file(folder, "train")
     cases.append(Case("--out is an existing file", "train",
                       ["train", *base, "--out", str(a_file)], names=[str(a_file)],
                       keep=[a_file]))  # fmt: skip
