@@ -71,11 +71,11 @@ def config_file(name: str, folder: Path) -> str:
 
 
 def export_source(revision: str, folder: Path) -> Path:
-    """The package source (``src/``) of git ``revision`` of the repository this file lives in,
-    exported under ``folder``; returns the folder to put on ``PYTHONPATH``."""
-    repo = Path(__file__).resolve().parents[3]
+    """The package source (``src/``) of git ``revision`` of the repository in the current
+    directory, exported under ``folder``; returns the folder to put on ``PYTHONPATH``."""
+    repo = Path.cwd()
     archive = subprocess.run(
-        ["git", "-C", str(repo), "archive", revision, "src"],
+        ["git", "-C", str(repo), "archive", revision, "--", "src"],
         capture_output=True,
         check=False,
     )
@@ -248,11 +248,16 @@ def time_training_step(
     }
 
 
-def _run_isolated(args: list[str], source: Path | None = None) -> dict[str, Any]:
+def _run_isolated(
+    args: list[str], source: Path | None = None, threads: int | None = None
+) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter so its peak memory is its own; with
-    ``source``, that folder's rayzer package is the one measured."""
+    ``source``, that folder's rayzer package is the one measured; ``threads`` sets the
+    interpreter's intra-op threads (through OMP_NUM_THREADS, which any rayzer version obeys)."""
     cmd = [sys.executable, "-m", "rayzer.bench.speed", "--single", *args]
     env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")]).rstrip(
             os.pathsep
@@ -314,6 +319,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     load_start = os.getloadavg()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     peak = measure_matmul_peak(device=device)
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s", file=sys.stderr)
     rows: list[dict[str, Any]] = []
@@ -330,7 +337,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for side, source in sides:
                     name = Path(job[1]).name.removesuffix(".yaml")
                     print(f"timing {name} ({views} views, {side}) …", file=sys.stderr)
-                    row = _run_isolated(job, source)
+                    row = _run_isolated(job, source, args.threads)
                     rows.append({"section": section, "code": side, **row})
     for row in rows:
         if "achieved_gflops" in row:
@@ -440,6 +447,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="view-scaling rows above this many views run only the current code",
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads of the matmul peak and of every timed run (default: torch's); on a "
+        "loaded machine 1 thread keeps idle threads from spinning at barriers",
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for speed.json / speed.md")
 
 
