@@ -24,6 +24,8 @@ p.add_argument("--seed", type=int, default=21)
 p.add_argument("--pseed", type=int, default=1)
 p.add_argument("--refine-depth", action="store_true")
 p.add_argument("--starts", default="pert,truth")
+p.add_argument("--depth-prior", type=float, default=0.0)
+p.add_argument("--fixed-focal", action="store_true")
 a = p.parse_args()
 torch.set_num_threads(1)
 logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -58,12 +60,20 @@ def err(x):
     return round(float(d["rot_deg"].median()), 3), round(float(d["trans_deg"].median()), 3)
 
 
-cfg = RefineConfig(steps=a.steps, refine_depth=a.refine_depth)
+cfg = RefineConfig(
+    steps=a.steps,
+    refine_depth=a.refine_depth,
+    depth_prior=a.depth_prior,
+    refine_focal=not a.fixed_focal,
+)
 for name in a.starts.split(","):
     start, Ks = (pert, Kp) if name == "pert" else (c2w, K)
+    if a.fixed_focal:
+        Ks = K
     t = time.time()
     res = refine_cameras(imgs, start, Ks, depth, config=cfg)
     row = {"start": name, "size": a.size, "depth": a.depth, "refine_depth": a.refine_depth}
+    row |= {"depth_prior": a.depth_prior, "fixed_focal": a.fixed_focal}
     row |= {"rot": [err(start)[0], err(res.c2w)[0]], "tdir": [err(start)[1], err(res.c2w)[1]]}
     row |= {"focal": round(float(res.K[0, 0] / K[0, 0]), 4)} | res.summary()
     row["wall_s"] = round(time.time() - t, 1)
