@@ -292,6 +292,7 @@ def test_explicit_model_shows_gaussians_in_a_3d_viewer_and_depth(tmp_path: Path,
     assert depth["type"] == "gallery" and depth["props"]["visible"] is True
     (run,) = [d for d in app.get_config_file()["dependencies"] if viewer["id"] in d["outputs"]]
     assert depth["id"] in run["outputs"]
+    assert app.fns[run["id"]].tracks_progress  # the page mirrors the render progress bars
 
     runner = Runner(model, tmp_path / "work", frames=2)
     uploads = helpers.write_images(tmp_path / "photos", 3)

@@ -159,11 +159,17 @@ class Runner:
         raise ValueError("upload images or a video, or pick an example")
 
     def __call__(
-        self, files: Sequence[Any] | None, video: Any, example: str | None, max_views: float
+        self,
+        files: Sequence[Any] | None,
+        video: Any,
+        example: str | None,
+        max_views: float,
+        show_progress: bool = False,
     ) -> tuple[str, str, list[str], list[str], str | None, str, dict[str, Any]]:
         """One run: the camera plot, the novel-view video, the renders, the depth pictures
-        (models with depth, else empty), ``gaussians.ply`` (models with Gaussians, else None),
-        the zip of all outputs and the summary (file paths as strings)."""
+        (models with depth, else empty), the 3D view's copy of ``gaussians.ply`` (models with
+        Gaussians, else None), the zip of all outputs and the summary (paths as strings).
+        ``show_progress``: the rendering stages report progress bars (the page shows them)."""
         gr = _import_gradio()
         job = self.work_dir / uuid.uuid4().hex[:12]
         job.mkdir(parents=True)
@@ -178,6 +184,7 @@ class Runner:
                     skip_bad=True,
                     path_frames=self.frames,
                     spiral_frames=self.frames,
+                    progress=show_progress,
                 )
         except (FileNotFoundError, ValueError, InferenceError) as err:
             raise gr.Error(str(err)) from None
@@ -257,8 +264,15 @@ def build_app(
         with gr.Row():
             archive = gr.File(label="all outputs (zip)", elem_id="archive")
             summary = gr.JSON(label="summary", elem_id="summary")
+
+        tracker = gr.Progress(track_tqdm=True)
+
+        def run_request(files, video, example, max_views, progress=tracker):
+            # A gr.Progress default makes Gradio mirror the pipeline's tqdm bars on the page.
+            return runner(files, video, example, max_views, show_progress=True)
+
         run.click(
-            runner,
+            run_request,
             inputs=[files, video, example, max_views],
             outputs=[plot, novel, renders, depth, gaussians, archive, summary],
         )
