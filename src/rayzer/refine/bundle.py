@@ -53,6 +53,8 @@ class RefineConfig:
         refine_depth: also refine a ``depth_grid × depth_grid`` log-depth correction per view
             (for depth that is not exact); uses Adam with the learning rates below.
         depth_grid: resolution of that correction.
+        depth_prior: weight of the mean squared log-depth correction added to the loss (keeps
+            the correction from trading off against the focal and the poses).
         lr_pose, lr_focal, lr_depth: Adam steps (radians / median depths / log units) when
             ``refine_depth``; ignored otherwise (L-BFGS).
         occlusion_tolerance: see :func:`~rayzer.refine.reprojection.reprojection_error`.
@@ -69,6 +71,7 @@ class RefineConfig:
     refine_focal: bool = True
     refine_depth: bool = False
     depth_grid: int = 8
+    depth_prior: float = 0.0
     lr_pose: float = 3e-3
     lr_focal: float = 3e-3
     lr_depth: float = 1e-2
@@ -276,7 +279,7 @@ def refine_cameras(
             )
             loss = mean_error(err, valid)
             if cfg.refine_depth:  # the anchor's mean correction holds the scale gauge
-                loss = loss + corr[anchor].mean().square()
+                loss = loss + corr[anchor].mean().square() + cfg.depth_prior * corr.square().mean()
             return loss
 
         if cfg.refine_depth:
@@ -284,6 +287,11 @@ def refine_cameras(
             groups += [{"params": [log_f], "lr": cfg.lr_focal}]
             groups += [{"params": [corr], "lr": cfg.lr_depth}]
             opt: torch.optim.Optimizer = torch.optim.Adam(groups)
+            # cosine decay to 10 % within the level: Adam's steps do not shrink by themselves
+            # near the optimum, and a constant step leaves the cameras jittering around it
+            schedule = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda i: 0.1 + 0.45 * (1 + math.cos(math.pi * min(i / max(n, 1), 1.0)))
+            )
         else:
             opt = torch.optim.LBFGS(
                 [rotvec, trans, log_f],
@@ -313,6 +321,8 @@ def refine_cameras(
                     progress["skipped"] += n - len(level_losses)
                     return
             start_loss = float(opt.step(closure).detach())
+            if cfg.refine_depth:
+                schedule.step()
             guard(evaluated[-1])
             progress["done"] += 1
             result.history.append((progress["done"], min(lh, lw), start_loss))
