@@ -27,6 +27,7 @@ p.add_argument("--starts", default="pert,truth")
 p.add_argument("--depth-prior", type=float, default=0.0)
 p.add_argument("--fixed-focal", action="store_true")
 p.add_argument("--lr-depth", type=float, default=1e-2)
+p.add_argument("--optimizer", default="auto")
 a = p.parse_args()
 torch.set_num_threads(1)
 logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -66,6 +67,7 @@ cfg = RefineConfig(
     refine_depth=a.refine_depth,
     depth_prior=a.depth_prior,
     lr_depth=a.lr_depth,
+    optimizer=a.optimizer,
     refine_focal=not a.fixed_focal,
 )
 for name in a.starts.split(","):
@@ -75,7 +77,12 @@ for name in a.starts.split(","):
     t = time.time()
     res = refine_cameras(imgs, start, Ks, depth, config=cfg)
     row = {"start": name, "size": a.size, "depth": a.depth, "refine_depth": a.refine_depth}
-    row |= {"depth_prior": a.depth_prior, "fixed_focal": a.fixed_focal, "lr_depth": a.lr_depth}
+    row |= {
+        "depth_prior": a.depth_prior,
+        "fixed_focal": a.fixed_focal,
+        "lr_depth": a.lr_depth,
+        "optimizer": a.optimizer,
+    }
     row |= {"rot": [err(start)[0], err(res.c2w)[0]], "tdir": [err(start)[1], err(res.c2w)[1]]}
     row |= {"focal": round(float(res.K[0, 0] / K[0, 0]), 4)} | res.summary()
     row["wall_s"] = round(time.time() - t, 1)

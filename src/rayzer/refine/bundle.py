@@ -55,6 +55,8 @@ class RefineConfig:
         depth_grid: resolution of that correction.
         depth_prior: weight of the mean squared log-depth correction added to the loss (keeps
             the correction from trading off against the focal and the poses).
+        optimizer: ``"auto"`` (L-BFGS for cameras only, Adam with ``refine_depth``),
+            ``"lbfgs"`` or ``"adam"``.
         lr_pose, lr_focal, lr_depth: Adam steps (radians / median depths / log units) when
             ``refine_depth``; ignored otherwise (L-BFGS).
         occlusion_tolerance: see :func:`~rayzer.refine.reprojection.reprojection_error`.
@@ -72,6 +74,7 @@ class RefineConfig:
     refine_depth: bool = False
     depth_grid: int = 8
     depth_prior: float = 0.0
+    optimizer: str = "auto"
     lr_pose: float = 3e-3
     lr_focal: float = 3e-3
     lr_depth: float = 1e-2
@@ -261,6 +264,9 @@ def refine_cameras(
         if abs(lf) > cfg.max_log_focal:
             raise _Diverged(f"the focal scale reached {math.exp(lf):.3f}")
 
+    if cfg.optimizer not in ("auto", "lbfgs", "adam"):
+        raise ValueError(f"optimizer must be auto, lbfgs or adam, got {cfg.optimizer!r}")
+    use_adam = cfg.optimizer == "adam" or (cfg.optimizer == "auto" and cfg.refine_depth)
     sizes = _level_sizes(cfg.levels, h, w)
     per_level = [cfg.steps // len(sizes)] * len(sizes)
     per_level[-1] += cfg.steps - sum(per_level)
@@ -282,7 +288,7 @@ def refine_cameras(
                 loss = loss + corr[anchor].mean().square() + cfg.depth_prior * corr.square().mean()
             return loss
 
-        if cfg.refine_depth:
+        if use_adam:
             groups = [{"params": [rotvec, trans], "lr": cfg.lr_pose}]
             groups += [{"params": [log_f], "lr": cfg.lr_focal}]
             groups += [{"params": [corr], "lr": cfg.lr_depth}]
@@ -294,7 +300,7 @@ def refine_cameras(
             )
         else:
             opt = torch.optim.LBFGS(
-                [rotvec, trans, log_f],
+                [rotvec, trans, log_f, *([corr] if cfg.refine_depth else [])],
                 lr=1.0,
                 max_iter=1,  # one iteration per .step(): progress and guard every step
                 max_eval=25,  # the line search's budget (the default, 5/4 max_iter, is 1)
@@ -315,13 +321,13 @@ def refine_cameras(
 
         level_losses: list[float] = []
         for _ in range(n):
-            if len(level_losses) > 5 and not cfg.refine_depth:
+            if len(level_losses) > 5 and not use_adam:
                 gain = (level_losses[-6] - level_losses[-1]) / max(level_losses[-6], 1e-12)
                 if gain < cfg.converged:
                     progress["skipped"] += n - len(level_losses)
                     return
             start_loss = float(opt.step(closure).detach())
-            if cfg.refine_depth:
+            if use_adam:
                 schedule.step()
             guard(evaluated[-1])
             progress["done"] += 1
