@@ -110,16 +110,17 @@ def test_rasterizer_memory_is_checked_from_the_gaussians_before_rendering(
     free = 1 << 20  # the frames fit (about 0.2 MB), one view's 3072+ intersections do not
     monkeypatch.setattr(render_size, "available_memory_bytes", lambda device="cpu": free)
     rendered = []
-    real_render = pipeline.render_scene
-    monkeypatch.setattr(
-        pipeline, "render_scene", lambda *a, **k: rendered.append(1) or real_render(*a, **k)
-    )
+    for name in ("render_scene", "render_scene_with_depth"):
+        real = getattr(pipeline, name)
+        monkeypatch.setattr(
+            pipeline, name, lambda *a, _real=real, **k: rendered.append(1) or _real(*a, **k)
+        )
     with pytest.raises(ValueError, match=r"rasterizing one 64x64 frame needs about .*intersect"):
         run_inference(
             tmp_path / "photos", model=erayzer, out=tmp_path / "out", path_frames=2,
             spiral_frames=0, render_size=64,
         )  # fmt: skip
-    assert not rendered  # refused before any novel view was rendered
+    assert not rendered  # refused before any view was rendered
     helpers.no_output(tmp_path / "out")
 
 

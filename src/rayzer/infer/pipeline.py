@@ -294,31 +294,42 @@ def _predict(
         cams = predict_cameras(model, x)
     with timer.stage("reconstruct"):
         scene = build_scene(model, x, cams)
+        # The novel views' cameras and memory plan come before any rendering, so a render
+        # size that cannot fit is refused before the work.
+        segments, spiral_info = _novel_segments(cams, path_frames, spiral_frames, render_size)
+        per_pass = [views_per_pass(model, scene, c, chunk, render_size) for _, c in segments]
     with timer.stage("render_inputs"):
         renders, depth = render_scene_with_depth(
             model, scene, cams, chunk, progress, desc="render inputs"
         )
         view_psnr = psnr(renders, x).tolist()
     with timer.stage("render_novel"):
-        segments: list[tuple[str, Cameras]] = []
-        novel_hw = render_dims(cams.height, cams.width, render_size)
-        if path_frames:
-            segments.append(("path", at_size(path_through(cams, path_frames), *novel_hw)))
-        spiral_info = None
-        if spiral_frames:
-            spiral, spiral_info = spiral_around(cams, spiral_frames)
-            segments.append(("spiral", at_size(spiral, *novel_hw)))
-        novel_frames = []
-        for kind, c in segments:
-            per_pass = views_per_pass(model, scene, c, chunk, render_size)
-            frames = render_scene(model, scene, c, per_pass, progress, desc=f"render {kind}")
-            novel_frames.append(to_uint8(frames))
+        novel_frames = [
+            to_uint8(render_scene(model, scene, c, n, progress, desc=f"render {kind}"))
+            for (kind, c), n in zip(segments, per_pass, strict=True)
+        ]
     gaussians = None
     if model.model.capabilities.outputs_gaussians:
         gaussians = {k: v.cpu() for k, v in model.model.gaussians(scene).items()}
     return _Predictions(
         cams, renders, depth, view_psnr, segments, spiral_info, novel_frames, gaussians
     )
+
+
+def _novel_segments(
+    cams: Cameras, path_frames: int, spiral_frames: int, render_size: int | None
+) -> tuple[list[tuple[str, Cameras]], Any]:
+    """The novel-view segments ``("path" | "spiral", cameras at the render size)`` and the
+    spiral's description (None without a spiral)."""
+    segments: list[tuple[str, Cameras]] = []
+    novel_hw = render_dims(cams.height, cams.width, render_size)
+    if path_frames:
+        segments.append(("path", at_size(path_through(cams, path_frames), *novel_hw)))
+    spiral_info = None
+    if spiral_frames:
+        spiral, spiral_info = spiral_around(cams, spiral_frames)
+        segments.append(("spiral", at_size(spiral, *novel_hw)))
+    return segments, spiral_info
 
 
 def _write_outputs(
