@@ -36,6 +36,7 @@ p.add_argument("--windows", type=int, default=2)
 p.add_argument("--steps", type=int, default=150)
 p.add_argument("--size", type=int, default=128)
 p.add_argument("--no-colmap", action="store_true")
+p.add_argument("--spread", action="store_true", help="8 frames evenly over the capture")
 a = p.parse_args()
 torch.set_num_threads(1)
 model = load_model(a.run, device="cpu")
@@ -51,11 +52,17 @@ for name in a.scenes.split(","):
     frames = meta["frames"]
     n = len(frames)
     starts = np.linspace(0, n - 8, a.windows).round().astype(int).tolist()
+    if a.spread:
+        starts = [-1]
     for s in starts:
-        win = frames[s : s + 8]
+        if s < 0:
+            picks = np.linspace(0, n - 1, 8).round().astype(int).tolist()
+            win = [frames[i] for i in picks]
+        else:
+            win = frames[s : s + 8]
         files = [REAL / name / f["file"] for f in win]
         gt = torch.tensor(np.array([f["c2w"] for f in win]), dtype=torch.float64)
-        row = {"scene": name, "frames": f"{s}-{s + 7}"}
+        row = {"scene": name, "frames": f"{s}-{s + 7}" if s >= 0 else "spread"}
         row["identity"] = med(torch.eye(4).repeat(8, 1, 1), gt)
         t = time.time()
         x = as_images([str(f) for f in files], model)

@@ -362,8 +362,8 @@ def refine_cameras(
         psnr, valid = _figures(images, new_depth, cams, Ks, nb)
         if not math.isfinite(psnr) or psnr < result.psnr_before:
             result.stopped = (
-                f"refinement stopped: the reprojection PSNR fell ({result.psnr_before:.2f} -> "
-                f"{psnr:.2f} dB); the input cameras are kept"
+                "refinement did not raise the reprojection PSNR "
+                f"({result.psnr_before:.3f} -> {psnr:.3f} dB); the input cameras are kept"
             )
         else:
             result.c2w, result.K, result.depth = cams, Ks, new_depth
