@@ -28,6 +28,8 @@ p.add_argument("--depth-prior", type=float, default=0.0)
 p.add_argument("--fixed-focal", action="store_true")
 p.add_argument("--lr-depth", type=float, default=1e-2)
 p.add_argument("--optimizer", default="auto")
+p.add_argument("--rot", type=float, default=3.0)
+p.add_argument("--trans", type=float, default=0.05)
 a = p.parse_args()
 torch.set_num_threads(1)
 logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -41,9 +43,9 @@ imgs, c2w, K, depth = clip.images, clip.c2w, clip.K, clip.depth
 v = 8
 g = torch.Generator().manual_seed(a.pseed)
 rv = torch.randn(v, 3, generator=g)
-rv = rv / rv.norm(dim=-1, keepdim=True) * math.radians(3)
+rv = rv / rv.norm(dim=-1, keepdim=True) * math.radians(a.rot)
 scale = float(depth.median())
-tr = torch.randn(v, 3, generator=g) * 0.05 * scale
+tr = torch.randn(v, 3, generator=g) * a.trans * scale
 pert = c2w @ make_c2w(axis_angle_to_matrix(rv), tr)
 pert[v // 2] = c2w[v // 2]
 Kp = K.clone()
