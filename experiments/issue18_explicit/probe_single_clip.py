@@ -27,6 +27,9 @@ VARIANTS = {
     "erayzer": ("erayzer-tiny-cpu", []),
     "erayzer-noskip": ("erayzer-tiny-cpu", ["model.pixel_color_skip=false"]),
     "nas3r": ("nas3r-tiny-cpu", []),
+    # uncovered target pixels cost (x - 0.5)² instead of (x - 1)² (landscape probe: at
+    # initialisation the white background is what makes the identity win)
+    "erayzer-gray": ("erayzer-tiny-cpu", ["model.background=[0.5,0.5,0.5]"]),
 }
 
 
