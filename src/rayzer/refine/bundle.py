@@ -60,8 +60,9 @@ class RefineConfig:
         lr_pose, lr_focal, lr_depth: Adam steps (radians / median depths / log units) when
             ``refine_depth``; ignored otherwise (L-BFGS).
         occlusion_tolerance: see :func:`~rayzer.refine.reprojection.reprojection_error`.
-        max_rotation_deg, max_translation, max_log_focal: divergence limits on the change of
-            any camera (translation in units of the median depth) and of the log focal.
+        max_rotation_deg, max_translation, max_log_focal, max_log_depth_change: divergence
+            limits on the change of any camera (translation in units of the median depth), of
+            the log focal and of any log-depth correction.
         converged: a level ends early once its loss improved by less than this fraction over
             the last 5 iterations.
         log_every_s: seconds between progress lines on the ``rayzer.refine`` logger.
@@ -82,6 +83,7 @@ class RefineConfig:
     max_rotation_deg: float = 20.0
     max_translation: float = 0.5
     max_log_focal: float = math.log(1.5)
+    max_log_depth_change: float = math.log(3.0)
     converged: float = 1e-4
     log_every_s: float = 5.0
 
@@ -263,6 +265,9 @@ def refine_cameras(
         lf = float(log_f.detach())
         if abs(lf) > cfg.max_log_focal:
             raise _Diverged(f"the focal scale reached {math.exp(lf):.3f}")
+        dc = float(corr.detach().abs().max())
+        if dc > cfg.max_log_depth_change:
+            raise _Diverged(f"a depth correction reached a factor {math.exp(dc):.2f}")
 
     if cfg.optimizer not in ("auto", "lbfgs", "adam"):
         raise ValueError(f"optimizer must be auto, lbfgs or adam, got {cfg.optimizer!r}")
