@@ -31,7 +31,6 @@ from rayzer.bench.reliability_tools import (
 )
 
 LIMIT_MB = 0.05
-API = "/Runner"
 NONE = "none: use my upload"
 
 
@@ -83,7 +82,19 @@ def _start(ckpt: Path, tmp: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError(f"rayzer serve did not start: {proc.stderr.read()[-2000:]}")
 
 
-def _run(url: str, files: list[Path] | None) -> tuple[dict | None, str | None]:
+def run_endpoint(url: str) -> str:
+    """The API name of the app's run button (the endpoint taking files, video, example and
+    max views), read from the app itself so that a renamed handler is still found."""
+    from gradio_client import Client
+
+    api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
+    names = [n for n, e in api["named_endpoints"].items() if len(e["parameters"]) == 4]
+    if len(names) != 1:
+        raise RuntimeError(f"cannot tell the run endpoint among {list(api['named_endpoints'])}")
+    return names[0]
+
+
+def _run(url: str, api: str, files: list[Path] | None) -> tuple[dict | None, str | None]:
     """One browser-like run of the app: (summary, None) or (None, the error shown)."""
     from gradio_client import Client, handle_file
 
@@ -91,22 +102,22 @@ def _run(url: str, files: list[Path] | None) -> tuple[dict | None, str | None]:
         client = Client(url, verbose=False)
         result = client.predict(
             [handle_file(str(p)) for p in files] if files else None, None, NONE, 24,
-            api_name=API,
+            api_name=api,
         )  # fmt: skip
     except Exception as err:  # gradio_client raises AppError / ValueError with the message
         return None, f"{type(err).__name__}: {err}"
     return result[-1], None
 
 
-def _raw_call(url: str, data: list[Any]) -> str:
+def _raw_call(url: str, api: str, data: list[Any]) -> str:
     """Call the app's endpoint with hand-made data (as a hostile client would: naming any
     path) and return the event stream's text."""
     body = json.dumps({"data": data}).encode()
-    code, answer = _http(f"{url}gradio_api/call{API}", body, {"Content-Type": "application/json"})
+    code, answer = _http(f"{url}gradio_api/call{api}", body, {"Content-Type": "application/json"})
     if code != 200:
         return f"HTTP {code}: {answer[:300]!r}"
     event = json.loads(answer)["event_id"]
-    _, stream = _http(f"{url}gradio_api/call{API}/{event}")
+    _, stream = _http(f"{url}gradio_api/call{api}/{event}")
     return stream.decode(errors="replace")
 
 
@@ -122,6 +133,8 @@ def serve_check(folder: Path, quick: bool = False) -> Check:
     proc, url = _start(ckpt, tmp)
     try:
         (private,) = tmp.glob("rayzer-serve-*")
+        api = run_endpoint(url)
+        check.figures["endpoint"] = api
         # uploads over the limit, and within it with a path-traversal name
         code, _ = _http(f"{url}gradio_api/upload", *_multipart("big.png", bytes(100_000)))
         check.add({"trial": f"upload of 100 kB over --max-upload-mb {LIMIT_MB}", "http": code},
@@ -148,7 +161,7 @@ def serve_check(folder: Path, quick: bool = False) -> Check:
                       code >= 400 and not leaked)  # fmt: skip
         # a run naming a file it never uploaded
         fake = {"path": str(photos[0]), "meta": {"_type": "gradio.FileData"}}
-        stream = _raw_call(url, [[fake, fake], None, NONE, 24])
+        stream = _raw_call(url, api, [[fake, fake], None, NONE, 24])
         jobs = list((private / "jobs").glob("*/uploads/*")) if (private / "jobs").is_dir() else []
         check.add({"trial": "run naming a file outside the upload folder",
                    "answer": stream[-300:], "processed": [str(p) for p in jobs]},
@@ -157,7 +170,7 @@ def serve_check(folder: Path, quick: bool = False) -> Check:
         notes = [folder / "notes.png", folder / "notes2.png"]
         for path in notes:
             path.write_text("not an image\n" * 10)
-        summary, error = _run(url, notes)
+        summary, error = _run(url, api, notes)
         check.add({"trial": "upload of text files named .png", "error": error},
                   summary is None and error is not None and "notes" in error)  # fmt: skip
         # concurrent users
@@ -165,7 +178,7 @@ def serve_check(folder: Path, quick: bool = False) -> Check:
         results: list[tuple[dict | None, str | None]] = [(None, "not run")] * users
 
         def user(k: int) -> None:
-            results[k] = _run(url, photos)
+            results[k] = _run(url, api, photos)
 
         start = time.monotonic()
         threads = [threading.Thread(target=user, args=(k,)) for k in range(users)]

@@ -174,28 +174,50 @@ def reference_run(out: Path, quick: bool = False) -> Reference:
     return Reference(out, steps, startup, (total - startup) / steps, weights, step_losses(out))
 
 
-def _kill_once(ref: Reference, out: Path, rng: random.Random, inside_write: bool) -> dict:
-    """Start ``rayzer train --resume auto`` on ``out`` and SIGKILL it at a random moment (or
-    right after a checkpoint's temporary folder appears). The record says what happened."""
+#: Where a kill lands (cycled within a chain): anywhere in the process's life (start-up and
+#: resume included), inside a checkpoint write, or while it trains (after its first step).
+KILL_MODES = ("anywhere", "inside checkpoint write", "while training")
+
+
+def _step_records(out: Path) -> int:
+    path = out / "metrics.jsonl"
+    if not path.is_file():
+        return 0
+    return sum('"event"' not in line for line in path.read_text().splitlines())
+
+
+def _kill_once(ref: Reference, out: Path, rng: random.Random, mode: str) -> dict:
+    """Start ``rayzer train --resume auto`` on ``out`` and SIGKILL it at a random moment of
+    the kind ``mode`` (:data:`KILL_MODES`). The record says what happened."""
     done = max(step_losses(out), default=0)
     remaining = ref.steps - done
+    before = _step_records(out)
     proc = _launch([*train_args(ref.steps), "--resume", "auto"], out)
     start = time.monotonic()
     root = out / CHECKPOINT_DIR
-    if inside_write:
+    if mode == "inside checkpoint write":
         # Start watching at a random moment of the run, then kill as soon as a write starts
         # (plus a random part of a typical write, so the kill lands at different files).
         wait_for(lambda: proc.poll() is not None, rng.uniform(0.5, 1.0) * ref.startup_s)
 
+        mine = f"-{proc.pid}"  # not a temp folder an earlier kill left behind
+
         def writing() -> bool:
             return proc.poll() is not None or (
-                root.is_dir() and any(e.name.startswith(".tmp-") for e in os.scandir(root))
+                root.is_dir()
+                and any(
+                    e.name.startswith(".tmp-") and e.name.endswith(mine) for e in os.scandir(root)
+                )
             )
 
         wait_for(writing, 300, 0.001)
         time.sleep(rng.uniform(0.0, 0.02))
+    elif mode == "while training":
+        wait_for(lambda: _step_records(out) > before or proc.poll() is not None, 300, 0.005)
+        delay = rng.uniform(0.0, 0.9) * max(0, remaining - 1) * ref.step_s
+        wait_for(lambda: proc.poll() is not None, delay, 0.005)
     else:
-        delay = ref.startup_s + rng.uniform(0.0, 0.95) * remaining * ref.step_s
+        delay = rng.uniform(0.0, 1.0) * (ref.startup_s + remaining * ref.step_s)
         wait_for(lambda: proc.poll() is not None, delay, 0.005)
     at = time.monotonic() - start
     killed = proc.poll() is None
@@ -204,25 +226,26 @@ def _kill_once(ref: Reference, out: Path, rng: random.Random, inside_write: bool
     proc.communicate(timeout=120)
     pid_temps = [t for t in temp_folders(out) if t.endswith(f"-{proc.pid}")]
     return {
-        "mode": "inside checkpoint write" if inside_write else "random",
+        "mode": mode,
         "at_s": round(at, 3),
         "killed": killed,
         "returncode": proc.returncode,
         "steps_logged_before": done,
         "steps_logged_after": max(step_losses(out), default=0),
+        "steps_run_before_kill": _step_records(out) - before,
         "kill_left_temp_folder": bool(pid_temps),
         "unloadable": unloadable_checkpoints(out) if killed else [],
     }
 
 
 def _chain(ref: Reference, out: Path, seed: int, kills: int) -> dict:
-    """Up to ``kills`` SIGKILLs of one run (the 2nd of every 3 inside a checkpoint write), then a
+    """Up to ``kills`` SIGKILLs of one run (kinds of moment cycled: :data:`KILL_MODES`), then a
     resume to the end, compared with the reference."""
     rng = random.Random(seed)
     shutil.rmtree(out, ignore_errors=True)
     records = []
     for k in range(kills):
-        record = _kill_once(ref, out, rng, inside_write=k % 3 == 1)
+        record = _kill_once(ref, out, rng, KILL_MODES[k % len(KILL_MODES)])
         records.append(record)
         if not record["killed"]:  # the run ended before the kill: nothing left to interrupt
             break
@@ -258,11 +281,15 @@ def kill_check(ref: Reference, folder: Path, seed: int, kills: int, jobs: int) -
             chain["different"] is None and not chain["temps_left"],
         )  # fmt: skip
     unloadable = sum(len(c["unloadable"]) for c in kill.cases)
+    startup = sum(c["steps_run_before_kill"] == 0 and not c["kill_left_temp_folder"]
+                  for c in kill.cases)  # fmt: skip
     kill.detail = (
-        f"{kill.trials} kills at seeded random moments, {inside} of them inside a checkpoint "
-        f"write (temp folder left); {unloadable} unloadable checkpoints"
+        f"{kill.trials} kills at seeded random moments: {inside} inside a checkpoint write "
+        f"(temp folder left), {kill.trials - inside - startup} while training, {startup} during "
+        f"start-up / resume; {unloadable} unloadable checkpoints"
     )
-    kill.figures = {"kills": kill.trials, "inside_write": inside, "unloadable": unloadable}
+    kill.figures = {"kills": kill.trials, "inside_write": inside, "startup": startup,
+                    "unloadable": unloadable}  # fmt: skip
     same = identical.trials - identical.failures
     identical.detail = (
         f"{same}/{identical.trials} chains ({ref.steps} steps, checkpoint every {CKPT_EVERY}) "
