@@ -51,6 +51,7 @@ def run(
     pyramid: bool = False,
     gt_cameras: bool = False,
     stride: int = 3,
+    over_target: float | None = None,
 ) -> list[dict]:
     preset, over = VARIANTS[name]
     cfg = load_config(preset, [f"data.image_size={size}", *over])
@@ -72,6 +73,7 @@ def run(
                     "variant": name
                     + ("+pyramid" if pyramid else "")
                     + ("+gt-cameras" if gt_cameras else "")
+                    + (f"+over-target{over_target:g}" if over_target is not None else "")
                     + f"/stride{stride}",
                     "step": step,
                     "rot_err_deg": err,
@@ -112,6 +114,13 @@ def run(
                 a = torch.nn.functional.avg_pool2d(render.flatten(0, 1), k)
                 b = torch.nn.functional.avg_pool2d(target.flatten(0, 1), k)
                 loss = loss + (a - b).square().mean() / 4
+        if over_target is not None:
+            # Uncovered pixels show the target itself instead of the background, so they cost
+            # nothing but the coverage penalty λ·mean(1 − alpha): the covered pixels decide.
+            target = images[None][:, targets[0]]
+            alpha, bg = out.rendered.alpha, torch.tensor(model.cfg.background).view(3, 1, 1)
+            composite = out.render + (1 - alpha) * (target - bg)
+            loss = (composite - target).square().mean() + over_target * (1 - alpha).mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -128,6 +137,11 @@ def main() -> None:
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--pyramid", action="store_true", help="multi-scale MSE instead of the loss")
     p.add_argument("--gt-cameras", action="store_true", help="oracle: train on the true cameras")
+    p.add_argument(
+        "--over-target",
+        type=float,
+        help="composite over the target, plus this weight times the uncovered share",
+    )
     p.add_argument("--stride", type=int, default=3, help="frames 0, s, …, 7s of the 24-frame clip")
     p.add_argument("--out", default=str(Path(__file__).with_name("single_clip")))
     args = p.parse_args()
@@ -136,7 +150,14 @@ def main() -> None:
         r
         for v in args.variants.split(",")
         for r in run(
-            v, args.steps, args.size, args.seed, args.pyramid, args.gt_cameras, args.stride
+            v,
+            args.steps,
+            args.size,
+            args.seed,
+            args.pyramid,
+            args.gt_cameras,
+            args.stride,
+            args.over_target,
         )
     ]
     Path(args.out + ".json").write_text(json.dumps(rows, indent=1) + "\n")
