@@ -59,6 +59,8 @@ class Check:
     detail: str = ""
     cases: list[dict[str, Any]] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    #: a second view of trials counted in another row (left out of the totals)
+    subset: bool = False
 
     def add(self, case: dict[str, Any], ok: bool) -> None:
         """Record one trial (``case`` gains ``ok``)."""
