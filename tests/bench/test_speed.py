@@ -43,7 +43,7 @@ def test_derived_config_is_a_plain_yaml_any_rayzer_loads(tmp_path):
 def test_compare_pairs_before_and_after_runs_by_configuration():
     from rayzer.bench.speed import compare
 
-    def row(code, step):
+    def row(code, step):  # three steps per run
         return {
             "section": "configs",
             "code": code,
@@ -51,6 +51,7 @@ def test_compare_pairs_before_and_after_runs_by_configuration():
             "batch": 8,
             "views": 8,
             "step_s": step,
+            "step_s_all": [step, step + 0.1, step + 0.2],
             "flop_utilisation": 1.0 / step,
             "peak_mem_mib": 100.0,
         }
@@ -60,6 +61,7 @@ def test_compare_pairs_before_and_after_runs_by_configuration():
     (entry,) = compare(rows)
     assert entry["step_s_before"] == 2.1 and entry["step_s_after"] == 1.1
     assert abs(entry["speedup"] - 2.1 / 1.1) < 1e-12
+    assert entry["best_s_before"] == 2.0 and entry["best_s_after"] == 1.0
 
 
 def test_rasterizer_share_is_measured_for_an_explicit_model():
