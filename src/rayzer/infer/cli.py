@@ -68,6 +68,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="short side of the novel-view video in pixels, even (default: the input size); "
         "models with 3D Gaussians (E-RayZer, NAS3R) only",
     )
+    p.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="refine the predicted cameras by photometric bundle adjustment on the model's depth "
+        "(STEPS iterations, e.g. 150; models with depth only); summary.json gets before/after "
+        "figures",
+    )
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: its own)")
     p.add_argument("--quiet", action="store_true", help="no progress output (errors only)")
 
@@ -76,6 +85,7 @@ def main(args: argparse.Namespace) -> None:
     from rayzer.infer.pipeline import InferenceError, run_inference
 
     restore_logging = command_logging(logging.getLogger("rayzer.infer"), args.quiet)
+    restore_refine_logging = command_logging(logging.getLogger("rayzer.refine"), args.quiet)
     try:
         set_threads(args.threads)
         result = run_inference(
@@ -94,6 +104,7 @@ def main(args: argparse.Namespace) -> None:
             overwrite=args.overwrite,
             progress=not args.quiet and sys.stderr.isatty(),
             render_size=args.render_size,
+            refine=args.refine,
         )
     except (FileNotFoundError, ValueError):
         raise
@@ -101,6 +112,7 @@ def main(args: argparse.Namespace) -> None:
         raise ValueError(str(err)) from err
     finally:
         restore_logging()
+        restore_refine_logging()
     s = result.summary
     t = s["timings_s"]
     print(
