@@ -1,8 +1,8 @@
 import math
 
-import refine as R
 import torch
 
+import refine as R
 from rayzer.data.synthetic.clip import SynthConfig, render_clip
 from rayzer.geometry import axis_angle_to_matrix, make_c2w
 from rayzer.render import rasterize

@@ -2,10 +2,10 @@ import math
 import time
 
 import torch
-from refine import RefineConfig, refine_scene
 
 from rayzer.data.synthetic.clip import SynthConfig, render_clip
 from rayzer.geometry import axis_angle_to_matrix, make_c2w, relative_pose_errors
+from refine import RefineConfig, refine_scene
 
 size = 48
 clip = render_clip(
