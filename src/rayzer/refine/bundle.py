@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rayzer.geometry import axis_angle_to_matrix, make_c2w
+from rayzer.refine.depth import clean_depth
 from rayzer.refine.reprojection import mean_error, neighbour_views, reprojection_error
 
 log = logging.getLogger("rayzer.refine")
@@ -204,7 +205,8 @@ def refine_cameras(
         c2w: ``(V, 4, 4)`` starting OpenCV camera-to-world; K: ``(V, 4)`` pixel intrinsics
             ``(fx, fy, cx, cy)`` of ``H × W`` (a shared focal *scale* is refined).
         depth: ``(V, h, w)`` camera z-depth at any resolution (resampled to ``H × W``);
-            ``<= 0`` or non-finite marks unknown pixels.
+            ``<= 0``, non-finite or absurdly far values (:func:`~rayzer.refine.depth.clean_depth`)
+            mark unknown pixels.
         config: :class:`RefineConfig` (defaults: 150 L-BFGS iterations over 16 px, 32 px and
             the full size, 4 neighbours, focal refined, depth kept).
         anchor: the view whose pose is held (default ``V // 2``).
@@ -219,7 +221,7 @@ def refine_cameras(
     t0 = time.perf_counter()
     # Clones: tensors made under torch.inference_mode() (a model's outputs) cannot enter autograd.
     images, c2w, K = (x.detach().float().clone() for x in (images, c2w, K))
-    depth = torch.nan_to_num(depth.detach().float().clone(), nan=0.0, posinf=0.0, neginf=0.0)
+    depth = clean_depth(depth)
     _check_inputs(images, c2w, K, depth)
     v, _, h, w = images.shape
     anchor = v // 2 if anchor is None else anchor

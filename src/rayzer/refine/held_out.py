@@ -18,6 +18,7 @@ from torch import Tensor
 
 from rayzer.geometry import unproject_depth
 from rayzer.refine.bundle import RefineConfig, RefineResult, _resize_depth, refine_cameras
+from rayzer.refine.depth import clean_depth
 
 #: A pixel Gaussian's standard deviation in pixels of its own view.
 PIXEL_SIGMA = 0.5
@@ -120,7 +121,7 @@ def held_out_psnr(
     if not 0 <= view < v:
         raise ValueError(f"view must be in [0, {v}), got {view}")
     images, c2w, K = (x.detach().float().clone() for x in (images, c2w, K))
-    depth = _resize_depth(torch.nan_to_num(depth.detach().float().clone()), h, w)
+    depth = _resize_depth(clean_depth(depth), h, w)
     others = [i for i in range(v) if i != view]
     anchor = others.index(v // 2) if v // 2 in others else len(others) // 2
     result = refine_cameras(

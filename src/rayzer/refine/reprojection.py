@@ -7,7 +7,8 @@ neighbour "sees" a pixel when the point lands inside its frame, in front of it, 
 that neighbour's own depth at that spot (an occlusion test on the depth maps).
 
 Shapes and conventions: images ``(V, 3, H, W)`` in [0, 1]; depth ``(V, H, W)`` camera z-depth at
-the images' size, ``<= 0`` where unknown; cameras OpenCV camera-to-world ``(V, 4, 4)`` and pixel
+the images' size, ``<= 0`` or non-finite where unknown (absurdly far values should be removed
+first, :func:`rayzer.refine.depth.clean_depth`); cameras OpenCV camera-to-world ``(V, 4, 4)`` and pixel
 intrinsics ``(V, 4) = (fx, fy, cx, cy)`` of the same size (:mod:`rayzer.geometry`).
 """
 
@@ -21,6 +22,9 @@ from rayzer.geometry import project_points, unproject_depth
 
 #: Charbonnier ε: the error behaves like L1 above it and stays smooth at zero (L-BFGS needs it).
 CHARBONNIER_EPS = 1e-3
+#: Normalised sample coordinates beyond this (or non-finite) are replaced by it: outside the
+#: frame ([-1, 1]) yet small enough for grid_sample's integer index arithmetic.
+OFF_FRAME = 2.0
 
 
 def neighbour_views(num_views: int, k: int) -> Tensor:
@@ -58,11 +62,17 @@ def reprojection_error(
     """
     v, c, h, w = images.shape
     k = neighbours.shape[1]
-    known = depth > 0
-    pts = unproject_depth(depth.clamp_min(1e-6), c2w, K)  # (V, H, W, 3)
+    known = torch.isfinite(depth) & (depth > 0)
+    # unknown pixels are lifted at depth 1 (masked out below) so no NaN reaches the gradients
+    pts = unproject_depth(torch.where(known, depth, 1.0).clamp_min(1e-6), c2w, K)  # (V, H, W, 3)
     pts = pts[:, None].expand(v, k, h, w, 3).reshape(v, k, h * w, 3)
     uv, z = project_points(pts, c2w[neighbours], K[neighbours])  # (V, k, HW, 2), (V, k, HW)
     grid = torch.stack((uv[..., 0] / w * 2 - 1, uv[..., 1] / h * 2 - 1), dim=-1)
+    # Points far outside a neighbour's frame (or non-finite ones) would overflow grid_sample's
+    # index arithmetic (a crash in its backward pass): park them just outside the frame, where
+    # they sample the border and count as unseen.
+    off_frame = ~(grid.abs() <= OFF_FRAME).all(-1)  # also true for NaN
+    grid = torch.where(off_frame[..., None], torch.full_like(grid, OFF_FRAME), grid)
     grid = grid.reshape(v * k, 1, h * w, 2)
     sampled = F.grid_sample(
         images[neighbours].reshape(v * k, c, h, w),
@@ -77,7 +87,7 @@ def reprojection_error(
     else:
         err = (diff.square() + CHARBONNIER_EPS**2).sqrt().mean(2)
     with torch.no_grad():  # the visibility test is a mask, not part of the objective's slope
-        seen = (grid.reshape(v, k, h * w, 2).abs() < 1).all(-1) & (z > 1e-6)
+        seen = (grid.reshape(v, k, h * w, 2).abs() < 1).all(-1) & (z > 1e-6) & ~off_frame
         source_depth = F.grid_sample(
             depth[neighbours].reshape(v * k, 1, h, w),
             grid,
