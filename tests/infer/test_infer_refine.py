@@ -70,3 +70,18 @@ def test_refine_is_refused_for_a_model_without_depth(tmp_path: Path, helpers):
             photos, model=_loaded("tiny-cpu"), out=tmp_path / "out", path_frames=2, refine=5
         )
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("preset", ["tiny-cpu", "erayzer-tiny-cpu"])
+def test_a_negative_refine_is_refused_before_any_work(tmp_path: Path, helpers, monkeypatch, preset):
+    import rayzer.infer.pipeline as pipeline
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the views were loaded before --refine was checked")
+
+    monkeypatch.setattr(pipeline, "_load_views", no_work)
+    photos = tmp_path / "photos"
+    helpers.write_images(photos, 3)
+    with pytest.raises(ValueError, match=r"--refine must be a number of iterations >= 0.*-2"):
+        run_inference(photos, model=_loaded(preset), out=tmp_path / "out", refine=-2)
+    assert not (tmp_path / "out").exists()

@@ -130,7 +130,9 @@ class InferenceResult:
     views: PreparedViews
 
 
-def _check_counts(path_frames: int, spiral_frames: int, fps: float, chunk: int) -> None:
+def _check_counts(
+    path_frames: int, spiral_frames: int, fps: float, chunk: int, refine: int = 0
+) -> None:
     if path_frames < 0 or spiral_frames < 0:
         raise ValueError("--path-frames and --spiral-frames must be >= 0")
     if path_frames + spiral_frames > 10_000:
@@ -139,6 +141,10 @@ def _check_counts(path_frames: int, spiral_frames: int, fps: float, chunk: int) 
         raise ValueError(f"--fps must be a positive number, got {fps}")
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
+    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
+        raise ValueError(
+            f"--refine must be a number of iterations >= 0 (0: no refinement), got {refine!r}"
+        )
 
 
 def default_output(images: str | Path | None, video: str | Path | None) -> Path:
@@ -197,7 +203,9 @@ def run_inference(
             FileExistsError: ``out`` exists; InferenceError: a stage
             failed otherwise. Nothing is left at ``out`` after a failure.
     """
-    out = _plan_output(images, video, ckpt, out, overwrite, path_frames, spiral_frames, fps, chunk)
+    out = _plan_output(
+        images, video, ckpt, out, overwrite, path_frames, spiral_frames, fps, chunk, refine
+    )
     check_render_size(render_size)
     timer = StageTimer(resolve_device(device) if model is None else model.device)
     with timer.stage("load_model"):
@@ -246,6 +254,7 @@ def _plan_output(
     spiral_frames: int,
     fps: float,
     chunk: int,
+    refine: int = 0,
 ) -> Path:
     """Check the request before any work and return the output folder.
 
@@ -253,7 +262,7 @@ def _plan_output(
     """
     if (images is None) == (video is None):
         raise ValueError("give exactly one input: --images DIR or --video FILE")
-    _check_counts(path_frames, spiral_frames, fps, chunk)
+    _check_counts(path_frames, spiral_frames, fps, chunk, refine)
     out = Path(out) if out is not None else default_output(images, video)
     check_output_folder(out, {"--images": images, "--video": video, "--ckpt": ckpt}, overwrite)
     if images is not None:
