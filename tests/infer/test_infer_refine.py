@@ -85,3 +85,44 @@ def test_a_negative_refine_is_refused_before_any_work(tmp_path: Path, helpers, m
     with pytest.raises(ValueError, match=r"--refine must be a number of iterations >= 0.*-2"):
         run_inference(photos, model=_loaded(preset), out=tmp_path / "out", refine=-2)
     assert not (tmp_path / "out").exists()
+
+
+def test_refinement_gets_no_depth_where_the_render_is_nearly_transparent(
+    tmp_path: Path, monkeypatch
+):
+    """As refine_scene (render_depth's min_alpha): depth only where the opacity is >= 0.5."""
+    import rayzer.infer.pipeline as pipeline
+    import rayzer.refine
+
+    real_render = pipeline.render_scene_depth_alpha
+    rendered = {}
+
+    def half_transparent(*args, **kwargs):
+        rgb, depth, alpha = real_render(*args, **kwargs)
+        alpha = alpha.clone()
+        alpha[..., : alpha.shape[-1] // 2] = 0.2  # left half: mostly background
+        alpha[..., 0, -1] = 1e-5  # one pixel barely drawn
+        rendered.update(depth=depth[:, 0].clone(), alpha=alpha[:, 0].clone())
+        return rgb, depth, alpha
+
+    seen = {}
+
+    def fake_refine(images, c2w, K, depth, steps, **kwargs):
+        seen["depth"] = depth.clone()
+        return c2w, K, {"steps": steps, "stopped": None}
+
+    monkeypatch.setattr(pipeline, "render_scene_depth_alpha", half_transparent)
+    monkeypatch.setattr(rayzer.refine, "refine_with_report", fake_refine)
+    run_inference(
+        _orbit_photos(tmp_path / "photos", views=3),
+        model=_loaded("erayzer-tiny-cpu"),
+        out=tmp_path / "out",
+        path_frames=0,
+        spiral_frames=0,
+        refine=3,
+    )
+    opaque = rendered["alpha"] >= 0.5
+    assert opaque.any() and (~opaque).any()
+    assert (rendered["depth"][~opaque] > 0).any()  # the model did draw depth there
+    assert (seen["depth"][~opaque] == 0).all()
+    assert torch.equal(seen["depth"][opaque], rendered["depth"][opaque])

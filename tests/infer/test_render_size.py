@@ -110,7 +110,7 @@ def test_rasterizer_memory_is_checked_from_the_gaussians_before_rendering(
     free = 1 << 20  # the frames fit (about 0.2 MB), one view's 3072+ intersections do not
     monkeypatch.setattr(render_size, "available_memory_bytes", lambda device="cpu": free)
     rendered = []
-    for name in ("render_scene", "render_scene_with_depth"):
+    for name in ("render_scene", "render_scene_depth_alpha"):
         real = getattr(pipeline, name)
         monkeypatch.setattr(
             pipeline, name, lambda *a, _real=real, **k: rendered.append(1) or _real(*a, **k)

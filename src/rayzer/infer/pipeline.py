@@ -51,7 +51,7 @@ from rayzer.infer.predict import (
     build_scene,
     predict_cameras,
     render_scene,
-    render_scene_with_depth,
+    render_scene_depth_alpha,
 )
 from rayzer.infer.render_size import (
     at_size,
@@ -238,8 +238,12 @@ def run_inference(
 def _refine(x: torch.Tensor, pred: _Predictions, steps: int) -> tuple[Cameras, dict[str, Any]]:
     """The predicted cameras refined on the model's depth, and the report for the summary."""
     from rayzer.refine import refine_with_report
+    from rayzer.refine.bundle import MIN_ALPHA
 
     depth = pred.depth[:, 0] if pred.depth.ndim == 4 else pred.depth
+    if pred.alpha is not None:  # as refine_scene: nearly transparent pixels' depth is noise
+        alpha = pred.alpha[:, 0] if pred.alpha.ndim == 4 else pred.alpha
+        depth = torch.where(alpha >= MIN_ALPHA, depth, torch.zeros_like(depth))
     c2w, K, report = refine_with_report(x.cpu(), pred.cams.c2w, pred.cams.K, depth.cpu(), steps)
     return replace(pred.cams, c2w=c2w, K=K), report
 
@@ -311,6 +315,7 @@ class _Predictions:
     gaussians: (
         dict[str, torch.Tensor] | None
     )  # the scene's Gaussians (CPU), where the model has them
+    alpha: torch.Tensor | None = None  # (V, 1, H, W) accumulated opacity of the renders
 
 
 def _predict(
@@ -334,7 +339,7 @@ def _predict(
         segments, spiral_info = _novel_segments(cams, path_frames, spiral_frames, render_size)
         per_pass = [views_per_pass(model, scene, c, chunk, render_size) for _, c in segments]
     with timer.stage("render_inputs"):
-        renders, depth = render_scene_with_depth(
+        renders, depth, alpha = render_scene_depth_alpha(
             model, scene, cams, chunk, progress, desc="render inputs"
         )
         view_psnr = psnr(renders, x).tolist()
@@ -347,7 +352,7 @@ def _predict(
     if model.model.capabilities.outputs_gaussians:
         gaussians = {k: v.cpu() for k, v in model.model.gaussians(scene).items()}
     return _Predictions(
-        cams, renders, depth, view_psnr, segments, spiral_info, novel_frames, gaussians
+        cams, renders, depth, view_psnr, segments, spiral_info, novel_frames, gaussians, alpha
     )
 
 

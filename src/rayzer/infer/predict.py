@@ -136,8 +136,22 @@ def render_scene_with_depth(
 ) -> tuple[Tensor, Tensor | None]:
     """RGB ``(Vt, 3, H, W)`` and, for models with ``capabilities.outputs_depth``, camera
     z-depth ``(Vt, 1, H, W)`` (else None), both on the CPU."""
+    return render_scene_depth_alpha(model, scene, targets, chunk, progress, desc)[:2]
+
+
+@torch.inference_mode()
+def render_scene_depth_alpha(
+    model: LoadedModel,
+    scene: Any,
+    targets: Cameras,
+    chunk: int = 8,
+    progress: bool = False,
+    desc: str = "render",
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """As :func:`render_scene_with_depth`, plus the accumulated opacity ``(Vt, 1, H, W)`` in
+    [0, 1] where the model defines one (else None): where it is low the depth is a guess."""
     dev = model.device
-    rgb, depth = [], []
+    rgb, depth, alpha = [], [], []
     starts = range(0, len(targets), max(1, chunk))
     for s in tqdm(starts, desc=desc, unit="chunk", disable=not progress, leave=False):
         sl = slice(s, s + chunk)
@@ -151,8 +165,15 @@ def render_scene_with_depth(
         rgb.append(out.rgb[0].float().cpu())
         if out.depth is not None:
             depth.append(out.depth[0].float().cpu())
+        if out.alpha is not None:
+            alpha.append(out.alpha[0].float().cpu())
     has_depth = model.model.capabilities.outputs_depth and len(depth) == len(rgb)
-    return torch.cat(rgb), torch.cat(depth) if has_depth else None
+    has_alpha = len(alpha) == len(rgb)
+    return (
+        torch.cat(rgb),
+        torch.cat(depth) if has_depth else None,
+        torch.cat(alpha) if has_alpha else None,
+    )
 
 
 def render_views(

@@ -40,6 +40,10 @@ from rayzer.refine.reprojection import mean_error, neighbour_views, reprojection
 
 log = logging.getLogger("rayzer.refine")
 
+#: Rendered depth counts only where the accumulated opacity reaches this: below it the pixel is
+#: mostly background and its expected depth an unreliable blend.
+MIN_ALPHA = 0.5
+
 
 @dataclass
 class RefineConfig:
@@ -388,7 +392,7 @@ def render_depth(
     K: Tensor,
     height: int,
     width: int,
-    min_alpha: float = 0.5,
+    min_alpha: float = MIN_ALPHA,
 ) -> Tensor:
     """``(V, H, W)`` expected z-depth of a Gaussian scene at the cameras, 0 where its accumulated
     opacity is below ``min_alpha``. ``gaussians`` = (means (N, 3), quats (N, 4), scales (N, 3),
