@@ -13,7 +13,10 @@ from PIL import Image
 
 from _tiny import tiny_data
 from rayzer.config import load_config
+from rayzer.data.formats.nerfstudio import read_transforms
+from rayzer.data.scene_folder import read_scene_folder
 from rayzer.data.synthetic.clip import SynthConfig, render_clip
+from rayzer.geometry import axis_angle_to_matrix, make_c2w
 from rayzer.infer.model import LoadedModel
 from rayzer.infer.pipeline import run_inference
 from rayzer.models import build_model
@@ -55,11 +58,13 @@ def test_refine_writes_figures_and_the_cameras_it_keeps(tmp_path: Path):
         assert key in report
     assert {"psnr_before", "psnr_after", "view"} <= set(report["held_out"])
     assert summary["timings_s"]["refine"] > 0
-    # what is written is what the refinement kept (the model's cameras when it stopped)
-    assert report["stopped"] is None or "input cameras are kept" in report["stopped"]
     if report["stopped"] is None:
         assert report["reprojection_psnr_after"] >= report["reprojection_psnr_before"]
+    else:
+        assert "cameras are kept" in report["stopped"]
+    # what is written is what the refinement kept (the returned cameras)
     assert torch.isfinite(result.cameras.c2w).all()
+    _assert_written(result.out, result.cameras.c2w, result.cameras.K)
 
 
 def test_refine_is_refused_for_a_model_without_depth(tmp_path: Path, helpers):
@@ -126,3 +131,81 @@ def test_refinement_gets_no_depth_where_the_render_is_nearly_transparent(
     assert (rendered["depth"][~opaque] > 0).any()  # the model did draw depth there
     assert (seen["depth"][~opaque] == 0).all()
     assert torch.equal(seen["depth"][opaque], rendered["depth"][opaque])
+
+
+def _written_cameras(out: Path) -> dict[str, np.ndarray]:
+    """The cameras of cameras.json and transforms.json (both OpenCV c2w, pixel K)."""
+    scene = read_scene_folder(out, load_depth=False)
+    (ns,) = read_transforms(out)
+    return {
+        "c2w": scene.c2w.double().numpy(),
+        "K": scene.K.double().numpy(),
+        "ns_c2w": np.stack([f.c2w for f in ns.frames]),
+        "ns_K": np.array([f.K for f in ns.frames], dtype=np.float64),
+    }
+
+
+def _assert_written(out: Path, c2w: torch.Tensor, K: torch.Tensor) -> None:
+    got = _written_cameras(out)
+    for key in ("c2w", "ns_c2w"):
+        np.testing.assert_allclose(got[key], c2w.double().numpy(), atol=1e-5, err_msg=key)
+    for key in ("K", "ns_K"):
+        np.testing.assert_allclose(got[key], K.double().numpy(), rtol=1e-5, err_msg=key)
+
+
+def test_the_refined_cameras_are_the_ones_written(tmp_path: Path, monkeypatch):
+    import rayzer.refine
+
+    known = {}
+
+    def fake_refine(images, c2w, K, depth, steps, **kwargs):
+        v = c2w.shape[0]
+        rot = axis_angle_to_matrix(torch.tensor([[0.0, 0.05, 0.0]]).expand(v, 3))
+        known["model"] = (c2w.clone(), K.clone())
+        known["c2w"] = c2w @ make_c2w(rot, torch.tensor([[0.1, -0.05, 0.02]]).expand(v, 3))
+        known["K"] = torch.cat((K[:, :2] * 1.1, K[:, 2:]), dim=-1)
+        return known["c2w"], known["K"], {"steps": steps, "stopped": None}
+
+    monkeypatch.setattr(rayzer.refine, "refine_with_report", fake_refine)
+    result = run_inference(
+        _orbit_photos(tmp_path / "photos", views=3),
+        model=_loaded("erayzer-tiny-cpu"),
+        out=tmp_path / "out",
+        path_frames=0,
+        spiral_frames=0,
+        refine=3,
+    )
+    assert not torch.allclose(known["c2w"], known["model"][0], atol=1e-3)  # a real change
+    _assert_written(result.out, known["c2w"], known["K"])
+    torch.testing.assert_close(result.cameras.c2w, known["c2w"])
+
+
+def test_the_model_cameras_are_written_when_the_refinement_stops(tmp_path: Path, monkeypatch):
+    """The real refine_with_report with a refinement that gives up (its divergence guard)."""
+    import rayzer.refine.report as report
+    from rayzer.refine import HeldOutFigure, RefineResult
+
+    model_cams = {}
+
+    def giving_up(images, c2w, K, depth, *, config=None, anchor=None, held=None):
+        model_cams.update(c2w=c2w.clone(), K=K.clone())
+        why = "refinement stopped: a camera rotated by 25.0° > 20.0°; the input cameras are kept"
+        figures = {"psnr_before": 20.0, "psnr_after": 20.0, "valid_before": 0.9, "valid_after": 0.9}
+        return RefineResult(c2w, K, depth, **figures, stopped=why)
+
+    def no_held_out(images, c2w, K, depth, view, *, config=None):
+        return HeldOutFigure(view, 20.0, 20.0, 0.9, 0.9, giving_up(images, c2w, K, depth))
+
+    monkeypatch.setattr(report, "refine_cameras", giving_up)
+    monkeypatch.setattr(report, "held_out_psnr", no_held_out)
+    result = run_inference(
+        _orbit_photos(tmp_path / "photos", views=3),
+        model=_loaded("erayzer-tiny-cpu"),
+        out=tmp_path / "out",
+        path_frames=0,
+        spiral_frames=0,
+        refine=3,
+    )
+    summary = json.loads((result.out / "summary.json").read_text())
+    assert "a camera rotated by 25.0°" in summary["refine"]["stopped"]
+    _assert_written(result.out, model_cams["c2w"], model_cams["K"])
