@@ -194,9 +194,11 @@ def run_inference(
             with 3D Gaussians only (:mod:`rayzer.infer.render_size`).
         refine: if > 0, refine the predicted cameras with this many iterations of photometric
             bundle adjustment on the model's depth (:mod:`rayzer.refine`; models with depth
-            only); the written cameras are the refined ones, ``summary.json["refine"]`` has the
-            before/after figures (reprojection and leave-one-out PSNR) and seconds. The renders
-            and novel views stay the model's.
+            only); the written cameras are the refined ones unless the refinement stopped or
+            its leave-one-out PSNR fell (then the model's, with a warning);
+            ``summary.json["refine"]`` has the before/after figures (reprojection and
+            leave-one-out PSNR), seconds and which cameras were kept (``cameras``, ``stopped``,
+            ``rejected``). The renders, depth, Gaussians and novel views stay the model's.
     Raises:
         FileNotFoundError / ValueError: bad input, options or checkpoint (the message names the
             file and the problem; also ``out`` that is, contains or lies inside an input);

@@ -3,7 +3,9 @@
 :func:`refine_with_report` refines all the views' cameras (:func:`rayzer.refine.refine_cameras`)
 and, separately, computes the leave-one-out figure of one view
 (:func:`rayzer.refine.held_out_psnr`), returning the cameras to keep and a JSON-ready dict for
-``summary.json``. Shapes and conventions as in :mod:`rayzer.refine.bundle`.
+``summary.json``. The leave-one-out figure is the honest one (the reprojection PSNR is the
+objective itself), so when it falls the refined cameras are rejected and the input ones kept.
+Shapes and conventions as in :mod:`rayzer.refine.bundle`.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ def refine_with_report(
     and z-depth ``depth`` (V, h, w) with ``steps`` iterations.
 
     Returns:
-        ``(c2w, K, report)``: the refined cameras (the input ones when the refinement stopped;
-        ``report["stopped"]`` then says why), and the report: reprojection PSNR before/after,
-        seconds, and, when ``held_out`` and V >= 3, the leave-one-out PSNR of view
-        ``(V // 2 + 1) % V`` before/after with its own seconds.
+        ``(c2w, K, report)``: the cameras to keep and the report: reprojection PSNR
+        before/after, seconds, and, when ``held_out`` and V >= 3, the leave-one-out PSNR of view
+        ``(V // 2 + 1) % V`` before/after with its own seconds. ``report["cameras"]`` says
+        which cameras are returned: ``"refined"``, or ``"input"`` when the refinement stopped
+        (``report["stopped"]`` says why) or when the leave-one-out PSNR fell
+        (``report["rejected"]`` says so; a warning is logged too).
     """
     if steps < 1:
         raise ValueError(f"--refine: the number of steps must be >= 1, got {steps}")
@@ -54,6 +58,8 @@ def refine_with_report(
         f" ({result.stopped})" if result.stopped else "",
     )
     v = images.shape[0]
+    keep_c2w, keep_K = result.c2w, result.K
+    report["rejected"] = None
     if held_out and v >= 3:
         view = (v // 2 + 1) % v
         t1 = time.perf_counter()
@@ -62,5 +68,17 @@ def refine_with_report(
         log.info(
             "refine: held-out view %d PSNR %.2f -> %.2f dB", view, fig.psnr_before, fig.psnr_after
         )
+        if result.stopped is None and fig.psnr_after < fig.psnr_before:
+            report["rejected"] = (
+                f"the leave-one-out PSNR of view {view} fell ({fig.psnr_before:.3f} -> "
+                f"{fig.psnr_after:.3f} dB) although the reprojection PSNR rose "
+                f"({result.psnr_before:.3f} -> {result.psnr_after:.3f} dB): the refined cameras "
+                "fit the views they were fitted to but predict a left-out view worse; the input "
+                "cameras are kept"
+            )
+            log.warning("refine: %s", report["rejected"])
+            keep_c2w, keep_K = (x.detach().float().clone() for x in (c2w, K))
+    refined = result.stopped is None and report["rejected"] is None
+    report["cameras"] = "refined" if refined else "input"
     report["total_seconds"] = round(time.perf_counter() - t0, 2)
-    return result.c2w, result.K, report
+    return keep_c2w, keep_K, report

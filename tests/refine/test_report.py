@@ -1,0 +1,79 @@
+"""refine_with_report keeps the input cameras when the leave-one-out PSNR falls, even though
+the reprojection PSNR (the objective) rose, and says so in the report and a warning."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+
+import rayzer.refine.report as report_module
+from rayzer.refine import HeldOutFigure, RefineResult, refine_with_report
+
+V, H, W = 4, 8, 8
+
+
+def _inputs() -> tuple[torch.Tensor, ...]:
+    images = torch.rand(V, 3, H, W, generator=torch.Generator().manual_seed(0))
+    c2w = torch.eye(4).repeat(V, 1, 1)
+    c2w[:, 0, 3] = torch.arange(V) * 0.1
+    K = torch.tensor([[8.0, 8.0, 4.0, 4.0]]).repeat(V, 1)
+    return images, c2w, K, torch.full((V, H, W), 2.0)
+
+
+@pytest.fixture
+def refined_by(monkeypatch):
+    """Stub the refinement (cameras shifted, reprojection 25.09 -> 25.59 dB) and the
+    leave-one-out figure (given per test); returns the refined cameras."""
+    _, c2w, K, _ = _inputs()
+    new_c2w = c2w.clone()
+    new_c2w[:, 1, 3] += 0.05
+    new_K = K * 1.02
+
+    def refine(images, c2w, K, depth, *, config=None, anchor=None, held=None):
+        return RefineResult(new_c2w, new_K, depth, 25.09, 25.59, 0.9, 0.9)
+
+    def set_held_out(before: float, after: float) -> None:
+        def held_out(images, c2w, K, depth, view, *, config=None):
+            return HeldOutFigure(view, before, after, 0.9, 0.9, refine(images, c2w, K, depth))
+
+        monkeypatch.setattr(report_module, "held_out_psnr", held_out)
+
+    monkeypatch.setattr(report_module, "refine_cameras", refine)
+    return new_c2w, new_K, set_held_out
+
+
+def test_a_falling_leave_one_out_psnr_keeps_the_input_cameras(refined_by, caplog):
+    images, c2w, K, depth = _inputs()
+    _, _, set_held_out = refined_by
+    set_held_out(23.468, 23.318)
+    with caplog.at_level(logging.WARNING, logger="rayzer.refine"):
+        got_c2w, got_K, report = refine_with_report(images, c2w, K, depth, 5)
+    torch.testing.assert_close(got_c2w, c2w)
+    torch.testing.assert_close(got_K, K)
+    assert report["cameras"] == "input"
+    assert report["stopped"] is None  # the refinement itself did not diverge
+    assert "leave-one-out PSNR of view 3 fell (23.468 -> 23.318 dB)" in report["rejected"]
+    assert "input cameras are kept" in report["rejected"]
+    assert any("leave-one-out PSNR" in r.getMessage() for r in caplog.records)
+    json.dumps(report, allow_nan=False)
+
+
+def test_a_rising_leave_one_out_psnr_keeps_the_refined_cameras(refined_by):
+    images, c2w, K, depth = _inputs()
+    new_c2w, new_K, set_held_out = refined_by
+    set_held_out(23.318, 23.468)
+    got_c2w, got_K, report = refine_with_report(images, c2w, K, depth, 5)
+    torch.testing.assert_close(got_c2w, new_c2w)
+    torch.testing.assert_close(got_K, new_K)
+    assert report["cameras"] == "refined" and report["rejected"] is None
+
+
+def test_without_the_leave_one_out_figure_the_refined_cameras_are_kept(refined_by):
+    images, c2w, K, depth = _inputs()
+    new_c2w, _, _ = refined_by
+    got_c2w, _, report = refine_with_report(images, c2w, K, depth, 5, held_out=False)
+    torch.testing.assert_close(got_c2w, new_c2w)
+    assert report["cameras"] == "refined" and "held_out" not in report
