@@ -27,6 +27,7 @@ from rayzer.infer.model import load_model
 from rayzer.infer.predict import Cameras, render_scene
 from rayzer.models import build_model
 from rayzer.train.checkpoint import save_checkpoint
+from rayzer.utils.paths import OUTPUT_MARKER
 
 FRAMES = 8  # novel-view frames: enough to check the video, cheap to render
 SCENE_FILES = {
@@ -79,7 +80,7 @@ def _ground_truth(frames: list[int]):
 
 def test_outputs_exist_and_are_valid(demo_run) -> None:
     out, summary = demo_run
-    assert {p.name for p in out.iterdir()} == SCENE_FILES | {"summary.json"}
+    assert {p.name for p in out.iterdir()} == SCENE_FILES | {"summary.json", OUTPUT_MARKER}
     assert json.loads((out / "summary.json").read_text()) == summary
     assert summary["layout"] == "flat" and summary["outputs"][-1] == "summary.json"
 
@@ -207,7 +208,7 @@ def test_cli_several_scenes_other_family(cli, tiny_ckpt: Path, tmp_path: Path) -
     summary = json.loads((out / "summary.json").read_text())
     names = [f"synth_walk_{TEST_SEEDS[5]}", f"synth_walk_{TEST_SEEDS[6]}"]
     assert [s["name"] for s in summary["scenes"]] == names
-    assert {p.name for p in out.iterdir()} == {"summary.json", "scenes"}
+    assert {p.name for p in out.iterdir()} == {"summary.json", "scenes", OUTPUT_MARKER}
     for name in names:
         assert {p.name for p in (out / "scenes" / name).iterdir()} == SCENE_FILES
         assert read_scene_folder(out / "scenes" / name).scene == name
@@ -237,9 +238,17 @@ def test_existing_output_is_kept_unless_overwrite(cli, tiny_ckpt: Path, tmp_path
     code, _, err = cli("demo", "--ckpt", tiny_ckpt, "--out", out, "--frames", "2")
     assert code == 2 and "already exists" in err and "--overwrite" in err
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    # --overwrite replaces only a folder rayzer wrote: the user's file is never deleted
     code, _, err = cli("demo", "--ckpt", tiny_ckpt, "--out", out, "--frames", "2", "--overwrite")
-    assert code == 0, err
-    assert not (out / "mine.txt").exists() and (out / "summary.json").is_file()
+    assert code == 2 and "rayzer did not write" in err and str(out) in err
+    assert (out / "mine.txt").read_text() == "keep me"
+    (out / "mine.txt").unlink()  # an empty folder may be replaced, and so may our own output
+    for _ in range(2):
+        code, _, err = cli(
+            "demo", "--ckpt", tiny_ckpt, "--out", out, "--frames", "2", "--overwrite"
+        )
+        assert code == 0, err
+        assert (out / "summary.json").is_file() and (out / OUTPUT_MARKER).is_file()
 
 
 def test_failure_while_writing_leaves_no_output(

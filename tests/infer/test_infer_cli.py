@@ -40,7 +40,7 @@ def test_infer_images_writes_complete_consistent_outputs(
     assert f"wrote {out}: 6 views at 32x32" in stdout
     expected = {
         "cameras.json", "cameras.png", "images", "novel_cameras.json", "novel_views.gif",
-        "novel_views.mp4", "renders", "sparse", "summary.json", "transforms.json",
+        "novel_views.mp4", "renders", "sparse", "summary.json", "transforms.json", ".rayzer-output",
     }  # fmt: skip
     assert {p.name for p in out.iterdir()} == expected
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -19,6 +19,7 @@ from rayzer.geometry import look_at, quaternion_to_matrix
 from rayzer.infer.outputs import write_exports
 from rayzer.infer.predict import Cameras
 from rayzer.utils.atomic import staged_output
+from rayzer.utils.paths import OUTPUT_MARKER
 
 V, H, W = 5, 24, 40
 
@@ -157,5 +158,9 @@ def test_staged_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
     with staged_output(out, overwrite=True) as tmp:
         tmp.mkdir()
         (tmp / "new.txt").write_text("new")
-    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([OUTPUT_MARKER, "new.txt"])
+    with staged_output(out, overwrite=True) as tmp:  # our own output may be replaced again
+        tmp.mkdir()
+        (tmp / "newer.txt").write_text("newer")
+    assert sorted(p.name for p in out.iterdir()) == sorted([OUTPUT_MARKER, "newer.txt"])
     assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -33,8 +33,8 @@ from rayzer.data.formats import MULTI_SCENE_FORMATS, SourceFrame, SourceScene, r
 from rayzer.data.formats.undistort import undistort_image
 from rayzer.data.scene_folder import CAMERAS_JSON, CONVENTION, FRAMES_JSON, check_c2w
 from rayzer.geometry import resize_intrinsics
-from rayzer.utils.atomic import staged_dir
-from rayzer.utils.paths import check_output_apart, check_replaceable
+from rayzer.utils.atomic import mark_output, staged_dir
+from rayzer.utils.paths import check_output_apart, check_rayzer_output, check_replaceable
 
 JPEG_QUALITY = 95
 COPYABLE = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",)}
@@ -299,6 +299,7 @@ def convert(
     check_output_apart(out, {"--input": src})
     if overwrite:
         check_replaceable(out)
+        check_rayzer_output(out)
     fmt, source_scenes = read_source(
         src,
         format,
@@ -343,4 +344,5 @@ def convert(
             raise ValueError(
                 f"{src}: no scenes to convert" + (f" (scenes={list(scenes)})" if scenes else "")
             )
+        mark_output(tmp)  # so that a later --overwrite may replace this folder
     return result

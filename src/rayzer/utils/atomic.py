@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from rayzer.utils.paths import check_replaceable
+from rayzer.utils.paths import OUTPUT_MARKER, check_rayzer_output, check_replaceable
 
 # mkstemp creates files readable by the owner only; the results are ordinary shared files.
 FILE_MODE = 0o644
@@ -109,20 +109,33 @@ def staged_dir(
         raise
 
 
-def staged_output(
-    out: str | Path, overwrite: bool = False
-) -> contextlib.AbstractContextManager[Path]:
+@contextlib.contextmanager
+def staged_output(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Reserve a hidden temporary sibling of ``out``; move it into place when the block
     completes, delete it when the block raises (so a failed run leaves nothing that looks like
     output). The yielded path does not exist yet: the first writer creates it.
-    (:func:`rayzer.utils.atomic.staged_dir` with the CLI's error messages.)
+    (:func:`rayzer.utils.atomic.staged_dir` with the CLI's error messages.) The finished folder
+    holds :data:`~rayzer.utils.paths.OUTPUT_MARKER`, and ``overwrite`` replaces only such a
+    folder (or an empty one): never a folder of the user's own files.
 
     Raises:
         FileExistsError: ``out`` exists and ``overwrite`` is False (checked before and after).
+        ValueError: ``overwrite`` of a folder rayzer did not write
+            (:func:`rayzer.utils.paths.check_rayzer_output`) or must never replace.
     """
-    return staged_dir(
+    if overwrite:
+        check_rayzer_output(out)
+    with staged_dir(
         out,
         overwrite,
         exists_error="output folder {out} already exists (pass --overwrite to replace it)",
         appeared_error="output folder {out} appeared while running",
-    )
+    ) as tmp:
+        yield tmp
+        mark_output(tmp)
+
+
+def mark_output(folder: Path) -> None:
+    """Write :data:`~rayzer.utils.paths.OUTPUT_MARKER` into ``folder`` (created if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / OUTPUT_MARKER).write_text("written by rayzer; --overwrite may replace this folder\n")

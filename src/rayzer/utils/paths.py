@@ -91,12 +91,36 @@ def check_replaceable(out: str | os.PathLike) -> None:
     raise ValueError(f"refusing to replace the output folder {out}: it {reason}")
 
 
+#: Written into every output folder of ``infer`` / ``eval`` / ``demo`` / ``data convert``, so that
+#: ``--overwrite`` can tell an earlier output (replaceable) from a folder of the user's own files.
+OUTPUT_MARKER = ".rayzer-output"
+
+
+def check_rayzer_output(out: str | os.PathLike) -> None:
+    """Refuse to replace (``--overwrite``) a non-empty folder that rayzer did not write.
+
+    Why: replacing deletes the folder with everything in it; ``--out ~/Documents --overwrite``
+    (a typo, or a misunderstanding of ``--out``) must not cost the user their files. An empty
+    folder, a missing one and a folder holding :data:`OUTPUT_MARKER` are replaceable.
+
+    Raises:
+        ValueError: naming ``out`` and what to do instead.
+    """
+    folder = Path(out)
+    if not folder.is_dir() or (folder / OUTPUT_MARKER).is_file() or not any(folder.iterdir()):
+        return
+    raise ValueError(
+        f"refusing to replace {out}: it holds files that rayzer did not write (no "
+        f"{OUTPUT_MARKER} marker inside); remove it yourself or choose another --out"
+    )
+
+
 def check_output_folder(
     out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], overwrite: bool
 ) -> None:
     """Every check of a command's output folder, before any work: apart from the ``inputs``
-    (:func:`check_output_apart`), replaceable when ``overwrite`` (:func:`check_replaceable`),
-    and otherwise not there yet.
+    (:func:`check_output_apart`), replaceable when ``overwrite`` (:func:`check_replaceable`,
+    :func:`check_rayzer_output`), and otherwise not there yet.
 
     Raises:
         ValueError: ``out`` collides with an input or cannot be replaced;
@@ -105,6 +129,7 @@ def check_output_folder(
     check_output_apart(out, inputs)
     if overwrite:
         check_replaceable(out)
+        check_rayzer_output(out)
     if Path(out).exists() and not overwrite:
         raise FileExistsError(
             f"output folder {out} already exists (pass --overwrite to replace it)"

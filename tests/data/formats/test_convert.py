@@ -75,11 +75,18 @@ def test_existing_output_needs_overwrite(fox, write, check, cli, tmp_path: Path)
     code, _, err = cli("data", "convert", "--input", src, "--output", tmp_path / "out")
     assert code != 0 and "already exists" in err and "--overwrite" in err
     assert (tmp_path / "out" / "keep.txt").exists()
+    # --overwrite replaces only a folder rayzer wrote: the user's file is never deleted
     code, _, err = cli(
         "data", "convert", "--input", src, "--output", tmp_path / "out", "--overwrite"
     )
-    assert code == 0, err
-    assert not (tmp_path / "out" / "keep.txt").exists()
+    assert code != 0 and "rayzer did not write" in err
+    assert (tmp_path / "out" / "keep.txt").read_text() == "x"
+    (tmp_path / "out" / "keep.txt").unlink()
+    for _ in range(2):  # an empty folder, then our own output
+        code, _, err = cli(
+            "data", "convert", "--input", src, "--output", tmp_path / "out", "--overwrite"
+        )
+        assert code == 0, err
     check.scene_matches(tmp_path / "out", fox, pose_atol=1e-12)
     # a failed overwrite keeps the previous output intact
     (src / "images" / fox.names[0]).unlink()

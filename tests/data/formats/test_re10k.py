@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from rayzer.data.formats import detect_format
+from rayzer.utils.paths import OUTPUT_MARKER
 
 F32_POSE = 1e-5  # chunks store cameras as float32
 F32_K = 1e-6
@@ -47,7 +48,7 @@ def test_scene_selection_opens_only_the_needed_chunk(
     (root / "b.torch").write_bytes(b"corrupt")  # would fail if it were opened
     res = convert(root, tmp_path / "out", scenes=["foxkey"])
     assert [s.name for s in res.scenes] == ["foxkey"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["foxkey"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([OUTPUT_MARKER, "foxkey"])
 
 
 def test_corrupt_chunk_names_the_file(fox, write, check, cli, tmp_path: Path) -> None:
@@ -89,7 +90,9 @@ def test_lvsm_layout_round_trip(fox, lego, write, check, cli, tmp_path: Path) ->
         "data", "convert", "--input", root, "--output", tmp_path / "one", "--scenes", "legokey"
     )
     assert code == 0, err
-    assert [p.name for p in (tmp_path / "one").iterdir()] == ["legokey"]
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == sorted(
+        [OUTPUT_MARKER, "legokey"]
+    )
 
 
 def test_rayzer_dl3dv_layout_round_trip(fox, lego, write, check, tmp_path: Path) -> None:
