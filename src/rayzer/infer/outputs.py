@@ -21,6 +21,11 @@ Output folder layout::
     novel_cameras.json         the cameras of every novel-view frame (pixel intrinsics of its size)
     cameras.png                camera-frustum plot
     summary.json               inputs, model, per-stage timings, peak memory, PSNR
+
+With ``--refine`` the refined cameras (when kept: ``summary.json["refine"]["cameras"]``) are the
+ones in cameras.json, sparse/0, transforms.json, points.ply (depth/ unprojected through them)
+and cameras.png; depth/, renders/, gaussians.ply and the novel views (novel_cameras.json) stay
+at the model's cameras.
 """
 
 from __future__ import annotations
