@@ -63,7 +63,11 @@ def test_quick_lock_section_end_to_end(tmp_path: Path, capsys):
     out = tmp_path / "report"
     argv = ["bench", "reliability", "--quick", "--sections", "lock", "--out", str(out),
             "--work", str(tmp_path / "work")]  # fmt: skip
+    mine = tmp_path / "work" / "lock" / "run" / "keep.txt"  # where the section trains
+    mine.parent.mkdir(parents=True)
+    mine.write_text("the user's")
     assert main(argv) == 0
+    assert mine.read_text() == "the user's"  # the scratch files went into a new subfolder
     result = json.loads((out / "reliability.json").read_text())
     (row,) = result["rows"]
     assert row["trials"] == 3 and row["failures"] == 0, result["checks"]

@@ -55,7 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jobs", type=int, default=2, help="child processes run side by side (default 2)"
     )
     parser.add_argument("--quick", action="store_true", help="1-2 trials per check")
-    parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="keep the scratch files in a new subfolder of this folder "
+        "(default: a temporary folder, removed at the end)",
+    )
 
 
 def _sections(text: str) -> list[str]:
@@ -119,7 +124,12 @@ def main(args: argparse.Namespace) -> None:
     if args.jobs < 1 or args.kills < 1:
         raise ValueError("--jobs and --kills must be >= 1")
     with tempfile.TemporaryDirectory(prefix="rayzer-reliability-") as tmp:
-        work = args.work or Path(tmp)
+        work = Path(tmp)
+        if args.work is not None:
+            # A new subfolder: the sections delete and recreate their own folders, and nothing
+            # the user already keeps in --work may be among them.
+            args.work.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix="reliability-", dir=args.work))
         result = run(
             sections, work, seed=args.seed, kills=args.kills, jobs=args.jobs, quick=args.quick
         )
