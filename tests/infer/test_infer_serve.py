@@ -338,3 +338,29 @@ def test_viewer_copy_is_centred_and_scaled_uniformly(tmp_path: Path):
     assert torch.allclose(view.log_scales - src.log_scales, torch.log(k[0]), atol=1e-4)
     for name in ("quats", "opacity_logits", "sh"):
         assert torch.equal(getattr(view, name), getattr(src, name)), name
+
+
+def test_viewer_copy_ignores_non_finite_centres(tmp_path: Path):
+    """One NaN centre must not make the whole view NaN (the median / quantile would be)."""
+    import torch
+
+    from rayzer.infer.serve import VIEWER_ORBIT_RADIUS, viewer_ply
+    from rayzer.render import GaussianPly, load_ply
+
+    g = torch.Generator().manual_seed(0)
+    means = torch.randn(200, 3, generator=g) * 0.1 + torch.tensor([0.0, 0.0, 3.0])
+    means[7] = float("nan")
+    src = GaussianPly.from_activated(
+        means,
+        torch.randn(200, 4, generator=g),
+        torch.rand(200, 3, generator=g) * 0.01 + 1e-3,
+        torch.rand(200, generator=g),
+        torch.rand(200, 3, generator=g),
+    )
+    src.save(tmp_path / "g.ply")
+    view = load_ply(viewer_ply(tmp_path / "g.ply", tmp_path / "view.ply"))
+    finite = torch.isfinite(view.means).all(dim=-1)
+    assert int(finite.sum()) == 199
+    assert torch.allclose(view.means[finite].median(dim=0).values, torch.zeros(3), atol=1e-4)
+    r = torch.quantile(view.means[finite].norm(dim=-1), 0.98)
+    assert abs(float(r) - 0.4 * VIEWER_ORBIT_RADIUS) < 0.05

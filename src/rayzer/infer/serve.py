@@ -19,6 +19,7 @@ limited to ``max_upload_mb`` each (:data:`MAX_UPLOAD_MB` by default, also checke
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -105,10 +106,11 @@ def viewer_ply(src: Path, dst: Path) -> Path:
     from rayzer.render import load_ply
 
     g = load_ply(src)
-    if len(g):
-        centre = g.means.median(dim=0).values
-        radius = torch.quantile((g.means - centre).norm(dim=-1).double(), 0.98).item()
-        k = 0.4 * VIEWER_ORBIT_RADIUS / radius if radius > 0 else 1.0
+    finite = g.means[torch.isfinite(g.means).all(dim=-1)]  # a stray NaN must not move the view
+    if len(finite):
+        centre = finite.median(dim=0).values
+        radius = torch.quantile((finite - centre).norm(dim=-1).double(), 0.98).item()
+        k = 0.4 * VIEWER_ORBIT_RADIUS / radius if math.isfinite(radius) and radius > 0 else 1.0
         g.means = ((g.means - centre) * k).float()
         g.log_scales = (g.log_scales + math.log(k)).float()
     return g.save(dst)
@@ -193,7 +195,14 @@ class Runner:
         renders = [str(p) for p in sorted((out / "renders").glob("*.png"))]
         depth = [str(p) for p in sorted((out / "depth").glob("*.png"))]
         gaussians = out / "gaussians.ply"
-        view = viewer_ply(gaussians, job / "gaussians_view.ply") if gaussians.is_file() else None
+        view = None
+        if gaussians.is_file():
+            # The 3D view is a convenience: if its copy cannot be made, the page still shows
+            # everything else and the zip still holds gaussians.ply.
+            try:
+                view = viewer_ply(gaussians, job / "gaussians_view.ply")
+            except (OSError, ValueError, RuntimeError) as err:
+                logging.getLogger(__name__).warning("3D view unavailable: %s", err)
         return (
             str(out / "cameras.png"),
             str(out / "novel_views.mp4"),
