@@ -151,6 +151,7 @@ def test_refine_scene_renders_depth_from_gaussians(scene):
         ({"depth": torch.zeros(2, 8, 8)}, "no positive value"),
         ({"c2w": torch.full((2, 4, 4), math.nan)}, "c2w contains NaN"),
         ({"K": torch.ones(3, 4)}, "cameras must be"),
+        ({"held": [-1]}, r"held views must be view indices in \[0, 2\), got \[-1\]"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_error(kwargs, message):
@@ -161,7 +162,7 @@ def test_bad_input_is_refused_with_a_clear_error(kwargs, message):
         "depth": torch.ones(2, 8, 8),
     } | kwargs
     with pytest.raises(ValueError, match=message):
-        refine_cameras(args["images"], args["c2w"], args["K"], args["depth"])
+        refine_cameras(args["images"], args["c2w"], args["K"], args["depth"], held=args.get("held"))
 
 
 def test_held_out_psnr_rises_when_the_other_cameras_are_refined(scene):

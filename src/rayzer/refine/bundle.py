@@ -231,6 +231,9 @@ def refine_cameras(
     anchor = v // 2 if anchor is None else anchor
     if not 0 <= anchor < v:
         raise ValueError(f"anchor must be a view index in [0, {v}), got {anchor}")
+    bad = [i for i in held or [] if not 0 <= i < v]
+    if bad:  # a negative index would silently hold another view
+        raise ValueError(f"held views must be view indices in [0, {v}), got {bad}")
     depth = _resize_depth(depth, h, w)
     nb = neighbour_views(v, cfg.neighbours)
     scale = float(depth[depth > 0].median())
