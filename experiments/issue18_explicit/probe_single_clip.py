@@ -52,6 +52,7 @@ def run(
     gt_cameras: bool = False,
     stride: int = 3,
     over_target: float | None = None,
+    gt_warmup: int = 0,
 ) -> list[dict]:
     preset, over = VARIANTS[name]
     cfg = load_config(preset, [f"data.image_size={size}", *over])
@@ -74,6 +75,7 @@ def run(
                     + ("+pyramid" if pyramid else "")
                     + ("+gt-cameras" if gt_cameras else "")
                     + (f"+over-target{over_target:g}" if over_target is not None else "")
+                    + (f"+gt-warmup{gt_warmup}" if gt_warmup else "")
                     + f"/stride{stride}",
                     "step": step,
                     "rot_err_deg": err,
@@ -92,7 +94,7 @@ def run(
         inputs, targets = perm[:4].sort().values[None], perm[4:].sort().values[None]
         model.on_train_step(step, steps)
         batch = {"image": images[None]}
-        if gt_cameras:  # the oracle: the same model fed the true cameras (relative to view 4)
+        if gt_cameras or step < gt_warmup:  # the oracle: the true cameras (relative to view 4)
             rel = torch.linalg.inv(c2w[4]) @ c2w
             cams, k = rel.float()[None], (clip.K[frames] / size).float()[None]
             i, t = inputs[0], targets[0]
@@ -138,6 +140,12 @@ def main() -> None:
     p.add_argument("--pyramid", action="store_true", help="multi-scale MSE instead of the loss")
     p.add_argument("--gt-cameras", action="store_true", help="oracle: train on the true cameras")
     p.add_argument(
+        "--gt-warmup",
+        type=int,
+        default=0,
+        help="train on the true cameras for this many steps first, then self-supervised",
+    )
+    p.add_argument(
         "--over-target",
         type=float,
         help="composite over the target, plus this weight times the uncovered share",
@@ -158,6 +166,7 @@ def main() -> None:
             args.gt_cameras,
             args.stride,
             args.over_target,
+            args.gt_warmup,
         )
     ]
     Path(args.out + ".json").write_text(json.dumps(rows, indent=1) + "\n")
