@@ -17,6 +17,7 @@ Example::
 from rayzer.refine.bundle import (
     RefineConfig,
     RefineResult,
+    StepCallback,
     refine_cameras,
     refine_scene,
     render_depth,
@@ -29,6 +30,7 @@ __all__ = [
     "HeldOutFigure",
     "RefineConfig",
     "RefineResult",
+    "StepCallback",
     "held_out_psnr",
     "neighbour_views",
     "refine_cameras",

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -43,6 +44,11 @@ log = logging.getLogger("rayzer.refine")
 #: Rendered depth counts only where the accumulated opacity reaches this: below it the pixel is
 #: mostly background and its expected depth an unreliable blend.
 MIN_ALPHA = 0.5
+
+#: ``on_step(done, total)``: progress of a refinement, called after every iteration (a level that
+#: ends early once converged counts its remaining iterations as done) and once at the end with
+#: ``done == total``. ``total`` is the configured number of iterations.
+StepCallback = Callable[[int, int], None]
 
 
 @dataclass
@@ -200,6 +206,7 @@ def refine_cameras(
     config: RefineConfig | None = None,
     anchor: int | None = None,
     held: list[int] | None = None,
+    on_step: StepCallback | None = None,
 ) -> RefineResult:
     """Refine the cameras of one scene by photometric bundle adjustment.
 
@@ -216,6 +223,7 @@ def refine_cameras(
         anchor: the view whose pose is held (default ``V // 2``).
         held: further views whose poses are held (e.g. all but one, to fit one camera to a
             fixed scene).
+        on_step: progress callback (:data:`StepCallback`), e.g. for a progress bar.
 
     Returns:
         :class:`RefineResult`; on divergence its cameras are the input ones and ``stopped``
@@ -345,6 +353,8 @@ def refine_cameras(
                 schedule.step()
             guard(evaluated[-1])
             progress["done"] += 1
+            if on_step is not None:
+                on_step(min(progress["done"] + progress["skipped"], cfg.steps), cfg.steps)
             result.history.append((progress["done"], min(lh, lw), start_loss))
             level_losses.append(start_loss)
             now = time.perf_counter()
@@ -369,6 +379,8 @@ def refine_cameras(
         result.stopped = f"refinement stopped: {why}; the input cameras are kept"
 
     log.info("refine: %d iterations in %.1f s", progress["done"], time.perf_counter() - t0)
+    if on_step is not None:
+        on_step(cfg.steps, cfg.steps)
     if result.stopped is None:
         with torch.no_grad():
             cams, Ks = cameras(K)

@@ -3,21 +3,29 @@
 The held-out view is left out of the refinement; the other views' pixels, lifted with their
 depth, become one isotropic Gaussian each (σ = half a pixel of their own view) and are
 rendered with :func:`rayzer.render.rasterize` at the held-out view's camera, after fitting
-only that camera to its image (the scene frozen). The PSNR over the pixels they cover is
-compared between the starting cameras and the refined ones, both fitted the same way, so the
-difference is the refinement's. Shapes and conventions as in :mod:`rayzer.refine.bundle`.
+only that camera to its image (the scene frozen). The PSNR is compared between the starting
+cameras and the refined ones, both fitted the same way and both measured over the same pixels
+(those *both* renders cover), so the difference is the refinement's and not a change of which
+pixels count. Shapes and conventions as in :mod:`rayzer.refine.bundle`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from rayzer.geometry import unproject_depth
-from rayzer.refine.bundle import RefineConfig, RefineResult, _resize_depth, refine_cameras
+from rayzer.refine.bundle import (
+    RefineConfig,
+    RefineResult,
+    StepCallback,
+    _resize_depth,
+    refine_cameras,
+)
 from rayzer.refine.depth import clean_depth
 
 #: A pixel Gaussian's standard deviation in pixels of its own view.
@@ -33,9 +41,11 @@ class HeldOutFigure:
     Attributes:
         view: the held-out view.
         psnr_before, psnr_after: with the starting / refined cameras of the other views, the
-            held-out camera fitted to its image in both cases.
-        covered_before, covered_after: fraction of its pixels those renders cover.
+            held-out camera fitted to its image in both cases, over the same pixels: those both
+            renders cover (NaN when no pixel is covered by both).
+        covered_before, covered_after: fraction of its pixels each render covers.
         result: the refinement of the other views.
+        compared: fraction of its pixels covered by both renders (the PSNRs' pixels).
     """
 
     view: int
@@ -44,15 +54,22 @@ class HeldOutFigure:
     covered_before: float
     covered_after: float
     result: RefineResult
+    compared: float = math.nan
 
     def summary(self) -> dict[str, object]:
+        """JSON-ready figures (a NaN PSNR, when no pixel is comparable, becomes None)."""
         return {
             "view": self.view,
-            "psnr_before": round(self.psnr_before, 3),
-            "psnr_after": round(self.psnr_after, 3),
-            "covered_before": round(self.covered_before, 4),
-            "covered_after": round(self.covered_after, 4),
+            "psnr_before": _rounded(self.psnr_before, 3),
+            "psnr_after": _rounded(self.psnr_after, 3),
+            "covered_before": _rounded(self.covered_before, 4),
+            "covered_after": _rounded(self.covered_after, 4),
+            "compared": _rounded(self.compared, 4),
         }
+
+
+def _rounded(x: float, digits: int) -> float | None:
+    return round(x, digits) if math.isfinite(x) else None
 
 
 def render_from_pixels(
@@ -86,20 +103,35 @@ def render_from_pixels(
     return out.rgb[0, 0], out.alpha[0, 0, 0]
 
 
-def _fit_and_score(
-    images: Tensor, depth: Tensor, c2w: Tensor, K: Tensor, view: int, cfg: RefineConfig
-) -> tuple[float, float]:
+def _fit_and_render(
+    images: Tensor,
+    depth: Tensor,
+    c2w: Tensor,
+    K: Tensor,
+    view: int,
+    cfg: RefineConfig,
+    on_step: StepCallback | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Fit the camera of ``view`` to its image with the other views held, and render the other
+    views' pixels there: rgb ``(3, H, W)`` and alpha ``(H, W)``."""
     v = images.shape[0]
     others = [i for i in range(v) if i != view]
     fit_cfg = RefineConfig(**{**cfg.__dict__, "refine_focal": False, "refine_depth": False})
-    fit = refine_cameras(images, c2w, K, depth, config=fit_cfg, anchor=others[0], held=others)
-    cam = fit.c2w[view]
-    rgb, alpha = render_from_pixels(
-        images[others], depth[others], c2w[others], K[others], cam, K[view]
+    extra = {} if on_step is None else {"on_step": on_step}
+    fit = refine_cameras(
+        images, c2w, K, depth, config=fit_cfg, anchor=others[0], held=others, **extra
     )
-    covered = alpha >= COVERED_ALPHA
-    mse = ((rgb - images[view]).square().mean(0) * covered).sum() / covered.sum().clamp_min(1)
-    return -10.0 * math.log10(max(float(mse), 1e-10)), float(covered.float().mean())
+    return render_from_pixels(
+        images[others], depth[others], c2w[others], K[others], fit.c2w[view], K[view]
+    )
+
+
+def _masked_psnr(rgb: Tensor, target: Tensor, mask: Tensor) -> float:
+    """PSNR (dB) of ``rgb`` against ``target`` (3, H, W) over ``mask`` (H, W); NaN if empty."""
+    if not mask.any():
+        return math.nan
+    mse = (rgb - target).square().mean(0)[mask].mean()
+    return -10.0 * math.log10(max(float(mse), 1e-10))
 
 
 def held_out_psnr(
@@ -110,10 +142,14 @@ def held_out_psnr(
     view: int,
     *,
     config: RefineConfig | None = None,
+    on_step: StepCallback | None = None,
 ) -> HeldOutFigure:
     """Leave ``view`` out, refine the others (:func:`~rayzer.refine.refine_cameras`), and
-    compare its PSNR rendered from the others' pixels before and after (module docstring).
-    Needs V >= 3. Arguments as :func:`~rayzer.refine.refine_cameras`."""
+    compare its PSNR rendered from the others' pixels before and after, over the pixels both
+    renders cover (module docstring). Needs V >= 3. Arguments as
+    :func:`~rayzer.refine.refine_cameras`; ``on_step(done, total)`` follows its three
+    refinements (the others', then the held-out camera's fit before and after) as one count of
+    ``3 × config.steps``."""
     cfg = config or RefineConfig()
     v, _, h, w = images.shape
     if v < 3:
@@ -124,10 +160,17 @@ def held_out_psnr(
     depth = _resize_depth(clean_depth(depth), h, w)
     others = [i for i in range(v) if i != view]
     anchor = others.index(v // 2) if v // 2 in others else len(others) // 2
+    phase = _phases(on_step, 3, cfg.steps)
     result = refine_cameras(
-        images[others], c2w[others], K[others], depth[others], config=cfg, anchor=anchor
+        images[others],
+        c2w[others],
+        K[others],
+        depth[others],
+        config=cfg,
+        anchor=anchor,
+        **phase(0),
     )
-    before, cov_before = _fit_and_score(images, depth, c2w, K, view, cfg)
+    rgb_before, alpha_before = _fit_and_render(images, depth, c2w, K, view, cfg, **phase(1))
     c2w_after, K_after = c2w.clone(), K.clone()
     c2w_after[others] = result.c2w
     K_after[others] = result.K
@@ -135,5 +178,35 @@ def held_out_psnr(
     K_after[view, :2] = K[view, :2] * (result.K[0, 0] / K[others[0], 0])
     depth_after = depth.clone()
     depth_after[others] = result.depth
-    after, cov_after = _fit_and_score(images, depth_after, c2w_after, K_after, view, cfg)
-    return HeldOutFigure(view, before, after, cov_before, cov_after, result)
+    rgb_after, alpha_after = _fit_and_render(
+        images, depth_after, c2w_after, K_after, view, cfg, **phase(2)
+    )
+    # Like for like: both PSNRs over the pixels both renders cover. Each over its own covered
+    # pixels would let a change of coverage (refined cameras reaching a badly predicted border,
+    # or dropping one) move the figure as much as the fit of the pixels does.
+    covered_before, covered_after = alpha_before >= COVERED_ALPHA, alpha_after >= COVERED_ALPHA
+    both = covered_before & covered_after
+    return HeldOutFigure(
+        view,
+        _masked_psnr(rgb_before, images[view], both),
+        _masked_psnr(rgb_after, images[view], both),
+        float(covered_before.float().mean()),
+        float(covered_after.float().mean()),
+        result,
+        compared=float(both.float().mean()),
+    )
+
+
+def _phases(
+    on_step: StepCallback | None, count: int, steps: int
+) -> Callable[[int], dict[str, StepCallback]]:
+    """Keyword arguments passing ``on_step`` to phase ``k`` of ``count`` refinements of
+    ``steps`` iterations each, its count offset so the phases add up to one progress count
+    (none when ``on_step`` is None, so stand-ins without the argument still fit)."""
+
+    def phase(k: int) -> dict[str, StepCallback]:
+        if on_step is None:
+            return {}
+        return {"on_step": lambda done, _total: on_step(k * steps + done, count * steps)}
+
+    return phase

@@ -11,7 +11,9 @@ Shapes and conventions as in :mod:`rayzer.refine.bundle`.
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
@@ -20,6 +22,14 @@ from rayzer.refine.bundle import RefineConfig, refine_cameras
 from rayzer.refine.held_out import held_out_psnr
 
 log = logging.getLogger("rayzer.refine")
+
+#: ``progress(done, total, stage)``: the progress of :func:`refine_with_report` as one count over
+#: its refinements (``stage`` says which: the cameras, or the leave-one-out check), e.g. for a
+#: progress bar; ``done == total`` at the end.
+ReportProgress = Callable[[int, int, str], None]
+#: The stages ``progress`` names.
+REFINE_STAGE = "refining the cameras"
+HELD_OUT_STAGE = "leave-one-out check"
 
 
 def refine_with_report(
@@ -30,6 +40,7 @@ def refine_with_report(
     steps: int,
     *,
     held_out: bool = True,
+    progress: ReportProgress | None = None,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Refine the cameras of ``images`` (V, 3, H, W) from ``c2w`` (V, 4, 4), pixel ``K`` (V, 4)
     and z-depth ``depth`` (V, h, w) with ``steps`` iterations.
@@ -40,13 +51,29 @@ def refine_with_report(
         ``(V // 2 + 1) % V`` before/after with its own seconds. ``report["cameras"]`` says
         which cameras are returned: ``"refined"``, or ``"input"`` when the refinement stopped
         (``report["stopped"]`` says why) or when the leave-one-out PSNR fell
-        (``report["rejected"]`` says so; a warning is logged too).
+        (``report["rejected"]`` says so; a warning is logged too). The leave-one-out PSNRs
+        are over the pixels both of its renders cover (``report["held_out"]["compared"]``);
+        when there is none the figure is None and cannot reject the refinement.
+
+    ``progress``: see :data:`ReportProgress` (one refinement of ``steps`` iterations, three
+    more for the leave-one-out figure).
     """
     if steps < 1:
         raise ValueError(f"--refine: the number of steps must be >= 1, got {steps}")
     cfg = RefineConfig(steps=steps)
     t0 = time.perf_counter()
-    result = refine_cameras(images, c2w, K, depth, config=cfg)
+    v = images.shape[0]
+    with_held_out = held_out and v >= 3
+    total = steps * (4 if with_held_out else 1)
+
+    def stage(offset: int, name: str) -> dict[str, Any]:
+        """``on_step`` for a refinement starting at ``offset`` of the count (none without
+        ``progress``, so stand-ins without the argument still fit)."""
+        if progress is None:
+            return {}
+        return {"on_step": lambda done, _n: progress(offset + done, total, name)}
+
+    result = refine_cameras(images, c2w, K, depth, config=cfg, **stage(0, REFINE_STAGE))
     report: dict[str, Any] = {"steps": steps, **result.summary()}
     report["reprojection_psnr_before"] = report.pop("psnr_before")
     report["reprojection_psnr_after"] = report.pop("psnr_after")
@@ -57,18 +84,25 @@ def refine_with_report(
         result.seconds,
         f" ({result.stopped})" if result.stopped else "",
     )
-    v = images.shape[0]
     keep_c2w, keep_K = result.c2w, result.K
     report["rejected"] = None
-    if held_out and v >= 3:
+    if with_held_out:
         view = (v // 2 + 1) % v
         t1 = time.perf_counter()
-        fig = held_out_psnr(images, c2w, K, depth, view, config=cfg)
+        held = stage(steps, HELD_OUT_STAGE)
+        fig = held_out_psnr(images, c2w, K, depth, view, config=cfg, **held)
         report["held_out"] = {**fig.summary(), "seconds": round(time.perf_counter() - t1, 2)}
         log.info(
             "refine: held-out view %d PSNR %.2f -> %.2f dB", view, fig.psnr_before, fig.psnr_after
         )
-        if result.stopped is None and fig.psnr_after < fig.psnr_before:
+        comparable = math.isfinite(fig.psnr_before) and math.isfinite(fig.psnr_after)
+        if not comparable:
+            log.warning(
+                "refine: no pixel of held-out view %d is covered by both its renders; the "
+                "leave-one-out figure cannot judge the refinement",
+                view,
+            )
+        if result.stopped is None and comparable and fig.psnr_after < fig.psnr_before:
             report["rejected"] = (
                 f"the leave-one-out PSNR of view {view} fell ({fig.psnr_before:.3f} -> "
                 f"{fig.psnr_after:.3f} dB) although the reprojection PSNR rose "
