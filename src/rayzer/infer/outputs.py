@@ -22,10 +22,11 @@ Output folder layout::
     cameras.png                camera-frustum plot
     summary.json               inputs, model, per-stage timings, peak memory, PSNR
 
-With ``--refine`` the refined cameras (when kept: ``summary.json["refine"]["cameras"]``) are the
-ones in cameras.json, sparse/0, transforms.json, points.ply (depth/ unprojected through them)
-and cameras.png; depth/, renders/, gaussians.ply and the novel views (novel_cameras.json) stay
-at the model's cameras.
+With ``--refine``, when the refined cameras are kept (``summary.json["refine"]["cameras"]``),
+everything is at them: cameras.json, sparse/0, transforms.json and cameras.png hold them, and
+the scene is rebuilt there (``summary.json["refine"]["rebuilt"]``): the model's Gaussians are
+re-lifted along the refined cameras' rays at the model's depth, rotations turned with each
+camera, and gaussians.ply, renders/, depth/, points.ply and the novel views come from them.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,7 @@ def run_inference(
     progress: bool = False,
     render_size: int | None = None,
     refine: int = 0,
+    refine_progress: Callable[[int, int, str], None] | None = None,
 ) -> InferenceResult:
     """Run the whole inference pipeline on an image folder or a video (see module doc).
 
@@ -198,7 +199,12 @@ def run_inference(
             its leave-one-out PSNR fell (then the model's, with a warning);
             ``summary.json["refine"]`` has the before/after figures (reprojection and
             leave-one-out PSNR), seconds and which cameras were kept (``cameras``, ``stopped``,
-            ``rejected``). The renders, depth, Gaussians and novel views stay the model's.
+            ``rejected``). When the refined cameras are kept, the model's Gaussians are
+            re-lifted along the refined cameras' rays at the model's depth
+            (:func:`rayzer.models.gaussians.relift_scene`) and the renders, depth, points and
+            novel views come from them (``summary.json["refine"]["rebuilt"]``).
+        refine_progress: ``(done, total, stage)`` as the refinement goes
+            (:data:`rayzer.refine.report.ReportProgress`), e.g. for a progress bar.
     Raises:
         FileNotFoundError / ValueError: bad input, options or checkpoint (the message names the
             file and the problem; also ``out`` that is, contains or lies inside an input);
@@ -227,7 +233,13 @@ def run_inference(
     refine_report = None
     if refine:
         with timer.stage("refine"):
-            pred.cams, refine_report = _refine(x, pred, refine)
+            pred.cams, refine_report = _refine(x, pred, refine, refine_progress)
+        if refine_report.get("cameras") == "refined":
+            with timer.stage("rebuild"):
+                refine_report["rebuilt"] = _rebuild_at_cameras(
+                    model, x, pred, path_frames, spiral_frames, chunk, progress, render_size
+                )
+    _render_novel(timer, model, pred, progress)
     with staged_output(out, overwrite) as tmp:
         written = _write_outputs(tmp, out.name, timer, model, views, pred, fps)
         summary = _summary(views, model, pred, fps, aspect, timer, written)
@@ -237,7 +249,12 @@ def run_inference(
     return InferenceResult(out=out, summary=summary, cameras=pred.cams, views=views)
 
 
-def _refine(x: torch.Tensor, pred: _Predictions, steps: int) -> tuple[Cameras, dict[str, Any]]:
+def _refine(
+    x: torch.Tensor,
+    pred: _Predictions,
+    steps: int,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[Cameras, dict[str, Any]]:
     """The predicted cameras refined on the model's depth, and the report for the summary."""
     from rayzer.refine import refine_with_report
     from rayzer.refine.bundle import MIN_ALPHA
@@ -246,7 +263,9 @@ def _refine(x: torch.Tensor, pred: _Predictions, steps: int) -> tuple[Cameras, d
     if pred.alpha is not None:  # as refine_scene: nearly transparent pixels' depth is noise
         alpha = pred.alpha[:, 0] if pred.alpha.ndim == 4 else pred.alpha
         depth = torch.where(alpha >= MIN_ALPHA, depth, torch.zeros_like(depth))
-    c2w, K, report = refine_with_report(x.cpu(), pred.cams.c2w, pred.cams.K, depth.cpu(), steps)
+    c2w, K, report = refine_with_report(
+        x.cpu(), pred.cams.c2w, pred.cams.K, depth.cpu(), steps, progress=progress
+    )
     return replace(pred.cams, c2w=c2w, K=K), report
 
 
@@ -313,11 +332,13 @@ class _Predictions:
     view_psnr: list[float]  # reconstruction PSNR per input view
     segments: list[tuple[str, Cameras]]  # novel-view segments: ("path" | "spiral", cameras)
     spiral_info: Any
-    novel_frames: list[np.ndarray]  # uint8 frames per segment
+    novel_frames: list[np.ndarray]  # uint8 frames per segment (filled by _render_novel)
     gaussians: (
         dict[str, torch.Tensor] | None
     )  # the scene's Gaussians (CPU), where the model has them
     alpha: torch.Tensor | None = None  # (V, 1, H, W) accumulated opacity of the renders
+    scene: Any = None  # the model's scene (dropped once the novel views are rendered)
+    per_pass: list[int] = field(default_factory=list)  # views per render pass, per segment
 
 
 def _predict(
@@ -330,8 +351,8 @@ def _predict(
     progress: bool,
     render_size: int | None = None,
 ) -> _Predictions:
-    """Cameras, the latent scene, the input views rendered back and the novel views (at
-    ``render_size``, see :mod:`rayzer.infer.render_size`)."""
+    """Cameras, the latent scene, the input views rendered back and the plan of the novel views
+    (at ``render_size``, see :mod:`rayzer.infer.render_size`; rendered by :func:`_render_novel`)."""
     with timer.stage("predict_cameras"):
         cams = predict_cameras(model, x)
     with timer.stage("reconstruct"):
@@ -345,17 +366,64 @@ def _predict(
             model, scene, cams, chunk, progress, desc="render inputs"
         )
         view_psnr = psnr(renders, x).tolist()
-    with timer.stage("render_novel"):
-        novel_frames = [
-            to_uint8(render_scene(model, scene, c, n, progress, desc=f"render {kind}"))
-            for (kind, c), n in zip(segments, per_pass, strict=True)
-        ]
-    gaussians = None
-    if model.model.capabilities.outputs_gaussians:
-        gaussians = {k: v.cpu() for k, v in model.model.gaussians(scene).items()}
     return _Predictions(
-        cams, renders, depth, view_psnr, segments, spiral_info, novel_frames, gaussians, alpha
+        cams, renders, depth, view_psnr, segments, spiral_info, [], None, alpha, scene, per_pass
     )
+
+
+def _rebuild_at_cameras(
+    model: LoadedModel,
+    x: torch.Tensor,
+    pred: _Predictions,
+    path_frames: int,
+    spiral_frames: int,
+    chunk: int,
+    progress: bool,
+    render_size: int | None,
+) -> dict[str, Any]:
+    """Move the scene to ``pred.cams`` (the refined cameras): its Gaussians re-lifted along
+    their rays at the model's depth (:func:`rayzer.models.gaussians.relift_scene`), the input
+    views, depth and opacity rendered again from them and the novel-view path planned through
+    them. Returns what ``summary.json["refine"]["rebuilt"]`` says."""
+    from rayzer.models.gaussians import GaussianScene, relift_scene
+
+    if not isinstance(pred.scene, GaussianScene):
+        return {
+            "outputs": [],
+            "note": f"{model.model.title()}'s scene cannot be moved to other cameras: only the "
+            "written cameras (and points.ply) are the refined ones",
+        }
+    dev = pred.scene.means.device
+    cams = pred.cams
+    pred.scene = relift_scene(pred.scene, cams.c2w[None].to(dev), cams.K_norm[None].to(dev))
+    pred.renders, pred.depth, pred.alpha = render_scene_depth_alpha(
+        model, pred.scene, cams, chunk, progress, desc="render inputs (refined cameras)"
+    )
+    pred.view_psnr = psnr(pred.renders, x).tolist()
+    pred.segments, pred.spiral_info = _novel_segments(cams, path_frames, spiral_frames, render_size)
+    pred.per_pass = [
+        views_per_pass(model, pred.scene, c, chunk, render_size) for _, c in pred.segments
+    ]
+    return {
+        "outputs": ["gaussians.ply", "renders/", "depth/", "points.ply", "novel views"],
+        "note": "the model's Gaussians re-lifted along the refined cameras' rays at the "
+        "model's depth, rotations turned with each camera; everything rendered from them",
+    }
+
+
+def _render_novel(
+    timer: StageTimer, model: LoadedModel, pred: _Predictions, progress: bool
+) -> None:
+    """Render the planned novel views into ``pred.novel_frames``, take the Gaussians (models
+    with Gaussians) and drop the scene."""
+    with timer.stage("render_novel"):
+        pred.novel_frames = [
+            to_uint8(render_scene(model, pred.scene, c, n, progress, desc=f"render {kind}"))
+            for (kind, c), n in zip(pred.segments, pred.per_pass, strict=True)
+        ]
+    if model.model.capabilities.outputs_gaussians:
+        pred.gaussians = {k: v.cpu() for k, v in model.model.gaussians(pred.scene).items()}
+    pred.scene = None
 
 
 def _novel_segments(

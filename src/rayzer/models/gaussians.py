@@ -21,7 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rayzer.geometry import camera_rays, matrix_to_quaternion, quaternion_multiply
+from rayzer.geometry import (
+    camera_rays,
+    matrix_to_quaternion,
+    quaternion_multiply,
+    unproject_depth,
+)
 from rayzer.geometry.intrinsics import denormalize_intrinsics
 from rayzer.models.base import CameraPrediction, ModelOutput, RayModel, Rendered
 from rayzer.models.losses import photometric_loss
@@ -165,6 +170,48 @@ def pixel_sh(sh_raw: Tensor, degree: int) -> Tensor:
     if sh_raw.shape[2] != 3 * k:
         raise ValueError(f"expected {3 * k} SH channels for degree {degree}, got {sh_raw.shape[2]}")
     return flatten_pixels(sh_raw).unflatten(-1, (3, k)).transpose(-1, -2).contiguous()
+
+
+def relift_scene(scene: GaussianScene, c2w: Tensor, K_norm: Tensor) -> GaussianScene:
+    """``scene`` with its input views' Gaussians moved to new cameras of those views (e.g. the
+    cameras after test-time refinement).
+
+    Every Gaussian keeps its pixel and its camera z-depth (``scene.input_depth``, the model's
+    depth): its centre is lifted again along that pixel's ray through the new camera, and its
+    rotation turns with the camera (``R_new · R_oldᵀ``), so its shape relative to the camera
+    that saw it is what the model predicted. Scales, opacities and colours are kept; the
+    spherical-harmonic bands above the DC term are not rotated (the view-dependent part of the
+    colour stays in world axes: a small error for the few degrees a refinement turns a camera).
+    With the scene's own cameras the result is the scene (to float precision).
+
+    Args:
+        scene: a :class:`GaussianScene` of B samples, Vi input views of H × W.
+        c2w: (B, Vi, 4, 4) new OpenCV camera-to-world of the input views; K_norm: (B, Vi, 4)
+            their normalised intrinsics.
+    Returns:
+        a new :class:`GaussianScene` whose ``c2w`` / ``K_norm`` are the new cameras.
+    """
+    b, vi, _, h, w = scene.input_depth.shape
+    if c2w.shape != (b, vi, 4, 4) or K_norm.shape != (b, vi, 4):
+        raise ValueError(
+            f"relift_scene: expected cameras c2w ({b}, {vi}, 4, 4) and K_norm ({b}, {vi}, 4) "
+            f"for the scene's input views, got {tuple(c2w.shape)} and {tuple(K_norm.shape)}"
+        )
+    dev = scene.means.device
+    c2w, K_norm = c2w.to(dev).float(), K_norm.to(dev).float()
+    with fp32_geometry(scene.means):
+        depth = scene.input_depth[:, :, 0].float()
+        means = unproject_depth(depth, c2w, K_norm, normalized_intrinsics=True)
+        turn = c2w[..., :3, :3] @ scene.c2w[..., :3, :3].float().transpose(-1, -2)
+        q_turn = matrix_to_quaternion(turn)[:, :, None].expand(b, vi, h * w, 4)
+        quats = quaternion_multiply(q_turn.reshape(b, vi * h * w, 4), scene.quats.float())
+    return replace(
+        scene,
+        means=means.reshape(b, vi * h * w, 3),
+        quats=F.normalize(quats, dim=-1),
+        c2w=c2w,
+        K_norm=K_norm,
+    )
 
 
 def render_gaussians(
