@@ -17,7 +17,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -256,17 +256,11 @@ def _refine(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[Cameras, dict[str, Any]]:
     """The predicted cameras refined on the model's depth, and the report for the summary."""
-    from rayzer.refine import refine_with_report
-    from rayzer.refine.bundle import MIN_ALPHA
+    from rayzer.infer.refine_predicted import refine_predicted_cameras
 
-    depth = pred.depth[:, 0] if pred.depth.ndim == 4 else pred.depth
-    if pred.alpha is not None:  # as refine_scene: nearly transparent pixels' depth is noise
-        alpha = pred.alpha[:, 0] if pred.alpha.ndim == 4 else pred.alpha
-        depth = torch.where(alpha >= MIN_ALPHA, depth, torch.zeros_like(depth))
-    c2w, K, report = refine_with_report(
-        x.cpu(), pred.cams.c2w, pred.cams.K, depth.cpu(), steps, progress=progress
+    return refine_predicted_cameras(
+        x.cpu(), pred.cams, pred.depth, pred.alpha, steps, progress=progress
     )
-    return replace(pred.cams, c2w=c2w, K=K), report
 
 
 def _plan_output(

@@ -1,0 +1,79 @@
+"""Test-time refinement of a model's predicted cameras on its own depth.
+
+The one place where a prediction (cameras, rendered depth and opacity) is handed to
+:func:`rayzer.refine.refine_with_report`; ``rayzer infer --refine`` and the real-scene camera
+benchmark (``rayzer bench real-cameras``) both call :func:`refine_predicted_cameras`.
+
+Conventions as in :mod:`rayzer.infer.predict`: images ``(V, 3, H, W)`` in [0, 1], cameras
+OpenCV camera-to-world ``(V, 4, 4)`` with pixel intrinsics ``(V, 4)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rayzer.geometry import resize_intrinsics
+from rayzer.infer.predict import Cameras
+
+
+def refine_predicted_cameras(
+    images: Tensor,
+    cams: Cameras,
+    depth: Tensor,
+    alpha: Tensor | None,
+    steps: int,
+    *,
+    held_out: bool = True,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[Cameras, dict[str, Any]]:
+    """Refine predicted cameras with ``steps`` iterations of photometric bundle adjustment.
+
+    Args:
+        images: ``(V, 3, H', W')`` the views to refine on. They may be larger than the model's
+            input (``cams.height × cams.width``), e.g. the same photos fitted to 128 px for a
+            model trained at 64 px: the intrinsics are rescaled and the depth and opacity
+            resampled (bilinear) to ``H' × W'``; the views must be fitted with the same crop.
+        cams: the model's cameras of the ``cams.height × cams.width`` input.
+        depth: ``(V, h, w)`` or ``(V, 1, h, w)`` the model's z-depth at ``cams``' size.
+        alpha: same shape, the render's accumulated opacity, or None. Depth counts only where
+            it is at least :data:`rayzer.refine.bundle.MIN_ALPHA` (elsewhere the pixel is mostly
+            background and its depth a blend).
+        steps: iterations (>= 1).
+        held_out: also compute the leave-one-out figure, which can reject the refined cameras
+            (:func:`rayzer.refine.refine_with_report`).
+        progress: ``(done, total, stage)`` as the refinement goes
+            (:data:`rayzer.refine.report.ReportProgress`).
+    Returns:
+        ``(cameras of H' × W' images, report)``: the cameras to keep (the refined ones, or the
+        input ones when the refinement stopped or was rejected; ``report["cameras"]`` says which)
+        and the report of :func:`rayzer.refine.refine_with_report`.
+    """
+    from rayzer.refine import refine_with_report
+    from rayzer.refine.bundle import MIN_ALPHA
+
+    depth = depth[:, 0] if depth.ndim == 4 else depth
+    hw = tuple(images.shape[-2:])
+    K = cams.K
+    if hw != (cams.height, cams.width):
+        K = resize_intrinsics(cams.K, (cams.height, cams.width), hw).float()
+        depth = _resample(depth, hw)
+    if alpha is not None:  # as refine_scene: nearly transparent pixels' depth is noise
+        alpha = alpha[:, 0] if alpha.ndim == 4 else alpha
+        if tuple(alpha.shape[-2:]) != hw:
+            alpha = _resample(alpha, hw)
+        depth = torch.where(alpha >= MIN_ALPHA, depth, torch.zeros_like(depth))
+    c2w, K, report = refine_with_report(
+        images.cpu(), cams.c2w, K, depth.cpu(), steps, held_out=held_out, progress=progress
+    )
+    return replace(cams, c2w=c2w, K=K, height=hw[0], width=hw[1]), report
+
+
+def _resample(maps: Tensor, hw: tuple[int, ...]) -> Tensor:
+    """``(V, h, w)`` per-view maps resized to ``hw`` (bilinear, pixel-centre aligned)."""
+    return F.interpolate(maps[:, None].float(), size=hw, mode="bilinear", align_corners=False)[:, 0]
