@@ -96,6 +96,7 @@ def _add_bench_commands(parser: argparse.ArgumentParser) -> None:
     from rayzer.bench import cuda as cuda_bench
     from rayzer.bench import data as data_bench
     from rayzer.bench import quality as quality_bench
+    from rayzer.bench import real_cameras as real_cameras_bench
     from rayzer.bench import reliability as reliability_bench
     from rayzer.bench import render as render_bench
     from rayzer.bench import speed
@@ -151,6 +152,14 @@ def _add_bench_commands(parser: argparse.ArgumentParser) -> None:
         quality_bench.add_arguments,
         quality_bench.main,
         description=quality_bench.DESCRIPTION,
+    )
+    _register(
+        bench,
+        "real-cameras",
+        "camera accuracy on posed real scenes: model, model + refinement, pycolmap",
+        real_cameras_bench.add_arguments,
+        real_cameras_bench.main,
+        description=real_cameras_bench.DESCRIPTION,
     )
     _register(
         bench,

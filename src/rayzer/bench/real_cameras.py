@@ -1,0 +1,648 @@
+"""Camera accuracy on posed real scenes, side by side (``rayzer bench real-cameras``).
+
+For every posed scene folder (``cameras.json``) under ``--data``, windows of ``--views`` frames
+(default 8) are evaluated:
+
+* ``consecutive``: ``--consecutive-windows`` windows of consecutive frames in capture order
+  (what a user's short clip is), their starts spread evenly from the first to the last frame;
+* ``spread``: one window of frames spread evenly over the whole capture (first to last).
+
+A scene with fewer frames than ``--views`` gives one window of all its frames (said in the row's
+``note``). On each window, four camera estimates are scored against the scene's cameras:
+
+* ``identity``: every camera at the origin (the no-motion baseline);
+* ``model``: the model's predicted cameras (:func:`rayzer.infer.predict.predict_cameras` on the
+  views fitted to its input, as ``rayzer eval`` fits them);
+* ``model_refined``: the model's cameras after test-time refinement on its own depth, exactly as
+  ``rayzer infer --refine STEPS`` refines them (:func:`rayzer.infer.refine_predicted.
+  refine_predicted_cameras`, with its leave-one-out check), at ``--refine-size`` px; not
+  applicable to models without depth (RayZer);
+* ``pycolmap``: incremental SfM on the stored images of the same frames
+  (:func:`rayzer.eval.colmap_reference.colmap_reference`), scored on the views it registered.
+
+Metrics are the gauge-free pairwise ones of ``rayzer eval``
+(:func:`rayzer.eval.camera_metrics.pairwise_summary`): median relative rotation and translation-
+direction errors over the window's view pairs, AUC@10/30 of their maximum; ``auc_all_pairs``
+also counts the pairs of unregistered views as failures (it differs from ``auc`` only for
+pycolmap). Seconds are wall time per method: the model's camera pass; for ``model_refined``
+that pass plus the scene, its depth and the refinement; pycolmap's whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rayzer.eval.camera_metrics import AUC_THRESHOLDS, pairwise_summary
+from rayzer.geometry import pose_auc, relative_pose_errors
+
+log = logging.getLogger("rayzer.bench.real_cameras")
+
+WINDOW_KINDS = ("consecutive", "spread")
+METHODS = ("identity", "model", "model_refined", "pycolmap")
+
+DEFINITIONS = {
+    "consecutive": "windows of --views consecutive frames in capture order; with "
+    "--consecutive-windows N, N windows whose starts are spread evenly from frame 0 to the last "
+    "possible start",
+    "spread": "one window of --views frames spread evenly over the whole capture (first to last)",
+    "rot_err_deg_median / trans_dir_err_deg_median": "medians over the window's view pairs of "
+    "the relative rotation / translation-direction errors against the scene's cameras (gauge "
+    "free; rayzer.eval.camera_metrics)",
+    "auc": "AUC@T of max(rotation, translation-direction error) over the scored pairs",
+    "auc_all_pairs": "the same with the pairs of unregistered views counted as failures",
+    "registered": "views with a camera (pycolmap: those it registered; the model: all)",
+    "seconds": "wall time: model = camera pass; model_refined = camera pass + scene + depth + "
+    "refinement (with its leave-one-out check); pycolmap = extraction + matching + mapping",
+    "model_refined.cameras": "'refined', or 'input' when the refinement stopped or its "
+    "leave-one-out PSNR fell (then the model's cameras are kept, as rayzer infer does)",
+}
+
+
+# -- windows -----------------------------------------------------------------------------------
+
+
+def parse_windows(value: str | Sequence[str]) -> tuple[str, ...]:
+    """``"consecutive,spread"`` → the window kinds, in order, without repeats."""
+    items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value)]
+    items = [v for v in items if v]
+    bad = [v for v in items if v not in WINDOW_KINDS]
+    if bad or not items:
+        raise ValueError(
+            f"--windows must be a comma list of {', '.join(WINDOW_KINDS)}, got {value!r}"
+        )
+    return tuple(dict.fromkeys(items))
+
+
+def window_frames(num_frames: int, kind: str, views: int = 8, count: int = 2) -> list[list[int]]:
+    """Frame indices (positions in capture order) of the windows of one scene.
+
+    Args:
+        num_frames: frames of the scene.
+        kind: ``consecutive`` (``count`` windows of ``views`` consecutive frames, starts evenly
+            from 0 to ``num_frames - views``) or ``spread`` (one window of ``views`` frames
+            evenly from the first to the last).
+        views: frames per window; a scene with fewer frames gives one window of all of them.
+    Returns:
+        Windows (each a sorted list of distinct indices), without duplicate windows.
+    Raises:
+        ValueError: unknown ``kind``, ``views < 2``, ``count < 1`` or ``num_frames < 2``.
+    """
+    if kind not in WINDOW_KINDS:
+        raise ValueError(f"unknown window kind {kind!r} (expected one of {WINDOW_KINDS})")
+    if views < 2 or count < 1:
+        raise ValueError(f"windows need views >= 2 and count >= 1, got {views} and {count}")
+    if num_frames < 2:
+        raise ValueError(f"a window needs at least 2 frames, the scene has {num_frames}")
+    v = min(views, num_frames)
+    if kind == "spread":
+        # steps of (n - 1) / (v - 1) >= 1 frame: the rounded indices stay distinct
+        return [np.linspace(0, num_frames - 1, v).round().astype(int).tolist()]
+    starts = np.linspace(0, num_frames - v, count).round().astype(int).tolist()
+    return [list(range(s, s + v)) for s in dict.fromkeys(starts)]
+
+
+# -- scoring -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Scored:
+    """One method on one window: the JSON record and the raw pair errors (for pooling)."""
+
+    record: dict[str, Any]
+    num_views: int  # views of the window it was tried on (0: not tried, n/a)
+    rot: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.float64))
+    trans: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.float64))
+
+    @property
+    def total_pairs(self) -> int:
+        """View pairs of the window, registered or not."""
+        return self.num_views * (self.num_views - 1) // 2
+
+
+def _auc_all_pairs(rot: Tensor, trans: Tensor, total_pairs: int) -> dict[str, float]:
+    """AUC of ``max(rot, trans)`` with the ``total_pairs - len(rot)`` missing pairs failed."""
+    missing = torch.full((total_pairs - rot.numel(),), math.inf, dtype=torch.float64)
+    worst = torch.cat([torch.maximum(rot, trans), missing])
+    if worst.numel() == 0:
+        return {f"@{t}": 0.0 for t in AUC_THRESHOLDS}
+    return {f"@{t}": v for t, v in pose_auc(worst, AUC_THRESHOLDS).items()}
+
+
+def _score(pred_c2w: Tensor, gt_c2w: Tensor, num_views: int, seconds: float, **extra) -> _Scored:
+    """Score cameras of the registered views (``pred_c2w``, ``gt_c2w``: (R, 4, 4)) of a window
+    of ``num_views`` views."""
+    err = relative_pose_errors(pred_c2w.detach().double().cpu(), gt_c2w.detach().double().cpu())
+    rot, trans = err["rot_deg"], err["trans_deg"]
+    record = {
+        "status": "ok",
+        "registered": int(pred_c2w.shape[0]),
+        **pairwise_summary(rot, trans),
+        "auc_all_pairs": _auc_all_pairs(rot, trans, num_views * (num_views - 1) // 2),
+        "seconds": round(seconds, 2),
+        **extra,
+    }
+    return _Scored(record, num_views, rot, trans)
+
+
+def _not_scored(status: str, reason: str, num_views: int, **extra) -> _Scored:
+    """A method that gave no cameras on a window (``status``: ``n/a`` or ``failed``)."""
+    return _Scored(
+        {"status": status, "reason": reason, "registered": 0, **extra},
+        num_views if status == "failed" else 0,
+    )
+
+
+# -- one window ---------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchSettings:
+    """The options of a run that shape each window (see :func:`add_arguments`).
+
+    Attributes:
+        refine_steps: refinement iterations (0: no refinement).
+        refine_size: square side of the views the refinement runs on (None: the model's input).
+        colmap: run pycolmap on each window.
+        threads: CPU threads of pycolmap.
+    """
+
+    refine_steps: int = 150
+    refine_size: int | None = None
+    colmap: bool = False
+    threads: int = 1
+
+
+def evaluate_window(
+    model: Any,
+    scene: Any,
+    frames: Sequence[int],
+    settings: BenchSettings,
+    workdir: Path,
+) -> tuple[dict[str, Any], dict[str, _Scored]]:
+    """Score the four methods (module docstring) on ``frames`` of a posed ``scene``.
+
+    Args:
+        model: a :class:`rayzer.infer.model.LoadedModel`.
+        scene: a posed :class:`rayzer.eval.eval_data.SceneEntry`.
+        frames: positions in the scene's frame list, in capture order.
+        workdir: scratch folder of pycolmap (created; the caller deletes it).
+    Returns:
+        ``(row, scored)``: the JSON row (``methods`` keyed by :data:`METHODS`) and each method's
+        raw pair errors.
+    """
+    from rayzer.data.images import output_size
+    from rayzer.eval.eval_data import load_views
+    from rayzer.infer.predict import predict_cameras
+
+    hw = output_size(model.image_size, model.patch_size, "square")
+    images, gt, _, files = load_views(scene, frames, hw)
+    if gt is None:
+        raise ValueError(f"{scene.path}: no cameras in its cameras.json, it cannot be scored")
+    v = len(frames)
+    scored = {"identity": _score(torch.eye(4, dtype=torch.float64).expand(v, 4, 4), gt, v, 0.0)}
+
+    t0 = time.perf_counter()
+    cams = predict_cameras(model, images)
+    model_s = time.perf_counter() - t0
+    scored["model"] = _score(cams.c2w, gt, v, model_s)
+
+    net = model.model
+    if not net.capabilities.outputs_depth:
+        reason = f"not applicable: the {net.name} model outputs no depth to refine on"
+        scored["model_refined"] = _not_scored("n/a", reason, v)
+    elif settings.refine_steps < 1:
+        scored["model_refined"] = _not_scored("n/a", "not requested (--refine 0)", v)
+    else:
+        scored["model_refined"] = _refined(model, scene, frames, images, cams, gt, settings)
+        scored["model_refined"].record["seconds"] = round(
+            model_s + scored["model_refined"].record["seconds"], 2
+        )
+
+    if settings.colmap:
+        paths = [scene.path / f for f in files]
+        scored["pycolmap"] = _colmap(paths, cams.c2w, gt, settings.threads, workdir)
+    else:
+        scored["pycolmap"] = _not_scored("n/a", "not requested (no --colmap)", v)
+
+    row = {
+        "scene": scene.name,
+        "frames": list(frames),
+        "num_views": v,
+        "methods": {name: scored[name].record for name in METHODS},
+    }
+    return row, scored
+
+
+def _refined(
+    model: Any,
+    scene: Any,
+    frames: Sequence[int],
+    images: Tensor,
+    cams: Any,
+    gt: Tensor,
+    settings: BenchSettings,
+) -> _Scored:
+    """The model's cameras refined as ``rayzer infer --refine`` refines them, scored; seconds
+    of the scene, its depth and the refinement (the camera pass is added by the caller)."""
+    from rayzer.eval.eval_data import load_views
+    from rayzer.infer.predict import build_scene, render_scene_depth_alpha
+    from rayzer.infer.refine_predicted import refine_predicted_cameras
+
+    t0 = time.perf_counter()
+    latent = build_scene(model, images, cams)
+    _, depth, alpha = render_scene_depth_alpha(model, latent, cams)
+    size = settings.refine_size
+    views = images
+    if size is not None and (size, size) != tuple(images.shape[-2:]):
+        # the same photos fitted to the refinement size (the same square centre crop)
+        views = load_views(scene, frames, (size, size))[0]
+    refined, report = refine_predicted_cameras(views, cams, depth, alpha, settings.refine_steps)
+    seconds = time.perf_counter() - t0
+    extra = {"cameras": report["cameras"], "refine_size": list(views.shape[-2:]), "refine": report}
+    return _score(refined.c2w, gt, len(frames), seconds, **extra)
+
+
+def _colmap(
+    paths: Sequence[Path], model_c2w: Tensor, gt: Tensor, threads: int, workdir: Path
+) -> _Scored:
+    """pycolmap on the stored images of the window, scored on the views it registered."""
+    from rayzer.eval.colmap_reference import colmap_reference
+
+    v = len(paths)
+    t0 = time.perf_counter()
+    rep = colmap_reference(model_c2w, paths, workdir, gt_c2w=gt, num_threads=threads)
+    seconds = round(time.perf_counter() - t0, 2)
+    if rep["status"] != "ok":
+        return _not_scored("failed", rep["reason"], v, seconds=seconds)
+    rot, trans = rep["raw"]["colmap_vs_gt"]
+    on_registered = rep["ours_vs_gt_on_registered"]
+    record = {
+        "status": "ok",
+        "registered": rep["registered"],
+        **pairwise_summary(rot, trans),
+        "auc_all_pairs": _auc_all_pairs(rot, trans, v * (v - 1) // 2),
+        "seconds": seconds,
+        "registered_images": rep["registered_images"],
+        "num_points3D": rep["num_points3D"],
+        "model_on_registered": {
+            k: on_registered[k] for k in ("rot_err_deg_median", "trans_dir_err_deg_median")
+        },
+    }
+    return _Scored(record, v, rot, trans)
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def posed_scenes(
+    data: str | Path, names: Sequence[str] | None = None
+) -> tuple[list[Any], list[dict[str, str]]]:
+    """The posed scene folders under ``data`` (only ``names`` when given) and the skipped ones.
+
+    Raises:
+        FileNotFoundError: ``data`` missing or holding no scene folder. ValueError: a name in
+        ``names`` that is not a scene there, or no posed scene left.
+    """
+    from rayzer.eval.eval_data import list_scene_entries
+
+    if not Path(data).exists():
+        raise FileNotFoundError(f"--data not found: {data}")
+    entries = list_scene_entries(data)
+    if names:
+        known = {e.name for e in entries}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(
+                f"--scenes: no scene {', '.join(map(repr, unknown))} in {data} (it holds: "
+                f"{', '.join(sorted(known))})"
+            )
+        entries = [e for e in entries if e.name in names]
+    skipped = [
+        {"scene": e.name, "reason": "unposed: no cameras.json with poses"}
+        for e in entries
+        if not e.posed
+    ]
+    posed = [e for e in entries if e.posed]
+    if not posed:
+        raise ValueError(f"{data}: no posed scene (a scene folder with cameras.json) to evaluate")
+    return posed, skipped
+
+
+def run_bench(
+    data: str | Path,
+    *,
+    ckpt: str | Path | None = None,
+    scenes: Sequence[str] | None = None,
+    windows: str | Sequence[str] = WINDOW_KINDS,
+    views: int = 8,
+    consecutive_windows: int = 2,
+    settings: BenchSettings | None = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Evaluate every window of every posed scene under ``data`` (module docstring).
+
+    Args:
+        data: a scene folder or a folder of scene folders.
+        ckpt: checkpoint or run directory (None: the bundled model).
+        scenes: only these scene names.
+        windows: window kinds (:data:`WINDOW_KINDS`).
+        views: frames per window. consecutive_windows: consecutive windows per scene.
+        settings: refinement and pycolmap options.
+    Returns:
+        The JSON-ready result: ``rows`` (one per window), ``summary[kind][method]`` (pair errors
+        pooled over the kind's windows), ``skipped`` scenes, settings, definitions, machine.
+    Raises:
+        FileNotFoundError / ValueError naming the option or file, before any window is run.
+    """
+    from rayzer.infer.model import load_model
+    from rayzer.utils.report import machine_info
+
+    settings = settings or BenchSettings()
+    kinds = parse_windows(windows)
+    _check_counts(views, consecutive_windows, settings)
+    posed, skipped = posed_scenes(data, scenes)
+    plan = [
+        (e, k, f)
+        for e in posed
+        for k in kinds
+        for f in _windows(e, k, views, consecutive_windows, skipped)
+    ]
+    model = load_model(ckpt, device)
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    pooled: dict[str, dict[str, list[_Scored]]] = {k: {m: [] for m in METHODS} for k in kinds}
+    with tempfile.TemporaryDirectory(prefix="rayzer-real-cameras-") as work:
+        for i, (entry, kind, frames) in enumerate(plan):
+            row, scored = evaluate_window(
+                model, entry, frames, settings, Path(work) / f"window_{i:03d}"
+            )
+            row = {"window": kind, **row}
+            if len(frames) < views:
+                row["note"] = f"the scene has {entry.num_frames} frames < {views}: all of them"
+            rows.append(row)
+            for name in METHODS:
+                pooled[kind][name].append(scored[name])
+            log.info("[%d/%d] %s", i + 1, len(plan), _progress_line(row))
+    return {
+        "command": "rayzer bench real-cameras",
+        "checkpoint": str(model.checkpoint),
+        "bundled_model": model.bundled,
+        "model": model.model.name,
+        "step": model.step,
+        "image_size": model.image_size,
+        "data": str(data),
+        "windows": list(kinds),
+        "views": views,
+        "consecutive_windows": consecutive_windows,
+        "refine_steps": settings.refine_steps,
+        "refine_size": settings.refine_size or model.image_size,
+        "colmap": settings.colmap,
+        "rows": rows,
+        "summary": {k: {m: _pool(pooled[k][m]) for m in METHODS} for k in kinds},
+        "skipped": skipped,
+        "definitions": DEFINITIONS,
+        "wall_time_s": round(time.perf_counter() - t0, 1),
+        "machine": machine_info(),
+    }
+
+
+def _check_counts(views: int, consecutive_windows: int, settings: BenchSettings) -> None:
+    if views < 2:
+        raise ValueError(f"--views must be >= 2 (pairs of views are scored), got {views}")
+    if consecutive_windows < 1:
+        raise ValueError(f"--consecutive-windows must be >= 1, got {consecutive_windows}")
+    if settings.refine_steps < 0:
+        raise ValueError(f"--refine must be >= 0 (0: no refinement), got {settings.refine_steps}")
+    if settings.refine_size is not None and settings.refine_size < 8:
+        raise ValueError(f"--refine-size must be >= 8 px, got {settings.refine_size}")
+    if settings.colmap:
+        from rayzer.eval.colmap_reference import colmap_unavailable_reason
+
+        reason = colmap_unavailable_reason()
+        if reason is not None:
+            raise ValueError(f"--colmap: {reason}")
+
+
+def _windows(
+    entry: Any, kind: str, views: int, count: int, skipped: list[dict[str, str]]
+) -> list[list[int]]:
+    """The scene's windows of ``kind``; a scene too short for any is added to ``skipped``."""
+    try:
+        return window_frames(entry.num_frames, kind, views, count)
+    except ValueError as err:
+        skipped.append({"scene": entry.name, "reason": f"{kind}: {err}"})
+        return []
+
+
+def _pool(items: list[_Scored]) -> dict[str, Any]:
+    """One method's errors pooled over windows: pairwise summary of all scored pairs, AUC with
+    unregistered pairs failed, registered views, windows scored / failed, seconds."""
+    tried = [s for s in items if s.record["status"] != "n/a"]
+    if not tried:
+        reason = items[0].record.get("reason") if items else "no windows"
+        return {"status": "n/a", "reason": reason}
+    rot = torch.cat([s.rot for s in tried])
+    trans = torch.cat([s.trans for s in tried])
+    ok = [s for s in tried if s.record["status"] == "ok"]
+    out: dict[str, Any] = {
+        "status": "ok" if ok else "failed",
+        "windows": len(tried),
+        "failed_windows": len(tried) - len(ok),
+        "registered": sum(s.record["registered"] for s in tried),
+        "views": sum(s.num_views for s in tried),
+    }
+    if rot.numel():
+        out.update(pairwise_summary(rot, trans))
+    out["auc_all_pairs"] = _auc_all_pairs(rot, trans, sum(s.total_pairs for s in tried))
+    secs = [s.record["seconds"] for s in tried if s.record.get("seconds") is not None]
+    out["seconds_median"] = float(np.median(secs)) if secs else None
+    out["seconds_total"] = round(float(sum(secs)), 2)
+    return out
+
+
+# -- report -------------------------------------------------------------------------------------
+
+_TITLES = {
+    "identity": "identity",
+    "model": "model",
+    "model_refined": "model + refinement",
+    "pycolmap": "pycolmap",
+}
+
+
+_MEDIANS = ("rot_err_deg_median", "trans_dir_err_deg_median")
+
+
+def _frames_label(frames: Sequence[int]) -> str:
+    """``0-7`` for consecutive frames, else the list."""
+    consecutive = list(frames) == list(range(frames[0], frames[0] + len(frames)))
+    return f"{frames[0]}-{frames[-1]}" if consecutive else ",".join(map(str, frames))
+
+
+def _cell(rec: dict[str, Any], num_views: int, *, show_time: bool = True) -> str:
+    """``rot° / trans° · AUC@10 / @30 · registered · seconds`` of one method on one window."""
+    if rec["status"] == "n/a":
+        return "n/a"
+    if rec["status"] == "failed":
+        secs = f" ({rec['seconds']:.1f} s)" if rec.get("seconds") is not None else ""
+        return f"failed: {rec['reason'][:80]}{secs}"
+    text = (
+        f"{rec['rot_err_deg_median']:.2f} / {rec['trans_dir_err_deg_median']:.2f} · "
+        f"{rec['auc']['@10']:.2f} / {rec['auc']['@30']:.2f}"
+    )
+    if rec["registered"] != num_views:
+        text += f" · {rec['registered']}/{num_views} reg."
+    if rec.get("cameras") == "input":
+        why = "stopped" if rec["refine"].get("stopped") else "leave-one-out fell"
+        text += f" · input kept ({why})"
+    if show_time:
+        text += f" · {rec['seconds']:.1f} s"
+    return text
+
+
+def _progress_line(row: dict[str, Any]) -> str:
+    m = row["methods"]
+    parts = [f"{row['scene']} {row['window']} {_frames_label(row['frames'])}:"]
+    for name in ("model", "model_refined", "pycolmap"):
+        if m[name]["status"] != "n/a":
+            parts.append(f"{_TITLES[name]} {_cell(m[name], row['num_views'])};")
+    return " ".join(parts).rstrip(";")
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    """Per-window tables (one per window kind) and the pooled summary."""
+    lines = [
+        f"# Camera accuracy on posed real scenes: {result['model']} "
+        f"({result['checkpoint']}, step {result['step']})",
+        "",
+        f"Each cell: median relative rotation / translation-direction error (degrees) · "
+        f"AUC@10 / AUC@30 · registered views when not all · seconds. Windows of "
+        f"{result['views']} views; refinement {result['refine_steps']} iterations at "
+        f"{result['refine_size']} px; model input {result['image_size']} px.",
+    ]
+    for kind in result["windows"]:
+        rows = [r for r in result["rows"] if r["window"] == kind]
+        lines += ["", f"## {kind} windows", ""]
+        lines += [
+            "| scene | frames | " + " | ".join(_TITLES[m] for m in METHODS) + " |",
+            "|---|---|" + "---|" * len(METHODS),
+        ]
+        for r in rows:
+            cells = [
+                _cell(r["methods"][m], r["num_views"], show_time=m != "identity") for m in METHODS
+            ]
+            label = _frames_label(r["frames"]) + (" (all)" if r.get("note") else "")
+            lines.append(f"| {r['scene']} | {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Pooled over windows",
+        "",
+        "| windows | method | registered / views | rot° median | trans° median | AUC@10 | "
+        "AUC@30 | AUC@30 all pairs | s per window (median) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind in result["windows"]:
+        for m in METHODS:
+            s = result["summary"][kind][m]
+            if s["status"] == "n/a":
+                lines.append(f"| {kind} | {_TITLES[m]} | n/a: {s['reason']} | | | | | | |")
+                continue
+            scored = "rot_err_deg_median" in s
+            num = [f"{s[k]:.2f}" if scored else "–" for k in _MEDIANS]
+            auc = [f"{s['auc'][t]:.3f}" if scored else "–" for t in ("@10", "@30")]
+            secs = "–" if s["seconds_median"] is None else f"{s['seconds_median']:.1f}"
+            failed = f" ({s['failed_windows']} failed)" if s["failed_windows"] else ""
+            lines.append(
+                f"| {kind} | {_TITLES[m]} | {s['registered']}/{s['views']}{failed} | "
+                f"{num[0]} | {num[1]} | {auc[0]} | {auc[1]} | "
+                f"{s['auc_all_pairs']['@30']:.3f} | {secs} |"
+            )
+    if result["skipped"]:
+        lines += [
+            "",
+            "Skipped: " + "; ".join(f"{s['scene']} ({s['reason']})" for s in result["skipped"]),
+        ]
+    return "\n".join(lines)
+
+
+# -- command line -------------------------------------------------------------------------------
+
+DESCRIPTION = (
+    "Camera accuracy on posed real scenes, side by side: the model alone, the model + test-time "
+    "refinement (as rayzer infer --refine) and pycolmap on the same frames, on windows of "
+    "consecutive frames and on frames spread over each capture. Prints and writes "
+    "real_cameras.json and real_cameras.md."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", type=Path, help="checkpoint or run dir (default: the bundled model)")
+    p.add_argument(
+        "--data", type=Path, required=True, help="scene folder or folder of scene folders"
+    )
+    p.add_argument("--scenes", help="comma list of scene names (default: every posed scene)")
+    p.add_argument(
+        "--windows", default="consecutive,spread", help="consecutive,spread (default), or one"
+    )
+    p.add_argument("--views", type=int, default=8, help="frames per window (default 8)")
+    p.add_argument(
+        "--consecutive-windows",
+        type=int,
+        default=2,
+        help="consecutive windows per scene, starts spread from first to last (default 2)",
+    )
+    p.add_argument(
+        "--refine",
+        type=int,
+        default=150,
+        help="refinement iterations (default 150; 0: none; models with depth only)",
+    )
+    p.add_argument(
+        "--refine-size", type=int, help="square side of the refined views (default: model input)"
+    )
+    p.add_argument("--colmap", action="store_true", help="pycolmap on the same frames")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch and pycolmap")
+    p.add_argument("--out", type=Path, help="folder for real_cameras.json / real_cameras.md")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def main(args: argparse.Namespace) -> None:
+    from rayzer.utils.logs import command_logging, set_threads
+    from rayzer.utils.report import write_report
+
+    restore = command_logging(logging.getLogger("rayzer"), args.quiet)
+    try:
+        set_threads(args.threads)
+        settings = BenchSettings(
+            refine_steps=args.refine,
+            refine_size=args.refine_size,
+            colmap=args.colmap,
+            threads=args.threads or torch.get_num_threads(),
+        )
+        scenes = [s.strip() for s in args.scenes.split(",") if s.strip()] if args.scenes else None
+        result = run_bench(
+            args.data,
+            ckpt=args.ckpt,
+            scenes=scenes,
+            windows=args.windows,
+            views=args.views,
+            consecutive_windows=args.consecutive_windows,
+            settings=settings,
+            device=args.device,
+        )
+    finally:
+        restore()
+    write_report(args.out, "real_cameras", result, to_markdown(result))

@@ -1,0 +1,310 @@
+"""``rayzer bench real-cameras``: window selection, the four methods on a tiny synthetic posed
+scene (tiny E-RayZer and RayZer checkpoints; pycolmap stubbed with known cameras, and once for
+real on a shared real scene when present), the shared refinement entry point, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from _tiny import TINY_MODEL, tiny_data
+from rayzer.bench.real_cameras import parse_windows, window_frames
+from rayzer.cli import main
+from rayzer.config import load_config
+from rayzer.data.synthetic import synth_command
+from rayzer.geometry import relative_pose_errors
+from rayzer.models import build_model
+from rayzer.train.checkpoint import save_checkpoint
+
+REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
+METHODS = ("identity", "model", "model_refined", "pycolmap")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _checkpoint(root: Path, preset: str, *overrides: str) -> Path:
+    cfg = load_config(preset, [*tiny_data(32), *overrides])
+    torch.manual_seed(0)
+    return save_checkpoint(root, 3, build_model(cfg.model), {}, cfg)
+
+
+@pytest.fixture(scope="module")
+def erayzer_ckpt(tmp_path_factory) -> Path:
+    return _checkpoint(tmp_path_factory.mktemp("erayzer"), "erayzer-tiny-cpu")
+
+
+@pytest.fixture(scope="module")
+def rayzer_ckpt(tmp_path_factory) -> Path:
+    return _checkpoint(tmp_path_factory.mktemp("rayzer"), "tiny-cpu", *TINY_MODEL)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> Path:
+    """Two posed synthetic scenes (10 and 5 frames, 32 px) and one unposed folder."""
+    root = tmp_path_factory.mktemp("scenes")
+    synth_command("orbit", 7, 10, 32, str(root / "orbit10"))
+    synth_command("walk", 8, 5, 32, str(root / "walk5"))
+    unposed = root / "photos"
+    (unposed / "images").mkdir(parents=True)
+    from PIL import Image
+
+    files = []
+    for i in range(3):
+        name = f"{i:03d}.png"
+        Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(unposed / "images" / name)
+        files.append({"file": f"images/{name}", "width": 32, "height": 32})
+    (unposed / "frames.json").write_text(json.dumps({"scene": "photos", "frames": files}))
+    return root
+
+
+def _gt(scene: Path) -> dict[str, np.ndarray]:
+    """``{image file name: c2w}`` of a scene folder's cameras.json."""
+    frames = json.loads((scene / "cameras.json").read_text())["frames"]
+    return {Path(f["file"]).name: np.array(f["c2w"], dtype=np.float64) for f in frames}
+
+
+def _run(*args) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["bench", "real-cameras", *(str(a) for a in args)])
+    return code, out.getvalue(), err.getvalue()
+
+
+# -- windows ----------------------------------------------------------------------------------
+
+
+def test_window_frames_consecutive_and_spread():
+    assert window_frames(67, "consecutive", 8, 2) == [list(range(8)), list(range(59, 67))]
+    assert window_frames(67, "consecutive", 8, 3)[1] == list(range(30, 38))
+    assert window_frames(67, "spread", 8) == [[0, 9, 19, 28, 38, 47, 57, 66]]
+    assert window_frames(16, "spread", 8) == [[0, 2, 4, 6, 9, 11, 13, 15]]
+    # more windows than starts: no window twice
+    assert window_frames(9, "consecutive", 8, 5) == [list(range(8)), list(range(1, 9))]
+    # shorter than the window: one window of all frames
+    assert window_frames(5, "consecutive", 8, 2) == [[0, 1, 2, 3, 4]]
+    assert window_frames(5, "spread", 8) == [[0, 1, 2, 3, 4]]
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((1, "consecutive"), "at least 2 frames"),
+        ((10, "middle"), "unknown window kind"),
+        ((10, "spread", 1), "views >= 2"),
+        ((10, "consecutive", 8, 0), "count >= 1"),
+    ],
+)
+def test_window_frames_refuses_bad_requests(args, match):
+    with pytest.raises(ValueError, match=match):
+        window_frames(*args)
+
+
+def test_parse_windows():
+    assert parse_windows("consecutive,spread") == ("consecutive", "spread")
+    assert parse_windows(" spread , spread") == ("spread",)
+    for bad in ("", "random", "spread,all"):
+        with pytest.raises(ValueError, match="--windows must be"):
+            parse_windows(bad)
+
+
+# -- end to end ---------------------------------------------------------------------------------
+
+
+def test_erayzer_table_with_stubbed_colmap(erayzer_ckpt, scenes, tmp_path, monkeypatch):
+    """Model, refinement and a pycolmap stub that registers all views but the first with the
+    true cameras: its errors are ~0 on the registered pairs and its all-pairs AUC counts the
+    missing ones; the identity row equals the true relative rotations."""
+    from rayzer.eval import colmap_reference as cr
+
+    calls = []
+
+    def fake_colmap(files, workdir, **kwargs):
+        calls.append(kwargs)
+        gt = _gt(Path(files[0]).parent.parent)
+        names = [Path(f).name for f in files]
+        return cr.ColmapCameras({n: gt[n] for n in names[1:]}, len(files), 100)
+
+    monkeypatch.setattr(cr, "run_colmap", fake_colmap)
+    out = tmp_path / "bench"
+    code, _, err = _run(
+        "--ckpt", erayzer_ckpt, "--data", scenes, "--views", 4, "--refine", 2,
+        "--refine-size", 48, "--colmap", "--threads", 1, "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "[1/6] synth_orbit_7 consecutive 0-3" in err  # progress lines
+    result = json.loads((out / "real_cameras.json").read_text())
+    assert (out / "real_cameras.md").read_text().startswith("# Camera accuracy")
+    assert result["skipped"] == [
+        {"scene": "photos", "reason": "unposed: no cameras.json with poses"}
+    ]
+    windows = [(r["scene"], r["window"], r["frames"]) for r in result["rows"]]
+    assert windows == [
+        ("synth_orbit_7", "consecutive", [0, 1, 2, 3]),
+        ("synth_orbit_7", "consecutive", [6, 7, 8, 9]),
+        ("synth_orbit_7", "spread", [0, 3, 6, 9]),
+        ("synth_walk_8", "consecutive", [0, 1, 2, 3]),
+        ("synth_walk_8", "consecutive", [1, 2, 3, 4]),
+        ("synth_walk_8", "spread", [0, 1, 3, 4]),
+    ]
+    assert len(calls) == 6 and all(c["num_threads"] == 1 for c in calls)
+
+    row = result["rows"][0]
+    m = row["methods"]
+    assert set(m) == set(METHODS)
+    gt = torch.from_numpy(np.stack(list(_gt(scenes / "orbit10").values())[:4]))
+    truth = relative_pose_errors(torch.eye(4, dtype=torch.float64).expand(4, 4, 4), gt)
+    assert m["identity"]["rot_err_deg_median"] == pytest.approx(truth["rot_deg"].median().item())
+    assert m["model"]["registered"] == 4 and m["model"]["num_pairs"] == 6
+    ref = m["model_refined"]
+    assert ref["status"] == "ok" and ref["cameras"] in ("refined", "input")
+    assert ref["refine_size"] == [48, 48] and ref["refine"]["steps"] == 2
+    assert ref["seconds"] >= m["model"]["seconds"]
+    col = m["pycolmap"]
+    assert col["registered"] == 3 and col["num_pairs"] == 3
+    assert col["rot_err_deg_median"] < 1e-3 and col["trans_dir_err_deg_median"] < 1e-3
+    assert col["auc"]["@10"] > 0.99
+    assert col["auc_all_pairs"]["@10"] == pytest.approx(col["auc"]["@10"] * 3 / 6)
+
+    pooled = result["summary"]["consecutive"]["pycolmap"]
+    assert pooled["windows"] == 4 and pooled["registered"] == 12 and pooled["views"] == 16
+    assert pooled["num_pairs"] == 12
+    spread = result["summary"]["spread"]["model"]
+    assert spread["windows"] == 2 and spread["num_pairs"] == 12
+
+
+def test_colmap_failure_is_reported_not_fatal(erayzer_ckpt, scenes, tmp_path, monkeypatch):
+    from rayzer.eval import colmap_reference as cr
+
+    def failing(files, workdir, **kwargs):
+        raise cr.ColmapFailed("COLMAP registered no image pair (no reconstruction)")
+
+    monkeypatch.setattr(cr, "run_colmap", failing)
+    code, stdout, err = _run(
+        "--ckpt", erayzer_ckpt, "--data", scenes / "walk5", "--windows", "spread", "--views", 8,
+        "--refine", 0, "--colmap",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(stdout[stdout.index("\n{") :])
+    (row,) = result["rows"]
+    assert row["num_views"] == 5 and "5 frames < 8" in row["note"]
+    assert row["methods"]["pycolmap"]["status"] == "failed"
+    assert "no image pair" in row["methods"]["pycolmap"]["reason"]
+    assert row["methods"]["model_refined"] == {
+        "status": "n/a",
+        "reason": "not requested (--refine 0)",
+        "registered": 0,
+    }
+    pooled = result["summary"]["spread"]["pycolmap"]
+    assert pooled["status"] == "failed" and pooled["failed_windows"] == 1
+    assert pooled["auc_all_pairs"]["@30"] == 0.0 and "rot_err_deg_median" not in pooled
+    assert "| synth_walk_8 | 0-4 (all) |" in stdout
+
+
+def test_model_without_depth_gets_model_alone(rayzer_ckpt, scenes, tmp_path):
+    code, _, err = _run(
+        "--ckpt", rayzer_ckpt, "--data", scenes / "orbit10", "--windows", "spread",
+        "--views", 3, "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads((tmp_path / "o" / "real_cameras.json").read_text())
+    m = result["rows"][0]["methods"]
+    assert m["model"]["status"] == "ok"
+    assert m["model_refined"]["status"] == "n/a"
+    assert "outputs no depth" in m["model_refined"]["reason"]
+    assert result["summary"]["spread"]["model_refined"]["status"] == "n/a"
+
+
+@pytest.mark.skipif(not (REAL / "fox_instantngp").is_dir(), reason="no shared real scenes")
+def test_real_pycolmap_on_a_real_scene(rayzer_ckpt, tmp_path):
+    """pycolmap for real on the first 8 frames of the fox capture (about 5 s on one thread;
+    fewer consecutive frames give it too little baseline to register)."""
+    from rayzer.eval.colmap_reference import colmap_unavailable_reason
+
+    if colmap_unavailable_reason() is not None:
+        pytest.skip(colmap_unavailable_reason())
+    code, _, err = _run(
+        "--ckpt", rayzer_ckpt, "--data", REAL, "--scenes", "fox_instantngp", "--windows",
+        "consecutive", "--consecutive-windows", 1, "--colmap", "--threads", 1,
+        "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert code == 0, err
+    col = json.loads((tmp_path / "o" / "real_cameras.json").read_text())["rows"][0]["methods"]
+    col = col["pycolmap"]
+    assert col["status"] == "ok", col
+    assert col["registered"] == 8
+    assert col["rot_err_deg_median"] < 1.0  # the capture's own poses came from COLMAP
+
+
+# -- the shared refinement entry point --------------------------------------------------------
+
+
+def test_refine_predicted_cameras_rescales_to_the_refined_views(monkeypatch):
+    """Views larger than the model input: intrinsics scaled, depth and opacity resampled, depth
+    dropped where the opacity is below MIN_ALPHA; the returned cameras are of the larger size."""
+    import rayzer.refine
+    from rayzer.infer.predict import Cameras
+    from rayzer.infer.refine_predicted import refine_predicted_cameras
+
+    seen = {}
+
+    def fake(images, c2w, K, depth, steps, *, held_out=True):
+        seen.update(images=images, K=K, depth=depth, steps=steps, held_out=held_out)
+        return c2w + 1, K, {"cameras": "refined"}
+
+    monkeypatch.setattr(rayzer.refine, "refine_with_report", fake)
+    K = torch.tensor([[40.0, 40.0, 16.0, 16.0]]).repeat(3, 1)
+    cams = Cameras(torch.eye(4).repeat(3, 1, 1), K, 32, 32, canonical=1)
+    depth = torch.full((3, 1, 32, 32), 2.0)
+    alpha = torch.ones(3, 1, 32, 32)
+    alpha[:, :, :, :16] = 0.0  # left half transparent
+    out, report = refine_predicted_cameras(torch.rand(3, 3, 64, 64), cams, depth, alpha, 7)
+    assert report == {"cameras": "refined"} and seen["steps"] == 7 and seen["held_out"]
+    assert torch.allclose(seen["K"], K * 2)
+    assert seen["depth"].shape == (3, 64, 64)
+    assert (seen["depth"][:, :, :30] == 0).all() and (seen["depth"][:, :, 34:] == 2.0).all()
+    assert (out.height, out.width) == (64, 64) and torch.equal(out.c2w, cams.c2w + 1)
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--views", 1], "--views must be >= 2"),
+        (["--refine", -1], "--refine must be >= 0"),
+        (["--refine-size", 4], "--refine-size must be >= 8"),
+        (["--consecutive-windows", 0], "--consecutive-windows must be >= 1"),
+        (["--windows", "random"], "--windows must be"),
+        (["--scenes", "nope"], "no scene 'nope'"),
+        (["--threads", 0], "--threads must be >= 1"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(erayzer_ckpt, scenes, tmp_path, extra, match):
+    out = tmp_path / "o"
+    code, _, err = _run("--ckpt", erayzer_ckpt, "--data", scenes, "--out", out, *extra)
+    assert code == 2 and match in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_bad_data_and_models_are_clear_errors(erayzer_ckpt, scenes, tmp_path):
+    code, _, err = _run("--ckpt", erayzer_ckpt, "--data", tmp_path / "missing")
+    assert code == 2 and "--data not found" in err
+    code, _, err = _run("--ckpt", erayzer_ckpt, "--data", scenes / "photos")
+    assert code == 2 and "no posed scene" in err and "photos" in err
+    lvsm = _checkpoint(tmp_path / "lvsm", "tiny-cpu", *TINY_MODEL, "model.name=lvsm")
+    code, _, err = _run("--ckpt", lvsm, "--data", scenes / "orbit10")
+    assert code == 2 and "does not predict cameras" in err
