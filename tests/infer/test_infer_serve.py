@@ -364,3 +364,90 @@ def test_viewer_copy_ignores_non_finite_centres(tmp_path: Path):
     assert torch.allclose(view.means[finite].median(dim=0).values, torch.zeros(3), atol=1e-4)
     r = torch.quantile(view.means[finite].norm(dim=-1), 0.98)
     assert abs(float(r) - 0.4 * VIEWER_ORBIT_RADIUS) < 0.05
+
+
+def test_refine_option_runs_the_refinement_with_progress_and_shows_its_figures(
+    tmp_path: Path, helpers
+):
+    """An explicit model: the page offers refinement (off by default, capped), the run refines
+    with its progress reported, and the page's note gives the before/after figures."""
+    from rayzer.infer.serve import MAX_REFINE_STEPS, refine_note
+
+    model = _explicit_model()
+    app = build_app(model, tmp_path / "work", frames=2)
+    slider = _component(app, "refine")
+    assert slider["props"]["interactive"] is True and slider["props"]["value"] == 0
+    assert slider["props"]["maximum"] == MAX_REFINE_STEPS
+    note = _component(app, "refine_summary")
+    (run,) = [d for d in app.get_config_file()["dependencies"] if note["id"] in d["outputs"]]
+    assert slider["id"] in run["inputs"]
+
+    runner = Runner(model, tmp_path / "work", frames=2, max_refine_steps=5)
+    uploads = helpers.write_images(tmp_path / "photos", 3)
+    seen: list[tuple[int, int, str]] = []
+    *_, summary = runner(
+        [str(p) for p in uploads],
+        None,
+        None,
+        24,
+        refine=3,
+        refine_progress=lambda *a: seen.append(a),
+    )
+    report = summary["refine"]
+    assert report["steps"] == 3 and report["cameras"] in ("refined", "input")
+    assert seen and seen[-1][:2] == (12, 12)  # 3 iterations + 3 x 3 for the leave-one-out check
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
+    text = refine_note(summary)
+    assert text.startswith("**Camera refinement**, 3 iterations")
+    before, after = report["reprojection_psnr_before"], report["reprojection_psnr_after"]
+    assert f"{before:.2f} dB → {after:.2f} dB" in text
+    assert f"leave-one-out PSNR of view {report['held_out']['view']}" in text
+    assert "- kept: " in text
+
+    jobs = set((tmp_path / "work").iterdir())
+    with pytest.raises(gr.Error, match="between 0 and 5 on this server"):
+        runner([str(p) for p in uploads], None, None, 24, refine=6)
+    assert set((tmp_path / "work").iterdir()) == jobs  # refused before any work
+    *_, summary = runner([str(p) for p in uploads], None, None, 24)  # off by default
+    assert "refine" not in summary and refine_note(summary) == ""
+
+
+def test_refine_with_a_model_without_depth_is_a_clear_message(model, tmp_path: Path, helpers):
+    app = build_app(model, tmp_path / "work", frames=2)
+    slider = _component(app, "refine")
+    assert slider["props"]["interactive"] is False
+    assert "needs a model that outputs depth" in slider["props"]["info"]
+    runner = Runner(model, tmp_path / "work", frames=2)
+    uploads = helpers.write_images(tmp_path / "photos", 3)
+    with pytest.raises(gr.Error, match=r"refinement needs a model that outputs depth.*RayZer"):
+        runner([str(p) for p in uploads], None, None, 24, refine=5)
+    assert not (tmp_path / "work").exists()  # nothing was run
+
+
+def test_refine_note_says_which_cameras_were_kept_and_why():
+    from rayzer.infer.serve import refine_note
+
+    rejected = {
+        "steps": 10,
+        "total_seconds": 4.2,
+        "reprojection_psnr_before": 20.0,
+        "reprojection_psnr_after": 21.5,
+        "held_out": {"view": 2, "psnr_before": 18.0, "psnr_after": None},
+        "cameras": "input",
+        "rejected": "the leave-one-out PSNR of view 2 fell",
+    }
+    text = refine_note({"refine": rejected})
+    assert "(4.2 s)" in text and "20.00 dB → 21.50 dB" in text and "18.00 dB → n/a" in text
+    assert "kept: the model's cameras: the leave-one-out PSNR of view 2 fell" in text
+    kept = {**rejected, "cameras": "refined", "rejected": None, "rebuilt": {"outputs": ["x"]}}
+    assert "kept: the refined cameras; the Gaussians, depth, renders and video were rebuilt" in (
+        refine_note({"refine": kept})
+    )
+
+
+@pytest.mark.parametrize("steps", ["many", 2.5, float("nan"), True, -1])
+def test_a_malformed_refine_request_is_refused(steps):
+    from rayzer.infer.serve import check_refine_request
+
+    with pytest.raises(ValueError, match="refinement iterations must be"):
+        check_refine_request(_explicit_model(), steps, 10)

@@ -5,6 +5,9 @@ camera plot, the novel-view video and the views rendered back; download a zip of
 With an explicit-3D model (E-RayZer, NAS3R) the page also shows the scene's 3D Gaussians in an
 interactive viewer (Gradio's ``Model3D``, which renders a 3DGS ``.ply`` as a splat) and the
 depth maps of the input views; for latent models (RayZer) those two panels are hidden.
+Models with depth also offer test-time camera refinement (``rayzer infer --refine``: off by
+default, at most :data:`MAX_REFINE_STEPS` iterations, with a progress bar); its before/after
+figures are shown under the results.
 It listens on 127.0.0.1 only, with Gradio's analytics off. Gradio is an optional extra
 (``pip install 'rayzer[demo]'``); the model is loaded once at start-up.
 
@@ -26,7 +29,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,10 @@ NONE = "none: use my upload"
 #: minute of phone video fit; the model sees at most 64 small views anyway.
 MAX_UPLOAD_MB = 50.0
 _MB = 1024 * 1024
+#: Most refinement iterations a request may ask for: each runs four times (the cameras, then
+#: the three fits of the leave-one-out check), 100 take tens of seconds on a CPU for 8 small
+#: views, and the server runs one request at a time.
+MAX_REFINE_STEPS = 100
 
 
 def _import_gradio():
@@ -116,6 +123,62 @@ def viewer_ply(src: Path, dst: Path) -> Path:
     return g.save(dst)
 
 
+def check_refine_request(model: LoadedModel, steps: float | None, limit: int) -> int:
+    """The refinement iterations a request asked for (0: none), refused with a clear message
+    when the model has no depth to refine on or the number is not in ``[0, limit]``."""
+    if steps is None or steps == 0:
+        return 0
+    try:  # a request through the API may send anything
+        whole = not isinstance(steps, bool) and float(steps).is_integer()
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
+        raise ValueError(f"refinement iterations must be a whole number, got {steps!r}")
+    steps = int(float(steps))
+    if not model.model.capabilities.outputs_depth:
+        raise ValueError(
+            "camera refinement needs a model that outputs depth (E-RayZer, NAS3R); this "
+            f"server's model, {model.model.title()}, does not: run it with refinement off"
+        )
+    if not 0 <= steps <= limit:
+        raise ValueError(f"refinement iterations must be between 0 and {limit} on this server")
+    return steps
+
+
+def refine_note(summary: dict[str, Any]) -> str:
+    """The page's Markdown line on a run's refinement (``summary["refine"]``), or "" without
+    one: the before/after figures, the time and which cameras were kept, and why."""
+    report = summary.get("refine")
+    if not report:
+        return ""
+
+    def db(x: Any) -> str:
+        return "n/a" if x is None else f"{x:.2f} dB"
+
+    lines = [
+        f"**Camera refinement**, {report.get('steps')} iterations "
+        f"({report.get('total_seconds', report.get('seconds', 0))} s):",
+        f"- reprojection PSNR (the objective): {db(report.get('reprojection_psnr_before'))} → "
+        f"{db(report.get('reprojection_psnr_after'))}",
+    ]
+    held = report.get("held_out")
+    if held:
+        lines.append(
+            f"- leave-one-out PSNR of view {held.get('view')} (predicted from the other views, "
+            f"over the pixels both renders cover): {db(held.get('psnr_before'))} → "
+            f"{db(held.get('psnr_after'))}"
+        )
+    if report.get("cameras") == "refined":
+        kept = "the refined cameras"
+        if report.get("rebuilt", {}).get("outputs"):
+            kept += "; the Gaussians, depth, renders and video were rebuilt at them"
+    else:
+        why = report.get("stopped") or report.get("rejected") or "the refinement was not kept"
+        kept = f"the model's cameras: {why}"
+    lines.append(f"- kept: {kept}")
+    return "\n".join(lines)
+
+
 class Runner:
     """The app's request handler: one inference run per call, serialised by a lock (the model
     and the CPU are shared).
@@ -124,6 +187,7 @@ class Runner:
         upload_dir: input files must lie inside it (the server's upload folder); None accepts
             any file (direct use from Python, where the caller names its own files).
         max_upload_mb: limit of the input files of one request together.
+        max_refine_steps: most refinement iterations one request may ask for.
     """
 
     def __init__(
@@ -133,12 +197,14 @@ class Runner:
         frames: int = 48,
         upload_dir: Path | None = None,
         max_upload_mb: float = MAX_UPLOAD_MB,
+        max_refine_steps: int = MAX_REFINE_STEPS,
     ) -> None:
         self.model = model
         self.work_dir = work_dir
         self.frames = frames
         self.upload_dir = upload_dir
         self.max_upload_mb = max_upload_mb
+        self.max_refine_steps = max_refine_steps
         self.lock = threading.Lock()
 
     def _inputs(self, job: Path, files: Sequence[Any] | None, video: Any, example: str | None):
@@ -167,12 +233,20 @@ class Runner:
         example: str | None,
         max_views: float,
         show_progress: bool = False,
+        refine: float = 0,
+        refine_progress: Callable[[int, int, str], None] | None = None,
     ) -> tuple[str, str, list[str], list[str], str | None, str, dict[str, Any]]:
         """One run: the camera plot, the novel-view video, the renders, the depth pictures
         (models with depth, else empty), the 3D view's copy of ``gaussians.ply`` (models with
         Gaussians, else None), the zip of all outputs and the summary (paths as strings).
-        ``show_progress``: the rendering stages report progress bars (the page shows them)."""
+        ``show_progress``: the rendering stages report progress bars (the page shows them).
+        ``refine``: camera refinement iterations (0: off; models with depth; at most
+        ``max_refine_steps``), reported to ``refine_progress(done, total, stage)``."""
         gr = _import_gradio()
+        try:  # before any work, and before a folder is made
+            steps = check_refine_request(self.model, refine, self.max_refine_steps)
+        except ValueError as err:
+            raise gr.Error(str(err)) from None
         job = self.work_dir / uuid.uuid4().hex[:12]
         job.mkdir(parents=True)
         try:
@@ -187,6 +261,8 @@ class Runner:
                     path_frames=self.frames,
                     spiral_frames=self.frames,
                     progress=show_progress,
+                    refine=steps,
+                    refine_progress=refine_progress if steps else None,
                 )
         except (FileNotFoundError, ValueError, InferenceError) as err:
             raise gr.Error(str(err)) from None
@@ -251,6 +327,22 @@ def build_app(
                 max_views = gr.Slider(
                     MIN_VIEWS, MAX_VIEWS, value=24, step=1, label="max views", elem_id="max_views"
                 )
+                refine_steps = gr.Slider(
+                    0,
+                    runner.max_refine_steps,
+                    value=0,
+                    step=1,
+                    label="refine the cameras: iterations (0 = off)",
+                    info=(
+                        "photometric bundle adjustment on the model's depth, checked on a "
+                        "left-out view (rayzer infer --refine); slower"
+                        if caps.outputs_depth
+                        else f"unavailable: camera refinement needs a model that outputs depth "
+                        f"(E-RayZer, NAS3R); {model.model.title()} does not"
+                    ),
+                    interactive=caps.outputs_depth,
+                    elem_id="refine",
+                )
                 run = gr.Button("Run", variant="primary", elem_id="run")
             with gr.Column():
                 novel = gr.Video(label="novel views", elem_id="novel_video")
@@ -270,20 +362,34 @@ def build_app(
                 visible=caps.outputs_depth,
             )
         renders = gr.Gallery(label="views rendered back", columns=8, elem_id="renders")
+        refinement = gr.Markdown(elem_id="refine_summary")
         with gr.Row():
             archive = gr.File(label="all outputs (zip)", elem_id="archive")
             summary = gr.JSON(label="summary", elem_id="summary")
 
         tracker = gr.Progress(track_tqdm=True)
 
-        def run_request(files, video, example, max_views, progress=tracker):
-            # A gr.Progress default makes Gradio mirror the pipeline's tqdm bars on the page.
-            return runner(files, video, example, max_views, show_progress=True)
+        def run_request(files, video, example, max_views, refine_steps, progress=tracker):
+            # A gr.Progress default makes Gradio mirror the pipeline's tqdm bars on the page;
+            # the refinement reports its iterations to the same bar.
+            def refining(done: int, total: int, stage: str) -> None:
+                progress((done, total), desc=f"refine: {stage}", unit="iterations")
+
+            outputs = runner(
+                files,
+                video,
+                example,
+                max_views,
+                show_progress=True,
+                refine=refine_steps,
+                refine_progress=refining,
+            )
+            return (*outputs, refine_note(outputs[-1]))
 
         run.click(
             run_request,
-            inputs=[files, video, example, max_views],
-            outputs=[plot, novel, renders, depth, gaussians, archive, summary],
+            inputs=[files, video, example, max_views, refine_steps],
+            outputs=[plot, novel, renders, depth, gaussians, archive, summary, refinement],
         )
     return app
 
