@@ -13,6 +13,7 @@ from rayzer.models import RayZer
 from rayzer.models.sense import (
     SenseHead,
     mirror_camera_path,
+    non_canonical,
     paths_to_mirror,
     sense_labels,
     view_yaw,
@@ -175,3 +176,23 @@ def test_resolved_mirror_test_renders_the_heads_path_and_a_gradient_free_mirror(
 def test_sense_mirror_must_be_known():
     with pytest.raises(ValueError, match=r"sense\.mirror"):
         tiny_model_config(sense_head=True, sense_mirror="half")
+
+
+def test_pair_cnn_channels_last_input_unchanged():
+    """The sense head's channels-last input layout on the CPU (a speed choice) gives the
+    outputs and gradients of the plain NCHW computation."""
+    torch.manual_seed(0)
+    head = SenseHead(width=16)
+    images = torch.rand(2, 4, 3, 16, 16)
+    logits = head(images)
+    grads = torch.autograd.grad(logits.square().sum(), list(head.parameters()))
+    # the same network, fed the NCHW pairs directly
+    c = images.shape[1] // 2
+    chosen = images[:, non_canonical(4)]
+    pairs = torch.cat((chosen, images[:, c : c + 1].expand_as(chosen)), dim=2).flatten(0, 1)
+    assert pairs.is_contiguous()
+    ref = head.head(head.features(pairs)).view(2, 3)
+    ref_grads = torch.autograd.grad(ref.square().sum(), list(head.parameters()))
+    torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -134,8 +134,12 @@ class PairCNN(nn.Module):
     def forward_pairs(self, first: Tensor, second: Tensor) -> Tensor:
         """first, second (B, P, 3, H, W) → (B, P, out_dim), one output per [first ‖ second]."""
         b, n = first.shape[:2]
-        pairs = torch.cat((first, second), dim=2)
-        return self.head(self.features(pairs.flatten(0, 1))).view(b, n, -1)
+        pairs = torch.cat((first, second), dim=2).flatten(0, 1)
+        if pairs.device.type == "cpu":
+            # Channels-last input: oneDNN's convolutions (forward and backward) run ~1.4x
+            # faster in that layout on the CPU; the results are the same to float rounding.
+            pairs = pairs.contiguous(memory_format=torch.channels_last)
+        return self.head(self.features(pairs)).view(b, n, -1)
 
 
 class SenseHead(PairCNN):
