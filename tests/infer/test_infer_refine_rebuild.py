@@ -76,7 +76,7 @@ def test_relifted_centres_sit_on_their_pixels_at_the_new_cameras(preset, photos)
     model = _loaded(preset)
     x = torch.stack(
         [
-            torch.from_numpy(np.asarray(Image.open(p))).permute(2, 0, 1).float() / 255
+            torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1).float() / 255
             for p in sorted(photos.glob("*.png"))
         ]
     )
