@@ -451,3 +451,23 @@ def test_a_malformed_refine_request_is_refused(steps):
 
     with pytest.raises(ValueError, match="refinement iterations must be"):
         check_refine_request(_explicit_model(), steps, 10)
+
+
+def test_the_page_handler_feeds_the_refinement_to_its_progress_bar(tmp_path: Path, helpers):
+    """The function the Run button calls (as Gradio calls it, with its progress tracker; here a
+    recorder): the refinement's iterations reach the tracker, and its note is the last output."""
+    photos = helpers.write_images(tmp_path / "photos", 3)
+    app = build_app(_explicit_model(), tmp_path / "work", frames=2, upload_dir=tmp_path)
+    note = _component(app, "refine_summary")
+    (run,) = [d for d in app.get_config_file()["dependencies"] if note["id"] in d["outputs"]]
+    calls = []
+
+    def tracker(progress, desc=None, total=None, unit="steps"):
+        calls.append((progress, desc, unit))
+
+    tracker.track_tqdm = True
+    outputs = app.fns[run["id"]].fn([str(p) for p in photos], None, None, 24, 2, progress=tracker)
+    assert len(outputs) == len(run["outputs"]) and outputs[-1].startswith("**Camera refinement**")
+    refine = [(done, total, desc) for (done, total), desc, unit in calls if unit == "iterations"]
+    assert refine[-1] == (8, 8, "refine: leave-one-out check")
+    assert "refine: refining the cameras" in {desc for _, _, desc in refine}
