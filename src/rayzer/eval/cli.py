@@ -58,7 +58,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--interp-frames", type=int, default=8, help="in-between frames per scene (--interp)"
     )
-    p.add_argument("--colmap", action="store_true", help="COLMAP reference (needs pycolmap)")
+    p.add_argument(
+        "--colmap",
+        action="store_true",
+        help="COLMAP reference (needs pycolmap); for model vs model + refinement vs pycolmap on "
+        "windows of posed real scenes see `rayzer bench real-cameras`",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--max-scenes", type=int, help="evaluate only the first N scenes")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: its own)")
