@@ -38,7 +38,8 @@ def refine_predicted_cameras(
         images: ``(V, 3, H', W')`` the views to refine on. They may be larger than the model's
             input (``cams.height × cams.width``), e.g. the same photos fitted to 128 px for a
             model trained at 64 px: the intrinsics are rescaled and the depth and opacity
-            resampled (bilinear) to ``H' × W'``; the views must be fitted with the same crop.
+            resampled (bilinear; unknown depth stays unknown) to ``H' × W'``; the views must be
+            fitted with the same crop.
         cams: the model's cameras of the ``cams.height × cams.width`` input.
         depth: ``(V, h, w)`` or ``(V, 1, h, w)`` the model's z-depth at ``cams``' size.
         alpha: same shape, the render's accumulated opacity, or None. Depth counts only where
@@ -55,14 +56,17 @@ def refine_predicted_cameras(
         and the report of :func:`rayzer.refine.refine_with_report`.
     """
     from rayzer.refine import refine_with_report
-    from rayzer.refine.bundle import MIN_ALPHA
+    from rayzer.refine.bundle import MIN_ALPHA, _resize_depth
+    from rayzer.refine.depth import clean_depth
 
     depth = depth[:, 0] if depth.ndim == 4 else depth
     hw = tuple(images.shape[-2:])
     K = cams.K
     if hw != (cams.height, cams.width):
         K = resize_intrinsics(cams.K, (cams.height, cams.width), hw).float()
-        depth = _resample(depth, hw)
+        # unknown pixels (0, where nothing was rendered) stay unknown: plain bilinear would
+        # blend them into their known neighbours as depths pulled towards the camera
+        depth = _resize_depth(clean_depth(depth), hw[0], hw[1])
     if alpha is not None:  # as refine_scene: nearly transparent pixels' depth is noise
         alpha = alpha[:, 0] if alpha.ndim == 4 else alpha
         if tuple(alpha.shape[-2:]) != hw:
