@@ -22,6 +22,9 @@ Algorithm (exact: the same image as the dense reference, gsplat's compositing ru
    recomputes alpha block by block, back to front, carrying the suffix sums, so nothing of size
    pairs is kept between forward and backward: the memory of a training step does not grow
    with the number of Gaussian-pixel pairs.
+5. **Forward only** when no gradient is wanted (autograd off, or no input requires one):
+   :mod:`rayzer.render.compositing_forward` composites the same blocks without building the
+   per-intersection tables the backward needs (same image up to float rounding).
 
 Compositing rules (gsplat's): ``alpha = min(0.999, o·exp(-power))``; contributions with
 ``alpha < 1/255`` are skipped; a pixel stops *before* the Gaussian that would bring its
@@ -87,9 +90,11 @@ def bin_gaussians(
     flat = torch.nonzero((extents > 0).all(-1).reshape(-1)).squeeze(1)
     if flat.numel():
         # Depth order first (stable: ties by Gaussian index); the stable tile sort keeps it.
-        flat = flat[torch.argsort(depths.reshape(-1)[flat], stable=True)]
-    m = means2d.detach().reshape(-1, 2)[flat]
-    e = extents.reshape(-1, 2)[flat]
+        order = torch.argsort(depths.reshape(-1).index_select(0, flat), stable=True)
+        flat = flat.index_select(0, order)
+    # index_select, not x[idx]: the same gather, about twice as fast on the CPU.
+    m = means2d.detach().reshape(-1, 2).index_select(0, flat)
+    e = extents.reshape(-1, 2).index_select(0, flat)
     # Pixels whose centre (col + 0.5) lies in [m - e, m + e], widened by a hair for rounding.
     pad = 1e-3 + 1e-4 * e
     lo = torch.ceil(m - e - pad - 0.5)
@@ -101,22 +106,27 @@ def bin_gaussians(
     n_xy = (torch.floor(hi / tile_size) - t_lo + 1).clamp_min(0) * (hi >= lo)
     n = (n_xy[:, 0] * n_xy[:, 1]).long()
     total = int(n.sum())
+    n_tiles = n_img * ty_n * tx_n
     image = torch.div(flat, N, rounding_mode="floor")
     first = (image * ty_n + t_lo[:, 1].long()) * tx_n + t_lo[:, 0].long()  # top-left tile id
     start = torch.cumsum(n, 0) - n
     # Expand every Gaussian to its tiles: one repeat of the per-Gaussian columns, then the
     # position inside the box. Float64 division: exact here and vectorised, unlike int64's.
-    per = torch.stack((flat, first, start, n_xy[:, 0].long()), dim=1)
+    # int32 where the ids fit: half the memory traffic, and int32 keys sort several times
+    # faster than int64 on CPU (radix sort).
+    small = max(n_tiles, n_img * N, total) < 2**31
+    itype = torch.int32 if small else torch.int64
+    per = torch.stack((flat, first, start, n_xy[:, 0].long()), dim=1).to(itype)
     gauss, first, start, nx = torch.repeat_interleave(per, n, dim=0, output_size=total).unbind(1)
-    local = torch.arange(total, device=dev) - start
-    ly = torch.floor(local.double() / nx.clamp_min(1).double()).long()
+    local = torch.arange(total, device=dev, dtype=itype) - start
+    ly = torch.floor(local.double() / nx.clamp_min(1).double()).to(itype)
     tile = first + ly * tx_n + (local - ly * nx)
-    # int32 keys sort several times faster than int64 on CPU (radix sort).
-    key = tile.to(torch.int32) if n_img * ty_n * tx_n < 2**31 else tile
-    order = torch.sort(key, stable=True).indices
-    gauss, tile = gauss[order], tile[order]
-    counts = torch.bincount(tile, minlength=n_img * ty_n * tx_n)
+    order = torch.sort(tile, stable=True).indices
+    gauss = gauss.index_select(0, order).long()
+    counts = torch.bincount(tile, minlength=n_tiles)
     starts = torch.cumsum(counts, 0) - counts
+    # The sorted tile ids, from the counts (cheaper than gathering them through ``order``).
+    tile = torch.repeat_interleave(torch.arange(n_tiles, device=dev), counts, output_size=total)
     return TileBins(gauss, tile, starts, counts, n_img, ty_n, tx_n, tile_size)
 
 
@@ -374,24 +384,39 @@ def composite_torch(
     Returns:
         ``features (I, H, W, C)`` = Σ_k w_k f_k and ``alpha (I, H, W, 1)`` = Σ_k w_k.
     """
-    n_img = depths.shape[0]
     C = features.shape[-1]
     tile_size = TILE_SIZE if tile_size is None else tile_size
     chunk_elements = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
     k_block = K_BLOCK if k_block is None else k_block
     bins = bin_gaussians(means2d, extents, depths, width, height, tile_size)
+    if stats is not None:
+        for key in ("candidates", "pairs", "blocks", "blocks_used"):
+            stats.setdefault(key, 0)
+        stats["intersections"] = stats.get("intersections", 0) + bins.gaussian.numel()
+    inputs = (means2d, conics, opacities, features)
+    if not (torch.is_grad_enabled() and any(x.requires_grad for x in inputs)):
+        # No gradient wanted: the forward-only path (same image, less work and memory).
+        from rayzer.render.compositing_forward import composite_tiles_forward
+
+        chunks = _plan(bins, chunk_elements, k_block)
+        tiles = composite_tiles_forward(bins, chunks, *inputs, width, height, stats)
+        return _untile(tiles, bins, width, height, C)
     coef = _tile_coefficients(bins, means2d, conics, opacities)
     ones = features.new_ones(bins.gaussian.numel() + 1, 1)
     feat = torch.cat((features.reshape(-1, C)[bins.gaussian], features.new_zeros(1, C)))
     feat = torch.cat((feat, ones), dim=1)
     chunks = _plan(bins, chunk_elements, k_block)
-    if stats is not None:
-        for key in ("candidates", "pairs", "blocks", "blocks_used"):
-            stats.setdefault(key, 0)
-        stats["intersections"] = stats.get("intersections", 0) + bins.gaussian.numel()
     tiles = _CompositeTiles.apply(coef, feat, bins, chunks, width, height, stats)
-    ts = tile_size
-    img = tiles.reshape(n_img, bins.tiles_y, bins.tiles_x, ts, ts, C + 1)
-    img = img.permute(0, 1, 3, 2, 4, 5).reshape(n_img, bins.tiles_y * ts, bins.tiles_x * ts, C + 1)
+    return _untile(tiles, bins, width, height, C)
+
+
+def _untile(
+    tiles: torch.Tensor, bins: TileBins, width: int, height: int, C: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(I · tiles, P, C + 1)`` per-tile sums -> ``features (I, H, W, C)``, ``alpha (I, H, W, 1)``."""
+    ts = bins.tile_size
+    img = tiles.reshape(bins.images, bins.tiles_y, bins.tiles_x, ts, ts, C + 1)
+    img = img.permute(0, 1, 3, 2, 4, 5)
+    img = img.reshape(bins.images, bins.tiles_y * ts, bins.tiles_x * ts, C + 1)
     img = img[:, :height, :width]
     return img[..., :C], img[..., C:]
