@@ -142,3 +142,31 @@ def test_views_per_pass_shrinks_to_what_fits(erayzer, tmp_path: Path, helpers, m
     free = int(2.5 * one / render_size.MEMORY_FRACTION)  # room for two views per pass
     monkeypatch.setattr(render_size, "available_memory_bytes", lambda device="cpu": free)
     assert render_size.views_per_pass(erayzer, scene, big, 8, 64) == 2
+
+
+def test_views_per_pass_plans_for_the_backend_that_renders(
+    erayzer, tmp_path: Path, helpers, monkeypatch
+):
+    """On CUDA the plan uses gsplat's bytes per intersection (and the GPU's free memory): the
+    same free memory fits more views per pass than with the torch backend's figure."""
+    photos = helpers.write_images(tmp_path / "photos", 3)
+    x = pipeline.as_images(photos, erayzer)
+    cams = pipeline.predict_cameras(erayzer, x)
+    scene = pipeline.build_scene(erayzer, x, cams)
+    big = render_size.at_size(cams, 64, 64)
+    g = erayzer.model.gaussians(scene)
+    from rayzer.render.budget import count_intersections
+
+    counts = count_intersections(
+        g["means"], g["quats"], g["scales"], g["opacities"], big.c2w, big.K, 64, 64,
+        near=erayzer.model.cfg.near_plane,
+    )  # fmt: skip
+    free = int(2.5 * render_bytes(int(counts.max()), 64 * 64) / render_size.MEMORY_FRACTION)
+    asked = []
+    monkeypatch.setattr(
+        render_size, "available_memory_bytes", lambda device="cpu": asked.append(device) or free
+    )
+    assert render_size.views_per_pass(erayzer, scene, big, 8, 64) == 2  # torch on the CPU
+    monkeypatch.setattr(render_size, "resolve_backend", lambda name, device: "gsplat")
+    assert render_size.views_per_pass(erayzer, scene, big, 8, 64) > 2
+    assert asked == [erayzer.device, erayzer.device]  # the free memory of the rendering device

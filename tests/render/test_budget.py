@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from rayzer.render.budget import available_memory_bytes, count_intersections, render_bytes
@@ -41,5 +42,9 @@ def test_count_matches_the_renderer_binning_at_every_size():
 
 def test_bytes_and_free_memory():
     assert render_bytes(1000, 10) > render_bytes(10, 10) > render_bytes(0, 0) == 0
+    # gsplat (CUDA) keeps less per intersection than the torch backend.
+    assert 0 < render_bytes(1000, 0, "gsplat") < render_bytes(1000, 0, "torch")
+    with pytest.raises(ValueError, match="backend must be"):
+        render_bytes(10, 10, "auto")
     free = available_memory_bytes("cpu")
     assert free is None or free > 0

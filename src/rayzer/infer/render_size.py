@@ -27,6 +27,7 @@ import torch
 from rayzer.infer.model import LoadedModel
 from rayzer.infer.predict import Cameras
 from rayzer.render.budget import available_memory_bytes, count_intersections, render_bytes
+from rayzer.render.rasterize import resolve_backend
 
 MIN_RENDER_SIZE = 16
 MAX_RENDER_SIZE = 8192
@@ -113,6 +114,10 @@ def check_frames_memory(
         )
 
 
+def _memory_name(model: LoadedModel) -> str:
+    return "GPU memory" if model.device.type == "cuda" else "memory"
+
+
 def views_per_pass(
     model: LoadedModel, scene: Any, cameras: Cameras, chunk: int, render_size: int | None
 ) -> int:
@@ -141,7 +146,10 @@ def views_per_pass(
         cameras.height,
         near=float(getattr(model.model.cfg, "near_plane", 0.01)),
     )
-    one_view = render_bytes(int(counts.max()), cameras.height * cameras.width)
+    # The device that renders and its backend: CPU RAM for the torch backend on the CPU, GPU
+    # memory on CUDA (gsplat there when installed, with fewer bytes per intersection).
+    backend = resolve_backend(getattr(model.model.cfg, "render_backend", "auto"), model.device)
+    one_view = render_bytes(int(counts.max()), cameras.height * cameras.width, backend)
     free = available_memory_bytes(model.device)
     if free is None:
         return chunk
@@ -150,7 +158,7 @@ def views_per_pass(
         raise ValueError(
             f"--render-size {render_size}: rasterizing one {cameras.width}x{cameras.height} "
             f"frame needs about {one_view / _GIB:.1f} GiB ({int(counts.max()) / 1e6:.1f} million "
-            f"Gaussian-tile intersections) but {free / _GIB:.1f} GiB of memory are free; use a "
-            "smaller --render-size"
+            f"Gaussian-tile intersections) but {free / _GIB:.1f} GiB of {_memory_name(model)} "
+            "are free; use a smaller --render-size"
         )
     return max(1, min(chunk, int(budget // one_view)))

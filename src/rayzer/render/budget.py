@@ -7,6 +7,12 @@ the resolution takes about four times as many. :func:`count_intersections` count
 of cameras from the projection alone (the same opacity-aware screen boxes and tiles as the
 renderer, no sort and nothing of size intersections is allocated), so a caller can plan how many
 views to render per pass, or refuse a size that cannot fit, before any rendering work.
+
+The estimate is per device and backend: :func:`render_bytes` uses the torch backend's bytes per
+intersection (measured on the CPU; the same tensors on CUDA) or gsplat's (CUDA), and
+:func:`available_memory_bytes` reads the free memory of the device that renders (host RAM, or
+the GPU's free memory). It bounds the rasterizer's own allocations only: the model, the frames
+collected on the host and other processes' use are the caller's to count.
 """
 
 from __future__ import annotations
@@ -20,18 +26,25 @@ from rayzer.render.projection import project_gaussians
 
 __all__ = [
     "BYTES_PER_INTERSECTION",
+    "BYTES_PER_INTERSECTION_GSPLAT",
     "BYTES_PER_PIXEL",
     "available_memory_bytes",
     "count_intersections",
     "render_bytes",
 ]
 
-#: Peak bytes per Gaussian-tile intersection of one forward render on the CPU (binning keys and
-#: sort indices in int64, per-intersection quadratic coefficients and features in float32).
-#: Measured on the CPU (peak RSS over the model alone, one view of 32 768 pixel-aligned Gaussians):
-#: 3.9 million intersections at 256 x 256 took +650 MB (about 170 B each), 14.4 million at
-#: 512 x 512 +1430 MB (about 100 B each); the larger figure plus a margin.
+#: Peak bytes per Gaussian-tile intersection of one forward render with the ``torch`` backend
+#: (binning keys and sort indices, per-intersection gathers). Measured on the CPU (peak RSS over
+#: the model alone, one view of 32 768 pixel-aligned Gaussians): 3.9 million intersections at
+#: 256 x 256 took +650 MB (about 170 B each), 14.4 million at 512 x 512 +1430 MB (about 100 B
+#: each); the larger figure plus a margin. The torch backend allocates the same tensors on CUDA,
+#: so the figure bounds it there too (the CUDA caching allocator may hold a little more).
 BYTES_PER_INTERSECTION = 192
+#: Bytes per intersection of gsplat's CUDA rasterizer (``backend="gsplat"``, the default on
+#: CUDA): an int64 tile-depth key and an int32 Gaussian index per intersection, doubled for its
+#: radix sort, plus a margin. From gsplat's data layout, *not measured here* (no GPU in the
+#: environment this was written in); gsplat keeps nothing else per intersection.
+BYTES_PER_INTERSECTION_GSPLAT = 48
 #: Bytes per output pixel of a forward render (RGB, depth and alpha in float32, the tile image
 #: and its reshaped copies), independent of the Gaussians.
 BYTES_PER_PIXEL = 64
@@ -88,10 +101,15 @@ def count_intersections(
     return torch.cat(counts) if counts else torch.zeros(0, dtype=torch.int64)
 
 
-def render_bytes(intersections: int, pixels: int) -> int:
+def render_bytes(intersections: int, pixels: int, backend: str = "torch") -> int:
     """Estimated peak bytes of one forward render pass of ``pixels`` output pixels (all views of
-    the pass together) with ``intersections`` Gaussian-tile intersections."""
-    return int(intersections) * BYTES_PER_INTERSECTION + int(pixels) * BYTES_PER_PIXEL
+    the pass together) with ``intersections`` Gaussian-tile intersections, on the device that
+    renders: ``backend`` is the resolved rasterizer backend (``"torch"`` on the CPU or CUDA,
+    ``"gsplat"`` on CUDA; see :func:`rayzer.render.rasterize.resolve_backend`)."""
+    if backend not in ("torch", "gsplat", "reference"):
+        raise ValueError(f"backend must be 'torch', 'gsplat' or 'reference', got {backend!r}")
+    per = BYTES_PER_INTERSECTION_GSPLAT if backend == "gsplat" else BYTES_PER_INTERSECTION
+    return int(intersections) * per + int(pixels) * BYTES_PER_PIXEL
 
 
 def available_memory_bytes(device: torch.device | str = "cpu") -> int | None:
