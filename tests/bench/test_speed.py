@@ -3,7 +3,7 @@ import torch.nn.functional as F
 
 from _tiny import TINY_MODEL, tiny_data
 from rayzer.bench.flops import count_flops
-from rayzer.bench.speed import markdown_table, time_training_step
+from rayzer.bench.speed import markdown_table, measure_matmul_peak, time_training_step
 
 
 def test_flop_counter_counts_cpu_attention_forward_and_backward():
@@ -17,11 +17,17 @@ def test_flop_counter_counts_cpu_attention_forward_and_backward():
     assert count_flops(fwd_bwd) == int(3.5 * forward)  # backward = 2.5 × forward
 
 
+def test_matmul_peak_per_wall_and_cpu_second():
+    wall, cpu = measure_matmul_peak(size=128, repeats=2)
+    assert wall > 0 and cpu > 0
+
+
 def test_training_step_row_is_complete_and_counts_matmuls():
     overrides = [*TINY_MODEL, *tiny_data(16, span_start_max=4)]
     row = time_training_step("tiny-cpu", None, 2, 1, 1, "cpu", overrides)
     assert row["views"] == 4 and row["batch"] == 2 and row["input_views"] == 2
     assert row["step_s"] > 0 and row["achieved_gflops"] > 0
+    assert row["step_cpu_s"] > 0 and len(row["step_cpu_s_all"]) == 1
     # twice the views: more than 1.5× the work (camera estimator and decoder grow with V)
     wider = time_training_step("tiny-cpu", 8, 2, 1, 1, "cpu", overrides)
     assert wider["gflop_per_step"] > 1.5 * row["gflop_per_step"]
@@ -53,6 +59,8 @@ def test_compare_pairs_before_and_after_runs_by_configuration():
             "step_s": step,
             "step_s_all": [step, step + 0.1, step + 0.2],
             "flop_utilisation": 1.0 / step,
+            "step_cpu_s": step / 2,
+            "flop_utilisation_cpu": 2.0 / step,
             "peak_mem_mib": 100.0,
         }
 
@@ -62,6 +70,11 @@ def test_compare_pairs_before_and_after_runs_by_configuration():
     assert entry["step_s_before"] == 2.1 and entry["step_s_after"] == 1.1
     assert abs(entry["speedup"] - 2.1 / 1.1) < 1e-12
     assert entry["best_s_before"] == 2.0 and entry["best_s_after"] == 1.0
+    # CPU seconds per step (the load-independent figure) are compared the same way
+    assert abs(entry["step_cpu_s_before"] - 1.05) < 1e-12
+    assert abs(entry["step_cpu_s_after"] - 0.55) < 1e-12
+    assert abs(entry["speedup_cpu"] - 1.05 / 0.55) < 1e-12
+    assert abs(entry["util_cpu_after"] - (2.0 + 2.0 / 1.2) / 2) < 1e-12  # median of two runs
 
 
 def test_rasterizer_share_is_measured_for_an_explicit_model():

@@ -5,6 +5,10 @@ self-supervised RayZer objective is timed on random images. FLOPs are counted by
 flop counter (attention included, see :mod:`rayzer.bench.flops`) and compared with this
 machine's fp32 matmul peak, measured in the same run. Each configuration runs in a fresh
 subprocess so that its peak memory (max RSS on CPU, ``max_memory_allocated`` on CUDA) is its own.
+Utilisation is given twice: from wall-clock time against the best wall-clock matmul, and from
+CPU time (all threads of the process) against the best matmul in CPU time. On a shared, loaded
+machine the CPU-time figures are the meaningful ones: other processes' work stretches the wall
+clock but not this process's CPU seconds.
 
 With ``--baseline REV`` every configuration is also timed with the package source of the git
 revision REV (exported to a temporary folder), alternating before / after runs (A/B/A/B) so that
@@ -133,20 +137,28 @@ def replay_rasterizer(calls: list[tuple[tuple, dict]], repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure_matmul_peak(size: int = 2048, repeats: int = 10, device: str = "cpu") -> float:
-    """Best achieved fp32 GFLOP/s of a square matmul (the utilisation denominator)."""
+def measure_matmul_peak(
+    size: int = 2048, repeats: int = 10, device: str = "cpu"
+) -> tuple[float, float]:
+    """Best achieved fp32 GFLOP/s of a square matmul (the utilisation denominators): per
+    wall-clock second and per CPU second of this process (all its threads; on CUDA the CPU
+    figure is not meaningful and equals the wall-clock one)."""
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeats + 2):
         if device == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         a @ b
         if device == "cuda":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
-    return 2 * size**3 / best / 1e9
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    if device == "cuda":
+        best_cpu = best
+    flops = 2 * size**3
+    return flops / best / 1e9, flops / max(best_cpu, 1e-9) / 1e9
 
 
 def _rss_mib() -> float:
@@ -236,6 +248,7 @@ def time_training_step(
         "step_s": step_time,
         "step_s_all": times,
         "step_cpu_s": statistics.median(cpu_times),
+        "step_cpu_s_all": cpu_times,
         "raster_calls": len(raster_calls),
         "raster_s": raster_s,
         "raster_share": raster_s / step_time if raster_s is not None else None,
@@ -252,9 +265,15 @@ def _run_isolated(
     args: list[str], source: Path | None = None, threads: int | None = None
 ) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter so its peak memory is its own; with
-    ``source``, that folder's rayzer package is the one measured; ``threads`` sets the
-    interpreter's intra-op threads (through OMP_NUM_THREADS, which any rayzer version obeys)."""
+    ``source``, that folder's rayzer package is the one measured, by this file's timing code
+    (copied next to it, so both sides are timed the same way and report CPU time even where the
+    old revision did not); ``threads`` sets the interpreter's intra-op threads (through
+    OMP_NUM_THREADS, which any rayzer version obeys)."""
     cmd = [sys.executable, "-m", "rayzer.bench.speed", "--single", *args]
+    if source is not None:
+        harness = source.parent / "rayzer_speed_harness.py"
+        harness.write_text(Path(__file__).read_text())
+        cmd = [sys.executable, str(harness), "--single", *args]
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
@@ -311,8 +330,17 @@ def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry[f"runs_{side}"] = [round(r["step_s"], 3) for r in sides[side]]
             # the least disturbed step: on a shared machine the most robust figure
             entry[f"best_s_{side}"] = min(t for r in sides[side] for t in r["step_s_all"])
+            if all("step_cpu_s" in r for r in sides[side]):  # CPU seconds: load-independent
+                entry[f"step_cpu_s_{side}"] = statistics.median(
+                    r["step_cpu_s"] for r in sides[side]
+                )
+                entry[f"util_cpu_{side}"] = statistics.median(
+                    r["flop_utilisation_cpu"] for r in sides[side]
+                )
         entry["speedup"] = entry["step_s_before"] / entry["step_s_after"]
         entry["speedup_best"] = entry["best_s_before"] / entry["best_s_after"]
+        if "step_cpu_s_before" in entry and "step_cpu_s_after" in entry:
+            entry["speedup_cpu"] = entry["step_cpu_s_before"] / entry["step_cpu_s_after"]
         out.append(entry)
     return out
 
@@ -324,8 +352,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_start = os.getloadavg()
     if args.threads:
         torch.set_num_threads(args.threads)
-    peak = measure_matmul_peak(device=device)
-    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s", file=sys.stderr)
+    peak, peak_cpu = measure_matmul_peak(device=device)
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s ({peak_cpu:.1f} per CPU second)", file=sys.stderr)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="rayzer-speed-") as tmp:
         folder = Path(tmp)
@@ -345,9 +373,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for row in rows:
         if "achieved_gflops" in row:
             row["flop_utilisation"] = row["achieved_gflops"] / peak
+        if "step_cpu_s" in row and "gflop_per_step" in row:
+            row["flop_utilisation_cpu"] = row["gflop_per_step"] / row["step_cpu_s"] / peak_cpu
     return {
         "benchmark": "speed",
         "matmul_peak_gflops": peak,
+        "matmul_peak_gflops_cpu": peak_cpu,
         "baseline": args.baseline,
         "load_average_start": load_start,
         "load_average_end": os.getloadavg(),
@@ -372,12 +403,16 @@ def to_markdown(result: dict[str, Any]) -> str:
         "gflop_per_step",
         "achieved_gflops",
         "flop_utilisation",
+        "flop_utilisation_cpu",
         "peak_mem_mib",
         "raster_share",
     ]
     load = "/".join(f"{x:.1f}" for x in result.get("load_average_start", ()))
+    peak_cpu = result.get("matmul_peak_gflops_cpu")
     head = (
-        f"fp32 matmul peak measured in this run: {result['matmul_peak_gflops']:.1f} GFLOP/s; "
+        f"fp32 matmul peak measured in this run: {result['matmul_peak_gflops']:.1f} GFLOP/s"
+        + (f" ({peak_cpu:.1f} per CPU second)" if peak_cpu else "")
+        + "; "
         f"{result['machine']['cpu_threads']} threads; load average (1/5/15 min) at the start: "
         f"{load}\n\n"
     )
@@ -401,6 +436,11 @@ def to_markdown(result: dict[str, Any]) -> str:
                     "speedup_best",
                     "util_before",
                     "util_after",
+                    "step_cpu_s_before",
+                    "step_cpu_s_after",
+                    "speedup_cpu",
+                    "util_cpu_before",
+                    "util_cpu_after",
                     "mem_mib_before",
                     "mem_mib_after",
                 ],
