@@ -133,3 +133,52 @@ def test_refine_with_report_counts_all_its_refinements_as_one(monkeypatch):
         HELD_OUT_STAGE
     }
     assert max(d for d, _, s in seen if s == REFINE_STAGE) == 3
+
+
+def test_refined_cameras_that_lose_the_held_out_view_are_rejected(monkeypatch):
+    """The starting cameras' render covers half of the held-out view, the refined ones' none:
+    no pixel to compare, but that is the refinement failing to predict the view at all, not a
+    figure that cannot judge (before the fix the refined cameras were kept)."""
+    images, c2w, K, depth = _inputs()
+    covers = iter((slice(0, W // 2), slice(0, 0)))
+
+    def render(images_o, depth_o, c2w_o, K_o, target_c2w, target_K):
+        alpha = torch.zeros(H, W)
+        alpha[:, next(covers)] = 1.0
+        return images[1].clone(), alpha
+
+    def stay(images, c2w, K, depth, *, config=None, anchor=None, held=None, on_step=None):
+        return RefineResult(c2w.clone(), K.clone(), depth, 20.0, 21.0, 0.9, 0.9)
+
+    monkeypatch.setattr(held_out_module, "refine_cameras", stay)
+    monkeypatch.setattr(held_out_module, "render_from_pixels", render)
+    monkeypatch.setattr("rayzer.refine.report.refine_cameras", stay)
+    _, _, report = refine_with_report(images, c2w, K, depth, 2)
+    json.dumps(report, allow_nan=False)
+    assert report["held_out"]["covered_before"] == 0.5
+    assert report["held_out"]["covered_after"] == 0.0
+    assert report["cameras"] == "input"
+    assert "no pixel of the other views reaches view 2" in report["rejected"]
+
+
+def test_a_non_finite_held_out_render_after_refinement_rejects_it(monkeypatch):
+    """Both renders cover the view but the refined cameras' one is NaN: a diverged figure
+    rejects the refinement (before the fix it read as 'cannot judge' and the cameras were
+    kept)."""
+    images, c2w, K, depth = _inputs()
+    values = iter((images[2] + 0.1, torch.full_like(images[2], math.nan)))  # view 2 is held
+
+    def render(images_o, depth_o, c2w_o, K_o, target_c2w, target_K):
+        return next(values), torch.ones(H, W)
+
+    def stay(images, c2w, K, depth, *, config=None, anchor=None, held=None, on_step=None):
+        return RefineResult(c2w.clone(), K.clone(), depth, 20.0, 21.0, 0.9, 0.9)
+
+    monkeypatch.setattr(held_out_module, "refine_cameras", stay)
+    monkeypatch.setattr(held_out_module, "render_from_pixels", render)
+    monkeypatch.setattr("rayzer.refine.report.refine_cameras", stay)
+    _, _, report = refine_with_report(images, c2w, K, depth, 2)
+    json.dumps(report, allow_nan=False)
+    assert report["held_out"]["psnr_before"] == pytest.approx(20.0, abs=1e-3)
+    assert report["held_out"]["psnr_after"] is None
+    assert report["cameras"] == "input" and "not finite" in report["rejected"]

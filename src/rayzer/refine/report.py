@@ -18,8 +18,8 @@ from typing import Any
 
 from torch import Tensor
 
-from rayzer.refine.bundle import RefineConfig, refine_cameras
-from rayzer.refine.held_out import held_out_psnr
+from rayzer.refine.bundle import RefineConfig, RefineResult, refine_cameras
+from rayzer.refine.held_out import HeldOutFigure, held_out_psnr
 
 log = logging.getLogger("rayzer.refine")
 
@@ -50,10 +50,12 @@ def refine_with_report(
         before/after, seconds, and, when ``held_out`` and V >= 3, the leave-one-out PSNR of view
         ``(V // 2 + 1) % V`` before/after with its own seconds. ``report["cameras"]`` says
         which cameras are returned: ``"refined"``, or ``"input"`` when the refinement stopped
-        (``report["stopped"]`` says why) or when the leave-one-out PSNR fell
-        (``report["rejected"]`` says so; a warning is logged too). The leave-one-out PSNRs
-        are over the pixels both of its renders cover (``report["held_out"]["compared"]``);
-        when there is none the figure is None and cannot reject the refinement.
+        (``report["stopped"]`` says why) or when the leave-one-out figure rejects them
+        (``report["rejected"]`` says why; a warning is logged too): its PSNR fell, became
+        non-finite, or the refined cameras' render no longer covers any of the view. The
+        leave-one-out PSNRs are over the pixels both of its renders cover
+        (``report["held_out"]["compared"]``); when there is none but the refined render still
+        covers some of the view, the figure is None and cannot reject the refinement.
 
     ``progress``: see :data:`ReportProgress` (one refinement of ``steps`` iterations, three
     more for the leave-one-out figure).
@@ -95,24 +97,49 @@ def refine_with_report(
         log.info(
             "refine: held-out view %d PSNR %.2f -> %.2f dB", view, fig.psnr_before, fig.psnr_after
         )
-        comparable = math.isfinite(fig.psnr_before) and math.isfinite(fig.psnr_after)
-        if not comparable:
-            log.warning(
-                "refine: no pixel of held-out view %d is covered by both its renders; the "
-                "leave-one-out figure cannot judge the refinement",
-                view,
-            )
-        if result.stopped is None and comparable and fig.psnr_after < fig.psnr_before:
-            report["rejected"] = (
-                f"the leave-one-out PSNR of view {view} fell ({fig.psnr_before:.3f} -> "
-                f"{fig.psnr_after:.3f} dB) although the reprojection PSNR rose "
-                f"({result.psnr_before:.3f} -> {result.psnr_after:.3f} dB): the refined cameras "
-                "fit the views they were fitted to but predict a left-out view worse; the input "
-                "cameras are kept"
-            )
+        report["rejected"] = _held_out_verdict(fig, result) if result.stopped is None else None
+        if report["rejected"] is not None:
             log.warning("refine: %s", report["rejected"])
             keep_c2w, keep_K = (x.detach().float().clone() for x in (c2w, K))
     refined = result.stopped is None and report["rejected"] is None
     report["cameras"] = "refined" if refined else "input"
     report["total_seconds"] = round(time.perf_counter() - t0, 2)
     return keep_c2w, keep_K, report
+
+
+def _held_out_verdict(fig: HeldOutFigure, result: RefineResult) -> str | None:
+    """Why the leave-one-out figure rejects the refined cameras, or None (kept).
+
+    Rejected when its PSNR fell, when it is not finite after refinement though it was before
+    (a diverged render), or when the refined cameras' render covers none of the held-out view
+    that the starting cameras' render covered (nothing of it is predicted any more). With no
+    pixel covered by both renders otherwise, the figure cannot judge: kept, with a warning.
+    """
+    view = fig.view
+    if fig.covered_before > 0 and fig.covered_after == 0:
+        return (
+            f"with the refined cameras no pixel of the other views reaches view {view} (the "
+            f"starting cameras covered {fig.covered_before:.1%} of it): the refined cameras do "
+            "not predict a left-out view; the input cameras are kept"
+        )
+    if math.isfinite(fig.psnr_before) and not math.isfinite(fig.psnr_after):
+        return (
+            f"the leave-one-out PSNR of view {view} is not finite after refinement "
+            f"({fig.psnr_before:.3f} dB before): the input cameras are kept"
+        )
+    if not (math.isfinite(fig.psnr_before) and math.isfinite(fig.psnr_after)):
+        log.warning(
+            "refine: no pixel of held-out view %d is covered by both its renders; the "
+            "leave-one-out figure cannot judge the refinement",
+            view,
+        )
+        return None
+    if fig.psnr_after < fig.psnr_before:
+        return (
+            f"the leave-one-out PSNR of view {view} fell ({fig.psnr_before:.3f} -> "
+            f"{fig.psnr_after:.3f} dB) although the reprojection PSNR rose "
+            f"({result.psnr_before:.3f} -> {result.psnr_after:.3f} dB): the refined cameras "
+            "fit the views they were fitted to but predict a left-out view worse; the input "
+            "cameras are kept"
+        )
+    return None
