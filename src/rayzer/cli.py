@@ -95,6 +95,7 @@ def _add_bench_commands(parser: argparse.ArgumentParser) -> None:
     """The ``rayzer bench`` subcommands, each registered by its benchmark module."""
     from rayzer.bench import cuda as cuda_bench
     from rayzer.bench import data as data_bench
+    from rayzer.bench import infer as infer_bench
     from rayzer.bench import quality as quality_bench
     from rayzer.bench import real_cameras as real_cameras_bench
     from rayzer.bench import reliability as reliability_bench
@@ -125,6 +126,15 @@ def _add_bench_commands(parser: argparse.ArgumentParser) -> None:
         render_bench.add_arguments,
         render_bench.main,
         description=render_bench.__doc__,
+        **raw,
+    )
+    _register(
+        bench,
+        "infer",
+        "rayzer infer end to end: wall / CPU time and peak memory per model (and source tree)",
+        infer_bench.add_arguments,
+        infer_bench.main,
+        description=infer_bench.__doc__,
         **raw,
     )
     _register(
