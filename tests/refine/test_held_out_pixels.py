@@ -67,6 +67,18 @@ def test_before_and_after_are_measured_over_the_same_pixels(renders):
     assert fig.summary()["compared"] == 0.5
 
 
+def _improving_refinement(monkeypatch, render) -> None:
+    """Stub every refinement with one that keeps the cameras and reports a reprojection PSNR
+    rise (20 -> 21 dB), and the held-out renders with ``render``."""
+
+    def stay(images, c2w, K, depth, *, config=None, anchor=None, held=None, on_step=None):
+        return RefineResult(c2w.clone(), K.clone(), depth, 20.0, 21.0, 0.9, 0.9)
+
+    monkeypatch.setattr(held_out_module, "refine_cameras", stay)
+    monkeypatch.setattr(held_out_module, "render_from_pixels", render)
+    monkeypatch.setattr("rayzer.refine.report.refine_cameras", stay)
+
+
 def test_no_pixel_covered_by_both_renders_gives_no_figure(monkeypatch, caplog):
     images, c2w, K, depth = _inputs()
     sides = iter((slice(0, W // 2), slice(W // 2, W)))
@@ -76,12 +88,7 @@ def test_no_pixel_covered_by_both_renders_gives_no_figure(monkeypatch, caplog):
         alpha[:, next(sides)] = 1.0
         return images[1].clone(), alpha
 
-    def stay(images, c2w, K, depth, *, config=None, anchor=None, held=None, on_step=None):
-        return RefineResult(c2w.clone(), K.clone(), depth, 20.0, 21.0, 0.9, 0.9)
-
-    monkeypatch.setattr(held_out_module, "refine_cameras", stay)
-    monkeypatch.setattr(held_out_module, "render_from_pixels", render)
-    monkeypatch.setattr("rayzer.refine.report.refine_cameras", stay)
+    _improving_refinement(monkeypatch, render)
     fig = held_out_psnr(images, c2w, K, depth, view=1, config=RefineConfig(steps=2))
     assert math.isnan(fig.psnr_before) and math.isnan(fig.psnr_after) and fig.compared == 0.0
     sides = iter((slice(0, W // 2), slice(W // 2, W)))
@@ -147,12 +154,7 @@ def test_refined_cameras_that_lose_the_held_out_view_are_rejected(monkeypatch):
         alpha[:, next(covers)] = 1.0
         return images[1].clone(), alpha
 
-    def stay(images, c2w, K, depth, *, config=None, anchor=None, held=None, on_step=None):
-        return RefineResult(c2w.clone(), K.clone(), depth, 20.0, 21.0, 0.9, 0.9)
-
-    monkeypatch.setattr(held_out_module, "refine_cameras", stay)
-    monkeypatch.setattr(held_out_module, "render_from_pixels", render)
-    monkeypatch.setattr("rayzer.refine.report.refine_cameras", stay)
+    _improving_refinement(monkeypatch, render)
     _, _, report = refine_with_report(images, c2w, K, depth, 2)
     json.dumps(report, allow_nan=False)
     assert report["held_out"]["covered_before"] == 0.5
@@ -171,12 +173,7 @@ def test_a_non_finite_held_out_render_after_refinement_rejects_it(monkeypatch):
     def render(images_o, depth_o, c2w_o, K_o, target_c2w, target_K):
         return next(values), torch.ones(H, W)
 
-    def stay(images, c2w, K, depth, *, config=None, anchor=None, held=None, on_step=None):
-        return RefineResult(c2w.clone(), K.clone(), depth, 20.0, 21.0, 0.9, 0.9)
-
-    monkeypatch.setattr(held_out_module, "refine_cameras", stay)
-    monkeypatch.setattr(held_out_module, "render_from_pixels", render)
-    monkeypatch.setattr("rayzer.refine.report.refine_cameras", stay)
+    _improving_refinement(monkeypatch, render)
     _, _, report = refine_with_report(images, c2w, K, depth, 2)
     json.dumps(report, allow_nan=False)
     assert report["held_out"]["psnr_before"] == pytest.approx(20.0, abs=1e-3)
