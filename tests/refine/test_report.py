@@ -77,3 +77,18 @@ def test_without_the_leave_one_out_figure_the_refined_cameras_are_kept(refined_b
     got_c2w, _, report = refine_with_report(images, c2w, K, depth, 5, held_out=False)
     torch.testing.assert_close(got_c2w, new_c2w)
     assert report["cameras"] == "refined" and "held_out" not in report
+
+
+def test_no_usable_depth_keeps_the_input_cameras_instead_of_failing(caplog):
+    """Every pixel without a usable depth (e.g. all nearly transparent, masked to 0, or NaN):
+    the refinement cannot start; the input cameras are returned and the report says why,
+    instead of an error that would lose the caller's whole run."""
+    images, c2w, K, depth = _inputs()
+    for unusable in (torch.zeros_like(depth), torch.full_like(depth, float("nan"))):
+        with caplog.at_level(logging.WARNING, logger=report_module.log.name):
+            new_c2w, new_K, report = refine_with_report(images, c2w, K, unusable, 5)
+        assert torch.equal(new_c2w, c2w) and torch.equal(new_K, K)
+        assert report["cameras"] == "input"
+        assert "no pixel has a usable depth" in report["stopped"]
+        assert "no pixel has a usable depth" in caplog.text
+        json.dumps(report)

@@ -19,6 +19,7 @@ from typing import Any
 from torch import Tensor
 
 from rayzer.refine.bundle import RefineConfig, RefineResult, refine_cameras
+from rayzer.refine.depth import clean_depth
 from rayzer.refine.held_out import HeldOutFigure, held_out_psnr
 
 log = logging.getLogger("rayzer.refine")
@@ -64,6 +65,14 @@ def refine_with_report(
         raise ValueError(f"--refine: the number of steps must be >= 1, got {steps}")
     cfg = RefineConfig(steps=steps)
     t0 = time.perf_counter()
+    if not (clean_depth(depth) > 0).any():
+        # e.g. every pixel nearly transparent: there is nothing to reproject, so the refinement
+        # cannot start; the caller's result stands (as when a refinement stops), and is said
+        why = "refinement not run: no pixel has a usable depth; the input cameras are kept"
+        log.warning("refine: %s", why)
+        report = {"steps": steps, "stopped": why, "rejected": None, "cameras": "input"}
+        report["total_seconds"] = round(time.perf_counter() - t0, 2)
+        return c2w.detach().float().clone(), K.detach().float().clone(), report
     v = images.shape[0]
     with_held_out = held_out and v >= 3
     total = steps * (4 if with_held_out else 1)
