@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -185,6 +186,13 @@ def _add_bench_commands(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the command; the exit code (2: a clear error, 130: interrupted)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["infer"] and "torch" not in sys.modules:
+        # OpenMP threads that wait for each other by spinning stall when the cores are shared
+        # with other work: rendering the default video took 261 s instead of 19 s with 2 threads
+        # on a loaded 2-core machine (docs/benchmarks/infer). Read once, when torch loads OpenMP;
+        # a value the user set is kept.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
