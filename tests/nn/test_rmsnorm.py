@@ -68,3 +68,13 @@ def test_attention_output_and_grads_unchanged():
 
     for a, b in zip(run(att), run(ref), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_double_backward_is_refused_not_wrong():
+    """The closed-form backward is not differentiable: asking for a second derivative raises
+    instead of returning one with missing terms."""
+    norm = RMSNorm(8)
+    x = torch.randn(4, 8, requires_grad=True)
+    (gx,) = torch.autograd.grad(norm(x).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        gx.sum().backward()

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 
 class _RMSNormFunction(torch.autograd.Function):
@@ -31,6 +32,7 @@ class _RMSNormFunction(torch.autograd.Function):
         return x_hat * weight
 
     @staticmethod
+    @once_differentiable  # the closed form is not itself differentiated: refuse double backward
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         x_hat, r, weight = ctx.saved_tensors
         grad_x = grad_w = None
