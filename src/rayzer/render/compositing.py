@@ -7,8 +7,8 @@ Algorithm (exact: the same image as the dense reference, gsplat's compositing ru
 
 1. **Binning.** Each visible Gaussian's screen box (the region where its alpha can reach 1/255,
    see :mod:`rayzer.render.projection`) is cut into ``tile_size``² tiles. Intersections are
-   enumerated in global depth order and stably sorted by tile id, so every tile's list is
-   front to back (ties broken by Gaussian index, as in the reference).
+   enumerated image by image in depth order and stably sorted by tile id, so every tile's list
+   is front to back (ties broken by Gaussian index, as in the reference).
 2. **Quadratic form as a matmul.** In tile-centred pixel coordinates ``(u, v)`` the log-alpha
    ``log o - power`` is a quadratic polynomial, ``coef · (1, u, v, u², uv, v²)``, so the
    alpha of K Gaussians at P pixels is one ``(K, 6) @ (6, P)`` matmul plus an ``exp``; the
@@ -86,12 +86,13 @@ def bin_gaussians(
     n_img, N = depths.shape
     tx_n = -(-width // tile_size)
     ty_n = -(-height // tile_size)
+    per_image, n_tiles = ty_n * tx_n, n_img * ty_n * tx_n
     dev = depths.device
-    flat = torch.nonzero((extents > 0).all(-1).reshape(-1)).squeeze(1)
-    if flat.numel():
-        # Depth order first (stable: ties by Gaussian index); the stable tile sort keeps it.
-        order = torch.argsort(depths.reshape(-1).index_select(0, flat), stable=True)
-        flat = flat.index_select(0, order)
+    # Image by image, each in depth order (stable: ties by Gaussian index), visible ones only;
+    # the stable tile sort keeps this order within every tile.
+    flat = torch.argsort(depths, dim=1, stable=True)
+    flat = (flat + torch.arange(n_img, device=dev)[:, None] * N).reshape(-1)
+    flat = flat[(extents > 0).all(-1).reshape(-1).index_select(0, flat)]
     # index_select, not x[idx]: the same gather, about twice as fast on the CPU.
     m = means2d.detach().reshape(-1, 2).index_select(0, flat)
     e = extents.reshape(-1, 2).index_select(0, flat)
@@ -103,25 +104,35 @@ def bin_gaussians(
     lo = torch.minimum(lo.clamp_min(0), size)
     hi = torch.minimum(hi.clamp_min(-1), size)
     t_lo = torch.floor(lo / tile_size)
-    n_xy = (torch.floor(hi / tile_size) - t_lo + 1).clamp_min(0) * (hi >= lo)
-    n = (n_xy[:, 0] * n_xy[:, 1]).long()
-    total = int(n.sum())
-    n_tiles = n_img * ty_n * tx_n
+    nx, ny = ((torch.floor(hi / tile_size) - t_lo + 1).clamp_min(0) * (hi >= lo)).long().unbind(1)
     image = torch.div(flat, N, rounding_mode="floor")
     first = (image * ty_n + t_lo[:, 1].long()) * tx_n + t_lo[:, 0].long()  # top-left tile id
-    start = torch.cumsum(n, 0) - n
-    # Expand every Gaussian to its tiles: one repeat of the per-Gaussian columns, then the
-    # position inside the box. Float64 division: exact here and vectorised, unlike int64's.
-    # int32 where the ids fit: half the memory traffic, and int32 keys sort several times
-    # faster than int64 on CPU (radix sort).
-    small = max(n_tiles, n_img * N, total) < 2**31
-    itype = torch.int32 if small else torch.int64
-    per = torch.stack((flat, first, start, n_xy[:, 0].long()), dim=1).to(itype)
-    gauss, first, start, nx = torch.repeat_interleave(per, n, dim=0, output_size=total).unbind(1)
-    local = torch.arange(total, device=dev, dtype=itype) - start
-    ly = torch.floor(local.double() / nx.clamp_min(1).double()).to(itype)
-    tile = first + ly * tx_n + (local - ly * nx)
-    order = torch.sort(tile, stable=True).indices
+    n = nx * ny  # tiles per Gaussian
+    n_rows, total = int(ny.sum()), int(n.sum())
+    # int32 where the ids fit: half the memory traffic of int64, and faster sorts.
+    itype = torch.int32 if max(n_tiles, n_img * N, total) < 2**31 else torch.int64
+    # Expand every Gaussian to its rows of tiles, then every row to its tiles: repeats, an
+    # arange and adds (no division), in depth order.
+    row0 = torch.cumsum(ny, 0) - ny
+    per = torch.stack((flat, first, nx, row0), 1).to(itype)
+    gauss, first, nx, row0 = torch.repeat_interleave(per, ny, 0, output_size=n_rows).unbind(1)
+    row_tile = first + (torch.arange(n_rows, device=dev, dtype=itype) - row0) * tx_n
+    col0 = torch.cumsum(nx, 0, dtype=itype) - nx
+    per = torch.stack((gauss, row_tile - col0), 1)
+    gauss, base = torch.repeat_interleave(per, nx, 0, output_size=total).unbind(1)
+    tile = base + torch.arange(total, device=dev, dtype=itype)
+    if per_image <= 2**15:
+        # The intersections are image-major: sort each image's by its local tile id as int16
+        # (fewer radix passes than the int32 global ids; the same stable order).
+        ends = torch.bincount(image, weights=n.double(), minlength=n_img).cumsum(0)
+        parts, s0 = [], 0
+        for i, s1 in enumerate(ends.long().tolist()):
+            key = (tile[s0:s1] - i * per_image).to(torch.int16)
+            parts.append(torch.sort(key, stable=True).indices + s0)
+            s0 = s1
+        order = torch.cat(parts)
+    else:
+        order = torch.sort(tile, stable=True).indices
     gauss = gauss.index_select(0, order).long()
     counts = torch.bincount(tile, minlength=n_tiles)
     starts = torch.cumsum(counts, 0) - counts
