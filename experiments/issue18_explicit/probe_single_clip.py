@@ -53,9 +53,11 @@ def run(
     stride: int = 3,
     over_target: float | None = None,
     gt_warmup: int = 0,
+    warp: float = 0.0,
 ) -> list[dict]:
     preset, over = VARIANTS[name]
-    cfg = load_config(preset, [f"data.image_size={size}", *over])
+    warp_over = [f"model.warp_loss_weight={warp}"] if warp else []
+    cfg = load_config(preset, [f"data.image_size={size}", *over, *warp_over])
     torch.manual_seed(0)
     model = build_model(cfg.model)
     clip = render_clip(seed, SynthConfig(family="orbit", frames=24, height=size, width=size))
@@ -76,6 +78,7 @@ def run(
                     + ("+gt-cameras" if gt_cameras else "")
                     + (f"+over-target{over_target:g}" if over_target is not None else "")
                     + (f"+gt-warmup{gt_warmup}" if gt_warmup else "")
+                    + (f"+warp{warp:g}" if warp else "")
                     + f"/stride{stride}",
                     "step": step,
                     "rot_err_deg": err,
@@ -128,6 +131,8 @@ def run(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         rows[-1]["last_psnr"] = float(terms["psnr"])
+        if "warp" in terms:
+            rows[-1]["last_warp"] = float(terms["warp"])
     return rows
 
 
@@ -150,6 +155,12 @@ def main() -> None:
         type=float,
         help="composite over the target, plus this weight times the uncovered share",
     )
+    p.add_argument(
+        "--warp",
+        type=float,
+        default=0.0,
+        help="model.warp_loss_weight: the depth-warping term between the input views",
+    )
     p.add_argument("--stride", type=int, default=3, help="frames 0, s, …, 7s of the 24-frame clip")
     p.add_argument("--out", default=str(Path(__file__).with_name("single_clip")))
     args = p.parse_args()
@@ -167,6 +178,7 @@ def main() -> None:
             args.stride,
             args.over_target,
             args.gt_warmup,
+            args.warp,
         )
     ]
     Path(args.out + ".json").write_text(json.dumps(rows, indent=1) + "\n")

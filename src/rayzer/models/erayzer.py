@@ -101,6 +101,8 @@ class ERayZerConfig(ModelConfig):
             pixel colours through the patch embedding and a linear decoder, which holds early
             training at flat colours (see ``docs/decisions.md``).
         background: RGB of the rendered background.
+        warp_loss_weight: weight of an extra loss term, the photometric depth-warping error
+            between the input views (:mod:`rayzer.models.warp_loss`); 0 (default): off.
         render_backend: :func:`rayzer.render.rasterize` backend ("auto": gsplat on CUDA when
             installed, the PyTorch tiled rasterizer otherwise).
         grad_checkpointing: recompute transformer blocks in the backward pass.
@@ -129,6 +131,7 @@ class ERayZerConfig(ModelConfig):
     opacity_offset: float = 2.0
     pixel_color_skip: bool = True
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    warp_loss_weight: float = 0.0
     render_backend: str = "auto"
     grad_checkpointing: bool = False
 

@@ -31,6 +31,7 @@ from rayzer.geometry.intrinsics import denormalize_intrinsics
 from rayzer.models.base import CameraPrediction, ModelOutput, RayModel, Rendered
 from rayzer.models.losses import photometric_loss
 from rayzer.models.views import gather_views
+from rayzer.models.warp_loss import input_warp_loss
 
 #: Zeroth spherical-harmonic basis value 1 / (2·sqrt(pi)): colour = 0.5 + SH_C0 · dc.
 SH_C0 = 0.28209479177387814
@@ -309,6 +310,20 @@ class PixelGaussianModel(RayModel):
         self, output: ModelOutput, batch: Mapping[str, Tensor], perceptual: nn.Module | None
     ) -> dict[str, Tensor]:
         """MSE + λ·perceptual of the target renders (λ = ``perceptual.weight``, the recipe's
-        ``train.perceptual_weight``; None: MSE only)."""
+        ``train.perceptual_weight``; None: MSE only), plus ``cfg.warp_loss_weight`` × the
+        depth-warping error between the input views (:func:`input_warp_loss`, logged as
+        ``"warp"``; weight 0, the default: not computed)."""
         target = gather_views(batch["image"], output.target_index)
-        return photometric_loss(output.rendered.rgb, target, perceptual)
+        terms = photometric_loss(output.rendered.rgb, target, perceptual)
+        weight = float(getattr(self.cfg, "warp_loss_weight", 0.0))
+        if weight > 0 and output.cameras is not None and output.input_depth is not None:
+            index = output.input_index
+            warp = input_warp_loss(
+                gather_views(batch["image"], index),
+                output.input_depth,
+                gather_views(output.cameras.c2w, index),
+                gather_views(output.cameras.K_norm, index),
+            )
+            terms["warp"] = warp.detach()
+            terms["loss"] = terms["loss"] + weight * warp
+        return terms

@@ -91,6 +91,8 @@ class NAS3RConfig(ModelConfig):
         fov_init: horizontal FoV (radians) at initialisation (2·atan(0.5): focal = width).
         near_plane: the rasterizer's near plane.
         background: RGB of the rendered background.
+        warp_loss_weight: weight of an extra loss term, the photometric depth-warping error
+            between the input views (:mod:`rayzer.models.warp_loss`); 0 (default): off.
         render_backend: :func:`rayzer.render.rasterize` backend.
         grad_checkpointing: recompute transformer blocks in the backward pass.
     """
@@ -115,6 +117,7 @@ class NAS3RConfig(ModelConfig):
     fov_init: float = 2 * math.atan(0.5)
     near_plane: float = 0.25
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    warp_loss_weight: float = 0.0
     render_backend: str = "auto"
     grad_checkpointing: bool = False
 
