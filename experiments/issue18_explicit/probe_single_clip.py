@@ -54,11 +54,12 @@ def run(
     over_target: float | None = None,
     gt_warmup: int = 0,
     warp: float = 0.0,
+    init_seed: int = 0,
 ) -> list[dict]:
     preset, over = VARIANTS[name]
     warp_over = [f"model.warp_loss_weight={warp}"] if warp else []
     cfg = load_config(preset, [f"data.image_size={size}", *over, *warp_over])
-    torch.manual_seed(0)
+    torch.manual_seed(init_seed)
     model = build_model(cfg.model)
     clip = render_clip(seed, SynthConfig(family="orbit", frames=24, height=size, width=size))
     frames = torch.arange(0, 8 * stride, stride)
@@ -79,6 +80,7 @@ def run(
                     + (f"+over-target{over_target:g}" if over_target is not None else "")
                     + (f"+gt-warmup{gt_warmup}" if gt_warmup else "")
                     + (f"+warp{warp:g}" if warp else "")
+                    + (f"+init{init_seed}" if init_seed else "")
                     + f"/stride{stride}",
                     "step": step,
                     "rot_err_deg": err,
@@ -161,6 +163,7 @@ def main() -> None:
         default=0.0,
         help="model.warp_loss_weight: the depth-warping term between the input views",
     )
+    p.add_argument("--init-seed", type=int, default=0, help="torch seed of the network's weights")
     p.add_argument("--stride", type=int, default=3, help="frames 0, s, …, 7s of the 24-frame clip")
     p.add_argument("--out", default=str(Path(__file__).with_name("single_clip")))
     args = p.parse_args()
@@ -179,6 +182,7 @@ def main() -> None:
             args.over_target,
             args.gt_warmup,
             args.warp,
+            args.init_seed,
         )
     ]
     Path(args.out + ".json").write_text(json.dumps(rows, indent=1) + "\n")
