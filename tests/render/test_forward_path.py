@@ -80,3 +80,51 @@ def test_forward_path_with_nothing_visible():
         f, a = composite_torch(*args, torch.zeros_like(extents), W, H)
     assert f.shape == (args[0].shape[0], H, W, 4) and a.shape == (args[0].shape[0], H, W, 1)
     assert float(f.abs().max()) == 0.0 and float(a.abs().max()) == 0.0
+
+
+def test_forward_path_is_taken_exactly_when_no_gradient_is_wanted(monkeypatch):
+    """The forward-only path runs under no_grad / inference_mode or when no input requires a
+    gradient, and never when autograd is on and any of means, conics, opacities or features
+    requires one (then the output must carry a grad_fn)."""
+    import rayzer.render.compositing_forward as forward
+
+    calls = []
+    real = forward.composite_tiles_forward
+    monkeypatch.setattr(
+        forward, "composite_tiles_forward", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    args, extents, W, H = _inputs(seed=3, size=8)
+
+    def run(grad_input: int | None, mode) -> bool:
+        calls.clear()
+        xs = tuple(x.clone().requires_grad_(i == grad_input) for i, x in enumerate(args))
+        with mode():
+            f, _ = composite_torch(*xs, extents, W, H)
+        assert (f.grad_fn is None) == bool(calls)
+        return bool(calls)
+
+    assert run(None, torch.enable_grad)  # nothing requires a gradient
+    for i in range(4):
+        assert run(i, torch.no_grad) and run(i, torch.inference_mode)
+        assert not run(i, torch.enable_grad)
+    assert run(4, torch.enable_grad)  # depths only sort: no gradient flows to them
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_no_images(grad):
+    """Zero images (B or V = 0) give empty outputs on both paths, like the dense reference."""
+    from rayzer.render import rasterize
+
+    args, extents, W, H = _inputs(seed=4, size=8)
+    empty = tuple(x[:0].clone().requires_grad_(grad and i < 4) for i, x in enumerate(args))
+    f, a = composite_torch(*empty, extents[:0], W, H)
+    assert f.shape == (0, H, W, 4) and a.shape == (0, H, W, 1)
+    for B, V in ((1, 0), (0, 2)):
+        means = torch.zeros(B, 3, 3, dtype=torch.float64, requires_grad=grad)
+        quats = torch.tensor([1.0, 0, 0, 0], dtype=torch.float64).expand(B, 3, 4)
+        ones = torch.ones(B, 3, dtype=torch.float64)
+        c2w = torch.eye(4, dtype=torch.float64).expand(B, V, 4, 4)
+        K = torch.tensor([8.0, 8, 4, 4], dtype=torch.float64).expand(B, V, 4)
+        out = rasterize(means, quats, ones[..., None].expand(B, 3, 3), ones / 2,
+                        ones[..., None].expand(B, 3, 3), c2w, K, 8, 6, backend="torch")  # fmt: skip
+        assert out.rgb.shape == (B, V, 3, 6, 8) and out.depth.shape == (B, V, 1, 6, 8)

@@ -121,7 +121,7 @@ def bin_gaussians(
     per = torch.stack((gauss, row_tile - col0), 1)
     gauss, base = torch.repeat_interleave(per, nx, 0, output_size=total).unbind(1)
     tile = base + torch.arange(total, device=dev, dtype=itype)
-    if per_image <= 2**15:
+    if n_img > 0 and per_image <= 2**15:  # no images: nothing to sort (and nothing to cat)
         # The intersections are image-major: sort each image's by its local tile id as int16
         # (fewer radix passes than the int32 global ids; the same stable order).
         ends = torch.bincount(image, weights=n.double(), minlength=n_img).cumsum(0)

@@ -190,6 +190,6 @@ def rasterize(
     rgb_img = out[..., :3] + (1.0 - alpha) * bg
 
     def chw(x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(B, V, height, width, -1).permute(0, 1, 4, 2, 3)
+        return x.reshape(B, V, height, width, x.shape[-1]).permute(0, 1, 4, 2, 3)  # B·V may be 0
 
     return RenderOutput(rgb=chw(rgb_img), alpha=chw(alpha), depth=chw(out[..., 3:4]))
