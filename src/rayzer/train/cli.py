@@ -58,6 +58,12 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
         "checkpoint / run directory",
     )
     train.add_argument("--out", type=Path, help="run directory (default: train.out_dir)")
+    train.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (= train.compile=true): ~1.03-1.1x faster CPU steps "
+        "after a first step that compiles (about a minute with a warm cache, far longer cold)",
+    )
 
 
 def main(args: argparse.Namespace) -> None:
@@ -65,6 +71,8 @@ def main(args: argparse.Namespace) -> None:
     from rayzer.train import run_training
 
     overrides, resume = list(args.overrides), args.resume
+    if args.compile:
+        overrides.append("train.compile=true")
     # `--resume key=value`: argparse took an override as the optional PATH.
     if resume is not None and "=" in resume and not Path(resume).exists():
         overrides.append(resume)

@@ -206,6 +206,8 @@ class Trainer:
         np.random.seed(tc.seed % 2**32)
         torch.manual_seed(tc.seed)
         self.model: RayModel = build_model(cfg.model).to(self.device)
+        if tc.compile:  # in place: parameter names and checkpoints stay those of the model
+            self.model.compile()
         self.net: nn.Module = self.model
         if self.ctx.distributed:
             self.net = DistributedDataParallel(

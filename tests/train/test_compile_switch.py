@@ -1,0 +1,49 @@
+"""`rayzer train --compile` / ``train.compile``: opt-in torch.compile of the model, in place.
+
+The compile itself (minutes on a CPU) is not run here: torch.compile is lazy, and these tests
+check the wiring only."""
+
+import pytest
+import torch
+
+import rayzer.train
+from rayzer.cli import main
+from rayzer.train import Trainer
+
+
+def test_compile_is_off_by_default_and_in_place_when_on(tmp_path, tiny_config):
+    plain = Trainer(tiny_config(), tmp_path / "plain")
+    try:
+        assert not plain.cfg.train.compile
+        assert plain.model._compiled_call_impl is None
+        names = list(plain.model.state_dict())
+    finally:
+        plain.close()
+    compiled = Trainer(tiny_config("train.compile=true"), tmp_path / "compiled")
+    try:
+        assert compiled.model._compiled_call_impl is not None
+        # compiled in place: the same parameter names, so checkpoints load either way
+        assert list(compiled.model.state_dict()) == names
+        assert isinstance(compiled.model, torch.nn.Module) and compiled.net is compiled.model
+    finally:
+        compiled.close()
+
+
+class _Called(Exception):
+    pass
+
+
+def test_cli_flag_sets_the_config_key(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run_training(config, overrides, resume=None, out=None):
+        seen["overrides"] = overrides
+        raise _Called
+
+    monkeypatch.setattr(rayzer.train, "run_training", fake_run_training)
+    with pytest.raises(_Called):
+        main(["train", "--config", "tiny-cpu", "--compile", "--out", str(tmp_path / "r")])
+    assert "train.compile=true" in seen["overrides"]
+    with pytest.raises(_Called):
+        main(["train", "--config", "tiny-cpu", "--out", str(tmp_path / "r")])
+    assert "train.compile=true" not in seen["overrides"]
