@@ -34,6 +34,7 @@ transmittance to ``<= 1e-4``; weights ``w_k = alpha_k Π_{j<k} (1 - alpha_j)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -244,7 +245,76 @@ def _below(x: float, dtype: torch.dtype) -> float:
 
 
 def _select(x: torch.Tensor, n: int, rows: torch.Tensor | None) -> torch.Tensor:
-    return x[:n] if rows is None else x[rows]
+    """The chunk rows a block composites: the first ``n``, or ``rows`` (index_select: the same
+    gather as ``x[rows]``, faster on the CPU)."""
+    return x[:n] if rows is None else x.index_select(0, rows)
+
+
+#: ``block_fn(block, rows, slots, t0, tiles) -> (contrib, t1, weights)`` of :func:`_composite_chunks`.
+BlockFn = Callable[
+    [_Block, "torch.Tensor | None", torch.Tensor, torch.Tensor, torch.Tensor],
+    tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+]
+
+
+def _composite_chunks(
+    bins: TileBins,
+    chunks: list[_Chunk],
+    width: int,
+    height: int,
+    like: torch.Tensor,
+    channels: int,
+    block_fn: BlockFn,
+    stats: dict[str, int] | None,
+) -> torch.Tensor:
+    """The front-to-back loop both compositing paths share: per chunk the transmittance starts
+    at 1 inside the image; per block only the tiles with an unfinished pixel are composited (a
+    chunk stops when none is left), their sums accumulated and their transmittance carried on.
+
+    ``block_fn(block, rows, slots, t0, tiles)`` composites one block for the chunk rows kept
+    (``rows``; None: the first ``n``): ``slots (n, kb)`` its intersection rows, ``t0 (n, P)`` the
+    transmittance entering it (a view: clone to keep), ``tiles (n,)`` their global ids. It
+    returns ``contrib (n, P, channels)`` = ``(Σ w f, Σ w)``, ``t1 (n, P)`` the transmittance
+    leaving the block (0 once a pixel stopped) and the weights (``stats``: their count is the
+    candidates, those > 0 the composited pairs).
+
+    Returns ``(I · tiles, P, channels)`` per-tile sums; sets each chunk's ``used``.
+    """
+    P = bins.tile_size**2
+    out = like.new_zeros(bins.images * bins.tiles_y * bins.tiles_x, P, channels)
+    for chunk in chunks:
+        t = _initial_transmittance(bins, chunk.tiles, width, height, like)  # (Tc, P)
+        acc = like.new_zeros(chunk.tiles.numel(), P, channels)
+        chunk.used = 0
+        for block in chunk.blocks:
+            n = block.slots.shape[0]
+            # Drop finished tiles (every pixel terminated) from this block on.
+            alive = (t[:n] > 0).any(1)
+            rows = None if bool(alive.all()) else torch.nonzero(alive).squeeze(1)
+            if rows is not None and rows.numel() == 0:
+                break
+            contrib, t1, w = block_fn(
+                block,
+                rows,
+                _select(block.slots, n, rows),
+                _select(t, n, rows),
+                _select(chunk.tiles, n, rows),
+            )
+            if rows is None:
+                acc[:n] += contrib
+                t[:n] = t1
+            else:
+                acc.index_add_(0, rows, contrib)
+                t[rows] = t1
+            chunk.used += 1
+            if stats is not None:
+                stats["candidates"] += w.numel()
+                stats["pairs"] += int((w > 0).sum())
+        out.index_copy_(0, chunk.tiles, acc)
+        if stats is not None:
+            stats["blocks"] += len(chunk.blocks)
+            stats["blocks_used"] += chunk.used
+    return out
 
 
 class _CompositeTiles(torch.autograd.Function):
@@ -252,40 +322,15 @@ class _CompositeTiles(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, coef, feat, bins, chunks, width, height, stats):  # type: ignore[override]
-        P = bins.tile_size**2
-        C = feat.shape[1]
-        n_tiles = bins.images * bins.tiles_y * bins.tiles_x
-        out = coef.new_zeros(n_tiles, P, C)
         pix = _pixel_features(bins.tile_size, coef.dtype, coef.device)
-        for chunk in chunks:
-            t = _initial_transmittance(bins, chunk.tiles, width, height, coef)
-            acc = coef.new_zeros(chunk.tiles.numel(), P, C)
-            chunk.used = 0
-            for block in chunk.blocks:
-                n = block.slots.shape[0]
-                # Drop finished tiles (every pixel terminated) from this block on.
-                alive = (t[:n] > 0).any(1)
-                rows = None if bool(alive.all()) else torch.nonzero(alive).squeeze(1)
-                if rows is not None and rows.numel() == 0:
-                    break
-                slots = _select(block.slots, n, rows)
-                block.rows, block.t0 = rows, _select(t, n, rows).clone()
-                alpha, _, _, w, t1 = _block_weights(coef[slots], pix, block.t0)
-                contrib = torch.bmm(w.transpose(1, 2), feat[slots])
-                if rows is None:
-                    acc[:n] += contrib
-                    t[:n] = t1
-                else:
-                    acc.index_add_(0, rows, contrib)
-                    t[rows] = t1
-                chunk.used += 1
-                if stats is not None:
-                    stats["candidates"] += alpha.numel()
-                    stats["pairs"] += int((alpha > 0).sum())
-            out.index_copy_(0, chunk.tiles, acc)
-            if stats is not None:
-                stats["blocks"] += len(chunk.blocks)
-                stats["blocks_used"] += chunk.used
+
+        def block_fn(block, rows, slots, t0, tiles):
+            # Kept for the backward pass, which recomputes the block from them.
+            block.rows, block.t0 = rows, t0.clone()
+            _, _, _, w, t1 = _block_weights(coef[slots], pix, block.t0)  # w (n, kb, P)
+            return torch.bmm(w.transpose(1, 2), feat[slots]), t1, w
+
+        out = _composite_chunks(bins, chunks, width, height, coef, feat.shape[1], block_fn, stats)
         ctx.bins, ctx.chunks = bins, chunks
         ctx.save_for_backward(coef, feat)
         return out

@@ -37,7 +37,7 @@ from rayzer.render.compositing import (
     TileBins,
     _below,
     _Chunk,
-    _initial_transmittance,
+    _composite_chunks,
     _pixel_features,
 )
 
@@ -119,56 +119,27 @@ def composite_tiles_forward(
     C = features.shape[-1]
     P = bins.tile_size**2
     dtype = means2d.dtype
-    n_tiles = bins.images * bins.tiles_y * bins.tiles_x
-    out = features.new_zeros(n_tiles, P, C + 1)
     table = _gaussian_table(means2d, conics, opacities, features)
     gauss = torch.cat((bins.gaussian, bins.gaussian.new_full((1,), table.shape[0] - 1)))
     pix_t = _pixel_features(bins.tile_size, dtype, means2d.device).T.contiguous()  # (P, 6)
     skip_below = _below(ALPHA_THRESHOLD, dtype)
-    for chunk in chunks:
-        t = _initial_transmittance(bins, chunk.tiles, width, height, means2d)  # (Tc, P)
-        origin = _tile_origins(bins, chunk.tiles, dtype)
-        acc = features.new_zeros(chunk.tiles.numel(), P, C + 1)
-        chunk.used = 0
-        for block in chunk.blocks:
-            n = block.slots.shape[0]
-            # Drop finished tiles (every pixel terminated) from this block on.
-            alive = (t[:n] > 0).any(1)
-            rows = None if bool(alive.all()) else torch.nonzero(alive).squeeze(1)
-            if rows is not None and rows.numel() == 0:
-                break
-            slots = block.slots if rows is None else block.slots.index_select(0, rows)
-            t0 = t[:n] if rows is None else t.index_select(0, rows)
-            org = origin[:n] if rows is None else origin.index_select(0, rows)
-            gathered = table.index_select(0, gauss.index_select(0, slots.reshape(-1)))
-            coef = _block_coefficients(gathered, org, slots.shape)  # (n, 6, kb)
-            feat = gathered[:, _PARAMS:].reshape(*slots.shape, C + 1)
-            alpha = torch.matmul(pix_t, coef)  # (n, P, kb) log-alpha
-            alpha = alpha.clamp_(max=_LOG_ALPHA_MAX).exp_()  # min(0.999, o exp(-power))
-            alpha = F.threshold_(alpha, skip_below, 0.0)  # skip alpha < 1/255
-            kb = alpha.shape[2]
-            trans = alpha.new_empty(alpha.shape[0], P, kb + 1)
-            trans[:, :, 0] = t0
-            one_minus = trans[:, :, 1:]
-            torch.sub(1.0, alpha, out=one_minus)
-            trans = torch.cumprod(trans, 2)  # [:, :, k]: T entering Gaussian k; [:, :, k+1] after
-            # T after each Gaussian that does not stop the pixel, 0 from the stopping one on.
-            kept_after = F.threshold(trans[:, :, 1:], T_MIN, 0.0)
-            w = alpha.div_(one_minus).mul_(kept_after)  # alpha_k T_k, 0 once stopped
-            contrib = torch.bmm(w, feat)  # (n, P, C + 1)
-            t1 = kept_after[:, :, -1]
-            if rows is None:
-                acc[:n] += contrib
-                t[:n] = t1
-            else:
-                acc.index_add_(0, rows, contrib)
-                t[rows] = t1
-            chunk.used += 1
-            if stats is not None:
-                stats["candidates"] += w.numel()
-                stats["pairs"] += int((w > 0).sum())
-        out.index_copy_(0, chunk.tiles, acc)
-        if stats is not None:
-            stats["blocks"] += len(chunk.blocks)
-            stats["blocks_used"] += chunk.used
-    return out
+
+    def block_fn(block, rows, slots, t0, tiles):
+        gathered = table.index_select(0, gauss.index_select(0, slots.reshape(-1)))
+        coef = _block_coefficients(gathered, _tile_origins(bins, tiles, dtype), slots.shape)
+        feat = gathered[:, _PARAMS:].reshape(*slots.shape, C + 1)  # (n, kb, C + 1)
+        alpha = torch.matmul(pix_t, coef)  # (n, P, kb) log-alpha
+        alpha = alpha.clamp_(max=_LOG_ALPHA_MAX).exp_()  # min(0.999, o exp(-power))
+        alpha = F.threshold_(alpha, skip_below, 0.0)  # skip alpha < 1/255
+        kb = alpha.shape[2]
+        trans = alpha.new_empty(alpha.shape[0], P, kb + 1)
+        trans[:, :, 0] = t0
+        one_minus = trans[:, :, 1:]
+        torch.sub(1.0, alpha, out=one_minus)
+        trans = torch.cumprod(trans, 2)  # [:, :, k]: T entering Gaussian k; [:, :, k+1] after
+        # T after each Gaussian that does not stop the pixel, 0 from the stopping one on.
+        kept_after = F.threshold(trans[:, :, 1:], T_MIN, 0.0)
+        w = alpha.div_(one_minus).mul_(kept_after)  # alpha_k T_k, 0 once stopped
+        return torch.bmm(w, feat), kept_after[:, :, -1], w  # (n, P, C + 1), (n, P)
+
+    return _composite_chunks(bins, chunks, width, height, means2d, C + 1, block_fn, stats)
