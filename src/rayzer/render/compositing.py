@@ -164,6 +164,13 @@ def _pixel_features(tile_size: int, dtype: torch.dtype, device: torch.device) ->
     return torch.stack((torch.ones_like(u), u, v, u * u, u * v, v * v))
 
 
+def _tile_origins(bins: TileBins, tiles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``(Tc, 2)`` pixel coordinates ``(x, y)`` of the centres of global tiles ``tiles``."""
+    t = tiles % (bins.tiles_y * bins.tiles_x)
+    xy = torch.stack((t % bins.tiles_x, torch.div(t, bins.tiles_x, rounding_mode="floor")), -1)
+    return xy.to(dtype) * bins.tile_size + bins.tile_size / 2
+
+
 def _initial_transmittance(
     bins: TileBins, tiles: torch.Tensor, width: int, height: int, like: torch.Tensor
 ) -> torch.Tensor:
@@ -378,17 +385,8 @@ def _tile_coefficients(
     bins: TileBins, means2d: torch.Tensor, conics: torch.Tensor, opacities: torch.Tensor
 ) -> torch.Tensor:
     """``(M + 1, 6)`` polynomial coefficients of log-alpha per intersection (+ a dead padding row)."""
-    ts = bins.tile_size
     g = bins.gaussian
-    per_image = bins.tiles_y * bins.tiles_x
-    t = bins.tile % per_image
-    origin = (
-        torch.stack(
-            (t % bins.tiles_x, torch.div(t, bins.tiles_x, rounding_mode="floor")), dim=-1
-        ).to(means2d.dtype)
-        * ts
-        + ts / 2
-    )
+    origin = _tile_origins(bins, bins.tile, means2d.dtype)
     mu = means2d.reshape(-1, 2)[g] - origin  # mean in tile-centred coordinates
     a, b, c = conics.reshape(-1, 3)[g].unbind(-1)
     log_o = torch.log(opacities.reshape(-1)[g])  # >= 1/255 for binned Gaussians

@@ -39,6 +39,7 @@ from rayzer.render.compositing import (
     _Chunk,
     _composite_chunks,
     _pixel_features,
+    _tile_origins,
 )
 
 __all__ = ["composite_tiles_forward"]
@@ -67,13 +68,6 @@ def _gaussian_table(
     dead = table.new_zeros(1, table.shape[1])
     dead[0, 5] = _DEAD
     return torch.cat((table, dead))
-
-
-def _tile_origins(bins: TileBins, tiles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``(Tc, 2)`` pixel coordinates ``(x, y)`` of the centres of global tiles ``tiles``."""
-    t = tiles % (bins.tiles_y * bins.tiles_x)
-    xy = torch.stack((t % bins.tiles_x, torch.div(t, bins.tiles_x, rounding_mode="floor")), -1)
-    return xy.to(dtype) * bins.tile_size + bins.tile_size / 2
 
 
 def _block_coefficients(rows: torch.Tensor, origin: torch.Tensor, shape: torch.Size):
