@@ -20,7 +20,7 @@ _SCRIPT = textwrap.dedent(
     import torch
     from rayzer.data.synthetic.clip import SynthConfig, render_clip
     from rayzer.refine import RefineConfig, held_out_psnr, refine_with_report
-    from rayzer.refine.reprojection import neighbour_views, reprojection_error
+    from rayzer.geometry.reprojection import neighbour_views, reprojection_error
 
     torch.set_num_threads(1)
     clip = render_clip(

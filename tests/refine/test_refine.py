@@ -10,8 +10,8 @@ import torch
 
 from rayzer.data.synthetic.clip import SynthConfig, render_clip
 from rayzer.geometry import axis_angle_to_matrix, make_c2w, relative_pose_errors
+from rayzer.geometry.reprojection import neighbour_views, reprojection_error
 from rayzer.refine import RefineConfig, refine_cameras, refine_scene
-from rayzer.refine.reprojection import neighbour_views, reprojection_error
 
 SIZE = 48
 

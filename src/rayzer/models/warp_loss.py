@@ -3,7 +3,7 @@
 Every input pixel is lifted with the model's own input depth through its predicted camera,
 projected into the other input views nearest to it in capture order, and compared with the
 colour sampled there (Charbonnier error, occlusion test, mean over the views that see it):
-:func:`rayzer.refine.reprojection.reprojection_error`, the objective of test-time refinement,
+:func:`rayzer.geometry.reprojection.reprojection_error`, the objective of test-time refinement,
 used here as a training term. It is differentiable in the depth and in the cameras (poses and
 focal), and it pays for camera motion that aligns the input images directly, not through the
 rendered targets (the self-supervised pose + depth objective of Monodepth-style training).
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from rayzer.geometry.intrinsics import denormalize_intrinsics
-from rayzer.refine.reprojection import mean_error, neighbour_views, reprojection_error
+from rayzer.geometry.reprojection import mean_error, neighbour_views, reprojection_error
 
 #: Each input view is warped from this many other input views (its nearest in capture order).
 WARP_NEIGHBOURS = 2

@@ -14,6 +14,7 @@ Example::
     print(result.summary())   # reprojection PSNR before/after, time
 """
 
+from rayzer.geometry.reprojection import neighbour_views, reprojection_error
 from rayzer.refine.bundle import (
     RefineConfig,
     RefineResult,
@@ -24,7 +25,6 @@ from rayzer.refine.bundle import (
 )
 from rayzer.refine.held_out import HeldOutFigure, held_out_psnr, render_from_pixels
 from rayzer.refine.report import refine_with_report
-from rayzer.refine.reprojection import neighbour_views, reprojection_error
 
 __all__ = [
     "HeldOutFigure",

@@ -3,7 +3,7 @@
 :func:`refine_cameras` takes the views of one scene, a starting estimate of their cameras and a
 depth map per view, and adjusts every camera's pose and one shared focal length so that each
 view is reproduced by warping its neighbours with its depth
-(:func:`rayzer.refine.reprojection.reprojection_error`). :func:`refine_scene` does the same for
+(:func:`rayzer.geometry.reprojection.reprojection_error`). :func:`refine_scene` does the same for
 a Gaussian scene, whose depth is rendered at the starting cameras first.
 
 How (and why):
@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rayzer.geometry import axis_angle_to_matrix, make_c2w
+from rayzer.geometry.reprojection import mean_error, neighbour_views, reprojection_error
 from rayzer.refine.depth import clean_depth
-from rayzer.refine.reprojection import mean_error, neighbour_views, reprojection_error
 
 log = logging.getLogger("rayzer.refine")
 
@@ -70,7 +70,7 @@ class RefineConfig:
             ``"lbfgs"`` or ``"adam"``.
         lr_pose, lr_focal, lr_depth: Adam steps (radians / median depths / log units) when
             ``refine_depth``; ignored otherwise (L-BFGS).
-        occlusion_tolerance: see :func:`~rayzer.refine.reprojection.reprojection_error`.
+        occlusion_tolerance: see :func:`~rayzer.geometry.reprojection.reprojection_error`.
         max_rotation_deg, max_translation, max_log_focal, max_log_depth_change: divergence
             limits on the change of any camera (translation in units of the median depth), of
             the log focal and of any log-depth correction.

@@ -1,4 +1,5 @@
-"""The photometric reprojection error that :mod:`rayzer.refine` minimises.
+"""The photometric reprojection (depth-warping) error: the objective :mod:`rayzer.refine`
+minimises and the explicit models' optional warping loss (:mod:`rayzer.models.warp_loss`).
 
 Every pixel of a target view is lifted with its own z-depth, projected into each of its
 neighbour views, and the neighbour's image is sampled there (bilinear). The error of a pixel is
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rayzer.geometry import project_points, unproject_depth
+from rayzer.geometry.rays import project_points, unproject_depth
 
 #: Charbonnier ε: the error behaves like L1 above it and stays smooth at zero (L-BFGS needs it).
 CHARBONNIER_EPS = 1e-3
