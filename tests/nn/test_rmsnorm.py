@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import rayzer.nn.rmsnorm as rmsnorm_module
 from rayzer.nn.rmsnorm import RMSNorm
 from rayzer.nn.transformer import Attention
 
@@ -36,16 +39,35 @@ def test_matches_torch_rmsnorm(dtype, eps):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
 
 
-def test_takes_torch_path_where_not_fp32_cpu():
-    """Under CPU autocast (and for bf16 / no weight) it is torch's RMSNorm, gradients included."""
+def test_takes_torch_path_where_not_fp32_cpu(monkeypatch):
+    """Under CPU autocast (and for bf16 / no weight / a weight of another dtype) it is torch's
+    RMSNorm, gradients included; float32 / float64 on the CPU take the closed form. The calls
+    of the closed form are counted: its results equal torch's, so equality alone would pass
+    whichever path ran (found in review)."""
+    calls = []
+    closed_form = rmsnorm_module._RMSNormFunction.apply
+
+    def counting_apply(*args):
+        calls.append(args[0].dtype)
+        return closed_form(*args)
+
+    monkeypatch.setattr(rmsnorm_module._RMSNormFunction, "apply", counting_apply)
     norm = RMSNorm(8)
     x = torch.randn(5, 8, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(norm(x), F.rms_norm(x, (8,), norm.weight))
-    y = torch.randn(5, 8, dtype=torch.bfloat16)
-    assert torch.equal(norm.to(torch.bfloat16)(y), F.rms_norm(y, (8,), norm.weight))
     bare = RMSNorm(8, elementwise_affine=False)
     assert torch.equal(bare(x), F.rms_norm(x, (8,)))
+    x64 = x.double()  # float64 input, float32 weight (torch warns: no fused kernel for that)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert torch.equal(norm(x64), F.rms_norm(x64, (8,), norm.weight))
+    y = torch.randn(5, 8, dtype=torch.bfloat16)
+    assert torch.equal(norm.to(torch.bfloat16)(y), F.rms_norm(y, (8,), norm.weight))
+    assert calls == []
+    RMSNorm(8)(x)
+    RMSNorm(8, dtype=torch.float64)(x64)
+    assert calls == [torch.float32, torch.float64]
 
 
 def test_attention_output_and_grads_unchanged():
