@@ -8,11 +8,12 @@ import torch
 from rayzer.data.synthetic import SynthConfig, render_clip
 from rayzer.geometry import axis_angle_to_matrix, camera_rays
 from rayzer.geometry.intrinsics import normalize_intrinsics
+from rayzer.geometry.reprojection import mean_error, neighbour_views, reprojection_error
 from rayzer.models.erayzer import ERayZer, ERayZerConfig
 from rayzer.models.losses import photometric_loss
 from rayzer.models.nas3r import NAS3R, NAS3RConfig
 from rayzer.models.views import gather_views
-from rayzer.models.warp_loss import input_warp_loss
+from rayzer.models.warp_loss import WARP_NEIGHBOURS, input_warp_loss
 
 
 @pytest.fixture(autouse=True)
@@ -133,3 +134,31 @@ def test_true_cameras_and_depth_are_near_the_minimum(clip):
     cos_z = (dirs * c2w[0, :, None, None, :3, 2]).sum(-1)
     distance = depth / cos_z[None, :, None]
     assert truth < input_warp_loss(images, distance, c2w, K_norm)
+
+
+@pytest.mark.parametrize("config", [ERayZerConfig, NAS3RConfig])
+@pytest.mark.parametrize("bad", [-0.1, math.nan, math.inf])
+def test_weight_must_be_finite_and_not_negative(config, bad):
+    """The term is added only for a weight > 0: a negative or NaN weight would silently switch
+    it off, so the config refuses it (found in review)."""
+    with pytest.raises(ValueError, match=r"model\.warp_loss_weight must be a finite number >= 0"):
+        config(warp_loss_weight=bad)
+
+
+def test_normalised_intrinsics_of_non_square_views():
+    """K_norm is (fx/W, fy/H, cx/W, cy/H): on 24 x 40 views the loss is the reprojection error at
+    the clip's pixel intrinsics (the other tests' square views cannot tell W from H)."""
+    clip = render_clip(5, SynthConfig(family="orbit", frames=8, height=24, width=40))
+    frames = torch.tensor([0, 2, 4, 6])
+    images, c2w, depth, K = (
+        clip.images[frames],
+        clip.c2w[frames],
+        clip.depth[frames],
+        clip.K[frames],
+    )
+    loss = input_warp_loss(
+        images[None], depth[None, :, None], c2w[None], normalize_intrinsics(K[None], 24, 40)
+    )
+    err, valid = reprojection_error(images, depth, c2w, K, neighbour_views(4, WARP_NEIGHBOURS))
+    assert valid.any()
+    torch.testing.assert_close(loss, mean_error(err, valid))

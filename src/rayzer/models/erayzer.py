@@ -67,6 +67,7 @@ from rayzer.models.heads.pixel_decoder import PixelLinearDecoder
 from rayzer.models.registry import register_model
 from rayzer.models.view_encoder import ViewTokenEncoder
 from rayzer.models.views import as_view_index, gather_views
+from rayzer.models.warp_loss import check_warp_loss_weight
 from rayzer.nn import PatchEmbed
 from rayzer.nn.transformer import INIT_STD
 
@@ -134,6 +135,9 @@ class ERayZerConfig(ModelConfig):
     warp_loss_weight: float = 0.0
     render_backend: str = "auto"
     grad_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        check_warp_loss_weight(self.warp_loss_weight)
 
     @classmethod
     def paper(cls, **changes) -> ERayZerConfig:

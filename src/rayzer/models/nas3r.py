@@ -63,6 +63,7 @@ from rayzer.models.heads.focal import focal_from_fov_logit, shared_focal_intrins
 from rayzer.models.registry import register_model
 from rayzer.models.view_encoder import EncodedViews, ViewTokenEncoder
 from rayzer.models.views import as_view_index, gather_views
+from rayzer.models.warp_loss import check_warp_loss_weight
 from rayzer.nn import PatchEmbed
 from rayzer.nn.alternating import context_attention_mask
 
@@ -120,6 +121,9 @@ class NAS3RConfig(ModelConfig):
     warp_loss_weight: float = 0.0
     render_backend: str = "auto"
     grad_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        check_warp_loss_weight(self.warp_loss_weight)
 
     @classmethod
     def paper(cls, **changes) -> NAS3RConfig:
