@@ -5,6 +5,7 @@ real on a shared real scene when present), the shared refinement entry point, an
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -308,3 +309,14 @@ def test_bad_data_and_models_are_clear_errors(erayzer_ckpt, scenes, tmp_path):
     lvsm = _checkpoint(tmp_path / "lvsm", "tiny-cpu", *TINY_MODEL, "model.name=lvsm")
     code, _, err = _run("--ckpt", lvsm, "--data", scenes / "orbit10")
     assert code == 2 and "does not predict cameras" in err
+
+
+def test_colmap_without_pycolmap_says_how_to_install(erayzer_ckpt, scenes, tmp_path, monkeypatch):
+    """pycolmap is an optional extra: --colmap without it is refused before any window, with
+    the install command (review check: untested before)."""
+    monkeypatch.setitem(sys.modules, "pycolmap", None)  # `import pycolmap` raises ImportError
+    out = tmp_path / "o"
+    code, _, err = _run("--ckpt", erayzer_ckpt, "--data", scenes, "--colmap", "--out", out)
+    assert code == 2 and "Traceback" not in err
+    assert "--colmap: pycolmap is not installed" in err and "pip install 'rayzer[colmap]'" in err
+    assert not out.exists()
