@@ -54,7 +54,7 @@ def input_warp_loss(
         num_neighbours: source views per view (at most V − 1).
 
     Returns:
-        A scalar in fp32: the mean over samples of the mean error over the pixels that at least
+        A scalar in fp32 (computed in fp32 under autocast too): the mean over samples of the mean error over the pixels that at least
         one neighbour sees (0 for a sample where none is seen, or with fewer than 2 views).
     """
     b, v, _, h, w = images.shape
@@ -63,11 +63,14 @@ def input_warp_loss(
     if v < 2:
         return images.new_zeros((), dtype=torch.float32)
     neighbours = neighbour_views(v, num_neighbours).to(images.device)
-    K = denormalize_intrinsics(K_norm.float(), h, w)
-    per_sample = []
-    for i in range(b):
-        err, valid = reprojection_error(
-            images[i].float(), depth[i, :, 0].float(), c2w[i].float(), K[i], neighbours
-        )
-        per_sample.append(mean_error(err, valid))
-    return torch.stack(per_sample).mean()
+    # fp32 even under the training loop's bf16 autocast (as the models' fp32_geometry): the
+    # lifting and projection are matmuls, and bf16's ~3 digits move the sampled pixels
+    with torch.autocast(images.device.type, enabled=False):
+        K = denormalize_intrinsics(K_norm.float(), h, w)
+        per_sample = []
+        for i in range(b):
+            err, valid = reprojection_error(
+                images[i].float(), depth[i, :, 0].float(), c2w[i].float(), K[i], neighbours
+            )
+            per_sample.append(mean_error(err, valid))
+        return torch.stack(per_sample).mean()
