@@ -184,14 +184,20 @@ def _add_bench_commands(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Commands whose OpenMP threads sleep instead of spinning while they wait (OMP_WAIT_POLICY=
+#: PASSIVE, unless the user set a policy). A spinning thread stalls the others when the cores are
+#: shared with other work: with 2 threads on a loaded 2-core machine E-RayZer's default video took
+#: 261 s instead of 19 s (docs/benchmarks/infer) and `rayzer demo` 47-59 s instead of 12-16 s,
+#: while on an idle machine the demo takes the same time either way (5.2 s). Training is left
+#: out: there an idle 2-thread tiny-cpu step took 1.44-1.55 s spinning and 1.84-1.87 s passive.
+#: OpenMP reads the variable once, when torch loads it, so it is set before anything imports torch.
+PASSIVE_WAIT_COMMANDS = ("infer", "demo", "serve", "eval")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the command; the exit code (2: a clear error, 130: interrupted)."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["infer"] and "torch" not in sys.modules:
-        # OpenMP threads that wait for each other by spinning stall when the cores are shared
-        # with other work: rendering the default video took 261 s instead of 19 s with 2 threads
-        # on a loaded 2-core machine (docs/benchmarks/infer). Read once, when torch loads OpenMP;
-        # a value the user set is kept.
+    if argv[:1] and argv[0] in PASSIVE_WAIT_COMMANDS and "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
