@@ -92,3 +92,20 @@ def test_no_usable_depth_keeps_the_input_cameras_instead_of_failing(caplog):
         assert "no pixel has a usable depth" in report["stopped"]
         assert "no pixel has a usable depth" in caplog.text
         json.dumps(report)
+
+
+def test_no_pixel_that_reprojects_has_no_psnr_instead_of_100_db():
+    """Views that see nothing of each other (every point behind its neighbours): the
+    reprojection PSNR is undefined; the report says None (the serve page "n/a"), not a perfect
+    100 dB, and the input cameras are kept."""
+    images, c2w, K, depth = _inputs()
+    turned = c2w.clone()
+    turned[1::2, :3, :3] = torch.diag(
+        torch.tensor([-1.0, 1.0, -1.0])
+    )  # every other view faces back
+    turned[:, 2, 3] = torch.arange(V) * 10.0  # far apart along z: nothing in front of the others
+    new_c2w, _, report = refine_with_report(images, turned, K, depth, 3, held_out=False)
+    assert report["valid_fraction_before"] == 0.0
+    assert report["reprojection_psnr_before"] is None
+    assert report["cameras"] == "input" and torch.equal(new_c2w, turned)
+    json.dumps(report, allow_nan=False)

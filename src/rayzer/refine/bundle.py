@@ -128,10 +128,10 @@ class RefineResult:
     stopped: str | None = None
 
     def summary(self) -> dict[str, object]:
-        """JSON-ready figures (for ``summary.json``)."""
+        """JSON-ready figures (for ``summary.json``; a PSNR with no pixel to compare is None)."""
         return {
-            "psnr_before": round(self.psnr_before, 3),
-            "psnr_after": round(self.psnr_after, 3),
+            "psnr_before": rounded(self.psnr_before, 3),
+            "psnr_after": rounded(self.psnr_after, 3),
             "valid_fraction_before": round(self.valid_before, 4),
             "valid_fraction_after": round(self.valid_after, 4),
             "iterations": len(self.history),
@@ -193,8 +193,15 @@ def _check_inputs(images: Tensor, c2w: Tensor, K: Tensor, depth: Tensor) -> None
 def _figures(images: Tensor, depth: Tensor, c2w: Tensor, K: Tensor, nb: Tensor) -> tuple:
     with torch.no_grad():
         err, valid = reprojection_error(images, depth, c2w, K, nb, squared=True)
+        if not valid.any():  # no pixel lands in a neighbour: no figure (not a perfect 100 dB)
+            return math.nan, 0.0
         mse = float(mean_error(err, valid))
     return -10.0 * math.log10(max(mse, 1e-10)), float(valid.float().mean())
+
+
+def rounded(x: float, digits: int) -> float | None:
+    """``x`` rounded for JSON, or None when it is not finite (a PSNR with no pixel to compare)."""
+    return round(x, digits) if math.isfinite(x) else None
 
 
 def refine_cameras(

@@ -25,6 +25,7 @@ from rayzer.refine.bundle import (
     StepCallback,
     _resize_depth,
     refine_cameras,
+    rounded,
 )
 from rayzer.refine.depth import clean_depth
 
@@ -60,16 +61,12 @@ class HeldOutFigure:
         """JSON-ready figures (a NaN PSNR, when no pixel is comparable, becomes None)."""
         return {
             "view": self.view,
-            "psnr_before": _rounded(self.psnr_before, 3),
-            "psnr_after": _rounded(self.psnr_after, 3),
-            "covered_before": _rounded(self.covered_before, 4),
-            "covered_after": _rounded(self.covered_after, 4),
-            "compared": _rounded(self.compared, 4),
+            "psnr_before": rounded(self.psnr_before, 3),
+            "psnr_after": rounded(self.psnr_after, 3),
+            "covered_before": rounded(self.covered_before, 4),
+            "covered_after": rounded(self.covered_after, 4),
+            "compared": rounded(self.compared, 4),
         }
-
-
-def _rounded(x: float, digits: int) -> float | None:
-    return round(x, digits) if math.isfinite(x) else None
 
 
 def render_from_pixels(
