@@ -93,6 +93,8 @@ def test_browser_upload_run_and_video(model, tmp_path: Path, helpers) -> None:
                 page = browser.new_page()
                 page.goto(url)
                 page.wait_for_selector("#run", timeout=30_000)
+                # RayZer outputs no depth: the refinement slider is offered but disabled
+                assert page.locator("#refine input[type=range]").is_disabled()
                 page.locator("#images input[type=file]").set_input_files([str(f) for f in photos])
                 page.wait_for_selector("#images td[aria-label='img3.jpg']", timeout=30_000)
                 page.click("#run")
@@ -181,6 +183,53 @@ def test_browser_waits_for_the_3d_view_of_the_gaussians(tmp_path: Path, helpers)
                 browser.close()
     finally:
         app.close()
+
+
+@pytest.mark.slow
+def test_browser_refines_the_cameras_when_asked(tmp_path: Path, helpers) -> None:
+    """E-RayZer in the page, the refinement slider set to 3 iterations: Run, and the page shows
+    the refinement's note (before/after figures and which cameras were kept); the run's
+    summary.json has the refinement's report."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    photos = helpers.write_images(tmp_path / "photos", 3)
+    app = build_app(_explicit_model(), tmp_path / "work", frames=2)
+    _, url, _ = app.queue().launch(
+        server_name="127.0.0.1",
+        server_port=_free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        footer_links=[],
+    )
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(url)
+                page.wait_for_selector("#run", timeout=30_000)
+                assert page.locator("#refine input[type=range]").is_enabled()
+                number = page.locator("#refine input[type=number]")
+                number.fill("3")
+                number.press("Enter")
+                page.locator("#images input[type=file]").set_input_files([str(f) for f in photos])
+                page.wait_for_selector("#images td[aria-label='img2.jpg']", timeout=30_000)
+                page.click("#run")
+                note = page.wait_for_selector(
+                    "#refine_summary >> text=Camera refinement", timeout=120_000
+                )
+                text = page.locator("#refine_summary").inner_text()
+                assert "3 iterations" in text and "kept:" in text, text
+                assert note.is_visible()
+            finally:
+                browser.close()
+    finally:
+        app.close()
+    runs = list((tmp_path / "work").glob("*/rayzer_outputs/summary.json"))
+    assert len(runs) == 1
+    report = json.loads(runs[0].read_text())["refine"]
+    assert report["steps"] == 3 and report["cameras"] in ("refined", "input")
 
 
 def test_handler_accepts_only_uploaded_files_under_the_limit(model, tmp_path: Path, helpers):
