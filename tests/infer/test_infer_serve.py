@@ -461,6 +461,24 @@ def test_refine_option_runs_the_refinement_with_progress_and_shows_its_figures(
     assert "refine" not in summary and refine_note(summary) == ""
 
 
+def test_the_server_can_cap_or_turn_off_refinement(tmp_path: Path, helpers, cli):
+    """``rayzer serve --max-refine-steps N``: the slider's maximum; 0 shows it disabled with the
+    reason, and a request for refinement is then refused; a negative value is a clear error."""
+    model = _explicit_model()
+    slider = _component(build_app(model, tmp_path / "a", frames=2, max_refine_steps=7), "refine")
+    assert slider["props"]["maximum"] == 7 and slider["props"]["interactive"] is True
+    assert "at most 7 on this server" in slider["props"]["info"]
+    slider = _component(build_app(model, tmp_path / "b", frames=2, max_refine_steps=0), "refine")
+    assert slider["props"]["interactive"] is False
+    assert "turned off on this server" in slider["props"]["info"]
+    runner = Runner(model, tmp_path / "work", frames=2, max_refine_steps=0)
+    uploads = helpers.write_images(tmp_path / "photos", 3)
+    with pytest.raises(gr.Error, match="between 0 and 0 on this server"):
+        runner([str(p) for p in uploads], None, None, 24, refine=1)
+    code, _, err = cli("serve", "--max-refine-steps", "-1", "--port", str(_free_port()))
+    assert code == 2 and "--max-refine-steps must be >= 0" in err and "Traceback" not in err
+
+
 def test_refine_with_a_model_without_depth_is_a_clear_message(model, tmp_path: Path, helpers):
     app = build_app(model, tmp_path / "work", frames=2)
     slider = _component(app, "refine")

@@ -145,6 +145,13 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         default=50.0,
         help="largest upload accepted per request, in MB (default 50)",
     )
+    p.add_argument(
+        "--max-refine-steps",
+        type=int,
+        default=100,  # rayzer.infer.serve.MAX_REFINE_STEPS (not imported: it loads torch)
+        help="most camera-refinement iterations one request may ask for (models with depth; "
+        "default 100, 0 = refinement off)",
+    )
 
 
 def serve_main(args: argparse.Namespace) -> None:
@@ -161,4 +168,5 @@ def serve_main(args: argparse.Namespace) -> None:
         device=args.device,
         frames=args.frames,
         max_upload_mb=args.max_upload_mb,
+        max_refine_steps=args.max_refine_steps,
     )

@@ -290,16 +290,33 @@ class Runner:
         )
 
 
+def _refine_info(model: LoadedModel, max_steps: int) -> str:
+    """The refinement slider's caption: what it does, or why it is unavailable."""
+    if not model.model.capabilities.outputs_depth:
+        return (
+            "unavailable: camera refinement needs a model that outputs depth (E-RayZer, NAS3R); "
+            f"{model.model.title()} does not"
+        )
+    if max_steps <= 0:
+        return "unavailable: turned off on this server (rayzer serve --max-refine-steps 0)"
+    return (
+        "photometric bundle adjustment on the model's depth, checked on a left-out view "
+        f"(rayzer infer --refine); slower; at most {max_steps} on this server"
+    )
+
+
 def build_app(
     model: LoadedModel,
     work_dir: str | Path | None = None,
     frames: int = 48,
     upload_dir: str | Path | None = None,
     max_upload_mb: float = MAX_UPLOAD_MB,
+    max_refine_steps: int = MAX_REFINE_STEPS,
 ):
     """The Gradio Blocks app (not launched). ``frames``: novel views per path segment;
     ``upload_dir``: the only folder input files may come from (default: Gradio's upload folder
-    as configured now, ``GRADIO_TEMP_DIR``); ``max_upload_mb``: see :class:`Runner`."""
+    as configured now, ``GRADIO_TEMP_DIR``); ``max_upload_mb``, ``max_refine_steps``: see
+    :class:`Runner` (0 refinement steps: the slider is shown disabled)."""
     gr = _import_gradio()
     from gradio.utils import get_upload_folder
 
@@ -307,7 +324,7 @@ def build_app(
         Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="rayzer-serve-"))
     )
     uploads = Path(upload_dir) if upload_dir is not None else Path(get_upload_folder())
-    runner = Runner(model, work, frames, uploads, max_upload_mb)
+    runner = Runner(model, work, frames, uploads, max_upload_mb, max_refine_steps)
     caps = model.model.capabilities
     with gr.Blocks(title="RayZer") as app:
         gr.Markdown(
@@ -329,18 +346,12 @@ def build_app(
                 )
                 refine_steps = gr.Slider(
                     0,
-                    runner.max_refine_steps,
+                    max(1, runner.max_refine_steps),  # a slider needs a range, even when off
                     value=0,
                     step=1,
                     label="refine the cameras: iterations (0 = off)",
-                    info=(
-                        "photometric bundle adjustment on the model's depth, checked on a "
-                        "left-out view (rayzer infer --refine); slower"
-                        if caps.outputs_depth
-                        else f"unavailable: camera refinement needs a model that outputs depth "
-                        f"(E-RayZer, NAS3R); {model.model.title()} does not"
-                    ),
-                    interactive=caps.outputs_depth,
+                    info=_refine_info(model, runner.max_refine_steps),
+                    interactive=caps.outputs_depth and runner.max_refine_steps > 0,
                     elem_id="refine",
                 )
                 run = gr.Button("Run", variant="primary", elem_id="run")
@@ -428,6 +439,7 @@ def serve(
     frames: int = 48,
     block: bool = True,
     max_upload_mb: float = MAX_UPLOAD_MB,
+    max_refine_steps: int = MAX_REFINE_STEPS,
 ) -> Server:
     """Load the model and launch the app (local only unless ``host`` says otherwise).
 
@@ -437,17 +449,24 @@ def serve(
     caller calls :meth:`Server.close`.
 
     Raises:
-        ValueError: ``max_upload_mb`` not positive, Gradio missing, or a bad checkpoint.
+        ValueError: ``max_upload_mb`` not positive, ``max_refine_steps`` negative, Gradio missing,
+            or a bad checkpoint.
     """
     if not max_upload_mb > 0:
         raise ValueError(f"--max-upload-mb must be > 0, got {max_upload_mb}")
+    if isinstance(max_refine_steps, bool) or not isinstance(max_refine_steps, int):
+        raise ValueError(f"--max-refine-steps must be a whole number, got {max_refine_steps!r}")
+    if max_refine_steps < 0:
+        raise ValueError(f"--max-refine-steps must be >= 0 (0: off), got {max_refine_steps}")
     gr = _import_gradio()
     model = load_model(ckpt, device)
     folder = Path(tempfile.mkdtemp(prefix="rayzer-serve-"))  # mode 0700: this user only
     old_temp_dir = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(folder / "gradio")
     try:
-        app = build_app(model, folder / "jobs", frames, folder / "gradio", max_upload_mb)
+        app = build_app(
+            model, folder / "jobs", frames, folder / "gradio", max_upload_mb, max_refine_steps
+        )
         _, url, _ = app.queue(default_concurrency_limit=1).launch(
             server_name=host,
             server_port=port,
