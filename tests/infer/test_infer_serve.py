@@ -4,6 +4,7 @@ for the novel-view video). Skipped where Gradio, Playwright or Chromium is not i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -71,13 +72,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_browser_upload_run_and_video(model, tmp_path: Path, helpers) -> None:
+@contextlib.contextmanager
+def _browser_page(app, extra_args: list[str] | None = None, drop: tuple[str, ...] = ()):
+    """Launch ``app`` on 127.0.0.1 and open it in Chromium through Playwright (skips without
+    either); yields the page once the Run button is there. Closes the browser and the app."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    photos = helpers.write_images(tmp_path / "photos", 4)
-    app = build_app(model, tmp_path / "work", frames=3)
     _, url, _ = app.queue().launch(
         server_name="127.0.0.1",
         server_port=_free_port(),
@@ -87,29 +88,42 @@ def test_browser_upload_run_and_video(model, tmp_path: Path, helpers) -> None:
     )
     try:
         assert url.startswith("http://127.0.0.1:")
+        args = [a for a in CHROMIUM_ARGS if a not in drop] + (extra_args or [])
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
             try:
                 page = browser.new_page()
                 page.goto(url)
                 page.wait_for_selector("#run", timeout=30_000)
-                # RayZer outputs no depth: the refinement slider is offered but disabled
-                assert page.locator("#refine input[type=range]").is_disabled()
-                page.locator("#images input[type=file]").set_input_files([str(f) for f in photos])
-                page.wait_for_selector("#images td[aria-label='img3.jpg']", timeout=30_000)
-                page.click("#run")
-                video = page.wait_for_selector("#novel_video video[src]", timeout=60_000)
-                src = video.get_attribute("src")
-                assert src and src.endswith("novel_views.mp4")
-                response = page.request.get(src)
-                assert response.ok and len(response.body()) > 1000  # a real MP4 is served
-                page.wait_for_selector("#renders img", timeout=30_000)
-                assert page.locator("#renders img").count() == 4
-                page.wait_for_selector("#summary >> text=reconstruction_psnr_db", timeout=30_000)
+                yield page
             finally:
                 browser.close()
     finally:
         app.close()
+
+
+def _upload(page, photos: list[Path]) -> None:
+    """Upload ``photos`` and wait until the last one is listed."""
+    page.locator("#images input[type=file]").set_input_files([str(f) for f in photos])
+    page.wait_for_selector(f"#images td[aria-label='{photos[-1].name}']", timeout=30_000)
+
+
+@pytest.mark.slow
+def test_browser_upload_run_and_video(model, tmp_path: Path, helpers) -> None:
+    photos = helpers.write_images(tmp_path / "photos", 4)
+    with _browser_page(build_app(model, tmp_path / "work", frames=3)) as page:
+        # RayZer outputs no depth: the refinement slider is offered but disabled
+        assert page.locator("#refine input[type=range]").is_disabled()
+        _upload(page, photos)
+        page.click("#run")
+        video = page.wait_for_selector("#novel_video video[src]", timeout=60_000)
+        src = video.get_attribute("src")
+        assert src and src.endswith("novel_views.mp4")
+        response = page.request.get(src)
+        assert response.ok and len(response.body()) > 1000  # a real MP4 is served
+        page.wait_for_selector("#renders img", timeout=30_000)
+        assert page.locator("#renders img").count() == 4
+        page.wait_for_selector("#summary >> text=reconstruction_psnr_db", timeout=30_000)
     runs = list((tmp_path / "work").glob("*/rayzer_outputs/summary.json"))
     assert len(runs) == 1 and json.loads(runs[0].read_text())["input"]["used"] == 4
 
@@ -141,48 +155,26 @@ def _centre_grey_levels(png: Path) -> int:
 def test_browser_waits_for_the_3d_view_of_the_gaussians(tmp_path: Path, helpers) -> None:
     """E-RayZer in the page: upload, Run, and the Model3D viewer draws the splats (WebGL through
     Chromium's software renderer): its canvas shows more than the empty background."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     photos = helpers.write_images(tmp_path / "photos", 3)
     app = build_app(_explicit_model(), tmp_path / "work", frames=2)
-    _, url, _ = app.queue().launch(
-        server_name="127.0.0.1",
-        server_port=_free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        footer_links=[],
-    )
     webgl = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
-    args = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + webgl
-    try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
-            try:
-                page = browser.new_page()
-                page.goto(url)
-                page.wait_for_selector("#run", timeout=30_000)
-                page.locator("#images input[type=file]").set_input_files([str(f) for f in photos])
-                page.wait_for_selector("#images td[aria-label='img2.jpg']", timeout=30_000)
-                page.click("#run")
-                canvas = page.wait_for_selector("#gaussians canvas", timeout=120_000)
-                page.wait_for_selector("#depth img", timeout=30_000)
-                assert page.locator("#depth img").count() == 3
-                shot = tmp_path / "viewer.png"
-                levels = []
-                for _ in range(20):  # the splats are loaded and drawn asynchronously
-                    page.wait_for_timeout(500)
-                    canvas.screenshot(path=str(shot))
-                    levels.append(_centre_grey_levels(shot))
-                    if levels[-1] > 32:
-                        break
-                # An empty view is one flat colour (checked: 1 grey level with every Gaussian
-                # transparent); drawn splats give dozens (about 70 for this scene).
-                assert levels[-1] > 32, f"the 3D view stayed empty (grey levels: {levels})"
-            finally:
-                browser.close()
-    finally:
-        app.close()
+    with _browser_page(app, webgl, drop=("--disable-gpu",)) as page:
+        _upload(page, photos)
+        page.click("#run")
+        canvas = page.wait_for_selector("#gaussians canvas", timeout=120_000)
+        page.wait_for_selector("#depth img", timeout=30_000)
+        assert page.locator("#depth img").count() == 3
+        shot = tmp_path / "viewer.png"
+        levels = []
+        for _ in range(20):  # the splats are loaded and drawn asynchronously
+            page.wait_for_timeout(500)
+            canvas.screenshot(path=str(shot))
+            levels.append(_centre_grey_levels(shot))
+            if levels[-1] > 32:
+                break
+        # An empty view is one flat colour (checked: 1 grey level with every Gaussian
+        # transparent); drawn splats give dozens (about 70 for this scene).
+        assert levels[-1] > 32, f"the 3D view stayed empty (grey levels: {levels})"
 
 
 @pytest.mark.slow
@@ -190,42 +182,18 @@ def test_browser_refines_the_cameras_when_asked(tmp_path: Path, helpers) -> None
     """E-RayZer in the page, the refinement slider set to 3 iterations: Run, and the page shows
     the refinement's note (before/after figures and which cameras were kept); the run's
     summary.json has the refinement's report."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     photos = helpers.write_images(tmp_path / "photos", 3)
-    app = build_app(_explicit_model(), tmp_path / "work", frames=2)
-    _, url, _ = app.queue().launch(
-        server_name="127.0.0.1",
-        server_port=_free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        footer_links=[],
-    )
-    try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                page.goto(url)
-                page.wait_for_selector("#run", timeout=30_000)
-                assert page.locator("#refine input[type=range]").is_enabled()
-                number = page.locator("#refine input[type=number]")
-                number.fill("3")
-                number.press("Enter")
-                page.locator("#images input[type=file]").set_input_files([str(f) for f in photos])
-                page.wait_for_selector("#images td[aria-label='img2.jpg']", timeout=30_000)
-                page.click("#run")
-                note = page.wait_for_selector(
-                    "#refine_summary >> text=Camera refinement", timeout=120_000
-                )
-                text = page.locator("#refine_summary").inner_text()
-                assert "3 iterations" in text and "kept:" in text, text
-                assert note.is_visible()
-            finally:
-                browser.close()
-    finally:
-        app.close()
+    with _browser_page(build_app(_explicit_model(), tmp_path / "work", frames=2)) as page:
+        assert page.locator("#refine input[type=range]").is_enabled()
+        number = page.locator("#refine input[type=number]")
+        number.fill("3")
+        number.press("Enter")
+        _upload(page, photos)
+        page.click("#run")
+        note = page.wait_for_selector("#refine_summary >> text=Camera refinement", timeout=120_000)
+        text = page.locator("#refine_summary").inner_text()
+        assert "3 iterations" in text and "kept:" in text, text
+        assert note.is_visible()
     runs = list((tmp_path / "work").glob("*/rayzer_outputs/summary.json"))
     assert len(runs) == 1
     report = json.loads(runs[0].read_text())["refine"]
