@@ -3,7 +3,12 @@ import torch.nn.functional as F
 
 from _tiny import TINY_MODEL, tiny_data
 from rayzer.bench.flops import count_flops
-from rayzer.bench.speed import markdown_table, measure_matmul_peak, time_training_step
+from rayzer.bench.speed import (
+    DERIVED_CONFIGS,
+    markdown_table,
+    measure_matmul_peak,
+    time_training_step,
+)
 
 
 def test_flop_counter_counts_cpu_attention_forward_and_backward():
@@ -28,6 +33,7 @@ def test_training_step_row_is_complete_and_counts_matmuls():
     assert row["views"] == 4 and row["batch"] == 2 and row["input_views"] == 2
     assert row["step_s"] > 0 and row["achieved_gflops"] > 0
     assert row["step_cpu_s"] > 0 and len(row["step_cpu_s_all"]) == 1
+    assert not row["compiled"] and row["compile_s"] is None  # eager unless asked
     # twice the views: more than 1.5× the work (camera estimator and decoder grow with V)
     wider = time_training_step("tiny-cpu", 8, 2, 1, 1, "cpu", overrides)
     assert wider["gflop_per_step"] > 1.5 * row["gflop_per_step"]
@@ -82,3 +88,71 @@ def test_rasterizer_share_is_measured_for_an_explicit_model():
         "erayzer-tiny-cpu", None, 1, 1, 2, "cpu", [*tiny_data(16, span_start_max=4)]
     )
     assert row["raster_calls"] >= 1 and row["raster_share"] > 0
+
+
+def test_compiled_row_compiles_before_the_timed_steps():
+    """With a compile backend the model is compiled, and the compiling step is reported apart
+    from the timed ones. A counting backend (no code generation) shows the compile happened."""
+    graphs: list[torch.fx.GraphModule] = []
+
+    def counting_backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    # the paper-decoder variant: fewer ops for dynamo to trace than the sweep readout
+    overrides = [*TINY_MODEL, *tiny_data(16, span_start_max=4), *DERIVED_CONFIGS[
+        "paper-decoder-cpu"][1]]  # fmt: skip
+    row = time_training_step("tiny-cpu", None, 1, 2, 2, "cpu", overrides, counting_backend)
+    assert graphs, "the model was not compiled"
+    assert row["compiled"] and row["compile_s"] > 0 and row["compile_cpu_s"] > 0
+    assert len(row["step_s_all"]) == 2 and row["raster_s"] is None
+
+
+def test_compile_flag_adds_a_compiled_side_to_every_ab_round(monkeypatch, tmp_path):
+    """`--compile` times this tree a third time per round, compiled with the chosen backend, and
+    compares it with the baseline and with this tree's eager rows; the baseline never compiles."""
+    import argparse
+
+    from rayzer.bench import speed
+
+    calls = []
+
+    def fake_run(job, source, threads):
+        compiled = "--compile" in job
+        step = 1.0 if compiled else (2.0 if source is not None else 1.6)
+        calls.append((source is not None, compiled, job))
+        return {
+            "config": "c",
+            "batch": 8,
+            "views": 8,
+            "step_s": step,
+            "step_s_all": [step],
+            "achieved_gflops": 10.0 / step,
+            "gflop_per_step": 10.0,
+            "step_cpu_s": step,
+            "peak_mem_mib": 1.0,
+            "compile_s": 30.0 if compiled else None,
+        }
+
+    monkeypatch.setattr(speed, "_run_isolated", fake_run)
+    monkeypatch.setattr(speed, "measure_matmul_peak", lambda device: (100.0, 100.0))
+    monkeypatch.setattr(speed, "export_source", lambda rev, folder: tmp_path)
+    parser = argparse.ArgumentParser()
+    speed.add_arguments(parser)
+    args = parser.parse_args(
+        ["--configs", "tiny-cpu", "--scaling-views", "--baseline", "X", "--compile",
+         "--compile-backend", "eager", "--device", "cpu"]
+    )  # fmt: skip
+    result = speed.run(args)
+    assert [(b, c) for b, c, _ in calls] == [(True, False), (False, False), (False, True)] * 2
+    for _, compiled, job in calls:
+        assert ("--compile-backend" in job) == compiled
+        if compiled:
+            assert job[job.index("--compile-backend") + 1] == "eager"
+    by_codes = {e["codes"]: e for e in result["comparison"]}
+    assert set(by_codes) == {"before→after", "before→compiled", "after→compiled"}
+    assert by_codes["before→compiled"]["speedup_cpu"] == 2.0
+    assert by_codes["after→compiled"]["speedup"] == 1.6
+    assert by_codes["before→compiled"]["compile_s_runs"] == [30.0, 30.0]
+    assert "compile_s_runs" not in by_codes["before→after"]
+    assert "before→compiled" in speed.to_markdown(result)

@@ -16,6 +16,13 @@ both see the same machine load; the report gives each side's median step time, u
 the speed-up. Explicit models (3D Gaussians) also report the time of their rasterizer calls,
 replayed forward and backward on the inputs captured in one step, as a share of the step.
 
+With ``--compile`` the current code is also timed with ``torch.compile`` of the model, as
+``rayzer train --compile`` runs it (a third side, ``compiled``, in every A/B round). The first
+compiled step, which compiles, is not timed: its wall-clock and CPU seconds are reported as
+``compile_s`` / ``compile_cpu_s``. Inductor keeps its compiled code in ``TORCHINDUCTOR_CACHE_DIR``
+(default: under ``/tmp``); the first compiled row of a run with an empty cache shows the cold
+compile, later rows the warm one.
+
 Run ``rayzer bench speed --help`` for options.
 """
 
@@ -31,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -181,9 +189,18 @@ def time_training_step(
     warmup: int,
     device: str,
     overrides: list[str],
+    compile_backend: str | Callable | None = None,
 ) -> dict[str, Any]:
     """Time ``steps`` training steps (forward, the model's own loss, backward, AdamW) of the
-    model ``preset`` configures, on random images; returns a result row."""
+    model ``preset`` configures, on random images; returns a result row.
+
+    With ``compile_backend`` (a ``torch.compile`` backend: ``"inductor"``, ``"eager"``, or a
+    callable), the model is compiled in place after the FLOP-counting step (which runs eagerly:
+    the counter needs the eager ops), as ``rayzer train --compile`` does; the next step, which
+    compiles, is timed on its own (``compile_s`` / ``compile_cpu_s``, this process only: not
+    the compiler's worker processes) and is not one of the warm-up or timed steps. The
+    rasterizer share is not measured for compiled models (``raster_s`` is None).
+    """
     cfg = load_config(preset, overrides)
     b = batch_size or cfg.train.batch_size
     v = num_views or cfg.data.num_views
@@ -211,9 +228,17 @@ def time_training_step(
             torch.cuda.synchronize()
 
     flops = count_flops(step)  # also the first warm-up step
+    compile_s = compile_cpu_s = None
+    if compile_backend is not None:
+        model.compile(backend=compile_backend)  # in place, as the training loop compiles it
+        sync()
+        t0, c0 = time.perf_counter(), time.process_time()
+        step()  # traces and compiles forward and backward
+        sync()
+        compile_s, compile_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     raster_calls: list[tuple[tuple, dict]] = []
     for i in range(max(warmup - 1, 1)):  # at least one more warm-up, to capture the rasterizer
-        if i == 0:
+        if i == 0 and compile_backend is None:  # patching a global under compile would retrace
             with captured_rasterizer_calls(raster_calls):
                 step()
         else:
@@ -245,6 +270,12 @@ def time_training_step(
         "image_size": size,
         "grad_checkpointing": cfg.model.grad_checkpointing,
         "threads": torch.get_num_threads(),
+        "compiled": compile_backend is not None,
+        "compile_backend": (
+            compile_backend if isinstance(compile_backend, str | None) else repr(compile_backend)
+        ),
+        "compile_s": compile_s,
+        "compile_cpu_s": compile_cpu_s,
         "step_s": step_time,
         "step_s_all": times,
         "step_cpu_s": statistics.median(cpu_times),
@@ -309,40 +340,55 @@ def _jobs(args: argparse.Namespace, device: str, folder: Path) -> list[tuple[str
     return jobs
 
 
+#: The pairs of sides :func:`compare` summarises, (reference, compared): the baseline revision
+#: against the current code eager and compiled, and the current code eager against compiled.
+COMPARED_SIDES = (("before", "after"), ("before", "compiled"), ("after", "compiled"))
+
+
 def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Before / after summary per measured configuration: the median over the A/B runs of each
-    side's median step time, its utilisation, and the speed-up (before / after)."""
+    """Before / after summary per measured configuration and pair of sides in
+    :data:`COMPARED_SIDES` that both ran (``codes``, e.g. ``"before→compiled"``): the median over
+    the A/B runs of each side's median step time, its utilisation, and the speed-up (before /
+    after). The ``*_before`` fields are the pair's reference side, ``*_after`` the other."""
     groups: dict[tuple, dict[str, list[dict[str, Any]]]] = {}
     for row in rows:
         if "step_s" in row:
             key = (row["section"], row["config"], row["batch"], row["views"])
             groups.setdefault(key, {}).setdefault(row["code"], []).append(row)
     out = []
-    for (section, config, batch, views), sides in groups.items():
-        if "before" not in sides or "after" not in sides:
-            continue
-        entry: dict[str, Any] = {"section": section, "config": config, "batch": batch}
-        entry["views"] = views
-        for side in ("before", "after"):
-            entry[f"step_s_{side}"] = statistics.median(r["step_s"] for r in sides[side])
-            entry[f"util_{side}"] = statistics.median(r["flop_utilisation"] for r in sides[side])
-            entry[f"mem_mib_{side}"] = max(r["peak_mem_mib"] for r in sides[side])
-            entry[f"runs_{side}"] = [round(r["step_s"], 3) for r in sides[side]]
-            # the least disturbed step: on a shared machine the most robust figure
-            entry[f"best_s_{side}"] = min(t for r in sides[side] for t in r["step_s_all"])
-            if all("step_cpu_s" in r for r in sides[side]):  # CPU seconds: load-independent
-                entry[f"step_cpu_s_{side}"] = statistics.median(
-                    r["step_cpu_s"] for r in sides[side]
-                )
-                entry[f"util_cpu_{side}"] = statistics.median(
-                    r["flop_utilisation_cpu"] for r in sides[side]
-                )
-        entry["speedup"] = entry["step_s_before"] / entry["step_s_after"]
-        entry["speedup_best"] = entry["best_s_before"] / entry["best_s_after"]
-        if "step_cpu_s_before" in entry and "step_cpu_s_after" in entry:
-            entry["speedup_cpu"] = entry["step_cpu_s_before"] / entry["step_cpu_s_after"]
-        out.append(entry)
+    for (section, config, batch, views), by_code in groups.items():
+        for reference, other in COMPARED_SIDES:
+            if reference in by_code and other in by_code:
+                sides = {"before": by_code[reference], "after": by_code[other]}
+                entry = _summary(sides, f"{reference}→{other}")
+                key_fields = {"section": section, "config": config, "batch": batch}
+                out.append({**key_fields, "views": views, **entry})
     return out
+
+
+def _summary(sides: dict[str, list[dict[str, Any]]], codes: str) -> dict[str, Any]:
+    """The :func:`compare` fields of one pair of sides (``sides["before"]`` the reference)."""
+    entry: dict[str, Any] = {"codes": codes}
+    for side in ("before", "after"):
+        entry[f"step_s_{side}"] = statistics.median(r["step_s"] for r in sides[side])
+        entry[f"util_{side}"] = statistics.median(r["flop_utilisation"] for r in sides[side])
+        entry[f"mem_mib_{side}"] = max(r["peak_mem_mib"] for r in sides[side])
+        entry[f"runs_{side}"] = [round(r["step_s"], 3) for r in sides[side]]
+        # the least disturbed step: on a shared machine the most robust figure
+        entry[f"best_s_{side}"] = min(t for r in sides[side] for t in r["step_s_all"])
+        if all("step_cpu_s" in r for r in sides[side]):  # CPU seconds: load-independent
+            entry[f"step_cpu_s_{side}"] = statistics.median(r["step_cpu_s"] for r in sides[side])
+            entry[f"util_cpu_{side}"] = statistics.median(
+                r["flop_utilisation_cpu"] for r in sides[side]
+            )
+    entry["speedup"] = entry["step_s_before"] / entry["step_s_after"]
+    entry["speedup_best"] = entry["best_s_before"] / entry["best_s_after"]
+    if "step_cpu_s_before" in entry and "step_cpu_s_after" in entry:
+        entry["speedup_cpu"] = entry["step_cpu_s_before"] / entry["step_cpu_s_after"]
+    compile_s = [r["compile_s"] for r in sides["after"] if r.get("compile_s") is not None]
+    if compile_s:  # the first compiled run of a session is the cold one, the rest warm
+        entry["compile_s_runs"] = [round(t, 1) for t in compile_s]
+    return entry
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -364,11 +410,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sides = [("before", baseline), ("after", None)] if baseline else [("after", None)]
             if baseline and section == "view_scaling" and int(views) > args.baseline_max_views:
                 sides = [("after", None)]
-            for _ in range(args.ab_rounds if baseline else 1):
+            if args.compile:  # the current code once more, compiled (never the baseline)
+                sides.append(("compiled", None))
+            rounds = args.ab_rounds if baseline or args.compile else 1
+            for _ in range(rounds):
                 for side, source in sides:
                     name = Path(job[1]).name.removesuffix(".yaml")
                     print(f"timing {name} ({views} views, {side}) …", file=sys.stderr)
-                    row = _run_isolated(job, source, args.threads)
+                    if side == "compiled":
+                        side_job = [*job, "--compile", "--compile-backend", args.compile_backend]
+                    else:
+                        side_job = job
+                    row = _run_isolated(side_job, source, args.threads)
                     rows.append({"section": section, "code": side, **row})
     for row in rows:
         if "achieved_gflops" in row:
@@ -380,6 +433,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "matmul_peak_gflops": peak,
         "matmul_peak_gflops_cpu": peak_cpu,
         "baseline": args.baseline,
+        "compile_backend": args.compile_backend if args.compile else None,
+        "inductor_cache_dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR"),
         "load_average_start": load_start,
         "load_average_end": os.getloadavg(),
         "machine": machine_info(),
@@ -399,6 +454,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         "image_size",
         "step_s",
         "step_cpu_s",
+        "compile_s",
+        "compile_cpu_s",
         "images_per_s",
         "gflop_per_step",
         "achieved_gflops",
@@ -419,12 +476,14 @@ def to_markdown(result: dict[str, Any]) -> str:
     text = head + markdown_table(result["rows"], cols)
     if result.get("comparison"):
         text += (
-            f"\n\nBefore (git {result['baseline']}) / after: median over the A/B runs of each "
-            "run's median step, and the fastest single step of each side (best):\n\n"
+            f"\n\nBefore (git {result['baseline']}) / after (this tree; compiled: with "
+            "torch.compile): median over the A/B runs of each run's median step, and the fastest "
+            "single step of each side (best); codes names the two sides compared:\n\n"
             + markdown_table(
                 result["comparison"],
                 [
                     "section",
+                    "codes",
                     "config",
                     "batch",
                     "views",
@@ -443,6 +502,7 @@ def to_markdown(result: dict[str, Any]) -> str:
                     "util_cpu_after",
                     "mem_mib_before",
                     "mem_mib_after",
+                    "compile_s_runs",
                 ],
             )
         )
@@ -485,7 +545,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also time the package source of this git revision, alternating with this one",
     )
     parser.add_argument(
-        "--ab-rounds", type=int, default=2, help="before/after alternations with --baseline"
+        "--ab-rounds",
+        type=int,
+        default=2,
+        help="before/after alternations with --baseline or --compile",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time this tree with torch.compile of the model (as `rayzer train --compile`), "
+        "a third side 'compiled' in every A/B round; the compiling step is not timed but "
+        "reported (compile_s); set TORCHINDUCTOR_CACHE_DIR to keep the compiled code between "
+        "runs",
+    )
+    parser.add_argument(
+        "--compile-backend",
+        default="inductor",
+        help="torch.compile backend of --compile (default inductor; 'eager' or 'aot_eager' "
+        "check the wiring without generating code)",
     )
     parser.add_argument(
         "--baseline-max-views",
@@ -520,8 +597,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.single:
         device = args.device if args.device != "auto" else "cpu"
+        backend = args.compile_backend if args.compile else None
         row = time_training_step(
-            args.preset, args.views, args.batch, args.steps, args.warmup, device, []
+            args.preset, args.views, args.batch, args.steps, args.warmup, device, [], backend
         )
         print(json.dumps(row))
         return
