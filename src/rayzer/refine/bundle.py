@@ -199,6 +199,19 @@ def _figures(images: Tensor, depth: Tensor, c2w: Tensor, K: Tensor, nb: Tensor) 
     return -10.0 * math.log10(max(mse, 1e-10)), float(valid.float().mean())
 
 
+def updated_cameras(
+    c2w: Tensor, K: Tensor, rotvec: Tensor, trans: Tensor, log_focal: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """The refinement's camera update: ``c2w @ [R(rotvec) | trans]`` (``(V, 4, 4)``, the update
+    in each camera's own frame, rotation vectors ``(V, 3)`` in radians, translations ``(V, 3)``
+    in world units) and pixel ``K (V, 4)`` with ``fx, fy`` scaled by ``exp(log_focal)`` (one
+    shared scale; principal points kept; None: K unchanged). Differentiable in every input."""
+    new_c2w = c2w @ make_c2w(axis_angle_to_matrix(rotvec), trans)
+    if log_focal is None:
+        return new_c2w, K
+    return new_c2w, torch.cat((K[:, :2] * torch.exp(log_focal), K[:, 2:]), dim=-1)
+
+
 def rounded(x: float, digits: int) -> float | None:
     """``x`` rounded for JSON, or None when it is not finite (a PSNR with no pixel to compare)."""
     return round(x, digits) if math.isfinite(x) else None
@@ -265,9 +278,9 @@ def refine_cameras(
     free = (~fixed).float()[:, None]
 
     def cameras(Kl: Tensor) -> tuple[Tensor, Tensor]:
-        delta = make_c2w(axis_angle_to_matrix(rotvec * free), trans * free * scale)
-        f = torch.exp(log_f) if cfg.refine_focal else torch.ones(())
-        return c2w @ delta, torch.cat((Kl[:, :2] * f, Kl[:, 2:]), dim=-1)
+        return updated_cameras(
+            c2w, Kl, rotvec * free, trans * free * scale, log_f if cfg.refine_focal else None
+        )
 
     def corrected(d: Tensor) -> Tensor:
         if not cfg.refine_depth:
