@@ -40,6 +40,7 @@ Usage (repo root): python experiments/issue18_explicit/probe_scene_ba.py
     [--rows truth,identity,...] [--clips 4] [--size 32] [--steps 400] [--evals 0,50,100,200,400]
     [--stride 3] [--family orbit] [--render-inputs] [--free-focal] [--free-rotation]
     [--out experiments/issue18_explicit/scene_ba]
+    python experiments/issue18_explicit/probe_scene_ba.py --table OUT.json [...]   (one table over the files)
 Prints one JSON line per (row, clip), writes ``OUT.json`` (all rows) and prints a Markdown table
 of the means over clips.
 """
@@ -303,7 +304,16 @@ def main() -> None:
     p.add_argument("--lr-pose", type=float, default=5e-3, help="radians / starting median depths")
     p.add_argument("--lr-focal", type=float, default=2e-3, help="log focal")
     p.add_argument("--out", default=str(Path(__file__).with_name("scene_ba")))
+    p.add_argument("--table", nargs="+", metavar="JSON", help="only print the tables of results")
     args = p.parse_args()
+    if args.table:  # one table over all the files (e.g. runs over different clips)
+        missing = [path for path in args.table if not Path(path).is_file()]
+        if missing:
+            p.error(f"no such results file: {', '.join(missing)}")
+        saved = [json.loads(Path(path).read_text()) for path in args.table]
+        evals = [int(s) for s in saved[0]["setup"]["evals"].split(",")]
+        print(markdown([r for f in saved for r in f["results"]], evals))
+        return
     torch.set_num_threads(1)
     unknown = [r for r in args.rows.split(",") if r not in ROWS]
     if unknown:
