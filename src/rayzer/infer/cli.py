@@ -77,6 +77,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(STEPS iterations, e.g. 150; models with depth only); summary.json gets before/after "
         "figures",
     )
+    p.add_argument(
+        "--fit",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="fit the model's 3D Gaussians to the input views through the rasterizer (STEPS "
+        "Adam steps, e.g. 100; E-RayZer, NAS3R), after --refine; kept only if a left-out "
+        "view's PSNR does not fall; gaussians.ply, renders, depth, points and the video then "
+        "come from the fitted scene; summary.json gets before/after figures",
+    )
+    p.add_argument(
+        "--fit-cameras",
+        action="store_true",
+        help="with --fit: also fit every camera's pose and the shared focal",
+    )
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: its own)")
     p.add_argument("--quiet", action="store_true", help="no progress output (errors only)")
 
@@ -87,6 +102,8 @@ def main(args: argparse.Namespace) -> None:
     restore_logging = command_logging(logging.getLogger("rayzer.infer"), args.quiet)
     restore_refine_logging = command_logging(logging.getLogger("rayzer.refine"), args.quiet)
     try:
+        if args.fit_cameras and not args.fit:
+            raise ValueError("--fit-cameras needs --fit STEPS")
         set_threads(args.threads)
         result = run_inference(
             images=args.images,
@@ -105,6 +122,8 @@ def main(args: argparse.Namespace) -> None:
             progress=not args.quiet and sys.stderr.isatty(),
             render_size=args.render_size,
             refine=args.refine,
+            fit=args.fit,
+            fit_cameras=args.fit_cameras,
         )
     except (FileNotFoundError, ValueError):
         raise

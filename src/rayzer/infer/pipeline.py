@@ -32,6 +32,7 @@ from rayzer.data.images import (
     load_video_frames,
 )
 from rayzer.eval.image_metrics import psnr
+from rayzer.infer.fit_predicted import check_fit_model, check_fit_steps, fit_predicted_scene
 from rayzer.infer.model import LoadedModel, load_model, resolve_device
 from rayzer.infer.outputs import (
     cameras_json,
@@ -174,6 +175,9 @@ def run_inference(
     render_size: int | None = None,
     refine: int = 0,
     refine_progress: Callable[[int, int, str], None] | None = None,
+    fit: int = 0,
+    fit_cameras: bool = False,
+    fit_progress: Callable[[int, int, str], None] | None = None,
 ) -> InferenceResult:
     """Run the whole inference pipeline on an image folder or a video (see module doc).
 
@@ -205,6 +209,14 @@ def run_inference(
             novel views come from them (``summary.json["refine"]["rebuilt"]``).
         refine_progress: ``(done, total, stage)`` as the refinement goes
             (:data:`rayzer.refine.report.ReportProgress`), e.g. for a progress bar.
+        fit: if > 0, fit the model's Gaussians to the input views with this many Adam steps
+            through the rasterizer (after ``refine``; models with Gaussians only;
+            :func:`rayzer.infer.fit_predicted.fit_predicted_scene`), the cameras too when
+            ``fit_cameras``; the fitted scene is kept unless the fit stopped or its
+            leave-one-out PSNR fell, and then the renders, depth, points, gaussians.ply and
+            novel views come from it; ``summary.json["fit"]`` has the input-view and
+            leave-one-out PSNR before/after, seconds and which scene was kept.
+        fit_progress: ``(done, total, stage)`` as the fit goes.
     Raises:
         FileNotFoundError / ValueError: bad input, options or checkpoint (the message names the
             file and the problem; also ``out`` that is, contains or lies inside an input);
@@ -215,12 +227,14 @@ def run_inference(
         images, video, ckpt, out, overwrite, path_frames, spiral_frames, fps, chunk, refine
     )
     check_render_size(render_size)
+    check_fit_steps(fit)
     timer = StageTimer(resolve_device(device) if model is None else model.device)
     with timer.stage("load_model"):
         if model is None:
             model = load_model(ckpt, timer.device)
     views, x = _load_views(timer, model, images, video, size, aspect, max_views, skip_bad)
     check_model_renders_any_size(model, render_size, views.height, views.width)
+    check_fit_model(model, fit)
     if refine and not model.model.capabilities.outputs_depth:
         raise ValueError(
             f"--refine needs a model that outputs depth (E-RayZer, NAS3R); "
@@ -239,12 +253,25 @@ def run_inference(
                 refine_report["rebuilt"] = _rebuild_at_cameras(
                     model, x, pred, path_frames, spiral_frames, chunk, progress, render_size
                 )
+    fit_report = None
+    if fit:
+        with timer.stage("fit"):
+            pred.scene, pred.cams, fit_report = fit_predicted_scene(
+                model, x, pred.scene, pred.cams, fit, fit_cameras=fit_cameras, progress=fit_progress
+            )
+        if fit_report["scene"] == "fitted":
+            with timer.stage("render_fitted"):
+                _render_again(
+                    model, x, pred, path_frames, spiral_frames, chunk, progress, render_size
+                )
     _render_novel(timer, model, pred, progress)
     with staged_output(out, overwrite) as tmp:
         written = _write_outputs(tmp, out.name, timer, model, views, pred, fps)
         summary = _summary(views, model, pred, fps, aspect, timer, written)
         if refine_report is not None:
             summary["refine"] = refine_report
+        if fit_report is not None:
+            summary["fit"] = fit_report
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return InferenceResult(out=out, summary=summary, cameras=pred.cams, views=views)
 
@@ -390,19 +417,35 @@ def _rebuild_at_cameras(
     dev = pred.scene.means.device
     cams = pred.cams
     pred.scene = relift_scene(pred.scene, cams.c2w[None].to(dev), cams.K_norm[None].to(dev))
+    _render_again(model, x, pred, path_frames, spiral_frames, chunk, progress, render_size)
+    return {
+        "outputs": ["gaussians.ply", "renders/", "depth/", "points.ply", "novel views"],
+        "note": "the model's Gaussians re-lifted along the refined cameras' rays at the "
+        "model's depth, rotations turned with each camera; everything rendered from them",
+    }
+
+
+def _render_again(
+    model: LoadedModel,
+    x: torch.Tensor,
+    pred: _Predictions,
+    path_frames: int,
+    spiral_frames: int,
+    chunk: int,
+    progress: bool,
+    render_size: int | None,
+) -> None:
+    """Render the input views, depth and opacity again from ``pred.scene`` at ``pred.cams``
+    (after a refinement or fit changed them) and plan the novel views through those cameras."""
+    cams = pred.cams
     pred.renders, pred.depth, pred.alpha = render_scene_depth_alpha(
-        model, pred.scene, cams, chunk, progress, desc="render inputs (refined cameras)"
+        model, pred.scene, cams, chunk, progress, desc="render inputs (refined scene)"
     )
     pred.view_psnr = psnr(pred.renders, x).tolist()
     pred.segments, pred.spiral_info = _novel_segments(cams, path_frames, spiral_frames, render_size)
     pred.per_pass = [
         views_per_pass(model, pred.scene, c, chunk, render_size) for _, c in pred.segments
     ]
-    return {
-        "outputs": ["gaussians.ply", "renders/", "depth/", "points.ply", "novel views"],
-        "note": "the model's Gaussians re-lifted along the refined cameras' rays at the "
-        "model's depth, rotations turned with each camera; everything rendered from them",
-    }
 
 
 def _render_novel(

@@ -12,6 +12,13 @@ Example::
     if result.stopped:
         print(result.stopped)  # diverged: result.c2w / result.K are the input cameras
     print(result.summary())   # reprojection PSNR before/after, time
+
+A Gaussian scene (E-RayZer's, NAS3R's) can be fitted to its input views through the
+rasterizer, cameras included: :func:`fit_scene`, judged by :func:`held_out_fit_psnr`::
+
+    from rayzer.refine import SplatFitConfig, fit_scene
+    fit = fit_scene(images, scene, background=(1, 1, 1), config=SplatFitConfig(steps=100))
+    fit.scene, fit.c2w, fit.K  # the fitted scene and cameras (the input ones if fit.stopped)
 """
 
 from rayzer.geometry.reprojection import neighbour_views, reprojection_error
@@ -25,12 +32,24 @@ from rayzer.refine.bundle import (
 )
 from rayzer.refine.held_out import HeldOutFigure, held_out_psnr, render_from_pixels
 from rayzer.refine.report import refine_with_report
+from rayzer.refine.splat import (
+    SplatFitConfig,
+    SplatFitResult,
+    SplatHeldOut,
+    fit_scene,
+    held_out_fit_psnr,
+)
 
 __all__ = [
     "HeldOutFigure",
     "RefineConfig",
     "RefineResult",
+    "SplatFitConfig",
+    "SplatFitResult",
+    "SplatHeldOut",
     "StepCallback",
+    "fit_scene",
+    "held_out_fit_psnr",
     "held_out_psnr",
     "neighbour_views",
     "refine_cameras",

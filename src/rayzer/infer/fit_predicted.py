@@ -1,0 +1,128 @@
+"""Per-scene fit of a model's Gaussian scene to the input views (``rayzer infer --fit STEPS``).
+
+The one place where a prediction (a :class:`~rayzer.models.gaussians.GaussianScene` and its
+cameras) is handed to :func:`rayzer.refine.splat.fit_scene` and judged by the leave-one-out
+figure (:func:`rayzer.refine.splat.held_out_fit_psnr`): the fitted scene is kept only when the
+fit did not stop and the held-out view's PSNR did not fall.
+
+Conventions as in :mod:`rayzer.infer.predict`: images ``(V, 3, H, W)`` in [0, 1], cameras
+OpenCV camera-to-world ``(V, 4, 4)`` with pixel intrinsics ``(V, 4)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import fields, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rayzer.infer.model import LoadedModel
+from rayzer.infer.predict import Cameras
+
+log = logging.getLogger("rayzer.refine")
+
+#: The stages ``progress(done, total, stage)`` names.
+FIT_STAGE = "fitting the Gaussians"
+FIT_HELD_OUT_STAGE = "leave-one-out check of the fit"
+
+
+def check_fit_steps(steps: int) -> None:
+    """Refuse a ``--fit`` step count that is not an integer >= 0."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"--fit must be a number of steps >= 0 (0: no fit), got {steps!r}")
+
+
+def check_fit_model(model: LoadedModel, steps: int) -> None:
+    """Refuse ``--fit`` before any work for a model without Gaussians."""
+    if steps and not model.model.capabilities.outputs_gaussians:
+        raise ValueError(
+            f"--fit needs a model with 3D Gaussians (E-RayZer, NAS3R); {model.model.title()} "
+            f"({model.checkpoint or 'in-memory model'}) has none"
+        )
+
+
+def _to(scene: Any, device: torch.device) -> Any:
+    return replace(
+        scene,
+        **{
+            f.name: getattr(scene, f.name).to(device)
+            for f in fields(scene)
+            if isinstance(getattr(scene, f.name), Tensor)
+        },
+    )
+
+
+def fit_predicted_scene(
+    model: LoadedModel,
+    images: Tensor,
+    scene: Any,
+    cams: Cameras,
+    steps: int,
+    *,
+    fit_cameras: bool = False,
+    held_out: bool = True,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[Any, Cameras, dict[str, Any]]:
+    """Fit the model's Gaussian ``scene`` of ``images`` (its input views, ``(V, 3, H, W)``) on
+    the CPU with ``steps`` Adam steps (:class:`rayzer.refine.splat.SplatFitConfig` defaults),
+    the cameras too when ``fit_cameras``.
+
+    Returns:
+        ``(scene, cameras, report)``: the fitted scene and cameras when kept, else the input
+        ones (``report["scene"]`` says which: ``"fitted"`` or ``"input"``, with ``stopped`` or
+        ``rejected`` saying why); the report has the input-view PSNR before/after, the
+        leave-one-out PSNR of view ``(V // 2 + 1) % V`` before/after (when ``held_out`` and
+        V >= 3) and the seconds.
+    """
+    from rayzer.refine.splat import SplatFitConfig, fit_scene, held_out_fit_psnr
+
+    t0 = time.perf_counter()
+    cfg = SplatFitConfig(steps=steps, refine_cameras=fit_cameras)
+    device = scene.means.device
+    cpu_scene = _to(scene.detach(), torch.device("cpu"))
+    images = images.detach().float().cpu()
+    v = images.shape[0]
+    with_held_out = held_out and v >= 3
+    total = steps * (2 if with_held_out else 1)
+    render = {"background": model.model.cfg.background, "near": model.model.cfg.near_plane}
+
+    def stage(offset: int, name: str) -> dict[str, Any]:
+        if progress is None:
+            return {}
+        return {"on_step": lambda done, _n: progress(offset + done, total, name)}
+
+    result = fit_scene(images, cpu_scene, config=cfg, **render, **stage(0, FIT_STAGE))
+    report: dict[str, Any] = {"steps": steps, "cameras_fitted": fit_cameras, **result.summary()}
+    report["rejected"] = None
+    if with_held_out:
+        view = (v // 2 + 1) % v
+        fig = held_out_fit_psnr(
+            images, cpu_scene, view, config=cfg, **render, **stage(steps, FIT_HELD_OUT_STAGE)
+        )
+        report["held_out"] = fig.summary()
+        log.info(
+            "fit: held-out view %d PSNR %.2f -> %.2f dB", view, fig.psnr_before, fig.psnr_after
+        )
+        if result.stopped is None and not (
+            math.isfinite(fig.psnr_after) and fig.psnr_after >= fig.psnr_before
+        ):
+            report["rejected"] = (
+                f"the leave-one-out PSNR of view {view} fell ({fig.psnr_before:.3f} -> "
+                f"{fig.psnr_after:.3f} dB) although the input views' PSNR rose "
+                f"({result.psnr_before:.3f} -> {result.psnr_after:.3f} dB): the fitted scene "
+                "reproduces the views it was fitted to but predicts a left-out view worse; the "
+                "model's scene is kept"
+            )
+            log.warning("fit: %s", report["rejected"])
+    kept = result.stopped is None and report["rejected"] is None
+    report["scene"] = "fitted" if kept else "input"
+    report["total_seconds"] = round(time.perf_counter() - t0, 2)
+    if not kept:
+        return scene, cams, report
+    new_cams = replace(cams, c2w=result.c2w.float(), K=result.K.float())
+    return _to(result.scene, device), new_cams, report

@@ -1,0 +1,141 @@
+"""``rayzer infer --fit STEPS [--fit-cameras]``: the model's Gaussians fitted to the input views,
+the outputs written from the fitted scene when its leave-one-out figure allows, the model's
+scene otherwise; refused before any work for models without Gaussians."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from _tiny import tiny_data
+from rayzer.config import load_config
+from rayzer.data.synthetic.clip import SynthConfig, render_clip
+from rayzer.infer.model import LoadedModel
+from rayzer.infer.pipeline import run_inference
+from rayzer.models import build_model
+from rayzer.render import load_ply
+from rayzer.train.checkpoint import save_checkpoint
+
+SIZE = 32
+
+
+def _model(preset: str) -> tuple[object, torch.nn.Module]:
+    cfg = load_config(preset, tiny_data(SIZE))
+    torch.manual_seed(0)
+    return cfg, build_model(cfg.model).eval()
+
+
+def _photos(folder: Path, views: int = 4) -> Path:
+    clip = render_clip(
+        21, SynthConfig(family="orbit", frames=24, height=SIZE, width=SIZE), list(range(views))
+    )
+    folder.mkdir(parents=True)
+    for i, img in enumerate(clip.images):
+        array = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(array).save(folder / f"{i:03d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def erayzer_ckpt(tmp_path_factory) -> Path:
+    cfg, model = _model("erayzer-tiny-cpu")
+    return save_checkpoint(tmp_path_factory.mktemp("erayzer_run"), 7, model, {}, cfg)
+
+
+def test_cli_fit_writes_the_figures_and_outputs_of_the_scene_it_keeps(
+    cli, erayzer_ckpt: Path, tmp_path: Path
+):
+    photos = _photos(tmp_path / "photos")
+    out = tmp_path / "out"
+    code, stdout, _ = cli(
+        "infer", "--images", photos, "--ckpt", erayzer_ckpt, "--out", out, "--fit", "4",
+        "--fit-cameras", "--path-frames", "2", "--spiral-frames", "0", "--threads", "1",
+        "--quiet",
+    )  # fmt: skip
+    assert code == 0, stdout
+    summary = json.loads((out / "summary.json").read_text())
+    fit = summary["fit"]
+    assert fit["steps"] == 4 and fit["cameras_fitted"] is True
+    assert fit["scene"] in ("fitted", "input")
+    for key in ("train_psnr_before", "train_psnr_after", "seconds", "total_seconds"):
+        assert fit[key] is not None, key
+    assert {"psnr_before", "psnr_after", "view", "seconds"} <= set(fit["held_out"])
+    assert summary["timings_s"]["fit"] > 0
+    for name in ("gaussians.ply", "points.ply", "novel_views.mp4", "renders", "depth"):
+        assert (out / name).exists(), name
+    assert load_ply(out / "gaussians.ply").means.shape[0] == 4 * SIZE * SIZE
+
+
+@pytest.mark.parametrize("verdict", ["kept", "rejected"])
+def test_the_written_scene_is_the_one_the_held_out_figure_allows(
+    tmp_path: Path, monkeypatch, verdict: str
+):
+    import rayzer.refine.splat as splat
+
+    real = splat.held_out_fit_psnr
+
+    def judged(*args, **kwargs):
+        fig = real(*args, **kwargs)
+        # the verdict under test: the held-out PSNR rose (kept) or fell (rejected)
+        fig.psnr_after = fig.psnr_before + (1.0 if verdict == "kept" else -1.0)
+        return fig
+
+    monkeypatch.setattr(splat, "held_out_fit_psnr", judged)
+    _, module = _model("erayzer-tiny-cpu")
+    model = LoadedModel.from_module(module, SIZE)
+    photos = _photos(tmp_path / "photos")
+    plain = run_inference(photos, model=model, out=tmp_path / "plain", path_frames=2,
+                          spiral_frames=0)  # fmt: skip
+    fitted = run_inference(photos, model=model, out=tmp_path / "fitted", path_frames=2,
+                           spiral_frames=0, fit=30)  # fmt: skip
+    report = fitted.summary["fit"]
+    assert report["stopped"] is None
+    assert report["train_psnr_after"] > report["train_psnr_before"]
+    plain_psnr = plain.summary["reconstruction_psnr_db"]["mean"]
+    fitted_psnr = fitted.summary["reconstruction_psnr_db"]["mean"]
+    assert report["train_psnr_before"] <= plain_psnr + 0.05
+    plain_ply = load_ply(plain.out / "gaussians.ply")
+    fitted_ply = load_ply(fitted.out / "gaussians.ply")
+    if verdict == "kept":
+        assert report["scene"] == "fitted" and report["rejected"] is None
+        # renders/ and the reconstruction PSNR come from the fitted scene (the summary's is the
+        # mean of the views' PSNRs, the fit's that of their pooled error: never below it)
+        assert fitted_psnr > plain_psnr + 1.0
+        assert fitted_psnr >= report["train_psnr_after"] - 0.05
+        assert not np.allclose(fitted_ply.opacities, plain_ply.opacities)
+    else:
+        assert report["scene"] == "input" and "leave-one-out PSNR" in report["rejected"]
+        assert fitted_psnr == pytest.approx(plain_psnr, abs=1e-4)
+        np.testing.assert_allclose(fitted_ply.opacities, plain_ply.opacities)
+
+
+def test_fit_is_refused_for_a_model_without_gaussians(tmp_path: Path, helpers, monkeypatch):
+    import rayzer.infer.pipeline as pipeline
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the cameras were predicted before --fit was checked")
+
+    monkeypatch.setattr(pipeline, "_predict", no_work)
+    photos = tmp_path / "photos"
+    helpers.write_images(photos, 3)
+    _, module = _model("tiny-cpu")
+    with pytest.raises(ValueError, match="--fit needs a model with 3D Gaussians"):
+        run_inference(
+            photos, model=LoadedModel.from_module(module, SIZE), out=tmp_path / "out", fit=5
+        )
+    helpers.no_output(tmp_path / "out")
+
+
+def test_bad_fit_options_are_refused(cli, tiny_ckpt: Path, tmp_path: Path, helpers):
+    photos = tmp_path / "photos"
+    helpers.write_images(photos, 3)
+    with pytest.raises(ValueError, match="--fit must be a number of steps >= 0"):
+        run_inference(photos, ckpt=tiny_ckpt, out=tmp_path / "out", fit=-1)
+    code, _, err = cli("infer", "--images", photos, "--out", tmp_path / "o2", "--fit-cameras")
+    assert code != 0 and "--fit-cameras needs --fit" in err
+    helpers.no_output(tmp_path / "out")
