@@ -9,7 +9,8 @@ pixel's colour), opacity (sigmoid), three log standard deviations (start: ``--in
 and a fixed identity rotation (``--free-rotation``: a free quaternion). The Gaussians are
 rendered with :func:`rayzer.render.rasterize` (white background, as the explicit models) at
 the target cameras (``--render-inputs``: at the input cameras too), and the loss is the MSE:
-the explicit models' training objective with unlimited per-scene freedom.
+the explicit models' training objective with unlimited per-scene freedom. ``--fixed-color``
+keeps every colour at its pixel's (only geometry, opacity and size can explain the targets).
 
 Cameras: every view but the canonical one gets a pose update in its own frame,
 ``c2w = c2w_start @ [R(ω) | s·τ]`` with ``s`` the starting median depth (the parameterisation of
@@ -38,7 +39,7 @@ views' Gaussian z-depths against the exact depth after per-image median scaling
 
 Usage (repo root): python experiments/issue18_explicit/probe_scene_ba.py
     [--rows truth,identity,...] [--clips 4] [--size 32] [--steps 400] [--evals 0,50,100,200,400]
-    [--stride 3] [--family orbit] [--render-inputs] [--free-focal] [--free-rotation]
+    [--stride 3] [--family orbit] [--render-inputs] [--free-focal] [--free-rotation] [--fixed-color]
     [--out experiments/issue18_explicit/scene_ba]
     python experiments/issue18_explicit/probe_scene_ba.py --table OUT.json [...]   (one table over the files)
 Prints one JSON line per (row, clip), writes ``OUT.json`` (all rows) and prints a Markdown table
@@ -101,6 +102,7 @@ class Settings:
     render_inputs: bool
     free_focal: bool
     free_rotation: bool
+    fixed_color: bool
     opacity: float
     init_scale: float
     lr_depth: float
@@ -139,7 +141,9 @@ class SceneBA(torch.nn.Module):
         colour = images[INPUTS].permute(0, 2, 3, 1).reshape(-1, 3)  # (N, 3), view-major
         n = colour.shape[0]
         self.log_depth = torch.nn.Parameter(depth0.log().reshape(-1), requires_grad=not fix_depth)
-        self.color_logit = torch.nn.Parameter(torch.logit(colour.clamp(0.02, 0.98)))
+        self.color_logit = torch.nn.Parameter(
+            torch.logit(colour.clamp(0.02, 0.98)), requires_grad=not settings.fixed_color
+        )
         self.opacity_logit = torch.nn.Parameter(
             torch.full((n,), math.log(settings.opacity / (1 - settings.opacity)))
         )
@@ -294,6 +298,9 @@ def main() -> None:
     p.add_argument("--render-inputs", action="store_true", help="loss on inputs + targets")
     p.add_argument("--free-focal", action="store_true")
     p.add_argument("--free-rotation", action="store_true")
+    p.add_argument(
+        "--fixed-color", action="store_true", help="colours stay the input pixels' (not free)"
+    )
     p.add_argument("--opacity", type=float, default=0.5, help="starting opacity")
     p.add_argument("--init-scale", type=float, default=0.5, help="starting σ, pixels")
     p.add_argument("--lr-depth", type=float, default=1e-2, help="log z-depth")
@@ -324,6 +331,7 @@ def main() -> None:
         render_inputs=args.render_inputs,
         free_focal=args.free_focal,
         free_rotation=args.free_rotation,
+        fixed_color=args.fixed_color,
         opacity=args.opacity,
         init_scale=args.init_scale,
         lr_depth=args.lr_depth,
