@@ -96,7 +96,7 @@ class SplatFitConfig:
     """
 
     steps: int = 100
-    levels: tuple[int, ...] = (32,)
+    levels: tuple[int, ...] = (32, 64)
     views_per_step: int = 2
     refine_cameras: bool = False
     refine_focal: bool = True
