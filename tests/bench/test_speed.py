@@ -108,7 +108,7 @@ def test_compiled_row_compiles_before_the_timed_steps():
     assert len(row["step_s_all"]) == 2 and row["raster_s"] is None
 
 
-def test_compile_flag_adds_a_compiled_side_to_every_ab_round(monkeypatch, tmp_path):
+def test_compile_flag_adds_a_compiled_side_to_every_ab_round(monkeypatch, tmp_path, capsys):
     """`--compile` times this tree a third time per round, compiled with the chosen backend, and
     compares it with the baseline and with this tree's eager rows; the baseline never compiles."""
     import argparse
@@ -132,6 +132,7 @@ def test_compile_flag_adds_a_compiled_side_to_every_ab_round(monkeypatch, tmp_pa
             "step_cpu_s": step,
             "peak_mem_mib": 1.0,
             "compile_s": 30.0 if compiled else None,
+            "compile_cpu_s": 20.0 if compiled else None,
         }
 
     monkeypatch.setattr(speed, "_run_isolated", fake_run)
@@ -156,3 +157,5 @@ def test_compile_flag_adds_a_compiled_side_to_every_ab_round(monkeypatch, tmp_pa
     assert by_codes["before→compiled"]["compile_s_runs"] == [30.0, 30.0]
     assert "compile_s_runs" not in by_codes["before→after"]
     assert "before→compiled" in speed.to_markdown(result)
+    # each row's figures are printed as it finishes (an interrupted run still shows them)
+    assert capsys.readouterr().err.count("compile 30.0 s (20.0 CPU-s)") == 2

@@ -391,6 +391,17 @@ def _summary(sides: dict[str, list[dict[str, Any]]], codes: str) -> dict[str, An
     return entry
 
 
+def _progress(row: dict[str, Any]) -> str:
+    """One line of a finished row's figures (printed as the bench goes, so that an interrupted
+    run still shows what it measured)."""
+    if "error" in row:
+        return f"failed: {row['error']}"
+    text = f"step {row['step_s']:.3f} s ({row['step_cpu_s']:.3f} CPU-s)"
+    if row.get("compile_s") is not None:
+        text += f", compile {row['compile_s']:.1f} s ({row['compile_cpu_s']:.1f} CPU-s)"
+    return text
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     device = args.device
     if device == "auto":
@@ -423,6 +434,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         side_job = job
                     row = _run_isolated(side_job, source, args.threads)
                     rows.append({"section": section, "code": side, **row})
+                    print(f"  {_progress(row)}", file=sys.stderr)
     for row in rows:
         if "achieved_gflops" in row:
             row["flop_utilisation"] = row["achieved_gflops"] / peak
