@@ -157,5 +157,12 @@ def test_compile_flag_adds_a_compiled_side_to_every_ab_round(monkeypatch, tmp_pa
     assert by_codes["before→compiled"]["compile_s_runs"] == [30.0, 30.0]
     assert "compile_s_runs" not in by_codes["before→after"]
     assert "before→compiled" in speed.to_markdown(result)
+    assert "Before (git X) / after (this tree" in speed.to_markdown(result)
     # each row's figures are printed as it finishes (an interrupted run still shows them)
     assert capsys.readouterr().err.count("compile 30.0 s (20.0 CPU-s)") == 2
+    # without a baseline: this tree eager and compiled, alternating, compared with each other
+    calls.clear()
+    alone = speed.run(parser.parse_args(["--configs", "tiny-cpu", "--scaling-views", "--compile"]))
+    assert [(b, c) for b, c, _ in calls] == [(False, False), (False, True)] * 2
+    assert [e["codes"] for e in alone["comparison"]] == ["after→compiled"]
+    assert "After (this tree" in speed.to_markdown(alone) and "None" not in speed.to_markdown(alone)

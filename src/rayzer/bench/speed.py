@@ -488,9 +488,11 @@ def to_markdown(result: dict[str, Any]) -> str:
     text = head + markdown_table(result["rows"], cols)
     if result.get("comparison"):
         text += (
-            f"\n\nBefore (git {result['baseline']}) / after (this tree; compiled: with "
-            "torch.compile): median over the A/B runs of each run's median step, and the fastest "
-            "single step of each side (best); codes names the two sides compared:\n\n"
+            "\n\n"
+            + (f"Before (git {result['baseline']}) / after" if result["baseline"] else "After")
+            + " (this tree; compiled: with torch.compile): median over the A/B runs of each "
+            "run's median step, and the fastest single step of each side (best); codes names "
+            "the two sides compared:\n\n"
             + markdown_table(
                 result["comparison"],
                 [
