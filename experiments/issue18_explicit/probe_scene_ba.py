@@ -10,7 +10,9 @@ and a fixed identity rotation (``--free-rotation``: a free quaternion). The Gaus
 rendered with :func:`rayzer.render.rasterize` (white background, as the explicit models) at
 the target cameras (``--render-inputs``: at the input cameras too), and the loss is the MSE:
 the explicit models' training objective with unlimited per-scene freedom. ``--fixed-color``
-keeps every colour at its pixel's (only geometry, opacity and size can explain the targets).
+keeps every colour at its pixel's (only geometry, opacity and size can explain the targets);
+``--depth-grid G`` replaces the per-pixel depth by a smooth one (a G × G log-depth grid per input
+view, bilinearly upsampled; ignored by the true-depth rows, whose depth is exact per pixel).
 
 Cameras: every view but the canonical one gets a pose update in its own frame,
 ``c2w = c2w_start @ [R(ω) | s·τ]`` with ``s`` the starting median depth (the parameterisation of
@@ -39,7 +41,7 @@ views' Gaussian z-depths against the exact depth after per-image median scaling
 
 Usage (repo root): python experiments/issue18_explicit/probe_scene_ba.py
     [--rows truth,identity,...] [--clips 4] [--size 32] [--steps 400] [--evals 0,50,100,200,400]
-    [--stride 3] [--family orbit] [--render-inputs] [--free-focal] [--free-rotation] [--fixed-color]
+    [--stride 3] [--family orbit] [--render-inputs] [--free-focal] [--free-rotation] [--fixed-color] [--depth-grid G]
     [--out experiments/issue18_explicit/scene_ba]
     python experiments/issue18_explicit/probe_scene_ba.py --table OUT.json [...]   (one table over the files)
 Prints one JSON line per (row, clip), writes ``OUT.json`` (all rows) and prints a Markdown table
@@ -103,6 +105,7 @@ class Settings:
     free_focal: bool
     free_rotation: bool
     fixed_color: bool
+    depth_grid: int
     opacity: float
     init_scale: float
     lr_depth: float
@@ -140,7 +143,13 @@ class SceneBA(torch.nn.Module):
         self.scale = float(depth0.median())  # translation unit: the starting median depth
         colour = images[INPUTS].permute(0, 2, 3, 1).reshape(-1, 3)  # (N, 3), view-major
         n = colour.shape[0]
-        self.log_depth = torch.nn.Parameter(depth0.log().reshape(-1), requires_grad=not fix_depth)
+        if (
+            settings.depth_grid and not fix_depth
+        ):  # a smooth log-depth: a G × G grid per view, upsampled
+            grid = F.adaptive_avg_pool2d(depth0.log()[:, None], settings.depth_grid)
+            self.log_depth = torch.nn.Parameter(grid, requires_grad=not fix_depth)
+        else:  # one free depth per pixel
+            self.log_depth = torch.nn.Parameter(depth0.log(), requires_grad=not fix_depth)
         self.color_logit = torch.nn.Parameter(
             torch.logit(colour.clamp(0.02, 0.98)), requires_grad=not settings.fixed_color
         )
@@ -173,7 +182,12 @@ class SceneBA(torch.nn.Module):
 
     def depth(self) -> Tensor:
         """``(4, H, W)`` z-depth of the input views' Gaussians."""
-        return self.log_depth.exp().reshape(len(INPUTS), self.h, self.w)
+        log_depth = self.log_depth
+        if log_depth.ndim == 4:
+            log_depth = F.interpolate(
+                log_depth, size=(self.h, self.w), mode="bilinear", align_corners=False
+            )[:, 0]
+        return log_depth.exp()
 
     def render(self, views: Tensor) -> Tensor:
         """``(len(views), 3, H, W)`` rendered at the current cameras of ``views``."""
@@ -301,6 +315,9 @@ def main() -> None:
     p.add_argument(
         "--fixed-color", action="store_true", help="colours stay the input pixels' (not free)"
     )
+    p.add_argument(
+        "--depth-grid", type=int, default=0, help="G > 0: log-depth on a G × G grid per view"
+    )
     p.add_argument("--opacity", type=float, default=0.5, help="starting opacity")
     p.add_argument("--init-scale", type=float, default=0.5, help="starting σ, pixels")
     p.add_argument("--lr-depth", type=float, default=1e-2, help="log z-depth")
@@ -332,6 +349,7 @@ def main() -> None:
         free_focal=args.free_focal,
         free_rotation=args.free_rotation,
         fixed_color=args.fixed_color,
+        depth_grid=args.depth_grid,
         opacity=args.opacity,
         init_scale=args.init_scale,
         lr_depth=args.lr_depth,
