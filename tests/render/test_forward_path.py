@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rayzer.render import composite_reference, composite_torch, project_gaussians
+from rayzer.render.compositing_forward import _intra_op_threads, composite_forward
 
 TOL = 1e-9  # float64
 
@@ -45,7 +46,7 @@ def _inputs(seed: int = 0, size: int = 16):
 def test_forward_path_equals_differentiable_path_and_reference(knobs):
     args, extents, W, H = _inputs()
     ref_f, ref_a = composite_reference(*args, args[4] > 0.01, W, H)
-    with torch.no_grad():
+    with torch.no_grad(), _intra_op_threads(1):  # one thread: the same chunks and blocks
         stats_fwd: dict[str, int] = {}
         f_fwd, a_fwd = composite_torch(*args, extents, W, H, stats=stats_fwd, **knobs)
     # The differentiable path runs when an input requires a gradient and autograd is on.
@@ -128,3 +129,37 @@ def test_no_images(grad):
         out = rasterize(means, quats, ones[..., None].expand(B, 3, 3), ones / 2,
                         ones[..., None].expand(B, 3, 3), c2w, K, 8, 6, backend="torch")  # fmt: skip
         assert out.rgb.shape == (B, V, 3, 6, 8) and out.depth.shape == (B, V, 1, 6, 8)
+
+
+@pytest.mark.parametrize("workers", [2, 3, 8])
+def test_images_shared_among_threads_give_the_one_thread_result(workers):
+    """The forward path's images split among worker threads (each binning and compositing its
+    group): the same images bit for bit, the same intersections and composited pairs, under
+    inference mode too, and the caller's intra-op thread count is restored."""
+    scenes = [_inputs(seed=s, size=12) for s in (5, 6, 7)]  # 3 scenes x 2 views: 6 images
+    args = tuple(torch.cat(xs) for xs in zip(*(a for a, _, _, _ in scenes)))
+    extents, W, H = torch.cat([e for _, e, _, _ in scenes]), scenes[0][2], scenes[0][3]
+    knobs = (W, H, 4, 1 << 12, 7)
+    threads = torch.get_num_threads()
+    with torch.inference_mode():
+        one: dict[str, int] = dict.fromkeys(("intersections", "candidates", "pairs"), 0)
+        one |= {"blocks": 0, "blocks_used": 0}
+        f1, a1 = composite_forward(*args, extents, *knobs, one, workers=1)
+        many = dict.fromkeys(one, 0)
+        f2, a2 = composite_forward(*args, extents, *knobs, many, workers=workers)
+    assert args[0].shape[0] == 2 * 3 and f1.shape == (6, H, W, 4)
+    assert torch.equal(f1, f2) and torch.equal(a1, a2)
+    assert (one["intersections"], one["pairs"]) == (many["intersections"], many["pairs"])
+    assert one["pairs"] > 0
+    assert torch.get_num_threads() == threads
+
+
+def test_worker_errors_reach_the_caller():
+    """An exception in a worker thread is raised in the caller (not lost), and the intra-op
+    thread count is restored."""
+    args, extents, W, H = _inputs(seed=6, size=8)
+    threads = torch.get_num_threads()
+    bad = (args[0], args[1][:, :-1], *args[2:])  # one Gaussian fewer in the conics
+    with torch.no_grad(), pytest.raises(RuntimeError):
+        composite_forward(*bad, extents, W, H, 4, 1 << 12, 7, None, workers=2)
+    assert torch.get_num_threads() == threads

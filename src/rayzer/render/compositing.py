@@ -125,16 +125,18 @@ def bin_gaussians(
     if n_img > 0 and per_image <= 2**15:  # no images: nothing to sort (and nothing to cat)
         # The intersections are image-major: sort each image's by its local tile id as int16
         # (fewer radix passes than the int32 global ids; the same stable order).
+        # Each image's Gaussians are gathered in its sorted order straight into place: no
+        # global index list to offset and concatenate, and each gather stays within one image.
         ends = torch.bincount(image, weights=n.double(), minlength=n_img).cumsum(0)
-        parts, s0 = [], 0
+        in_order, s0 = torch.empty_like(gauss), 0
         for i, s1 in enumerate(ends.long().tolist()):
             key = (tile[s0:s1] - i * per_image).to(torch.int16)
-            parts.append(torch.sort(key, stable=True).indices + s0)
+            order = torch.sort(key, stable=True).indices
+            torch.index_select(gauss[s0:s1], 0, order, out=in_order[s0:s1])
             s0 = s1
-        order = torch.cat(parts)
+        gauss = in_order.long()
     else:
-        order = torch.sort(tile, stable=True).indices
-    gauss = gauss.index_select(0, order).long()
+        gauss = gauss.index_select(0, torch.sort(tile, stable=True).indices).long()
     counts = torch.bincount(tile, minlength=n_tiles)
     starts = torch.cumsum(counts, 0) - counts
     # The sorted tile ids, from the counts (cheaper than gathering them through ``order``).
@@ -442,19 +444,21 @@ def composite_torch(
     tile_size = TILE_SIZE if tile_size is None else tile_size
     chunk_elements = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
     k_block = K_BLOCK if k_block is None else k_block
-    bins = bin_gaussians(means2d, extents, depths, width, height, tile_size)
     if stats is not None:
-        for key in ("candidates", "pairs", "blocks", "blocks_used"):
+        for key in ("intersections", "candidates", "pairs", "blocks", "blocks_used"):
             stats.setdefault(key, 0)
-        stats["intersections"] = stats.get("intersections", 0) + bins.gaussian.numel()
     inputs = (means2d, conics, opacities, features)
     if not (torch.is_grad_enabled() and any(x.requires_grad for x in inputs)):
-        # No gradient wanted: the forward-only path (same image, less work and memory).
-        from rayzer.render.compositing_forward import composite_tiles_forward
+        # No gradient wanted: the forward-only path (same image, less work and memory), its
+        # images shared among the intra-op threads (see composite_forward).
+        from rayzer.render.compositing_forward import composite_forward
 
-        chunks = _plan(bins, chunk_elements, k_block)
-        tiles = composite_tiles_forward(bins, chunks, *inputs, width, height, stats)
-        return _untile(tiles, bins, width, height, C)
+        return composite_forward(
+            *inputs, depths, extents, width, height, tile_size, chunk_elements, k_block, stats
+        )
+    bins = bin_gaussians(means2d, extents, depths, width, height, tile_size)
+    if stats is not None:
+        stats["intersections"] += bins.gaussian.numel()
     coef = _tile_coefficients(bins, means2d, conics, opacities)
     ones = features.new_ones(bins.gaussian.numel() + 1, 1)
     feat = torch.cat((features.reshape(-1, C)[bins.gaussian], features.new_zeros(1, C)))

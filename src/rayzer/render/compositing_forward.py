@@ -26,6 +26,10 @@ against.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 import torch.nn.functional as F
 
@@ -39,27 +43,34 @@ from rayzer.render.compositing import (
     _Chunk,
     _composite_chunks,
     _pixel_features,
+    _plan,
     _tile_origins,
+    _untile,
+    bin_gaussians,
 )
 
-__all__ = ["composite_tiles_forward"]
+__all__ = ["composite_forward", "composite_tiles_forward"]
 
-_PARAMS = 6  # table columns before the features: mean x, mean y, conic a, b, c, log opacity
+_PARAMS = 9  # table columns before the features: mx, my, a, b, c, log o, -a/2, -b, -c/2
 
 
 def _gaussian_table(
     means2d: torch.Tensor, conics: torch.Tensor, opacities: torch.Tensor, features: torch.Tensor
 ) -> torch.Tensor:
-    """``(I·N + 1, 6 + C + 1)``: per Gaussian ``(mx, my, a, b, c, log o, f_1..f_C, 1)``; the last
-    row is the padding Gaussian (log-opacity ``_DEAD``: alpha 0 everywhere)."""
+    """``(I·N + 1, 9 + C + 1)``: per Gaussian ``(mx, my, a, b, c, log o, -a/2, -b, -c/2, f_1..f_C,
+    1)`` (the last three are the quadratic coefficients of log-alpha, the same in every tile:
+    stored once here instead of computed per block); the last row is the padding Gaussian
+    (log-opacity ``_DEAD``: alpha 0 everywhere)."""
     C = features.shape[-1]
     rows = means2d.shape[0] * means2d.shape[1]
+    conics = conics.detach().reshape(rows, 3)
     table = torch.cat(
         (
             means2d.detach().reshape(rows, 2),
-            conics.detach().reshape(rows, 3),
+            conics,
             # Binned Gaussians have opacity >= 1/255; the others are never read (log(0) = -inf).
             opacities.detach().reshape(rows, 1).log(),
+            conics * conics.new_tensor([-0.5, -1.0, -0.5]),
             features.detach().reshape(rows, C),
             features.new_ones(rows, 1),
         ),
@@ -73,23 +84,25 @@ def _gaussian_table(
 def _block_coefficients(rows: torch.Tensor, origin: torch.Tensor, shape: torch.Size):
     """Tile-centred log-alpha coefficients ``(n, 6, kb)`` of a block (see ``_tile_coefficients``
     in :mod:`rayzer.render.compositing`, the same polynomial), from its gathered table rows
-    ``(n·kb, 6 + ...)`` and the tiles' centres ``origin (n, 2)``."""
-    cols = rows[:, :_PARAMS].T.contiguous()  # column-wise: contiguous element-wise ops
-    mx = cols[0].view(shape) - origin[:, 0:1]
-    my = cols[1].view(shape) - origin[:, 1:2]
-    a, b, c, log_o = (cols[i].view(shape) for i in range(2, 6))
-    by = b * my
-    return torch.stack(
-        (
-            log_o - (0.5 * a * mx + by) * mx - 0.5 * c * my * my,
-            a * mx + by,
-            b * mx + c * my,
-            -0.5 * a,
-            -b,
-            -0.5 * c,
-        ),
-        dim=1,
-    )
+    ``(n·kb, 9 + ...)`` and the tiles' centres ``origin (n, 2)``.
+
+    With ``(dx, dy)`` the mean relative to the tile centre: ``c1 = a dx + b dy``,
+    ``c2 = b dx + c dy``, ``c0 = log o - (dx c1 + dy c2) / 2``, then ``(-a/2, -b, -c/2)``; written
+    straight into the output with fused multiply-adds (few passes: the blocks are small, so
+    the number of operations, not their size, is the cost).
+    """
+    n, kb = shape
+    cols = rows[:, :_PARAMS].T.contiguous().view(_PARAMS, n, kb)  # contiguous element-wise ops
+    coef = rows.new_empty(n, 6, kb)
+    dx = cols[0].sub_(origin[:, 0:1])
+    dy = cols[1].sub_(origin[:, 1:2])
+    a, b, c, log_o = cols[2], cols[3], cols[4], cols[5]
+    c1 = torch.addcmul(torch.mul(a, dx, out=coef[:, 1]), b, dy, out=coef[:, 1])
+    c2 = torch.addcmul(torch.mul(b, dx, out=coef[:, 2]), c, dy, out=coef[:, 2])
+    quad = torch.addcmul(dx.mul_(c1), dy, c2)  # dx, dy are not needed after this
+    torch.add(log_o, quad, alpha=-0.5, out=coef[:, 0])
+    coef[:, 3:].copy_(cols[6:9].transpose(0, 1))
+    return coef
 
 
 @torch.no_grad()
@@ -137,3 +150,95 @@ def composite_tiles_forward(
         return torch.bmm(w, feat), kept_after[:, :, -1], w  # (n, P, C + 1), (n, P)
 
     return _composite_chunks(bins, chunks, width, height, means2d, C + 1, block_fn, stats)
+
+
+def composite_forward(
+    means2d: torch.Tensor,
+    conics: torch.Tensor,
+    opacities: torch.Tensor,
+    features: torch.Tensor,
+    depths: torch.Tensor,
+    extents: torch.Tensor,
+    width: int,
+    height: int,
+    tile_size: int,
+    chunk_elements: int,
+    k_block: int,
+    stats: dict[str, int] | None = None,
+    workers: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bin, plan and composite the ``I`` images (forward only), sharing them among ``workers``
+    threads (default: ``torch.get_num_threads()`` on the CPU, 1 elsewhere; at most ``I``).
+
+    Why threads: a block's operations are small (about a megabyte each), too small for
+    PyTorch's intra-op threads to share well (two threads kept only 1.1 cores busy), so each
+    worker takes a contiguous group of images and runs its binning and compositing with one
+    intra-op thread (PyTorch's operations release the GIL). The images are independent, so the
+    output equals the one-thread result exactly. Inputs and outputs as
+    :func:`rayzer.render.compositing.composite_torch`; ``stats`` gets the sums over the groups.
+    """
+    n_img = means2d.shape[0]
+    if workers is None:
+        workers = torch.get_num_threads() if means2d.device.type == "cpu" else 1
+    workers = max(1, min(int(workers), n_img))
+    args = (means2d, conics, opacities, features, depths, extents)
+    knobs = (width, height, tile_size, chunk_elements, k_block)
+    if workers == 1:
+        return _composite_images(*args, *knobs, stats)
+    groups = torch.arange(n_img).tensor_split(workers)
+    group_stats: list[dict[str, int] | None] = [
+        None if stats is None else dict.fromkeys(stats, 0) for _ in groups
+    ]
+    inference = torch.is_inference_mode_enabled()
+
+    def run(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        lo, hi = int(groups[i][0]), int(groups[i][-1]) + 1
+        # Grad and inference mode are per thread: carry the caller's over.
+        with torch.inference_mode(inference), torch.no_grad():
+            return _composite_images(*(x[lo:hi] for x in args), *knobs, group_stats[i])
+
+    with _intra_op_threads(1), ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(run, range(workers)))
+    if stats is not None:
+        for s in group_stats:
+            for key, value in s.items():  # type: ignore[union-attr]
+                stats[key] += value
+    return torch.cat([f for f, _ in parts]), torch.cat([a for _, a in parts])
+
+
+@contextlib.contextmanager
+def _intra_op_threads(n: int) -> Iterator[None]:
+    """PyTorch's intra-op thread count set to ``n`` inside (threads started inside take it), the
+    caller's restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _composite_images(
+    means2d: torch.Tensor,
+    conics: torch.Tensor,
+    opacities: torch.Tensor,
+    features: torch.Tensor,
+    depths: torch.Tensor,
+    extents: torch.Tensor,
+    width: int,
+    height: int,
+    tile_size: int,
+    chunk_elements: int,
+    k_block: int,
+    stats: dict[str, int] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bin, plan and composite images in this thread: ``features (I, H, W, C)``, ``alpha (I, H,
+    W, 1)``."""
+    bins = bin_gaussians(means2d, extents, depths, width, height, tile_size)
+    if stats is not None:
+        stats["intersections"] += bins.gaussian.numel()
+    chunks = _plan(bins, chunk_elements, k_block)
+    tiles = composite_tiles_forward(
+        bins, chunks, means2d, conics, opacities, features, width, height, stats
+    )
+    return _untile(tiles, bins, width, height, features.shape[-1])
