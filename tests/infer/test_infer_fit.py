@@ -58,6 +58,7 @@ def test_cli_fit_writes_the_figures_and_outputs_of_the_scene_it_keeps(
         "--quiet",
     )  # fmt: skip
     assert code == 0, stdout
+    assert "fit: input views" in stdout and "left-out view" in stdout
     summary = json.loads((out / "summary.json").read_text())
     fit = summary["fit"]
     assert fit["steps"] == 4 and fit["cameras_fitted"] is True

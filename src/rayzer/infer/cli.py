@@ -143,6 +143,14 @@ def main(args: argparse.Namespace) -> None:
         f"{t['render_inputs'] + t['render_novel']:.2f} s), peak memory "
         f"{s['peak_memory_mb']['cpu_rss']} MB"
     )
+    if "fit" in s:
+        fit, held = s["fit"], s["fit"].get("held_out", {})
+        print(
+            f"fit: input views {fit['train_psnr_before']} -> {fit['train_psnr_after']} dB, "
+            f"left-out view {held.get('psnr_before')} -> {held.get('psnr_after')} dB, "
+            f"{fit['total_seconds']} s; kept the {fit['scene']} scene"
+            + (f" ({fit['stopped'] or fit['rejected']})" if fit["scene"] == "input" else "")
+        )
 
 
 SERVE_DESCRIPTION = (
