@@ -74,8 +74,7 @@ class SplatFitConfig:
     """Settings of :func:`fit_scene`.
 
     Attributes:
-        steps: Adam steps in all, split over the levels in proportion to their size (the
-            coarse ones are cheaper, so they get fewer of the steps but most of the early ones).
+        steps: Adam steps in all, split evenly over the levels (the remainder to the last).
         levels: short sides of the coarse render sizes; sizes at or above the images' are
             dropped and the full size is always last.
         views_per_step: views rendered per step (a random subset, every view in turn).
