@@ -44,18 +44,39 @@ def _row(ckpt: Path, images: Path, size: int, summary: dict) -> dict:
     }
 
 
+def _rotation_errors(out: Path, gt_file: Path, model_c2w) -> dict:
+    """Median relative rotation error (degrees, all view pairs) of the model's cameras and of
+    the written ones against a posed scene's ``cameras.json`` (frames matched by file name)."""
+    import torch
+
+    from rayzer.geometry import relative_pose_errors
+
+    gt = {Path(f["file"]).name: f["c2w"] for f in json.loads(gt_file.read_text())["frames"]}
+    frames = json.loads((out / "cameras.json").read_text())["frames"]
+    names = [Path(f["source_file"]).name for f in frames]
+    truth = torch.tensor([gt[n] for n in names], dtype=torch.float64)
+    written = torch.tensor([f["c2w"] for f in frames], dtype=torch.float64)
+
+    def median(c2w) -> float:
+        return round(float(relative_pose_errors(c2w, truth)["rot_deg"].median()), 2)
+
+    return {"rot_err_model_deg": median(model_c2w.double()), "rot_err_written_deg": median(written)}
+
+
 def _markdown(rows: list[dict]) -> str:
     head = (
         "| model | images | views | px | steps | cameras | train PSNR before → after | "
-        "held-out PSNR before → after | fit s | held-out s | kept |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "held-out PSNR before → after | fit s | held-out s | kept | rot. err. model → "
+        "written (°) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
         f"| {r['model']} | {Path(r['images']).parent.name}/{Path(r['images']).name} | "
         f"{r['views']} | {r['size']} | {r['steps']} | {'yes' if r['cameras_fitted'] else 'no'} | "
         f"{r['train_psnr_before']} → {r['train_psnr_after']} | "
         f"{r['held_out_psnr_before']} → {r['held_out_psnr_after']} | {r['fit_seconds']} | "
-        f"{r['held_out_seconds']} | {r['scene_kept']} |"
+        f"{r['held_out_seconds']} | {r['scene_kept']} | "
+        f"{r.get('rot_err_model_deg', '–')} → {r.get('rot_err_written_deg', '–')} |"
         for r in rows
     ]
     return head + "\n".join(lines) + "\n"
@@ -71,11 +92,19 @@ def main() -> None:
     p.add_argument("--fit-cameras", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--gt-cameras",
+        type=Path,
+        help="a posed scene's cameras.json: also report the median relative rotation error of "
+        "the model's and the written cameras",
+    )
     args = p.parse_args()
 
     import torch
 
+    from rayzer.infer.model import load_model
     from rayzer.infer.pipeline import run_inference
+    from rayzer.infer.predict import predict_cameras
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -97,6 +126,10 @@ def main() -> None:
                     fit_cameras=args.fit_cameras,
                 )
                 row = _row(ckpt, images, size, result.summary)
+                if args.gt_cameras is not None:
+                    model = load_model(ckpt, torch.device("cpu"))
+                    model_cams = predict_cameras(model, result.views)
+                    row.update(_rotation_errors(result.out, args.gt_cameras, model_cams.c2w))
                 row["wall_seconds"] = round(time.perf_counter() - t0, 1)
                 row["load_before"] = round(load, 2)
                 row["load_after"] = round(os.getloadavg()[0], 2)
