@@ -56,8 +56,12 @@ def test_forward_path_equals_differentiable_path_and_reference(knobs):
     assert f_bwd.grad_fn is not None and f_fwd.grad_fn is None
     for out, ref in ((f_fwd, f_bwd), (a_fwd, a_bwd), (f_fwd, ref_f), (a_fwd, ref_a)):
         assert float((out - ref.detach()).abs().max()) < TOL
-    # The same work: the same intersections, candidates, composited pairs and blocks.
-    assert stats_fwd == stats_bwd
+    # The same work: the same intersections and composited pairs; with the same chunk size
+    # (the forward path's default is larger) also the same candidates and blocks.
+    same = ("intersections", "pairs")
+    assert {k: stats_fwd[k] for k in same} == {k: stats_bwd[k] for k in same}
+    if "chunk_elements" in knobs:
+        assert stats_fwd == stats_bwd
     assert stats_fwd["pairs"] < stats_fwd["candidates"]
     if knobs.get("k_block", 64) < 100:  # several blocks per list: whole blocks were skipped
         assert stats_fwd["blocks_used"] < stats_fwd["blocks"]

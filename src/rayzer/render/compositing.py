@@ -47,6 +47,11 @@ __all__ = ["TILE_SIZE", "TileBins", "bin_gaussians", "composite_torch"]
 TILE_SIZE = 4
 CHUNK_ELEMENTS = 1 << 18  # Gaussian-pixel pairs per block: about 1 MB per temporary (cache sized)
 K_BLOCK = 64  # Gaussians per block along a tile's list (finer early termination)
+#: Pairs per block of the forward-only path (no gradient): 8 MB per temporary. Fewer, larger
+#: operations: E-RayZer's 120-frame novel-view render composited in 5.8-6.0 s with 2 threads
+#: against 7.0-7.2 s at ``CHUNK_ELEMENTS`` (10.7 against 11.2-11.6 s with one); see
+#: docs/benchmarks/infer/README.md.
+FORWARD_CHUNK_ELEMENTS = 1 << 21
 ALPHA_MAX = 0.999
 T_MIN = 1e-4
 _LOG_ALPHA_MAX = math.log(ALPHA_MAX)
@@ -59,12 +64,13 @@ class TileBins:
 
     Attributes:
         gaussian: ``(M,)`` flat index into ``I * N`` of each intersection's Gaussian.
-        tile: ``(M,)`` global tile id ``image * tiles_y * tiles_x + ty * tiles_x + tx``.
+        tile: ``(M,)`` global tile id ``image * tiles_y * tiles_x + ty * tiles_x + tx`` (None
+            when binned with ``tile_ids=False``).
         starts, counts: ``(I * tiles_y * tiles_x,)`` each tile's slice of the sorted lists.
     """
 
     gaussian: torch.Tensor
-    tile: torch.Tensor
+    tile: torch.Tensor | None
     starts: torch.Tensor
     counts: torch.Tensor
     images: int
@@ -81,9 +87,11 @@ def bin_gaussians(
     width: int,
     height: int,
     tile_size: int = TILE_SIZE,
+    tile_ids: bool = True,
 ) -> TileBins:
     """Intersect screen boxes with tiles. ``means2d (I, N, 2)``, ``extents (I, N, 2)`` half-widths
-    in px (0 = culled), ``depths (I, N)``."""
+    in px (0 = culled), ``depths (I, N)``; ``tile_ids=False`` leaves ``TileBins.tile`` None
+    (the forward-only path reads the tiles' lists through ``starts`` and ``counts`` only)."""
     n_img, N = depths.shape
     tx_n = -(-width // tile_size)
     ty_n = -(-height // tile_size)
@@ -125,12 +133,14 @@ def bin_gaussians(
     if n_img > 0 and per_image <= 2**15:  # no images: nothing to sort (and nothing to cat)
         # The intersections are image-major: sort each image's by its local tile id as int16
         # (fewer radix passes than the int32 global ids; the same stable order).
+        # uint8 keys where an image has at most 256 tiles (64 x 64 px): a third faster again.
+        key_type = torch.uint8 if per_image <= 256 else torch.int16
         # Each image's Gaussians are gathered in its sorted order straight into place: no
         # global index list to offset and concatenate, and each gather stays within one image.
         ends = torch.bincount(image, weights=n.double(), minlength=n_img).cumsum(0)
         in_order, s0 = torch.empty_like(gauss), 0
         for i, s1 in enumerate(ends.long().tolist()):
-            key = (tile[s0:s1] - i * per_image).to(torch.int16)
+            key = (tile[s0:s1] - i * per_image).to(key_type)
             order = torch.sort(key, stable=True).indices
             torch.index_select(gauss[s0:s1], 0, order, out=in_order[s0:s1])
             s0 = s1
@@ -139,6 +149,8 @@ def bin_gaussians(
         gauss = gauss.index_select(0, torch.sort(tile, stable=True).indices).long()
     counts = torch.bincount(tile, minlength=n_tiles)
     starts = torch.cumsum(counts, 0) - counts
+    if not tile_ids:
+        return TileBins(gauss, None, starts, counts, n_img, ty_n, tx_n, tile_size)
     # The sorted tile ids, from the counts (cheaper than gathering them through ``order``).
     tile = torch.repeat_interleave(torch.arange(n_tiles, device=dev), counts, output_size=total)
     return TileBins(gauss, tile, starts, counts, n_img, ty_n, tx_n, tile_size)
@@ -432,7 +444,8 @@ def composite_torch(
             depths ``(I, N)`` (sort key); extents ``(I, N, 2)`` half-widths, 0 = culled.
         width, height: image size.
         tile_size, chunk_elements, k_block: performance knobs (results do not depend on them;
-            default: the module's ``TILE_SIZE``, ``CHUNK_ELEMENTS``, ``K_BLOCK``).
+            default: the module's ``TILE_SIZE``, ``CHUNK_ELEMENTS`` (``FORWARD_CHUNK_ELEMENTS``
+            when no gradient is wanted), ``K_BLOCK``).
         stats: if a dict, filled with counts: ``intersections`` (Gaussian-tile), ``candidates``
             (Gaussian-pixel pairs evaluated), ``pairs`` (those composited: alpha >= 1/255 and
             before termination), ``blocks`` / ``blocks_used`` (early termination).
@@ -442,7 +455,6 @@ def composite_torch(
     """
     C = features.shape[-1]
     tile_size = TILE_SIZE if tile_size is None else tile_size
-    chunk_elements = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
     k_block = K_BLOCK if k_block is None else k_block
     if stats is not None:
         for key in ("intersections", "candidates", "pairs", "blocks", "blocks_used"):
@@ -453,12 +465,15 @@ def composite_torch(
         # images shared among the intra-op threads (see composite_forward).
         from rayzer.render.compositing_forward import composite_forward
 
+        if chunk_elements is None:
+            chunk_elements = FORWARD_CHUNK_ELEMENTS
         return composite_forward(
             *inputs, depths, extents, width, height, tile_size, chunk_elements, k_block, stats
         )
     bins = bin_gaussians(means2d, extents, depths, width, height, tile_size)
     if stats is not None:
         stats["intersections"] += bins.gaussian.numel()
+    chunk_elements = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
     coef = _tile_coefficients(bins, means2d, conics, opacities)
     ones = features.new_ones(bins.gaussian.numel() + 1, 1)
     feat = torch.cat((features.reshape(-1, C)[bins.gaussian], features.new_zeros(1, C)))

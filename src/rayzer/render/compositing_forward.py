@@ -234,7 +234,7 @@ def _composite_images(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Bin, plan and composite images in this thread: ``features (I, H, W, C)``, ``alpha (I, H,
     W, 1)``."""
-    bins = bin_gaussians(means2d, extents, depths, width, height, tile_size)
+    bins = bin_gaussians(means2d, extents, depths, width, height, tile_size, tile_ids=False)
     if stats is not None:
         stats["intersections"] += bins.gaussian.numel()
     chunks = _plan(bins, chunk_elements, k_block)
