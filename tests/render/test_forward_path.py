@@ -167,3 +167,47 @@ def test_worker_errors_reach_the_caller():
     with torch.no_grad(), pytest.raises(RuntimeError):
         composite_forward(*bad, extents, W, H, 4, 1 << 12, 7, None, workers=2)
     assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("background", ["none", "shared", "per_view"])
+def test_rasterize_views_shared_among_threads_give_the_one_thread_render(background, monkeypatch):
+    """A forward-only CPU ``rasterize`` with several intra-op threads renders groups of views on
+    worker threads (each projecting and compositing with one intra-op thread): the images, alpha
+    and depth equal the one-thread render bit for bit, under inference mode too, and the
+    thread count is restored. With a gradient wanted it stays one render (grad_fn kept)."""
+    import importlib
+
+    from rayzer.bench.render import pixel_aligned_scene
+    from rayzer.render import rasterize
+
+    ras_mod = importlib.import_module("rayzer.render.rasterize")  # the package exports the function
+    calls = []
+    real = ras_mod._rasterize_view_groups
+    monkeypatch.setattr(
+        ras_mod, "_rasterize_view_groups", lambda *a, **k: calls.append(a[0]) or real(*a, **k)
+    )
+    s = pixel_aligned_scene(12, inputs=3, targets=5, scale_px=0.8, dtype=torch.float64, seed=8)
+    B, V = s["c2w"].shape[:2]
+    bg = {"none": None, "shared": torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64),
+          "per_view": torch.rand(B, V, 3, dtype=torch.float64)}[background]  # fmt: skip
+    args = (s["means"], s["quats"], s["scales"], s["opacities"], s["colors"], s["c2w"], s["K"])
+    size, kw = (s["width"], s["height"]), {"background": bg, "backend": "torch"}
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            one = rasterize(*args, *size, **kw)
+        assert calls == []
+        torch.set_num_threads(3)
+        with torch.inference_mode():
+            many = rasterize(*args, *size, **kw)
+        assert calls == [3] and torch.get_num_threads() == 3
+        means = s["means"].clone().requires_grad_(True)
+        grad = rasterize(means, *args[1:], *size, **kw)
+        assert calls == [3] and grad.rgb.grad_fn is not None
+    finally:
+        torch.set_num_threads(threads)
+    assert V == 5 and float(one.alpha.mean()) > 0.1
+    for a, b in ((one.rgb, many.rgb), (one.alpha, many.alpha), (one.depth, many.depth)):
+        assert torch.equal(a, b)
+    assert float((grad.rgb.detach() - one.rgb).abs().max()) < TOL
