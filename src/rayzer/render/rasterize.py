@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -158,12 +156,6 @@ def rasterize(
     width, height = int(width), int(height)
     name = resolve_backend(backend, means.device)
     dtype = means.dtype
-    inputs = (means, quats, scales, opacities, colors, c2w, K, background)
-    workers = min(V, torch.get_num_threads()) if means.device.type == "cpu" else 1
-    if name == "torch" and workers > 1 and not _wants_grad(inputs):
-        return _rasterize_view_groups(
-            workers, *inputs, width, height, near=near, far=far, sh_degree=sh_degree
-        )
 
     proj = project_gaussians(
         means, quats, scales, c2w, K, width, height, opacities=opacities, near=near, far=far
@@ -201,54 +193,3 @@ def rasterize(
         return x.reshape(B, V, height, width, x.shape[-1]).permute(0, 1, 4, 2, 3)  # B·V may be 0
 
     return RenderOutput(rgb=chw(rgb_img), alpha=chw(alpha), depth=chw(out[..., 3:4]))
-
-
-def _wants_grad(inputs: tuple[torch.Tensor | None, ...]) -> bool:
-    return torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in inputs)
-
-
-def _rasterize_view_groups(
-    workers: int,
-    means: torch.Tensor,
-    quats: torch.Tensor,
-    scales: torch.Tensor,
-    opacities: torch.Tensor,
-    colors: torch.Tensor,
-    c2w: torch.Tensor,
-    K: torch.Tensor,
-    background: torch.Tensor | None,
-    width: int,
-    height: int,
-    **options: Any,
-) -> RenderOutput:
-    """A forward-only CPU render with its views shared among ``workers`` threads, each
-    projecting and compositing a contiguous group of views with one intra-op thread.
-
-    Why: the rasterizer's operations are small, too small for PyTorch's intra-op threads to
-    share well (two threads kept about 1.1 cores busy); PyTorch releases the GIL inside each
-    operation, so whole views in parallel keep both cores busy. The views are independent, so
-    the images equal the one-thread render's exactly.
-    """
-    from rayzer.render.compositing_forward import _intra_op_threads
-
-    groups = [(int(g[0]), int(g[-1]) + 1) for g in torch.arange(c2w.shape[1]).tensor_split(workers)]
-    per_view_bg = background is not None and background.ndim == 3
-    inference = torch.is_inference_mode_enabled()
-
-    def run(group: tuple[int, int]) -> RenderOutput:
-        lo, hi = group
-        bg = background[:, lo:hi] if per_view_bg else background  # type: ignore[index]
-        # Grad and inference mode are per thread: carry the caller's over.
-        with torch.inference_mode(inference), torch.no_grad():
-            return rasterize(
-                means, quats, scales, opacities, colors, c2w[:, lo:hi], K[:, lo:hi], width,
-                height, background=bg, backend="torch", **options,
-            )  # fmt: skip
-
-    with _intra_op_threads(1), ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(run, groups))
-    return RenderOutput(
-        rgb=torch.cat([p.rgb for p in parts], 1),
-        alpha=torch.cat([p.alpha for p in parts], 1),
-        depth=torch.cat([p.depth for p in parts], 1),
-    )
