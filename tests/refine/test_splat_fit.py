@@ -188,3 +188,30 @@ def test_rasterize_sees_the_same_scene_as_render_views():
     K = K_NORM.expand(VIEWS, 4) * SIZE
     out = rasterize(**scene.to_render_args(), c2w=scene.c2w, K=K[None], width=SIZE, height=SIZE)
     torch.testing.assert_close(out.rgb[0].clamp(0, 1), _images(scene))
+
+
+@pytest.mark.parametrize("poisoned", ["quats", "opacities"])
+def test_a_non_finite_gradient_of_any_parameter_stops_the_fit(monkeypatch, poisoned: str):
+    """A NaN reaching a parameter the rasterizer validates (rotations, opacities) stops the fit
+    with the input scene kept, instead of failing the next render with a ValueError."""
+    import rayzer.render
+
+    real = rayzer.render.rasterize
+    calls = {"n": 0}
+
+    def poisoning(**kwargs):
+        x = kwargs[poisoned]
+        if x.requires_grad:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                x.register_hook(lambda g: torch.full_like(g, math.nan))
+        return real(**kwargs)
+
+    monkeypatch.setattr(rayzer.render, "rasterize", poisoning)
+    truth = _wall_scene(_cameras())
+    images = _images(truth)
+    start = _noisy_colours(truth)
+    result = fit_scene(images, start, config=SplatFitConfig(steps=6, levels=()))
+    assert calls["n"] == 3  # the step after the poisoned one never rendered
+    assert result.stopped is not None and "non-finite" in result.stopped
+    torch.testing.assert_close(result.scene.sh, start.sh)

@@ -307,13 +307,27 @@ def fit_scene(
             "colors": torch.cat((sh_dc, sh_rest), dim=1)[None],
         }
 
+    named = [
+        ("Gaussian's depth", log_depth),
+        ("Gaussian's scale", log_scale),
+        ("Gaussian's rotation", quat),
+        ("Gaussian's opacity", opa_logit),
+        ("Gaussian's colour", sh_dc),
+        ("Gaussian's colour", sh_rest),
+        ("camera's rotation", rotvec),
+        ("camera's translation", trans),
+        ("focal scale", log_f),
+    ]
+
     def guard(loss: Tensor) -> None:
         if not torch.isfinite(loss):
             raise _Diverged(f"the loss became {loss.item()}")
         with torch.no_grad():
-            for name, p in (("depth", log_depth), ("scale", log_scale), ("colour", sh_dc)):
+            # every parameter: a NaN in one the loss does not show yet (a rotation, an
+            # opacity) would fail the next render's input check instead of stopping the fit
+            for name, p in named:
                 if not torch.isfinite(p).all():
-                    raise _Diverged(f"a Gaussian's {name} became non-finite")
+                    raise _Diverged(f"a {name} became non-finite")
             z = (depth0 * torch.exp(log_depth)).reshape(-1)
             px = (torch.exp(log_scale).amax(-1) * fx_grid.expand(v, h, w).reshape(-1) / z).max()
             if float(px) > cfg.diverged_scale_px:
