@@ -140,3 +140,17 @@ def test_bad_fit_options_are_refused(cli, tiny_ckpt: Path, tmp_path: Path, helpe
     code, _, err = cli("infer", "--images", photos, "--out", tmp_path / "o2", "--fit-cameras")
     assert code != 0 and "--fit-cameras needs --fit" in err
     helpers.no_output(tmp_path / "out")
+
+
+def test_with_two_views_the_fit_says_there_is_no_left_out_view(
+    cli, erayzer_ckpt: Path, tmp_path: Path
+):
+    photos = _photos(tmp_path / "photos", views=2)
+    out = tmp_path / "out"
+    code, stdout, _ = cli(
+        "infer", "--images", photos, "--ckpt", erayzer_ckpt, "--out", out, "--fit", "2",
+        "--path-frames", "2", "--spiral-frames", "0", "--threads", "1", "--quiet",
+    )  # fmt: skip
+    assert code == 0, stdout
+    assert "held_out" not in json.loads((out / "summary.json").read_text())["fit"]
+    assert "None" not in stdout and "no left-out check (needs 3 views)" in stdout

@@ -83,9 +83,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0,
         metavar="STEPS",
         help="fit the model's 3D Gaussians to the input views through the rasterizer (STEPS "
-        "Adam steps, e.g. 100; E-RayZer, NAS3R), after --refine; kept only if a left-out "
-        "view's PSNR does not fall; gaussians.ply, renders, depth, points and the video then "
-        "come from the fitted scene; summary.json gets before/after figures",
+        "Adam steps, e.g. 100; E-RayZer, NAS3R), after --refine; with 3 or more views kept "
+        "only if a left-out view's PSNR does not fall; gaussians.ply, renders, depth, points "
+        "and the video then come from the fitted scene; summary.json gets before/after figures",
     )
     p.add_argument(
         "--fit-cameras",
@@ -144,11 +144,15 @@ def main(args: argparse.Namespace) -> None:
         f"{s['peak_memory_mb']['cpu_rss']} MB"
     )
     if "fit" in s:
-        fit, held = s["fit"], s["fit"].get("held_out", {})
+        fit, held = s["fit"], s["fit"].get("held_out")
+        left_out = (
+            f"left-out view {held['psnr_before']} -> {held['psnr_after']} dB"
+            if held
+            else "no left-out check (needs 3 views)"
+        )
         print(
             f"fit: input views {fit['train_psnr_before']} -> {fit['train_psnr_after']} dB, "
-            f"left-out view {held.get('psnr_before')} -> {held.get('psnr_after')} dB, "
-            f"{fit['total_seconds']} s; kept the {fit['scene']} scene"
+            f"{left_out}, {fit['total_seconds']} s; kept the {fit['scene']} scene"
             + (f" ({fit['stopped'] or fit['rejected']})" if fit["scene"] == "input" else "")
         )
 
