@@ -154,3 +154,29 @@ def test_with_two_views_the_fit_says_there_is_no_left_out_view(
     assert code == 0, stdout
     assert "held_out" not in json.loads((out / "summary.json").read_text())["fit"]
     assert "None" not in stdout and "no left-out check (needs 3 views)" in stdout
+
+
+def test_fitted_cameras_keep_the_canonical_view_at_the_identity(tmp_path: Path, monkeypatch):
+    """NAS3R's canonical view is view 0 (E-RayZer's the middle one): the camera fit holds that
+    view, so cameras.json's canonical camera is still the identity."""
+    import rayzer.refine.splat as splat
+
+    real = splat.held_out_fit_psnr
+
+    def kept(*args, **kwargs):
+        fig = real(*args, **kwargs)
+        fig.psnr_after = fig.psnr_before + 1.0  # this test is about the cameras written
+        return fig
+
+    monkeypatch.setattr(splat, "held_out_fit_psnr", kept)
+    _, module = _model("nas3r-tiny-cpu")
+    photos = _photos(tmp_path / "photos")
+    result = run_inference(photos, model=LoadedModel.from_module(module, SIZE),
+                           out=tmp_path / "out", path_frames=2, spiral_frames=0, fit=6,
+                           fit_cameras=True)  # fmt: skip
+    assert result.summary["fit"]["scene"] == "fitted"
+    cams = result.cameras
+    assert cams.canonical == 0
+    torch.testing.assert_close(cams.c2w[cams.canonical], torch.eye(4), atol=1e-5, rtol=0)
+    moved = (cams.c2w - cams.c2w[cams.canonical]).abs().amax(dim=(1, 2))
+    assert float(moved[1:].min()) > 0  # the other cameras were fitted

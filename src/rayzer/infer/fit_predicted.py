@@ -70,7 +70,7 @@ def fit_predicted_scene(
 ) -> tuple[Any, Cameras, dict[str, Any]]:
     """Fit the model's Gaussian ``scene`` of ``images`` (its input views, ``(V, 3, H, W)``) on
     the CPU with ``steps`` Adam steps (:class:`rayzer.refine.splat.SplatFitConfig` defaults),
-    the cameras too when ``fit_cameras``.
+    the cameras too when ``fit_cameras`` (the canonical view's held; the middle one if none).
 
     Returns:
         ``(scene, cameras, report)``: the fitted scene and cameras when kept, else the input
@@ -96,7 +96,11 @@ def fit_predicted_scene(
             return {}
         return {"on_step": lambda done, _n: progress(offset + done, total, name)}
 
-    result = fit_scene(images, cpu_scene, config=cfg, **render, **stage(0, FIT_STAGE))
+    # the canonical view holds the gauge: its camera stays the identity cameras.json says it is
+    anchor = cams.canonical
+    result = fit_scene(
+        images, cpu_scene, config=cfg, anchor=anchor, **render, **stage(0, FIT_STAGE)
+    )
     report: dict[str, Any] = {"steps": steps, "cameras_fitted": fit_cameras, **result.summary()}
     report["rejected"] = None
     if with_held_out:
