@@ -180,3 +180,29 @@ def test_fitted_cameras_keep_the_canonical_view_at_the_identity(tmp_path: Path, 
     torch.testing.assert_close(cams.c2w[cams.canonical], torch.eye(4), atol=1e-5, rtol=0)
     moved = (cams.c2w - cams.c2w[cams.canonical]).abs().amax(dim=(1, 2))
     assert float(moved[1:].min()) > 0  # the other cameras were fitted
+
+
+def test_a_stopped_leave_one_out_fit_does_not_vouch_for_the_fitted_scene(
+    tmp_path: Path, monkeypatch
+):
+    """When the fit of the other views stops, the held-out view's PSNR 'after' is its PSNR
+    'before' (nothing was fitted): no evidence for the fitted scene, so the model's is kept."""
+    import rayzer.refine.splat as splat
+
+    real = splat.held_out_fit_psnr
+
+    def stopped(*args, **kwargs):
+        fig = real(*args, **kwargs)
+        fig.result.stopped = "the Gaussian fit stopped: (test); the input scene is kept"
+        fig.psnr_after = fig.psnr_before
+        return fig
+
+    monkeypatch.setattr(splat, "held_out_fit_psnr", stopped)
+    _, module = _model("erayzer-tiny-cpu")
+    photos = _photos(tmp_path / "photos")
+    result = run_inference(photos, model=LoadedModel.from_module(module, SIZE),
+                           out=tmp_path / "out", path_frames=2, spiral_frames=0, fit=4)  # fmt: skip
+    report = result.summary["fit"]
+    assert report["stopped"] is None
+    assert report["scene"] == "input"
+    assert "(test)" in report["rejected"] and "leave-one-out" in report["rejected"]

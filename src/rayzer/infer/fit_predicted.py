@@ -2,8 +2,9 @@
 
 The one place where a prediction (a :class:`~rayzer.models.gaussians.GaussianScene` and its
 cameras) is handed to :func:`rayzer.refine.splat.fit_scene` and judged by the leave-one-out
-figure (:func:`rayzer.refine.splat.held_out_fit_psnr`): the fitted scene is kept only when the
-fit did not stop and the held-out view's PSNR did not fall.
+figure (:func:`rayzer.refine.splat.held_out_fit_psnr`): the fitted scene is kept only when
+neither fit (of all views, of all but the left-out one) stopped and the left-out view's PSNR did
+not fall.
 
 Conventions as in :mod:`rayzer.infer.predict`: images ``(V, 3, H, W)`` in [0, 1], cameras
 OpenCV camera-to-world ``(V, 4, 4)`` with pixel intrinsics ``(V, 4)``.
@@ -75,9 +76,9 @@ def fit_predicted_scene(
     Returns:
         ``(scene, cameras, report)``: the fitted scene and cameras when kept, else the input
         ones (``report["scene"]`` says which: ``"fitted"`` or ``"input"``, with ``stopped`` or
-        ``rejected`` saying why); the report has the input-view PSNR before/after, the
-        leave-one-out PSNR of view ``(V // 2 + 1) % V`` before/after (when ``held_out`` and
-        V >= 3) and the seconds.
+        ``rejected`` saying why: also when the fit without the left-out view stopped); the
+        report has the input-view PSNR before/after, the leave-one-out PSNR of view
+        ``(V // 2 + 1) % V`` before/after (when ``held_out`` and V >= 3) and the seconds.
     """
     from rayzer.refine.splat import SplatFitConfig, fit_scene, held_out_fit_psnr
 
@@ -112,7 +113,14 @@ def fit_predicted_scene(
         log.info(
             "fit: held-out view %d PSNR %.2f -> %.2f dB", view, fig.psnr_before, fig.psnr_after
         )
-        if result.stopped is None and not (
+        if result.stopped is None and fig.result.stopped is not None:
+            # nothing was fitted for the figure: 'after' is 'before', which vouches for nothing
+            report["rejected"] = (
+                f"the leave-one-out check could not be made ({fig.result.stopped} in the fit "
+                f"without view {view}); the model's scene is kept"
+            )
+            log.warning("fit: %s", report["rejected"])
+        elif result.stopped is None and not (
             math.isfinite(fig.psnr_after) and fig.psnr_after >= fig.psnr_before
         ):
             report["rejected"] = (
