@@ -167,3 +167,51 @@ def test_worker_errors_reach_the_caller():
     with torch.no_grad(), pytest.raises(RuntimeError):
         composite_forward(*bad, extents, W, H, 4, 1 << 12, 7, None, workers=2)
     assert torch.get_num_threads() == threads
+
+
+def test_concurrent_renders_restore_the_thread_count(monkeypatch):
+    """Threaded forward renders at once (as requests of a server would run them), each on a new
+    thread with the default workers: all give the one-thread images, and a thread started
+    afterwards still gets the process-wide intra-op count. Setting the count is made slow (a
+    sleep releases the GIL) so the renders interleave; a caller that restored a count it had
+    read while another render held it at 1 would leave 1 behind."""
+    import threading
+    import time
+
+    real_set = torch.set_num_threads
+
+    def slow_set(n: int) -> None:
+        real_set(n)
+        time.sleep(0.02)
+
+    args, extents, W, H = _inputs(seed=9, size=12)
+    knobs = (W, H, 4, 1 << 12, 7)
+    with torch.no_grad():
+        ref = composite_forward(*args, extents, *knobs, workers=1)
+    threads = torch.get_num_threads()
+    results: list = [None] * 4
+
+    def render(i: int) -> None:
+        with torch.no_grad():
+            results[i] = composite_forward(*args, extents, *knobs)
+
+    def count_in_new_thread() -> int:
+        seen: list[int] = []
+        fresh = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        fresh.start()
+        fresh.join()
+        return seen[0]
+
+    try:
+        real_set(2)
+        monkeypatch.setattr(torch, "set_num_threads", slow_set)
+        callers = [threading.Thread(target=render, args=(i,)) for i in range(4)]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join()
+        assert count_in_new_thread() == 2 and torch.get_num_threads() == 2
+    finally:
+        real_set(threads)
+    for f, a in results:
+        assert torch.equal(f, ref[0]) and torch.equal(a, ref[1])

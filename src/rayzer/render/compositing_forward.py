@@ -209,7 +209,15 @@ def composite_forward(
 @contextlib.contextmanager
 def _intra_op_threads(n: int) -> Iterator[None]:
     """PyTorch's intra-op thread count set to ``n`` inside (threads started inside take it), the
-    caller's restored after."""
+    calling thread's restored after.
+
+    The count is per thread once a thread has used it, but ``torch.set_num_threads`` also sets
+    the process-wide value that threads started later begin with; restoring the caller's count
+    puts that back too. With the default ``workers`` only a caller whose own count is above one
+    shares out its images, so concurrent renders (e.g. requests of ``rayzer serve``) each
+    restore a count above one, whatever their order. A thread that first uses PyTorch while a
+    render is running starts with one intra-op thread (slower, never wrong).
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
