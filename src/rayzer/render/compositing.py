@@ -460,27 +460,31 @@ def composite_torch(
         for key in ("intersections", "candidates", "pairs", "blocks", "blocks_used"):
             stats.setdefault(key, 0)
     inputs = (means2d, conics, opacities, features)
-    if not (torch.is_grad_enabled() and any(x.requires_grad for x in inputs)):
-        # No gradient wanted: the forward-only path (same image, less work and memory), its
-        # images shared among the intra-op threads (see composite_forward).
-        from rayzer.render.compositing_forward import composite_forward
+    # In the inputs' dtype under autocast too (as the models' fp32_geometry): bf16 matmuls
+    # would lose the positions' precision and could not be accumulated into the float32 image.
+    # Autocast is per thread: this also keeps the forward path's worker threads alike.
+    with torch.autocast(means2d.device.type, enabled=False):
+        if not (torch.is_grad_enabled() and any(x.requires_grad for x in inputs)):
+            # No gradient wanted: the forward-only path (same image, less work and memory), its
+            # images shared among the intra-op threads (see composite_forward).
+            from rayzer.render.compositing_forward import composite_forward
 
-        if chunk_elements is None:
-            chunk_elements = FORWARD_CHUNK_ELEMENTS
-        return composite_forward(
-            *inputs, depths, extents, width, height, tile_size, chunk_elements, k_block, stats
-        )
-    bins = bin_gaussians(means2d, extents, depths, width, height, tile_size)
-    if stats is not None:
-        stats["intersections"] += bins.gaussian.numel()
-    chunk_elements = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
-    coef = _tile_coefficients(bins, means2d, conics, opacities)
-    ones = features.new_ones(bins.gaussian.numel() + 1, 1)
-    feat = torch.cat((features.reshape(-1, C)[bins.gaussian], features.new_zeros(1, C)))
-    feat = torch.cat((feat, ones), dim=1)
-    chunks = _plan(bins, chunk_elements, k_block)
-    tiles = _CompositeTiles.apply(coef, feat, bins, chunks, width, height, stats)
-    return _untile(tiles, bins, width, height, C)
+            if chunk_elements is None:
+                chunk_elements = FORWARD_CHUNK_ELEMENTS
+            return composite_forward(
+                *inputs, depths, extents, width, height, tile_size, chunk_elements, k_block, stats
+            )
+        bins = bin_gaussians(means2d, extents, depths, width, height, tile_size)
+        if stats is not None:
+            stats["intersections"] += bins.gaussian.numel()
+        chunk_elements = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
+        coef = _tile_coefficients(bins, means2d, conics, opacities)
+        ones = features.new_ones(bins.gaussian.numel() + 1, 1)
+        feat = torch.cat((features.reshape(-1, C)[bins.gaussian], features.new_zeros(1, C)))
+        feat = torch.cat((feat, ones), dim=1)
+        chunks = _plan(bins, chunk_elements, k_block)
+        tiles = _CompositeTiles.apply(coef, feat, bins, chunks, width, height, stats)
+        return _untile(tiles, bins, width, height, C)
 
 
 def _untile(
