@@ -181,6 +181,14 @@ def test_bad_input_is_refused():
         fit_scene(images, scene, config=SplatFitConfig(steps=0))
     with pytest.raises(ValueError, match="at least 3 views"):
         held_out_fit_psnr(images[:2], subscene(scene, [0, 1]), 0)
+    with pytest.raises(ValueError, match="NaN"):
+        fit_scene(images.clone().index_fill_(0, torch.tensor([1]), math.nan), scene)
+    with pytest.raises(ValueError, match="anchor must be a view index"):
+        fit_scene(images, scene, anchor=VIEWS)
+    with pytest.raises(ValueError, match="views_per_step"):
+        fit_scene(images, scene, config=SplatFitConfig(views_per_step=0))
+    with pytest.raises(ValueError, match="view must be in"):
+        held_out_fit_psnr(images, scene, VIEWS)
 
 
 def test_rasterize_sees_the_same_scene_as_render_views():
