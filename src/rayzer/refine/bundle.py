@@ -204,8 +204,9 @@ def updated_cameras(
 ) -> tuple[Tensor, Tensor]:
     """The refinement's camera update: ``c2w @ [R(rotvec) | trans]`` (``(V, 4, 4)``, the update
     in each camera's own frame, rotation vectors ``(V, 3)`` in radians, translations ``(V, 3)``
-    in world units) and pixel ``K (V, 4)`` with ``fx, fy`` scaled by ``exp(log_focal)`` (one
-    shared scale; principal points kept; None: K unchanged). Differentiable in every input."""
+    in world units) and ``K (V, 4)`` (pixel or normalised) with ``fx, fy`` scaled by
+    ``exp(log_focal)`` (one shared scale; principal points kept; None: K unchanged).
+    Differentiable in every input."""
     new_c2w = c2w @ make_c2w(axis_angle_to_matrix(rotvec), trans)
     if log_focal is None:
         return new_c2w, K
