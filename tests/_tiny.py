@@ -3,6 +3,8 @@
 Imported as ``from _tiny import …`` (``tests/`` is on pytest's ``pythonpath``).
 """
 
+from pathlib import Path
+
 from rayzer.model_config import model_config
 
 #: dim 32, 1+1+1 layers, 8 latent tokens, patch 8 (the tiny-cpu preset's patch).
@@ -37,3 +39,21 @@ def tiny_data(image_size: int, span_start_max: int = 5) -> list[str]:
         f"data.span_start_max={span_start_max}",
         "data.span_end_max=8",
     ]
+
+
+def orbit_photos(folder: Path, size: int, views: int = 4) -> Path:
+    """``views`` PNG photos ``000.png`` … of a synthetic orbit clip at ``size`` px in ``folder``
+    (created): a scene with real parallax for inference tests."""
+    import numpy as np
+    from PIL import Image
+
+    from rayzer.data.synthetic.clip import SynthConfig, render_clip
+
+    clip = render_clip(
+        21, SynthConfig(family="orbit", frames=24, height=size, width=size), list(range(views))
+    )
+    folder.mkdir(parents=True)
+    for i, img in enumerate(clip.images):
+        array = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(array).save(folder / f"{i:03d}.png")
+    return folder

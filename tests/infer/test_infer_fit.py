@@ -10,11 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from _tiny import tiny_data
+from _tiny import orbit_photos, tiny_data
 from rayzer.config import load_config
-from rayzer.data.synthetic.clip import SynthConfig, render_clip
 from rayzer.infer.model import LoadedModel
 from rayzer.infer.pipeline import run_inference
 from rayzer.models import build_model
@@ -30,17 +28,6 @@ def _model(preset: str) -> tuple[object, torch.nn.Module]:
     return cfg, build_model(cfg.model).eval()
 
 
-def _photos(folder: Path, views: int = 4) -> Path:
-    clip = render_clip(
-        21, SynthConfig(family="orbit", frames=24, height=SIZE, width=SIZE), list(range(views))
-    )
-    folder.mkdir(parents=True)
-    for i, img in enumerate(clip.images):
-        array = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        Image.fromarray(array).save(folder / f"{i:03d}.png")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def erayzer_ckpt(tmp_path_factory) -> Path:
     cfg, model = _model("erayzer-tiny-cpu")
@@ -50,7 +37,7 @@ def erayzer_ckpt(tmp_path_factory) -> Path:
 def test_cli_fit_writes_the_figures_and_outputs_of_the_scene_it_keeps(
     cli, erayzer_ckpt: Path, tmp_path: Path
 ):
-    photos = _photos(tmp_path / "photos")
+    photos = orbit_photos(tmp_path / "photos", SIZE)
     out = tmp_path / "out"
     code, stdout, _ = cli(
         "infer", "--images", photos, "--ckpt", erayzer_ckpt, "--out", out, "--fit", "4",
@@ -89,7 +76,7 @@ def test_the_written_scene_is_the_one_the_held_out_figure_allows(
     monkeypatch.setattr(splat, "held_out_fit_psnr", judged)
     _, module = _model("erayzer-tiny-cpu")
     model = LoadedModel.from_module(module, SIZE)
-    photos = _photos(tmp_path / "photos")
+    photos = orbit_photos(tmp_path / "photos", SIZE)
     plain = run_inference(photos, model=model, out=tmp_path / "plain", path_frames=2,
                           spiral_frames=0)  # fmt: skip
     fitted = run_inference(photos, model=model, out=tmp_path / "fitted", path_frames=2,
@@ -145,7 +132,7 @@ def test_bad_fit_options_are_refused(cli, tiny_ckpt: Path, tmp_path: Path, helpe
 def test_with_two_views_the_fit_says_there_is_no_left_out_view(
     cli, erayzer_ckpt: Path, tmp_path: Path
 ):
-    photos = _photos(tmp_path / "photos", views=2)
+    photos = orbit_photos(tmp_path / "photos", SIZE, views=2)
     out = tmp_path / "out"
     code, stdout, _ = cli(
         "infer", "--images", photos, "--ckpt", erayzer_ckpt, "--out", out, "--fit", "2",
@@ -170,7 +157,7 @@ def test_fitted_cameras_keep_the_canonical_view_at_the_identity(tmp_path: Path, 
 
     monkeypatch.setattr(splat, "held_out_fit_psnr", kept)
     _, module = _model("nas3r-tiny-cpu")
-    photos = _photos(tmp_path / "photos")
+    photos = orbit_photos(tmp_path / "photos", SIZE)
     result = run_inference(photos, model=LoadedModel.from_module(module, SIZE),
                            out=tmp_path / "out", path_frames=2, spiral_frames=0, fit=6,
                            fit_cameras=True)  # fmt: skip
@@ -199,7 +186,7 @@ def test_a_stopped_leave_one_out_fit_does_not_vouch_for_the_fitted_scene(
 
     monkeypatch.setattr(splat, "held_out_fit_psnr", stopped)
     _, module = _model("erayzer-tiny-cpu")
-    photos = _photos(tmp_path / "photos")
+    photos = orbit_photos(tmp_path / "photos", SIZE)
     result = run_inference(photos, model=LoadedModel.from_module(module, SIZE),
                            out=tmp_path / "out", path_frames=2, spiral_frames=0, fit=4)  # fmt: skip
     report = result.summary["fit"]

@@ -9,13 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from _tiny import tiny_data
+from _tiny import orbit_photos, tiny_data
 from rayzer.config import load_config
 from rayzer.data.formats.nerfstudio import read_transforms
 from rayzer.data.scene_folder import read_scene_folder
-from rayzer.data.synthetic.clip import SynthConfig, render_clip
 from rayzer.geometry import axis_angle_to_matrix, make_c2w
 from rayzer.infer.model import LoadedModel
 from rayzer.infer.pipeline import run_inference
@@ -30,19 +28,8 @@ def _loaded(preset: str) -> LoadedModel:
     return LoadedModel.from_module(build_model(cfg.model).eval(), SIZE)
 
 
-def _orbit_photos(folder: Path, views: int = 4) -> Path:
-    clip = render_clip(
-        21, SynthConfig(family="orbit", frames=24, height=SIZE, width=SIZE), list(range(views))
-    )
-    folder.mkdir(parents=True)
-    for i, img in enumerate(clip.images):
-        array = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        Image.fromarray(array).save(folder / f"{i:03d}.png")
-    return folder
-
-
 def test_refine_writes_figures_and_the_cameras_it_keeps(tmp_path: Path):
-    photos = _orbit_photos(tmp_path / "photos")
+    photos = orbit_photos(tmp_path / "photos", SIZE)
     result = run_inference(
         photos,
         model=_loaded("erayzer-tiny-cpu"),
@@ -119,7 +106,7 @@ def test_refinement_gets_no_depth_where_the_render_is_nearly_transparent(
     monkeypatch.setattr(pipeline, "render_scene_depth_alpha", half_transparent)
     monkeypatch.setattr(rayzer.refine, "refine_with_report", fake_refine)
     run_inference(
-        _orbit_photos(tmp_path / "photos", views=3),
+        orbit_photos(tmp_path / "photos", SIZE, views=3),
         model=_loaded("erayzer-tiny-cpu"),
         out=tmp_path / "out",
         path_frames=0,
@@ -156,7 +143,7 @@ def _assert_written(out: Path, c2w: torch.Tensor, K: torch.Tensor) -> None:
 def _refined_run(tmp_path: Path):
     """``rayzer infer --refine 3`` of 3 orbit views with the tiny E-RayZer, no novel views."""
     return run_inference(
-        _orbit_photos(tmp_path / "photos", views=3),
+        orbit_photos(tmp_path / "photos", SIZE, views=3),
         model=_loaded("erayzer-tiny-cpu"),
         out=tmp_path / "out",
         path_frames=0,
