@@ -157,39 +157,44 @@ def rasterize(
     name = resolve_backend(backend, means.device)
     dtype = means.dtype
 
-    proj = project_gaussians(
-        means, quats, scales, c2w, K, width, height, opacities=opacities, near=near, far=far
-    )
-    if colors.ndim == 3:
-        rgb = colors[:, None].expand(B, V, N, 3)
-    else:
-        centres = c2w[:, :, :3, 3]  # (B, V, 3)
-        dirs = means[:, None] - centres[:, :, None]  # (B, V, N, 3)
-        rgb = sh_to_rgb(colors[:, None].expand(B, V, *colors.shape[1:]), dirs, sh_degree)
-    n_img = B * V
-    feats = torch.cat((rgb, proj.depths[..., None]), dim=-1).reshape(n_img, N, 4)
-    opac = opacities[:, None].expand(B, V, N).reshape(n_img, N)
-    m2d = proj.means2d.reshape(n_img, N, 2)
-    con = proj.conics.reshape(n_img, N, 3)
-    dep = proj.depths.reshape(n_img, N)
-    if name == "torch":
-        out, alpha = composite_torch(
-            m2d, con, opac, feats, dep, proj.extents.reshape(n_img, N, 2), width, height
+    # In the inputs' dtype under autocast too (as the models' fp32_geometry): a bf16 projection
+    # would move the footprints by pixels, and the compositing accumulates in the inputs' dtype.
+    with torch.autocast(means.device.type, enabled=False):
+        proj = project_gaussians(
+            means, quats, scales, c2w, K, width, height, opacities=opacities, near=near, far=far
         )
-    elif name == "reference":
-        visible = ((proj.depths > near) & (proj.depths < far)).reshape(n_img, N)
-        out, alpha = composite_reference(m2d, con, opac, feats, dep, visible, width, height)
-    else:
-        from rayzer.render.gsplat_backend import composite_gsplat
+        if colors.ndim == 3:
+            rgb = colors[:, None].expand(B, V, N, 3)
+        else:
+            centres = c2w[:, :, :3, 3]  # (B, V, 3)
+            dirs = means[:, None] - centres[:, :, None]  # (B, V, N, 3)
+            rgb = sh_to_rgb(colors[:, None].expand(B, V, *colors.shape[1:]), dirs, sh_degree)
+        n_img = B * V
+        feats = torch.cat((rgb, proj.depths[..., None]), dim=-1).reshape(n_img, N, 4)
+        opac = opacities[:, None].expand(B, V, N).reshape(n_img, N)
+        m2d = proj.means2d.reshape(n_img, N, 2)
+        con = proj.conics.reshape(n_img, N, 3)
+        dep = proj.depths.reshape(n_img, N)
+        if name == "torch":
+            out, alpha = composite_torch(
+                m2d, con, opac, feats, dep, proj.extents.reshape(n_img, N, 2), width, height
+            )
+        elif name == "reference":
+            visible = ((proj.depths > near) & (proj.depths < far)).reshape(n_img, N)
+            out, alpha = composite_reference(m2d, con, opac, feats, dep, visible, width, height)
+        else:
+            from rayzer.render.gsplat_backend import composite_gsplat
 
-        out, alpha = composite_gsplat(
-            m2d, con, opac, feats, dep, proj.radii.reshape(n_img, N, 2), width, height
-        )
-    bg = torch.zeros(3, dtype=dtype, device=means.device) if background is None else background
-    bg = bg.to(dtype).expand(B, V, 3).reshape(n_img, 1, 1, 3)
-    rgb_img = out[..., :3] + (1.0 - alpha) * bg
+            out, alpha = composite_gsplat(
+                m2d, con, opac, feats, dep, proj.radii.reshape(n_img, N, 2), width, height
+            )
+        bg = torch.zeros(3, dtype=dtype, device=means.device) if background is None else background
+        bg = bg.to(dtype).expand(B, V, 3).reshape(n_img, 1, 1, 3)
+        rgb_img = out[..., :3] + (1.0 - alpha) * bg
 
-    def chw(x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(B, V, height, width, x.shape[-1]).permute(0, 1, 4, 2, 3)  # B·V may be 0
+        def chw(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(B, V, height, width, x.shape[-1]).permute(
+                0, 1, 4, 2, 3
+            )  # B·V may be 0
 
-    return RenderOutput(rgb=chw(rgb_img), alpha=chw(alpha), depth=chw(out[..., 3:4]))
+        return RenderOutput(rgb=chw(rgb_img), alpha=chw(alpha), depth=chw(out[..., 3:4]))
