@@ -215,3 +215,15 @@ def test_concurrent_renders_restore_the_thread_count(monkeypatch):
         real_set(threads)
     for f, a in results:
         assert torch.equal(f, ref[0]) and torch.equal(a, ref[1])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stats_start_from_an_empty_dict(workers):
+    """``composite_forward`` called directly with ``stats={}`` fills the counts, as
+    ``composite_torch`` does (the group sums used to be added to keys that did not exist)."""
+    args, extents, W, H = _inputs(seed=4, size=8)
+    stats: dict[str, int] = {}
+    with torch.no_grad():
+        composite_forward(*args, extents, W, H, 4, 1 << 12, 7, stats, workers=workers)
+    assert set(stats) == {"intersections", "candidates", "pairs", "blocks", "blocks_used"}
+    assert stats["pairs"] > 0

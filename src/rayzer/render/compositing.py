@@ -52,6 +52,8 @@ K_BLOCK = 64  # Gaussians per block along a tile's list (finer early termination
 #: against 7.0-7.2 s at ``CHUNK_ELEMENTS`` (10.7 against 11.2-11.6 s with one); see
 #: docs/benchmarks/infer/README.md.
 FORWARD_CHUNK_ELEMENTS = 1 << 21
+#: The counts ``composite_torch(..., stats=...)`` fills (see its docstring).
+STATS_KEYS = ("intersections", "candidates", "pairs", "blocks", "blocks_used")
 ALPHA_MAX = 0.999
 T_MIN = 1e-4
 _LOG_ALPHA_MAX = math.log(ALPHA_MAX)
@@ -457,7 +459,7 @@ def composite_torch(
     tile_size = TILE_SIZE if tile_size is None else tile_size
     k_block = K_BLOCK if k_block is None else k_block
     if stats is not None:
-        for key in ("intersections", "candidates", "pairs", "blocks", "blocks_used"):
+        for key in STATS_KEYS:
             stats.setdefault(key, 0)
     inputs = (means2d, conics, opacities, features)
     # In the inputs' dtype under autocast too (as the models' fp32_geometry): bf16 matmuls

@@ -37,6 +37,7 @@ from rayzer.render.compositing import (
     _DEAD,
     _LOG_ALPHA_MAX,
     ALPHA_THRESHOLD,
+    STATS_KEYS,
     T_MIN,
     TileBins,
     _below,
@@ -177,6 +178,9 @@ def composite_forward(
     output equals the one-thread result exactly. Inputs and outputs as
     :func:`rayzer.render.compositing.composite_torch`; ``stats`` gets the sums over the groups.
     """
+    if stats is not None:  # the counts start at 0 (group sums are added to them)
+        for key in STATS_KEYS:
+            stats.setdefault(key, 0)
     n_img = means2d.shape[0]
     if workers is None:
         workers = torch.get_num_threads() if means2d.device.type == "cpu" else 1
