@@ -15,8 +15,8 @@ Example::
     api.run_inference(images="photos/", out="out/")   # everything `rayzer infer` does
 
 Conventions: images ``(V, 3, H, W)`` float in [0, 1]; cameras OpenCV camera-to-world and pixel
-intrinsics ``(fx, fy, cx, cy)`` (principal point from the image corner); the canonical (middle)
-view has the identity camera and the translation scale is arbitrary.
+intrinsics ``(fx, fy, cx, cy)`` (principal point from the image corner); the canonical view
+(``Cameras.canonical``: the middle one, or the first for NAS3R) has the identity camera and the translation scale is arbitrary.
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ def test_the_model_cameras_are_written_when_the_refinement_stops(tmp_path: Path,
         figures = {"psnr_before": 20.0, "psnr_after": 20.0, "valid_before": 0.9, "valid_after": 0.9}
         return RefineResult(c2w, K, depth, **figures, stopped=why)
 
-    def no_held_out(images, c2w, K, depth, view, *, config=None):
+    def no_held_out(images, c2w, K, depth, view, *, config=None, anchor=None):
         return HeldOutFigure(view, 20.0, 20.0, 0.9, 0.9, giving_up(images, c2w, K, depth))
 
     monkeypatch.setattr(report, "refine_cameras", giving_up)
@@ -212,7 +212,7 @@ def test_the_model_cameras_are_written_when_the_leave_one_out_psnr_falls(
         moved[:, :3, 3] += 0.1
         return RefineResult(moved, K * 1.05, depth, 25.09, 25.59, 0.9, 0.9)
 
-    def falling(images, c2w, K, depth, view, *, config=None):
+    def falling(images, c2w, K, depth, view, *, config=None, anchor=None):
         return HeldOutFigure(view, 23.468, 23.318, 0.9, 0.9, improving(images, c2w, K, depth))
 
     monkeypatch.setattr(report, "refine_cameras", improving)

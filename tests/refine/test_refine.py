@@ -202,3 +202,19 @@ def test_refine_with_report_gives_summary_figures(scene):
     assert c2w.shape == (4, 4, 4) and K.shape == (4, 4)
     with pytest.raises(ValueError, match="--refine"):
         refine_with_report(clip.images, pert, K_pert, clip.depth, 0)
+
+
+def test_infer_refinement_holds_the_models_canonical_view(scene):
+    """``rayzer infer --refine`` holds the model's canonical (identity) camera, e.g. NAS3R's
+    view 0, not the middle one: cameras.json's canonical view must stay the identity."""
+    from rayzer.infer.predict import Cameras
+    from rayzer.infer.refine_predicted import refine_predicted_cameras
+
+    clip, pert, K_pert = scene
+    views = slice(2, 6)
+    cams = Cameras(pert[views].clone(), K_pert[views].clone(), SIZE, SIZE, canonical=0)
+    images, depth = clip.images[views], clip.depth[views]
+    refined, report = refine_predicted_cameras(images, cams, depth, None, 12, held_out=False)
+    assert report["cameras"] == "refined", report
+    assert torch.equal(refined.c2w[0], pert[2])  # the canonical view is held ...
+    assert not torch.equal(refined.c2w[2], pert[4])  # ... and the middle one moves

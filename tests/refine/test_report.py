@@ -36,7 +36,7 @@ def refined_by(monkeypatch):
         return RefineResult(new_c2w, new_K, depth, 25.09, 25.59, 0.9, 0.9)
 
     def set_held_out(before: float, after: float) -> None:
-        def held_out(images, c2w, K, depth, view, *, config=None):
+        def held_out(images, c2w, K, depth, view, *, config=None, anchor=None):
             return HeldOutFigure(view, before, after, 0.9, 0.9, refine(images, c2w, K, depth))
 
         monkeypatch.setattr(report_module, "held_out_psnr", held_out)

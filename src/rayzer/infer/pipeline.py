@@ -70,8 +70,8 @@ log = logging.getLogger("rayzer.infer")
 
 DEFAULT_MAX_VIEWS = 24
 SCALE_NOTE = (
-    "Cameras are predicted from the images alone, relative to the canonical (middle) view, whose "
-    "camera is the identity; the global scale of the translations is arbitrary."
+    "Cameras are predicted from the images alone, relative to the canonical view (canonical_view: the "
+    "middle one, or the first for NAS3R), whose camera is the identity; the global scale of the translations is arbitrary."
 )
 
 

@@ -1,7 +1,8 @@
 """Inference on tensors: predict cameras, build the latent scene, render views at cameras.
 
 Shapes: one capture at a time, images ``(V, 3, H, W)`` float in [0, 1] in capture order (the
-middle view, ``V // 2``, is the canonical one: its camera is the identity). Cameras are OpenCV
+canonical view's camera is the identity: the middle one, ``V // 2``, or the first for NAS3R;
+``Cameras.canonical`` says which). Cameras are OpenCV
 camera-to-world ``(V, 4, 4)`` and PIXEL intrinsics ``(V, 4)`` of ``H × W`` images; they are
 normalised only when handed to the model.
 """
@@ -89,7 +90,8 @@ def predict_cameras(model: LoadedModel, images: Any) -> Cameras:
     """Predict the cameras of ``V >= 2`` views in capture order (see :func:`as_images`).
 
     Returns:
-        :class:`Cameras` on the CPU: canonical view ``V // 2`` = identity, one shared focal
+        :class:`Cameras` on the CPU: the canonical view (``Cameras.canonical``: ``V // 2`` for
+        RayZer and E-RayZer, 0 for NAS3R) = identity, one shared focal
         (``fx = fy`` in pixels) and the principal point at the image centre.
     """
     x = as_images(images, model).to(model.device)

@@ -72,8 +72,17 @@ def refine_predicted_cameras(
         if tuple(alpha.shape[-2:]) != hw:
             alpha = _resample(alpha, hw)
         depth = torch.where(alpha >= MIN_ALPHA, depth, torch.zeros_like(depth))
+    # the canonical view holds the gauge, so cameras.json's identity camera stays the identity
+    # (NAS3R's is view 0, the other models' the middle one)
     c2w, K, report = refine_with_report(
-        images.cpu(), cams.c2w, K, depth.cpu(), steps, held_out=held_out, progress=progress
+        images.cpu(),
+        cams.c2w,
+        K,
+        depth.cpu(),
+        steps,
+        held_out=held_out,
+        anchor=cams.canonical,
+        progress=progress,
     )
     return replace(cams, c2w=c2w, K=K, height=hw[0], width=hw[1]), report
 

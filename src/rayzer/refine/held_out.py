@@ -139,6 +139,7 @@ def held_out_psnr(
     view: int,
     *,
     config: RefineConfig | None = None,
+    anchor: int | None = None,
     on_step: StepCallback | None = None,
 ) -> HeldOutFigure:
     """Leave ``view`` out, refine the others (:func:`~rayzer.refine.refine_cameras`), and
@@ -146,7 +147,9 @@ def held_out_psnr(
     renders cover (module docstring). Needs V >= 3. Arguments as
     :func:`~rayzer.refine.refine_cameras`; ``on_step(done, total)`` follows its three
     refinements (the others', then the held-out camera's fit before and after) as one count of
-    ``3 × config.steps``."""
+    ``3 × config.steps``. ``anchor``: the view (an index of all ``V``) whose pose the others'
+    refinement holds, e.g. the model's canonical view (default: the middle one); when it is
+    ``view`` itself, the middle one of the others."""
     cfg = config or RefineConfig()
     v, _, h, w = images.shape
     if v < 3:
@@ -156,7 +159,10 @@ def held_out_psnr(
     images, c2w, K = (x.detach().float().clone() for x in (images, c2w, K))
     depth = _resize_depth(clean_depth(depth), h, w)
     others = [i for i in range(v) if i != view]
-    anchor = others.index(v // 2) if v // 2 in others else len(others) // 2
+    keep = v // 2 if anchor is None else anchor
+    if not 0 <= keep < v:
+        raise ValueError(f"anchor must be a view index in [0, {v}), got {anchor}")
+    anchor = others.index(keep) if keep in others else len(others) // 2
     phase = _phases(on_step, 3, cfg.steps)
     result = refine_cameras(
         images[others],

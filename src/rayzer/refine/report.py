@@ -41,6 +41,7 @@ def refine_with_report(
     steps: int,
     *,
     held_out: bool = True,
+    anchor: int | None = None,
     progress: ReportProgress | None = None,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Refine the cameras of ``images`` (V, 3, H, W) from ``c2w`` (V, 4, 4), pixel ``K`` (V, 4)
@@ -57,6 +58,9 @@ def refine_with_report(
         leave-one-out PSNRs are over the pixels both of its renders cover
         (``report["held_out"]["compared"]``); when there is none but the refined render still
         covers some of the view, the figure is None and cannot reject the refinement.
+
+    ``anchor``: the view whose pose is held (the model's canonical view; default the middle
+    one, as :func:`~rayzer.refine.refine_cameras`).
 
     ``progress``: see :data:`ReportProgress` (one refinement of ``steps`` iterations, three
     more for the leave-one-out figure).
@@ -84,7 +88,9 @@ def refine_with_report(
             return {}
         return {"on_step": lambda done, _n: progress(offset + done, total, name)}
 
-    result = refine_cameras(images, c2w, K, depth, config=cfg, **stage(0, REFINE_STAGE))
+    result = refine_cameras(
+        images, c2w, K, depth, config=cfg, anchor=anchor, **stage(0, REFINE_STAGE)
+    )
     report: dict[str, Any] = {"steps": steps, **result.summary()}
     report["reprojection_psnr_before"] = report.pop("psnr_before")
     report["reprojection_psnr_after"] = report.pop("psnr_after")
@@ -101,7 +107,7 @@ def refine_with_report(
         view = (v // 2 + 1) % v
         t1 = time.perf_counter()
         held = stage(steps, HELD_OUT_STAGE)
-        fig = held_out_psnr(images, c2w, K, depth, view, config=cfg, **held)
+        fig = held_out_psnr(images, c2w, K, depth, view, config=cfg, anchor=anchor, **held)
         report["held_out"] = {**fig.summary(), "seconds": round(time.perf_counter() - t1, 2)}
         log.info(
             "refine: held-out view %d PSNR %.2f -> %.2f dB", view, fig.psnr_before, fig.psnr_after
