@@ -261,7 +261,7 @@ def test_refine_predicted_cameras_rescales_to_the_refined_views(monkeypatch):
 
     seen = {}
 
-    def fake(images, c2w, K, depth, steps, *, held_out=True, progress=None):
+    def fake(images, c2w, K, depth, steps, *, held_out=True, anchor=None, progress=None):
         seen.update(images=images, K=K, depth=depth, steps=steps, held_out=held_out)
         return c2w + 1, K, {"cameras": "refined"}
 

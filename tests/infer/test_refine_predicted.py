@@ -18,7 +18,7 @@ def test_unknown_depth_does_not_blend_into_known_depth_when_upsampled(monkeypatc
     0.5 for a depth of 2 beside an unknown half, kept where the opacity passed MIN_ALPHA)."""
     seen = {}
 
-    def fake(images, c2w, K, depth, steps, *, held_out=True, progress=None):
+    def fake(images, c2w, K, depth, steps, *, held_out=True, anchor=None, progress=None):
         seen["depth"] = depth
         return c2w, K, {"cameras": "refined"}
 
