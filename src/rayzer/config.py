@@ -86,6 +86,11 @@ class DataConfig:
         overlap_lo_start, overlap_lo_end: the ``overlap`` schedule.
         flip_augment: mirror each sample left–right with probability 1/2 (images, intrinsics
             and cameras consistently; NAS3R's augmentation).
+        epipolar_matches: > 0: add label-free SIFT matches between every pair of a sample's
+            views, at most this many per pair (``epipolar_*`` keys, :mod:`rayzer.data.matches`;
+            for ``model.epipolar_loss_weight``; needs opencv); 0 (default): none.
+        epipolar_match_scale: match on a render / load this many times larger than the sample
+            (more keypoints at small sizes), coordinates scaled to the sample's size.
     """
 
     source: str = "synthetic"
@@ -110,6 +115,8 @@ class DataConfig:
     overlap_lo_start: float = 1.0
     overlap_lo_end: float = 0.5
     flip_augment: bool = False
+    epipolar_matches: int = 0
+    epipolar_match_scale: int = 2
 
     @property
     def num_views(self) -> int:
@@ -177,6 +184,11 @@ class DataConfig:
             raise ValueError(f"data.image_size must be >= 8, got {self.image_size}")
         if self.curriculum_steps < 0 or self.num_workers < 0:
             raise ValueError("data.curriculum_steps and data.num_workers must be >= 0")
+        if self.epipolar_matches < 0 or self.epipolar_match_scale < 1:
+            raise ValueError(
+                "data.epipolar_matches must be >= 0 and data.epipolar_match_scale >= 1, got "
+                f"{self.epipolar_matches} and {self.epipolar_match_scale}"
+            )
         size, steps = self.low_res_size, self.low_res_steps
         if min(size, steps) < 0 or (size == 0) != (steps == 0):
             raise ValueError(

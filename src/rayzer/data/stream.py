@@ -37,6 +37,9 @@ Each yielded item is a collated micro-batch dict (keys: :mod:`rayzer`), S = ``da
 - ``index`` (m, V) frame numbers in the clip; ``input_index`` (m, Vi) and ``target_index``
   (m, Vt) positions into the V views;
 - ``scene_scale`` (m,) the factor applied to translations (NaN when unposed);
+- with ``data.epipolar_matches`` = M > 0: ``epipolar_pairs`` (m, P, 2), ``epipolar_uv``
+  (m, P, M, 4), ``epipolar_valid`` (m, P, M), SIFT matches of every view pair (P = V(V−1)/2;
+  :class:`rayzer.data.matches.ViewMatches`), label-free;
 - provenance: ``source_index`` (m,) entry of ``data.source``, ``clip_id`` (m,) the clip in that
   source (:meth:`ClipSource.clip_id`: the seed of a synthetic clip, the scene number of a real
   one), ``clip_seed`` (m,) = ``clip_id`` (the name of the synthetic-only stream, kept).
@@ -190,8 +193,12 @@ class TrainStream(IterableDataset):
                 f"{source.describe(clip)}: loaded images of shape {tuple(data.images.shape)}, "
                 f"expected {(v, 3, size, size)}"
             )
-        if self.cfg.flip_augment and bool(torch.rand((), generator=gen) < 0.5):
+        flip = self.cfg.flip_augment and bool(torch.rand((), generator=gen) < 0.5)
+        if flip:
             data = flip_clip(data)
+        matches = {}
+        if self.cfg.epipolar_matches > 0:
+            matches = self._matches(source, clip, views.frames, size, flip, data.images)
         if data.c2w is not None:
             c2w, scale = normalize_scene_scale(data.c2w)
             K = data.K
@@ -212,7 +219,20 @@ class TrainStream(IterableDataset):
             "source_index": torch.tensor(s, dtype=torch.int64),
             "clip_id": clip_id,
             "clip_seed": clip_id,
+            **matches,
         }
+
+    def _matches(self, source, clip, frames, size, flip, images) -> dict[str, torch.Tensor]:
+        """``epipolar_*`` entries (:mod:`rayzer.data.matches`) of the sample's views, matched
+        on a ``data.epipolar_match_scale`` × larger load (mirrored like the sample)."""
+        from rayzer.data.matches import match_views  # needs opencv: only when asked for
+
+        scale = self.cfg.epipolar_match_scale
+        if scale > 1:
+            big = source.load(clip, frames, size * scale)
+            images = (flip_clip(big) if flip else big).images
+        found = match_views(images, self.cfg.epipolar_matches, out_size=(size, size))
+        return found.as_batch_entries()
 
     def _choose_views(
         self, source: ClipSource, step: int, gen: torch.Generator

@@ -50,6 +50,7 @@ from rayzer.models.base import (
     Capabilities,
     ModelOutput,
 )
+from rayzer.models.epipolar_loss import check_epipolar_loss_weight
 from rayzer.models.gaussians import (
     GaussianScene,
     PixelGaussianModel,
@@ -104,6 +105,9 @@ class ERayZerConfig(ModelConfig):
         background: RGB of the rendered background.
         warp_loss_weight: weight of an extra loss term, the photometric depth-warping error
             between the input views (:mod:`rayzer.models.warp_loss`); 0 (default): off.
+        epipolar_loss_weight: weight of an extra loss term, our addition: the epipolar error of
+            label-free SIFT matches under the predicted cameras (:mod:`rayzer.models.epipolar_loss`;
+            needs ``data.epipolar_matches > 0``); 0 (default, the paper's recipe): off.
         render_backend: :func:`rayzer.render.rasterize` backend ("auto": gsplat on CUDA when
             installed, the PyTorch tiled rasterizer otherwise).
         grad_checkpointing: recompute transformer blocks in the backward pass.
@@ -133,11 +137,13 @@ class ERayZerConfig(ModelConfig):
     pixel_color_skip: bool = True
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     warp_loss_weight: float = 0.0
+    epipolar_loss_weight: float = 0.0
     render_backend: str = "auto"
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         check_warp_loss_weight(self.warp_loss_weight)
+        check_epipolar_loss_weight(self.epipolar_loss_weight)
 
     @classmethod
     def paper(cls, **changes) -> ERayZerConfig:

@@ -29,6 +29,7 @@ from rayzer.geometry import (
 )
 from rayzer.geometry.intrinsics import denormalize_intrinsics
 from rayzer.models.base import CameraPrediction, ModelOutput, RayModel, Rendered
+from rayzer.models.epipolar_loss import batch_epipolar_loss
 from rayzer.models.losses import photometric_loss
 from rayzer.models.views import gather_views
 from rayzer.models.warp_loss import input_warp_loss
@@ -312,7 +313,10 @@ class PixelGaussianModel(RayModel):
         """MSE + λ·perceptual of the target renders (λ = ``perceptual.weight``, the recipe's
         ``train.perceptual_weight``; None: MSE only), plus ``cfg.warp_loss_weight`` × the
         depth-warping error between the input views (:func:`input_warp_loss`, logged as
-        ``"warp"``; weight 0, the default: not computed)."""
+        ``"warp"``; weight 0, the default: not computed), plus ``cfg.epipolar_loss_weight`` ×
+        the epipolar error of the batch's matches under the predicted cameras of all views
+        (:func:`rayzer.models.epipolar_loss.batch_epipolar_loss`, logged as ``"epipolar"``;
+        weight 0, the default: not computed)."""
         target = gather_views(batch["image"], output.target_index)
         terms = photometric_loss(output.rendered.rgb, target, perceptual)
         weight = float(getattr(self.cfg, "warp_loss_weight", 0.0))
@@ -326,4 +330,9 @@ class PixelGaussianModel(RayModel):
             )
             terms["warp"] = warp.detach()
             terms["loss"] = terms["loss"] + weight * warp
+        weight = float(getattr(self.cfg, "epipolar_loss_weight", 0.0))
+        if weight > 0 and output.cameras is not None:
+            epipolar = batch_epipolar_loss(batch, output.cameras.c2w, output.cameras.K_norm)
+            terms["epipolar"] = epipolar.detach()
+            terms["loss"] = terms["loss"] + weight * epipolar
         return terms
