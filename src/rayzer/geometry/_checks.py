@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 
@@ -26,3 +28,27 @@ def check_positive_int(value: int, name: str) -> int:
     if isinstance(value, bool) or int(value) != value or int(value) <= 0:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     return int(value)
+
+
+def broadcast_batch(*shapes: Sequence[int]) -> tuple[int, ...]:
+    """The broadcast of the batch ``shapes`` (NumPy rules, as ``torch.broadcast_shapes``).
+
+    Plain Python on purpose: ``torch.broadcast_shapes`` imports ``torch._refs``' symbolic-shape
+    machinery and sympy on its first call, 0.4 s of every ``rayzer infer`` start.
+
+    Raises:
+        ValueError: shapes that do not broadcast (both sizes differ and neither is 1).
+    """
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for shape in shapes:
+        for i, size in enumerate(shape, start=ndim - len(shape)):
+            if size == 1 or size == out[i]:
+                continue
+            if out[i] != 1:
+                raise ValueError(
+                    f"batch shapes {[tuple(s) for s in shapes]} do not broadcast (dim {i}: "
+                    f"{out[i]} vs {size})"
+                )
+            out[i] = size
+    return tuple(out)

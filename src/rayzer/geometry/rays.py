@@ -12,7 +12,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rayzer.geometry._checks import check_floating, check_positive_int, check_trailing
+from rayzer.geometry._checks import (
+    broadcast_batch,
+    check_floating,
+    check_positive_int,
+    check_trailing,
+)
 from rayzer.geometry.intrinsics import denormalize_intrinsics
 
 __all__ = [
@@ -80,7 +85,7 @@ def camera_rays(
         ``origins (..., H, W, 3)`` (the camera centre, expanded) and ``dirs (..., H, W, 3)``.
     """
     K_px = _prepare(c2w, K_px, height, width, normalized_intrinsics)
-    batch = torch.broadcast_shapes(c2w.shape[:-2], K_px.shape[:-1])
+    batch = broadcast_batch(c2w.shape[:-2], K_px.shape[:-1])
     c2w = c2w.expand(*batch, 4, 4)
     dirs_cam = _camera_directions(K_px.expand(*batch, 4), height, width)
     # One (HW, 3) @ (3, 3) product per camera, not one 3x3 product per pixel.

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from rayzer.geometry._checks import check_floating, check_trailing
+from rayzer.geometry._checks import broadcast_batch, check_floating, check_trailing
 
 __all__ = [
     "look_at",
@@ -27,7 +27,7 @@ def make_c2w(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Assemble ``[[R, t], [0, 0, 0, 1]]`` from ``R (..., 3, 3)`` and ``t (..., 3)`` (leading dims broadcast)."""
     check_trailing(R, "R", (3, 3))
     check_trailing(t, "t", (3,))
-    batch = torch.broadcast_shapes(R.shape[:-2], t.shape[:-1])
+    batch = broadcast_batch(R.shape[:-2], t.shape[:-1])
     R = R.expand(*batch, 3, 3)
     t = t.expand(*batch, 3)
     top = torch.cat((R, t[..., None]), dim=-1)
