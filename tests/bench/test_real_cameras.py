@@ -5,6 +5,7 @@ real on a shared real scene when present), the shared refinement entry point, an
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -320,3 +321,85 @@ def test_colmap_without_pycolmap_says_how_to_install(erayzer_ckpt, scenes, tmp_p
     assert code == 2 and "Traceback" not in err
     assert "--colmap: pycolmap is not installed" in err and "pip install 'rayzer[colmap]'" in err
     assert not out.exists()
+
+
+# -- a refinement that is not kept ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nas3r_ckpt(tmp_path_factory) -> Path:
+    return _checkpoint(tmp_path_factory.mktemp("nas3r"), "nas3r-tiny-cpu")
+
+
+@pytest.mark.parametrize(("model", "canonical"), [("erayzer", 2), ("nas3r", 0)])
+def test_rejected_refinement_is_scored_beside_the_kept_model_cameras(
+    model, canonical, erayzer_ckpt, nas3r_ckpt, scenes, tmp_path, monkeypatch
+):
+    """A stand-in refinement that reaches identity cameras and is rejected: the row keeps the
+    model's errors, ``not_kept`` holds the identity row's errors, the Markdown cell shows both,
+    and the bench holds the model's canonical camera as ``rayzer infer --refine`` does (NAS3R:
+    view 0, E-RayZer: the middle one)."""
+    import rayzer.refine
+
+    anchors = []
+
+    def rejected(images, c2w, K, depth, steps, *, held_out, anchor, progress, on_reached):
+        anchors.append(anchor)
+        v = c2w.shape[0]
+        on_reached(torch.eye(4).repeat(v, 1, 1), K)
+        report = {"steps": steps, "stopped": None, "rejected": "the leave-one-out PSNR fell"}
+        return c2w, K, {**report, "cameras": "input"}
+
+    monkeypatch.setattr(rayzer.refine, "refine_with_report", rejected)
+    ckpt = {"erayzer": erayzer_ckpt, "nas3r": nas3r_ckpt}[model]
+    out = tmp_path / "o"
+    code, _, err = _run(
+        "--ckpt", ckpt, "--data", scenes / "orbit10", "--windows", "spread", "--views", 4,
+        "--refine", 3, "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    assert anchors == [canonical]
+    result = json.loads((out / "real_cameras.json").read_text())
+    m = result["rows"][0]["methods"]
+    ref = m["model_refined"]
+    assert ref["cameras"] == "input"
+    assert ref["rot_err_deg_median"] == m["model"]["rot_err_deg_median"]
+    nk = ref["not_kept"]
+    assert nk["why"] == "rejected" and nk["status"] == "ok"
+    for key in ("rot_err_deg_median", "trans_dir_err_deg_median"):
+        assert nk[key] == pytest.approx(m["identity"][key], abs=1e-6)
+    label = f"rejected: {nk['rot_err_deg_median']:.2f} / {nk['trans_dir_err_deg_median']:.2f}"
+    assert f"input kept ({label})" in (out / "real_cameras.md").read_text()
+
+
+def test_not_kept_scores_and_labels():
+    """``_not_kept`` scores the cameras a refinement reached (``stopped`` when a guard fired)
+    and says when there are none or they are not finite; ``not_kept_label`` formats them."""
+    from rayzer.bench.real_cameras import _cell, _not_kept, not_kept_label
+
+    gt = torch.eye(4, dtype=torch.float64).repeat(3, 1, 1)
+    gt[:, 0, 3] = torch.tensor([0.0, 1.0, 2.0])  # along x
+    moved = gt.clone()
+    moved[:, :3, 3] = gt[:, [1, 0, 2], 3]  # the same steps along y: 90° off
+    nk = _not_kept({"stopped": "a camera rotated by 25.0° > 20°"}, moved.float(), gt)
+    assert nk["why"] == "stopped" and nk["status"] == "ok"
+    assert nk["rot_err_deg_median"] == pytest.approx(0.0, abs=1e-4)
+    assert nk["trans_dir_err_deg_median"] == pytest.approx(90.0, abs=1e-3)
+    assert not_kept_label({"not_kept": nk}) == "stopped: 0.00 / 90.00"
+    nan = _not_kept({"stopped": "the loss became nan"}, moved.float() * math.nan, gt)
+    assert not_kept_label({"not_kept": nan}) == "stopped: non-finite cameras"
+    none = _not_kept({"stopped": "no usable depth", "rejected": None}, None, gt)
+    assert not_kept_label({"not_kept": none}) == "stopped: no cameras"
+    assert _not_kept({"stopped": None, "rejected": "fell"}, gt.float(), gt)["why"] == "rejected"
+    assert not_kept_label({"cameras": "refined"}) == ""
+
+    kept = {
+        "status": "ok", "registered": 3, "rot_err_deg_median": 1.5,
+        "trans_dir_err_deg_median": 2.25, "auc": {"@10": 0.5, "@30": 0.75}, "seconds": 4.0,
+    }  # fmt: skip
+    assert _cell(kept, 3) == "1.50 / 2.25 · 0.50 / 0.75 · 4.0 s"
+    rejected = {**kept, "cameras": "input", "not_kept": nk}
+    assert (
+        _cell(rejected, 3)
+        == "1.50 / 2.25 · 0.50 / 0.75 · input kept (stopped: 0.00 / 90.00) · 4.0 s"
+    )

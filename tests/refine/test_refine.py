@@ -70,6 +70,8 @@ def test_refinement_recovers_perturbed_cameras(scene):
     assert result.psnr_after > result.psnr_before + 5.0
     summary = result.summary()
     assert summary["stopped"] is None and summary["iterations"] == len(result.history) > 0
+    # kept: what the refinement reached is what it returns
+    assert torch.equal(result.reached_c2w, result.c2w) and torch.equal(result.reached_K, result.K)
 
 
 def test_started_at_the_truth_the_cameras_stay(scene):
@@ -92,6 +94,13 @@ def test_divergence_keeps_the_input_cameras(scene, caplog):
     assert torch.equal(result.c2w, pert) and torch.equal(result.K, K_pert)
     assert result.psnr_after == result.psnr_before
     assert "input cameras are kept" in caplog.text
+    # where it was when the guard fired is reported (not returned): past the 0.5° limit
+    reached = result.reached_c2w
+    assert reached is not None and result.reached_K.shape == K_pert.shape
+    assert torch.equal(reached[4], pert[4])  # the anchor is held there too
+    rel = pert[:, :3, :3].transpose(-1, -2) @ reached[:, :3, :3]
+    cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
+    assert math.degrees(float(torch.acos(cos).max())) > 0.5
 
 
 def test_non_finite_loss_keeps_the_input_cameras(scene, monkeypatch):

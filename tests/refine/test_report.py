@@ -33,7 +33,9 @@ def refined_by(monkeypatch):
     new_K = K * 1.02
 
     def refine(images, c2w, K, depth, *, config=None, anchor=None, held=None):
-        return RefineResult(new_c2w, new_K, depth, 25.09, 25.59, 0.9, 0.9)
+        result = RefineResult(new_c2w, new_K, depth, 25.09, 25.59, 0.9, 0.9)
+        result.reached_c2w, result.reached_K = new_c2w, new_K
+        return result
 
     def set_held_out(before: float, after: float) -> None:
         def held_out(images, c2w, K, depth, view, *, config=None, anchor=None):
@@ -59,6 +61,22 @@ def test_a_falling_leave_one_out_psnr_keeps_the_input_cameras(refined_by, caplog
     assert "input cameras are kept" in report["rejected"]
     assert any("leave-one-out PSNR" in r.getMessage() for r in caplog.records)
     json.dumps(report, allow_nan=False)
+
+
+def test_on_reached_gets_the_rejected_refinements_cameras(refined_by):
+    """The rejected refinement's own cameras reach ``on_reached`` (so the benchmark can score
+    what the leave-one-out check threw away) while the input ones are returned."""
+    images, c2w, K, depth = _inputs()
+    new_c2w, new_K, set_held_out = refined_by
+    set_held_out(23.468, 23.318)
+    seen = []
+    got_c2w, _, report = refine_with_report(
+        images, c2w, K, depth, 5, on_reached=lambda a, b: seen.append((a, b))
+    )
+    assert report["cameras"] == "input" and torch.equal(got_c2w, c2w)
+    assert len(seen) == 1
+    torch.testing.assert_close(seen[0][0], new_c2w)
+    torch.testing.assert_close(seen[0][1], new_K)
 
 
 def test_a_rising_leave_one_out_psnr_keeps_the_refined_cameras(refined_by):
@@ -92,6 +110,9 @@ def test_no_usable_depth_keeps_the_input_cameras_instead_of_failing(caplog):
         assert "no pixel has a usable depth" in report["stopped"]
         assert "no pixel has a usable depth" in caplog.text
         json.dumps(report)
+    seen = []  # nothing ran, so nothing was reached
+    refine_with_report(images, c2w, K, depth * 0, 5, on_reached=lambda *a: seen.append(a))
+    assert seen == []
 
 
 def test_no_pixel_that_reprojects_has_no_psnr_instead_of_100_db():

@@ -15,8 +15,10 @@ A scene with fewer frames than ``--views`` gives one window of all its frames (s
   views fitted to its input, as ``rayzer eval`` fits them);
 * ``model_refined``: the model's cameras after test-time refinement on its own depth, exactly as
   ``rayzer infer --refine STEPS`` refines them (:func:`rayzer.infer.refine_predicted.
-  refine_predicted_cameras`, with its leave-one-out check), at ``--refine-size`` px; not
-  applicable to models without depth (RayZer);
+  refine_predicted_cameras`, with its leave-one-out check, holding the model's canonical
+  camera), at ``--refine-size`` px; when the refinement is rejected or stopped the model's
+  cameras are kept and scored, and what the refinement reached is scored beside them
+  (``not_kept``); not applicable to models without depth (RayZer);
 * ``pycolmap``: incremental SfM on the stored images of the same frames
   (:func:`rayzer.eval.colmap_reference.colmap_reference`), scored on the views it registered.
 
@@ -67,6 +69,10 @@ DEFINITIONS = {
     "refinement (with its leave-one-out check); pycolmap = extraction + matching + mapping",
     "model_refined.cameras": "'refined', or 'input' when the refinement stopped or its "
     "leave-one-out PSNR fell (then the model's cameras are kept, as rayzer infer does)",
+    "model_refined.not_kept": "when cameras is 'input': why ('rejected' by the leave-one-out "
+    "check or 'stopped' by a guard) and the pairwise errors of the cameras the refinement "
+    "itself reached (where it was when a guard stopped it); the row's own errors are those of "
+    "the kept (model's) cameras",
 }
 
 
@@ -268,10 +274,41 @@ def _refined(
     if size is not None and (size, size) != tuple(images.shape[-2:]):
         # the same photos fitted to the refinement size (the same square centre crop)
         views = load_views(scene, frames, (size, size))[0]
-    refined, report = refine_predicted_cameras(views, cams, depth, alpha, settings.refine_steps)
+    reached: list[Any] = []
+    refined, report = refine_predicted_cameras(
+        views, cams, depth, alpha, settings.refine_steps, on_reached=reached.append
+    )
     seconds = time.perf_counter() - t0
     extra = {"cameras": report["cameras"], "refine_size": list(views.shape[-2:]), "refine": report}
+    if report["cameras"] == "input":
+        extra["not_kept"] = _not_kept(report, reached[0].c2w if reached else None, gt)
     return _score(refined.c2w, gt, len(frames), seconds, **extra)
+
+
+def _not_kept(report: dict[str, Any], reached_c2w: Tensor | None, gt: Tensor) -> dict[str, Any]:
+    """What a refinement that was not kept reached, scored like the kept cameras: ``why``
+    (``rejected`` by the leave-one-out check or ``stopped`` by a guard) and the pairwise summary
+    of the cameras it reached (``status`` ``ok``), or ``status`` ``no cameras`` (no refinement
+    ran) / ``non-finite cameras`` (the loss diverged)."""
+    why = "stopped" if report.get("stopped") else "rejected"
+    if reached_c2w is None:
+        return {"why": why, "status": "no cameras"}
+    if not torch.isfinite(reached_c2w).all():
+        return {"why": why, "status": "non-finite cameras"}
+    err = relative_pose_errors(reached_c2w.detach().double(), gt.detach().double().cpu())
+    return {"why": why, "status": "ok", **pairwise_summary(err["rot_deg"], err["trans_deg"])}
+
+
+def not_kept_label(rec: dict[str, Any]) -> str:
+    """``rejected: 12.30 / 95.10`` (median rotation / translation-direction error of what the
+    refinement reached), or e.g. ``stopped: non-finite cameras``, for a refinement whose
+    cameras were not kept (``rec``: a ``model_refined`` record); ``""`` when they were kept."""
+    nk = rec.get("not_kept")
+    if nk is None:
+        return ""
+    if nk["status"] != "ok":
+        return f"{nk['why']}: {nk['status']}"
+    return f"{nk['why']}: {nk['rot_err_deg_median']:.2f} / {nk['trans_dir_err_deg_median']:.2f}"
 
 
 def _colmap(
@@ -505,8 +542,7 @@ def _cell(rec: dict[str, Any], num_views: int, *, show_time: bool = True) -> str
     if rec["registered"] != num_views:
         text += f" · {rec['registered']}/{num_views} reg."
     if rec.get("cameras") == "input":
-        why = "stopped" if rec["refine"].get("stopped") else "leave-one-out fell"
-        text += f" · input kept ({why})"
+        text += f" · input kept ({not_kept_label(rec)})"
     if show_time:
         text += f" · {rec['seconds']:.1f} s"
     return text
@@ -530,7 +566,10 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"Each cell: median relative rotation / translation-direction error (degrees) · "
         f"AUC@10 / AUC@30 · registered views when not all · seconds. Windows of "
         f"{result['views']} views; refinement {result['refine_steps']} iterations at "
-        f"{result['refine_size']} px; model input {result['image_size']} px.",
+        f'{result["refine_size"]} px; model input {result["image_size"]} px. "input kept '
+        f'(rejected: a / b)": the refinement was rejected by the leave-one-out check (or '
+        f"stopped by a guard), so the cell's errors are the model's; a / b are the rotation / "
+        f"translation-direction errors of the cameras the refinement reached.",
     ]
     for kind in result["windows"]:
         rows = [r for r in result["rows"] if r["window"] == kind]

@@ -31,6 +31,7 @@ def refine_predicted_cameras(
     *,
     held_out: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
+    on_reached: Callable[[Cameras], None] | None = None,
 ) -> tuple[Cameras, dict[str, Any]]:
     """Refine predicted cameras with ``steps`` iterations of photometric bundle adjustment.
 
@@ -50,6 +51,9 @@ def refine_predicted_cameras(
             (:func:`rayzer.refine.refine_with_report`).
         progress: ``(done, total, stage)`` as the refinement goes
             (:data:`rayzer.refine.report.ReportProgress`).
+        on_reached: called with the cameras (of ``H' × W'`` images) the refinement itself
+            reached, also when they are not kept (rejected or stopped), e.g. to score them; not
+            called when no refinement ran.
     Returns:
         ``(cameras of H' × W' images, report)``: the cameras to keep (the refined ones, or the
         input ones when the refinement stopped or was rejected; ``report["cameras"]`` says which)
@@ -72,6 +76,11 @@ def refine_predicted_cameras(
         if tuple(alpha.shape[-2:]) != hw:
             alpha = _resample(alpha, hw)
         depth = torch.where(alpha >= MIN_ALPHA, depth, torch.zeros_like(depth))
+    extra: dict[str, Any] = {}
+    if on_reached is not None:  # only when asked: stand-ins of refine_with_report need not take it
+        extra["on_reached"] = lambda c2w, K: on_reached(
+            replace(cams, c2w=c2w, K=K, height=hw[0], width=hw[1])
+        )
     # the canonical view holds the gauge, so cameras.json's identity camera stays the identity
     # (NAS3R's is view 0, the other models' the middle one)
     c2w, K, report = refine_with_report(
@@ -83,6 +92,7 @@ def refine_predicted_cameras(
         held_out=held_out,
         anchor=cams.canonical,
         progress=progress,
+        **extra,
     )
     return replace(cams, c2w=c2w, K=K, height=hw[0], width=hw[1]), report
 

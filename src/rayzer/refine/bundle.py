@@ -114,6 +114,10 @@ class RefineResult:
         seconds: wall-clock time.
         history: ``(iteration, level size, loss)`` per iteration.
         stopped: None, or why the refinement was abandoned (the input cameras are returned).
+        reached_c2w, reached_K: the cameras the refinement itself reached, kept or not: the
+            refined ones, or where the optimisation was when it stopped (for judging what a
+            stopped refinement would have given; may hold NaN when the loss became non-finite).
+            None only when no refinement ran.
     """
 
     c2w: Tensor
@@ -126,6 +130,8 @@ class RefineResult:
     seconds: float = 0.0
     history: list[tuple[int, int, float]] = field(default_factory=list)
     stopped: str | None = None
+    reached_c2w: Tensor | None = None
+    reached_K: Tensor | None = None
 
     def summary(self) -> dict[str, object]:
         """JSON-ready figures (for ``summary.json``; a PSNR with no pixel to compare is None)."""
@@ -398,6 +404,8 @@ def refine_cameras(
             run_level(level, lh, lw, n)
     except _Diverged as why:
         result.stopped = f"refinement stopped: {why}; the input cameras are kept"
+        with torch.no_grad():  # where it was when the guard fired (not returned, reported)
+            result.reached_c2w, result.reached_K = cameras(K)
 
     log.info("refine: %d iterations in %.1f s", progress["done"], time.perf_counter() - t0)
     if on_step is not None:
@@ -407,6 +415,7 @@ def refine_cameras(
             cams, Ks = cameras(K)
             new_depth = corrected(depth)
         psnr, valid = _figures(images, new_depth, cams, Ks, nb)
+        result.reached_c2w, result.reached_K = cams, Ks
         if not math.isfinite(psnr) or psnr < result.psnr_before:
             result.stopped = (
                 "refinement did not raise the reprojection PSNR "

@@ -43,6 +43,7 @@ def refine_with_report(
     held_out: bool = True,
     anchor: int | None = None,
     progress: ReportProgress | None = None,
+    on_reached: Callable[[Tensor, Tensor], None] | None = None,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Refine the cameras of ``images`` (V, 3, H, W) from ``c2w`` (V, 4, 4), pixel ``K`` (V, 4)
     and z-depth ``depth`` (V, h, w) with ``steps`` iterations.
@@ -64,6 +65,11 @@ def refine_with_report(
 
     ``progress``: see :data:`ReportProgress` (one refinement of ``steps`` iterations, three
     more for the leave-one-out figure).
+
+    ``on_reached(c2w, K)``: called once with the cameras the refinement itself reached
+    (:attr:`~rayzer.refine.RefineResult.reached_c2w`), whether they are kept or not, e.g. to
+    score what a rejected or stopped refinement would have given; not called when no refinement
+    ran (no usable depth).
     """
     if steps < 1:
         raise ValueError(f"--refine: the number of steps must be >= 1, got {steps}")
@@ -91,6 +97,8 @@ def refine_with_report(
     result = refine_cameras(
         images, c2w, K, depth, config=cfg, anchor=anchor, **stage(0, REFINE_STAGE)
     )
+    if on_reached is not None and result.reached_c2w is not None:
+        on_reached(result.reached_c2w.detach().clone(), result.reached_K.detach().clone())
     report: dict[str, Any] = {"steps": steps, **result.summary()}
     report["reprojection_psnr_before"] = report.pop("psnr_before")
     report["reprojection_psnr_after"] = report.pop("psnr_after")
