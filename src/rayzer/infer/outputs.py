@@ -249,6 +249,7 @@ def plot_cameras(
     import matplotlib
     from matplotlib.figure import Figure
     from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3-D projection)
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
     c2w = cameras.c2w.double().numpy()
     centres = c2w[:, :3, 3]
@@ -268,14 +269,18 @@ def plot_cameras(
     ax = fig.add_subplot(projection="3d")
     cmap = matplotlib.colormaps["viridis"]
     canonical = cameras.canonical
+    # All frustum edges in one collection: one artist instead of 5 per camera (the first plot of
+    # a process took 0.28 CPU-s with per-edge lines and tight_layout, 0.11 with this).
+    segments, colors, widths = [], [], []
     for i in range(V):
         color = "red" if i == canonical else cmap(i / max(V - 1, 1))
         apex = view(c2w[i, :3, 3])
         pts = view(corners_cam @ c2w[i, :3, :3].T + c2w[i, :3, 3])
-        for p in pts:
-            ax.plot(*zip(apex, p), color=color, linewidth=1.0)
-        loop = np.vstack((pts, pts[:1]))
-        ax.plot(loop[:, 0], loop[:, 1], loop[:, 2], color=color, linewidth=1.5)
+        segments += [(apex, p) for p in pts]  # apex to image corners
+        segments += [(pts[k], pts[(k + 1) % 4]) for k in range(4)]  # the image rectangle
+        colors += [color] * 8
+        widths += [1.0] * 4 + [1.5] * 4
+    ax.add_collection3d(Line3DCollection(segments, colors=colors, linewidths=widths))
     for cams, style in zip(novel, ("--", ":")):
         p = view(cams.c2w[:, :3, 3].double().numpy())
         ax.plot(p[:, 0], p[:, 1], p[:, 2], style, color="gray", linewidth=1.0)
@@ -285,5 +290,6 @@ def plot_cameras(
     ax.set_ylabel("z (forward)")
     ax.set_zlabel("-y (up)")
     ax.set_title(title or f"{V} predicted cameras (red: canonical)")
-    fig.tight_layout()
+    # The margins tight_layout finds for this figure, fixed: it draws the figure once more.
+    fig.subplots_adjust(left=0.0, right=0.93, bottom=0.03, top=0.95)
     fig.savefig(path)
