@@ -289,6 +289,7 @@ def test_refine_predicted_cameras_rescales_to_the_refined_views(monkeypatch):
         (["--views", 1], "--views must be >= 2"),
         (["--refine", -1], "--refine must be >= 0"),
         (["--refine-size", 4], "--refine-size must be >= 8"),
+        (["--fit", -1], "--fit must be >= 0"),
         (["--consecutive-windows", 0], "--consecutive-windows must be >= 1"),
         (["--windows", "random"], "--windows must be"),
         (["--scenes", "nope"], "no scene 'nope'"),
@@ -403,3 +404,60 @@ def test_not_kept_scores_and_labels():
         _cell(rejected, 3)
         == "1.50 / 2.25 · 0.50 / 0.75 · input kept (stopped: 0.00 / 90.00) · 4.0 s"
     )
+
+
+# -- the Gaussian + camera fit ------------------------------------------------------------------
+
+
+def test_fit_column_on_consecutive_windows_only(erayzer_ckpt, scenes, tmp_path):
+    """--fit STEPS: the fit (as rayzer infer --fit STEPS --fit-cameras) is scored on the
+    consecutive windows, n/a on the spread one, and gets its own column and pooled rows."""
+    out = tmp_path / "o"
+    code, _, err = _run(
+        "--ckpt", erayzer_ckpt, "--data", scenes / "orbit10", "--views", 4,
+        "--consecutive-windows", 1, "--refine", 0, "--fit", 2, "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads((out / "real_cameras.json").read_text())
+    assert result["fit_steps"] == 2 and result["methods"][3] == "model_fit"
+    consecutive, spread = result["rows"]
+    fit = consecutive["methods"]["model_fit"]
+    assert fit["status"] == "ok" and fit["registered"] == 4 and fit["num_pairs"] == 6
+    assert fit["cameras"] in ("fitted", "input") and fit["fit"]["steps"] == 2
+    assert fit["fit"]["cameras_fitted"] is True
+    assert fit["fit"]["scene"] == ("fitted" if fit["cameras"] == "fitted" else "input")
+    assert fit["seconds"] >= consecutive["methods"]["model"]["seconds"]
+    assert spread["methods"]["model_fit"] == {
+        "status": "n/a",
+        "reason": "consecutive windows only",
+        "registered": 0,
+    }
+    assert result["summary"]["consecutive"]["model_fit"]["windows"] == 1
+    assert result["summary"]["spread"]["model_fit"]["status"] == "n/a"
+    md = (out / "real_cameras.md").read_text()
+    assert "| model + Gaussian fit | pycolmap |" in md and "Gaussian + camera fit: 2 steps" in md
+
+
+def test_fit_is_na_for_a_model_without_gaussians(rayzer_ckpt, scenes, tmp_path):
+    code, _, err = _run(
+        "--ckpt", rayzer_ckpt, "--data", scenes / "orbit10", "--windows", "consecutive",
+        "--consecutive-windows", 1, "--views", 3, "--fit", 2, "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads((tmp_path / "o" / "real_cameras.json").read_text())
+    fit = result["rows"][0]["methods"]["model_fit"]
+    assert fit["status"] == "n/a" and "no 3D Gaussians" in fit["reason"]
+
+
+def test_fit_not_kept_says_why():
+    from rayzer.bench.real_cameras import _cell
+
+    rec = {
+        "status": "ok", "registered": 3, "rot_err_deg_median": 1.5,
+        "trans_dir_err_deg_median": 2.25, "auc": {"@10": 0.5, "@30": 0.75}, "seconds": 4.0,
+        "cameras": "input",
+    }  # fmt: skip
+    stopped = {**rec, "fit": {"stopped": "a Gaussian grew beyond 64 px", "rejected": None}}
+    assert "input kept (stopped)" in _cell(stopped, 3)
+    rejected = {**rec, "fit": {"stopped": None, "rejected": "the leave-one-out PSNR fell"}}
+    assert "input kept (rejected)" in _cell(rejected, 3)

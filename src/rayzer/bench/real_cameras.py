@@ -19,6 +19,11 @@ A scene with fewer frames than ``--views`` gives one window of all its frames (s
   camera), at ``--refine-size`` px; when the refinement is rejected or stopped the model's
   cameras are kept and scored, and what the refinement reached is scored beside them
   (``not_kept``); not applicable to models without depth (RayZer);
+* ``model_fit`` (only with ``--fit STEPS``, on the consecutive windows only): the model's
+  Gaussian scene and cameras fitted to the window's views at the model's input size, as
+  ``rayzer infer --fit STEPS --fit-cameras`` fits them (:func:`rayzer.infer.fit_predicted.
+  fit_predicted_scene`, with its leave-one-out check; the model's cameras are kept when it
+  rejects the fit); not applicable to models without Gaussians (RayZer);
 * ``pycolmap``: incremental SfM on the stored images of the same frames
   (:func:`rayzer.eval.colmap_reference.colmap_reference`), scored on the views it registered.
 
@@ -53,6 +58,8 @@ log = logging.getLogger("rayzer.bench.real_cameras")
 
 WINDOW_KINDS = ("consecutive", "spread")
 METHODS = ("identity", "model", "model_refined", "pycolmap")
+#: The methods with ``--fit STEPS`` (the fit's column before pycolmap's).
+METHODS_WITH_FIT = ("identity", "model", "model_refined", "model_fit", "pycolmap")
 
 DEFINITIONS = {
     "consecutive": "windows of --views consecutive frames in capture order; with "
@@ -69,6 +76,9 @@ DEFINITIONS = {
     "refinement (with its leave-one-out check); pycolmap = extraction + matching + mapping",
     "model_refined.cameras": "'refined', or 'input' when the refinement stopped or its "
     "leave-one-out PSNR fell (then the model's cameras are kept, as rayzer infer does)",
+    "model_fit": "with --fit STEPS, consecutive windows only: the model's Gaussians and cameras "
+    "fitted to the window's views at the model's input size (rayzer infer --fit STEPS "
+    "--fit-cameras, with its leave-one-out check); seconds = camera pass + scene + both fits",
     "model_refined.not_kept": "when cameras is 'input': why ('rejected' by the leave-one-out "
     "check or 'stopped' by a guard) and the pairwise errors of the cameras the refinement "
     "itself reached (where it was when a guard stopped it); the row's own errors are those of "
@@ -182,12 +192,19 @@ class BenchSettings:
         refine_size: square side of the views the refinement runs on (None: the model's input).
         colmap: run pycolmap on each window.
         threads: CPU threads of pycolmap.
+        fit_steps: steps of the Gaussian + camera fit on the consecutive windows (0: none).
     """
 
     refine_steps: int = 150
     refine_size: int | None = None
     colmap: bool = False
     threads: int = 1
+    fit_steps: int = 0
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods scored on each window (:data:`METHODS`, or with the fit)."""
+        return METHODS_WITH_FIT if self.fit_steps else METHODS
 
 
 def evaluate_window(
@@ -196,17 +213,22 @@ def evaluate_window(
     frames: Sequence[int],
     settings: BenchSettings,
     workdir: Path,
+    *,
+    fit: bool = False,
 ) -> tuple[dict[str, Any], dict[str, _Scored]]:
-    """Score the four methods (module docstring) on ``frames`` of a posed ``scene``.
+    """Score the methods (module docstring, ``settings.methods``) on ``frames`` of a posed
+    ``scene``.
 
     Args:
         model: a :class:`rayzer.infer.model.LoadedModel`.
         scene: a posed :class:`rayzer.eval.eval_data.SceneEntry`.
         frames: positions in the scene's frame list, in capture order.
         workdir: scratch folder of pycolmap (created; the caller deletes it).
+        fit: run the fit on this window (``settings.fit_steps`` > 0 and a consecutive window);
+            otherwise ``model_fit`` is n/a.
     Returns:
-        ``(row, scored)``: the JSON row (``methods`` keyed by :data:`METHODS`) and each method's
-        raw pair errors.
+        ``(row, scored)``: the JSON row (``methods`` keyed by ``settings.methods``) and each
+        method's raw pair errors.
     """
     from rayzer.data.images import output_size
     from rayzer.eval.eval_data import load_views
@@ -236,6 +258,9 @@ def evaluate_window(
             model_s + scored["model_refined"].record["seconds"], 2
         )
 
+    if settings.fit_steps:
+        scored["model_fit"] = _fit_or_not(model, images, cams, gt, settings, fit, model_s)
+
     if settings.colmap:
         paths = [scene.path / f for f in files]
         scored["pycolmap"] = _colmap(paths, cams.c2w, gt, settings.threads, workdir)
@@ -246,7 +271,7 @@ def evaluate_window(
         "scene": scene.name,
         "frames": list(frames),
         "num_views": v,
-        "methods": {name: scored[name].record for name in METHODS},
+        "methods": {name: scored[name].record for name in settings.methods},
     }
     return row, scored
 
@@ -283,6 +308,42 @@ def _refined(
     if report["cameras"] == "input":
         extra["not_kept"] = _not_kept(report, reached[0].c2w if reached else None, gt)
     return _score(refined.c2w, gt, len(frames), seconds, **extra)
+
+
+def _fit_or_not(
+    model: Any,
+    images: Tensor,
+    cams: Any,
+    gt: Tensor,
+    settings: BenchSettings,
+    fit: bool,
+    model_s: float,
+) -> _Scored:
+    """``model_fit`` of one window: the fit scored, or n/a (a spread window, no Gaussians)."""
+    v = images.shape[0]
+    if not model.model.capabilities.outputs_gaussians:
+        reason = f"not applicable: the {model.model.name} model has no 3D Gaussians to fit"
+        return _not_scored("n/a", reason, v)
+    if not fit:
+        return _not_scored("n/a", "consecutive windows only", v)
+    scored = _fitted(model, images, cams, gt, settings.fit_steps)
+    scored.record["seconds"] = round(model_s + scored.record["seconds"], 2)
+    return scored
+
+
+def _fitted(model: Any, images: Tensor, cams: Any, gt: Tensor, steps: int) -> _Scored:
+    """The model's scene and cameras fitted as ``rayzer infer --fit STEPS --fit-cameras`` fits
+    them, scored; seconds of the scene and both fits (the camera pass is added by the caller)."""
+    from rayzer.infer.fit_predicted import fit_predicted_scene
+    from rayzer.infer.predict import build_scene
+
+    t0 = time.perf_counter()
+    scene = build_scene(model, images, cams)
+    _, fitted, report = fit_predicted_scene(model, images, scene, cams, steps, fit_cameras=True)
+    seconds = time.perf_counter() - t0
+    kept = report["scene"] == "fitted"
+    extra = {"cameras": "fitted" if kept else "input", "fit": report}
+    return _score(fitted.c2w, gt, images.shape[0], seconds, **extra)
 
 
 def _not_kept(report: dict[str, Any], reached_c2w: Tensor | None, gt: Tensor) -> dict[str, Any]:
@@ -419,17 +480,23 @@ def run_bench(
     model = load_model(ckpt, device)
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    pooled: dict[str, dict[str, list[_Scored]]] = {k: {m: [] for m in METHODS} for k in kinds}
+    methods = settings.methods
+    pooled: dict[str, dict[str, list[_Scored]]] = {k: {m: [] for m in methods} for k in kinds}
     with tempfile.TemporaryDirectory(prefix="rayzer-real-cameras-") as work:
         for i, (entry, kind, frames) in enumerate(plan):
             row, scored = evaluate_window(
-                model, entry, frames, settings, Path(work) / f"window_{i:03d}"
+                model,
+                entry,
+                frames,
+                settings,
+                Path(work) / f"window_{i:03d}",
+                fit=kind == "consecutive",
             )
             row = {"window": kind, **row}
             if len(frames) < views:
                 row["note"] = f"the scene has {entry.num_frames} frames < {views}: all of them"
             rows.append(row)
-            for name in METHODS:
+            for name in methods:
                 pooled[kind][name].append(scored[name])
             log.info("[%d/%d] %s", i + 1, len(plan), _progress_line(row))
     return {
@@ -446,8 +513,10 @@ def run_bench(
         "refine_steps": settings.refine_steps,
         "refine_size": settings.refine_size or model.image_size,
         "colmap": settings.colmap,
+        "fit_steps": settings.fit_steps,
+        "methods": list(methods),
         "rows": rows,
-        "summary": {k: {m: _pool(pooled[k][m]) for m in METHODS} for k in kinds},
+        "summary": {k: {m: _pool(pooled[k][m]) for m in methods} for k in kinds},
         "skipped": skipped,
         "definitions": DEFINITIONS,
         "wall_time_s": round(time.perf_counter() - t0, 1),
@@ -462,6 +531,8 @@ def _check_counts(views: int, consecutive_windows: int, settings: BenchSettings)
         raise ValueError(f"--consecutive-windows must be >= 1, got {consecutive_windows}")
     if settings.refine_steps < 0:
         raise ValueError(f"--refine must be >= 0 (0: no refinement), got {settings.refine_steps}")
+    if settings.fit_steps < 0:
+        raise ValueError(f"--fit must be >= 0 (0: no fit), got {settings.fit_steps}")
     if settings.refine_size is not None and settings.refine_size < 8:
         raise ValueError(f"--refine-size must be >= 8 px, got {settings.refine_size}")
     if settings.colmap:
@@ -515,6 +586,7 @@ _TITLES = {
     "identity": "identity",
     "model": "model",
     "model_refined": "model + refinement",
+    "model_fit": "model + Gaussian fit",
     "pycolmap": "pycolmap",
 }
 
@@ -542,23 +614,32 @@ def _cell(rec: dict[str, Any], num_views: int, *, show_time: bool = True) -> str
     if rec["registered"] != num_views:
         text += f" · {rec['registered']}/{num_views} reg."
     if rec.get("cameras") == "input":
-        text += f" · input kept ({not_kept_label(rec)})"
+        text += f" · input kept ({not_kept_label(rec) or _fit_not_kept(rec)})"
     if show_time:
         text += f" · {rec['seconds']:.1f} s"
     return text
 
 
+def _fit_not_kept(rec: dict[str, Any]) -> str:
+    """Why a fit's cameras were not kept: ``stopped`` or ``rejected`` (no errors of the fitted
+    cameras: :func:`rayzer.infer.fit_predicted.fit_predicted_scene` does not return them)."""
+    fit = rec.get("fit") or {}
+    return "stopped" if fit.get("stopped") else "rejected"
+
+
 def _progress_line(row: dict[str, Any]) -> str:
     m = row["methods"]
     parts = [f"{row['scene']} {row['window']} {_frames_label(row['frames'])}:"]
-    for name in ("model", "model_refined", "pycolmap"):
-        if m[name]["status"] != "n/a":
+    for name in ("model", "model_refined", "model_fit", "pycolmap"):
+        if name in m and m[name]["status"] != "n/a":
             parts.append(f"{_TITLES[name]} {_cell(m[name], row['num_views'])};")
     return " ".join(parts).rstrip(";")
 
 
 def to_markdown(result: dict[str, Any]) -> str:
     """Per-window tables (one per window kind) and the pooled summary."""
+    methods = result.get("methods", METHODS)  # results of runs before --fit have no "methods"
+    fit = f" Gaussian + camera fit: {result['fit_steps']} steps." if result.get("fit_steps") else ""
     lines = [
         f"# Camera accuracy on posed real scenes: {result['model']} "
         f"({result['checkpoint']}, step {result['step']})",
@@ -569,18 +650,18 @@ def to_markdown(result: dict[str, Any]) -> str:
         f'{result["refine_size"]} px; model input {result["image_size"]} px. "input kept '
         f'(rejected: a / b)": the refinement was rejected by the leave-one-out check (or '
         f"stopped by a guard), so the cell's errors are the model's; a / b are the rotation / "
-        f"translation-direction errors of the cameras the refinement reached.",
+        f"translation-direction errors of the cameras the refinement reached.{fit}",
     ]
     for kind in result["windows"]:
         rows = [r for r in result["rows"] if r["window"] == kind]
         lines += ["", f"## {kind} windows", ""]
         lines += [
-            "| scene | frames | " + " | ".join(_TITLES[m] for m in METHODS) + " |",
-            "|---|---|" + "---|" * len(METHODS),
+            "| scene | frames | " + " | ".join(_TITLES[m] for m in methods) + " |",
+            "|---|---|" + "---|" * len(methods),
         ]
         for r in rows:
             cells = [
-                _cell(r["methods"][m], r["num_views"], show_time=m != "identity") for m in METHODS
+                _cell(r["methods"][m], r["num_views"], show_time=m != "identity") for m in methods
             ]
             label = _frames_label(r["frames"]) + (" (all)" if r.get("note") else "")
             lines.append(f"| {r['scene']} | {label} | " + " | ".join(cells) + " |")
@@ -593,7 +674,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for kind in result["windows"]:
-        for m in METHODS:
+        for m in methods:
             s = result["summary"][kind][m]
             if s["status"] == "n/a":
                 lines.append(f"| {kind} | {_TITLES[m]} | n/a: {s['reason']} | | | | | | |")
@@ -652,6 +733,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--refine-size", type=int, help="square side of the refined views (default: model input)"
     )
     p.add_argument("--colmap", action="store_true", help="pycolmap on the same frames")
+    p.add_argument(
+        "--fit",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also the Gaussian + camera fit of rayzer infer --fit STEPS --fit-cameras, on the "
+        "consecutive windows only (default 0: none; models with Gaussians only)",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch and pycolmap")
     p.add_argument("--out", type=Path, help="folder for real_cameras.json / real_cameras.md")
@@ -670,6 +759,7 @@ def main(args: argparse.Namespace) -> None:
             refine_size=args.refine_size,
             colmap=args.colmap,
             threads=args.threads or torch.get_num_threads(),
+            fit_steps=args.fit,
         )
         scenes = [s.strip() for s in args.scenes.split(",") if s.strip()] if args.scenes else None
         result = run_bench(
