@@ -25,71 +25,87 @@ def _register(
         parser.set_defaults(func=func)
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: The top-level commands, in ``rayzer --help`` order.
+COMMANDS = ("data", "train", "infer", "serve", "demo", "eval", "bench")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The ``rayzer`` parser. It only assembles the subcommands; each command's module defines
-    its arguments (``add_arguments``) and its entry point (imported when the parser is built)."""
+    its arguments (``add_arguments``) and its entry point (imported when the parser is built).
+
+    ``only``: build just that command (one of :data:`COMMANDS`), so running it does not import
+    every other command's modules (the benchmarks alone were ~0.1 s of each ``rayzer infer``
+    start); None: all of them, for ``rayzer --help`` and unknown commands.
+    """
     parser = argparse.ArgumentParser(
         prog="rayzer",
         description="Self-supervised multi-view 3D vision (RayZer, LVSM, E-RayZer, NAS3R).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    from rayzer.data import cli as data_cli
+    if only in (None, "data"):
+        from rayzer.data import cli as data_cli
 
-    _register(sub, "data", data_cli.HELP, data_cli.add_arguments)
-    from rayzer.train import cli as train_cli
+        _register(sub, "data", data_cli.HELP, data_cli.add_arguments)
+    if only in (None, "train"):
+        from rayzer.train import cli as train_cli
 
-    _register(
-        sub,
-        "train",
-        train_cli.HELP,
-        train_cli.add_arguments,
-        train_cli.main,
-        description=train_cli.DESCRIPTION,
-    )
-    _add_infer_commands(sub)
-    from rayzer.eval import cli as eval_cli
+        _register(
+            sub,
+            "train",
+            train_cli.HELP,
+            train_cli.add_arguments,
+            train_cli.main,
+            description=train_cli.DESCRIPTION,
+        )
+    _add_infer_commands(sub, only)
+    if only in (None, "eval"):
+        from rayzer.eval import cli as eval_cli
 
-    _register(
-        sub,
-        "eval",
-        "evaluate a checkpoint: novel views, poses, probing, interpolation, COLMAP",
-        eval_cli.add_arguments,
-        eval_cli.main,
-        description=eval_cli.DESCRIPTION,
-    )
-    _register(sub, "bench", "benchmarks (JSON + Markdown output)", _add_bench_commands)
+        _register(
+            sub,
+            "eval",
+            "evaluate a checkpoint: novel views, poses, probing, interpolation, COLMAP",
+            eval_cli.add_arguments,
+            eval_cli.main,
+            description=eval_cli.DESCRIPTION,
+        )
+    if only in (None, "bench"):
+        _register(sub, "bench", "benchmarks (JSON + Markdown output)", _add_bench_commands)
     return parser
 
 
-def _add_infer_commands(sub: argparse._SubParsersAction) -> None:
-    """``rayzer infer``, ``rayzer serve`` and ``rayzer demo``."""
+def _add_infer_commands(sub: argparse._SubParsersAction, only: str | None = None) -> None:
+    """``rayzer infer``, ``rayzer serve`` and ``rayzer demo`` (``only``: see build_parser)."""
     from rayzer.infer import cli as infer_cli
     from rayzer.infer import demo_cli
 
-    _register(
-        sub,
-        "infer",
-        "cameras, renders, novel views and COLMAP / nerfstudio exports for your photos",
-        infer_cli.add_arguments,
-        infer_cli.main,
-        description=infer_cli.DESCRIPTION,
-    )
-    _register(
-        sub,
-        "serve",
-        "local web demo (Gradio)",
-        infer_cli.add_serve_arguments,
-        infer_cli.serve_main,
-        description=infer_cli.SERVE_DESCRIPTION,
-    )
-    _register(
-        sub,
-        "demo",
-        "held-out synthetic scenes: predicted cameras, renders, metrics, novel-view video",
-        demo_cli.add_arguments,
-        demo_cli.main,
-        description=demo_cli.DESCRIPTION,
-    )
+    if only in (None, "infer"):
+        _register(
+            sub,
+            "infer",
+            "cameras, renders, novel views and COLMAP / nerfstudio exports for your photos",
+            infer_cli.add_arguments,
+            infer_cli.main,
+            description=infer_cli.DESCRIPTION,
+        )
+    if only in (None, "serve"):
+        _register(
+            sub,
+            "serve",
+            "local web demo (Gradio)",
+            infer_cli.add_serve_arguments,
+            infer_cli.serve_main,
+            description=infer_cli.SERVE_DESCRIPTION,
+        )
+    if only in (None, "demo"):
+        _register(
+            sub,
+            "demo",
+            "held-out synthetic scenes: predicted cameras, renders, metrics, novel-view video",
+            demo_cli.add_arguments,
+            demo_cli.main,
+            description=demo_cli.DESCRIPTION,
+        )
 
 
 def _add_bench_commands(parser: argparse.ArgumentParser) -> None:
@@ -199,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] and argv[0] in PASSIVE_WAIT_COMMANDS and "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = build_parser()
+    parser = build_parser(argv[0] if argv[:1] and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -28,6 +28,7 @@ _PROBE = (
     "    rayzer.cli.main([sys.argv[1], '--help'])\n"
     "except SystemExit:\n"
     "    pass\n"
+    "import torch  # `--help` of a command may not load torch; running it would, now\n"
 )
 
 
