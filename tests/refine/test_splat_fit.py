@@ -223,3 +223,45 @@ def test_a_non_finite_gradient_of_any_parameter_stops_the_fit(monkeypatch, poiso
     assert calls["n"] == 3  # the step after the poisoned one never rendered
     assert result.stopped is not None and "non-finite" in result.stopped
     torch.testing.assert_close(result.scene.sh, start.sh)
+
+
+def test_every_tensor_the_fit_creates_names_its_device():
+    """The fit's own tensors (parameters, masks, the background, the view indices) are created
+    on the scene's device: a factory call without ``device=`` lands on the CPU and breaks the
+    fit of a CUDA scene. No GPU here, so every factory call made from rayzer/refine/splat.py
+    while fitting (cameras too) and computing the leave-one-out figure is recorded; with
+    ``device`` left out it fails (as the fit did before)."""
+    import sys
+
+    from torch.overrides import TorchFunctionMode
+
+    import rayzer.refine.splat as splat
+
+    factories = {
+        torch.zeros, torch.ones, torch.empty, torch.full, torch.tensor, torch.as_tensor,
+        torch.arange, torch.linspace, torch.eye, torch.randperm, torch.randn, torch.rand,
+    }  # fmt: skip
+
+    class Factories(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.without_device: list[str] = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            caller = sys._getframe(1)
+            from_the_fit = caller.f_code.co_filename == splat.__file__
+            if func in factories and from_the_fit and "device" not in kwargs:
+                self.without_device.append(f"{func.__name__} at line {caller.f_lineno}")
+            return func(*args, **kwargs)
+
+    truth = _wall_scene(_cameras())
+    images = _images(truth).double()  # another dtype than the scene's: taken as float32
+    start = _noisy_colours(truth)
+    cfg = SplatFitConfig(steps=4, refine_cameras=True, max_scale_px=2.0)
+    with Factories() as mode:
+        result = fit_scene(images, start, config=cfg, background=(1.0, 1.0, 1.0))
+        held = held_out_fit_psnr(images, start, 1, config=cfg, background=(1.0, 1.0, 1.0))
+    assert mode.without_device == []
+    assert result.stopped is None and held.result.stopped is None
+    assert result.scene.means.dtype == torch.float32 and result.c2w.dtype == torch.float32

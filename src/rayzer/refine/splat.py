@@ -175,6 +175,13 @@ def _check(images: Tensor, scene: GaussianScene) -> None:
         raise ValueError("images contain NaN or infinite values")
 
 
+def _background(background: Sequence[float] | Tensor | None, dev: torch.device) -> Tensor | None:
+    """The background RGB as a float32 tensor on the scene's device (None: black)."""
+    return (
+        None if background is None else torch.as_tensor(background, dtype=torch.float32, device=dev)
+    )
+
+
 def _psnr(rgb: Tensor, target: Tensor) -> float:
     mse = float((rgb - target).square().mean())
     return -10.0 * math.log10(max(mse, 1e-10))
@@ -236,6 +243,9 @@ def fit_scene(
         anchor: the view whose pose is held when cameras are refined (default ``V // 2``).
         on_step: progress callback ``(done, total)`` after every step and once at the end.
 
+    The fit runs in float32 on the scene's device (``scene.means.device``); ``images`` are
+    moved there.
+
     Returns:
         :class:`SplatFitResult`; on divergence its scene and cameras are the input ones and
         ``stopped`` says why (also logged as a warning on ``rayzer.refine``).
@@ -248,12 +258,14 @@ def fit_scene(
     if cfg.views_per_step < 1:
         raise ValueError(f"views_per_step must be >= 1, got {cfg.views_per_step}")
     scene = scene.detach()
-    images = images.detach().float().cpu().clone()
+    # everything on the scene's device (the images may come from elsewhere), in float32
+    dev = scene.means.device
+    images = images.detach().to(dev, torch.float32).clone()
     v, _, hh, ww = images.shape
     anchor = v // 2 if anchor is None else anchor
     if not 0 <= anchor < v:
         raise ValueError(f"anchor must be a view index in [0, {v}), got {anchor}")
-    bg = None if background is None else torch.as_tensor(background, dtype=torch.float32)
+    bg = _background(background, dev)
     _, _, _, h, w = scene.input_depth.shape
     c2w0 = scene.c2w[0].float().clone()
     Knorm0 = scene.K_norm[0].float().clone()
@@ -263,23 +275,23 @@ def fit_scene(
     depth0 = scene.input_depth[0, :, 0].float().clamp_min(1e-6)  # (V, h, w)
     fx_grid = Knorm0[:, 0, None, None] * w  # focal in pixels of the scene's grid, per view
     scales0 = scene.scales[0].float().clamp_min(1e-9)
-    capped = torch.zeros(scales0.shape[0], dtype=torch.bool)
+    capped = torch.zeros(scales0.shape[0], dtype=torch.bool, device=dev)
     if cfg.max_scale_px is not None:
         cap = (cfg.max_scale_px * depth0 / fx_grid).reshape(-1, 1)  # world σ of that many px
         capped = (scales0 > cap).any(-1)
         scales0 = torch.minimum(scales0, cap)
     start = replace(scene, scales=scales0[None])
-    log_depth = torch.zeros(v, h, w, requires_grad=True)
+    log_depth = torch.zeros(v, h, w, device=dev, requires_grad=True)
     log_scale = scales0.log().clone().requires_grad_()
     quat = scene.quats[0].float().clone().requires_grad_()
     opa = scene.opacities[0].float().clamp(1e-4, 1 - 1e-4)
     opa_logit = torch.logit(opa).clone().requires_grad_()
     sh_dc = scene.sh[0, :, :1].float().clone().requires_grad_()
     sh_rest = scene.sh[0, :, 1:].float().clone().requires_grad_()
-    rotvec = torch.zeros(v, 3, requires_grad=True)
-    trans = torch.zeros(v, 3, requires_grad=True)
-    log_f = torch.zeros((), requires_grad=True)
-    free = torch.ones(v, 1)
+    rotvec = torch.zeros(v, 3, device=dev, requires_grad=True)
+    trans = torch.zeros(v, 3, device=dev, requires_grad=True)
+    log_f = torch.zeros((), device=dev, requires_grad=True)
+    free = torch.ones(v, 1, device=dev)
     free[anchor] = 0.0
     depth_scale = float(depth0.median())
     per_view = h * w
@@ -379,7 +391,7 @@ def fit_scene(
         picked: list[int] = []
         while len(picked) < min(cfg.views_per_step, v):
             if not order:
-                order = torch.randperm(v, generator=gen).tolist()
+                order = torch.randperm(v, generator=gen, device="cpu").tolist()
             i = order.pop()
             if i not in picked:
                 picked.append(i)
@@ -388,7 +400,7 @@ def fit_scene(
     try:
         for (lh, lw), n in zip(sizes, steps_per_level):
             level_images = _resize(images, lh, lw)
-            Kl = K0 * torch.tensor([lw / ww, lh / hh, lw / ww, lh / hh])
+            Kl = K0 * K0.new_tensor([lw / ww, lh / hh, lw / ww, lh / hh])
             for _ in range(n):
                 idx = next_views()
                 opt.zero_grad(set_to_none=True)
@@ -480,9 +492,10 @@ def subscene(scene: GaussianScene, views: Sequence[int]) -> GaussianScene:
     """The Gaussians and cameras of some input ``views`` of a one-sample ``scene`` (in that
     order), e.g. all but a held-out view."""
     h, w = scene.input_depth.shape[-2:]
-    idx = torch.as_tensor(list(views), dtype=torch.long)
+    dev = scene.means.device
+    idx = torch.as_tensor(list(views), dtype=torch.long, device=dev)
     per = h * w
-    g = (idx[:, None] * per + torch.arange(per)[None]).reshape(-1)
+    g = (idx[:, None] * per + torch.arange(per, device=dev)[None]).reshape(-1)
     return replace(
         scene,
         means=scene.means[:, g],
@@ -548,8 +561,9 @@ def held_out_fit_psnr(
         raise ValueError(f"a held-out figure needs at least 3 views, got {v}")
     if not 0 <= view < v:
         raise ValueError(f"view must be in [0, {v}), got {view}")
-    images = images.detach().float().cpu()
-    bg = None if background is None else torch.as_tensor(background, dtype=torch.float32)
+    dev = scene.means.device
+    images = images.detach().to(dev, torch.float32)
+    bg = _background(background, dev)
     others = [i for i in range(v) if i != view]
     anchor = others.index(v // 2) if v // 2 in others else len(others) // 2
     part = subscene(scene.detach(), others)
