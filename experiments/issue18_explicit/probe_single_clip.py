@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from rayzer.config import load_config
+from rayzer.data.matches import match_views
 from rayzer.data.synthetic import SynthConfig, render_clip
 from rayzer.geometry import normalize_scene_scale, relative_pose_errors
 from rayzer.models.registry import build_model
@@ -55,16 +56,30 @@ def run(
     gt_warmup: int = 0,
     warp: float = 0.0,
     init_seed: int = 0,
+    epipolar: float = 0.0,
+    match_scale: int = 4,
 ) -> list[dict]:
     preset, over = VARIANTS[name]
     warp_over = [f"model.warp_loss_weight={warp}"] if warp else []
-    cfg = load_config(preset, [f"data.image_size={size}", *over, *warp_over])
+    epi_over = [f"model.epipolar_loss_weight={epipolar}"] if epipolar else []
+    cfg = load_config(preset, [f"data.image_size={size}", *over, *warp_over, *epi_over])
     torch.manual_seed(init_seed)
     model = build_model(cfg.model)
     clip = render_clip(seed, SynthConfig(family="orbit", frames=24, height=size, width=size))
     frames = torch.arange(0, 8 * stride, stride)
     images = clip.images[frames]
     c2w, _ = normalize_scene_scale(clip.c2w[frames].double())
+    matches = {}
+    if epipolar:  # label-free SIFT matches of the 8 views, on a match_scale × larger render
+        big = render_clip(
+            seed,
+            SynthConfig(
+                family="orbit", frames=24, height=size * match_scale, width=size * match_scale
+            ),
+            frames=frames,
+        )
+        found = match_views(big.images, max_matches=64, out_size=(size, size))
+        matches = {k: v[None] for k, v in found.as_batch_entries().items()}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(1)
     rows, t0 = [], time.perf_counter()
@@ -81,6 +96,7 @@ def run(
                     + (f"+gt-warmup{gt_warmup}" if gt_warmup else "")
                     + (f"+warp{warp:g}" if warp else "")
                     + (f"+init{init_seed}" if init_seed else "")
+                    + (f"+epipolar{epipolar:g}" if epipolar else "")
                     + f"/stride{stride}",
                     "step": step,
                     "rot_err_deg": err,
@@ -98,7 +114,7 @@ def run(
         perm = torch.randperm(8, generator=gen)
         inputs, targets = perm[:4].sort().values[None], perm[4:].sort().values[None]
         model.on_train_step(step, steps)
-        batch = {"image": images[None]}
+        batch = {"image": images[None], **matches}
         if gt_cameras or step < gt_warmup:  # the oracle: the true cameras (relative to view 4)
             rel = torch.linalg.inv(c2w[4]) @ c2w
             cams, k = rel.float()[None], (clip.K[frames] / size).float()[None]
@@ -135,6 +151,8 @@ def run(
         rows[-1]["last_psnr"] = float(terms["psnr"])
         if "warp" in terms:
             rows[-1]["last_warp"] = float(terms["warp"])
+        if "epipolar" in terms:
+            rows[-1]["last_epipolar"] = float(terms["epipolar"])
     return rows
 
 
@@ -164,6 +182,13 @@ def main() -> None:
         help="model.warp_loss_weight: the depth-warping term between the input views",
     )
     p.add_argument("--init-seed", type=int, default=0, help="torch seed of the network's weights")
+    p.add_argument(
+        "--epipolar",
+        type=float,
+        default=0.0,
+        help="model.epipolar_loss_weight: the epipolar error of SIFT matches (our addition)",
+    )
+    p.add_argument("--match-scale", type=int, default=4, help="match on this × larger render")
     p.add_argument("--stride", type=int, default=3, help="frames 0, s, …, 7s of the 24-frame clip")
     p.add_argument("--out", default=str(Path(__file__).with_name("single_clip")))
     args = p.parse_args()
@@ -183,6 +208,8 @@ def main() -> None:
             args.gt_warmup,
             args.warp,
             args.init_seed,
+            args.epipolar,
+            args.match_scale,
         )
     ]
     Path(args.out + ".json").write_text(json.dumps(rows, indent=1) + "\n")

@@ -13,6 +13,8 @@ import torch
 from rayzer.data.synthetic import SynthConfig, render_clip
 from rayzer.geometry import axis_angle_to_matrix, make_c2w, project_points, unproject_depth
 from rayzer.geometry.epipolar import (
+    behind_cameras,
+    best_translation_direction,
     epipolar_pair_loss,
     fundamental_matrix,
     relative_pose,
@@ -139,17 +141,52 @@ def test_gradients_reach_rotation_translation_and_focal(exact) -> None:
         assert p.grad.abs().max() > 0, name
 
 
-def test_zero_translation_keeps_a_rotation_gradient(exact) -> None:
-    """At t = 0 (cameras at the identity) the Sampson part is 0 with zero gradient; the rotation
-    cost still pulls R (and focal) and nothing is NaN."""
+def test_zero_translation_keeps_gradients(exact) -> None:
+    """At t = 0 (cameras at the identity) the loss uses the best direction for the rotation:
+    positive, finite, with a gradient in the rotation, the translation and the focal."""
     uv_a, uv_b, _, K, size = exact
     valid = torch.ones(len(uv_a), dtype=torch.bool)
     omega = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     t = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    focal = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
     eye = torch.eye(4, dtype=torch.float64)
     cam_b = make_c2w(axis_angle_to_matrix(omega), t)
-    loss = epipolar_pair_loss(uv_a, uv_b, valid, eye, cam_b, K[0], K[1], (size,) * 2)
+    K_pred = torch.cat((K[:, :2] * focal, K[:, 2:]), -1)
+    loss = epipolar_pair_loss(uv_a, uv_b, valid, eye, cam_b, K_pred[0], K_pred[1], (size,) * 2)
     loss.backward()
     assert loss > 0
-    assert torch.isfinite(omega.grad).all() and omega.grad.abs().max() > 0
-    assert torch.isfinite(t.grad).all() and t.grad.abs().max() == 0
+    for name, p in (("rotation", omega), ("translation", t), ("focal", focal)):
+        assert torch.isfinite(p.grad).all() and p.grad.abs().max() > 0, name
+
+
+def test_best_direction_is_the_true_translation_direction(exact) -> None:
+    uv_a, uv_b, c2w, K, _ = exact
+    R, t = relative_pose(c2w[0], c2w[1])
+    d = best_translation_direction(uv_a, uv_b, R, K[0], K[1])
+    assert abs(float((d * t / t.norm()).sum())) > 1 - 1e-9
+
+
+def test_robust_cost_bounds_a_wrong_match(exact) -> None:
+    """One match moved far off costs at most robust_px² (0.5²) / (H·W) / M more (the
+    epipolar part; the cheirality part is bounded by the same amount again)."""
+    uv_a, uv_b, c2w, K, size = exact
+    valid = torch.ones(len(uv_a), dtype=torch.bool)
+    bad_b = uv_b.clone()
+    bad_b[0] += torch.tensor([0.0, 15.0], dtype=torch.float64)
+    loss = epipolar_pair_loss(
+        uv_a, bad_b, valid, c2w[0], c2w[1], K[0], K[1], (size,) * 2, cheirality=False
+    )
+    assert 0 < loss <= 0.25 / (size * size) / len(uv_a) + 1e-15
+
+
+def test_cheirality_tells_the_translation_from_its_negative(exact) -> None:
+    uv_a, uv_b, c2w, K, _ = exact
+    R, t = relative_pose(c2w[0], c2w[1])
+    d = t / t.norm()
+    right = behind_cameras(uv_a, uv_b, R, d, K[0], K[1])
+    wrong = behind_cameras(uv_a, uv_b, R, -d, K[0], K[1])
+    assert right.mean() < 0.05 and wrong.mean() > 0.9
+    # ... which the epipolar (Sampson) error cannot
+    s_right = sampson_error(uv_a, uv_b, fundamental_matrix(R, t, K[0], K[1]))
+    s_wrong = sampson_error(uv_a, uv_b, fundamental_matrix(R, -t, K[0], K[1]))
+    torch.testing.assert_close(s_right, s_wrong)

@@ -68,7 +68,7 @@ def test_matches_are_padded_pairs_and_mostly_on_the_true_epipolar_lines(sample):
     at_truth = batch_epipolar_loss(batch, clip.c2w[None], K_norm)
     turned = clip.c2w.clone()
     turned[1:, :3, :3] = turned[1:, :3, :3].flip(-1)  # nonsense rotations
-    assert at_truth < 0.1 * batch_epipolar_loss(batch, turned[None], K_norm)
+    assert at_truth < 0.5 * batch_epipolar_loss(batch, turned[None], K_norm)
 
 
 @pytest.mark.parametrize("kind", ["erayzer", "nas3r"])

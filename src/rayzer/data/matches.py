@@ -78,6 +78,8 @@ def match_views(
     ratio: float = 0.8,
     ransac_px: float = 1.0,
     min_inliers: int = 8,
+    min_inlier_ratio: float = 0.5,
+    max_gap: int | None = 2,
     contrast_threshold: float = 0.02,
 ) -> ViewMatches:
     """SIFT correspondences of every view pair of ``images`` (V, 3, H, W) in [0, 1].
@@ -91,6 +93,11 @@ def match_views(
         images: (V, 3, H, W) the views to match (e.g. a 2× render of the training views).
         max_matches: M, the padded length.
         out_size: (H', W') of the images the coordinates refer to (default: (H, W)).
+        min_inlier_ratio: a pair whose fit keeps less than this share of the ratio-test matches
+            gets none (on repetitive texture a fit to mostly wrong matches still finds
+            ``min_inliers`` "inliers").
+        max_gap: match only pairs with ``b − a <= max_gap`` (views in capture order: far pairs
+            overlap little and give mostly wrong matches); the others stay empty. None: all.
         contrast_threshold: SIFT's contrast threshold (OpenCV's default 0.04 finds few
             keypoints on small renders).
 
@@ -118,6 +125,8 @@ def match_views(
     uv = torch.zeros(len(pairs), max_matches, 4, dtype=torch.float32)
     valid = torch.zeros(len(pairs), max_matches, dtype=torch.bool)
     for p, (a, b) in enumerate(pairs.tolist()):
+        if max_gap is not None and b - a > max_gap:
+            continue
         (pa, da), (pb, db) = feats[a], feats[b]
         if da is None or db is None or len(da) < 2 or len(db) < 2:
             continue
@@ -135,6 +144,8 @@ def match_views(
         if mask is None:
             continue
         keep = np.flatnonzero(mask.ravel())
+        if len(keep) < min_inlier_ratio * len(good):
+            continue
         # SIFT returns one keypoint per dominant orientation: drop repeated point pairs
         _, first = np.unique(
             np.round(np.concatenate((xa[keep], xb[keep]), 1), 3), axis=0, return_index=True

@@ -18,11 +18,12 @@ the identity, NAS3R's zero-initialised head): ``E = 0``; the Sampson error, a ra
 homogeneous of degree 0 in ``F``, has no value and no gradient there, so :func:`sampson_error`
 returns 0 with zero gradient for such pairs (its denominator is clamped). No loss built from
 ``F`` alone can do better: any function of the direction of ``t`` is undefined at 0. The signal
-that survives ``t = 0`` is :func:`rotation_epipolar_cost` (Kneip & Lynen, "Direct optimization of
-frame-to-frame rotation", ICCV 2013): the epipolar error with the *best* translation direction
-for the given rotation, the smallest eigenvalue of ``M(R) = Σ nᵢ nᵢᵀ``, ``nᵢ = f_a × R f_b`` (unit
-bearing vectors). It needs no translation at all, is 0 at the true rotation for exact matches,
-and has a gradient in ``R`` and the intrinsics wherever the smallest eigenvalue is simple.
+that survives ``t = 0`` is the error at the *best* translation direction for the given rotation:
+:func:`rotation_epipolar_cost` (Kneip & Lynen, "Direct optimization of frame-to-frame rotation",
+ICCV 2013), the smallest eigenvalue of ``M(R) = Σ nᵢ nᵢᵀ``, ``nᵢ = f_a × R f_b`` (unit bearing
+vectors), whose eigenvector is that direction (:func:`best_translation_direction`). It needs no
+translation at all and is 0 at the true rotation for exact matches. The training loss,
+:func:`epipolar_pair_loss`, uses that direction while the predicted translation is near 0.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from rayzer.geometry._checks import check_trailing
 from rayzer.geometry.se3 import se3_inverse
 
 __all__ = [
+    "behind_cameras",
+    "best_translation_direction",
     "epipolar_pair_loss",
     "fundamental_matrix",
     "relative_pose",
@@ -160,6 +163,23 @@ def rotation_epipolar_cost(
     return torch.linalg.eigvalsh(M)[..., 0].clamp_min(0.0)
 
 
+def best_translation_direction(
+    uv_a: torch.Tensor,
+    uv_b: torch.Tensor,
+    R: torch.Tensor,
+    K_a: torch.Tensor,
+    K_b: torch.Tensor,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The unit translation direction ``(..., 3)`` (up to sign) that best explains the matches
+    for rotation ``R``: the eigenvector of the smallest eigenvalue of the matrix of
+    :func:`rotation_epipolar_cost` (arguments as there)."""
+    n = torch.linalg.cross(_bearings(uv_a, K_a), _bearings(uv_b, K_b) @ R.transpose(-1, -2))
+    w = torch.ones_like(n[..., 0]) if valid is None else valid.to(n.dtype)
+    M = (n[..., :, None] * n[..., None, :] * w[..., None, None]).sum(-3)
+    return torch.linalg.eigh(M)[1][..., :, 0]
+
+
 def epipolar_pair_loss(
     uv_a: torch.Tensor,
     uv_b: torch.Tensor,
@@ -169,33 +189,81 @@ def epipolar_pair_loss(
     K_a: torch.Tensor,
     K_b: torch.Tensor,
     image_size: tuple[int, int],
+    robust_px: float = 0.5,
+    cheirality: bool = True,
     eps: float = DIRECTION_EPS,
 ) -> torch.Tensor:
     """Per-pair epipolar loss ``(...)`` of matches under predicted cameras, in image-size units.
 
-    Two parts, both 0 at the true cameras for exact matches:
+    The robust mean Sampson error of the valid matches, ``ρ(s) = s / (1 + s / robust_px²)``
+    (≈ s for small errors, at most ``robust_px²``, so a wrong match costs a bounded amount),
+    divided by ``H · W`` (a squared distance as a fraction of the image). It is 0 at the true
+    cameras for exact matches and moves the rotation, translation direction and focal.
 
-    - the mean Sampson error of the valid matches (:func:`sampson_error`) divided by ``H · W``
-      (a squared distance as a fraction of the image), weighted by ``|t̂|²`` (``t̂`` =
-      :func:`safe_direction`): it moves the translation direction, rotation and focal, and fades
-      out (value and gradient) as ``t → 0`` instead of being undefined there;
-    - :func:`rotation_epipolar_cost` times ``(fx_a / W) · (fx_b / W)`` (detached: it converts
-      radians² to the same image-fraction² scale without rewarding a smaller focal): it moves the
-      rotation and focal whatever the translation, including at ``t = 0``.
+    The translation direction used is ``d = t̂ + (1 − |t̂|²) · d*`` with ``t̂`` =
+    :func:`safe_direction` of the predicted translation and ``d*`` the best direction for the
+    predicted rotation (:func:`best_translation_direction`, detached, sign towards ``t̂``): the
+    predicted direction once ``|t| ≫ eps``, and ``d*`` as ``t → 0``. So at ``t = 0`` (cameras at
+    the identity, NAS3R's zero-initialised head) the loss is the error of the best translation
+    for the predicted rotation — finite, with gradients in the rotation, the focal and (towards
+    ``d*``, scaled by ``1 / eps``) the translation — instead of the undefined Sampson error of
+    ``E = 0``. Shrinking a translation whose direction is worse than ``d*`` lowers the loss, a
+    pull that acts only within ``|t| ≲ eps`` of 0.
+
+    With ``cheirality`` each match also costs ``robust_px² ×`` :func:`behind_cameras` (a point
+    triangulated behind a camera costs as much as a wrong match): the epipolar error alone is
+    the same for ``t`` and ``−t``.
 
     Args:
         uv_a, uv_b: ``(..., M, 2)`` matched pixels of views a and b.
         valid: ``(..., M)`` bool, which matches are real (padding is ignored).
         c2w_a, c2w_b: ``(..., 4, 4)``; K_a, K_b: ``(..., 4)`` pixel intrinsics.
         image_size: ``(H, W)`` of the images the pixels refer to.
+        robust_px: the error scale (pixels) where the robust cost starts to saturate.
+        cheirality: add the behind-the-cameras cost.
     """
     h, w = image_size
     R, t = relative_pose(c2w_a, c2w_b)
-    wt = valid.to(uv_a.dtype)
-    count = wt.sum(-1).clamp_min(1.0)
-    F_ab = fundamental_matrix(R, t, K_a, K_b, eps)
-    sampson = (sampson_error(uv_a, uv_b, F_ab) * wt).sum(-1) / count / (h * w)
-    fade = safe_direction(t, eps).square().sum(-1)
-    scale = (K_a[..., 0] * K_b[..., 0]).detach() / (w * w)
-    rot = rotation_epipolar_cost(uv_a, uv_b, R, K_a, K_b, valid) * scale
-    return fade * sampson + rot
+    t_hat = safe_direction(t, eps)
+    with torch.no_grad():
+        d_star = best_translation_direction(uv_a, uv_b, R, K_a, K_b, valid)
+        d_star = torch.where((d_star * t_hat).sum(-1, keepdim=True) < 0, -d_star, d_star)
+    d = t_hat + (1 - t_hat.square().sum(-1, keepdim=True)) * d_star
+    F_ab = _inverse_K(K_a).transpose(-1, -2) @ skew(d) @ R @ _inverse_K(K_b)
+    s = sampson_error(uv_a, uv_b, F_ab)
+    tau2 = robust_px * robust_px
+    cost = s / (1 + s / tau2)
+    if cheirality:
+        cost = cost + tau2 * behind_cameras(uv_a, uv_b, R, d, K_a, K_b)
+    wt = valid.to(cost.dtype)
+    return (cost * wt).sum(-1) / wt.sum(-1).clamp_min(1.0) / (h * w)
+
+
+def behind_cameras(
+    uv_a: torch.Tensor,
+    uv_b: torch.Tensor,
+    R: torch.Tensor,
+    d: torch.Tensor,
+    K_a: torch.Tensor,
+    K_b: torch.Tensor,
+    tiny: float = 1e-12,
+) -> torch.Tensor:
+    """Soft cheirality violation ``(..., M)`` in [0, 1] of matches under ``R``, direction ``d``.
+
+    The rays ``λ_a f_a`` and ``d + λ_b R f_b`` (unit bearings ``f``) meet, in the least-squares
+    sense, at ``λ_a ∝ (d × g)·(f_a × g)`` and ``λ_b ∝ (d × f_a)·(f_a × g)`` (``g = R f_b``); a
+    real point has both > 0. Returns the mean of ``relu(−cos)`` of the two angles behind those
+    dot products: 0 when the point lies in front of both cameras, up to 1 behind both. The
+    epipolar constraint cannot tell ``d`` from ``−d`` (nor a rotation from its "twisted pair");
+    this can.
+    """
+    fa = _bearings(uv_a, K_a)
+    g = _bearings(uv_b, K_b) @ R.transpose(-1, -2)
+    d = d[..., None, :].expand_as(fa)
+    n = torch.linalg.cross(fa, g)
+    u_a = torch.linalg.cross(d, g)
+    u_b = torch.linalg.cross(d, fa)
+    nn = n.norm(dim=-1)
+    cos_a = (u_a * n).sum(-1) / (u_a.norm(dim=-1) * nn + tiny)
+    cos_b = (u_b * n).sum(-1) / (u_b.norm(dim=-1) * nn + tiny)
+    return 0.5 * (torch.relu(-cos_a) + torch.relu(-cos_b))
