@@ -97,34 +97,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    from rayzer.infer.pipeline import InferenceError, run_inference
+    from contextlib import ExitStack
 
-    restore_logging = command_logging(logging.getLogger("rayzer.infer"), args.quiet)
-    restore_refine_logging = command_logging(logging.getLogger("rayzer.refine"), args.quiet)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from rayzer.infer.pipeline import InferenceError, run_inference
+    from rayzer.infer.progress import StageBar
+
+    logged = [logging.getLogger("rayzer.infer"), logging.getLogger("rayzer.refine")]
+    restore_logging = command_logging(logged[0], args.quiet)
+    restore_refine_logging = command_logging(logged[1], args.quiet)
+    progress = not args.quiet and sys.stderr.isatty()
     try:
         if args.fit_cameras and not args.fit:
             raise ValueError("--fit-cameras needs --fit STEPS")
         set_threads(args.threads)
-        result = run_inference(
-            images=args.images,
-            video=args.video,
-            ckpt=args.ckpt,
-            out=args.out,
-            device=args.device,
-            size=args.size,
-            aspect=args.aspect,
-            max_views=args.max_views,
-            skip_bad=args.skip_bad,
-            path_frames=args.path_frames,
-            spiral_frames=args.spiral_frames,
-            fps=args.fps,
-            overwrite=args.overwrite,
-            progress=not args.quiet and sys.stderr.isatty(),
-            render_size=args.render_size,
-            refine=args.refine,
-            fit=args.fit,
-            fit_cameras=args.fit_cameras,
-        )
+        with ExitStack() as bars:  # --refine / --fit: a bar with ETA each, closed on errors too
+            refine_bar = fit_bar = None
+            if progress:
+                refine_bar = bars.enter_context(StageBar("refine"))
+                fit_bar = bars.enter_context(StageBar("fit"))
+                # log lines printed above the bars, not into them
+                bars.enter_context(logging_redirect_tqdm(loggers=logged))
+            result = run_inference(
+                images=args.images,
+                video=args.video,
+                ckpt=args.ckpt,
+                out=args.out,
+                device=args.device,
+                size=args.size,
+                aspect=args.aspect,
+                max_views=args.max_views,
+                skip_bad=args.skip_bad,
+                path_frames=args.path_frames,
+                spiral_frames=args.spiral_frames,
+                fps=args.fps,
+                overwrite=args.overwrite,
+                progress=progress,
+                render_size=args.render_size,
+                refine=args.refine,
+                refine_progress=refine_bar,
+                fit=args.fit,
+                fit_cameras=args.fit_cameras,
+                fit_progress=fit_bar,
+            )
     except (FileNotFoundError, ValueError):
         raise
     except (FileExistsError, InferenceError, OSError) as err:  # reported as a clean error
