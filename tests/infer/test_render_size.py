@@ -19,7 +19,12 @@ from rayzer.infer.model import LoadedModel, load_model
 from rayzer.infer.pipeline import run_inference
 from rayzer.infer.predict import Cameras
 from rayzer.models import build_model
-from rayzer.render.budget import render_bytes
+from rayzer.render.budget import (
+    BYTES_PER_INTERSECTION,
+    BYTES_PER_PIXEL,
+    count_intersections,
+    render_bytes,
+)
 
 SIZE = 32
 
@@ -170,3 +175,69 @@ def test_views_per_pass_plans_for_the_backend_that_renders(
     monkeypatch.setattr(render_size, "resolve_backend", lambda name, device: "gsplat")
     assert render_size.views_per_pass(erayzer, scene, big, 8, 64) > 2
     assert asked == [erayzer.device, erayzer.device]  # the free memory of the rendering device
+
+
+def _largest_count(model: LoadedModel, scene, cams: Cameras) -> int:
+    g = model.model.gaussians(scene)
+    counts = count_intersections(
+        g["means"], g["quats"], g["scales"], g["opacities"], cams.c2w, cams.K, cams.width,
+        cams.height, near=model.model.cfg.near_plane,
+    )  # fmt: skip
+    return int(counts.max())
+
+
+def test_views_per_pass_counts_the_blocks_of_every_compositing_thread(
+    erayzer, tmp_path: Path, helpers, monkeypatch
+):
+    """Two views per pass fit with one compositing thread; with two threads (each with its own
+    block temporaries) the same memory fits one."""
+    photos = helpers.write_images(tmp_path / "photos", 3)
+    x = pipeline.as_images(photos, erayzer)
+    cams = pipeline.predict_cameras(erayzer, x)
+    scene = pipeline.build_scene(erayzer, x, cams)
+    big = render_size.at_size(cams, 64, 64)
+    most = _largest_count(erayzer, scene, big)
+    two_views_one_thread = render_bytes(2 * most, 2 * 64 * 64, workers=1)
+    two_views_two_threads = render_bytes(2 * most, 2 * 64 * 64, workers=2)
+    assert two_views_two_threads > two_views_one_thread
+    budget = (two_views_one_thread + two_views_two_threads) / 2
+    free = int(budget / render_size.MEMORY_FRACTION)
+    monkeypatch.setattr(render_size, "available_memory_bytes", lambda device="cpu": free)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert render_size.views_per_pass(erayzer, scene, big, 8, 64) == 2
+        torch.set_num_threads(2)
+        assert render_size.views_per_pass(erayzer, scene, big, 8, 64) == 1
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_frame_whose_compositing_blocks_do_not_fit_is_refused_before_rendering(
+    erayzer, tmp_path: Path, helpers, monkeypatch
+):
+    """Room for one frame's intersections and pixels twice over, not for its compositing
+    blocks: refused with the message, before any view is rendered (the plan once counted
+    only the intersections and pixels)."""
+    photos = helpers.write_images(tmp_path / "photos", 3)
+    x = pipeline.as_images(photos, erayzer)
+    cams = pipeline.predict_cameras(erayzer, x)
+    scene = pipeline.build_scene(erayzer, x, cams)
+    most = _largest_count(erayzer, scene, render_size.at_size(cams, 64, 64))
+    without_blocks = most * BYTES_PER_INTERSECTION + 64 * 64 * BYTES_PER_PIXEL
+    free = int(2 * without_blocks / render_size.MEMORY_FRACTION)
+    assert render_bytes(most, 64 * 64) > render_size.MEMORY_FRACTION * free
+    monkeypatch.setattr(render_size, "available_memory_bytes", lambda device="cpu": free)
+    rendered = []
+    for name in ("render_scene", "render_scene_depth_alpha"):
+        real = getattr(pipeline, name)
+        monkeypatch.setattr(
+            pipeline, name, lambda *a, _real=real, **k: rendered.append(1) or _real(*a, **k)
+        )
+    with pytest.raises(ValueError, match=r"one 64x64 frame needs about .* compositing blocks"):
+        run_inference(
+            tmp_path / "photos", model=erayzer, out=tmp_path / "out", path_frames=2,
+            spiral_frames=0, render_size=64,
+        )  # fmt: skip
+    assert not rendered
+    helpers.no_output(tmp_path / "out")

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rayzer.render.budget import available_memory_bytes, count_intersections, render_bytes
-from rayzer.render.compositing import bin_gaussians
+from rayzer.render.budget import (
+    FORWARD_BLOCK_TEMPORARIES,
+    available_memory_bytes,
+    count_intersections,
+    forward_worker_bytes,
+    render_bytes,
+)
+from rayzer.render.compositing import FORWARD_CHUNK_ELEMENTS, K_BLOCK, bin_gaussians
+from rayzer.render.compositing_forward import forward_workers
 from rayzer.render.projection import project_gaussians
 
 
@@ -48,3 +55,27 @@ def test_bytes_and_free_memory():
         render_bytes(10, 10, "auto")
     free = available_memory_bytes("cpu")
     assert free is None or free > 0
+
+
+def test_each_compositing_thread_adds_its_block_temporaries():
+    """The forward path's threads each hold block-sized temporaries: the estimate of a pass grows
+    by one block set per thread (torch backend), bounded for small images, none for gsplat."""
+    m, px = 10**6, 512 * 512
+    full = FORWARD_BLOCK_TEMPORARIES * 4 * FORWARD_CHUNK_ELEMENTS  # float32 blocks
+    assert forward_worker_bytes(m, px) == full
+    one, two, four = (render_bytes(m, px, "torch", workers=w) for w in (1, 2, 4))
+    assert two - one == full and four - two == 2 * full
+    assert render_bytes(m, px, "gsplat", workers=4) == render_bytes(m, px, "gsplat", workers=1)
+    # a 16 x 16 image: a block holds at most K_BLOCK pairs per pixel; no intersection, no block
+    assert forward_worker_bytes(m, 256) == FORWARD_BLOCK_TEMPORARIES * 4 * 256 * K_BLOCK < full
+    assert forward_worker_bytes(0, px) == 0
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+            render_bytes(m, px, workers=bad)
+
+
+def test_forward_workers_follow_the_threads_and_the_images():
+    assert forward_workers("cpu", 64) == torch.get_num_threads()
+    assert forward_workers("cpu", 1) == 1  # at most one per image
+    assert forward_workers("cpu", 64, workers=3) == 3
+    assert forward_workers("cuda", 64) == 1

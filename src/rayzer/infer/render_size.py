@@ -27,6 +27,7 @@ import torch
 from rayzer.infer.model import LoadedModel
 from rayzer.infer.predict import Cameras
 from rayzer.render.budget import available_memory_bytes, count_intersections, render_bytes
+from rayzer.render.compositing_forward import forward_workers
 from rayzer.render.rasterize import resolve_backend
 
 MIN_RENDER_SIZE = 16
@@ -149,7 +150,13 @@ def views_per_pass(
     # The device that renders and its backend: CPU RAM for the torch backend on the CPU, GPU
     # memory on CUDA (gsplat there when installed, with fewer bytes per intersection).
     backend = resolve_backend(getattr(model.model.cfg, "render_backend", "auto"), model.device)
-    one_view = render_bytes(int(counts.max()), cameras.height * cameras.width, backend)
+    most, pixels = int(counts.max()), cameras.height * cameras.width
+
+    def pass_bytes(views: int) -> int:  # the threads compositing the pass included
+        workers = forward_workers(model.device, views)
+        return render_bytes(views * most, views * pixels, backend, workers)
+
+    one_view = pass_bytes(1)
     free = available_memory_bytes(model.device)
     if free is None:
         return chunk
@@ -157,8 +164,11 @@ def views_per_pass(
     if one_view > budget:
         raise ValueError(
             f"--render-size {render_size}: rasterizing one {cameras.width}x{cameras.height} "
-            f"frame needs about {one_view / _GIB:.1f} GiB ({int(counts.max()) / 1e6:.1f} million "
-            f"Gaussian-tile intersections) but {free / _GIB:.1f} GiB of {_memory_name(model)} "
-            "are free; use a smaller --render-size"
+            f"frame needs about {one_view / _GIB:.2f} GiB ({most / 1e6:.1f} million "
+            f"Gaussian-tile intersections and the compositing blocks) but {free / _GIB:.1f} GiB "
+            f"of {_memory_name(model)} are free; use a smaller --render-size"
         )
-    return max(1, min(chunk, int(budget // one_view)))
+    views = max(1, chunk)
+    while views > 1 and pass_bytes(views) > budget:
+        views -= 1
+    return views

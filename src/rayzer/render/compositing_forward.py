@@ -50,7 +50,7 @@ from rayzer.render.compositing import (
     bin_gaussians,
 )
 
-__all__ = ["composite_forward", "composite_tiles_forward"]
+__all__ = ["composite_forward", "composite_tiles_forward", "forward_workers"]
 
 _PARAMS = 9  # table columns before the features: mx, my, a, b, c, log o, -a/2, -b, -c/2
 
@@ -153,6 +153,15 @@ def composite_tiles_forward(
     return _composite_chunks(bins, chunks, width, height, means2d, C + 1, block_fn, stats)
 
 
+def forward_workers(device: torch.device | str, images: int, workers: int | None = None) -> int:
+    """Threads :func:`composite_forward` shares ``images`` images among: ``workers``, by default
+    ``torch.get_num_threads()`` on the CPU and 1 elsewhere, at most one per image (and >= 1).
+    Each holds its own block temporaries (:func:`rayzer.render.budget.render_bytes`)."""
+    if workers is None:
+        workers = torch.get_num_threads() if torch.device(device).type == "cpu" else 1
+    return max(1, min(int(workers), int(images)))
+
+
 def composite_forward(
     means2d: torch.Tensor,
     conics: torch.Tensor,
@@ -182,9 +191,7 @@ def composite_forward(
         for key in STATS_KEYS:
             stats.setdefault(key, 0)
     n_img = means2d.shape[0]
-    if workers is None:
-        workers = torch.get_num_threads() if means2d.device.type == "cpu" else 1
-    workers = max(1, min(int(workers), n_img))
+    workers = forward_workers(means2d.device, n_img, workers)
     args = (means2d, conics, opacities, features, depths, extents)
     knobs = (width, height, tile_size, chunk_elements, k_block)
     if workers == 1:
