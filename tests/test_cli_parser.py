@@ -17,7 +17,23 @@ def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPar
 
 
 def test_commands_lists_every_command_in_help_order():
-    assert tuple(_commands(build_parser())) == COMMANDS
+    assert tuple(_commands(build_parser())) == tuple(COMMANDS)
+
+
+def test_the_overview_prints_the_same_help_without_importing_any_command():
+    assert build_parser(overview=True).format_help() == build_parser().format_help()
+    code = (
+        "import sys, rayzer.cli\n"
+        "for argv in (['--help'], [], ['nope']):\n"
+        "    try:\n"
+        "        rayzer.cli.main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout[-2000:]
+    assert "usage: rayzer" in out.stdout and "invalid choice: 'nope'" in out.stderr
 
 
 @pytest.mark.parametrize("command", COMMANDS)

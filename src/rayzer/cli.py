@@ -25,34 +25,48 @@ def _register(
         parser.set_defaults(func=func)
 
 
-#: The top-level commands, in ``rayzer --help`` order.
-COMMANDS = ("data", "train", "infer", "serve", "demo", "eval", "bench")
+#: The top-level commands and their one-line help, in ``rayzer --help`` order.
+COMMANDS = {
+    "data": "datasets: synthesise, convert, check, overlap statistics, evaluation indices",
+    "train": "train a registered model (RayZer, LVSM, …; multi-process under torchrun)",
+    "infer": "cameras, renders, novel views and COLMAP / nerfstudio exports for your photos",
+    "serve": "local web demo (Gradio)",
+    "demo": "held-out synthetic scenes: predicted cameras, renders, metrics, novel-view video",
+    "eval": "evaluate a checkpoint: novel views, poses, probing, interpolation, COLMAP",
+    "bench": "benchmarks (JSON + Markdown output)",
+}
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, *, overview: bool = False) -> argparse.ArgumentParser:
     """The ``rayzer`` parser. It only assembles the subcommands; each command's module defines
     its arguments (``add_arguments``) and its entry point (imported when the parser is built).
 
-    ``only``: build just that command (one of :data:`COMMANDS`), so running it does not import
-    every other command's modules (the benchmarks alone were ~0.1 s of each ``rayzer infer``
-    start); None: all of them, for ``rayzer --help`` and unknown commands.
+    ``only``: build just that command (a key of :data:`COMMANDS`), so running it does not
+    import every other command's modules (the benchmarks alone were ~0.1 s of each ``rayzer
+    infer`` start); None: all of them. ``overview``: the commands' names and help without their
+    arguments, importing none of them (``rayzer --help``, ``rayzer`` alone, an unknown command:
+    2 s of ``import torch`` otherwise).
     """
     parser = argparse.ArgumentParser(
         prog="rayzer",
         description="Self-supervised multi-view 3D vision (RayZer, LVSM, E-RayZer, NAS3R).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    if overview:
+        for name, help in COMMANDS.items():
+            sub.add_parser(name, help=help)
+        return parser
     if only in (None, "data"):
         from rayzer.data import cli as data_cli
 
-        _register(sub, "data", data_cli.HELP, data_cli.add_arguments)
+        _register(sub, "data", COMMANDS["data"], data_cli.add_arguments)
     if only in (None, "train"):
         from rayzer.train import cli as train_cli
 
         _register(
             sub,
             "train",
-            train_cli.HELP,
+            COMMANDS["train"],
             train_cli.add_arguments,
             train_cli.main,
             description=train_cli.DESCRIPTION,
@@ -64,13 +78,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         _register(
             sub,
             "eval",
-            "evaluate a checkpoint: novel views, poses, probing, interpolation, COLMAP",
+            COMMANDS["eval"],
             eval_cli.add_arguments,
             eval_cli.main,
             description=eval_cli.DESCRIPTION,
         )
     if only in (None, "bench"):
-        _register(sub, "bench", "benchmarks (JSON + Markdown output)", _add_bench_commands)
+        _register(sub, "bench", COMMANDS["bench"], _add_bench_commands)
     return parser
 
 
@@ -83,7 +97,7 @@ def _add_infer_commands(sub: argparse._SubParsersAction, only: str | None = None
         _register(
             sub,
             "infer",
-            "cameras, renders, novel views and COLMAP / nerfstudio exports for your photos",
+            COMMANDS["infer"],
             infer_cli.add_arguments,
             infer_cli.main,
             description=infer_cli.DESCRIPTION,
@@ -92,7 +106,7 @@ def _add_infer_commands(sub: argparse._SubParsersAction, only: str | None = None
         _register(
             sub,
             "serve",
-            "local web demo (Gradio)",
+            COMMANDS["serve"],
             infer_cli.add_serve_arguments,
             infer_cli.serve_main,
             description=infer_cli.SERVE_DESCRIPTION,
@@ -101,7 +115,7 @@ def _add_infer_commands(sub: argparse._SubParsersAction, only: str | None = None
         _register(
             sub,
             "demo",
-            "held-out synthetic scenes: predicted cameras, renders, metrics, novel-view video",
+            COMMANDS["demo"],
             demo_cli.add_arguments,
             demo_cli.main,
             description=demo_cli.DESCRIPTION,
@@ -215,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] and argv[0] in PASSIVE_WAIT_COMMANDS and "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = build_parser(argv[0] if argv[:1] and argv[0] in COMMANDS else None)
+    command = argv[0] if argv[:1] and argv[0] in COMMANDS else None
+    parser = build_parser(command, overview=command is None)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "datasets: synthesise, convert, check, overlap statistics, evaluation indices"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``data`` subcommands on the ``rayzer data`` parser."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "train a registered model (RayZer, LVSM, …; multi-process under torchrun)"
 DESCRIPTION = (
     "Train a model from a config preset or method (`--list` shows the registered "
     "models and the presets; `model.name=…` picks the model). Under `torchrun "
