@@ -78,6 +78,8 @@ def run_clip(
                     "rot_err_deg": float(err["rot_deg"].median()),
                     "trans_dir_err_deg": float(err["trans_deg"].median()),
                     "focal_rel_err": float((K[0, 0] / K_true[0, 0] - 1).abs()),
+                    "focal_fx_over_w": float(K[0, 0]),
+                    "true_focal_fx_over_w": float(K_true[0, 0]),
                     "pairs_with_matches": int(found.valid.any(-1).sum()),
                 }
             )
