@@ -190,3 +190,22 @@ def test_cheirality_tells_the_translation_from_its_negative(exact) -> None:
     s_right = sampson_error(uv_a, uv_b, fundamental_matrix(R, t, K[0], K[1]))
     s_wrong = sampson_error(uv_a, uv_b, fundamental_matrix(R, -t, K[0], K[1]))
     torch.testing.assert_close(s_right, s_wrong)
+
+
+@pytest.mark.parametrize("eigh_sign", [1.0, -1.0])
+def test_zero_translation_at_the_true_rotation_costs_nothing(exact, monkeypatch, eigh_sign) -> None:
+    """At t = 0 the eigenvector's sign is arbitrary; the loss must use the sign that puts the
+    points in front of the cameras, so the true rotation costs ~0 whatever sign eigh returns
+    (with the other sign every match counted as behind the cameras: robust_px² / (H·W))."""
+    import rayzer.geometry.epipolar as epipolar
+
+    found = epipolar.best_translation_direction
+    monkeypatch.setattr(
+        epipolar, "best_translation_direction", lambda *a, **k: eigh_sign * found(*a, **k)
+    )
+    uv_a, uv_b, c2w, K, size = exact
+    valid = torch.ones(len(uv_a), dtype=torch.bool)
+    R, _ = relative_pose(c2w[0], c2w[1])
+    rotated_only = c2w[0] @ make_c2w(R, torch.zeros(3, dtype=torch.float64))
+    loss = epipolar_pair_loss(uv_a, uv_b, valid, c2w[0], rotated_only, K[0], K[1], (size,) * 2)
+    assert loss < 1e-12

@@ -202,7 +202,8 @@ def epipolar_pair_loss(
 
     The translation direction used is ``d = t̂ + (1 − |t̂|²) · d*`` with ``t̂`` =
     :func:`safe_direction` of the predicted translation and ``d*`` the best direction for the
-    predicted rotation (:func:`best_translation_direction`, detached, sign towards ``t̂``): the
+    predicted rotation (:func:`best_translation_direction`, detached; its sign towards ``t̂``, or
+    while ``|t̂| < 1/2`` the one that puts more matches in front of both cameras): the
     predicted direction once ``|t| ≫ eps``, and ``d*`` as ``t → 0``. So at ``t = 0`` (cameras at
     the identity, NAS3R's zero-initialised head) the loss is the error of the best translation
     for the predicted rotation — finite, with gradients in the rotation, the focal and (towards
@@ -227,7 +228,7 @@ def epipolar_pair_loss(
     t_hat = safe_direction(t, eps)
     with torch.no_grad():
         d_star = best_translation_direction(uv_a, uv_b, R, K_a, K_b, valid)
-        d_star = torch.where((d_star * t_hat).sum(-1, keepdim=True) < 0, -d_star, d_star)
+        d_star = d_star * _direction_sign(uv_a, uv_b, valid, R, t_hat, d_star, K_a, K_b)
     d = t_hat + (1 - t_hat.square().sum(-1, keepdim=True)) * d_star
     F_ab = _inverse_K(K_a).transpose(-1, -2) @ skew(d) @ R @ _inverse_K(K_b)
     s = sampson_error(uv_a, uv_b, F_ab)
@@ -237,6 +238,32 @@ def epipolar_pair_loss(
         cost = cost + tau2 * behind_cameras(uv_a, uv_b, R, d, K_a, K_b)
     wt = valid.to(cost.dtype)
     return (cost * wt).sum(-1) / wt.sum(-1).clamp_min(1.0) / (h * w)
+
+
+def _direction_sign(
+    uv_a: torch.Tensor,
+    uv_b: torch.Tensor,
+    valid: torch.Tensor,
+    R: torch.Tensor,
+    t_hat: torch.Tensor,
+    d_star: torch.Tensor,
+    K_a: torch.Tensor,
+    K_b: torch.Tensor,
+) -> torch.Tensor:
+    """±1 ``(..., 1)`` for ``d_star`` (whose sign the eigenvector leaves arbitrary) in
+    :func:`epipolar_pair_loss`: towards ``t̂`` where ``|t̂| >= 1/2``, else the sign with fewer
+    valid matches behind the cameras (at ``t = 0``, ``t̂`` says nothing). The threshold keeps
+    ``d = t̂ + (1 − |t̂|²) d*`` away from 0: ``|d| >= 1 − |t̂|² − |t̂| > 1/4`` below it, and
+    ``d · d* > 0`` above it."""
+    towards_t = torch.where((d_star * t_hat).sum(-1, keepdim=True) < 0, -1.0, 1.0)
+    w = valid.to(d_star.dtype)
+
+    def behind(d: torch.Tensor) -> torch.Tensor:
+        return (behind_cameras(uv_a, uv_b, R, d, K_a, K_b) * w).sum(-1, keepdim=True)
+
+    in_front = torch.where(behind(-d_star) < behind(d_star), -1.0, 1.0)
+    small = t_hat.square().sum(-1, keepdim=True) < 0.25
+    return torch.where(small, in_front, towards_t).to(d_star.dtype)
 
 
 def behind_cameras(
