@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -74,3 +76,9 @@ def test_mirrored_samples_are_matched_on_mirrored_images():
         right = _median_error(mirrored, s, mirrored["c2w"][s], mirrored["K"][s])
         wrong = _median_error(mirrored, s, plain["c2w"][s], plain["K"][s])
         assert right < 0.5 * wrong, (s, right, wrong)
+
+
+def test_matches_without_opencv_are_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 raises ImportError
+    with pytest.raises(ValueError, match=r"data\.epipolar_matches=16 needs OpenCV: pip install"):
+        _stream("data.epipolar_matches=16")

@@ -148,6 +148,13 @@ class TrainStream(IterableDataset):
         sources: Sequence[ClipSource] | None = None,
     ) -> None:
         super().__init__()
+        if cfg.epipolar_matches > 0:  # fail before any work, not in the first sample
+            from rayzer.data.formats.undistort import INSTALL_HINT, have_opencv
+
+            if not have_opencv():
+                raise ValueError(
+                    f"data.epipolar_matches={cfg.epipolar_matches} needs OpenCV: {INSTALL_HINT}"
+                )
         if not 0 <= rank < layout.world_size:
             raise ValueError(f"rank {rank} out of range for world size {layout.world_size}")
         if start < 0:
