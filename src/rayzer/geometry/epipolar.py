@@ -137,6 +137,23 @@ def _bearings(uv: torch.Tensor, K_px: torch.Tensor) -> torch.Tensor:
     return F.normalize(torch.cat((xy, torch.ones_like(xy[..., :1])), dim=-1), dim=-1)
 
 
+def _plane_normal_moments(
+    uv_a: torch.Tensor,
+    uv_b: torch.Tensor,
+    R: torch.Tensor,
+    K_a: torch.Tensor,
+    K_b: torch.Tensor,
+    valid: torch.Tensor | None,
+) -> torch.Tensor:
+    """``Σᵢ wᵢ nᵢ nᵢᵀ / Σᵢ wᵢ (..., 3, 3)``, ``nᵢ = f_a,i × R f_b,i`` (arguments as in
+    :func:`rotation_epipolar_cost`; 0 for a pair without valid matches)."""
+    check_trailing(R, "R", (3, 3))
+    n = torch.linalg.cross(_bearings(uv_a, K_a), _bearings(uv_b, K_b) @ R.transpose(-1, -2))
+    w = torch.ones_like(n[..., 0]) if valid is None else valid.to(n.dtype)
+    M = (n[..., :, None] * n[..., None, :] * w[..., None, None]).sum(-3)
+    return M / w.sum(-1).clamp_min(1.0)[..., None, None]
+
+
 def rotation_epipolar_cost(
     uv_a: torch.Tensor,
     uv_b: torch.Tensor,
@@ -155,11 +172,7 @@ def rotation_epipolar_cost(
     (radians², roughly) at the best ``d`` for ``R``: 0 at the true rotation for exact matches,
     independent of the predicted translation. Pairs with no valid match give 0.
     """
-    check_trailing(R, "R", (3, 3))
-    n = torch.linalg.cross(_bearings(uv_a, K_a), _bearings(uv_b, K_b) @ R.transpose(-1, -2))
-    w = torch.ones_like(n[..., 0]) if valid is None else valid.to(n.dtype)
-    M = (n[..., :, None] * n[..., None, :] * w[..., None, None]).sum(-3)
-    M = M / w.sum(-1).clamp_min(1.0)[..., None, None]
+    M = _plane_normal_moments(uv_a, uv_b, R, K_a, K_b, valid)
     return torch.linalg.eigvalsh(M)[..., 0].clamp_min(0.0)
 
 
@@ -174,9 +187,7 @@ def best_translation_direction(
     """The unit translation direction ``(..., 3)`` (up to sign) that best explains the matches
     for rotation ``R``: the eigenvector of the smallest eigenvalue of the matrix of
     :func:`rotation_epipolar_cost` (arguments as there)."""
-    n = torch.linalg.cross(_bearings(uv_a, K_a), _bearings(uv_b, K_b) @ R.transpose(-1, -2))
-    w = torch.ones_like(n[..., 0]) if valid is None else valid.to(n.dtype)
-    M = (n[..., :, None] * n[..., None, :] * w[..., None, None]).sum(-3)
+    M = _plane_normal_moments(uv_a, uv_b, R, K_a, K_b, valid)
     return torch.linalg.eigh(M)[1][..., :, 0]
 
 
