@@ -1,6 +1,7 @@
 """Does the epipolar loss alone lead free cameras from the identity to the truth? No network:
 per clip, every view but the canonical view 4 gets a free pose (axis-angle ω, translation τ;
-``c2w = [R(ω) | τ]``, all starting at the identity, τ = 0), optionally a shared free focal
+``c2w = [R(ω) | τ]``, starting at ``--start-alpha`` × the true pose relative to view 4; 0, the
+default: the identity, τ = 0), optionally a shared free focal
 (starting at the E-RayZer preset's 1.25 × width), and Adam minimises
 :func:`rayzer.models.epipolar_loss.batch_epipolar_loss` of the clip's SIFT matches
 (:func:`rayzer.data.matches.match_views` on a `--match-scale` × render). Reports the median
