@@ -86,8 +86,9 @@ class DataConfig:
         overlap_lo_start, overlap_lo_end: the ``overlap`` schedule.
         flip_augment: mirror each sample left–right with probability 1/2 (images, intrinsics
             and cameras consistently; NAS3R's augmentation).
-        epipolar_matches: > 0: add label-free SIFT matches between every pair of a sample's
-            views, at most this many per pair (``epipolar_*`` keys, :mod:`rayzer.data.matches`;
+        epipolar_matches: > 0: add label-free SIFT matches between the views of a sample, at
+            most this many per pair, one padded slot per view pair but matched only for views
+            at most 2 apart in capture order (``epipolar_*`` keys, :mod:`rayzer.data.matches`;
             for ``model.epipolar_loss_weight``; needs opencv); 0 (default): none.
         epipolar_match_scale: match on a render / load this many times larger than the sample
             (more keypoints at small sizes), coordinates scaled to the sample's size.

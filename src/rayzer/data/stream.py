@@ -38,8 +38,9 @@ Each yielded item is a collated micro-batch dict (keys: :mod:`rayzer`), S = ``da
   (m, Vt) positions into the V views;
 - ``scene_scale`` (m,) the factor applied to translations (NaN when unposed);
 - with ``data.epipolar_matches`` = M > 0: ``epipolar_pairs`` (m, P, 2), ``epipolar_uv``
-  (m, P, M, 4), ``epipolar_valid`` (m, P, M), SIFT matches of every view pair (P = V(V−1)/2;
-  :class:`rayzer.data.matches.ViewMatches`), label-free;
+  (m, P, M, 4), ``epipolar_valid`` (m, P, M), SIFT matches, a padded slot for every view pair
+  (P = V(V−1)/2) filled for views at most 2 apart (:func:`rayzer.data.matches.match_views`),
+  label-free;
 - provenance: ``source_index`` (m,) entry of ``data.source``, ``clip_id`` (m,) the clip in that
   source (:meth:`ClipSource.clip_id`: the seed of a synthetic clip, the scene number of a real
   one), ``clip_seed`` (m,) = ``clip_id`` (the name of the synthetic-only stream, kept).
