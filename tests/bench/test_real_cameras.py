@@ -370,7 +370,8 @@ def test_rejected_refinement_is_scored_beside_the_kept_model_cameras(
     for key in ("rot_err_deg_median", "trans_dir_err_deg_median"):
         assert nk[key] == pytest.approx(m["identity"][key], abs=1e-6)
     label = f"rejected: {nk['rot_err_deg_median']:.2f} / {nk['trans_dir_err_deg_median']:.2f}"
-    assert f"input kept ({label})" in (out / "real_cameras.md").read_text()
+    md = (out / "real_cameras.md").read_text()
+    assert f"input kept ({label})" in md and "Refinement: 3 iterations at 32 px" in md
 
 
 def test_not_kept_scores_and_labels():
@@ -436,6 +437,7 @@ def test_fit_column_on_consecutive_windows_only(erayzer_ckpt, scenes, tmp_path):
     assert result["summary"]["spread"]["model_fit"]["status"] == "n/a"
     md = (out / "real_cameras.md").read_text()
     assert "| model + Gaussian fit | pycolmap |" in md and "Gaussian + camera fit: 2 steps" in md
+    assert "No refinement." in md and "Refinement:" not in md
 
 
 def test_fit_is_na_for_a_model_without_gaussians(rayzer_ckpt, scenes, tmp_path):

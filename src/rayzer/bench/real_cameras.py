@@ -640,17 +640,21 @@ def to_markdown(result: dict[str, Any]) -> str:
     """Per-window tables (one per window kind) and the pooled summary."""
     methods = result.get("methods", METHODS)  # results of runs before --fit have no "methods"
     fit = f" Gaussian + camera fit: {result['fit_steps']} steps." if result.get("fit_steps") else ""
+    refine = " No refinement."
+    if result["refine_steps"]:
+        refine = (
+            f" Refinement: {result['refine_steps']} iterations at {result['refine_size']} px; "
+            '"input kept (rejected: a / b)": the refinement was rejected by the leave-one-out '
+            "check (or stopped by a guard), so the cell's errors are the model's; a / b are the "
+            "rotation / translation-direction errors of the cameras the refinement reached."
+        )
     lines = [
         f"# Camera accuracy on posed real scenes: {result['model']} "
         f"({result['checkpoint']}, step {result['step']})",
         "",
         f"Each cell: median relative rotation / translation-direction error (degrees) · "
         f"AUC@10 / AUC@30 · registered views when not all · seconds. Windows of "
-        f"{result['views']} views; refinement {result['refine_steps']} iterations at "
-        f'{result["refine_size"]} px; model input {result["image_size"]} px. "input kept '
-        f'(rejected: a / b)": the refinement was rejected by the leave-one-out check (or '
-        f"stopped by a guard), so the cell's errors are the model's; a / b are the rotation / "
-        f"translation-direction errors of the cameras the refinement reached.{fit}",
+        f"{result['views']} views; model input {result['image_size']} px.{refine}{fit}",
     ]
     for kind in result["windows"]:
         rows = [r for r in result["rows"] if r["window"] == kind]
