@@ -71,6 +71,19 @@ def _gray_uint8(image: Tensor) -> np.ndarray:
     return (gray * 255 + 0.5).to(torch.uint8).numpy()
 
 
+def _keypoints(gray: np.ndarray, contrast_threshold: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """SIFT keypoints ``(K, 2)`` float64 ``(u, v)`` in the corner convention of the module
+    docstring and their descriptors ``(K, 128)`` (None if none) of an (H, W) uint8 image.
+
+    ``enable_precise_upscale``: OpenCV's default 2x upscale of the first octave places every
+    keypoint 0.25 px right of and below the texture (opencv/opencv#23123); with it, OpenCV's
+    coordinates put pixel centres exactly at integers, hence + 0.5.
+    """
+    sift = _cv2().SIFT_create(contrastThreshold=contrast_threshold, enable_precise_upscale=True)
+    kps, desc = sift.detectAndCompute(gray, None)
+    return np.array([kp.pt for kp in kps], dtype=np.float64).reshape(-1, 2) + 0.5, desc
+
+
 def match_views(
     images: Tensor,
     max_matches: int = 64,
@@ -114,12 +127,7 @@ def match_views(
     v, _, h, w = images.shape
     oh, ow = out_size if out_size is not None else (h, w)
     scale = np.array([ow / w, oh / h, ow / w, oh / h], dtype=np.float64)
-    sift = cv2.SIFT_create(contrastThreshold=contrast_threshold)
-    feats = []
-    for i in range(v):
-        kps, desc = sift.detectAndCompute(_gray_uint8(images[i]), None)
-        pts = np.array([kp.pt for kp in kps], dtype=np.float64).reshape(-1, 2) + 0.5
-        feats.append((pts, desc))
+    feats = [_keypoints(_gray_uint8(images[i]), contrast_threshold) for i in range(v)]
     matcher = cv2.BFMatcher(cv2.NORM_L2)
     pairs = all_pairs(v)
     uv = torch.zeros(len(pairs), max_matches, 4, dtype=torch.float32)
