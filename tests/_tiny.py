@@ -57,3 +57,37 @@ def orbit_photos(folder: Path, size: int, views: int = 4) -> Path:
         array = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         Image.fromarray(array).save(folder / f"{i:03d}.png")
     return folder
+
+
+#: Tiny E-RayZer and NAS3R config fields (the explicit-3D models' loss-term tests).
+EXPLICIT_TINY = {
+    "erayzer": {"dim": 32, "num_heads": 2, "pose_depth": 1, "scene_depth": 1, "pos_enc_dim": 16},
+    "nas3r": {
+        "dim": 32,
+        "num_heads": 2,
+        "depth": 2,
+        "head_taps": (0, 1),
+        "head_features": 16,
+        "rgb_skip_channels": 8,
+        "pos_enc_dim": 16,
+    },
+}
+
+
+def build_explicit(kind: str, **changes):
+    """A tiny ``"erayzer"`` or ``"nas3r"`` model (seed 0), config fields ``changes`` on top."""
+    import torch
+
+    from rayzer.models.erayzer import ERayZer, ERayZerConfig
+    from rayzer.models.nas3r import NAS3R, NAS3RConfig
+
+    torch.manual_seed(0)
+    model, config = (ERayZer, ERayZerConfig) if kind == "erayzer" else (NAS3R, NAS3RConfig)
+    return model(config(**{**EXPLICIT_TINY[kind], **changes}))
+
+
+def pose_parameters(model) -> list:
+    """The parameters of an explicit model's camera head (E-RayZer ``pose_head``, NAS3R
+    ``camera_head``)."""
+    head = model.pose_head if hasattr(model, "pose_head") else model.camera_head
+    return list(head.parameters())

@@ -5,27 +5,17 @@ import math
 import pytest
 import torch
 
+from _tiny import build_explicit, pose_parameters
 from rayzer.data.matches import match_views
 from rayzer.data.synthetic import SynthConfig, render_clip
 from rayzer.geometry.intrinsics import normalize_intrinsics
 from rayzer.models.epipolar_loss import batch_epipolar_loss
-from rayzer.models.erayzer import ERayZer, ERayZerConfig
+from rayzer.models.erayzer import ERayZerConfig
 from rayzer.models.losses import photometric_loss
-from rayzer.models.nas3r import NAS3R, NAS3RConfig
+from rayzer.models.nas3r import NAS3RConfig
 from rayzer.models.views import gather_views
 
 pytest.importorskip("cv2")
-
-ERAYZER_TINY = {"dim": 32, "num_heads": 2, "pose_depth": 1, "scene_depth": 1, "pos_enc_dim": 16}
-NAS3R_TINY = {
-    "dim": 32,
-    "num_heads": 2,
-    "depth": 2,
-    "head_taps": (0, 1),
-    "head_features": 16,
-    "rgb_skip_channels": 8,
-    "pos_enc_dim": 16,
-}
 
 
 @pytest.fixture(autouse=True)
@@ -34,18 +24,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def build(kind: str, **changes):
-    torch.manual_seed(0)
-    if kind == "erayzer":
-        return ERayZer(ERayZerConfig(**{**ERAYZER_TINY, **changes}))
-    return NAS3R(NAS3RConfig(**{**NAS3R_TINY, **changes}))
-
-
-def pose_parameters(model) -> list[torch.nn.Parameter]:
-    head = model.pose_head if isinstance(model, ERayZer) else model.camera_head
-    return list(head.parameters())
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +52,7 @@ def test_matches_are_padded_pairs_and_mostly_on_the_true_epipolar_lines(sample):
 @pytest.mark.parametrize("kind", ["erayzer", "nas3r"])
 def test_weight_zero_leaves_the_loss_as_before(kind, sample):
     batch, _ = sample
-    model = build(kind)
+    model = build_explicit(kind)
     assert model.cfg.epipolar_loss_weight == 0.0
     out = model(batch, [0, 2], [1, 3])
     terms = model.loss(out, batch, None)
@@ -88,7 +66,7 @@ def test_weight_zero_leaves_the_loss_as_before(kind, sample):
 def test_epipolar_term_reaches_the_pose_head(kind, sample):
     """From the heads' start (NAS3R: exactly the identity, t = 0) the term alone moves them."""
     batch, _ = sample
-    model = build(kind, epipolar_loss_weight=2.0)
+    model = build_explicit(kind, epipolar_loss_weight=2.0)
     out = model(batch, [0, 2], [1, 3])
     terms = model.loss(out, batch, None)
     mse = photometric_loss(out.render, gather_views(batch["image"], out.target_index))["loss"]
@@ -101,7 +79,7 @@ def test_epipolar_term_reaches_the_pose_head(kind, sample):
 
 
 def test_missing_matches_are_a_clear_error():
-    model = build("erayzer", epipolar_loss_weight=1.0)
+    model = build_explicit("erayzer", epipolar_loss_weight=1.0)
     batch = {"image": torch.rand(1, 4, 3, 32, 32)}
     out = model(batch, [0, 2], [1, 3])
     with pytest.raises(ValueError, match=r"data\.epipolar_matches > 0"):

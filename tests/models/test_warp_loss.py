@@ -5,13 +5,14 @@ import math
 import pytest
 import torch
 
+from _tiny import build_explicit, pose_parameters
 from rayzer.data.synthetic import SynthConfig, render_clip
 from rayzer.geometry import axis_angle_to_matrix, camera_rays
 from rayzer.geometry.intrinsics import normalize_intrinsics
 from rayzer.geometry.reprojection import mean_error, neighbour_views, reprojection_error
-from rayzer.models.erayzer import ERayZer, ERayZerConfig
+from rayzer.models.erayzer import ERayZerConfig
 from rayzer.models.losses import photometric_loss
-from rayzer.models.nas3r import NAS3R, NAS3RConfig
+from rayzer.models.nas3r import NAS3RConfig
 from rayzer.models.views import gather_views
 from rayzer.models.warp_loss import WARP_NEIGHBOURS, input_warp_loss
 
@@ -22,31 +23,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-ERAYZER_TINY = {"dim": 32, "num_heads": 2, "pose_depth": 1, "scene_depth": 1, "pos_enc_dim": 16}
-NAS3R_TINY = {
-    "dim": 32,
-    "num_heads": 2,
-    "depth": 2,
-    "head_taps": (0, 1),
-    "head_features": 16,
-    "rgb_skip_channels": 8,
-    "pos_enc_dim": 16,
-}
-
-
-def build(kind: str, **changes):
-    torch.manual_seed(0)
-    if kind == "erayzer":
-        return ERayZer(ERayZerConfig(**{**ERAYZER_TINY, **changes}))
-    model = NAS3R(NAS3RConfig(**{**NAS3R_TINY, **changes}))
-    return model
-
-
-def pose_parameters(model) -> list[torch.nn.Parameter]:
-    head = model.pose_head if isinstance(model, ERayZer) else model.camera_head
-    return list(head.parameters())
 
 
 def move_cameras_off_identity(model) -> None:
@@ -65,7 +41,7 @@ def clip():
 
 @pytest.mark.parametrize("kind", ["erayzer", "nas3r"])
 def test_weight_zero_leaves_the_loss_as_before(kind):
-    model = build(kind)
+    model = build_explicit(kind)
     assert model.cfg.warp_loss_weight == 0.0
     batch = {"image": torch.rand(1, 4, 3, 32, 32)}
     out = model(batch, [0, 2], [1, 3])
@@ -78,7 +54,7 @@ def test_weight_zero_leaves_the_loss_as_before(kind):
 
 @pytest.mark.parametrize("kind", ["erayzer", "nas3r"])
 def test_warp_term_reaches_pose_head_and_depth(kind):
-    model = build(kind, warp_loss_weight=0.5)
+    model = build_explicit(kind, warp_loss_weight=0.5)
     move_cameras_off_identity(model)
     batch = {"image": torch.rand(1, 4, 3, 32, 32)}
     out = model(batch, [0, 2], [1, 3])
