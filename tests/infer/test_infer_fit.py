@@ -149,11 +149,19 @@ def test_fitted_cameras_keep_the_canonical_view_at_the_identity(tmp_path: Path, 
     import rayzer.refine.splat as splat
 
     real = splat.held_out_fit_psnr
+    real_fit = splat.fit_scene
+    anchors: list[int | None] = []
 
     def kept(*args, **kwargs):
         fig = real(*args, **kwargs)
         fig.psnr_after = fig.psnr_before + 1.0  # this test is about the cameras written
         return fig
+
+    def recording_fit(*args, **kwargs):  # the leave-one-out fit calls the module's fit_scene
+        anchors.append(kwargs.get("anchor"))
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(splat, "fit_scene", recording_fit)
 
     monkeypatch.setattr(splat, "held_out_fit_psnr", kept)
     _, module = _model("nas3r-tiny-cpu")
@@ -167,6 +175,9 @@ def test_fitted_cameras_keep_the_canonical_view_at_the_identity(tmp_path: Path, 
     torch.testing.assert_close(cams.c2w[cams.canonical], torch.eye(4), atol=1e-5, rtol=0)
     moved = (cams.c2w - cams.c2w[cams.canonical]).abs().amax(dim=(1, 2))
     assert float(moved[1:].min()) > 0  # the other cameras were fitted
+    # the fit holds view 0, and so does its leave-one-out fit (index 0 of the other views;
+    # it held the middle view before)
+    assert anchors == [0, 0], anchors
 
 
 def test_a_stopped_leave_one_out_fit_does_not_vouch_for_the_fitted_scene(

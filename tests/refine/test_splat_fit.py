@@ -161,6 +161,28 @@ def test_a_diverging_fit_is_stopped_and_returns_the_input():
     assert result.psnr_after == result.psnr_before
 
 
+@pytest.mark.parametrize(
+    ("anchor", "held", "expected"), [(None, 1, 1), (0, 2, 0), (3, 1, 2), (2, 2, 1)]
+)
+def test_the_leave_one_out_fit_holds_the_anchor_it_is_given(
+    monkeypatch, anchor: int | None, held: int, expected: int
+):
+    """``anchor`` is a view of the whole scene; the fit without ``held`` holds that view (its
+    index among the others), or the others' middle one when ``held`` is the anchor."""
+    import rayzer.refine.splat as splat
+
+    seen: list[int] = []
+
+    def recording_fit(images, scene, **kwargs):
+        seen.append(kwargs["anchor"])
+        return splat.SplatFitResult(scene=scene, c2w=scene.c2w[0], K=scene.K_norm[0] * SIZE)
+
+    monkeypatch.setattr(splat, "fit_scene", recording_fit)
+    scene = _wall_scene(_cameras())
+    held_out_fit_psnr(_images(scene), scene, held, anchor=anchor)
+    assert seen == [expected]
+
+
 def test_subscene_keeps_the_views_gaussians_in_order():
     scene = _wall_scene(_cameras())
     part = subscene(scene, [0, 2])
@@ -189,6 +211,8 @@ def test_bad_input_is_refused():
         fit_scene(images, scene, config=SplatFitConfig(views_per_step=0))
     with pytest.raises(ValueError, match="view must be in"):
         held_out_fit_psnr(images, scene, VIEWS)
+    with pytest.raises(ValueError, match="anchor must be a view index"):
+        held_out_fit_psnr(images, scene, 1, anchor=-1)
 
 
 def test_rasterize_sees_the_same_scene_as_render_views():

@@ -107,7 +107,13 @@ def fit_predicted_scene(
     if with_held_out:
         view = (v // 2 + 1) % v
         fig = held_out_fit_psnr(
-            images, cpu_scene, view, config=cfg, **render, **stage(steps, FIT_HELD_OUT_STAGE)
+            images,
+            cpu_scene,
+            view,
+            config=cfg,
+            anchor=anchor,  # the same gauge as the fit it vouches for
+            **render,
+            **stage(steps, FIT_HELD_OUT_STAGE),
         )
         report["held_out"] = fig.summary()
         log.info(

@@ -546,6 +546,7 @@ def held_out_fit_psnr(
     background: Sequence[float] | Tensor | None = None,
     near: float = 0.01,
     config: SplatFitConfig | None = None,
+    anchor: int | None = None,
     on_step: StepCallback | None = None,
 ) -> SplatHeldOut:
     """Leave ``view`` out (its image and its Gaussians), fit the others (:func:`fit_scene`), and
@@ -553,6 +554,12 @@ def held_out_fit_psnr(
 
     The held-out camera is the scene's; when cameras are refined it keeps its pose (the anchor
     holds the world frame) and takes the fitted shared focal scale. Needs V >= 3.
+
+    Args:
+        anchor: the view (an index of the whole scene) whose pose the fit holds, as in the
+            full fit (:func:`fit_scene`): pass the model's canonical view, so the held-out fit
+            is judged in the same gauge as the fit it vouches for. Default ``V // 2``; when
+            ``view`` is the anchor, the middle one of the other views.
     """
     t0 = time.perf_counter()
     _check(images, scene)
@@ -561,11 +568,14 @@ def held_out_fit_psnr(
         raise ValueError(f"a held-out figure needs at least 3 views, got {v}")
     if not 0 <= view < v:
         raise ValueError(f"view must be in [0, {v}), got {view}")
+    anchor = v // 2 if anchor is None else anchor
+    if not 0 <= anchor < v:
+        raise ValueError(f"anchor must be a view index in [0, {v}), got {anchor}")
     dev = scene.means.device
     images = images.detach().to(dev, torch.float32)
     bg = _background(background, dev)
     others = [i for i in range(v) if i != view]
-    anchor = others.index(v // 2) if v // 2 in others else len(others) // 2
+    anchor = others.index(anchor) if anchor in others else len(others) // 2
     part = subscene(scene.detach(), others)
     c2w = scene.c2w[0, view : view + 1].float()
     K = denormalize_intrinsics(scene.K_norm[0, view : view + 1].float(), hh, ww)
