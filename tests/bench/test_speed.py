@@ -1,3 +1,6 @@
+import json
+
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -94,16 +97,23 @@ def test_compiled_row_compiles_before_the_timed_steps():
     """With a compile backend the model is compiled, and the compiling step is reported apart
     from the timed ones. A counting backend (no code generation) shows the compile happened."""
     graphs: list[torch.fx.GraphModule] = []
+    options_seen: list[dict] = []
 
-    def counting_backend(gm, example_inputs):
+    def counting_backend(gm, example_inputs, options=None):
         graphs.append(gm)
+        options_seen.append(options)
         return gm.forward
 
     # the paper-decoder variant: fewer ops for dynamo to trace than the sweep readout
     overrides = [*TINY_MODEL, *tiny_data(16, span_start_max=4), *DERIVED_CONFIGS[
         "paper-decoder-cpu"][1]]  # fmt: skip
-    row = time_training_step("tiny-cpu", None, 1, 2, 2, "cpu", overrides, counting_backend)
+    row = time_training_step(
+        "tiny-cpu", None, 1, 2, 2, "cpu", overrides, counting_backend, {"cpp_wrapper": True}
+    )
     assert graphs, "the model was not compiled"
+    # the inductor options reach the compile of every graph (--compile-option)
+    assert options_seen and all(o == {"cpp_wrapper": True} for o in options_seen)
+    assert row["compile_options"] == {"cpp_wrapper": True}
     assert row["compiled"] and row["compile_s"] > 0 and row["compile_cpu_s"] > 0
     assert len(row["step_s_all"]) == 2 and row["raster_s"] is None
 
@@ -166,3 +176,42 @@ def test_compile_flag_adds_a_compiled_side_to_every_ab_round(monkeypatch, tmp_pa
     assert [(b, c) for b, c, _ in calls] == [(False, False), (False, True)] * 2
     assert [e["codes"] for e in alone["comparison"]] == ["after→compiled"]
     assert "After (this tree" in speed.to_markdown(alone) and "None" not in speed.to_markdown(alone)
+
+
+def test_compile_options_reach_only_the_compiled_side(monkeypatch, tmp_path):
+    """`--compile-option KEY=VALUE` (values read as YAML) goes to the compiled side's job as
+    JSON and into the report; the eager sides never get it; a malformed one fails first."""
+    import argparse
+
+    from rayzer.bench import speed
+
+    jobs = []
+
+    def fake_run(job, source, threads):
+        jobs.append(job)
+        return {"config": "c", "batch": 8, "views": 8, "step_s": 1.0, "step_s_all": [1.0],
+                "achieved_gflops": 1.0, "gflop_per_step": 1.0, "step_cpu_s": 1.0,
+                "peak_mem_mib": 1.0}  # fmt: skip
+
+    monkeypatch.setattr(speed, "_run_isolated", fake_run)
+    monkeypatch.setattr(speed, "measure_matmul_peak", lambda device: (100.0, 100.0))
+    parser = argparse.ArgumentParser()
+    speed.add_arguments(parser)
+    common = ["--configs", "tiny-cpu", "--scaling-views", "--compile", "--device", "cpu"]
+    args = parser.parse_args(
+        [*common, "--compile-option", "cpp_wrapper=true", "--compile-option", "x=3"]
+    )
+    result = speed.run(args)
+    compiled = [j for j in jobs if "--compile" in j]
+    assert compiled and len(compiled) < len(jobs)
+    for job in jobs:
+        if job in compiled:
+            sent = json.loads(job[job.index("--compile-options-json") + 1])
+            assert sent == {"cpp_wrapper": True, "x": 3}
+        else:
+            assert "--compile-options-json" not in job
+    assert result["compile_options"] == {"cpp_wrapper": True, "x": 3}
+    jobs.clear()
+    with pytest.raises(ValueError, match=r"cpp_wrapper.*KEY=VALUE"):
+        speed.run(parser.parse_args([*common, "--compile-option", "cpp_wrapper"]))
+    assert not jobs

@@ -47,3 +47,39 @@ def test_cli_flag_sets_the_config_key(monkeypatch, tmp_path):
     with pytest.raises(_Called):
         main(["train", "--config", "tiny-cpu", "--out", str(tmp_path / "r")])
     assert "train.compile=true" not in seen["overrides"]
+
+
+def test_compile_options_reach_the_compile(monkeypatch, tmp_path, tiny_config):
+    """``train.compile_options`` are the ``options`` of the in-place compile; without
+    ``train.compile`` they are a configuration error, not silently ignored."""
+    calls = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: calls.append(kw))
+    trainer = Trainer(
+        tiny_config("train.compile=true", "train.compile_options.cpp_wrapper=true"),
+        tmp_path / "r",
+    )
+    trainer.close()
+    assert calls == [{"options": {"cpp_wrapper": True}}]
+    calls.clear()
+    Trainer(tiny_config("train.compile=true"), tmp_path / "p").close()
+    assert calls == [{"options": None}]
+    with pytest.raises(ValueError, match=r"compile_options needs train\.compile=true"):
+        tiny_config("train.compile_options.cpp_wrapper=true")
+
+
+def test_cli_compile_option_implies_compile(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run_training(config, overrides, resume=None, out=None):
+        seen["overrides"] = overrides
+        raise _Called
+
+    monkeypatch.setattr(rayzer.train, "run_training", fake_run_training)
+    with pytest.raises(_Called):
+        main(["train", "--config", "tiny-cpu", "--compile-option", "cpp_wrapper=true",
+              "--out", str(tmp_path / "r")])  # fmt: skip
+    assert "train.compile=true" in seen["overrides"]
+    assert "train.compile_options.cpp_wrapper=true" in seen["overrides"]
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        main(["train", "--config", "tiny-cpu", "--compile-option", "cpp_wrapper",
+              "--out", str(tmp_path / "r")])  # fmt: skip

@@ -21,7 +21,8 @@ With ``--compile`` the current code is also timed with ``torch.compile`` of the 
 compiled step, which compiles, is not timed: its wall-clock and CPU seconds are reported as
 ``compile_s`` / ``compile_cpu_s``. Inductor keeps its compiled code in ``TORCHINDUCTOR_CACHE_DIR``
 (default: under ``/tmp``); the first compiled row of a run with an empty cache shows the cold
-compile, later rows the warm one.
+compile, later rows the warm one. ``--compile-option KEY=VALUE`` passes inductor options to that
+compile (as ``rayzer train --compile-option``).
 
 Run ``rayzer bench speed --help`` for options.
 """
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from omegaconf import OmegaConf
 
 from rayzer.bench.flops import count_flops
@@ -190,6 +192,7 @@ def time_training_step(
     device: str,
     overrides: list[str],
     compile_backend: str | Callable | None = None,
+    compile_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Time ``steps`` training steps (forward, the model's own loss, backward, AdamW) of the
     model ``preset`` configures, on random images; returns a result row.
@@ -200,6 +203,8 @@ def time_training_step(
     compiles, is timed on its own (``compile_s`` / ``compile_cpu_s``, this process only: not
     the compiler's worker processes) and is not one of the warm-up or timed steps. The
     rasterizer share is not measured for compiled models (``raster_s`` is None).
+    ``compile_options`` are passed to that compile (``torch.compile(options=...)``; a callable
+    backend receives them as its ``options`` keyword).
     """
     cfg = load_config(preset, overrides)
     b = batch_size or cfg.train.batch_size
@@ -230,7 +235,8 @@ def time_training_step(
     flops = count_flops(step)  # also the first warm-up step
     compile_s = compile_cpu_s = None
     if compile_backend is not None:
-        model.compile(backend=compile_backend)  # in place, as the training loop compiles it
+        # in place, as the training loop compiles it
+        model.compile(backend=compile_backend, options=compile_options or None)
         sync()
         t0, c0 = time.perf_counter(), time.process_time()
         step()  # traces and compiles forward and backward
@@ -274,6 +280,7 @@ def time_training_step(
         "compile_backend": (
             compile_backend if isinstance(compile_backend, str | None) else repr(compile_backend)
         ),
+        "compile_options": compile_options or None,
         "compile_s": compile_s,
         "compile_cpu_s": compile_cpu_s,
         "step_s": step_time,
@@ -406,6 +413,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    options = parse_compile_options(args.compile_option)  # bad ones fail before any timing
     load_start = os.getloadavg()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -430,6 +438,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     print(f"timing {name} ({views} views, {side}) …", file=sys.stderr)
                     if side == "compiled":
                         side_job = [*job, "--compile", "--compile-backend", args.compile_backend]
+                        if options:
+                            side_job += ["--compile-options-json", json.dumps(options)]
                     else:
                         side_job = job
                     row = _run_isolated(side_job, source, args.threads)
@@ -446,6 +456,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "matmul_peak_gflops_cpu": peak_cpu,
         "baseline": args.baseline,
         "compile_backend": args.compile_backend if args.compile else None,
+        "compile_options": options if args.compile else None,
         "inductor_cache_dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR"),
         "load_average_start": load_start,
         "load_average_end": os.getloadavg(),
@@ -579,6 +590,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "check the wiring without generating code)",
     )
     parser.add_argument(
+        "--compile-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an inductor option of --compile's compile (repeatable), as `rayzer train "
+        "--compile-option`; e.g. cpp_wrapper=true (paper-decoder-cpu: ~1.04x over the plain "
+        "compile, docs/benchmarks/speed run 6)",
+    )
+    parser.add_argument(
         "--baseline-max-views",
         type=int,
         default=16,
@@ -595,6 +615,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="folder for speed.json / speed.md")
 
 
+def parse_compile_options(items: list[str]) -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` → ``{KEY: VALUE}``, each value read as YAML (``true`` → True,
+    ``3`` → 3, other text stays a string)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--compile-option {item!r}: expected KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
 def command(args: argparse.Namespace) -> None:
     """``rayzer bench speed``: run the benchmark and write ``speed.json`` / ``speed.md``."""
     result = run(args)
@@ -608,12 +640,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", help=argparse.SUPPRESS)
     parser.add_argument("--views", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--compile-options-json", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.single:
         device = args.device if args.device != "auto" else "cpu"
         backend = args.compile_backend if args.compile else None
+        options = json.loads(args.compile_options_json) if args.compile_options_json else None
         row = time_training_step(
-            args.preset, args.views, args.batch, args.steps, args.warmup, device, [], backend
+            args.preset,
+            args.views,
+            args.batch,
+            args.steps,
+            args.warmup,
+            device,
+            [],
+            backend,
+            options,
         )
         print(json.dumps(row))
         return

@@ -207,7 +207,7 @@ class Trainer:
         torch.manual_seed(tc.seed)
         self.model: RayModel = build_model(cfg.model).to(self.device)
         if tc.compile:  # in place: parameter names and checkpoints stay those of the model
-            self.model.compile()
+            self.model.compile(options=dict(tc.compile_options) or None)
         self.net: nn.Module = self.model
         if self.ctx.distributed:
             self.net = DistributedDataParallel(
