@@ -199,7 +199,7 @@ def test_compile_options_reach_only_the_compiled_side(monkeypatch, tmp_path):
     speed.add_arguments(parser)
     common = ["--configs", "tiny-cpu", "--scaling-views", "--compile", "--device", "cpu"]
     args = parser.parse_args(
-        [*common, "--compile-option", "cpp_wrapper=true", "--compile-option", "x=3"]
+        [*common, "--compile-option", "cpp_wrapper=true", "--compile-option", "compile_threads=3"]
     )
     result = speed.run(args)
     compiled = [j for j in jobs if "--compile" in j]
@@ -207,11 +207,17 @@ def test_compile_options_reach_only_the_compiled_side(monkeypatch, tmp_path):
     for job in jobs:
         if job in compiled:
             sent = json.loads(job[job.index("--compile-options-json") + 1])
-            assert sent == {"cpp_wrapper": True, "x": 3}
+            assert sent == {"cpp_wrapper": True, "compile_threads": 3}
         else:
             assert "--compile-options-json" not in job
-    assert result["compile_options"] == {"cpp_wrapper": True, "x": 3}
+    assert result["compile_options"] == {"cpp_wrapper": True, "compile_threads": 3}
     jobs.clear()
     with pytest.raises(ValueError, match=r"cpp_wrapper.*KEY=VALUE"):
         speed.run(parser.parse_args([*common, "--compile-option", "cpp_wrapper"]))
+    # a name inductor does not know, and options without --compile: refused before any timing
+    with pytest.raises(ValueError, match=r"inductor has no option 'x'"):
+        speed.run(parser.parse_args([*common, "--compile-option", "x=3"]))
+    no_compile = [c for c in common if c != "--compile"]
+    with pytest.raises(ValueError, match=r"--compile-option needs --compile"):
+        speed.run(parser.parse_args([*no_compile, "--compile-option", "cpp_wrapper=true"]))
     assert not jobs

@@ -80,6 +80,39 @@ def test_cli_compile_option_implies_compile(monkeypatch, tmp_path):
               "--out", str(tmp_path / "r")])  # fmt: skip
     assert "train.compile=true" in seen["overrides"]
     assert "train.compile_options.cpp_wrapper=true" in seen["overrides"]
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
-        main(["train", "--config", "tiny-cpu", "--compile-option", "cpp_wrapper",
-              "--out", str(tmp_path / "r")])  # fmt: skip
+
+
+def test_cli_compile_option_errors_are_clear(monkeypatch, tmp_path, capsys):
+    """A malformed ``--compile-option`` and a name inductor does not know exit 2 with
+    ``rayzer: error:`` naming it, before any work, nothing written (a SystemExit with exit 1 and
+    torch's RuntimeError traceback listing ~600 options before)."""
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    for option in ("cpp_wrapper", "=3"):
+        monkeypatch.setattr(rayzer.train, "run_training", no_training)
+        code = main(["train", "--config", "tiny-cpu", "--compile-option", option,
+                     "--out", str(tmp_path / "r")])  # fmt: skip
+        assert code == 2
+        assert "KEY=VALUE" in capsys.readouterr().err
+    monkeypatch.undo()
+    code = main(["train", "--config", "tiny-cpu", "--compile-option", "cpp_wraper=true",
+                 "--out", str(tmp_path / "r"), "train.num_threads=1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "rayzer: error: train.compile_options" in err and "'cpp_wraper'" in err, err
+    assert "did you mean cpp_wrapper" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_dotted_compile_options_reach_the_compile_by_their_inductor_names(
+    monkeypatch, tmp_path, tiny_config
+):
+    """``train.compile_options.triton.cudagraphs=false`` (OmegaConf makes it a nested dict)
+    is inductor's ``triton.cudagraphs``: torch.compile refused the nested ``triton`` before."""
+    calls = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: calls.append(kw))
+    cfg = tiny_config("train.compile=true", "train.compile_options.triton.cudagraphs=false")
+    Trainer(cfg, tmp_path / "r").close()
+    assert calls == [{"options": {"triton.cudagraphs": False}}]

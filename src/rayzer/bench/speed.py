@@ -52,6 +52,7 @@ from omegaconf import OmegaConf
 from rayzer.bench.flops import count_flops
 from rayzer.config import load_config, preset_path
 from rayzer.models import build_model
+from rayzer.utils.compile_options import inductor_options
 from rayzer.utils.report import machine_info, markdown_table, write_report
 
 #: Configurations the bench times by name: a preset plus overrides. ``paper-decoder-cpu`` is the
@@ -414,6 +415,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     options = parse_compile_options(args.compile_option)  # bad ones fail before any timing
+    if options and not args.compile:
+        raise ValueError("--compile-option needs --compile (the options of its compile)")
+    if args.compile_backend == "inductor":  # names inductor does not know: a clear error now
+        options = inductor_options(options)
     load_start = os.getloadavg()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -83,8 +83,9 @@ def main(args: argparse.Namespace) -> None:
     if args.compile or args.compile_option:
         overrides.append("train.compile=true")
     for option in args.compile_option:
-        if "=" not in option:
-            raise SystemExit(f"rayzer train: --compile-option {option!r}: expected KEY=VALUE")
+        key, sep, _ = option.partition("=")
+        if not key or not sep:  # a ValueError: rayzer's clear error, exit 2
+            raise ValueError(f"--compile-option {option!r}: expected KEY=VALUE")
         overrides.append(f"train.compile_options.{option}")
     # `--resume key=value`: argparse took an override as the optional PATH.
     if resume is not None and "=" in resume and not Path(resume).exists():

@@ -72,6 +72,7 @@ from rayzer.train.logger import RunLogger, image_grid
 from rayzer.train.losses import build_perceptual_loss
 from rayzer.train.optim import GradSpikeGuard, WarmupCosine, build_optimizer, build_scheduler
 from rayzer.train.run_lock import run_folder_lock
+from rayzer.utils.compile_options import inductor_options
 from rayzer.utils.logs import StderrHandler
 
 log = logging.getLogger("rayzer.train")
@@ -187,6 +188,8 @@ class Trainer:
         tc = cfg.train
         self.out_dir = Path(out_dir if out_dir is not None else tc.out_dir)
         ckpt = self._find_resume_checkpoint(resume)
+        # checked before any work: an unknown name is a clear error, not torch's RuntimeError
+        compile_options = inductor_options(tc.compile_options, "train.compile_options")
 
         if tc.num_threads > 0:
             torch.set_num_threads(tc.num_threads)
@@ -207,7 +210,7 @@ class Trainer:
         torch.manual_seed(tc.seed)
         self.model: RayModel = build_model(cfg.model).to(self.device)
         if tc.compile:  # in place: parameter names and checkpoints stay those of the model
-            self.model.compile(options=dict(tc.compile_options) or None)
+            self.model.compile(options=compile_options or None)
         self.net: nn.Module = self.model
         if self.ctx.distributed:
             self.net = DistributedDataParallel(
