@@ -33,14 +33,21 @@ class _Called(Exception):
     pass
 
 
-def test_cli_flag_sets_the_config_key(monkeypatch, tmp_path):
-    seen = {}
+@pytest.fixture
+def seen(monkeypatch) -> dict:
+    """``seen["overrides"]``: what `rayzer train` hands to ``run_training`` (which then raises
+    :class:`_Called` instead of training)."""
+    seen: dict = {}
 
     def fake_run_training(config, overrides, resume=None, out=None):
         seen["overrides"] = overrides
         raise _Called
 
     monkeypatch.setattr(rayzer.train, "run_training", fake_run_training)
+    return seen
+
+
+def test_cli_flag_sets_the_config_key(seen, tmp_path):
     with pytest.raises(_Called):
         main(["train", "--config", "tiny-cpu", "--compile", "--out", str(tmp_path / "r")])
     assert "train.compile=true" in seen["overrides"]
@@ -67,14 +74,7 @@ def test_compile_options_reach_the_compile(monkeypatch, tmp_path, tiny_config):
         tiny_config("train.compile_options.cpp_wrapper=true")
 
 
-def test_cli_compile_option_implies_compile(monkeypatch, tmp_path):
-    seen = {}
-
-    def fake_run_training(config, overrides, resume=None, out=None):
-        seen["overrides"] = overrides
-        raise _Called
-
-    monkeypatch.setattr(rayzer.train, "run_training", fake_run_training)
+def test_cli_compile_option_implies_compile(seen, tmp_path):
     with pytest.raises(_Called):
         main(["train", "--config", "tiny-cpu", "--compile-option", "cpp_wrapper=true",
               "--out", str(tmp_path / "r")])  # fmt: skip
