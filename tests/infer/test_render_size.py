@@ -113,6 +113,17 @@ def test_rasterizer_memory_is_checked_from_the_gaussians_before_rendering(
 ):
     helpers.write_images(tmp_path / "photos", 3)
     free = 1 << 20  # the frames fit (about 0.2 MB), one view's 3072+ intersections do not
+    _refused_before_rendering(
+        erayzer, tmp_path, helpers, monkeypatch, free,
+        r"rasterizing one 64x64 frame needs about .*intersect",
+    )  # fmt: skip
+
+
+def _refused_before_rendering(
+    model: LoadedModel, tmp_path: Path, helpers, monkeypatch, free: int, match: str
+) -> None:
+    """With ``free`` bytes, inferring ``tmp_path / "photos"`` at --render-size 64 is refused
+    with ``match`` before any view is rendered, and leaves no output."""
     monkeypatch.setattr(render_size, "available_memory_bytes", lambda device="cpu": free)
     rendered = []
     for name in ("render_scene", "render_scene_depth_alpha"):
@@ -120,9 +131,9 @@ def test_rasterizer_memory_is_checked_from_the_gaussians_before_rendering(
         monkeypatch.setattr(
             pipeline, name, lambda *a, _real=real, **k: rendered.append(1) or _real(*a, **k)
         )
-    with pytest.raises(ValueError, match=r"rasterizing one 64x64 frame needs about .*intersect"):
+    with pytest.raises(ValueError, match=match):
         run_inference(
-            tmp_path / "photos", model=erayzer, out=tmp_path / "out", path_frames=2,
+            tmp_path / "photos", model=model, out=tmp_path / "out", path_frames=2,
             spiral_frames=0, render_size=64,
         )  # fmt: skip
     assert not rendered  # refused before any view was rendered
@@ -227,17 +238,7 @@ def test_a_frame_whose_compositing_blocks_do_not_fit_is_refused_before_rendering
     without_blocks = most * BYTES_PER_INTERSECTION + 64 * 64 * BYTES_PER_PIXEL
     free = int(2 * without_blocks / render_size.MEMORY_FRACTION)
     assert render_bytes(most, 64 * 64) > render_size.MEMORY_FRACTION * free
-    monkeypatch.setattr(render_size, "available_memory_bytes", lambda device="cpu": free)
-    rendered = []
-    for name in ("render_scene", "render_scene_depth_alpha"):
-        real = getattr(pipeline, name)
-        monkeypatch.setattr(
-            pipeline, name, lambda *a, _real=real, **k: rendered.append(1) or _real(*a, **k)
-        )
-    with pytest.raises(ValueError, match=r"one 64x64 frame needs about .* compositing blocks"):
-        run_inference(
-            tmp_path / "photos", model=erayzer, out=tmp_path / "out", path_frames=2,
-            spiral_frames=0, render_size=64,
-        )  # fmt: skip
-    assert not rendered
-    helpers.no_output(tmp_path / "out")
+    _refused_before_rendering(
+        erayzer, tmp_path, helpers, monkeypatch, free,
+        r"one 64x64 frame needs about .* compositing blocks",
+    )  # fmt: skip
