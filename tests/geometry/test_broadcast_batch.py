@@ -49,3 +49,18 @@ def test_camera_geometry_does_not_import_sympy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_camera_rays_compile_without_graph_breaks():
+    """camera_rays runs inside compiled models (`rayzer train --compile`): broadcast_batch must be
+    traceable by dynamo. `max(..., default=0)` was not: 11 graph breaks in the paper-decoder
+    model."""
+    from rayzer.geometry import camera_rays, make_c2w
+
+    def rays_of(rotation: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+        # called from a traced frame, as in a model (a top-level call did not show the break)
+        return camera_rays(make_c2w(rotation, torch.zeros(3)), K, 8, 8)[1]
+
+    rotation = torch.eye(3).expand(2, 3, 3)
+    explained = torch._dynamo.explain(rays_of)(rotation, torch.tensor([8.0, 8.0, 4.0, 4.0]))
+    assert explained.graph_break_count == 0, explained.break_reasons

@@ -39,7 +39,9 @@ def broadcast_batch(*shapes: Sequence[int]) -> tuple[int, ...]:
     Raises:
         ValueError: shapes that do not broadcast (both sizes differ and neither is 1).
     """
-    ndim = max((len(s) for s in shapes), default=0)
+    ndim = 0
+    for shape in shapes:  # not max(..., default=0): torch.compile cannot trace that (graph break)
+        ndim = max(ndim, len(shape))
     out = [1] * ndim
     for shape in shapes:
         for i, size in enumerate(shape, start=ndim - len(shape)):
