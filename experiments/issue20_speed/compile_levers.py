@@ -21,6 +21,8 @@ FLOPs there), then the step that compiles (``compile_s`` / ``compile_cpu_s``: th
 in CPU seconds of the process (median). The first round of a side with an empty cache folder
 compiles cold, later rounds warm. Every step's loss is recorded: all sides start from the same
 weights and batch, so their losses must agree (``loss_diff`` against ``plain``).
+``peak_rss_mib`` is the process's maximum RSS, imports included (the bench reports the growth
+during its run instead).
 
 Prints one JSON object and writes ``levers.json`` / ``levers.md`` to ``--out``.
 """
@@ -320,7 +322,9 @@ def main() -> None:
         f"{CONFIG}, 1 thread, {args.rounds} rounds × {args.steps} timed steps; CPU seconds per "
         f"step (median over rounds of each run's median); {gflop:.2f} GFLOP per step, fp32 "
         f"matmul peak {peak_cpu:.1f} GFLOP per CPU second; load average {load} at the start, "
-        f"{load_end} at the end. compile_*_runs: the first run compiled with an empty cache.\n\n"
+        f"{load_end} at the end. compile_*_runs: the first run compiled "
+        + ("with the caches of an earlier run" if args.keep_caches else "with an empty cache")
+        + ".\n\n"
         + markdown_table(summary, COLUMNS)
         + "\n"
     )
