@@ -221,3 +221,22 @@ def test_compile_options_reach_only_the_compiled_side(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match=r"--compile-option needs --compile"):
         speed.run(parser.parse_args([*no_compile, "--compile-option", "cpp_wrapper=true"]))
     assert not jobs
+
+
+def test_harness_imports_only_what_the_baseline_has():
+    """`--baseline REV` runs this file as the harness next to REV's exported package, so its
+    module-level rayzer imports must exist there too: rayzer.utils.compile_options at module
+    level made every baseline run fail (ModuleNotFoundError). The modules below are those of the
+    baseline of issue 20's runs, 19a70e9."""
+    import ast
+    from pathlib import Path
+
+    from rayzer.bench import speed
+
+    tree = ast.parse(Path(speed.__file__).read_text())
+    top = {
+        node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rayzer")
+    }
+    assert top <= {"rayzer.bench.flops", "rayzer.config", "rayzer.models", "rayzer.utils.report"}

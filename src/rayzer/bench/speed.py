@@ -52,7 +52,6 @@ from omegaconf import OmegaConf
 from rayzer.bench.flops import count_flops
 from rayzer.config import load_config, preset_path
 from rayzer.models import build_model
-from rayzer.utils.compile_options import inductor_options
 from rayzer.utils.report import machine_info, markdown_table, write_report
 
 #: Configurations the bench times by name: a preset plus overrides. ``paper-decoder-cpu`` is the
@@ -418,6 +417,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if options and not args.compile:
         raise ValueError("--compile-option needs --compile (the options of its compile)")
     if args.compile_backend == "inductor":  # names inductor does not know: a clear error now
+        # imported here: this file is also the harness run against --baseline revisions, which
+        # may predate the module (module level, it broke every baseline run)
+        from rayzer.utils.compile_options import inductor_options
+
         options = inductor_options(options)
     load_start = os.getloadavg()
     if args.threads:
