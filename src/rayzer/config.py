@@ -259,7 +259,7 @@ class TrainConfig:
             warm inductor cache (``TORCHINDUCTOR_CACHE_DIR``), many minutes cold
             (docs/benchmarks/speed/README.md).
         compile_options: inductor options of that compile (``torch.compile(options=...)``),
-            e.g. ``{cpp_wrapper: true}``: the paper-decoder step about 1.04x faster than the
+            e.g. ``{cpp_wrapper: true}``: the paper-decoder step 1.02-1.08x faster than the
             plain compile on the CPU, warm compile time unchanged (run 6 of
             docs/benchmarks/speed). Needs ``compile: true``.
     """

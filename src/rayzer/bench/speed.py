@@ -603,7 +603,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="an inductor option of --compile's compile (repeatable), as `rayzer train "
-        "--compile-option`; e.g. cpp_wrapper=true (paper-decoder-cpu: ~1.04x over the plain "
+        "--compile-option`; e.g. cpp_wrapper=true (paper-decoder-cpu: 1.02-1.08x over the plain "
         "compile, docs/benchmarks/speed run 6)",
     )
     parser.add_argument(

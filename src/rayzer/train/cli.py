@@ -70,8 +70,9 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="an inductor option of --compile (implies it; = train.compile_options.KEY=VALUE), "
-        "repeatable. cpp_wrapper=true: paper-decoder steps ~1.04x faster than the plain compile "
-        "on the CPU (6 of 6 A/B rounds, docs/benchmarks/speed run 6), same warm compile time",
+        "repeatable. cpp_wrapper=true: paper-decoder steps 1.02-1.08x faster than the plain "
+        "compile on the CPU (9 of 9 A/B rounds, docs/benchmarks/speed run 6), same warm compile "
+        "time",
     )
 
 
