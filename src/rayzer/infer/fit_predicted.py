@@ -16,10 +16,9 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from rayzer.infer.model import LoadedModel
@@ -47,17 +46,6 @@ def check_fit_model(model: LoadedModel, steps: int) -> None:
         )
 
 
-def _to(scene: Any, device: torch.device) -> Any:
-    return replace(
-        scene,
-        **{
-            f.name: getattr(scene, f.name).to(device)
-            for f in fields(scene)
-            if isinstance(getattr(scene, f.name), Tensor)
-        },
-    )
-
-
 def fit_predicted_scene(
     model: LoadedModel,
     images: Tensor,
@@ -70,8 +58,9 @@ def fit_predicted_scene(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[Any, Cameras, dict[str, Any]]:
     """Fit the model's Gaussian ``scene`` of ``images`` (its input views, ``(V, 3, H, W)``) on
-    the CPU with ``steps`` Adam steps (:class:`rayzer.refine.splat.SplatFitConfig` defaults),
-    the cameras too when ``fit_cameras`` (the canonical view's held; the middle one if none).
+    the scene's device (the model's) with ``steps`` Adam steps
+    (:class:`rayzer.refine.splat.SplatFitConfig` defaults), the cameras too when
+    ``fit_cameras`` (the canonical view's held; the middle one if none).
 
     Returns:
         ``(scene, cameras, report)``: the fitted scene and cameras when kept, else the input
@@ -84,9 +73,9 @@ def fit_predicted_scene(
 
     t0 = time.perf_counter()
     cfg = SplatFitConfig(steps=steps, refine_cameras=fit_cameras)
-    device = scene.means.device
-    cpu_scene = _to(scene.detach(), torch.device("cpu"))
-    images = images.detach().float().cpu()
+    # on the scene's device, as the model that predicted it (fit_scene moves the images there)
+    start = scene.detach()
+    images = images.detach()
     v = images.shape[0]
     with_held_out = held_out and v >= 3
     total = steps * (2 if with_held_out else 1)
@@ -99,16 +88,14 @@ def fit_predicted_scene(
 
     # the canonical view holds the gauge: its camera stays the identity cameras.json says it is
     anchor = cams.canonical
-    result = fit_scene(
-        images, cpu_scene, config=cfg, anchor=anchor, **render, **stage(0, FIT_STAGE)
-    )
+    result = fit_scene(images, start, config=cfg, anchor=anchor, **render, **stage(0, FIT_STAGE))
     report: dict[str, Any] = {"steps": steps, "cameras_fitted": fit_cameras, **result.summary()}
     report["rejected"] = None
     if with_held_out:
         view = (v // 2 + 1) % v
         fig = held_out_fit_psnr(
             images,
-            cpu_scene,
+            start,
             view,
             config=cfg,
             anchor=anchor,  # the same gauge as the fit it vouches for
@@ -142,5 +129,6 @@ def fit_predicted_scene(
     report["total_seconds"] = round(time.perf_counter() - t0, 2)
     if not kept:
         return scene, cams, report
-    new_cams = replace(cams, c2w=result.c2w.float(), K=result.K.float())
-    return _to(result.scene, device), new_cams, report
+    dev = cams.c2w.device  # the cameras stay where they were (the scene's device or not)
+    new_cams = replace(cams, c2w=result.c2w.float().to(dev), K=result.K.float().to(dev))
+    return result.scene, new_cams, report
