@@ -451,6 +451,45 @@ def test_fit_is_na_for_a_model_without_gaussians(rayzer_ckpt, scenes, tmp_path):
     assert fit["status"] == "n/a" and "no 3D Gaussians" in fit["reason"]
 
 
+def test_rejected_fit_is_scored_beside_the_kept_model_cameras(
+    erayzer_ckpt, scenes, tmp_path, monkeypatch
+):
+    """A stand-in fit that reaches identity cameras and is rejected by the leave-one-out check:
+    the fit's row keeps the model's errors, ``not_kept`` holds the identity row's errors and
+    the Markdown cell shows both (as for a rejected refinement)."""
+    import rayzer.refine.splat as splat
+
+    def fit(images, scene, **kwargs):
+        v, _, h, w = images.shape
+        K = scene.K_norm[0] * torch.tensor([w, h, w, h])
+        return splat.SplatFitResult(
+            scene, torch.eye(4).repeat(v, 1, 1), K, psnr_before=10.0, psnr_after=12.0
+        )
+
+    def held_out(images, scene, view, **kwargs):
+        return splat.SplatHeldOut(view, 9.0, 8.0, fit(images, scene))  # the left-out view fell
+
+    monkeypatch.setattr(splat, "fit_scene", fit)
+    monkeypatch.setattr(splat, "held_out_fit_psnr", held_out)
+    out = tmp_path / "o"
+    code, _, err = _run(
+        "--ckpt", erayzer_ckpt, "--data", scenes / "orbit10", "--windows", "consecutive",
+        "--views", 4, "--consecutive-windows", 1, "--refine", 0, "--fit", 2, "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads((out / "real_cameras.json").read_text())
+    m = result["rows"][0]["methods"]
+    fit_rec = m["model_fit"]
+    assert fit_rec["cameras"] == "input" and "leave-one-out" in fit_rec["fit"]["rejected"]
+    assert fit_rec["rot_err_deg_median"] == m["model"]["rot_err_deg_median"]
+    nk = fit_rec["not_kept"]
+    assert nk["why"] == "rejected" and nk["status"] == "ok"
+    for key in ("rot_err_deg_median", "trans_dir_err_deg_median"):
+        assert nk[key] == pytest.approx(m["identity"][key], abs=1e-6)
+    label = f"rejected: {nk['rot_err_deg_median']:.2f} / {nk['trans_dir_err_deg_median']:.2f}"
+    assert f"input kept ({label})" in (out / "real_cameras.md").read_text()
+
+
 def test_fit_not_kept_says_why():
     from rayzer.bench.real_cameras import _cell
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from rayzer.infer.fit_predicted import fit_predicted_scene
@@ -74,3 +75,65 @@ def test_the_fit_runs_on_the_device_of_the_model_scene(monkeypatch):
     assert report["scene"] == "fitted"
     assert scene.means.device == meta
     assert cams.c2w.device == cams.K.device == torch.device("cpu")
+
+
+def _turned(degrees: float) -> torch.Tensor:
+    """``(VIEWS, 4, 4)`` identity cameras, the last turned by ``degrees`` about y and moved."""
+    c2w = torch.eye(4).repeat(VIEWS, 1, 1)
+    a = torch.tensor(degrees).deg2rad()
+    c2w[-1, 0, 0], c2w[-1, 0, 2], c2w[-1, 2, 0], c2w[-1, 2, 2] = a.cos(), a.sin(), -a.sin(), a.cos()
+    c2w[-1, :3, 3] = torch.tensor([0.3, 0.0, 0.4])
+    return c2w
+
+
+def test_a_rejected_fit_hands_back_the_cameras_it_reached(monkeypatch):
+    """When the leave-one-out check rejects the fit, the model's scene and cameras are
+    returned, and the cameras the fit reached go to ``on_reached`` (for the benchmark to
+    score) and into the report (how far they moved: for summary.json)."""
+    import rayzer.refine.splat as splat
+
+    def fit(images, scene, **kwargs):
+        K = _cameras().K * torch.tensor([1.1, 1.1, 1.0, 1.0])
+        return splat.SplatFitResult(scene, _turned(12.0), K, psnr_before=10.0, psnr_after=12.0)
+
+    def held_out(images, scene, view, **kwargs):
+        return splat.SplatHeldOut(view, 9.0, 8.0, fit(images, scene))  # the left-out view fell
+
+    monkeypatch.setattr(splat, "fit_scene", fit)
+    monkeypatch.setattr(splat, "held_out_fit_psnr", held_out)
+    reached: list[Cameras] = []
+    scene = _scene("cpu")
+    out_scene, cams, report = fit_predicted_scene(
+        _model(), torch.rand(VIEWS, 3, SIZE, SIZE), scene, _cameras(), 5, fit_cameras=True,
+        on_reached=reached.append,
+    )  # fmt: skip
+    assert report["scene"] == "input" and "leave-one-out PSNR" in report["rejected"]
+    assert out_scene is scene and torch.equal(cams.c2w, _cameras().c2w)
+    assert len(reached) == 1
+    torch.testing.assert_close(reached[0].c2w, _turned(12.0))
+    assert reached[0].canonical == 1 and (reached[0].height, reached[0].width) == (SIZE, SIZE)
+    change = report["camera_change"]
+    assert change["max_rotation_deg"] == pytest.approx(12.0, abs=1e-3)
+    assert change["max_centre_shift"] == pytest.approx(0.5, abs=1e-4)
+    assert change["focal_scale"] == pytest.approx(1.1, abs=1e-4)
+
+
+def test_a_stopped_fit_reaches_no_cameras_of_its_own(monkeypatch):
+    """A stopped fit hands back the input cameras: nothing reaches ``on_reached`` and the report
+    has no camera change (it would say 0° for a fit that may have diverged)."""
+    import rayzer.refine.splat as splat
+
+    def fit(images, scene, **kwargs):
+        cams = _cameras()
+        result = splat.SplatFitResult(scene, cams.c2w, cams.K, psnr_before=10.0)
+        result.stopped = "the Gaussian fit stopped: (test); the input scene is kept"
+        return result
+
+    monkeypatch.setattr(splat, "fit_scene", fit)
+    reached: list[Cameras] = []
+    _, _, report = fit_predicted_scene(
+        _model(), torch.rand(VIEWS, 3, SIZE, SIZE), _scene("cpu"), _cameras(), 5,
+        fit_cameras=True, held_out=False, on_reached=reached.append,
+    )  # fmt: skip
+    assert report["scene"] == "input" and "(test)" in report["stopped"]
+    assert reached == [] and "camera_change" not in report

@@ -23,7 +23,8 @@ A scene with fewer frames than ``--views`` gives one window of all its frames (s
   Gaussian scene and cameras fitted to the window's views at the model's input size, as
   ``rayzer infer --fit STEPS --fit-cameras`` fits them (:func:`rayzer.infer.fit_predicted.
   fit_predicted_scene`, with its leave-one-out check; the model's cameras are kept when it
-  rejects the fit); not applicable to models without Gaussians (RayZer);
+  rejects the fit, and the cameras the rejected fit reached are scored beside them,
+  ``not_kept``); not applicable to models without Gaussians (RayZer);
 * ``pycolmap``: incremental SfM on the stored images of the same frames
   (:func:`rayzer.eval.colmap_reference.colmap_reference`), scored on the views it registered.
 
@@ -83,6 +84,8 @@ DEFINITIONS = {
     "check or 'stopped' by a guard) and the pairwise errors of the cameras the refinement "
     "itself reached (where it was when a guard stopped it); the row's own errors are those of "
     "the kept (model's) cameras",
+    "model_fit.not_kept": "the same for a fit whose cameras were not kept (a stopped fit hands "
+    "back no cameras of its own: status 'no cameras')",
 }
 
 
@@ -339,18 +342,24 @@ def _fitted(model: Any, images: Tensor, cams: Any, gt: Tensor, steps: int) -> _S
 
     t0 = time.perf_counter()
     scene = build_scene(model, images, cams)
-    _, fitted, report = fit_predicted_scene(model, images, scene, cams, steps, fit_cameras=True)
+    reached: list[Any] = []
+    _, fitted, report = fit_predicted_scene(
+        model, images, scene, cams, steps, fit_cameras=True, on_reached=reached.append
+    )
     seconds = time.perf_counter() - t0
     kept = report["scene"] == "fitted"
     extra = {"cameras": "fitted" if kept else "input", "fit": report}
+    if not kept:
+        extra["not_kept"] = _not_kept(report, reached[0].c2w if reached else None, gt)
     return _score(fitted.c2w, gt, images.shape[0], seconds, **extra)
 
 
 def _not_kept(report: dict[str, Any], reached_c2w: Tensor | None, gt: Tensor) -> dict[str, Any]:
-    """What a refinement that was not kept reached, scored like the kept cameras: ``why``
-    (``rejected`` by the leave-one-out check or ``stopped`` by a guard) and the pairwise summary
-    of the cameras it reached (``status`` ``ok``), or ``status`` ``no cameras`` (no refinement
-    ran) / ``non-finite cameras`` (the loss diverged)."""
+    """What a refinement or Gaussian fit that was not kept reached, scored like the kept
+    cameras: ``why`` (``rejected`` by the leave-one-out check or ``stopped`` by a guard) and the
+    pairwise summary of the cameras it reached (``status`` ``ok``), or ``status`` ``no cameras``
+    (no refinement ran; a stopped fit hands back none) / ``non-finite cameras`` (the loss
+    diverged)."""
     why = "stopped" if report.get("stopped") else "rejected"
     if reached_c2w is None:
         return {"why": why, "status": "no cameras"}
@@ -639,7 +648,14 @@ def _progress_line(row: dict[str, Any]) -> str:
 def to_markdown(result: dict[str, Any]) -> str:
     """Per-window tables (one per window kind) and the pooled summary."""
     methods = result.get("methods", METHODS)  # results of runs before --fit have no "methods"
-    fit = f" Gaussian + camera fit: {result['fit_steps']} steps." if result.get("fit_steps") else ""
+    fit = ""
+    if result.get("fit_steps"):
+        fit = (
+            f" Gaussian + camera fit: {result['fit_steps']} steps; in its column, "
+            '"input kept (rejected: a / b)": the fit was rejected by the leave-one-out check, so '
+            "the cell's errors are the model's; a / b are those of the cameras the fit reached "
+            '("stopped: no cameras": a guard stopped the fit, which hands back none).'
+        )
     refine = " No refinement."
     if result["refine_steps"]:
         refine = (

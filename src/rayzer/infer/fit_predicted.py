@@ -21,6 +21,7 @@ from typing import Any
 
 from torch import Tensor
 
+from rayzer.geometry import rotation_error_deg
 from rayzer.infer.model import LoadedModel
 from rayzer.infer.predict import Cameras
 
@@ -56,6 +57,7 @@ def fit_predicted_scene(
     fit_cameras: bool = False,
     held_out: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
+    on_reached: Callable[[Cameras], None] | None = None,
 ) -> tuple[Any, Cameras, dict[str, Any]]:
     """Fit the model's Gaussian ``scene`` of ``images`` (its input views, ``(V, 3, H, W)``) on
     the scene's device (the model's) with ``steps`` Adam steps
@@ -67,7 +69,13 @@ def fit_predicted_scene(
         ones (``report["scene"]`` says which: ``"fitted"`` or ``"input"``, with ``stopped`` or
         ``rejected`` saying why: also when the fit without the left-out view stopped); the
         report has the input-view PSNR before/after, the leave-one-out PSNR of view
-        ``(V // 2 + 1) % V`` before/after (when ``held_out`` and V >= 3) and the seconds.
+        ``(V // 2 + 1) % V`` before/after (when ``held_out`` and V >= 3) and the seconds;
+        with ``fit_cameras``, ``report["camera_change"]`` (:func:`camera_change`) says how far
+        the fit moved the cameras, also when they are rejected (not when the fit stopped).
+
+    ``on_reached``: called with the cameras the fit reached, kept or rejected, e.g. to score
+    what a rejected fit would have given (``rayzer bench real-cameras``); not called when the
+    fit stopped (:func:`rayzer.refine.splat.fit_scene` hands back the input cameras then).
     """
     from rayzer.refine.splat import SplatFitConfig, fit_scene, held_out_fit_psnr
 
@@ -124,11 +132,32 @@ def fit_predicted_scene(
                 "model's scene is kept"
             )
             log.warning("fit: %s", report["rejected"])
+    fitted_cams = cams
+    if result.stopped is None:
+        dev = cams.c2w.device  # the cameras stay where they were (the scene's device or not)
+        fitted_cams = replace(cams, c2w=result.c2w.float().to(dev), K=result.K.float().to(dev))
+        if fit_cameras:
+            report["camera_change"] = camera_change(cams, fitted_cams)
+        if on_reached is not None:
+            on_reached(fitted_cams)
     kept = result.stopped is None and report["rejected"] is None
     report["scene"] = "fitted" if kept else "input"
     report["total_seconds"] = round(time.perf_counter() - t0, 2)
     if not kept:
         return scene, cams, report
-    dev = cams.c2w.device  # the cameras stay where they were (the scene's device or not)
-    new_cams = replace(cams, c2w=result.c2w.float().to(dev), K=result.K.float().to(dev))
-    return result.scene, new_cams, report
+    return result.scene, fitted_cams, report
+
+
+def camera_change(before: Cameras, after: Cameras) -> dict[str, float]:
+    """How far ``after`` moved from ``before`` (JSON-ready, for ``summary.json``): the largest
+    rotation (degrees) and camera-centre shift (the scene's units) over the views, and the
+    focal scale (mean of ``fx`` after / before)."""
+    b, a = before.c2w.double().cpu(), after.c2w.double().cpu()
+    rot = rotation_error_deg(b[:, :3, :3], a[:, :3, :3])
+    shift = (a[:, :3, 3] - b[:, :3, 3]).norm(dim=-1)
+    focal = after.K[:, 0].double().cpu() / before.K[:, 0].double().cpu()
+    return {
+        "max_rotation_deg": round(float(rot.max()), 4),
+        "max_centre_shift": round(float(shift.max()), 5),
+        "focal_scale": round(float(focal.mean()), 5),
+    }
