@@ -491,6 +491,8 @@ def test_rejected_fit_is_scored_beside_the_kept_model_cameras(
 
 
 def test_fit_not_kept_says_why():
+    """A fit's cell says why its cameras were not kept and, when it has them, the errors of the
+    cameras it reached (its ``not_kept``, as a refinement's)."""
     from rayzer.bench.real_cameras import _cell
 
     rec = {
@@ -498,7 +500,8 @@ def test_fit_not_kept_says_why():
         "trans_dir_err_deg_median": 2.25, "auc": {"@10": 0.5, "@30": 0.75}, "seconds": 4.0,
         "cameras": "input",
     }  # fmt: skip
-    stopped = {**rec, "fit": {"stopped": "a Gaussian grew beyond 64 px", "rejected": None}}
-    assert "input kept (stopped)" in _cell(stopped, 3)
-    rejected = {**rec, "fit": {"stopped": None, "rejected": "the leave-one-out PSNR fell"}}
-    assert "input kept (rejected)" in _cell(rejected, 3)
+    stopped = {**rec, "not_kept": {"why": "stopped", "status": "no cameras"}}
+    assert "input kept (stopped: no cameras)" in _cell(stopped, 3)
+    errors = {"rot_err_deg_median": 12.3, "trans_dir_err_deg_median": 95.1}
+    rejected = {**rec, "not_kept": {"why": "rejected", "status": "ok", **errors}}
+    assert "input kept (rejected: 12.30 / 95.10)" in _cell(rejected, 3)

@@ -371,8 +371,9 @@ def _not_kept(report: dict[str, Any], reached_c2w: Tensor | None, gt: Tensor) ->
 
 def not_kept_label(rec: dict[str, Any]) -> str:
     """``rejected: 12.30 / 95.10`` (median rotation / translation-direction error of what the
-    refinement reached), or e.g. ``stopped: non-finite cameras``, for a refinement whose
-    cameras were not kept (``rec``: a ``model_refined`` record); ``""`` when they were kept."""
+    refinement or fit reached), or e.g. ``stopped: non-finite cameras``, for a refinement or
+    fit whose cameras were not kept (``rec``: a ``model_refined`` or ``model_fit`` record);
+    ``""`` when they were kept."""
     nk = rec.get("not_kept")
     if nk is None:
         return ""
@@ -623,17 +624,10 @@ def _cell(rec: dict[str, Any], num_views: int, *, show_time: bool = True) -> str
     if rec["registered"] != num_views:
         text += f" · {rec['registered']}/{num_views} reg."
     if rec.get("cameras") == "input":
-        text += f" · input kept ({not_kept_label(rec) or _fit_not_kept(rec)})"
+        text += f" · input kept ({not_kept_label(rec)})"
     if show_time:
         text += f" · {rec['seconds']:.1f} s"
     return text
-
-
-def _fit_not_kept(rec: dict[str, Any]) -> str:
-    """Why a fit's cameras were not kept: ``stopped`` or ``rejected`` (no errors of the fitted
-    cameras: :func:`rayzer.infer.fit_predicted.fit_predicted_scene` does not return them)."""
-    fit = rec.get("fit") or {}
-    return "stopped" if fit.get("stopped") else "rejected"
 
 
 def _progress_line(row: dict[str, Any]) -> str:
