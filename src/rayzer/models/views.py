@@ -12,6 +12,11 @@ def as_view_index(
     """Normalise a view selection to a LongTensor of shape (B, Vs).
 
     ``index`` may be shared by the batch, shape (Vs,), or per sample, shape (B, Vs).
+
+    Raises:
+        ValueError: a wrong shape, or an index outside ``[0, num_views)`` (RuntimeError with
+            the same words inside ``torch.compile``, where the values are not known when
+            tracing).
     """
     idx = torch.as_tensor(index, dtype=torch.long)
     if idx.ndim == 1:
@@ -20,7 +25,12 @@ def as_view_index(
         raise ValueError(
             f"view index must have shape (Vs,) or (B={batch}, Vs), got {tuple(idx.shape)}"
         )
-    if idx.numel() and (idx.min() < 0 or idx.max() >= num_views):
+    if torch.compiler.is_compiling():
+        # a Python `if` on the values would split the compiled graph (a graph break per call);
+        # the check runs inside the graph instead and fails the call with the same words
+        in_range = ((idx >= 0) & (idx < num_views)).all()
+        torch._assert_async(in_range, f"view index out of range for {num_views} views")
+    elif idx.numel() and (idx.min() < 0 or idx.max() >= num_views):
         raise ValueError(f"view index out of range for {num_views} views: {idx.tolist()}")
     return idx
 
