@@ -224,6 +224,27 @@ def test_views_per_pass_counts_the_blocks_of_every_compositing_thread(
         torch.set_num_threads(threads)
 
 
+def test_views_per_pass_counts_the_pixels_of_whole_tiles(
+    erayzer, tmp_path: Path, helpers, monkeypatch
+):
+    """The renderer composites whole tiles of TILE_SIZE (4) pixels: a 66 x 66 frame is a
+    68 x 68 tile image, and the plan counts its pixels (it counted 66 x 66)."""
+    photos = helpers.write_images(tmp_path / "photos", 3)
+    x = pipeline.as_images(photos, erayzer)
+    cams = pipeline.predict_cameras(erayzer, x)
+    scene = pipeline.build_scene(erayzer, x, cams)
+    asked: list[int] = []
+    real = render_size.render_bytes
+
+    def recording(intersections, pixels, *args):
+        asked.append(pixels)
+        return real(intersections, pixels, *args)
+
+    monkeypatch.setattr(render_size, "render_bytes", recording)
+    render_size.views_per_pass(erayzer, scene, render_size.at_size(cams, 66, 66), 1, 66)
+    assert asked == [68 * 68]
+
+
 def test_a_frame_whose_compositing_blocks_do_not_fit_is_refused_before_rendering(
     erayzer, tmp_path: Path, helpers, monkeypatch
 ):

@@ -11,6 +11,7 @@ from rayzer.render.budget import (
     count_intersections,
     forward_worker_bytes,
     render_bytes,
+    tile_padded_pixels,
 )
 from rayzer.render.compositing import FORWARD_CHUNK_ELEMENTS, K_BLOCK, bin_gaussians
 from rayzer.render.compositing_forward import forward_workers
@@ -45,6 +46,22 @@ def test_count_matches_the_renderer_binning_at_every_size():
             assert int(counts[v]) == bins.gaussian.numel(), (w, h, v)
     big = count_intersections(means, quats, scales, opacities, c2w, K * 4, 4 * w, 4 * h, near=0.2)
     assert (big > 4 * counts).all()  # footprints grow with the resolution
+
+
+def test_tile_padded_pixels_are_those_of_the_renderer_tile_image():
+    """The renderer composites whole tiles (the last row and column of tiles padded past the
+    image), so the memory plan counts the pixels of whole tiles."""
+    means, quats, scales, opacities, c2w = _scene()
+    for w, h in ((32, 24), (97, 61), (66, 66), (1, 1)):
+        K = torch.tensor([[0.9 * w, 0.9 * w, w / 2, h / 2]])
+        proj = project_gaussians(
+            means[None], quats[None], scales[None], c2w[None, :1], K[None], w, h,
+            opacities=opacities[None], near=0.2,
+        )  # fmt: skip
+        bins = bin_gaussians(proj.means2d[0], proj.extents[0], proj.depths[0], w, h)
+        tiled = bins.tiles_y * bins.tiles_x * bins.tile_size**2
+        assert tile_padded_pixels(h, w) == tiled >= h * w, (w, h)
+    assert tile_padded_pixels(66, 66) == 68 * 68 and tile_padded_pixels(64, 64) == 64 * 64
 
 
 def test_bytes_and_free_memory():

@@ -26,7 +26,12 @@ import torch
 
 from rayzer.infer.model import LoadedModel
 from rayzer.infer.predict import Cameras
-from rayzer.render.budget import available_memory_bytes, count_intersections, render_bytes
+from rayzer.render.budget import (
+    available_memory_bytes,
+    count_intersections,
+    render_bytes,
+    tile_padded_pixels,
+)
 from rayzer.render.compositing_forward import forward_workers
 from rayzer.render.rasterize import resolve_backend
 
@@ -150,7 +155,8 @@ def views_per_pass(
     # The device that renders and its backend: CPU RAM for the torch backend on the CPU, GPU
     # memory on CUDA (gsplat there when installed, with fewer bytes per intersection).
     backend = resolve_backend(getattr(model.model.cfg, "render_backend", "auto"), model.device)
-    most, pixels = int(counts.max()), cameras.height * cameras.width
+    # the pixels of whole tiles: the renderer composites those, then crops the image
+    most, pixels = int(counts.max()), tile_padded_pixels(cameras.height, cameras.width)
 
     def pass_bytes(views: int) -> int:  # the threads compositing the pass included
         workers = forward_workers(model.device, views)

@@ -36,6 +36,7 @@ __all__ = [
     "count_intersections",
     "forward_worker_bytes",
     "render_bytes",
+    "tile_padded_pixels",
 ]
 
 #: Peak bytes per Gaussian-tile intersection of one forward render with the ``torch`` backend
@@ -112,6 +113,15 @@ def count_intersections(
     return torch.cat(counts) if counts else torch.zeros(0, dtype=torch.int64)
 
 
+def tile_padded_pixels(height: int, width: int) -> int:
+    """Pixels the renderer composites for one ``height x width`` view: whole tiles of
+    ``TILE_SIZE`` (the last row and column of tiles reach past the image, and their pixels are
+    computed and held like the others before the image is cropped). The ``pixels`` to pass to
+    :func:`render_bytes` (times the views of a pass)."""
+    tiles_y, tiles_x = -(-int(height) // TILE_SIZE), -(-int(width) // TILE_SIZE)
+    return tiles_y * tiles_x * TILE_SIZE * TILE_SIZE
+
+
 def forward_worker_bytes(intersections: int, pixels: int) -> int:
     """Bytes of one compositing thread's block temporaries (torch backend, forward path) in a
     pass of ``pixels`` output pixels with ``intersections`` Gaussian-tile intersections: a block
@@ -125,8 +135,9 @@ def forward_worker_bytes(intersections: int, pixels: int) -> int:
 
 
 def render_bytes(intersections: int, pixels: int, backend: str = "torch", workers: int = 1) -> int:
-    """Estimated peak bytes of one forward render pass of ``pixels`` output pixels (all views of
-    the pass together) with ``intersections`` Gaussian-tile intersections, on the device that
+    """Estimated peak bytes of one forward render pass of ``pixels`` pixels (all views of the
+    pass together, each padded to whole tiles: :func:`tile_padded_pixels`) with
+    ``intersections`` Gaussian-tile intersections, on the device that
     renders: ``backend`` is the resolved rasterizer backend (``"torch"`` on the CPU or CUDA,
     ``"gsplat"`` on CUDA; see :func:`rayzer.render.rasterize.resolve_backend`).
 
