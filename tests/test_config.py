@@ -150,3 +150,16 @@ def test_image_size_below_8_names_the_key(size):
     must be >= 8", naming neither the key nor the config."""
     with pytest.raises(ValueError, match=rf"data.image_size must be >= 8, got {size}"):
         load_config("tiny-cpu", [f"data.image_size={size}"])
+
+
+@pytest.mark.parametrize("preset", ["erayzer-tiny-cpu", "nas3r-tiny-cpu"])
+def test_an_epipolar_weight_without_matches_is_refused_with_the_config(preset):
+    """The epipolar term needs the stream's matches: without them the config is refused when
+    it is built (naming both keys), not at the first loss of a training that already started."""
+    with pytest.raises(ValueError) as err:
+        load_config(preset, ["model.epipolar_loss_weight=1.0"])
+    message = str(err.value)
+    assert "model.epipolar_loss_weight=1.0" in message and "data.epipolar_matches" in message
+    cfg = load_config(preset, ["model.epipolar_loss_weight=1.0", "data.epipolar_matches=16"])
+    assert cfg.model.epipolar_loss_weight == 1.0 and cfg.data.epipolar_matches == 16
+    assert load_config(preset).model.epipolar_loss_weight == 0.0  # off: no matches needed

@@ -61,7 +61,10 @@ def run(
 ) -> list[dict]:
     preset, over = VARIANTS[name]
     warp_over = [f"model.warp_loss_weight={warp}"] if warp else []
-    epi_over = [f"model.epipolar_loss_weight={epipolar}"] if epipolar else []
+    # the config refuses the weight without data.epipolar_matches; this script matches the
+    # views itself (64 per pair, below), so the stream setting only says so
+    epi_over = [f"model.epipolar_loss_weight={epipolar}", "data.epipolar_matches=64"]
+    epi_over = epi_over if epipolar else []
     cfg = load_config(preset, [f"data.image_size={size}", *over, *warp_over, *epi_over])
     torch.manual_seed(init_seed)
     model = build_model(cfg.model)

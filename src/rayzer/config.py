@@ -350,7 +350,7 @@ class Config:
 
     def __post_init__(self) -> None:
         """Checks that span sections: image sizes vs the patch size, the low-res phase vs the
-        number of steps."""
+        number of steps, the epipolar loss vs the matches it needs."""
         p = getattr(self.model, "patch_size", 1)
         for key in ("image_size", "low_res_size"):
             size = getattr(self.data, key)
@@ -361,6 +361,14 @@ class Config:
                 f"data.low_res_steps={self.data.low_res_steps} leaves no full-size step of "
                 f"train.steps={self.train.steps}: the model would never train at "
                 f"data.image_size={self.data.image_size}"
+            )
+        epipolar = getattr(self.model, "epipolar_loss_weight", 0.0)  # E-RayZer, NAS3R
+        if epipolar > 0 and self.data.epipolar_matches <= 0:
+            # refused here, before any work, not at the first loss of a started training
+            raise ValueError(
+                f"model.epipolar_loss_weight={epipolar} needs the stream's matches: set "
+                f"data.epipolar_matches > 0 (it is {self.data.epipolar_matches}; needs OpenCV: "
+                "pip install 'rayzer[undistort]'), or model.epipolar_loss_weight=0"
             )
 
 
