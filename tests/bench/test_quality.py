@@ -8,7 +8,6 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import pytest
-import torch
 import yaml
 
 from _tiny import TINY_MODEL
@@ -29,12 +28,7 @@ TINY = [
 METHODS = {"rayzer", "lvsm", "copy_nearest", "mean_of_inputs"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):

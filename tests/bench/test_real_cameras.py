@@ -26,12 +26,7 @@ REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
 METHODS = ("identity", "model", "model_refined", "pycolmap")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _checkpoint(root: Path, preset: str, *overrides: str) -> Path:

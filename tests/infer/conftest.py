@@ -47,12 +47,8 @@ def lvsm_ckpt(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads; on a loaded 2-core machine they only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread) -> None:
+    """Every test here at one thread (tests/conftest.py's ``one_thread``): tiny models."""
 
 
 def write_images(

@@ -9,15 +9,7 @@ from rayzer.models.erayzer import ERayZer, ERayZerConfig
 from rayzer.models.gaussians import GaussianScene, pixel_rays
 from rayzer.models.views import gather_views
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: these tensors are small, and on a shared 2-core machine two OpenMP
-    threads per process oversubscribe the cores (measured: the overfit test 6 s → 50 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 #: Tiny enough for CPU tests: d 32, 1 + 1 pairs, patch 8.

@@ -31,15 +31,7 @@ from rayzer.models.heads import (
 from rayzer.models.heads.focal import shared_focal_intrinsics
 from rayzer.models.view_encoder import ViewTokenEncoder
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: these tensors are small, and on a shared 2-core machine two OpenMP
-    threads per process oversubscribe the cores (measured: the overfit test 6 s → 50 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _cameras(b: int, v: int) -> torch.Tensor:

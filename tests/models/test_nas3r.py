@@ -11,15 +11,7 @@ from rayzer.models.gaussians import GaussianScene
 from rayzer.models.nas3r import NAS3R, NAS3RConfig
 from rayzer.models.views import gather_views
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: these tensors are small, and on a shared 2-core machine two OpenMP
-    threads per process oversubscribe the cores (measured: the overfit test 6 s → 50 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 #: Tiny enough for CPU tests: d 32, 2 pairs, patch 8, small heads.

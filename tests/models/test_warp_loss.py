@@ -16,13 +16,7 @@ from rayzer.models.nas3r import NAS3RConfig
 from rayzer.models.views import gather_views
 from rayzer.models.warp_loss import WARP_NEIGHBOURS, input_warp_loss
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def move_cameras_off_identity(model) -> None:

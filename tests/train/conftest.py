@@ -35,11 +35,8 @@ def tiny_config():
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    """Seed, and one intra-op thread: the tiny models gain nothing from more, and on a loaded
-    2-core machine OpenMP spin-waiting made these tests up to 7× slower with 2 threads."""
+def _seed_and_one_thread(one_thread) -> None:
+    """Seed, and one intra-op thread (tests/conftest.py's ``one_thread``): the tiny models gain
+    nothing from more, and on a loaded 2-core machine OpenMP spin-waiting made these tests up
+    to 7× slower with 2 threads."""
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
