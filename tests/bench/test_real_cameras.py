@@ -355,18 +355,25 @@ def test_rejected_refinement_is_scored_beside_the_kept_model_cameras(
     )  # fmt: skip
     assert code == 0, err
     assert anchors == [canonical]
-    result = json.loads((out / "real_cameras.json").read_text())
-    m = result["rows"][0]["methods"]
-    ref = m["model_refined"]
-    assert ref["cameras"] == "input"
-    assert ref["rot_err_deg_median"] == m["model"]["rot_err_deg_median"]
-    nk = ref["not_kept"]
+    _assert_rejected_identity_is_scored(out, "model_refined")
+    assert "Refinement: 3 iterations at 32 px" in (out / "real_cameras.md").read_text()
+
+
+def _assert_rejected_identity_is_scored(out: Path, method: str) -> dict:
+    """``method``'s row of the first window keeps the model's cameras and scores what the
+    rejected stand-in reached (identity cameras) as ``not_kept``, shown in the Markdown cell;
+    returns the row."""
+    m = json.loads((out / "real_cameras.json").read_text())["rows"][0]["methods"]
+    rec = m[method]
+    assert rec["cameras"] == "input"
+    assert rec["rot_err_deg_median"] == m["model"]["rot_err_deg_median"]
+    nk = rec["not_kept"]
     assert nk["why"] == "rejected" and nk["status"] == "ok"
     for key in ("rot_err_deg_median", "trans_dir_err_deg_median"):
         assert nk[key] == pytest.approx(m["identity"][key], abs=1e-6)
     label = f"rejected: {nk['rot_err_deg_median']:.2f} / {nk['trans_dir_err_deg_median']:.2f}"
-    md = (out / "real_cameras.md").read_text()
-    assert f"input kept ({label})" in md and "Refinement: 3 iterations at 32 px" in md
+    assert f"input kept ({label})" in (out / "real_cameras.md").read_text()
+    return rec
 
 
 def test_not_kept_scores_and_labels():
@@ -472,17 +479,8 @@ def test_rejected_fit_is_scored_beside_the_kept_model_cameras(
         "--views", 4, "--consecutive-windows", 1, "--refine", 0, "--fit", 2, "--out", out,
     )  # fmt: skip
     assert code == 0, err
-    result = json.loads((out / "real_cameras.json").read_text())
-    m = result["rows"][0]["methods"]
-    fit_rec = m["model_fit"]
-    assert fit_rec["cameras"] == "input" and "leave-one-out" in fit_rec["fit"]["rejected"]
-    assert fit_rec["rot_err_deg_median"] == m["model"]["rot_err_deg_median"]
-    nk = fit_rec["not_kept"]
-    assert nk["why"] == "rejected" and nk["status"] == "ok"
-    for key in ("rot_err_deg_median", "trans_dir_err_deg_median"):
-        assert nk[key] == pytest.approx(m["identity"][key], abs=1e-6)
-    label = f"rejected: {nk['rot_err_deg_median']:.2f} / {nk['trans_dir_err_deg_median']:.2f}"
-    assert f"input kept ({label})" in (out / "real_cameras.md").read_text()
+    fit_rec = _assert_rejected_identity_is_scored(out, "model_fit")
+    assert "leave-one-out" in fit_rec["fit"]["rejected"]
 
 
 def test_fit_not_kept_says_why():
