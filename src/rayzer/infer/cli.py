@@ -69,6 +69,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "models with 3D Gaussians (E-RayZer, NAS3R) only",
     )
     p.add_argument(
+        "--init-cameras",
+        choices=["model", "matches"],
+        default="model",
+        help="model: the model's cameras (default); matches: cameras solved from SIFT matches "
+        "of the photos at their own resolution and bundle-adjusted (OpenCV; --images only), "
+        "before --refine / --fit; views the matches cannot register keep the model's cameras",
+    )
+    p.add_argument(
         "--refine",
         type=int,
         default=0,
@@ -140,6 +148,7 @@ def main(args: argparse.Namespace) -> None:
                 fit=args.fit,
                 fit_cameras=args.fit_cameras,
                 fit_progress=fit_bar,
+                init_cameras=args.init_cameras,
             )
     except (FileNotFoundError, ValueError):
         raise
@@ -159,6 +168,13 @@ def main(args: argparse.Namespace) -> None:
         f"{t['render_inputs'] + t['render_novel']:.2f} s), peak memory "
         f"{s['peak_memory_mb']['cpu_rss']} MB"
     )
+    if "init_cameras" in s:
+        init = s["init_cameras"]
+        print(
+            f"cameras from matches: {init.get('num_registered', 0)}/{init['views']} views "
+            f"registered, {init['pairs_kept']}/{init['pairs']} pairs kept, {init['seconds']} s"
+            + (f"; {init['warning']}" if init.get("warning") else "")
+        )
     if "fit" in s:
         fit, held = s["fit"], s["fit"].get("held_out")
         left_out = (

@@ -33,6 +33,7 @@ from rayzer.data.images import (
 )
 from rayzer.eval.image_metrics import psnr
 from rayzer.infer.fit_predicted import check_fit_model, check_fit_steps, fit_predicted_scene
+from rayzer.infer.matched_init import check_init_cameras, init_from_matches, photos_from_files
 from rayzer.infer.model import LoadedModel, load_model, resolve_device
 from rayzer.infer.outputs import (
     cameras_json,
@@ -178,6 +179,7 @@ def run_inference(
     fit: int = 0,
     fit_cameras: bool = False,
     fit_progress: Callable[[int, int, str], None] | None = None,
+    init_cameras: str = "model",
 ) -> InferenceResult:
     """Run the whole inference pipeline on an image folder or a video (see module doc).
 
@@ -217,6 +219,12 @@ def run_inference(
             novel views come from it; ``summary.json["fit"]`` has the input-view and
             leave-one-out PSNR before/after, seconds and which scene was kept.
         fit_progress: ``(done, total, stage)`` as the fit goes.
+        init_cameras: ``model`` (the model's cameras) or ``matches``: cameras solved from SIFT
+            matches of the photos at their own resolution and bundle-adjusted
+            (:mod:`rayzer.infer.matched_init`; needs OpenCV; ``--images`` only), before
+            ``refine`` / ``fit``; views the matches do not register keep the model's cameras
+            (with a warning); the model's Gaussians are re-lifted along the new cameras;
+            ``summary.json["init_cameras"]`` has the report.
     Raises:
         FileNotFoundError / ValueError: bad input, options or checkpoint (the message names the
             file and the problem; also ``out`` that is, contains or lies inside an input);
@@ -228,6 +236,12 @@ def run_inference(
     )
     check_render_size(render_size)
     check_fit_steps(fit)
+    check_init_cameras(init_cameras)
+    if init_cameras == "matches" and images is None:
+        raise ValueError(
+            "--init-cameras matches needs --images (the photos at their own resolution); "
+            "extract the video's frames to a folder first"
+        )
     timer = StageTimer(resolve_device(device) if model is None else model.device)
     with timer.stage("load_model"):
         if model is None:
@@ -244,6 +258,17 @@ def run_inference(
     frames = path_frames + spiral_frames
     check_frames_memory(*novel_hw, frames, max(path_frames, spiral_frames), render_size)
     pred = _predict(timer, model, x, path_frames, spiral_frames, chunk, progress, render_size)
+    init_report = None
+    if init_cameras == "matches":
+        with timer.stage("init_cameras"):
+            pred.cams, init_report = _init_from_matches(views, pred)
+        if init_report.get("warning"):
+            log.warning("init cameras from matches: %s", init_report["warning"])
+        if init_report["num_registered"]:
+            with timer.stage("rebuild_init"):
+                init_report["rebuilt"] = _rebuild_at_cameras(
+                    model, x, pred, path_frames, spiral_frames, chunk, progress, render_size
+                )
     refine_report = None
     if refine:
         with timer.stage("refine"):
@@ -268,12 +293,21 @@ def run_inference(
     with staged_output(out, overwrite) as tmp:
         written = _write_outputs(tmp, out.name, timer, model, views, pred, fps)
         summary = _summary(views, model, pred, fps, aspect, timer, written)
+        if init_report is not None:
+            summary["init_cameras"] = init_report
         if refine_report is not None:
             summary["refine"] = refine_report
         if fit_report is not None:
             summary["fit"] = fit_report
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return InferenceResult(out=out, summary=summary, cameras=pred.cams, views=views)
+
+
+def _init_from_matches(views: PreparedViews, pred: _Predictions) -> tuple[Cameras, dict[str, Any]]:
+    """The cameras from the photos' matches (model's where not registered) and the report."""
+    photos = photos_from_files([v.source for v in views.views])
+    boxes = [v.box for v in views.views]
+    return init_from_matches(photos, boxes, pred.cams, pred.depth, pred.alpha)
 
 
 def _refine(

@@ -19,6 +19,14 @@ rasterizer, cameras included: :func:`fit_scene`, judged by :func:`held_out_fit_p
     from rayzer.refine import SplatFitConfig, fit_scene
     fit = fit_scene(images, scene, background=(1, 1, 1), config=SplatFitConfig(steps=100))
     fit.scene, fit.c2w, fit.K  # the fitted scene and cameras (the input ones if fit.stopped)
+
+Cameras far from the truth (a model's near-identity guess on real photos) are first solved
+from SIFT matches of the photos at their own resolution (:func:`cameras_from_matches`: pairwise
+essential matrices, rotation averaging, bundle adjustment; needs OpenCV)::
+
+    from rayzer.refine import cameras_from_matches
+    m = cameras_from_matches(photos, boxes, c2w, K, (H, W), anchor=0)
+    m.c2w, m.K, m.registered, m.report  # the input cameras where a view is not registered
 """
 
 from rayzer.geometry.reprojection import neighbour_views, reprojection_error
@@ -31,6 +39,7 @@ from rayzer.refine.bundle import (
     render_depth,
 )
 from rayzer.refine.held_out import HeldOutFigure, held_out_psnr, render_from_pixels
+from rayzer.refine.matched_cameras import MatchConfig, MatchedCameras, cameras_from_matches
 from rayzer.refine.report import refine_with_report
 from rayzer.refine.splat import (
     SplatFitConfig,
@@ -42,12 +51,15 @@ from rayzer.refine.splat import (
 
 __all__ = [
     "HeldOutFigure",
+    "MatchConfig",
+    "MatchedCameras",
     "RefineConfig",
     "RefineResult",
     "SplatFitConfig",
     "SplatFitResult",
     "SplatHeldOut",
     "StepCallback",
+    "cameras_from_matches",
     "fit_scene",
     "held_out_fit_psnr",
     "held_out_psnr",

@@ -1,0 +1,669 @@
+"""Cameras from feature matches: a label-free, classical start for the photometric refinement.
+
+A tiny model trained on two CPU cores predicts near-identity cameras on real photos, and a
+photometric descent from there moves them by a few degrees at most. Real photos do have hundreds
+of SIFT matches per pair at their own resolution, so the cameras are solved from those:
+
+1. SIFT keypoints of every photo at its own resolution (long side capped), ratio-test matches of
+   every pair (:mod:`rayzer.refine.pair_geometry`);
+2. a shared focal: the model's, or (``focal_search``) the candidate around it whose essential-
+   matrix fits keep the most inliers over all pairs;
+3. each pair's relative pose from its essential matrix (USAC-MAGSAC++ and cheirality); pairs
+   with fewer than ``min_inliers`` inliers are dropped;
+4. global rotations by rotation averaging (:mod:`rayzer.geometry.rotation_averaging`), the
+   reference view fixed; views not joined to it by kept pairs are not registered;
+5. tracks (matches chained over views), translations view by view from the triangulated tracks
+   with the rotations known (linear least squares, robust reweighting), then a bundle adjustment
+   of every registered pose, the shared focal and the points on the reprojection error
+   (``scipy.optimize.least_squares``, sparse Jacobian, soft-L1 loss).
+
+Gauge: the reference view (the model's canonical view when it is registered) keeps the model's
+camera; the scale makes the median depth of the points in the reference view ``depth_scale``
+(e.g. the model's median depth there, so the model's depth and Gaussians stay consistent).
+
+Conventions: OpenCV camera-to-world ``(V, 4, 4)`` and pixel intrinsics ``(V, 4)`` of the model's
+``H × W`` image; each photo maps to it through its crop box (the resize-to-cover + centre-crop of
+:mod:`rayzer.data.images`); keypoints outside the box still count. Needs OpenCV (``pip install
+'rayzer[undistort]'``) and SciPy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rayzer.geometry.rotation_averaging import average_rotations
+from rayzer.refine.pair_geometry import (
+    PairGeometry,
+    ViewFeatures,
+    detect_features,
+    match_pairs,
+    pair_poses,
+)
+
+__all__ = ["MatchConfig", "MatchedCameras", "cameras_from_matches", "opencv_missing_reason"]
+
+
+@dataclass
+class MatchConfig:
+    """Options of :func:`cameras_from_matches`.
+
+    Attributes:
+        max_side: photos with a longer side are shrunk to it for SIFT.
+        ratio: Lowe's ratio test.
+        threshold_px: essential-matrix inlier threshold, pixels of the photos.
+        min_inliers: a pair with fewer pose inliers is dropped.
+        focal_search: try focals ``f0 · 2^(k/4)``, k = -4..8 (0.5-4x the model's f0), keep the
+            one with the most inliers in pairs whose rotations agree after rotation averaging
+            (a wrong focal makes the pairs' rotations inconsistent).
+        refine_focal: the bundle adjustment also fits the shared focal.
+        min_points: a view needs this many triangulated points to get a translation.
+        ba_loss / ba_scale_px: robust loss of the bundle adjustment and its scale (photo px).
+        ba_max_evals: function evaluations of each of the two bundle-adjustment passes.
+        outlier_px: observations reprojecting further than this after the first pass are
+            dropped before the second.
+        max_pair_residual_deg: pairs whose relative rotation disagrees with the averaged
+            rotations by more than this are dropped and the rotations averaged again.
+        min_views: fewer registered views than this register none: a lone pair has no other
+            view to check its essential matrix against (a wrong one is common on repeated or
+            symmetric structure).
+    """
+
+    max_side: int = 1024
+    ratio: float = 0.8
+    threshold_px: float = 1.5
+    min_inliers: int = 20
+    focal_search: bool = True
+    refine_focal: bool = True
+    min_points: int = 8
+    ba_loss: str = "soft_l1"
+    ba_scale_px: float = 1.5
+    ba_max_evals: int = 50
+    outlier_px: float = 4.0
+    max_pair_residual_deg: float = 5.0
+    min_views: int = 3
+
+
+@dataclass
+class MatchedCameras:
+    """Result of :func:`cameras_from_matches`.
+
+    Attributes:
+        c2w: ``(V, 4, 4)`` float32 OpenCV camera-to-world; the input cameras where not
+            registered.
+        K: ``(V, 4)`` float32 pixel intrinsics of the ``H × W`` model image (registered views
+            share the solved focal, principal point at the photos' centre); the input ones where
+            not registered.
+        registered: ``(V,)`` bool views whose camera comes from the matches.
+        report: JSON-ready figures: pairs tried / kept and their inlier counts, focal search,
+            reference view, points, reprojection error before / after the bundle adjustment
+            (photo pixels), seconds per stage, and ``warning`` when some or all views kept the
+            input cameras.
+    """
+
+    c2w: Tensor
+    K: Tensor
+    registered: Tensor
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_registered(self) -> int:
+        return int(self.registered.sum())
+
+
+def opencv_missing_reason() -> str | None:
+    """Why the matches cannot run here (OpenCV or SciPy missing), or None."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return (
+            "cameras from matches need OpenCV: pip install 'rayzer[undistort]' "
+            "(opencv-python-headless)"
+        )
+    try:
+        import scipy.optimize  # noqa: F401
+    except ImportError:
+        return "cameras from matches need SciPy: pip install scipy"
+    return None
+
+
+# -- small geometry helpers (numpy, float64) ------------------------------------------------------
+
+
+def _rotvec_to_matrix(w: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(w.reshape(-1, 3)).as_matrix()
+
+
+def _project(
+    R: np.ndarray, t: np.ndarray, X: np.ndarray, f: float, c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels ``(N, 2)`` and depths ``(N,)`` of points ``X (N, 3)`` in cameras ``(R, t)``
+    given per point (``(N, 3, 3)``, ``(N, 3)``)."""
+    Xc = np.einsum("nij,nj->ni", R, X) + t
+    z = Xc[:, 2]
+    zs = np.where(np.abs(z) < 1e-9, 1e-9, z)
+    return f * Xc[:, :2] / zs[:, None] + c, z
+
+
+def _triangulate(rays: list[np.ndarray], Rs: list[np.ndarray], ts: list[np.ndarray]) -> np.ndarray:
+    """Linear (DLT) triangulation from normalised rays ``(x, y, 1)`` in cameras ``(R, t)``."""
+    rows = []
+    for x, R, t in zip(rays, Rs, ts, strict=True):
+        P = np.concatenate([R, t[:, None]], 1)
+        rows.append(x[0] * P[2] - P[0])
+        rows.append(x[1] * P[2] - P[1])
+    _, _, vt = np.linalg.svd(np.asarray(rows))
+    X = vt[-1]
+    return X[:3] / X[3] if abs(X[3]) > 1e-12 else np.full(3, np.nan)
+
+
+class _Tracks:
+    """Matches chained over views (union-find over ``(view, keypoint)``); a track that meets a
+    view twice is dropped (two different keypoints cannot be one point)."""
+
+    def __init__(self, pairs: list[PairGeometry]) -> None:
+        parent: dict[tuple[int, int], tuple[int, int]] = {}
+
+        def find(a):
+            while parent.setdefault(a, a) != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        for p in pairs:
+            for k in p.inliers:
+                a = find((p.i, int(p.matches[k, 0])))
+                b = find((p.j, int(p.matches[k, 1])))
+                if a != b:
+                    parent[a] = b
+        groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for node in list(parent):
+            groups.setdefault(find(node), []).append(node)
+        self.obs: list[list[tuple[int, int]]] = []  # per track: (view, keypoint)
+        for members in groups.values():
+            views = [v for v, _ in members]
+            if len(members) >= 2 and len(set(views)) == len(views):
+                self.obs.append(sorted(members))
+
+
+# -- the pipeline ---------------------------------------------------------------------------------
+
+
+def _working_frame(
+    boxes: Sequence[Sequence[float]], hw: tuple[int, int]
+) -> tuple[float, list[tuple[float, float, float]]]:
+    """``rho`` (working px per model px) and each photo's ``(s, ox, oy)`` to the working frame:
+    the model's crop at about the photos' own resolution."""
+    W = hw[1]
+    per_px = [(b[2] - b[0]) / W for b in boxes]
+    rho = float(np.median(per_px))
+    maps = []
+    for b in boxes:
+        s = rho * W / (b[2] - b[0])
+        maps.append((s, -b[0] * s, -b[1] * s))
+    return rho, maps
+
+
+def _consistent_inliers(posed: list[PairGeometry], cfg: MatchConfig, anchor: int) -> int:
+    """Inliers of the pairs whose relative rotations agree (within ``max_pair_residual_deg``)
+    with the rotations averaged over all kept pairs: the focal-search score. A wrong focal
+    bends every essential matrix differently, so the pairs' rotations stop closing loops."""
+    kept = [p for p in posed if p.num_inliers >= cfg.min_inliers]
+    if not kept:
+        return 0
+    avg = _average(
+        len({q for p in posed for q in (p.i, p.j)}), kept, _choose_reference(kept, anchor)
+    )
+    res = avg.residual_deg.numpy()
+    return int(
+        sum(p.num_inliers for p, r in zip(kept, res, strict=True) if r <= cfg.max_pair_residual_deg)
+    )
+
+
+def _fit_pairs(
+    feats: list[ViewFeatures],
+    matched: list[PairGeometry],
+    f0: float,
+    c: np.ndarray,
+    cfg: MatchConfig,
+    anchor: int,
+) -> tuple[float, list[PairGeometry], list[dict[str, float]]]:
+    """The focal (searched or the prior) and the pairs' poses at it."""
+    factors = [2 ** (k / 4) for k in range(-4, 9)] if cfg.focal_search else [1.0]
+    best: tuple[int, float, list[PairGeometry]] | None = None
+    tried = []
+    for a in factors:
+        f = f0 * a
+        posed = pair_poses(feats, matched, (f, f, c[0], c[1]), cfg.threshold_px, cfg.min_inliers)
+        score = _consistent_inliers(posed, cfg, anchor) if cfg.focal_search else 0
+        tried.append({"factor": round(a, 4), "consistent_inliers": score})
+        if best is None or score > best[0]:
+            best = (score, f, posed)
+    assert best is not None
+    return best[1], best[2], tried
+
+
+def _average(v: int, kept: list[PairGeometry], ref: int):
+    """Rotation averaging of the kept pairs, weighted by their inlier counts."""
+    return average_rotations(
+        v,
+        [(p.i, p.j) for p in kept],
+        torch.from_numpy(np.stack([p.R for p in kept])),
+        [float(p.num_inliers) for p in kept],
+        anchor=ref,
+    )
+
+
+def _choose_reference(kept: list[PairGeometry], anchor: int) -> int:
+    """The model's canonical view if a kept pair has it, else the view with most inliers."""
+    count: dict[int, int] = {}
+    for p in kept:
+        count[p.i] = count.get(p.i, 0) + p.num_inliers
+        count[p.j] = count.get(p.j, 0) + p.num_inliers
+    return anchor if anchor in count else max(count, key=count.get)
+
+
+def _initial_partner(kept: list[PairGeometry], ref: int, R: np.ndarray) -> tuple[int, np.ndarray]:
+    """The reference's partner for the first triangulation (wide parallax, many inliers) and its
+    translation from the pair's essential matrix."""
+    cands = [p for p in kept if ref in (p.i, p.j)]
+    p = max(cands, key=lambda q: min(q.parallax_deg, 10.0) * math.sqrt(q.num_inliers))
+    if p.i == ref:  # x_j = R_ij x_ref + t_ij
+        return p.j, p.t.copy()
+    # x_ref = R_ij x_i + t_ij  →  x_i = R_ij^T x_ref − R_ij^T t_ij
+    return p.i, -p.R.T @ p.t
+
+
+def _solve_translation(
+    R: np.ndarray, X: np.ndarray, rays: np.ndarray, f: float, iters: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Translation of a camera with known rotation ``R`` seeing points ``X (N, 3)`` along
+    normalised rays ``(N, 2)``: linear least squares of ``(R X + t)_xy − ray (R X + t)_z = 0``,
+    reweighted by depth and a Cauchy weight of the pixel error. Returns ``(t, pixel error)``."""
+    RX = X @ R.T
+    A = np.zeros((2 * len(X), 3))
+    A[0::2, 0] = 1.0
+    A[0::2, 2] = -rays[:, 0]
+    A[1::2, 1] = 1.0
+    A[1::2, 2] = -rays[:, 1]
+    b = np.empty(2 * len(X))
+    b[0::2] = rays[:, 0] * RX[:, 2] - RX[:, 0]
+    b[1::2] = rays[:, 1] * RX[:, 2] - RX[:, 1]
+    w = np.ones(len(X))
+    t = np.zeros(3)
+    err = np.full(len(X), np.inf)
+    for _ in range(iters):
+        ww = np.repeat(np.sqrt(w), 2)
+        t = np.linalg.lstsq(A * ww[:, None], b * ww, rcond=None)[0]
+        z = RX[:, 2] + t[2]
+        err = f * np.linalg.norm(
+            (RX[:, :2] + t[:2]) / np.where(z > 1e-9, z, 1e-9)[:, None] - rays, axis=1
+        )
+        err = np.where(z > 1e-9, err, np.inf)
+        scale = max(float(np.median(err[np.isfinite(err)])) if np.isfinite(err).any() else 1.0, 1.0)
+        w = np.where(np.isfinite(err), 1.0 / (1.0 + (err / (2 * scale)) ** 2), 0.0)
+        w = w / np.maximum(np.abs(z), 1e-6) ** 2  # the linear residual is depth × pixel error
+    return t, err
+
+
+class _Reconstruction:
+    """Poses (world-to-camera, reference at identity), the tracks' points, their observations."""
+
+    def __init__(self, feats, tracks: _Tracks, f: float, c: np.ndarray, R: np.ndarray) -> None:
+        self.feats, self.tracks, self.f, self.c = feats, tracks, f, c
+        self.R = R.copy()
+        self.t: dict[int, np.ndarray] = {}
+        self.X = np.full((len(tracks.obs), 3), np.nan)
+
+    def ray(self, view: int, kp: int) -> np.ndarray:
+        u, v = self.feats[view].uv[kp]
+        return np.array([(u - self.c[0]) / self.f, (v - self.c[1]) / self.f, 1.0])
+
+    def triangulate(self, max_err_px: float = 4.0, min_angle_deg: float = 0.25) -> None:
+        """(Re)triangulate every track seen by two or more posed views; points behind a camera,
+        with a large reprojection error or nearly parallel rays are dropped (NaN)."""
+        for k, obs in enumerate(self.tracks.obs):
+            seen = [(v, kp) for v, kp in obs if v in self.t]
+            self.X[k] = np.nan
+            if len(seen) < 2:
+                continue
+            rays = [self.ray(v, kp) for v, kp in seen]
+            Rs = [self.R[v] for v, _ in seen]
+            ts = [self.t[v] for v, _ in seen]
+            X = _triangulate(rays, Rs, ts)
+            if not np.isfinite(X).all():
+                continue
+            centres = np.stack([-R.T @ t for R, t in zip(Rs, ts, strict=True)])
+            dirs = X - centres
+            dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+            angle = np.degrees(np.arccos(np.clip(dirs @ dirs.T, -1, 1))).max()
+            Xc = np.stack([R @ X + t for R, t in zip(Rs, ts, strict=True)])
+            if (Xc[:, 2] <= 1e-9).any() or angle < min_angle_deg:
+                continue
+            px = self.f * Xc[:, :2] / Xc[:, 2:3] + self.c
+            uv = np.stack([self.feats[v].uv[kp] for v, kp in seen])
+            if np.linalg.norm(px - uv, axis=1).max() > max_err_px:
+                continue
+            self.X[k] = X
+
+    def observations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(views (N,), points (N,), uv (N, 2))`` of triangulated points in posed views."""
+        views, points, uv = [], [], []
+        for k, obs in enumerate(self.tracks.obs):
+            if not np.isfinite(self.X[k]).all():
+                continue
+            for v, kp in obs:
+                if v in self.t:
+                    views.append(v)
+                    points.append(k)
+                    uv.append(self.feats[v].uv[kp])
+        return (
+            np.array(views, dtype=np.int64),
+            np.array(points, dtype=np.int64),
+            np.array(uv).reshape(-1, 2),
+        )
+
+    def errors(self) -> np.ndarray:
+        """Pixel reprojection error of every observation."""
+        views, points, uv = self.observations()
+        if not len(views):
+            return np.zeros(0)
+        t = np.stack([self.t[v] for v in views])
+        px, z = _project(self.R[views], t, self.X[points], self.f, self.c)
+        return np.where(z > 0, np.linalg.norm(px - uv, axis=1), np.inf)
+
+    def register_views(self, candidates: list[int], min_points: int, max_err_px: float) -> None:
+        """Add views one at a time (the one seeing most points first), each by its translation
+        given the averaged rotation, re-triangulating after each."""
+        left = [v for v in candidates if v not in self.t]
+        while left:
+            best, best_n = None, 0
+            for v in left:
+                n = sum(
+                    1
+                    for k, obs in enumerate(self.tracks.obs)
+                    if np.isfinite(self.X[k]).all() and any(o[0] == v for o in obs)
+                )
+                if n > best_n:
+                    best, best_n = v, n
+            if best is None or best_n < min_points:
+                return
+            ks, rays = [], []
+            for k, obs in enumerate(self.tracks.obs):
+                if not np.isfinite(self.X[k]).all():
+                    continue
+                for v, kp in obs:
+                    if v == best:
+                        ks.append(k)
+                        rays.append(self.ray(v, kp)[:2])
+            t, err = _solve_translation(self.R[best], self.X[ks], np.array(rays), self.f)
+            left.remove(best)
+            if int((err < max_err_px).sum()) < min_points:
+                continue
+            self.t[best] = t
+            self.triangulate(max_err_px)
+
+
+def _bundle_adjust(
+    rec: _Reconstruction, fixed: int, cfg: MatchConfig, max_err_px: float | None
+) -> None:
+    """Poses of the registered views but ``fixed``, the shared focal and the points, on the
+    reprojection error (robust loss); observations above ``max_err_px`` (if given) dropped
+    first. Updates ``rec`` in place."""
+    from scipy.optimize import least_squares
+    from scipy.sparse import coo_matrix
+
+    views, points, uv = rec.observations()
+    if max_err_px is not None and len(views):
+        keep = rec.errors() < max_err_px
+        views, points, uv = views[keep], points[keep], uv[keep]
+    if len(views) < 2 * rec.X.shape[1]:
+        return
+    free = sorted(v for v in rec.t if v != fixed)
+    slot = {v: k for k, v in enumerate(free)}
+    used = np.unique(points)
+    pslot = np.full(len(rec.X), -1)
+    pslot[used] = np.arange(len(used))
+    nc, nf = 6 * len(free), 1 if cfg.refine_focal else 0
+
+    order = sorted(rec.t)
+    vslot = np.full(len(rec.R), -1)
+    vslot[order] = np.arange(len(order))
+    R_init = np.stack([rec.R[k] for k in order])
+    t_init = np.stack([rec.t[k] for k in order])
+    free_rows = vslot[free]
+    obs_view = vslot[views]
+    obs_point = pslot[points]
+
+    def unpack(x):
+        R, t = R_init.copy(), t_init.copy()
+        if free:
+            cam = x[:nc].reshape(-1, 6)
+            R[free_rows] = _rotvec_to_matrix(cam[:, :3]) @ R_init[free_rows]
+            t[free_rows] = cam[:, 3:]
+        f = rec.f * math.exp(x[nc]) if nf else rec.f
+        return R, t, f, x[nc + nf :].reshape(-1, 3)
+
+    def residuals(x):
+        R, t, f, X = unpack(x)
+        px, z = _project(R[obs_view], t[obs_view], X[obs_point], f, rec.c)
+        res = px - uv
+        res[z <= 1e-9] = 1e3  # a point behind a camera: a large, constant error
+        return res.ravel()
+
+    x0 = np.concatenate([np.concatenate([np.zeros(3), rec.t[k]]) for k in free] or [np.zeros(0)])
+    x0 = np.concatenate([x0, np.zeros(nf), rec.X[used].ravel()])
+    rows = np.arange(len(views))
+    r_idx, c_idx = [], []
+    cam_of = np.array([slot.get(int(k), -1) for k in views])
+    has = cam_of >= 0
+    for d in range(6):
+        for o in (0, 1):
+            r_idx.append(2 * rows[has] + o)
+            c_idx.append(6 * cam_of[has] + d)
+    for d in range(3):
+        for o in (0, 1):
+            r_idx.append(2 * rows + o)
+            c_idx.append(nc + nf + 3 * obs_point + d)
+    if nf:
+        r_idx.append(np.arange(2 * len(views)))
+        c_idx.append(np.full(2 * len(views), nc))
+    r_all, c_all = np.concatenate(r_idx), np.concatenate(c_idx)
+    J = coo_matrix(
+        (np.ones(len(r_all), dtype=np.int8), (r_all, c_all)), shape=(2 * len(views), len(x0))
+    )
+    sol = least_squares(
+        residuals,
+        x0,
+        jac_sparsity=J.tocsr(),
+        method="trf",
+        loss=cfg.ba_loss,
+        f_scale=cfg.ba_scale_px,
+        x_scale="jac",
+        max_nfev=cfg.ba_max_evals,
+        ftol=1e-6,
+    )
+    R, t, f, X = unpack(sol.x)
+    for v in free:
+        rec.R[v], rec.t[v] = R[vslot[v]], t[vslot[v]]
+    rec.f = f
+    rec.X[used] = X
+
+
+def _stats(err: np.ndarray) -> dict[str, float | int]:
+    fin = err[np.isfinite(err)]
+    if not len(fin):
+        return {"observations": 0}
+    return {
+        "observations": len(err),
+        "rms_px": round(float(np.sqrt(np.mean(np.minimum(fin, 1e3) ** 2))), 3),
+        "median_px": round(float(np.median(fin)), 3),
+        "share_under_2px": round(float(np.mean(err < 2.0)), 3),
+    }
+
+
+def cameras_from_matches(
+    photos: Sequence[np.ndarray],
+    boxes: Sequence[Sequence[float]],
+    c2w: Tensor,
+    K: Tensor,
+    image_hw: tuple[int, int],
+    *,
+    anchor: int = 0,
+    depth_scale: float | None = None,
+    config: MatchConfig | None = None,
+) -> MatchedCameras:
+    """Cameras of ``V`` photos from their feature matches (module docstring).
+
+    Args:
+        photos: V ``(H_i, W_i, 3)`` uint8 RGB photos at their own resolution (or ``(H_i, W_i)``
+            gray), in view order.
+        boxes: V crop boxes ``(x0, y0, x1, y1)`` in photo pixels that map onto the model's
+            ``image_hw`` image (:attr:`rayzer.data.images.PreparedView.box`).
+        c2w: ``(V, 4, 4)`` the model's cameras (the gauge, and what unregistered views keep).
+        K: ``(V, 4)`` their pixel intrinsics of the ``image_hw`` image (the focal prior).
+        image_hw: ``(H, W)`` of the model image.
+        anchor: the view that holds the gauge (the model's canonical view).
+        depth_scale: the median depth of the points in the reference view (None: 1).
+        config: :class:`MatchConfig`.
+    Returns:
+        :class:`MatchedCameras`. When no pair has ``min_inliers`` pose inliers, every view keeps
+        its input camera and ``report["warning"]`` says so (no exception).
+    Raises:
+        ImportError: OpenCV or SciPy missing (the message names the extra).
+        ValueError: inconsistent shapes.
+    """
+    reason = opencv_missing_reason()
+    if reason is not None:
+        raise ImportError(reason)
+    cfg = config or MatchConfig()
+    v = len(photos)
+    if len(boxes) != v or c2w.shape != (v, 4, 4) or K.shape != (v, 4) or v < 2:
+        raise ValueError(
+            f"cameras_from_matches: expected >= 2 photos with one box and camera each, got "
+            f"{v} photos, {len(boxes)} boxes, c2w {tuple(c2w.shape)}, K {tuple(K.shape)}"
+        )
+    if not 0 <= anchor < v:
+        raise ValueError(f"anchor {anchor} is not a view of {v}")
+    H, W = image_hw
+    t0 = time.perf_counter()
+    clock: dict[str, float] = {}
+    rho, maps = _working_frame(boxes, image_hw)
+    feats = [detect_features(p, m, cfg.max_side) for p, m in zip(photos, maps, strict=True)]
+    matched = match_pairs(feats, cfg.ratio)
+    clock["match"] = time.perf_counter() - t0
+    c = np.array([rho * W / 2, rho * H / 2])
+    f0 = float(K[:, :2].double().mean()) * rho
+    f, posed, tried = _fit_pairs(feats, matched, f0, c, cfg, anchor)
+    clock["pairs"] = time.perf_counter() - t0 - clock["match"]
+    kept = [p for p in posed if p.num_inliers >= cfg.min_inliers]
+    report: dict[str, Any] = {
+        "views": v,
+        "keypoints": [len(x.uv) for x in feats],
+        "pairs": len(posed),
+        "pairs_kept": len(kept),
+        "pair_inliers": {f"{p.i}-{p.j}": p.num_inliers for p in posed},
+        "min_inliers": cfg.min_inliers,
+        "focal_prior_px": round(f0 / rho, 3),
+        "focal_search": tried if cfg.focal_search else None,
+        "photo_px_per_model_px": round(rho, 4),
+    }
+    out_c2w, out_K = c2w.detach().float().clone(), K.detach().float().clone()
+    registered = torch.zeros(v, dtype=torch.bool)
+    if not kept:
+        report["warning"] = (
+            f"no pair of views has {cfg.min_inliers} feature matches consistent with one "
+            "essential matrix: the model's cameras are kept"
+        )
+        report["seconds"] = round(time.perf_counter() - t0, 2)
+        return MatchedCameras(out_c2w, out_K, registered, report)
+
+    ref = _choose_reference(kept, anchor)
+    avg = _average(v, kept, ref)
+    # pairs the averaged rotations disagree with (a wrong essential matrix: repeated texture,
+    # a nearly planar scene) are dropped and the rotations averaged again without them
+    bad = avg.residual_deg.numpy() > cfg.max_pair_residual_deg
+    report["pairs_dropped_by_rotation_averaging"] = [
+        f"{p.i}-{p.j}" for p, b in zip(kept, bad, strict=True) if b
+    ]
+    if bad.any():
+        kept = [p for p, b in zip(kept, bad, strict=True) if not b]
+        ref = _choose_reference(kept, anchor)
+        avg = _average(v, kept, ref)
+    R = avg.R.numpy()
+    connected = [k for k in range(v) if bool(avg.connected[k])]
+    rec = _Reconstruction(feats, _Tracks(kept), f, c, R)
+    rec.t[ref] = np.zeros(3)
+    partner, t_partner = _initial_partner(kept, ref, R)
+    rec.t[partner] = t_partner
+    rec.triangulate(cfg.outlier_px)
+    rec.register_views(connected, cfg.min_points, cfg.outlier_px)
+    clock["initialise"] = time.perf_counter() - t0 - clock["match"] - clock["pairs"]
+    before = _stats(rec.errors())
+    _bundle_adjust(rec, ref, cfg, None)
+    rec.triangulate(cfg.outlier_px)  # points the first pass made consistent come back
+    _bundle_adjust(rec, ref, cfg, cfg.outlier_px)
+    after = _stats(rec.errors())
+    clock["bundle_adjustment"] = time.perf_counter() - t0 - sum(clock.values())
+
+    # gauge: the reference view's median point depth is depth_scale
+    views, points, _ = rec.observations()
+    good = rec.errors() < cfg.outlier_px
+    views, points = views[good], points[good]
+    in_ref = points[views == ref]
+    depths = (rec.X[in_ref] @ rec.R[ref].T + rec.t[ref])[:, 2] if len(in_ref) else np.ones(1)
+    scale = (depth_scale or 1.0) / max(float(np.median(depths)), 1e-9)
+    ref_c2w = c2w[ref].detach().double()
+    k_new = torch.tensor([rec.f / rho, rec.f / rho, W / 2, H / 2], dtype=torch.float32)
+    counts = np.bincount(views, minlength=v)
+    for k in sorted(rec.t):
+        if counts[k] < cfg.min_points:
+            continue
+        w2c = torch.eye(4, dtype=torch.float64)
+        w2c[:3, :3] = torch.from_numpy(rec.R[k])
+        w2c[:3, 3] = torch.from_numpy(rec.t[k] * scale)
+        out_c2w[k] = (ref_c2w @ torch.linalg.inv(w2c)).float()
+        out_K[k] = k_new
+        registered[k] = True
+    if int(registered.sum()) < cfg.min_views:
+        out_c2w, out_K = c2w.detach().float().clone(), K.detach().float().clone()
+        registered[:] = False
+    report.update(
+        {
+            "reference_view": ref,
+            "anchor_view": anchor,
+            "registered": registered.tolist(),
+            "num_registered": int(registered.sum()),
+            "points": int(np.isfinite(rec.X).all(1).sum()),
+            "rotation_averaging_residual_deg_median": round(
+                float(np.nanmedian(avg.residual_deg.numpy())), 3
+            ),
+            "focal_px": round(rec.f / rho, 3),
+            "reprojection_before_ba": before,
+            "reprojection_after_ba": after,
+            "depth_scale": depth_scale or 1.0,
+            "seconds_by_stage": {k: round(s, 2) for k, s in clock.items()},
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+    )
+    if not registered.any():
+        report["warning"] = (
+            f"fewer than {cfg.min_views} views could be registered together from the matches: "
+            "the model's cameras are kept"
+        )
+    elif not registered.all():
+        missing = [k for k in range(v) if not registered[k]]
+        report["warning"] = (
+            f"views {missing} could not be registered from the matches (too few matches "
+            "joining them to the others): they keep the model's cameras"
+        )
+    return MatchedCameras(out_c2w, out_K, registered, report)
