@@ -289,3 +289,17 @@ def test_every_tensor_the_fit_creates_names_its_device():
     assert mode.without_device == []
     assert result.stopped is None and held.result.stopped is None
     assert result.scene.means.dtype == torch.float32 and result.c2w.dtype == torch.float32
+
+
+def test_level_share_splits_the_steps_over_the_render_sizes():
+    scene = _wall_scene(_cameras())
+    images = _images(scene)
+    cfg = SplatFitConfig(steps=8, levels=(8,), level_share=(3, 1))
+    result = fit_scene(images, scene, config=cfg)
+    assert [size for _, size, _ in result.history] == [8] * 6 + [16] * 2
+    even = fit_scene(images, scene, config=SplatFitConfig(steps=7, levels=(8,)))
+    assert [size for _, size, _ in even.history] == [8] * 3 + [16] * 4
+    with pytest.raises(ValueError, match="one share >= 0 per render size"):
+        fit_scene(images, scene, config=SplatFitConfig(steps=4, levels=(8,), level_share=(1,)))
+    with pytest.raises(ValueError, match="all zero"):
+        fit_scene(images, scene, config=SplatFitConfig(steps=4, levels=(8,), level_share=(0, 0)))

@@ -74,9 +74,13 @@ class SplatFitConfig:
     """Settings of :func:`fit_scene`.
 
     Attributes:
-        steps: Adam steps in all, split evenly over the levels (the remainder to the last).
+        steps: Adam steps in all, split over the levels by ``level_share`` (the remainder of
+            the rounding to the last).
         levels: short sides of the coarse render sizes; sizes at or above the images' are
             dropped and the full size is always last.
+        level_share: relative share of the steps per render size, coarse first, one per size
+            actually used (the full size last); None: evenly. E.g. ``(3, 2, 1)`` with 32, 64
+            and 128 px gives 50 / 33 / 17 of 100 steps (the coarse steps are cheaper).
         views_per_step: views rendered per step (a random subset, every view in turn).
         refine_cameras: also refine every non-anchor camera's pose and one shared focal scale.
         refine_focal: with ``refine_cameras``, whether the shared focal is refined too.
@@ -96,6 +100,7 @@ class SplatFitConfig:
 
     steps: int = 100
     levels: tuple[int, ...] = (32, 64)
+    level_share: tuple[float, ...] | None = None
     views_per_step: int = 2
     refine_cameras: bool = False
     refine_focal: bool = True
@@ -266,6 +271,8 @@ def fit_scene(
     if not 0 <= anchor < v:
         raise ValueError(f"anchor must be a view index in [0, {v}), got {anchor}")
     bg = _background(background, dev)
+    sizes = _level_sizes(cfg.levels, hh, ww)
+    steps_per_level = _split_steps(cfg.steps, sizes, cfg.level_share)
     _, _, _, h, w = scene.input_depth.shape
     c2w0 = scene.c2w[0].float().clone()
     Knorm0 = scene.K_norm[0].float().clone()
@@ -379,8 +386,6 @@ def fit_scene(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.1 + 0.45 * (1 + math.cos(math.pi * min(i / cfg.steps, 1.0)))
     )
-    sizes = _level_sizes(cfg.levels, hh, ww)
-    steps_per_level = _split_steps(cfg.steps, sizes)
     gen = torch.Generator().manual_seed(cfg.seed)
     order: list[int] = []
     done, last_log = 0, time.perf_counter()
@@ -480,10 +485,22 @@ def fit_scene(
     return result
 
 
-def _split_steps(steps: int, sizes: list[tuple[int, int]]) -> list[int]:
-    """Steps per level: each level gets the same share of the steps (the coarse levels are
-    cheap and widen the basin; the full size removes their blur), the remainder to the last."""
-    per = [steps // len(sizes)] * len(sizes)
+def _split_steps(
+    steps: int, sizes: list[tuple[int, int]], share: Sequence[float] | None = None
+) -> list[int]:
+    """Steps per level: ``share`` of the steps each (default: equal shares; the coarse levels
+    are cheap and widen the basin, the full size removes their blur), rounded down, the
+    remainder to the last."""
+    if share is None:
+        share = [1.0] * len(sizes)
+    if len(share) != len(sizes) or any(not math.isfinite(x) or x < 0 for x in share):
+        raise ValueError(
+            f"level_share needs one share >= 0 per render size {[min(s) for s in sizes]}, "
+            f"got {tuple(share)}"
+        )
+    if sum(share) <= 0:
+        raise ValueError(f"level_share must not be all zero, got {tuple(share)}")
+    per = [math.floor(steps * x / sum(share) + 1e-9) for x in share]
     per[-1] += steps - sum(per)
     return per
 
