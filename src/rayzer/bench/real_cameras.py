@@ -61,6 +61,8 @@ WINDOW_KINDS = ("consecutive", "spread")
 METHODS = ("identity", "model", "model_refined", "pycolmap")
 #: The methods with ``--fit STEPS`` (the fit's column before pycolmap's).
 METHODS_WITH_FIT = ("identity", "model", "model_refined", "model_fit", "pycolmap")
+#: The methods ``--matches`` adds (before pycolmap's column).
+MATCH_METHODS = ("matches", "matches_refined")
 
 DEFINITIONS = {
     "consecutive": "windows of --views consecutive frames in capture order; with "
@@ -80,6 +82,13 @@ DEFINITIONS = {
     "model_fit": "with --fit STEPS, consecutive windows only: the model's Gaussians and cameras "
     "fitted to the window's views at the model's input size (rayzer infer --fit STEPS "
     "--fit-cameras, with its leave-one-out check); seconds = camera pass + scene + both fits",
+    "matches": "with --matches: cameras from SIFT matches of the stored photos (pairwise "
+    "essential matrices, rotation averaging, bundle adjustment; rayzer infer --init-cameras "
+    "matches), scored on the views they register; seconds = camera pass + model scene and depth "
+    "(the scale) + matching + bundle adjustment",
+    "matches_refined": "those cameras refined as rayzer infer --init-cameras matches --refine "
+    "STEPS refines them (model's Gaussians re-lifted along them, refinement with its "
+    "leave-one-out check), scored on the same registered views",
     "model_refined.not_kept": "when cameras is 'input': why ('rejected' by the leave-one-out "
     "check or 'stopped' by a guard) and the pairwise errors of the cameras the refinement "
     "itself reached (where it was when a guard stopped it); the row's own errors are those of "
@@ -196,6 +205,7 @@ class BenchSettings:
         colmap: run pycolmap on each window.
         threads: CPU threads of pycolmap.
         fit_steps: steps of the Gaussian + camera fit on the consecutive windows (0: none).
+        matches: also the cameras from feature matches (:data:`MATCH_METHODS`).
     """
 
     refine_steps: int = 150
@@ -203,11 +213,13 @@ class BenchSettings:
     colmap: bool = False
     threads: int = 1
     fit_steps: int = 0
+    matches: bool = False
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """The methods scored on each window (:data:`METHODS`, or with the fit)."""
-        return METHODS_WITH_FIT if self.fit_steps else METHODS
+        """The methods scored on each window (:data:`METHODS`, with the fit, the matches)."""
+        base = METHODS_WITH_FIT if self.fit_steps else METHODS
+        return base[:-1] + MATCH_METHODS + base[-1:] if self.matches else base
 
 
 def evaluate_window(
@@ -264,6 +276,9 @@ def evaluate_window(
     if settings.fit_steps:
         scored["model_fit"] = _fit_or_not(model, images, cams, gt, settings, fit, model_s)
 
+    if settings.matches:
+        scored.update(_matched(model, scene, frames, images, cams, gt, settings, model_s))
+
     if settings.colmap:
         paths = [scene.path / f for f in files]
         scored["pycolmap"] = _colmap(paths, cams.c2w, gt, settings.threads, workdir)
@@ -279,6 +294,76 @@ def evaluate_window(
     return row, scored
 
 
+def _matched(
+    model: Any,
+    scene: Any,
+    frames: Sequence[int],
+    images: Tensor,
+    cams: Any,
+    gt: Tensor,
+    settings: BenchSettings,
+    model_s: float,
+) -> dict[str, _Scored]:
+    """``matches``: the cameras from feature matches of the stored photos (as ``rayzer infer
+    --init-cameras matches``: the model's focal as prior, its canonical camera and depth scale
+    as gauge), scored on the views they register; ``matches_refined``: those cameras refined
+    as ``rayzer infer --init-cameras matches --refine STEPS`` refines them (the model's
+    Gaussians re-lifted along them, the refinement on that depth), scored on the same views.
+    Seconds include the model's camera pass (and its scene and depth: the scale)."""
+    from rayzer.data.images import cover_box
+    from rayzer.data.scene_folder import read_scene_folder
+    from rayzer.infer.matched_init import init_from_matches
+    from rayzer.infer.predict import build_scene, render_scene_depth_alpha
+
+    v = len(frames)
+    t0 = time.perf_counter()
+    folder = read_scene_folder(scene.path, indices=list(frames), load_depth=False)
+    photos = [
+        (im.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        for im in folder.images
+    ]
+    box = cover_box((photos[0].shape[1], photos[0].shape[0]), (cams.height, cams.width))
+    latent = depth = alpha = None
+    if model.model.capabilities.outputs_depth:
+        latent = build_scene(model, images, cams)
+        _, depth, alpha = render_scene_depth_alpha(model, latent, cams)
+    matched, report = init_from_matches(photos, [box] * v, cams, depth, alpha)
+    seconds = model_s + time.perf_counter() - t0
+    reg = torch.tensor(report["registered"], dtype=torch.bool)
+    brief = {
+        k: report[k] for k in ("num_registered", "pairs", "pairs_kept", "seconds") if k in report
+    }
+    out: dict[str, _Scored] = {}
+    if not reg.any():
+        reason = report.get("warning", "no view registered")
+        out["matches"] = _not_scored("failed", reason, v, seconds=round(seconds, 2), matches=report)
+        out["matches_refined"] = _not_scored("failed", reason, v, matches=brief)
+        return out
+    out["matches"] = _score(matched.c2w[reg], gt[reg], v, seconds, matches=report)
+    if not model.model.capabilities.outputs_depth:
+        reason = f"not applicable: the {model.model.name} model outputs no depth to refine on"
+        out["matches_refined"] = _not_scored("n/a", reason, v)
+    elif settings.refine_steps < 1:
+        out["matches_refined"] = _not_scored("n/a", "not requested (--refine 0)", v)
+    else:
+        out["matches_refined"] = _refined(
+            model,
+            scene,
+            frames,
+            images,
+            matched,
+            gt,
+            settings,
+            latent=latent,
+            model_cams=cams,
+            views_mask=reg,
+        )
+        out["matches_refined"].record["seconds"] = round(
+            seconds + out["matches_refined"].record["seconds"], 2
+        )
+    return out
+
+
 def _refined(
     model: Any,
     scene: Any,
@@ -287,15 +372,30 @@ def _refined(
     cams: Any,
     gt: Tensor,
     settings: BenchSettings,
+    *,
+    latent: Any = None,
+    model_cams: Any = None,
+    views_mask: Tensor | None = None,
 ) -> _Scored:
     """The model's cameras refined as ``rayzer infer --refine`` refines them, scored; seconds
-    of the scene, its depth and the refinement (the camera pass is added by the caller)."""
+    of the scene, its depth and the refinement (the camera pass is added by the caller).
+
+    With ``latent`` (the model's scene at ``model_cams``) and other ``cams`` (from matches),
+    the scene's Gaussians are first re-lifted along ``cams`` (as ``rayzer infer`` does);
+    ``views_mask``: score only these views."""
     from rayzer.eval.eval_data import load_views
     from rayzer.infer.predict import build_scene, render_scene_depth_alpha
     from rayzer.infer.refine_predicted import refine_predicted_cameras
+    from rayzer.models.gaussians import GaussianScene, relift_scene
 
     t0 = time.perf_counter()
-    latent = build_scene(model, images, cams)
+    if latent is None or model_cams is None:
+        latent = build_scene(model, images, cams)
+    elif isinstance(latent, GaussianScene):
+        dev = latent.means.device
+        latent = relift_scene(latent, cams.c2w[None].to(dev), cams.K_norm[None].to(dev))
+    else:  # a scene that cannot move: built again at the new cameras
+        latent = build_scene(model, images, cams)
     _, depth, alpha = render_scene_depth_alpha(model, latent, cams)
     size = settings.refine_size
     views = images
@@ -308,9 +408,11 @@ def _refined(
     )
     seconds = time.perf_counter() - t0
     extra = {"cameras": report["cameras"], "refine_size": list(views.shape[-2:]), "refine": report}
+    keep = views_mask if views_mask is not None else torch.ones(len(frames), dtype=torch.bool)
     if report["cameras"] == "input":
-        extra["not_kept"] = _not_kept(report, reached[0].c2w if reached else None, gt)
-    return _score(refined.c2w, gt, len(frames), seconds, **extra)
+        reached_c2w = reached[0].c2w[keep] if reached else None
+        extra["not_kept"] = _not_kept(report, reached_c2w, gt[keep])
+    return _score(refined.c2w[keep], gt[keep], len(frames), seconds, **extra)
 
 
 def _fit_or_not(
@@ -524,6 +626,7 @@ def run_bench(
         "refine_size": settings.refine_size or model.image_size,
         "colmap": settings.colmap,
         "fit_steps": settings.fit_steps,
+        "matches": settings.matches,
         "methods": list(methods),
         "rows": rows,
         "summary": {k: {m: _pool(pooled[k][m]) for m in methods} for k in kinds},
@@ -545,6 +648,13 @@ def _check_counts(views: int, consecutive_windows: int, settings: BenchSettings)
         raise ValueError(f"--fit must be >= 0 (0: no fit), got {settings.fit_steps}")
     if settings.refine_size is not None and settings.refine_size < 8:
         raise ValueError(f"--refine-size must be >= 8 px, got {settings.refine_size}")
+    if settings.matches:
+        from rayzer.infer.matched_init import check_init_cameras
+
+        try:
+            check_init_cameras("matches")
+        except ValueError as err:
+            raise ValueError(str(err).replace("--init-cameras matches", "--matches")) from None
     if settings.colmap:
         from rayzer.eval.colmap_reference import colmap_unavailable_reason
 
@@ -597,6 +707,8 @@ _TITLES = {
     "model": "model",
     "model_refined": "model + refinement",
     "model_fit": "model + Gaussian fit",
+    "matches": "matches + BA",
+    "matches_refined": "matches + BA + refinement",
     "pycolmap": "pycolmap",
 }
 
@@ -633,7 +745,7 @@ def _cell(rec: dict[str, Any], num_views: int, *, show_time: bool = True) -> str
 def _progress_line(row: dict[str, Any]) -> str:
     m = row["methods"]
     parts = [f"{row['scene']} {row['window']} {_frames_label(row['frames'])}:"]
-    for name in ("model", "model_refined", "model_fit", "pycolmap"):
+    for name in ("model", "model_refined", "model_fit", *MATCH_METHODS, "pycolmap"):
         if name in m and m[name]["status"] != "n/a":
             parts.append(f"{_TITLES[name]} {_cell(m[name], row['num_views'])};")
     return " ".join(parts).rstrip(";")
@@ -755,6 +867,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also the Gaussian + camera fit of rayzer infer --fit STEPS --fit-cameras, on the "
         "consecutive windows only (default 0: none; models with Gaussians only)",
     )
+    p.add_argument(
+        "--matches",
+        action="store_true",
+        help="also the cameras from feature matches (rayzer infer --init-cameras matches), "
+        "alone and with the refinement (OpenCV)",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch and pycolmap")
     p.add_argument("--out", type=Path, help="folder for real_cameras.json / real_cameras.md")
@@ -774,6 +892,7 @@ def main(args: argparse.Namespace) -> None:
             colmap=args.colmap,
             threads=args.threads or torch.get_num_threads(),
             fit_steps=args.fit,
+            matches=args.matches,
         )
         scenes = [s.strip() for s in args.scenes.split(",") if s.strip()] if args.scenes else None
         result = run_bench(
