@@ -94,12 +94,7 @@ def _rotation_error_deg(c2w: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(torch.acos(cos))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _noisy_colours(scene: GaussianScene, std: float = 2.0) -> GaussianScene:
