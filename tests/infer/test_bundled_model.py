@@ -38,12 +38,8 @@ def test_bundled_model_loads_and_predicts_cameras() -> None:
 
 
 def test_demo_runs_on_the_bundled_model(tmp_path) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = demo.run_demo(tmp_path / "demo", frames=8, device="cpu")
-    finally:
-        torch.set_num_threads(threads)
+    # one thread, restored after: tests/infer/conftest.py's autouse fixture
+    result = demo.run_demo(tmp_path / "demo", frames=8, device="cpu")
     summary = result.summary
     # Sane image numbers (the model is weak, not broken: within a few dB of the baselines).
     for key in ("rayzer", "copy", "mean_inputs"):
