@@ -156,6 +156,26 @@ def test_a_diverging_fit_is_stopped_and_returns_the_input():
     assert result.psnr_after == result.psnr_before
 
 
+def test_the_cameras_a_fit_reached_are_kept_also_when_a_guard_stops_it():
+    """``reached_c2w`` / ``reached_K``: the fitted cameras when the fit ends, and where they
+    were when a guard stopped it (the result's own cameras are then the input ones), so a
+    caller can score what a stopped fit reached."""
+    truth_c2w = _cameras()
+    images = _images(_wall_scene(truth_c2w))
+    start = _wall_scene(_cameras(rot_deg=3.0), images.permute(0, 2, 3, 1))
+    cfg = SplatFitConfig(steps=8, levels=(), refine_cameras=True, lr_pose=2e-2)
+    done = fit_scene(images, start, config=cfg)
+    assert done.stopped is None
+    assert torch.equal(done.reached_c2w, done.c2w) and torch.equal(done.reached_K, done.K)
+    guarded = SplatFitConfig(**{**vars(cfg), "max_rotation_deg": 0.05})
+    stopped = fit_scene(images, start, config=guarded)
+    assert stopped.stopped is not None and "rotated" in stopped.stopped
+    torch.testing.assert_close(stopped.c2w, start.c2w[0])  # the input cameras are returned
+    moved = _rotation_error_deg(stopped.reached_c2w, start.c2w[0])
+    assert torch.isfinite(stopped.reached_c2w).all() and float(moved.max()) > 0.05
+    assert stopped.reached_K.shape == (VIEWS, 4)
+
+
 @pytest.mark.parametrize(
     ("anchor", "held", "expected"), [(None, 1, 1), (0, 2, 0), (3, 1, 2), (2, 2, 1)]
 )

@@ -136,6 +136,9 @@ class SplatFitResult:
         history: ``(step, level short side, loss)`` per step.
         capped: fraction of Gaussians whose starting scale was capped at ``max_scale_px``.
         stopped: None, or why the fit was abandoned (the input scene is returned).
+        reached_c2w, reached_K: the cameras the fit itself reached, kept or not: the fitted
+            ones, or where they were when a guard stopped the fit (maybe not finite), e.g. to
+            score what a stopped fit reached (:func:`fit_scene` always sets them).
     """
 
     scene: GaussianScene
@@ -147,6 +150,8 @@ class SplatFitResult:
     history: list[tuple[int, int, float]] = field(default_factory=list)
     capped: float = 0.0
     stopped: str | None = None
+    reached_c2w: Tensor | None = None
+    reached_K: Tensor | None = None
 
     def summary(self) -> dict[str, object]:
         """JSON-ready figures (for ``summary.json``)."""
@@ -445,6 +450,10 @@ def fit_scene(
                     )
     except _Diverged as why:
         result.stopped = f"the Gaussian fit stopped: {why}; the input scene is kept"
+        with torch.no_grad():  # where the cameras were when the guard fired
+            c2w, Kn = cameras(Knorm0)
+            result.reached_c2w = c2w.detach().clone()
+            result.reached_K = denormalize_intrinsics(Kn.detach(), hh, ww)
 
     if on_step is not None:
         on_step(cfg.steps, cfg.steps)
@@ -464,6 +473,7 @@ def fit_scene(
                 K_norm=Kn[None],
             )
         K_fit = denormalize_intrinsics(Kn, hh, ww)
+        result.reached_c2w, result.reached_K = c2w, K_fit
         psnr = _psnr(render_views(fitted, c2w, K_fit, hh, ww, background=bg, near=near), images)
         if not math.isfinite(psnr) or psnr < result.psnr_before:
             result.stopped = (
