@@ -464,9 +464,8 @@ def test_rejected_fit_is_scored_beside_the_kept_model_cameras(
     def fit(images, scene, **kwargs):
         v, _, h, w = images.shape
         K = scene.K_norm[0] * torch.tensor([w, h, w, h])
-        return splat.SplatFitResult(
-            scene, torch.eye(4).repeat(v, 1, 1), K, psnr_before=10.0, psnr_after=12.0
-        )
+        c2w = torch.eye(4).repeat(v, 1, 1)
+        return splat.SplatFitResult(scene, c2w, K, 10.0, 12.0, reached_c2w=c2w, reached_K=K)
 
     def held_out(images, scene, view, **kwargs):
         return splat.SplatHeldOut(view, 9.0, 8.0, fit(images, scene))  # the left-out view fell

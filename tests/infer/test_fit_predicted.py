@@ -3,6 +3,8 @@ and what it hands back (the fits themselves are tested in tests/refine/test_spla
 
 from __future__ import annotations
 
+import json
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -60,7 +62,9 @@ def test_the_fit_runs_on_the_device_of_the_model_scene(monkeypatch):
     def fit(images, scene, **kwargs):
         asked.append(("fit", scene.means.device))
         cams = _cameras()
-        return splat.SplatFitResult(scene, cams.c2w, cams.K, psnr_before=10.0, psnr_after=12.0)
+        return splat.SplatFitResult(
+            scene, cams.c2w, cams.K, 10.0, 12.0, reached_c2w=cams.c2w, reached_K=cams.K
+        )
 
     def held_out(images, scene, view, **kwargs):
         asked.append(("held_out", scene.means.device))
@@ -94,7 +98,8 @@ def test_a_rejected_fit_hands_back_the_cameras_it_reached(monkeypatch):
 
     def fit(images, scene, **kwargs):
         K = _cameras().K * torch.tensor([1.1, 1.1, 1.0, 1.0])
-        return splat.SplatFitResult(scene, _turned(12.0), K, psnr_before=10.0, psnr_after=12.0)
+        c2w = _turned(12.0)
+        return splat.SplatFitResult(scene, c2w, K, 10.0, 12.0, reached_c2w=c2w, reached_K=K)
 
     def held_out(images, scene, view, **kwargs):
         return splat.SplatHeldOut(view, 9.0, 8.0, fit(images, scene))  # the left-out view fell
@@ -118,22 +123,34 @@ def test_a_rejected_fit_hands_back_the_cameras_it_reached(monkeypatch):
     assert change["focal_scale"] == pytest.approx(1.1, abs=1e-4)
 
 
-def test_a_stopped_fit_reaches_no_cameras_of_its_own(monkeypatch):
-    """A stopped fit hands back the input cameras: nothing reaches ``on_reached`` and the report
-    has no camera change (it would say 0° for a fit that may have diverged)."""
+@pytest.mark.parametrize("finite", [True, False])
+def test_a_stopped_fit_hands_on_where_its_cameras_were(monkeypatch, finite: bool):
+    """A stopped fit returns the model's cameras; where its own cameras were when the guard
+    fired goes to ``on_reached`` and, when finite, into the report (``summary.json`` cannot
+    hold a NaN)."""
     import rayzer.refine.splat as splat
+
+    reached_c2w = _turned(25.0) * (1.0 if finite else math.nan)
 
     def fit(images, scene, **kwargs):
         cams = _cameras()
         result = splat.SplatFitResult(scene, cams.c2w, cams.K, psnr_before=10.0)
         result.stopped = "the Gaussian fit stopped: (test); the input scene is kept"
+        result.reached_c2w, result.reached_K = reached_c2w, cams.K
         return result
 
     monkeypatch.setattr(splat, "fit_scene", fit)
     reached: list[Cameras] = []
-    _, _, report = fit_predicted_scene(
+    _, cams, report = fit_predicted_scene(
         _model(), torch.rand(VIEWS, 3, SIZE, SIZE), _scene("cpu"), _cameras(), 5,
         fit_cameras=True, held_out=False, on_reached=reached.append,
     )  # fmt: skip
     assert report["scene"] == "input" and "(test)" in report["stopped"]
-    assert reached == [] and "camera_change" not in report
+    assert torch.equal(cams.c2w, _cameras().c2w)
+    assert len(reached) == 1
+    torch.testing.assert_close(reached[0].c2w, reached_c2w, equal_nan=True)
+    if finite:
+        assert report["camera_change"]["max_rotation_deg"] == pytest.approx(25.0, abs=1e-3)
+    else:
+        assert "camera_change" not in report
+        json.dumps(report, allow_nan=False)

@@ -23,7 +23,7 @@ A scene with fewer frames than ``--views`` gives one window of all its frames (s
   Gaussian scene and cameras fitted to the window's views at the model's input size, as
   ``rayzer infer --fit STEPS --fit-cameras`` fits them (:func:`rayzer.infer.fit_predicted.
   fit_predicted_scene`, with its leave-one-out check; the model's cameras are kept when it
-  rejects the fit, and the cameras the rejected fit reached are scored beside them,
+  rejects or a guard stops the fit, and the cameras the fit reached are scored beside them,
   ``not_kept``); not applicable to models without Gaussians (RayZer);
 * ``pycolmap``: incremental SfM on the stored images of the same frames
   (:func:`rayzer.eval.colmap_reference.colmap_reference`), scored on the views it registered.
@@ -93,8 +93,7 @@ DEFINITIONS = {
     "check or 'stopped' by a guard) and the pairwise errors of the cameras the refinement "
     "itself reached (where it was when a guard stopped it); the row's own errors are those of "
     "the kept (model's) cameras",
-    "model_fit.not_kept": "the same for a fit whose cameras were not kept (a stopped fit hands "
-    "back no cameras of its own: status 'no cameras')",
+    "model_fit.not_kept": "the same for a fit whose cameras were not kept",
 }
 
 
@@ -460,8 +459,7 @@ def _not_kept(report: dict[str, Any], reached_c2w: Tensor | None, gt: Tensor) ->
     """What a refinement or Gaussian fit that was not kept reached, scored like the kept
     cameras: ``why`` (``rejected`` by the leave-one-out check or ``stopped`` by a guard) and the
     pairwise summary of the cameras it reached (``status`` ``ok``), or ``status`` ``no cameras``
-    (no refinement ran; a stopped fit hands back none) / ``non-finite cameras`` (the loss
-    diverged)."""
+    (no refinement ran) / ``non-finite cameras`` (the loss diverged)."""
     why = "stopped" if report.get("stopped") else "rejected"
     if reached_c2w is None:
         return {"why": why, "status": "no cameras"}
@@ -758,9 +756,9 @@ def to_markdown(result: dict[str, Any]) -> str:
     if result.get("fit_steps"):
         fit = (
             f" Gaussian + camera fit: {result['fit_steps']} steps; in its column, "
-            '"input kept (rejected: a / b)": the fit was rejected by the leave-one-out check, so '
-            "the cell's errors are the model's; a / b are those of the cameras the fit reached "
-            '("stopped: no cameras": a guard stopped the fit, which hands back none).'
+            '"input kept (rejected: a / b)": the fit was rejected by the leave-one-out check (or '
+            "stopped by a guard), so the cell's errors are the model's; a / b are those of the "
+            "cameras the fit reached."
         )
     refine = " No refinement."
     if result["refine_steps"]:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from rayzer.geometry import rotation_error_deg
@@ -71,11 +72,13 @@ def fit_predicted_scene(
         report has the input-view PSNR before/after, the leave-one-out PSNR of view
         ``(V // 2 + 1) % V`` before/after (when ``held_out`` and V >= 3) and the seconds;
         with ``fit_cameras``, ``report["camera_change"]`` (:func:`camera_change`) says how far
-        the fit moved the cameras, also when they are rejected (not when the fit stopped).
+        the fit moved the cameras, also when they are not kept (absent when they are not
+        finite).
 
-    ``on_reached``: called with the cameras the fit reached, kept or rejected, e.g. to score
-    what a rejected fit would have given (``rayzer bench real-cameras``); not called when the
-    fit stopped (:func:`rayzer.refine.splat.fit_scene` hands back the input cameras then).
+    ``on_reached``: called with the cameras the fit reached
+    (:attr:`rayzer.refine.splat.SplatFitResult.reached_c2w`), kept, rejected or where a guard
+    stopped the fit (maybe not finite), e.g. to score what a fit that was not kept would have
+    given (``rayzer bench real-cameras``).
     """
     from rayzer.refine.splat import SplatFitConfig, fit_scene, held_out_fit_psnr
 
@@ -132,19 +135,22 @@ def fit_predicted_scene(
                 "model's scene is kept"
             )
             log.warning("fit: %s", report["rejected"])
-    fitted_cams = cams
-    if result.stopped is None:
-        dev = cams.c2w.device  # the cameras stay where they were (the scene's device or not)
-        fitted_cams = replace(cams, c2w=result.c2w.float().to(dev), K=result.K.float().to(dev))
-        if fit_cameras:
-            report["camera_change"] = camera_change(cams, fitted_cams)
+    dev = cams.c2w.device  # the cameras stay where they were (the scene's device or not)
+    if result.reached_c2w is not None:
+        reached = replace(
+            cams, c2w=result.reached_c2w.float().to(dev), K=result.reached_K.float().to(dev)
+        )
+        finite = bool(torch.isfinite(reached.c2w).all() and torch.isfinite(reached.K).all())
+        if fit_cameras and finite:
+            report["camera_change"] = camera_change(cams, reached)
         if on_reached is not None:
-            on_reached(fitted_cams)
+            on_reached(reached)
     kept = result.stopped is None and report["rejected"] is None
     report["scene"] = "fitted" if kept else "input"
     report["total_seconds"] = round(time.perf_counter() - t0, 2)
     if not kept:
         return scene, cams, report
+    fitted_cams = replace(cams, c2w=result.c2w.float().to(dev), K=result.K.float().to(dev))
     return result.scene, fitted_cams, report
 
 
