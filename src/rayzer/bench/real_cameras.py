@@ -205,6 +205,8 @@ class BenchSettings:
         threads: CPU threads of pycolmap.
         fit_steps: steps of the Gaussian + camera fit on the consecutive windows (0: none).
         matches: also the cameras from feature matches (:data:`MATCH_METHODS`).
+        refine_model: refine the model's own cameras (``model_refined``; False: n/a, e.g.
+            when only the matched cameras' refinement is wanted).
     """
 
     refine_steps: int = 150
@@ -213,6 +215,7 @@ class BenchSettings:
     threads: int = 1
     fit_steps: int = 0
     matches: bool = False
+    refine_model: bool = True
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -266,6 +269,8 @@ def evaluate_window(
         scored["model_refined"] = _not_scored("n/a", reason, v)
     elif settings.refine_steps < 1:
         scored["model_refined"] = _not_scored("n/a", "not requested (--refine 0)", v)
+    elif not settings.refine_model:
+        scored["model_refined"] = _not_scored("n/a", "not requested (--no-model-refine)", v)
     else:
         scored["model_refined"] = _refined(model, scene, frames, images, cams, gt, settings)
         scored["model_refined"].record["seconds"] = round(
@@ -871,6 +876,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also the cameras from feature matches (rayzer infer --init-cameras matches), "
         "alone and with the refinement (OpenCV)",
     )
+    p.add_argument(
+        "--no-model-refine",
+        action="store_true",
+        help="do not refine the model's own cameras (with --matches: refine only the matched ones)",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch and pycolmap")
     p.add_argument("--out", type=Path, help="folder for real_cameras.json / real_cameras.md")
@@ -891,6 +901,7 @@ def main(args: argparse.Namespace) -> None:
             threads=args.threads or torch.get_num_threads(),
             fit_steps=args.fit,
             matches=args.matches,
+            refine_model=not args.no_model_refine,
         )
         scenes = [s.strip() for s in args.scenes.split(",") if s.strip()] if args.scenes else None
         result = run_bench(
