@@ -62,8 +62,10 @@ class MatchConfig:
         min_inliers: a pair with fewer pose inliers is dropped.
         focal_search: try focals ``f0 · 2^(k/4)``, k = -4..8 (0.5-4x the model's f0), keep the
             one with the most inliers in pairs whose rotations agree after rotation averaging
-            (a wrong focal makes the pairs' rotations inconsistent).
-        refine_focal: the bundle adjustment also fits the shared focal.
+            (a wrong focal makes the pairs' rotations inconsistent), if it has ``focal_margin``
+            times the prior's count.
+        refine_focal: the bundle adjustment also fits the shared focal, within a factor
+            ``focal_range`` of its start in each pass.
         min_points: a view needs this many triangulated points to get a translation.
         ba_loss / ba_scale_px: robust loss of the bundle adjustment and its scale (photo px).
         ba_max_evals: function evaluations of each of the two bundle-adjustment passes.
@@ -82,6 +84,8 @@ class MatchConfig:
     min_inliers: int = 20
     focal_search: bool = True
     refine_focal: bool = True
+    focal_range: float = 1.25
+    focal_margin: float = 1.1
     min_points: int = 8
     ba_loss: str = "soft_l1"
     ba_scale_px: float = 1.5
@@ -249,6 +253,13 @@ def _fit_pairs(
         if best is None or score > best[0]:
             best = (score, f, posed)
     assert best is not None
+    # the model's focal unless another explains clearly more pairs (when every pair agrees at
+    # any focal, e.g. short forward motion, the count creeps up with the focal: not evidence)
+    prior = next(t for t in tried if t["factor"] == 1.0)["consistent_inliers"]
+    if cfg.focal_search and best[0] < cfg.focal_margin * prior:
+        f = f0
+        posed = pair_poses(feats, matched, (f, f, c[0], c[1]), cfg.threshold_px, cfg.min_inliers)
+        return f, posed, tried
     return best[1], best[2], tried
 
 
@@ -481,9 +492,16 @@ def _bundle_adjust(
     J = coo_matrix(
         (np.ones(len(r_all), dtype=np.int8), (r_all, c_all)), shape=(2 * len(views), len(x0))
     )
+    # the focal moves at most by focal_range either way: with little rotation and a forward
+    # motion it is barely constrained, and a free one can run away with the depths
+    lower = np.full(len(x0), -np.inf)
+    upper = np.full(len(x0), np.inf)
+    if nf:
+        lower[nc], upper[nc] = -math.log(cfg.focal_range), math.log(cfg.focal_range)
     sol = least_squares(
         residuals,
         x0,
+        bounds=(lower, upper),
         jac_sparsity=J.tocsr(),
         method="trf",
         loss=cfg.ba_loss,
