@@ -316,12 +316,11 @@ def _refine(
     steps: int,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[Cameras, dict[str, Any]]:
-    """The predicted cameras refined on the model's depth, and the report for the summary."""
+    """The predicted cameras refined on the model's depth, and the report for the summary; the
+    refinement runs where ``x`` is (the model's device)."""
     from rayzer.infer.refine_predicted import refine_predicted_cameras
 
-    return refine_predicted_cameras(
-        x.cpu(), pred.cams, pred.depth, pred.alpha, steps, progress=progress
-    )
+    return refine_predicted_cameras(x, pred.cams, pred.depth, pred.alpha, steps, progress=progress)
 
 
 def _plan_output(

@@ -32,6 +32,7 @@ def refine_predicted_cameras(
     held_out: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
     on_reached: Callable[[Cameras], None] | None = None,
+    device: torch.device | str | None = None,
 ) -> tuple[Cameras, dict[str, Any]]:
     """Refine predicted cameras with ``steps`` iterations of photometric bundle adjustment.
 
@@ -54,10 +55,13 @@ def refine_predicted_cameras(
         on_reached: called with the cameras (of ``H' × W'`` images) the refinement itself
             reached, also when they are not kept (rejected or stopped), e.g. to score them; not
             called when no refinement ran.
+        device: where the refinement runs (default: the images' device, e.g. the model's);
+            ``cams``, ``depth`` and ``alpha`` are moved there.
     Returns:
         ``(cameras of H' × W' images, report)``: the cameras to keep (the refined ones, or the
         input ones when the refinement stopped or was rejected; ``report["cameras"]`` says which)
-        and the report of :func:`rayzer.refine.refine_with_report`.
+        and the report of :func:`rayzer.refine.refine_with_report`; the cameras on ``cams``'
+        device, wherever the refinement ran.
     """
     from rayzer.refine import refine_with_report
     from rayzer.refine.bundle import MIN_ALPHA, _resize_depth
@@ -76,25 +80,29 @@ def refine_predicted_cameras(
         if tuple(alpha.shape[-2:]) != hw:
             alpha = _resample(alpha, hw)
         depth = torch.where(alpha >= MIN_ALPHA, depth, torch.zeros_like(depth))
+    dev = images.device if device is None else torch.device(device)
+    out = cams.c2w.device  # the cameras come back where they were
+
+    def back(c2w: Tensor, K: Tensor) -> Cameras:
+        return replace(cams, c2w=c2w.to(out), K=K.to(out), height=hw[0], width=hw[1])
+
     extra: dict[str, Any] = {}
     if on_reached is not None:  # only when asked: stand-ins of refine_with_report need not take it
-        extra["on_reached"] = lambda c2w, K: on_reached(
-            replace(cams, c2w=c2w, K=K, height=hw[0], width=hw[1])
-        )
+        extra["on_reached"] = lambda c2w, K: on_reached(back(c2w, K))
     # the canonical view holds the gauge, so cameras.json's identity camera stays the identity
     # (NAS3R's is view 0, the other models' the middle one)
     c2w, K, report = refine_with_report(
-        images.cpu(),
-        cams.c2w,
-        K,
-        depth.cpu(),
+        images.to(dev),
+        cams.c2w.to(dev),
+        K.to(dev),
+        depth.to(dev),
         steps,
         held_out=held_out,
         anchor=cams.canonical,
         progress=progress,
         **extra,
     )
-    return replace(cams, c2w=c2w, K=K, height=hw[0], width=hw[1]), report
+    return back(c2w, K), report
 
 
 def _resample(maps: Tensor, hw: tuple[int, ...]) -> Tensor:

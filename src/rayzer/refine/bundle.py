@@ -276,11 +276,12 @@ def refine_cameras(
     result = RefineResult(c2w, K, depth)
     result.psnr_before, result.valid_before = _figures(images, depth, c2w, K, nb)
 
-    rotvec = torch.zeros(v, 3, requires_grad=True)
-    trans = torch.zeros(v, 3, requires_grad=True)
-    log_f = torch.zeros((), requires_grad=True)
-    corr = torch.zeros(v, 1, cfg.depth_grid, cfg.depth_grid, requires_grad=True)
-    fixed = torch.zeros(v, dtype=torch.bool)
+    dev = images.device  # the refinement runs where the images are (the model's device)
+    rotvec = torch.zeros(v, 3, device=dev, requires_grad=True)
+    trans = torch.zeros(v, 3, device=dev, requires_grad=True)
+    log_f = torch.zeros((), device=dev, requires_grad=True)
+    corr = torch.zeros(v, 1, cfg.depth_grid, cfg.depth_grid, device=dev, requires_grad=True)
+    fixed = torch.zeros(v, dtype=torch.bool, device=dev)
     fixed[[anchor, *(held or [])]] = True
     free = (~fixed).float()[:, None]
 
@@ -325,7 +326,7 @@ def refine_cameras(
         """``n`` iterations at ``lh × lw`` (fewer once converged); raises _Diverged."""
         level_images = _resize(images, lh, lw)
         level_depth = _resize_depth(depth, lh, lw)
-        Kl = K * torch.tensor([lw / w, lh / h, lw / w, lh / h])
+        Kl = K * torch.tensor([lw / w, lh / h, lw / w, lh / h], device=K.device)
 
         def objective() -> Tensor:
             cams, Ks = cameras(Kl)

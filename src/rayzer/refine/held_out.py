@@ -81,10 +81,10 @@ def render_from_pixels(
     keep = (depth > 0).reshape(-1)
     means = unproject_depth(depth, c2w, K).reshape(-1, 3)[keep]
     sigma = (PIXEL_SIGMA * depth / K[:, 0, None, None]).reshape(-1, 1)[keep].expand(-1, 3)
-    quats = torch.zeros(means.shape[0], 4)
+    quats = torch.zeros(means.shape[0], 4, device=means.device)
     quats[:, 0] = 1.0
     colours = images.permute(0, 2, 3, 1).reshape(-1, 3)[keep]
-    opacity = torch.full((means.shape[0],), 0.95)
+    opacity = torch.full((means.shape[0],), 0.95, device=means.device)
     with torch.no_grad():
         out = rasterize(
             means[None],
