@@ -497,3 +497,33 @@ def test_fit_not_kept_says_why():
     errors = {"rot_err_deg_median": 12.3, "trans_dir_err_deg_median": 95.1}
     rejected = {**rec, "not_kept": {"why": "rejected", "status": "ok", **errors}}
     assert "input kept (rejected: 12.30 / 95.10)" in _cell(rejected, 3)
+
+
+def test_matches_columns_on_a_scene_with_real_texture(erayzer_ckpt, tmp_path):
+    """--matches: the cameras from feature matches of the stored photos (192 px) and their
+    refinement get columns before pycolmap's; --no-model-refine skips the model's own."""
+    pytest.importorskip("cv2")
+    scene = tmp_path / "walk6"
+    synth_command("walk", 0, 6, 192, str(scene))  # tests/refine/test_matched_cameras.py's walk
+    out = tmp_path / "o"
+    code, _, err = _run(
+        "--ckpt", erayzer_ckpt, "--data", scene, "--views", 6, "--windows", "consecutive",
+        "--consecutive-windows", 1, "--refine", 2, "--no-model-refine", "--matches",
+        "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads((out / "real_cameras.json").read_text())
+    assert result["methods"] == [*METHODS[:3], "matches", "matches_refined", "pycolmap"]
+    (row,) = result["rows"]
+    m = row["methods"]
+    assert m["model_refined"]["reason"] == "not requested (--no-model-refine)"
+    assert m["matches"]["status"] == "ok" and m["matches"]["registered"] == 6
+    assert (
+        m["matches"]["rot_err_deg_median"] < 2.0
+    )  # the bound of tests/refine/test_matched_cameras.py
+    assert m["matches"]["matches"]["num_registered"] == 6
+    assert m["matches_refined"]["status"] == "ok" and m["matches_refined"]["registered"] == 6
+    assert m["matches_refined"]["refine"]["steps"] == 2
+    assert m["matches_refined"]["seconds"] >= m["matches"]["seconds"]
+    md = (out / "real_cameras.md").read_text()
+    assert "| matches + BA | matches + BA + refinement | pycolmap |" in md
