@@ -25,6 +25,11 @@ A scene with fewer frames than ``--views`` gives one window of all its frames (s
   fit_predicted_scene`, with its leave-one-out check; the model's cameras are kept when it
   rejects or a guard stops the fit, and the cameras the fit reached are scored beside them,
   ``not_kept``); not applicable to models without Gaussians (RayZer);
+* ``matches`` / ``matches_refined`` (only with ``--matches``): the cameras from feature matches
+  of the stored photos, as ``rayzer infer --init-cameras matches`` solves them
+  (:func:`rayzer.infer.matched_init.init_from_matches`), scored on the views they register, and
+  those cameras refined as ``rayzer infer --init-cameras matches --refine STEPS`` refines them,
+  scored on the same views (``--no-model-refine`` skips ``model_refined`` then);
 * ``pycolmap``: incremental SfM on the stored images of the same frames
   (:func:`rayzer.eval.colmap_reference.colmap_reference`), scored on the views it registered.
 
