@@ -346,7 +346,10 @@ def _matched(
     if not reg.any():
         reason = report.get("warning", "no view registered")
         out["matches"] = _not_scored("failed", reason, v, seconds=round(seconds, 2), matches=report)
-        out["matches_refined"] = _not_scored("failed", reason, v, matches=brief)
+        if settings.refine_steps < 1 or not model.model.capabilities.outputs_depth:
+            out["matches_refined"] = _not_scored("n/a", "no refinement (--refine 0 or no depth)", v)
+        else:
+            out["matches_refined"] = _not_scored("failed", reason, v, matches=brief)
         return out
     out["matches"] = _score(matched.c2w[reg], gt[reg], v, seconds, matches=report)
     if not model.model.capabilities.outputs_depth:
