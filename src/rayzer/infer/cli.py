@@ -74,7 +74,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="model",
         help="model: the model's cameras (default); matches: cameras solved from SIFT matches "
         "of the photos at their own resolution and bundle-adjusted (OpenCV; --images only), "
-        "before --refine / --fit; views the matches cannot register keep the model's cameras",
+        "before --refine / --fit; views the matches cannot register keep the model's cameras "
+        "(measured on real photos: --refine after it moved them 2-5° away from the truth, "
+        "docs/benchmarks/real-cameras)",
     )
     p.add_argument(
         "--refine",
