@@ -82,12 +82,11 @@ def test_no_matching_pair_keeps_the_input_cameras_and_says_so():
     c2w = torch.eye(4).repeat(4, 1, 1)
     c2w[:, 0, 3] = torch.arange(4.0)
     K = torch.tensor([[40.0, 40.0, 16.0, 16.0]]).repeat(4, 1)
-    box = cover = (16.0, 0.0, 112.0, 96.0)
+    box = (16.0, 0.0, 112.0, 96.0)  # the centre crop of the 128 x 96 photos
     res = cameras_from_matches(photos, [box] * 4, c2w, K, (MODEL, MODEL), anchor=1)
     assert not res.registered.any()
     assert torch.equal(res.c2w, c2w) and torch.equal(res.K, K)
     assert "the model's cameras are kept" in res.report["warning"]
-    assert cover == box
 
 
 def test_bad_input_and_missing_opencv(monkeypatch):
@@ -109,3 +108,37 @@ def test_bad_input_and_missing_opencv(monkeypatch):
         mc.cameras_from_matches(
             photos, [box] * 2, torch.eye(4).repeat(2, 1, 1), torch.ones(2, 4), (8, 8)
         )
+
+
+def test_pairs_that_all_disagree_keep_the_input_cameras_and_say_so(monkeypatch):
+    """Three pairs whose relative rotations do not close the loop (20° each way, symmetric):
+    rotation averaging leaves each 20° off, so every pair is dropped; the input cameras are kept
+    with a warning instead of an exception."""
+    from scipy.spatial.transform import Rotation
+
+    import rayzer.refine.matched_cameras as mc
+    from rayzer.refine.pair_geometry import PairGeometry, ViewFeatures
+
+    def rz(deg: float) -> np.ndarray:
+        return Rotation.from_euler("z", deg, degrees=True).as_matrix()
+
+    def posed(feats, matched, f0, c, cfg, anchor):
+        loop = [((0, 1), rz(20)), ((1, 2), rz(20)), ((0, 2), rz(-20))]
+        inl = np.arange(50)
+        pairs = [
+            PairGeometry(i, j, np.zeros((50, 2), np.int64), inl, R, np.ones(3))
+            for (i, j), R in loop
+        ]
+        return f0, pairs, []
+
+    no_features = ViewFeatures(np.zeros((0, 2)), np.zeros((0, 128), np.float32))
+    monkeypatch.setattr(mc, "detect_features", lambda *a, **k: no_features)
+    monkeypatch.setattr(mc, "match_pairs", lambda *a, **k: [])
+    monkeypatch.setattr(mc, "_fit_pairs", posed)
+    photos = [np.zeros((32, 32, 3), np.uint8)] * 3
+    c2w, K = torch.eye(4).repeat(3, 1, 1), torch.full((3, 4), 16.0)
+    res = mc.cameras_from_matches(photos, [(0.0, 0.0, 32.0, 32.0)] * 3, c2w, K, (32, 32))
+    assert not res.registered.any()
+    assert torch.equal(res.c2w, c2w) and torch.equal(res.K, K)
+    assert res.report["pairs_dropped_by_rotation_averaging"] == ["0-1", "1-2", "0-2"]
+    assert "disagree" in res.report["warning"] and "cameras are kept" in res.report["warning"]

@@ -615,6 +615,13 @@ def cameras_from_matches(
     ]
     if bad.any():
         kept = [p for p, b in zip(kept, bad, strict=True) if not b]
+        if not kept:  # every pair disagrees with the others: nothing to build on
+            report["warning"] = (
+                f"the relative rotations of all {len(bad)} matched pairs disagree with each "
+                f"other by more than {cfg.max_pair_residual_deg}°: the model's cameras are kept"
+            )
+            report["seconds"] = round(time.perf_counter() - t0, 2)
+            return MatchedCameras(out_c2w, out_K, registered, report)
         ref = _choose_reference(kept, anchor)
         avg = _average(v, kept, ref)
     R = avg.R.numpy()
