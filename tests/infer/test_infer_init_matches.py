@@ -45,6 +45,7 @@ def test_cli_init_cameras_from_matches(tmp_path: Path, tiny_ckpt: Path, cli):
     assert init["num_registered"] == 6 and init["registered"] == [True] * 6
     assert init["reprojection_after_ba"]["median_px"] < 1.0
     assert summary["timings_s"]["init_cameras"] > 0
+    assert "matched" in init["rebuilt"]["note"] and "refined" not in init["rebuilt"]["note"]
     # the written cameras are the matched ones
     frames = json.loads((tmp_path / "out" / "cameras.json").read_text())["frames"]
     c2w = torch.tensor([f["c2w"] for f in frames], dtype=torch.float64)

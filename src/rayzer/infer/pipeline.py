@@ -267,7 +267,15 @@ def run_inference(
         if init_report["num_registered"]:
             with timer.stage("rebuild_init"):
                 init_report["rebuilt"] = _rebuild_at_cameras(
-                    model, x, pred, path_frames, spiral_frames, chunk, progress, render_size
+                    model,
+                    x,
+                    pred,
+                    path_frames,
+                    spiral_frames,
+                    chunk,
+                    progress,
+                    render_size,
+                    cameras="matched",
                 )
     refine_report = None
     if refine:
@@ -434,18 +442,20 @@ def _rebuild_at_cameras(
     chunk: int,
     progress: bool,
     render_size: int | None,
+    cameras: str = "refined",
 ) -> dict[str, Any]:
-    """Move the scene to ``pred.cams`` (the refined cameras): its Gaussians re-lifted along
-    their rays at the model's depth (:func:`rayzer.models.gaussians.relift_scene`), the input
-    views, depth and opacity rendered again from them and the novel-view path planned through
-    them. Returns what ``summary.json["refine"]["rebuilt"]`` says."""
+    """Move the scene to ``pred.cams`` (the ``cameras``: refined, or matched by
+    ``--init-cameras matches``): its Gaussians re-lifted along their rays at the model's depth
+    (:func:`rayzer.models.gaussians.relift_scene`), the input views, depth and opacity rendered
+    again from them and the novel-view path planned through them. Returns what
+    ``summary.json["refine"]["rebuilt"]`` (or ``["init_cameras"]["rebuilt"]``) says."""
     from rayzer.models.gaussians import GaussianScene, relift_scene
 
     if not isinstance(pred.scene, GaussianScene):
         return {
             "outputs": [],
             "note": f"{model.model.title()}'s scene cannot be moved to other cameras: only the "
-            "written cameras (and points.ply) are the refined ones",
+            f"written cameras (and points.ply) are the {cameras} ones",
         }
     dev = pred.scene.means.device
     cams = pred.cams
@@ -453,7 +463,7 @@ def _rebuild_at_cameras(
     _render_again(model, x, pred, path_frames, spiral_frames, chunk, progress, render_size)
     return {
         "outputs": ["gaussians.ply", "renders/", "depth/", "points.ply", "novel views"],
-        "note": "the model's Gaussians re-lifted along the refined cameras' rays at the "
+        "note": f"the model's Gaussians re-lifted along the {cameras} cameras' rays at the "
         "model's depth, rotations turned with each camera; everything rendered from them",
     }
 
