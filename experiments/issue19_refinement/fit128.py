@@ -15,6 +15,8 @@ Three sub-commands, all at 1 thread, printing JSON lines (and a Markdown table f
 
     python fit128.py profile --scene nas3r_128.pt --size 128 --steps 3
 
+``table`` prints the Markdown table of ``fit``'s JSON files (and merges them with ``--out``).
+
 ``fit``   runs the fit of all views and the leave-one-out figure (view V // 2 + 1, as
           ``rayzer infer --fit``) with one :class:`~rayzer.refine.splat.SplatFitConfig` variant
           per ``--variant NAME:key=value,...`` and reports CPU seconds of this process (the
@@ -148,15 +150,23 @@ def _fit(args: argparse.Namespace) -> None:
     print(_markdown(rows))
 
 
+def _table(args: argparse.Namespace) -> None:
+    """The Markdown table of the rows of ``fit``'s JSON files, in the order given."""
+    rows = [r for f in args.json for r in json.loads(f.read_text())]
+    if args.out is not None:
+        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    print(_markdown(rows))
+
+
 def _markdown(rows: list[dict]) -> str:
     head = (
-        "| variant | model | Gaussians | px | train PSNR before → after | held-out PSNR before → "
+        "| variant | model | Gaussians | px | anchor | train PSNR before → after | held-out PSNR before → "
         "after (gain) | fit CPU s | fit wall s | held-out CPU s | load |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     return head + "\n".join(
         f"| {r['variant']} | {r['model']} | {r['gaussians']} | {r['fit_at_px']} | "
-        f"{r['train_psnr_before']} → {r['train_psnr_after']} | {r['held_out_psnr_before']} → "
+        f"{r.get('anchor', '–')} | {r['train_psnr_before']} → {r['train_psnr_after']} | {r['held_out_psnr_before']} → "
         f"{r['held_out_psnr_after']} ({r['held_out_gain_db']:+.2f}) | {r['fit_cpu_s']} | "
         f"{r['fit_wall_s']} | {r['held_out_cpu_s']} | "
         f"{r['load_1min_before_after'][0]}–{r['load_1min_before_after'][1]} |"
@@ -251,9 +261,12 @@ def main() -> None:
     c.add_argument("--anchor", choices=("canonical", "middle"), default="canonical")
     c.add_argument("--variant", action="append", required=True, help="name:key=value,...")
     c.add_argument("--out", type=Path)
+    t = sub.add_parser("table")
+    t.add_argument("json", type=Path, nargs="+", help="results JSON files of fit")
+    t.add_argument("--out", type=Path, help="also write all rows to this JSON file")
     args = p.parse_args()
     torch.set_num_threads(1)
-    {"dump": _dump, "profile": _profile, "fit": _fit}[args.cmd](args)
+    {"dump": _dump, "profile": _profile, "fit": _fit, "table": _table}[args.cmd](args)
 
 
 if __name__ == "__main__":
