@@ -85,3 +85,37 @@ def test_cli_refuses_matches_without_opencv_or_with_a_video(
     assert "--init-cameras matches" in err and "pip install 'rayzer[undistort]'" in err
     assert "Traceback" not in err
     helpers.no_output(tmp_path / "out")
+
+
+def test_refine_after_the_matches_warns(tmp_path: Path, monkeypatch, caplog):
+    """The refinement after the matches made the cameras worse on real photos (the real-cameras
+    benchmark): when it replaces matched cameras the user is told (a stand-in refinement that
+    keeps its cameras; tiny untrained E-RayZer, which has depth)."""
+    pytest.importorskip("cv2")
+    import rayzer.refine
+    from _tiny import tiny_data
+    from rayzer.config import load_config
+    from rayzer.infer.model import LoadedModel
+    from rayzer.infer.pipeline import MATCHES_THEN_REFINE, run_inference
+    from rayzer.models import build_model
+
+    _walk_photos(tmp_path / "photos")
+    torch.manual_seed(0)
+    model = build_model(load_config("erayzer-tiny-cpu", tiny_data(32)).model).eval()
+
+    def kept(images, c2w, K, depth, steps, **kwargs):
+        return c2w, K, {"steps": steps, "stopped": None, "cameras": "refined"}
+
+    monkeypatch.setattr(rayzer.refine, "refine_with_report", kept)
+    result = run_inference(
+        tmp_path / "photos",
+        model=LoadedModel.from_module(model, 32),
+        out=tmp_path / "out",
+        path_frames=2,
+        spiral_frames=0,
+        refine=2,
+        init_cameras="matches",
+    )
+    assert result.summary["init_cameras"]["num_registered"] == 6
+    assert result.summary["refine"]["cameras"] == "refined"
+    assert MATCHES_THEN_REFINE in caplog.text
