@@ -142,3 +142,22 @@ def test_pairs_that_all_disagree_keep_the_input_cameras_and_say_so(monkeypatch):
     assert torch.equal(res.c2w, c2w) and torch.equal(res.K, K)
     assert res.report["pairs_dropped_by_rotation_averaging"] == ["0-1", "1-2", "0-2"]
     assert "disagree" in res.report["warning"] and "cameras are kept" in res.report["warning"]
+
+
+def test_the_focal_search_poses_each_focal_once_and_keeps_the_prior_without_evidence(monkeypatch):
+    """13 focals tried, each posed once (the prior's poses are reused, not fitted again); when
+    no focal explains any pair (a score of 0 everywhere), the prior stays, not the first focal
+    tried (0.5x)."""
+    import rayzer.refine.matched_cameras as mc
+
+    calls: list[float] = []
+
+    def no_pose(feats, matched, K, threshold_px, min_matches):
+        calls.append(K[0])
+        return []
+
+    monkeypatch.setattr(mc, "pair_poses", no_pose)
+    f, posed, tried = mc._fit_pairs([], [], 40.0, np.array([16.0, 16.0]), MatchConfig(), 0)
+    assert len(calls) == len(tried) == 13
+    assert f == 40.0 and posed == []
+    assert [t["consistent_inliers"] for t in tried] == [0] * 13

@@ -244,6 +244,7 @@ def _fit_pairs(
     """The focal (searched or the prior) and the pairs' poses at it."""
     factors = [2 ** (k / 4) for k in range(-4, 9)] if cfg.focal_search else [1.0]
     best: tuple[int, float, list[PairGeometry]] | None = None
+    at_prior: tuple[int, float, list[PairGeometry]] | None = None
     tried = []
     for a in factors:
         f = f0 * a
@@ -252,14 +253,14 @@ def _fit_pairs(
         tried.append({"factor": round(a, 4), "consistent_inliers": score})
         if best is None or score > best[0]:
             best = (score, f, posed)
-    assert best is not None
+        if a == 1.0:
+            at_prior = (score, f, posed)
+    assert best is not None and at_prior is not None
     # the model's focal unless another explains clearly more pairs (when every pair agrees at
-    # any focal, e.g. short forward motion, the count creeps up with the focal: not evidence)
-    prior = next(t for t in tried if t["factor"] == 1.0)["consistent_inliers"]
-    if cfg.focal_search and best[0] < cfg.focal_margin * prior:
-        f = f0
-        posed = pair_poses(feats, matched, (f, f, c[0], c[1]), cfg.threshold_px, cfg.min_inliers)
-        return f, posed, tried
+    # any focal, e.g. short forward motion, the count creeps up with the focal: not evidence;
+    # when no focal explains any pair, not the first one tried either)
+    if best[0] < max(cfg.focal_margin * at_prior[0], 1):
+        best = at_prior
     return best[1], best[2], tried
 
 
