@@ -90,3 +90,11 @@ def test_no_pairs_and_bad_input():
         average_rotations(3, [(0, 1)], torch.eye(3))
     with pytest.raises(ValueError, match="weights"):
         average_rotations(3, [(0, 1)], torch.eye(3)[None], [-1.0])
+    with pytest.raises(ValueError, match=r"weights: expected \(1,\) finite"):
+        average_rotations(3, [(0, 1)], torch.eye(3)[None], [math.nan])
+    rel = torch.eye(3).repeat(2, 1, 1)
+    rel[1, 0, 0] = math.inf
+    with pytest.raises(ValueError, match=r"not finite for the pairs at \[1\]"):
+        average_rotations(3, [(0, 1), (1, 2)], rel)
+    with pytest.raises(ValueError, match=r"not finite for the pairs at \[1\]"):
+        chain_rotations(3, [(0, 1), (1, 2)], rel)

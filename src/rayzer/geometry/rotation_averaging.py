@@ -68,6 +68,9 @@ def _check(num_views: int, pairs: Sequence[tuple[int, int]], rel: torch.Tensor, 
         raise ValueError(f"anchor {anchor} is not a view of {num_views}")
     if rel.shape != (len(pairs), 3, 3):
         raise ValueError(f"relative rotations: expected ({len(pairs)}, 3, 3), got {rel.shape}")
+    if not torch.isfinite(rel).all():
+        bad = torch.nonzero(~torch.isfinite(rel).flatten(1).all(1)).ravel().tolist()
+        raise ValueError(f"relative rotations: not finite for the pairs at {bad}")
     for i, j in pairs:
         if not (0 <= i < num_views and 0 <= j < num_views) or i == j:
             raise ValueError(f"bad pair ({i}, {j}) for {num_views} views")
@@ -139,8 +142,11 @@ def average_rotations(
         if weights is None
         else torch.as_tensor(weights, dtype=torch.float64).clone()
     )
-    if w0.shape != (P,) or (w0 < 0).any():
-        raise ValueError(f"weights: expected ({P},) non-negative, got {tuple(w0.shape)}")
+    if w0.shape != (P,) or not ((w0 >= 0) & torch.isfinite(w0)).all():
+        raise ValueError(
+            f"weights: expected ({P},) finite and non-negative, got {tuple(w0.shape)}: "
+            f"{w0.tolist() if w0.numel() <= 8 else '...'}"
+        )
     R_anchor = (
         torch.eye(3, dtype=torch.float64)
         if anchor_rotation is None
