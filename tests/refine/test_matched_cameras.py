@@ -161,3 +161,30 @@ def test_the_focal_search_poses_each_focal_once_and_keeps_the_prior_without_evid
     assert len(calls) == len(tried) == 13
     assert f == 40.0 and posed == []
     assert [t["consistent_inliers"] for t in tried] == [0] * 13
+
+
+def test_per_view_depth_scales_use_the_reference_view_when_the_anchor_has_no_match(walk):
+    """The anchor (a noise photo) matches nothing, so another view holds the gauge: of one
+    depth scale per view, that reference view's sets the scale, not the anchor's."""
+    pytest.importorskip("cv2")
+    clip, photos = walk
+    noise = np.random.default_rng(0).integers(0, 256, photos[0].shape, dtype=np.uint8)
+    photos = [*photos[:4], noise]
+    c2w, K = _prior(clip, 6)
+    c2w, K = c2w[:5], K[:5]
+    cfg = MatchConfig(focal_search=False, ba_max_evals=5)
+
+    def run(scales):
+        return cameras_from_matches(
+            photos, [BOX] * 5, c2w, K, (MODEL, MODEL), anchor=4, depth_scale=scales, config=cfg
+        )
+
+    one = run([1.0, 1.0, 1.0, 1.0, 7.0])
+    ref = one.report["reference_view"]
+    assert ref != 4 and one.registered[:4].all() and not one.registered[4]
+    assert one.report["depth_scale"] == 1.0
+    three = run([3.0 if k == ref else 1.0 for k in range(4)] + [7.0])
+    assert three.report["depth_scale"] == 3.0
+    assert torch.allclose(three.c2w[:4, :3, 3], 3 * one.c2w[:4, :3, 3], atol=1e-4)
+    with pytest.raises(ValueError, match="depth_scale: expected one value or 5, got 2"):
+        run([1.0, 2.0])

@@ -4,9 +4,10 @@ The one place where a prediction meets :func:`rayzer.refine.matched_cameras.came
 ``rayzer infer --init-cameras matches`` and ``rayzer bench real-cameras --matches`` both call
 :func:`init_from_matches`. The photos are matched at their own resolution; each maps onto the
 model's image through its crop box, so the cameras come out in the model's image frame
-(:class:`rayzer.infer.predict.Cameras`), in the model's gauge (its canonical camera kept) and at
-the model's depth scale (the median point depth in the canonical view is the model's median
-depth there), so the model's depth and Gaussians stay usable with them.
+(:class:`rayzer.infer.predict.Cameras`), in the model's gauge (its canonical camera kept, or
+the best-matched view's when the canonical view matched none) and at the model's depth scale
+(the median point depth in that view is the model's median depth there), so the model's depth
+and Gaussians stay usable with them.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def init_from_matches(
         cams.K,
         (cams.height, cams.width),
         anchor=anchor,
-        depth_scale=median_depth(depth, alpha, anchor),
+        # each view's: the scale is set in the reference view, the anchor only if it matched
+        depth_scale=[median_depth(depth, alpha, k) for k in range(len(cams))],
         config=config,
     )
     report = dict(result.report)

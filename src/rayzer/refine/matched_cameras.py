@@ -538,7 +538,7 @@ def cameras_from_matches(
     image_hw: tuple[int, int],
     *,
     anchor: int = 0,
-    depth_scale: float | None = None,
+    depth_scale: float | Sequence[float | None] | None = None,
     config: MatchConfig | None = None,
 ) -> MatchedCameras:
     """Cameras of ``V`` photos from their feature matches (module docstring).
@@ -552,7 +552,9 @@ def cameras_from_matches(
         K: ``(V, 4)`` their pixel intrinsics of the ``image_hw`` image (the focal prior).
         image_hw: ``(H, W)`` of the model image.
         anchor: the view that holds the gauge (the model's canonical view).
-        depth_scale: the median depth of the points in the reference view (None: 1).
+        depth_scale: the median depth of the points in the reference view (None: 1); or one
+            value per view (e.g. the model's median depth of each), of which the reference
+            view's is used (the reference is ``anchor`` only when a kept pair has it).
         config: :class:`MatchConfig`.
     Returns:
         :class:`MatchedCameras`. When no pair has ``min_inliers`` pose inliers, every view keeps
@@ -573,6 +575,8 @@ def cameras_from_matches(
         )
     if not 0 <= anchor < v:
         raise ValueError(f"anchor {anchor} is not a view of {v}")
+    if not (depth_scale is None or np.isscalar(depth_scale) or len(depth_scale) == v):
+        raise ValueError(f"depth_scale: expected one value or {v}, got {len(depth_scale)}")
     H, W = image_hw
     t0 = time.perf_counter()
     clock: dict[str, float] = {}
@@ -647,7 +651,9 @@ def cameras_from_matches(
     views, points = views[good], points[good]
     in_ref = points[views == ref]
     depths = (rec.X[in_ref] @ rec.R[ref].T + rec.t[ref])[:, 2] if len(in_ref) else np.ones(1)
-    scale = (depth_scale or 1.0) / max(float(np.median(depths)), 1e-9)
+    target = depth_scale if depth_scale is None or np.isscalar(depth_scale) else depth_scale[ref]
+    target = float(target or 1.0)
+    scale = target / max(float(np.median(depths)), 1e-9)
     ref_c2w = c2w[ref].detach().double()
     k_new = torch.tensor([rec.f / rho, rec.f / rho, W / 2, H / 2], dtype=torch.float32)
     counts = np.bincount(views, minlength=v)
@@ -676,7 +682,7 @@ def cameras_from_matches(
             "focal_px": round(rec.f / rho, 3),
             "reprojection_before_ba": before,
             "reprojection_after_ba": after,
-            "depth_scale": depth_scale or 1.0,
+            "depth_scale": target,
             "seconds_by_stage": {k: round(s, 2) for k, s in clock.items()},
             "seconds": round(time.perf_counter() - t0, 2),
         }
