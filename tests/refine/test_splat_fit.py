@@ -198,6 +198,36 @@ def test_the_leave_one_out_fit_holds_the_anchor_it_is_given(
     assert seen == [expected]
 
 
+def test_the_left_out_view_moves_with_its_nearest_fitted_view(monkeypatch):
+    """When the fit of the other views moves their cameras, the left-out view is rendered at
+    its predicted pose relative to the nearest of them (here every camera and Gaussian moved by
+    one rigid change, so the left-out view must move by it too), not at its stale pose."""
+    import rayzer.refine.splat as splat
+
+    change = make_c2w(axis_angle_to_matrix(torch.tensor([[0.0, 0.2, 0.05]])), torch.zeros(1, 3))[0]
+    change[:3, 3] = torch.tensor([0.3, -0.1, 0.2])
+
+    def rigid_fit(images, scene, **kwargs):
+        moved = _wall_scene(change @ _cameras())  # all four views' cameras and Gaussians moved
+        part = subscene(moved, [i for i in range(VIEWS) if i != 1])
+        return splat.SplatFitResult(scene=part, c2w=part.c2w[0], K=part.K_norm[0] * SIZE)
+
+    rendered: list[torch.Tensor] = []
+    real_render = splat.render_views
+
+    def recording_render(scene, c2w, K, h, w, **kwargs):
+        rendered.append(c2w.clone())
+        return real_render(scene, c2w, K, h, w, **kwargs)
+
+    monkeypatch.setattr(splat, "fit_scene", rigid_fit)
+    monkeypatch.setattr(splat, "render_views", recording_render)
+    scene = _wall_scene(_cameras())
+    images = _images(scene)
+    held_out_fit_psnr(images, scene, 1, anchor=0)
+    assert torch.allclose(rendered[0][0], _cameras()[1])  # before: the predicted pose
+    assert torch.allclose(rendered[-1][0], change @ _cameras()[1], atol=1e-5)  # after: moved
+
+
 def test_subscene_keeps_the_views_gaussians_in_order():
     scene = _wall_scene(_cameras())
     part = subscene(scene, [0, 2])
