@@ -188,3 +188,20 @@ def test_per_view_depth_scales_use_the_reference_view_when_the_anchor_has_no_mat
     assert torch.allclose(three.c2w[:4, :3, 3], 3 * one.c2w[:4, :3, 3], atol=1e-4)
     with pytest.raises(ValueError, match="depth_scale: expected one value or 5, got 2"):
         run([1.0, 2.0])
+
+
+def test_two_photos_keep_the_input_cameras_without_matching(monkeypatch):
+    """Fewer photos than ``min_views`` (3) can never be registered: said at once, no SIFT run."""
+    pytest.importorskip("cv2")
+    import rayzer.refine.matched_cameras as mc
+
+    def no_sift(*args, **kwargs):
+        raise AssertionError("SIFT ran on 2 photos")
+
+    monkeypatch.setattr(mc, "detect_features", no_sift)
+    photos = [np.zeros((32, 32, 3), np.uint8)] * 2
+    c2w, K = torch.eye(4).repeat(2, 1, 1), torch.full((2, 4), 16.0)
+    res = mc.cameras_from_matches(photos, [(0.0, 0.0, 32.0, 32.0)] * 2, c2w, K, (32, 32))
+    assert not res.registered.any() and torch.equal(res.c2w, c2w) and torch.equal(res.K, K)
+    assert res.report["warning"].startswith("2 photos: cameras from matches need at least 3")
+    assert res.report["pairs_kept"] == 0

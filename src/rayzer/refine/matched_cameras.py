@@ -577,6 +577,21 @@ def cameras_from_matches(
         raise ValueError(f"anchor {anchor} is not a view of {v}")
     if not (depth_scale is None or np.isscalar(depth_scale) or len(depth_scale) == v):
         raise ValueError(f"depth_scale: expected one value or {v}, got {len(depth_scale)}")
+    if v < cfg.min_views:  # decided before the matching, which takes seconds to minutes
+        return MatchedCameras(
+            c2w.detach().float().clone(),
+            K.detach().float().clone(),
+            torch.zeros(v, dtype=torch.bool),
+            {
+                "views": v,
+                "pairs": 0,
+                "pairs_kept": 0,
+                "seconds": 0.0,
+                "warning": f"{v} photos: cameras from matches need at least {cfg.min_views} (a "
+                "lone pair has no other view to check its essential matrix against): the "
+                "model's cameras are kept",
+            },
+        )
     H, W = image_hw
     t0 = time.perf_counter()
     clock: dict[str, float] = {}
