@@ -102,6 +102,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --fit: also fit every camera's pose and the shared focal",
     )
+    p.add_argument(
+        "--fit-size",
+        type=int,
+        metavar="N",
+        help="with --fit: fit the Gaussians to the photos at short side N pixels (same crop; "
+        "default: --size), e.g. --size 64 --fit-size 128: the model at its training size, the "
+        "fit at 128 px",
+    )
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: its own)")
     p.add_argument("--quiet", action="store_true", help="no progress output (errors only)")
 
@@ -150,6 +158,7 @@ def main(args: argparse.Namespace) -> None:
                 fit=args.fit,
                 fit_cameras=args.fit_cameras,
                 fit_progress=fit_bar,
+                fit_size=args.fit_size,
                 init_cameras=args.init_cameras,
             )
     except (FileNotFoundError, ValueError):

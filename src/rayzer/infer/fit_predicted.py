@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -25,6 +25,11 @@ from torch import Tensor
 from rayzer.geometry import rotation_error_deg
 from rayzer.infer.model import LoadedModel
 from rayzer.infer.predict import Cameras
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from rayzer.data.images import PreparedViews
 
 log = logging.getLogger("rayzer.refine")
 
@@ -48,6 +53,80 @@ def check_fit_model(model: LoadedModel, steps: int) -> None:
         )
 
 
+def check_fit_size(fit_size: int | None, steps: int) -> None:
+    """Refuse a ``--fit-size`` that is not a positive integer, or one given without ``--fit``."""
+    if fit_size is None:
+        return
+    if isinstance(fit_size, bool) or not isinstance(fit_size, int) or fit_size < 1:
+        raise ValueError(f"--fit-size must be a positive number of pixels, got {fit_size!r}")
+    if not steps:
+        raise ValueError(
+            "--fit-size needs --fit STEPS (it is the size the Gaussians are fitted at)"
+        )
+
+
+def fit_photo_hw(
+    fit_size: int, model: LoadedModel, views: PreparedViews, aspect: str
+) -> tuple[int, int]:
+    """``(H, W)`` of the photos the fit sees at short side ``fit_size``: as the model input's
+    (:func:`rayzer.data.images.output_size`), refused when ``fit_size`` is not a positive
+    multiple of the model's patch size or would change the aspect ratio (``--aspect keep``:
+    the long side is rounded to the patch size), i.e. the crop box of the model's input."""
+    from rayzer.data.images import MAX_SIZE, output_size
+
+    p = model.patch_size
+    if fit_size % p or not p <= fit_size <= MAX_SIZE:
+        raise ValueError(
+            f"--fit-size {fit_size} must be a multiple of the model's patch size {p} between "
+            f"{p} and {MAX_SIZE}"
+        )
+    hw = output_size(fit_size, p, aspect, views.views[0].source_size)
+    if hw[0] * views.width != hw[1] * views.height:
+        raise ValueError(
+            f"--fit-size {fit_size}: the photos would be {hw[1]}x{hw[0]}, not the aspect ratio of "
+            f"the model input {views.width}x{views.height} (--aspect {aspect} rounds the long "
+            "side to the patch size); choose a --fit-size whose long side matches, or --aspect "
+            "square"
+        )
+    return hw
+
+
+def load_fit_photos(
+    model: LoadedModel,
+    views: PreparedViews,
+    fit_size: int,
+    *,
+    images: str | Path | None,
+    video: str | Path | None,
+    aspect: str,
+    max_views: int,
+    skip_bad: bool,
+) -> Tensor:
+    """The model's input ``views`` prepared again at short side ``fit_size`` for the fit:
+    ``(V, 3, H, W)`` in [0, 1] on the model's device, the same files / frames with the same crop
+    box (resize to cover + centre crop, :mod:`rayzer.data.images`), so the same field of view
+    and the same normalised intrinsics."""
+    from rayzer.data.images import load_image_folder, load_video_frames
+    from rayzer.infer.predict import as_images
+
+    fit_photo_hw(fit_size, model, views, aspect)  # refuses a bad size before decoding
+    p = model.patch_size
+    if images is not None:
+        again = load_image_folder(images, fit_size, p, aspect, max_views, skip_bad)
+    else:
+        again = load_video_frames(video, fit_size, p, aspect, max_views)
+    same = [a.source for a in again.views] == [v.source for v in views.views] and all(
+        max(abs(x - y) for x, y in zip(a.box, v.box, strict=True)) < 1e-3
+        for a, v in zip(again.views, views.views, strict=True)
+    )
+    if not same:  # e.g. a file changed or became unreadable between the two reads
+        raise ValueError(
+            f"--fit-size {fit_size}: {again.source} gave other views or crops at {fit_size} px "
+            f"than at the model's {min(views.height, views.width)} px"
+        )
+    return as_images(again, model)
+
+
 def fit_predicted_scene(
     model: LoadedModel,
     images: Tensor,
@@ -60,8 +139,9 @@ def fit_predicted_scene(
     progress: Callable[[int, int, str], None] | None = None,
     on_reached: Callable[[Cameras], None] | None = None,
 ) -> tuple[Any, Cameras, dict[str, Any]]:
-    """Fit the model's Gaussian ``scene`` of ``images`` (its input views, ``(V, 3, H, W)``) on
-    the scene's device (the model's) with ``steps`` Adam steps
+    """Fit the model's Gaussian ``scene`` of ``images`` (its input views, ``(V, 3, H, W)``, at
+    the model's input size or another one with the same crop, see :func:`load_fit_photos`;
+    the Gaussians are rendered at it) on the scene's device (the model's) with ``steps`` Adam steps
     (:class:`rayzer.refine.splat.SplatFitConfig` defaults), the cameras too when
     ``fit_cameras`` (the canonical view's held; the middle one if none).
 
@@ -73,7 +153,8 @@ def fit_predicted_scene(
         ``(V // 2 + 1) % V`` before/after (when ``held_out`` and V >= 3) and the seconds;
         with ``fit_cameras``, ``report["camera_change"]`` (:func:`camera_change`) says how far
         the fit moved the cameras, also when they are not kept (absent when they are not
-        finite).
+        finite); ``report["fit_size"]``: ``[H, W]`` of ``images``. The returned cameras' ``K``
+        refer to ``cams``' size, whatever the size of ``images``.
 
     ``on_reached``: called with the cameras the fit reached
     (:attr:`rayzer.refine.splat.SplatFitResult.reached_c2w`), kept, rejected or where a guard
@@ -100,7 +181,12 @@ def fit_predicted_scene(
     # the canonical view holds the gauge: its camera stays the identity cameras.json says it is
     anchor = cams.canonical
     result = fit_scene(images, start, config=cfg, anchor=anchor, **render, **stage(0, FIT_STAGE))
-    report: dict[str, Any] = {"steps": steps, "cameras_fitted": fit_cameras, **result.summary()}
+    report: dict[str, Any] = {
+        "steps": steps,
+        "cameras_fitted": fit_cameras,
+        "fit_size": [int(images.shape[-2]), int(images.shape[-1])],
+        **result.summary(),
+    }
     report["rejected"] = None
     if with_held_out:
         view = (v // 2 + 1) % v
@@ -136,10 +222,15 @@ def fit_predicted_scene(
             )
             log.warning("fit: %s", report["rejected"])
     dev = cams.c2w.device  # the cameras stay where they were (the scene's device or not)
+    # the fit's pixel intrinsics are those of the photos it saw: back to the cameras' size
+    hh, ww = images.shape[-2:]
+    to_cams = torch.tensor([cams.width / ww, cams.height / hh] * 2, dtype=torch.float32)
+
+    def cams_k(K: Tensor) -> Tensor:
+        return (K.float().cpu() * to_cams).to(dev)
+
     if result.reached_c2w is not None:
-        reached = replace(
-            cams, c2w=result.reached_c2w.float().to(dev), K=result.reached_K.float().to(dev)
-        )
+        reached = replace(cams, c2w=result.reached_c2w.float().to(dev), K=cams_k(result.reached_K))
         finite = bool(torch.isfinite(reached.c2w).all() and torch.isfinite(reached.K).all())
         if fit_cameras and finite:
             report["camera_change"] = camera_change(cams, reached)
@@ -150,7 +241,7 @@ def fit_predicted_scene(
     report["total_seconds"] = round(time.perf_counter() - t0, 2)
     if not kept:
         return scene, cams, report
-    fitted_cams = replace(cams, c2w=result.c2w.float().to(dev), K=result.K.float().to(dev))
+    fitted_cams = replace(cams, c2w=result.c2w.float().to(dev), K=cams_k(result.K))
     return result.scene, fitted_cams, report
 
 

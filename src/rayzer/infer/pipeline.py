@@ -32,7 +32,13 @@ from rayzer.data.images import (
     load_video_frames,
 )
 from rayzer.eval.image_metrics import psnr
-from rayzer.infer.fit_predicted import check_fit_model, check_fit_steps, fit_predicted_scene
+from rayzer.infer.fit_predicted import (
+    check_fit_model,
+    check_fit_size,
+    check_fit_steps,
+    fit_predicted_scene,
+    load_fit_photos,
+)
 from rayzer.infer.matched_init import check_init_cameras, init_from_matches, photos_from_files
 from rayzer.infer.model import LoadedModel, load_model, resolve_device
 from rayzer.infer.outputs import (
@@ -180,6 +186,7 @@ def run_inference(
     fit_cameras: bool = False,
     fit_progress: Callable[[int, int, str], None] | None = None,
     init_cameras: str = "model",
+    fit_size: int | None = None,
 ) -> InferenceResult:
     """Run the whole inference pipeline on an image folder or a video (see module doc).
 
@@ -219,6 +226,12 @@ def run_inference(
             novel views come from it; ``summary.json["fit"]`` has the input-view and
             leave-one-out PSNR before/after, seconds and which scene was kept.
         fit_progress: ``(done, total, stage)`` as the fit goes.
+        fit_size: short side of the photos the Gaussians are fitted to (default: the model
+            input's, ``size``): the same files with the same crop prepared again at this size
+            (a multiple of the patch size, same aspect ratio), e.g. the model at its 64 px
+            training size and the fit at 128 px; the renders, depth and novel views stay at
+            the model's size / ``render_size``; ``summary.json["fit"]["fit_size"]`` is
+            ``[H, W]``.
         init_cameras: ``model`` (the model's cameras) or ``matches``: cameras solved from SIFT
             matches of the photos at their own resolution and bundle-adjusted
             (:mod:`rayzer.infer.matched_init`; needs OpenCV; ``--images`` only), before
@@ -236,6 +249,7 @@ def run_inference(
     )
     check_render_size(render_size)
     check_fit_steps(fit)
+    check_fit_size(fit_size, fit)
     check_init_cameras(init_cameras)
     if init_cameras == "matches" and images is None:
         raise ValueError(
@@ -254,6 +268,19 @@ def run_inference(
             f"--refine needs a model that outputs depth (E-RayZer, NAS3R); "
             f"{model.model.title()} does not"
         )
+    fit_x = x
+    if fit_size is not None and fit_size != min(views.height, views.width):
+        with timer.stage("load_fit_images"):
+            fit_x = load_fit_photos(
+                model,
+                views,
+                fit_size,
+                images=images,
+                video=video,
+                aspect=aspect,
+                max_views=max_views,
+                skip_bad=skip_bad,
+            )
     novel_hw = render_dims(views.height, views.width, render_size)
     frames = path_frames + spiral_frames
     check_frames_memory(*novel_hw, frames, max(path_frames, spiral_frames), render_size)
@@ -292,7 +319,13 @@ def run_inference(
     if fit:
         with timer.stage("fit"):
             pred.scene, pred.cams, fit_report = fit_predicted_scene(
-                model, x, pred.scene, pred.cams, fit, fit_cameras=fit_cameras, progress=fit_progress
+                model,
+                fit_x,
+                pred.scene,
+                pred.cams,
+                fit,
+                fit_cameras=fit_cameras,
+                progress=fit_progress,
             )
         if fit_report["scene"] == "fitted":
             with timer.stage("render_fitted"):
