@@ -3,11 +3,19 @@
 Runs :func:`rayzer.infer.pipeline.run_inference` once per (checkpoint, image folder, size) with
 the Gaussian fit on, keeps each run's output folder (video, gaussians.ply, summary.json) under
 ``--out``, and prints the figures as JSON and as a Markdown table (also written to
-``--out/results.json`` / ``results.md``).
+``--out/results.json`` / ``results.md``). ``--fit-size N`` fits the Gaussians to the photos at N
+px while the model runs at ``--size`` (``rayzer infer --fit-size``). **CPU s** is
+``time.process_time()`` of this process around the fit (``fit_scene``) and the leave-one-out
+figure (``held_out_fit_psnr``) and the whole run: with ``--threads 1`` the figure that does not
+depend on other jobs on a shared machine; the 1-minute load average before / after each run is
+given too.
 
     python docs/benchmarks/splat-fit/bench.py --ckpt /work/runs/sbs/erayzer /work/runs/sbs/nas3r \
         --images /work/shared/data/real/fox_instantngp/images --size 64 --steps 100 \
         --fit-cameras --threads 1 --out /tmp/splat-fit
+    python docs/benchmarks/splat-fit/bench.py --ckpt /work/runs/sbs/erayzer \
+        --images /work/runs/h2/fit128/fox_consec/images --size 64 --fit-size 128 --steps 100 \
+        --threads 1 --out /tmp/splat-fit-128
 """
 
 from __future__ import annotations
@@ -19,6 +27,45 @@ import time
 from pathlib import Path
 
 
+class _CpuClock:
+    """Process CPU seconds of every call of ``rayzer.refine.splat``'s ``fit_scene`` and
+    ``held_out_fit_psnr`` (which ``rayzer.infer.fit_predicted`` looks up at each call); the
+    leave-one-out fit's inner ``fit_scene`` is counted under ``held_out`` only."""
+
+    def __init__(self) -> None:
+        import rayzer.refine.splat as splat
+
+        self.splat = splat
+        self.real = {"fit_scene": splat.fit_scene, "held_out_fit_psnr": splat.held_out_fit_psnr}
+        self.cpu: dict[str, float] = {}
+        self.depth = 0
+
+    def _timed(self, name: str):
+        real = self.real[name]
+
+        def call(*args, **kwargs):
+            self.depth += 1
+            c0 = time.process_time()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                self.depth -= 1
+                if self.depth == 0:
+                    key = "fit" if name == "fit_scene" else "held_out"
+                    self.cpu[key] = self.cpu.get(key, 0.0) + time.process_time() - c0
+
+        return call
+
+    def __enter__(self) -> _CpuClock:
+        for name in self.real:
+            setattr(self.splat, name, self._timed(name))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name, fn in self.real.items():
+            setattr(self.splat, name, fn)
+
+
 def _row(ckpt: Path, images: Path, size: int, summary: dict) -> dict:
     fit = summary["fit"]
     held = fit.get("held_out", {})
@@ -27,6 +74,7 @@ def _row(ckpt: Path, images: Path, size: int, summary: dict) -> dict:
         "images": str(images),
         "views": summary["input"]["used"],
         "size": size,
+        "fit_size": fit.get("fit_size"),
         "steps": fit["steps"],
         "cameras_fitted": fit["cameras_fitted"],
         "train_psnr_before": fit["train_psnr_before"],
@@ -65,17 +113,21 @@ def _rotation_errors(out: Path, gt_file: Path, model_c2w) -> dict:
 
 def _markdown(rows: list[dict]) -> str:
     head = (
-        "| model | images | views | px | steps | cameras | train PSNR before → after | "
-        "held-out PSNR before → after | fit s | held-out s | kept | rot. err. model → "
-        "written (°) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| model | images | views | px | fit px | steps | cameras | train PSNR before → after | "
+        "held-out PSNR before → after | fit s (CPU s) | held-out s (CPU s) | infer s (CPU s) | "
+        "load | kept | rot. err. model → written (°) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
         f"| {r['model']} | {Path(r['images']).parent.name}/{Path(r['images']).name} | "
-        f"{r['views']} | {r['size']} | {r['steps']} | {'yes' if r['cameras_fitted'] else 'no'} | "
+        f"{r['views']} | {r['size']} | {'x'.join(map(str, r.get('fit_size') or [])) or '–'} | "
+        f"{r['steps']} | {'yes' if r['cameras_fitted'] else 'no'} | "
         f"{r['train_psnr_before']} → {r['train_psnr_after']} | "
-        f"{r['held_out_psnr_before']} → {r['held_out_psnr_after']} | {r['fit_seconds']} | "
-        f"{r['held_out_seconds']} | {r['scene_kept']} | "
+        f"{r['held_out_psnr_before']} → {r['held_out_psnr_after']} | "
+        f"{r['fit_seconds']} ({r.get('fit_cpu_seconds', '–')}) | "
+        f"{r['held_out_seconds']} ({r.get('held_out_cpu_seconds', '–')}) | "
+        f"{r.get('wall_seconds', '–')} ({r.get('cpu_seconds', '–')}) | "
+        f"{r.get('load_before', '–')}–{r.get('load_after', '–')} | {r['scene_kept']} | "
         f"{r.get('rot_err_model_deg', '–')} → {r.get('rot_err_written_deg', '–')} |"
         for r in rows
     ]
@@ -90,6 +142,7 @@ def main() -> None:
     p.add_argument("--max-views", type=int, default=8)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--fit-cameras", action="store_true")
+    p.add_argument("--fit-size", type=int, help="fit at this short side (default: --size)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument(
@@ -113,19 +166,27 @@ def main() -> None:
         for ckpt in args.ckpt:
             for images in args.images:
                 name = f"{ckpt.name}_{images.parent.name}_{size}px"
+                if args.fit_size is not None:
+                    name += f"_fit{args.fit_size}px"
                 load = os.getloadavg()[0]
-                t0 = time.perf_counter()
-                result = run_inference(
-                    images,
-                    ckpt=ckpt,
-                    out=args.out / name,
-                    overwrite=True,
-                    size=size,
-                    max_views=args.max_views,
-                    fit=args.steps,
-                    fit_cameras=args.fit_cameras,
-                )
+                t0, c0 = time.perf_counter(), time.process_time()
+                with _CpuClock() as clock:
+                    result = run_inference(
+                        images,
+                        ckpt=ckpt,
+                        out=args.out / name,
+                        overwrite=True,
+                        size=size,
+                        max_views=args.max_views,
+                        fit=args.steps,
+                        fit_cameras=args.fit_cameras,
+                        fit_size=args.fit_size,
+                    )
+                cpu = time.process_time() - c0
                 row = _row(ckpt, images, size, result.summary)
+                row["fit_cpu_seconds"] = round(clock.cpu.get("fit", 0.0), 1)
+                row["held_out_cpu_seconds"] = round(clock.cpu.get("held_out", 0.0), 1)
+                row["cpu_seconds"] = round(cpu, 1)
                 if args.gt_cameras is not None:
                     model = load_model(ckpt, torch.device("cpu"))
                     model_cams = predict_cameras(model, result.views)
