@@ -228,6 +228,41 @@ def test_the_left_out_view_moves_with_its_nearest_fitted_view(monkeypatch):
     assert torch.allclose(rendered[-1][0], change @ _cameras()[1], atol=1e-5)  # after: moved
 
 
+def test_the_left_out_view_follows_its_neighbour_in_input_order(monkeypatch):
+    """Each fitted view moves by its own change; the left-out view 2 must follow a neighbour
+    (view 1 or 3: of the two, 3, whose centre is nearer), not view 0, whose predicted centre is
+    the nearest of all (as when a model's predicted centres all but coincide)."""
+    import rayzer.refine.splat as splat
+
+    c2w = _cameras()
+    c2w[:, :3, 3] = torch.tensor([[0.001, 0, 0], [0.02, 0, 0], [0, 0, 0], [0.01, 0, 0]])
+    others = [0, 1, 3]
+    changes = {}
+    for j in others:
+        change = make_c2w(
+            axis_angle_to_matrix(torch.tensor([[0.0, 0.05 * (j + 1), 0.0]])), torch.zeros(1, 3)
+        )[0]
+        change[:3, 3] = torch.tensor([0.1 * j, 0.0, 0.0])
+        changes[j] = change
+
+    def moving_fit(images, scene, **kwargs):
+        moved = torch.stack([changes[j] @ c2w[j] for j in others])
+        return splat.SplatFitResult(scene=scene, c2w=moved, K=scene.K_norm[0] * SIZE)
+
+    rendered: list[torch.Tensor] = []
+    real_render = splat.render_views
+
+    def recording_render(scene, c2w, K, h, w, **kwargs):
+        rendered.append(c2w.clone())
+        return real_render(scene, c2w, K, h, w, **kwargs)
+
+    monkeypatch.setattr(splat, "fit_scene", moving_fit)
+    monkeypatch.setattr(splat, "render_views", recording_render)
+    scene = _wall_scene(c2w)
+    held_out_fit_psnr(_images(scene), scene, 2, anchor=0)
+    assert torch.allclose(rendered[-1][0], changes[3] @ c2w[2], atol=1e-5)
+
+
 def test_subscene_keeps_the_views_gaussians_in_order():
     scene = _wall_scene(_cameras())
     part = subscene(scene, [0, 2])
