@@ -148,3 +148,15 @@ def test_cli_fit_size_without_fit_is_a_clear_error(cli, tmp_path: Path, helpers)
     code, _, err = cli("infer", "--images", photos, "--out", tmp_path / "out", "--fit-size", "64")
     assert code != 0 and "--fit-size needs --fit STEPS" in err and "Traceback" not in err
     helpers.no_output(tmp_path / "out")
+
+
+def test_a_video_is_fitted_at_the_fit_size_too(tmp_path: Path, monkeypatch, helpers):
+    seen = _recording(monkeypatch)
+    video = helpers.write_video(tmp_path / "clip.mp4", frames=6, size=(96, 64))
+    result = run_inference(video=video, model=_loaded(), out=tmp_path / "out", path_frames=2,
+                           spiral_frames=0, size=SIZE, max_views=3, fit=2, fit_size=FIT)  # fmt: skip
+    assert tuple(seen[0].shape) == (3, 3, FIT, FIT)
+    assert result.summary["fit"]["fit_size"] == [FIT, FIT]
+    # frame k is grey 20 + 20 k: the fit got the same frames as the model, in the same order
+    means = seen[0].mean(dim=(1, 2, 3))
+    assert bool((means[1:] > means[:-1]).all()), means
