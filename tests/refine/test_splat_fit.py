@@ -18,7 +18,7 @@ from rayzer.geometry import (
 )
 from rayzer.models.gaussians import GaussianScene, rgb_to_sh_dc
 from rayzer.refine import SplatFitConfig, fit_scene, held_out_fit_psnr
-from rayzer.refine.splat import render_views, subscene
+from rayzer.refine.splat import SplatFitResult, render_views, subscene
 from rayzer.render import rasterize
 
 SIZE = 16
@@ -198,19 +198,10 @@ def test_the_leave_one_out_fit_holds_the_anchor_it_is_given(
     assert seen == [expected]
 
 
-def test_the_left_out_view_moves_with_its_nearest_fitted_view(monkeypatch):
-    """When the fit of the other views moves their cameras, the left-out view is rendered at
-    its predicted pose relative to the nearest of them (here every camera and Gaussian moved by
-    one rigid change, so the left-out view must move by it too), not at its stale pose."""
+def _held_out_cameras(monkeypatch, fit, scene: GaussianScene, view: int) -> list[torch.Tensor]:
+    """The cameras ``(1, 4, 4)`` of every render of ``held_out_fit_psnr(view, anchor=0)`` with
+    ``fit`` standing in for :func:`fit_scene` (first: the left-out view before, last: after)."""
     import rayzer.refine.splat as splat
-
-    change = make_c2w(axis_angle_to_matrix(torch.tensor([[0.0, 0.2, 0.05]])), torch.zeros(1, 3))[0]
-    change[:3, 3] = torch.tensor([0.3, -0.1, 0.2])
-
-    def rigid_fit(images, scene, **kwargs):
-        moved = _wall_scene(change @ _cameras())  # all four views' cameras and Gaussians moved
-        part = subscene(moved, [i for i in range(VIEWS) if i != 1])
-        return splat.SplatFitResult(scene=part, c2w=part.c2w[0], K=part.K_norm[0] * SIZE)
 
     rendered: list[torch.Tensor] = []
     real_render = splat.render_views
@@ -219,11 +210,25 @@ def test_the_left_out_view_moves_with_its_nearest_fitted_view(monkeypatch):
         rendered.append(c2w.clone())
         return real_render(scene, c2w, K, h, w, **kwargs)
 
-    monkeypatch.setattr(splat, "fit_scene", rigid_fit)
+    monkeypatch.setattr(splat, "fit_scene", fit)
     monkeypatch.setattr(splat, "render_views", recording_render)
-    scene = _wall_scene(_cameras())
-    images = _images(scene)
-    held_out_fit_psnr(images, scene, 1, anchor=0)
+    held_out_fit_psnr(_images(scene), scene, view, anchor=0)
+    return rendered
+
+
+def test_the_left_out_view_moves_with_its_fitted_neighbour(monkeypatch):
+    """When the fit of the other views moves their cameras, the left-out view is rendered at
+    its predicted pose relative to its neighbour (here every camera and Gaussian moved by one
+    rigid change, so the left-out view must move by it too), not at its stale pose."""
+    change = make_c2w(axis_angle_to_matrix(torch.tensor([[0.0, 0.2, 0.05]])), torch.zeros(1, 3))[0]
+    change[:3, 3] = torch.tensor([0.3, -0.1, 0.2])
+
+    def rigid_fit(images, scene, **kwargs):
+        moved = _wall_scene(change @ _cameras())  # all four views' cameras and Gaussians moved
+        part = subscene(moved, [i for i in range(VIEWS) if i != 1])
+        return SplatFitResult(scene=part, c2w=part.c2w[0], K=part.K_norm[0] * SIZE)
+
+    rendered = _held_out_cameras(monkeypatch, rigid_fit, _wall_scene(_cameras()), 1)
     assert torch.allclose(rendered[0][0], _cameras()[1])  # before: the predicted pose
     assert torch.allclose(rendered[-1][0], change @ _cameras()[1], atol=1e-5)  # after: moved
 
@@ -232,8 +237,6 @@ def test_the_left_out_view_follows_its_neighbour_in_input_order(monkeypatch):
     """Each fitted view moves by its own change; the left-out view 2 must follow a neighbour
     (view 1 or 3: of the two, 3, whose centre is nearer), not view 0, whose predicted centre is
     the nearest of all (as when a model's predicted centres all but coincide)."""
-    import rayzer.refine.splat as splat
-
     c2w = _cameras()
     c2w[:, :3, 3] = torch.tensor([[0.001, 0, 0], [0.02, 0, 0], [0, 0, 0], [0.01, 0, 0]])
     others = [0, 1, 3]
@@ -247,19 +250,9 @@ def test_the_left_out_view_follows_its_neighbour_in_input_order(monkeypatch):
 
     def moving_fit(images, scene, **kwargs):
         moved = torch.stack([changes[j] @ c2w[j] for j in others])
-        return splat.SplatFitResult(scene=scene, c2w=moved, K=scene.K_norm[0] * SIZE)
+        return SplatFitResult(scene=scene, c2w=moved, K=scene.K_norm[0] * SIZE)
 
-    rendered: list[torch.Tensor] = []
-    real_render = splat.render_views
-
-    def recording_render(scene, c2w, K, h, w, **kwargs):
-        rendered.append(c2w.clone())
-        return real_render(scene, c2w, K, h, w, **kwargs)
-
-    monkeypatch.setattr(splat, "fit_scene", moving_fit)
-    monkeypatch.setattr(splat, "render_views", recording_render)
-    scene = _wall_scene(c2w)
-    held_out_fit_psnr(_images(scene), scene, 2, anchor=0)
+    rendered = _held_out_cameras(monkeypatch, moving_fit, _wall_scene(c2w), 2)
     assert torch.allclose(rendered[-1][0], changes[3] @ c2w[2], atol=1e-5)
 
 
