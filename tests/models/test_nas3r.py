@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from _tiny import EXPLICIT_TINY
 from rayzer.data.synthetic import SynthConfig, render_clip
 from rayzer.models.base import Capabilities
 from rayzer.models.gaussians import GaussianScene
@@ -14,16 +15,8 @@ from rayzer.models.views import gather_views
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-#: Tiny enough for CPU tests: d 32, 2 pairs, patch 8, small heads.
-TINY = {
-    "dim": 32,
-    "num_heads": 2,
-    "depth": 2,
-    "head_taps": (0, 1),
-    "head_features": 16,
-    "rgb_skip_channels": 8,
-    "pos_enc_dim": 16,
-}
+#: Tiny enough for CPU tests: d 32, 2 pairs, patch 8, small heads (shared with the loss tests).
+TINY = EXPLICIT_TINY["nas3r"]
 SCENE_FIELDS = ("means", "quats", "scales", "opacities", "sh", "input_depth")
 
 
