@@ -92,6 +92,11 @@ class DataConfig:
             for ``model.epipolar_loss_weight``; needs opencv); 0 (default): none.
         epipolar_match_scale: match on a render / load this many times larger than the sample
             (more keypoints at small sizes), coordinates scaled to the sample's size.
+        clip_pool: > 0: draw clips only from the first this many clips of each source (a fixed
+            pool, e.g. the clips a pose-teacher cache holds); 0 (default): every clip.
+        pose_teacher: path of a pose-teacher cache (:mod:`rayzer.data.pose_teacher`: label-free
+            classical cameras of whole clips); each sample then carries ``teacher_c2w`` /
+            ``teacher_valid`` for ``model.pose_teacher_weight``; "" (default): none.
     """
 
     source: str = "synthetic"
@@ -118,6 +123,8 @@ class DataConfig:
     flip_augment: bool = False
     epipolar_matches: int = 0
     epipolar_match_scale: int = 2
+    clip_pool: int = 0
+    pose_teacher: str = ""
 
     @property
     def num_views(self) -> int:
@@ -190,6 +197,8 @@ class DataConfig:
                 "data.epipolar_matches must be >= 0 and data.epipolar_match_scale >= 1, got "
                 f"{self.epipolar_matches} and {self.epipolar_match_scale}"
             )
+        if self.clip_pool < 0:
+            raise ValueError(f"data.clip_pool must be >= 0 (0: every clip), got {self.clip_pool}")
         size, steps = self.low_res_size, self.low_res_steps
         if min(size, steps) < 0 or (size == 0) != (steps == 0):
             raise ValueError(
@@ -361,6 +370,12 @@ class Config:
                 f"data.low_res_steps={self.data.low_res_steps} leaves no full-size step of "
                 f"train.steps={self.train.steps}: the model would never train at "
                 f"data.image_size={self.data.image_size}"
+            )
+        teacher = getattr(self.model, "pose_teacher_weight", 0.0)  # E-RayZer, NAS3R
+        if teacher > 0 and not self.data.pose_teacher:
+            raise ValueError(
+                f"model.pose_teacher_weight={teacher} needs a pose-teacher cache: set "
+                "data.pose_teacher (rayzer.data.pose_teacher), or model.pose_teacher_weight=0"
             )
         epipolar = getattr(self.model, "epipolar_loss_weight", 0.0)  # E-RayZer, NAS3R
         if epipolar > 0 and self.data.epipolar_matches <= 0:

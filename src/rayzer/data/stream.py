@@ -41,6 +41,9 @@ Each yielded item is a collated micro-batch dict (keys: :mod:`rayzer`), S = ``da
   (m, P, M, 4), ``epipolar_valid`` (m, P, M), SIFT matches, a padded slot for every view pair
   (P = V(V−1)/2) filled for views at most 2 apart (:func:`rayzer.data.matches.match_views`),
   label-free;
+- with ``data.pose_teacher``: ``teacher_c2w`` (m, V, 4, 4) the cached label-free classical
+  cameras of the views (:mod:`rayzer.data.pose_teacher`; the teacher's own gauge and scale) and
+  ``teacher_valid`` (m, V) whether the teacher solved each view (False for clips it lacks);
 - provenance: ``source_index`` (m,) entry of ``data.source``, ``clip_id`` (m,) the clip in that
   source (:meth:`ClipSource.clip_id`: the seed of a synthetic clip, the scene number of a real
   one), ``clip_seed`` (m,) = ``clip_id`` (the name of the synthetic-only stream, kept).
@@ -177,6 +180,14 @@ class TrainStream(IterableDataset):
                 f"got {len(self.sources)} sources for {len(cfg.source_list())} data.source entries"
             )
         self.probabilities = torch.tensor(cfg.source_probabilities(), dtype=torch.float64)
+        self.teacher = None
+        if cfg.pose_teacher:
+            from rayzer.data.pose_teacher import PoseTeacher, check_teacher_matches
+
+            if cfg.flip_augment:  # the cached cameras are of the unmirrored frames
+                raise ValueError("data.pose_teacher does not support data.flip_augment")
+            self.teacher = PoseTeacher.load(cfg.pose_teacher)
+            check_teacher_matches(self.teacher, cfg.family, cfg.frames_per_clip, cfg.pose_teacher)
 
     @property
     def synth(self) -> SynthConfig:
@@ -207,6 +218,10 @@ class TrainStream(IterableDataset):
         matches = {}
         if self.cfg.epipolar_matches > 0:
             matches = self._matches(source, clip, views.frames, size, flip, data.images)
+        teacher = {}
+        if self.teacher is not None:
+            t_c2w, t_valid = self.teacher.lookup(source.clip_id(clip), views.frames)
+            teacher = {"teacher_c2w": t_c2w, "teacher_valid": t_valid}
         if data.c2w is not None:
             c2w, scale = normalize_scene_scale(data.c2w)
             K = data.K
@@ -228,6 +243,7 @@ class TrainStream(IterableDataset):
             "clip_id": clip_id,
             "clip_seed": clip_id,
             **matches,
+            **teacher,
         }
 
     def _matches(self, source, clip, frames, size, flip, images) -> dict[str, torch.Tensor]:
@@ -252,8 +268,10 @@ class TrainStream(IterableDataset):
         widest window is used)."""
         cfg = self.cfg
         vi, vt = cfg.num_input_views, cfg.num_target_views
+        # data.clip_pool: only the first N clips (N = 0: all, the draw is then unchanged)
+        num_clips = min(len(source), cfg.clip_pool) if cfg.clip_pool > 0 else len(source)
         for _ in range(OVERLAP_TRIES if cfg.view_sampler == "overlap" else 1):
-            clip = int(torch.randint(len(source), (), generator=gen))
+            clip = int(torch.randint(num_clips, (), generator=gen))
             num_frames = source.num_frames(clip)
             if cfg.view_sampler == "span":
                 span = min(self.curriculum.sample_span(step, gen), num_frames)

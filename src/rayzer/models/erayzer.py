@@ -65,6 +65,7 @@ from rayzer.models.gaussians import (
 from rayzer.models.heads.camera import PairwisePoseHead
 from rayzer.models.heads.focal import SoftplusFocalHead, shared_focal_intrinsics
 from rayzer.models.heads.pixel_decoder import PixelLinearDecoder
+from rayzer.models.pose_teacher_loss import check_pose_teacher_weight
 from rayzer.models.registry import register_model
 from rayzer.models.view_encoder import ViewTokenEncoder
 from rayzer.models.views import as_view_index, gather_views
@@ -108,6 +109,9 @@ class ERayZerConfig(ModelConfig):
         epipolar_loss_weight: weight of an extra loss term, our addition: the epipolar error of
             label-free SIFT matches under the predicted cameras (:mod:`rayzer.models.epipolar_loss`;
             needs ``data.epipolar_matches > 0``); 0 (default, the paper's recipe): off.
+        pose_teacher_weight: weight of an extra loss term, our addition: the predicted relative
+            poses against a label-free classical teacher's (:mod:`rayzer.models.pose_teacher_loss`;
+            needs ``data.pose_teacher``); 0 (default, the paper's recipe): off.
         render_backend: :func:`rayzer.render.rasterize` backend ("auto": gsplat on CUDA when
             installed, the PyTorch tiled rasterizer otherwise).
         grad_checkpointing: recompute transformer blocks in the backward pass.
@@ -138,12 +142,14 @@ class ERayZerConfig(ModelConfig):
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     warp_loss_weight: float = 0.0
     epipolar_loss_weight: float = 0.0
+    pose_teacher_weight: float = 0.0
     render_backend: str = "auto"
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         check_warp_loss_weight(self.warp_loss_weight)
         check_epipolar_loss_weight(self.epipolar_loss_weight)
+        check_pose_teacher_weight(self.pose_teacher_weight)
 
     @classmethod
     def paper(cls, **changes) -> ERayZerConfig:

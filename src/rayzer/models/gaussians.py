@@ -31,6 +31,7 @@ from rayzer.geometry.intrinsics import denormalize_intrinsics
 from rayzer.models.base import CameraPrediction, ModelOutput, RayModel, Rendered
 from rayzer.models.epipolar_loss import batch_epipolar_loss
 from rayzer.models.losses import photometric_loss
+from rayzer.models.pose_teacher_loss import batch_pose_teacher_terms
 from rayzer.models.views import gather_views
 from rayzer.models.warp_loss import input_warp_loss
 
@@ -316,7 +317,10 @@ class PixelGaussianModel(RayModel):
         ``"warp"``; weight 0, the default: not computed), plus ``cfg.epipolar_loss_weight`` ×
         the epipolar error of the batch's matches under the predicted cameras of all views
         (:func:`rayzer.models.epipolar_loss.batch_epipolar_loss`, logged as ``"epipolar"``;
-        weight 0, the default: not computed)."""
+        weight 0, the default: not computed), plus ``cfg.pose_teacher_weight`` × the predicted
+        relative poses' disagreement with the batch's label-free teacher cameras
+        (:func:`rayzer.models.pose_teacher_loss.batch_pose_teacher_terms`, logged as
+        ``"teacher"``, ``"teacher_rot_deg"``, ``"teacher_trans_deg"``; weight 0: not computed)."""
         target = gather_views(batch["image"], output.target_index)
         terms = photometric_loss(output.rendered.rgb, target, perceptual)
         weight = float(getattr(self.cfg, "warp_loss_weight", 0.0))
@@ -335,4 +339,11 @@ class PixelGaussianModel(RayModel):
             epipolar = batch_epipolar_loss(batch, output.cameras.c2w, output.cameras.K_norm)
             terms["epipolar"] = epipolar.detach()
             terms["loss"] = terms["loss"] + weight * epipolar
+        weight = float(getattr(self.cfg, "pose_teacher_weight", 0.0))
+        if weight > 0 and output.cameras is not None:
+            teacher = batch_pose_teacher_terms(batch, output.cameras.c2w)
+            terms["teacher"] = teacher["loss"].detach()
+            terms["teacher_rot_deg"] = teacher["rot_deg"]
+            terms["teacher_trans_deg"] = teacher["trans_deg"]
+            terms["loss"] = terms["loss"] + weight * teacher["loss"]
         return terms

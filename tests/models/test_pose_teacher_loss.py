@@ -1,0 +1,134 @@
+"""The opt-in pose-teacher term of the explicit-3D models (issue 18, our addition)."""
+
+import math
+
+import pytest
+import torch
+
+from _tiny import build_explicit, pose_parameters
+from rayzer.geometry import axis_angle_to_matrix, make_c2w
+from rayzer.models.erayzer import ERayZerConfig
+from rayzer.models.losses import photometric_loss
+from rayzer.models.nas3r import NAS3RConfig
+from rayzer.models.pose_teacher_loss import pose_teacher_terms
+from rayzer.models.views import gather_views
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+def _cameras(v: int = 4, seed: int = 0) -> torch.Tensor:
+    """(1, V, 4, 4) cameras a few degrees and a unit-ish step apart."""
+    gen = torch.Generator().manual_seed(seed)
+    rot = axis_angle_to_matrix(0.1 * torch.randn(v, 3, generator=gen))
+    return make_c2w(rot, torch.randn(v, 3, generator=gen))[None]
+
+
+def _gauge(c2w: torch.Tensor, scale: float) -> torch.Tensor:
+    """The same cameras in another world frame and scale (what a teacher hands over)."""
+    g = make_c2w(axis_angle_to_matrix(torch.tensor([0.3, -0.2, 0.5])), torch.tensor([1.0, 2, 3]))
+    out = g @ c2w
+    out[..., :3, 3] *= scale
+    return out
+
+
+def test_zero_at_the_teachers_poses_in_any_gauge_and_positive_off_them():
+    teacher = _cameras()
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    at = pose_teacher_terms(_gauge(teacher, 3.0), teacher, valid)
+    assert at["loss"] < 1e-5 and at["rot_deg"] < 1e-3 and at["trans_deg"] < 0.05  # fp32 acos near 1
+    off = pose_teacher_terms(_cameras(seed=1), teacher, valid)
+    assert off["loss"] > 0.1 and off["rot_deg"] > 1.0 and off["trans_deg"] > 5.0
+
+
+def test_logged_errors_are_the_true_angles():
+    teacher = torch.eye(4).repeat(1, 2, 1, 1)
+    teacher[0, 1, 0, 3] = 1.0  # view 1 one unit along x
+    pred = teacher.clone()
+    pred[0, 1, :3, :3] = axis_angle_to_matrix(torch.tensor([0.0, math.radians(10.0), 0.0]))
+    pred[0, 1, :3, 3] = torch.tensor([1.0, 1.0, 0.0])  # 45° off in direction
+    terms = pose_teacher_terms(pred, teacher, torch.ones(1, 2, dtype=torch.bool))
+    assert terms["rot_deg"].item() == pytest.approx(10.0, abs=1e-3)
+    assert terms["trans_deg"].item() == pytest.approx(45.0, abs=1e-3)
+    expected = math.radians(10.0) + 1 - math.cos(math.radians(45.0))
+    assert terms["loss"].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_pairs_the_teacher_failed_on_contribute_nothing():
+    teacher, pred = _cameras(), _cameras(seed=1)
+    valid = torch.tensor([[True, True, False, True]])
+    wild = pred.clone()
+    wild[0, 2] = _cameras(seed=7)[0, 2] * 5  # view 2 anywhere: no effect
+    wild[0, 2, 3] = torch.tensor([0.0, 0, 0, 1])
+    a = pose_teacher_terms(pred, teacher, valid)
+    b = pose_teacher_terms(wild, teacher, valid)
+    torch.testing.assert_close(a["loss"], b["loss"])
+    pred.requires_grad_(True)
+    pose_teacher_terms(pred, teacher, valid)["loss"].backward()
+    assert pred.grad[0, 2].abs().sum() == 0 and pred.grad[0, 0].abs().sum() > 0
+    none = pose_teacher_terms(pred, teacher, torch.zeros(1, 4, dtype=torch.bool))
+    assert none["loss"] == 0 and math.isnan(none["rot_deg"])
+
+
+def test_a_translation_near_zero_gets_a_bounded_gradient_towards_the_teacher():
+    teacher = torch.eye(4).repeat(1, 2, 1, 1)
+    teacher[0, 1, :3, 3] = torch.tensor([0.0, 0.0, 1.0])
+    pred = torch.eye(4).repeat(1, 2, 1, 1)
+    pred[0, 1, :3, 3] = 1e-6
+    pred.requires_grad_(True)
+    pose_teacher_terms(pred, teacher, torch.ones(1, 2, dtype=torch.bool))["loss"].backward()
+    g = pred.grad[0, 1, :3, 3]
+    assert torch.isfinite(g).all() and g.norm() < 1e3
+    assert g[2] < 0 and g[2].abs() > 10 * g[:2].abs().max()  # descent moves t along +z
+
+
+def _batch(v: int = 4) -> dict:
+    torch.manual_seed(0)
+    teacher = _cameras(v)
+    return {
+        "image": torch.rand(1, v, 3, 32, 32),
+        "teacher_c2w": teacher,
+        "teacher_valid": torch.ones(1, v, dtype=torch.bool),
+    }
+
+
+@pytest.mark.parametrize("kind", ["erayzer", "nas3r"])
+def test_weight_zero_leaves_the_loss_as_before(kind):
+    batch = _batch()
+    model = build_explicit(kind)
+    assert model.cfg.pose_teacher_weight == 0.0
+    out = model(batch, [0, 2], [1, 3])
+    terms = model.loss(out, batch, None)
+    before = photometric_loss(out.render, gather_views(batch["image"], out.target_index))
+    assert terms.keys() == before.keys()
+    for key in terms:
+        assert torch.equal(terms[key], before[key])
+
+
+@pytest.mark.parametrize("kind", ["erayzer", "nas3r"])
+def test_teacher_term_reaches_the_pose_head(kind):
+    batch = _batch()
+    model = build_explicit(kind, pose_teacher_weight=0.5)
+    out = model(batch, [0, 2], [1, 3])
+    terms = model.loss(out, batch, None)
+    mse = photometric_loss(out.render, gather_views(batch["image"], out.target_index))["loss"]
+    assert terms["teacher"] > 0 and terms["teacher_rot_deg"] > 0 and terms["teacher_trans_deg"] > 0
+    torch.testing.assert_close(terms["loss"], mse + 0.5 * terms["teacher"])
+    (terms["loss"] - mse).backward()
+    grads = [p.grad for p in pose_parameters(model) if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert sum(g.abs().sum() for g in grads) > 0
+
+
+def test_missing_teacher_is_a_clear_error():
+    model = build_explicit("erayzer", pose_teacher_weight=1.0)
+    batch = {"image": torch.rand(1, 4, 3, 32, 32)}
+    out = model(batch, [0, 2], [1, 3])
+    with pytest.raises(ValueError, match=r"data\.pose_teacher"):
+        model.loss(out, batch, None)
+
+
+@pytest.mark.parametrize("config", [ERayZerConfig, NAS3RConfig])
+@pytest.mark.parametrize("bad", [-0.1, math.nan, math.inf])
+def test_weight_must_be_finite_and_not_negative(config, bad):
+    with pytest.raises(ValueError, match=r"model\.pose_teacher_weight must be a finite number"):
+        config(pose_teacher_weight=bad)
