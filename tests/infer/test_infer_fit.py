@@ -53,6 +53,11 @@ def test_cli_fit_writes_the_figures_and_outputs_of_the_scene_it_keeps(
     for key in ("train_psnr_before", "train_psnr_after", "seconds", "total_seconds"):
         assert fit[key] is not None, key
     assert {"psnr_before", "psnr_after", "view", "seconds"} <= set(fit["held_out"])
+    # the headline: the left-out camera fitted to its image; the placed figure beside it
+    held = fit["held_out"]
+    assert held["headline"] == "camera fitted" and "its camera fitted to it" in stdout
+    assert held["camera_fitted"]["after"]["psnr_after"] == held["psnr_after"]
+    assert held["placed"]["psnr_after"] == held["camera_fitted"]["after"]["psnr_before"]
     assert summary["timings_s"]["fit"] > 0
     for name in ("gaussians.ply", "points.ply", "novel_views.mp4", "renders", "depth"):
         assert (out / name).exists(), name

@@ -18,7 +18,7 @@ from rayzer.geometry import (
 )
 from rayzer.models.gaussians import GaussianScene, rgb_to_sh_dc
 from rayzer.refine import SplatFitConfig, fit_scene, held_out_fit_psnr
-from rayzer.refine.splat import SplatFitResult, render_views, subscene
+from rayzer.refine.splat import SplatFitResult, fit_camera, render_views, subscene
 from rayzer.render import rasterize
 
 SIZE = 16
@@ -212,7 +212,10 @@ def _held_out_cameras(monkeypatch, fit, scene: GaussianScene, view: int) -> list
 
     monkeypatch.setattr(splat, "fit_scene", fit)
     monkeypatch.setattr(splat, "render_views", recording_render)
-    held_out_fit_psnr(_images(scene), scene, view, anchor=0)
+    # the placement alone (camera_steps=0): where the left-out camera is put, not fitted
+    fig = held_out_fit_psnr(_images(scene), scene, view, anchor=0, camera_steps=0)
+    assert fig.summary()["headline"] == "placed" and fig.camera_after is None
+    assert (fig.psnr_before, fig.psnr_after) == (fig.placed_before, fig.placed_after)
     return rendered
 
 
@@ -376,3 +379,117 @@ def test_level_share_splits_the_steps_over_the_render_sizes():
         fit_scene(images, scene, config=SplatFitConfig(steps=4, levels=(8,), level_share=(1,)))
     with pytest.raises(ValueError, match="all zero"):
         fit_scene(images, scene, config=SplatFitConfig(steps=4, levels=(8,), level_share=(0, 0)))
+
+
+def _tilted_wall() -> tuple[torch.Tensor, GaussianScene]:
+    """The cameras turned by ~20° against the wall, and its scene: the wall's Gaussians then
+    lie at distinct depths in every camera. (Facing the wall squarely they all tie in depth,
+    so their blending order, and with it the render, jumps when the camera turns by 1e-6 rad:
+    no camera fit could follow such a render.)"""
+    tilt = make_c2w(axis_angle_to_matrix(torch.tensor([[0.3, 0.2, 0.0]])), torch.zeros(1, 3))
+    c2w = tilt[0] @ _cameras()
+    return c2w, _wall_scene(c2w)
+
+
+def _perturbed(c2w: torch.Tensor) -> torch.Tensor:
+    """``c2w (4, 4)`` moved by ~1.8° and 0.05 (in its own frame)."""
+    change = make_c2w(
+        axis_angle_to_matrix(torch.tensor([[0.01, 0.0, 0.03]])), torch.tensor([[0.0, 0.02, 0.05]])
+    )
+    return c2w @ change[0]
+
+
+def test_fit_camera_moves_a_perturbed_camera_towards_the_truth_with_the_scene_frozen():
+    truth, scene = _tilted_wall()
+    view, others = 1, [0, 2, 3]
+    part = subscene(scene, others)
+    K = K_NORM * SIZE
+    image = render_views(part, truth[view : view + 1], K[None], SIZE, SIZE)[0]
+    start = _perturbed(truth[view])
+    frozen = {k: v.clone() for k, v in part.to_render_args().items() if torch.is_tensor(v)}
+    fit = fit_camera(part, image, start, K, steps=24)
+    assert fit.stopped is None and fit.steps == 24
+    # closer to the truth in rotation and in position, and the image much better reproduced
+    rot_before = float(_rotation_error_deg(start[None], truth[view : view + 1]))
+    rot_after = float(_rotation_error_deg(fit.c2w[None], truth[view : view + 1]))
+    shift_before = float((start[:3, 3] - truth[view, :3, 3]).norm())
+    shift_after = float((fit.c2w[:3, 3] - truth[view, :3, 3]).norm())
+    assert rot_after < 0.5 * rot_before and shift_after < 0.7 * shift_before
+    assert fit.psnr_after > fit.psnr_before + 10.0
+    assert fit.psnr_after == pytest.approx(
+        _psnr(render_views(part, fit.c2w[None], K[None], SIZE, SIZE)[0], image), abs=1e-3
+    )
+    assert fit.rotation_deg == pytest.approx(
+        float(_rotation_error_deg(fit.c2w[None], start[None])), abs=1e-2
+    )
+    # with the scene frozen, no Gaussian parameter changed
+    for k, v in part.to_render_args().items():
+        if torch.is_tensor(v):
+            assert torch.equal(v, frozen[k]) and not v.requires_grad, k
+    # a fit that cannot raise the PSNR (it starts at the truth) keeps its start
+    at_truth = fit_camera(part, image, truth[view], K, steps=6)
+    assert torch.equal(at_truth.c2w, truth[view]) and at_truth.psnr_after == at_truth.psnr_before
+
+
+def test_a_camera_fit_beyond_the_limits_keeps_the_start():
+    truth, scene = _tilted_wall()
+    part = subscene(scene, [0, 2, 3])
+    K = K_NORM * SIZE
+    image = render_views(part, truth[1:2], K[None], SIZE, SIZE)[0]
+    start = _perturbed(truth[1])
+    fit = fit_camera(part, image, start, K, steps=24, config=SplatFitConfig(max_rotation_deg=0.1))
+    assert fit.stopped is not None and "rotated" in fit.stopped
+    assert torch.equal(fit.c2w, start) and fit.psnr_after == fit.psnr_before
+    with pytest.raises(ValueError, match="steps must be an integer >= 0"):
+        fit_camera(part, image, start, K, steps=-1)
+
+
+def test_the_held_out_figure_fits_the_left_out_camera_to_its_image():
+    """The left-out view's predicted camera is off: at the placed camera the figure judges the
+    placement; with the camera fitted (the scene frozen) it comes nearer the truth and the
+    headline PSNR after the fit of the other views rises above the placed one."""
+    truth, scene = _tilted_wall()
+    images = _images(scene)
+    view = 1
+    c2w = truth.clone()
+    c2w[view] = _perturbed(truth[view])
+    from dataclasses import replace
+
+    predicted = _noisy_colours(replace(scene, c2w=c2w[None]))
+    cfg = SplatFitConfig(steps=40, levels=(), max_scale_px=None)
+    steps: list[tuple[int, int]] = []
+    fig = held_out_fit_psnr(
+        images, predicted, view, config=cfg, on_step=lambda d, n: steps.append((d, n))
+    )
+    assert fig.result.stopped is None and fig.followed in (0, 2)
+    assert fig.camera_before is not None and fig.camera_after is not None
+    assert fig.psnr_before >= fig.placed_before  # (noisy colours: little to gain before)
+    assert fig.psnr_after > fig.placed_after + 0.5
+    assert fig.psnr_after > fig.psnr_before  # the fitted Gaussians predict the view better
+    truth_view = truth[view : view + 1]
+    for cam in (fig.camera_before, fig.camera_after):
+        assert float(_rotation_error_deg(cam.c2w[None], truth_view)) < float(
+            _rotation_error_deg(c2w[view : view + 1], truth_view)
+        )
+    summary = fig.summary()
+    assert summary["headline"] == "camera fitted"
+    assert summary["psnr_after"] == pytest.approx(fig.psnr_after, abs=1e-3)
+    assert summary["placed"]["psnr_after"] == pytest.approx(fig.placed_after, abs=1e-3)
+    assert summary["camera_fitted"]["after"]["steps"] == summary["camera_fitted"]["steps"]
+    assert "6 numbers" in summary["note"]
+    total = cfg.steps + 2 * fig.camera_steps
+    assert steps[-1] == (total, total) and all(n == total for _, n in steps)
+    assert [d for d, _ in steps] == sorted(d for d, _ in steps)
+
+
+def test_fit_camera_takes_a_scene_made_in_inference_mode():
+    """A model's scene and cameras come from ``torch.inference_mode``: autograd cannot save
+    such tensors, so the camera fit works on copies (it failed inside ``rayzer infer``)."""
+    with torch.inference_mode():
+        truth, scene = _tilted_wall()
+        part = subscene(scene, [0, 2, 3])
+        K = K_NORM * SIZE
+        image = render_views(part, truth[1:2], K[None], SIZE, SIZE)[0]
+        start = _perturbed(truth[1])
+    fit = fit_camera(part, image, start, K, steps=3)
+    assert fit.stopped is None and fit.steps == 3

@@ -188,11 +188,15 @@ def main(args: argparse.Namespace) -> None:
         )
     if "fit" in s:
         fit, held = s["fit"], s["fit"].get("held_out")
-        left_out = (
-            f"left-out view {held['psnr_before']} -> {held['psnr_after']} dB"
-            if held
-            else "no left-out check (needs 3 views)"
-        )
+        left_out = "no left-out check (needs 3 views)"
+        if held:
+            placed = held.get("placed") or {}
+            left_out = f"left-out view {held['psnr_before']} -> {held['psnr_after']} dB" + (
+                f" (its camera fitted to it; at the placed camera {placed['psnr_before']} -> "
+                f"{placed['psnr_after']} dB)"
+                if held.get("headline") == "camera fitted"
+                else ""
+            )
         print(
             f"fit: input views {fit['train_psnr_before']} -> {fit['train_psnr_after']} dB, "
             f"{left_out}, {fit['total_seconds']} s; kept the {fit['scene']} scene"

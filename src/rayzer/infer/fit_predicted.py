@@ -150,7 +150,10 @@ def fit_predicted_scene(
         ones (``report["scene"]`` says which: ``"fitted"`` or ``"input"``, with ``stopped`` or
         ``rejected`` saying why: also when the fit without the left-out view stopped); the
         report has the input-view PSNR before/after, the leave-one-out PSNR of view
-        ``(V // 2 + 1) % V`` before/after (when ``held_out`` and V >= 3) and the seconds;
+        ``(V // 2 + 1) % V`` before/after (when ``held_out`` and V >= 3: ``report["held_out"]``,
+        :meth:`rayzer.refine.splat.SplatHeldOut.summary`; the headline, which decides, with
+        the left-out camera fitted to its image with the scene frozen, and at the placed
+        camera) and the seconds;
         with ``fit_cameras``, ``report["camera_change"]`` (:func:`camera_change`) says how far
         the fit moved the cameras, also when they are not kept (absent when they are not
         finite); ``report["fit_size"]``: ``[H, W]`` of ``images``. The returned cameras' ``K``
@@ -161,7 +164,12 @@ def fit_predicted_scene(
     stopped the fit (maybe not finite), e.g. to score what a fit that was not kept would have
     given (``rayzer bench real-cameras``).
     """
-    from rayzer.refine.splat import SplatFitConfig, fit_scene, held_out_fit_psnr
+    from rayzer.refine.splat import (
+        HELD_OUT_CAMERA_STEPS,
+        SplatFitConfig,
+        fit_scene,
+        held_out_fit_psnr,
+    )
 
     t0 = time.perf_counter()
     cfg = SplatFitConfig(steps=steps, refine_cameras=fit_cameras)
@@ -170,7 +178,9 @@ def fit_predicted_scene(
     images = images.detach()
     v = images.shape[0]
     with_held_out = held_out and v >= 3
-    total = steps * (2 if with_held_out else 1)
+    # the leave-one-out check: a fit of the other views and two fits of the left-out camera
+    check_steps = steps + 2 * HELD_OUT_CAMERA_STEPS
+    total = steps + (check_steps if with_held_out else 0)
     render = {"background": model.model.cfg.background, "near": model.model.cfg.near_plane}
 
     def stage(offset: int, name: str) -> dict[str, Any]:
@@ -201,7 +211,13 @@ def fit_predicted_scene(
         )
         report["held_out"] = fig.summary()
         log.info(
-            "fit: held-out view %d PSNR %.2f -> %.2f dB", view, fig.psnr_before, fig.psnr_after
+            "fit: held-out view %d PSNR %.2f -> %.2f dB (its camera fitted to it with the "
+            "scene frozen; at the placed camera %.2f -> %.2f dB)",
+            view,
+            fig.psnr_before,
+            fig.psnr_after,
+            fig.placed_before,
+            fig.placed_after,
         )
         if result.stopped is None and fig.result.stopped is not None:
             # nothing was fitted for the figure: 'after' is 'before', which vouches for nothing

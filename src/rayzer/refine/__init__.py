@@ -42,14 +42,17 @@ from rayzer.refine.held_out import HeldOutFigure, held_out_psnr, render_from_pix
 from rayzer.refine.matched_cameras import MatchConfig, MatchedCameras, cameras_from_matches
 from rayzer.refine.report import refine_with_report
 from rayzer.refine.splat import (
+    CameraFit,
     SplatFitConfig,
     SplatFitResult,
     SplatHeldOut,
+    fit_camera,
     fit_scene,
     held_out_fit_psnr,
 )
 
 __all__ = [
+    "CameraFit",
     "HeldOutFigure",
     "MatchConfig",
     "MatchedCameras",
@@ -60,6 +63,7 @@ __all__ = [
     "SplatHeldOut",
     "StepCallback",
     "cameras_from_matches",
+    "fit_camera",
     "fit_scene",
     "held_out_fit_psnr",
     "held_out_psnr",
