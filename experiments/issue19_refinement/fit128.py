@@ -76,8 +76,14 @@ def _load(path: Path):
     return torch.load(path, weights_only=False)
 
 
+def _number(text: str) -> int | float:
+    """``3`` → 3, ``1.5`` / ``1e-3`` → float."""
+    return float(text) if "." in text or "e" in text.lower() else int(text)
+
+
 def _parse_variant(text: str) -> tuple[str, dict]:
-    """``name:key=value,key=value``; tuples as ``a/b/c``; ``none`` for None."""
+    """``name:key=value,key=value``; tuples as ``a/b/c`` (``level_share``'s of any numbers,
+    e.g. ``2.5/1/1``; ``levels``' integers); ``none`` for None."""
     name, _, rest = text.partition(":")
     out: dict = {}
     for item in filter(None, rest.split(",")):
@@ -85,7 +91,8 @@ def _parse_variant(text: str) -> tuple[str, dict]:
         if value.lower() == "none":
             out[key] = None
         elif "/" in value or key in ("levels", "level_share"):
-            out[key] = tuple(int(v) for v in value.split("/") if v)
+            cast = int if key == "levels" else _number
+            out[key] = tuple(cast(v) for v in value.split("/") if v)
         elif value.lower() in ("true", "false"):
             out[key] = value.lower() == "true"
         else:
@@ -133,6 +140,11 @@ def _fit(args: argparse.Namespace) -> None:
             "held_out_psnr_before": round(held.psnr_before, 3),
             "held_out_psnr_after": round(held.psnr_after, 3),
             "held_out_gain_db": round(held.psnr_after - held.psnr_before, 3),
+            # the headline above: the left-out camera fitted to its image (scene frozen);
+            # here at the placed camera (predicted; after: following its neighbour)
+            "held_out_placed_before": round(held.placed_before, 3),
+            "held_out_placed_after": round(held.placed_after, 3),
+            "held_out_camera_steps": held.camera_steps,
             "fit_cpu_s": round(c1 - c0, 1),
             "fit_wall_s": round(w1 - w0, 1),
             "held_out_cpu_s": round(c2 - c1, 1),

@@ -82,6 +82,11 @@ def _row(ckpt: Path, images: Path, size: int, summary: dict) -> dict:
         "held_out_view": held.get("view"),
         "held_out_psnr_before": held.get("psnr_before"),
         "held_out_psnr_after": held.get("psnr_after"),
+        # the headline above (since the left-out camera fit: that camera fitted to its image
+        # with the scene frozen); at the placed camera (predicted / following its neighbour):
+        "held_out_headline": held.get("headline"),
+        "held_out_placed_before": (held.get("placed") or {}).get("psnr_before"),
+        "held_out_placed_after": (held.get("placed") or {}).get("psnr_after"),
         "fit_seconds": fit["seconds"],
         "held_out_seconds": held.get("seconds"),
         "scene_kept": fit["scene"],
@@ -114,16 +119,23 @@ def _rotation_errors(out: Path, gt_file: Path, model_c2w) -> dict:
 def _markdown(rows: list[dict]) -> str:
     head = (
         "| model | images | views | px | fit px | steps | cameras | train PSNR before → after | "
-        "held-out PSNR before → after | fit s (CPU s) | held-out s (CPU s) | infer s (CPU s) | "
-        "load | kept | rot. err. model → written (°) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "held-out PSNR before → after | placed camera: before → after | fit s (CPU s) | "
+        "held-out s (CPU s) | infer s (CPU s) | load | kept | rot. err. model → written (°) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
+
+    def gain(before, after) -> str:
+        return f" ({after - before:+.2f})" if before is not None and after is not None else ""
+
     lines = [
         f"| {r['model']} | {Path(r['images']).parent.name}/{Path(r['images']).name} | "
         f"{r['views']} | {r['size']} | {'x'.join(map(str, r.get('fit_size') or [])) or '–'} | "
         f"{r['steps']} | {'yes' if r['cameras_fitted'] else 'no'} | "
         f"{r['train_psnr_before']} → {r['train_psnr_after']} | "
-        f"{r['held_out_psnr_before']} → {r['held_out_psnr_after']} | "
+        f"{r['held_out_psnr_before']} → {r['held_out_psnr_after']}"
+        f"{gain(r['held_out_psnr_before'], r['held_out_psnr_after'])} | "
+        f"{r.get('held_out_placed_before', '–')} → {r.get('held_out_placed_after', '–')}"
+        f"{gain(r.get('held_out_placed_before'), r.get('held_out_placed_after'))} | "
         f"{r['fit_seconds']} ({r.get('fit_cpu_seconds', '–')}) | "
         f"{r['held_out_seconds']} ({r.get('held_out_cpu_seconds', '–')}) | "
         f"{r.get('wall_seconds', '–')} ({r.get('cpu_seconds', '–')}) | "

@@ -1,0 +1,35 @@
+"""``experiments/issue19_refinement/fit128.py``'s ``--variant`` parser (the experiment behind
+docs/benchmarks/splat-fit's 128 px tables): ``level_share`` takes any numbers, as
+:class:`rayzer.refine.SplatFitConfig` does."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from rayzer.refine import SplatFitConfig
+
+SCRIPT = Path(__file__).parents[2] / "experiments" / "issue19_refinement" / "fit128.py"
+
+
+@pytest.fixture(scope="module")
+def fit128():
+    spec = importlib.util.spec_from_file_location("fit128", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_level_share_takes_fractions_and_levels_integers(fit128):
+    name, kw = fit128._parse_variant("coarse:level_share=2.5/1/0.5,levels=32/64,steps=40")
+    assert name == "coarse"
+    assert kw == {"level_share": (2.5, 1, 0.5), "levels": (32, 64), "steps": 40}
+    assert isinstance(kw["levels"][0], int)
+    SplatFitConfig(**kw)  # a valid configuration
+
+
+def test_other_values_keep_their_types(fit128):
+    _, kw = fit128._parse_variant("v:level_share=3/2/1,refine_cameras=false,lr_pose=1e-3,x=none")
+    assert kw == {"level_share": (3, 2, 1), "refine_cameras": False, "lr_pose": 1e-3, "x": None}
