@@ -160,3 +160,44 @@ def test_a_video_is_fitted_at_the_fit_size_too(tmp_path: Path, monkeypatch, help
     # frame k is grey 20 + 20 k: the fit got the same frames as the model, in the same order
     means = seen[0].mean(dim=(1, 2, 3))
     assert bool((means[1:] > means[:-1]).all()), means
+
+
+def test_each_photo_is_decoded_once(tmp_path: Path, monkeypatch):
+    """--fit-size fits the photos at both sizes from one decode each (they were decoded twice:
+    once for the model, once again for the fit)."""
+    import rayzer.data.images as images
+
+    decoded: list[str] = []
+    real = images.decode_image
+
+    def counting(path, out_hw=None):
+        decoded.append(Path(path).name)
+        return real(path, out_hw)
+
+    monkeypatch.setattr(images, "decode_image", counting)
+    _recording(monkeypatch)
+    photos = orbit_photos(tmp_path / "photos", 96)
+    run_inference(photos, model=_loaded(), out=tmp_path / "out", path_frames=2,
+                  spiral_frames=0, size=SIZE, fit=2, fit_size=FIT)  # fmt: skip
+    assert sorted(decoded) == sorted(p.name for p in photos.iterdir())
+
+
+@pytest.mark.parametrize("aspect", ["square", "keep"])
+def test_also_sizes_equal_a_load_at_that_size(tmp_path: Path, aspect: str):
+    """The views fitted at another size from the same decode are those a load at that size
+    gives (the same crop), also for --aspect keep; the model-size views are unchanged."""
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    gen = torch.Generator().manual_seed(0)
+    for i in range(3):
+        pixels = (torch.rand(60, 90, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    both = load_image_folder(folder, 16, 8, aspect, also_sizes=(32,))
+    alone = {s: load_image_folder(folder, s, 8, aspect) for s in (16, 32)}
+    assert list(both.at_sizes) == [32]
+    assert (both.images == alone[16].images).all()
+    assert both.at_sizes[32].shape == alone[32].images.shape
+    assert (both.at_sizes[32] == alone[32].images).all()
+    assert [v.box for v in both.views] == [v.box for v in alone[16].views]

@@ -103,6 +103,9 @@ class PreparedViews:
         found: number of candidate images / frames in the source.
         skipped: ``[{"file", "reason"}]`` of undecodable images skipped under ``skip_bad``.
         notes: human-readable remarks (subsampling, mixed sizes, ...).
+        at_sizes: the same views at other short sides, ``{size: (V, H', W', 3) uint8}``, each
+            fitted from the same decode with its own crop box of the same aspect ratio (what
+            ``also_sizes`` of the loaders asked for, e.g. ``rayzer infer --fit-size``).
     """
 
     images: np.ndarray
@@ -112,6 +115,7 @@ class PreparedViews:
     found: int
     skipped: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    at_sizes: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def height(self) -> int:
@@ -342,22 +346,42 @@ def _prepare(
     aspect: str,
     skip_bad: bool,
     source: str,
-) -> tuple[np.ndarray, list[PreparedView], list[dict[str, str]], list[str]]:
-    """Decode and fit ``items`` = ``(source label, stem, open(out_hw) -> (img, source_wh))``."""
+    also_sizes: Sequence[int] = (),
+) -> tuple[np.ndarray, list[PreparedView], list[dict[str, str]], list[str], dict[int, np.ndarray]]:
+    """Decode and fit ``items`` = ``(source label, stem, open(out_hw) -> (img, source_wh))``;
+    each item is decoded once (for the largest size asked) and fitted at ``size`` and at each
+    of ``also_sizes`` (returned last, ``{size: (V, H', W', 3)}``)."""
     # A bad size fails before any decoding; "keep" takes the aspect ratio of the first view.
     square = output_size(size, patch_size, aspect)
+    also = [s for s in dict.fromkeys(also_sizes) if s != size]
+    also_square = {s: output_size(s, patch_size, aspect) for s in also}
     out_hw: tuple[int, int] | None = square if aspect == "square" else None
+    also_hw: dict[int, tuple[int, int]] = also_square if aspect == "square" else {}
+
+    def sizes_of(wh: tuple[int, int]) -> None:  # "keep": the first view's aspect ratio
+        nonlocal out_hw, also_hw
+        out_hw = output_size(size, patch_size, aspect, wh)
+        also_hw = {s: output_size(s, patch_size, aspect, wh) for s in also}
+
     pixels: list[np.ndarray] = []
+    also_pixels: dict[int, list[np.ndarray]] = {s: [] for s in also}
     kept: list[tuple[str, str, tuple[int, int], tuple[float, ...], tuple[int, int]]] = []
     skipped: list[dict[str, str]] = []
     for k, (label, stem, opener) in enumerate(items):
         try:
             if out_hw is None and header is not None:
-                out_hw = output_size(size, patch_size, aspect, header(k))
-            img, src_wh = opener(out_hw)
+                sizes_of(header(k))
+            # decoded for the largest size asked (a JPEG's reduced decode must cover it)
+            largest = (
+                None
+                if out_hw is None
+                else max([out_hw, *also_hw.values()], key=lambda x: x[0] * x[1])
+            )
+            img, src_wh = opener(largest)
             if out_hw is None:
-                out_hw = output_size(size, patch_size, aspect, src_wh)
+                sizes_of(src_wh)
             arr, box = fit_image(img, src_wh, out_hw)
+            extra = {s: fit_image(img, src_wh, hw)[0] for s, hw in also_hw.items()}
         except ValueError as err:  # decoding errors only: the size was checked above
             if not skip_bad:
                 raise
@@ -365,6 +389,8 @@ def _prepare(
             skipped.append({"file": label, "reason": str(err)})
             continue
         pixels.append(arr)
+        for s, a in extra.items():
+            also_pixels[s].append(a)
         kept.append((label, stem, src_wh, box, img.size))
     if len(kept) < MIN_VIEWS:
         raise _too_few(source, len(kept), skipped)
@@ -375,7 +401,7 @@ def _prepare(
         for n, (label, _, wh, box, dec) in zip(names, kept)
     ]
     notes = _size_notes([v.source_size for v in views], out_hw)
-    return np.stack(pixels), views, skipped, notes
+    return np.stack(pixels), views, skipped, notes, {s: np.stack(a) for s, a in also_pixels.items()}
 
 
 def _subsample(count: int, max_views: int, what: str, notes: list[str]) -> list[int]:
@@ -394,8 +420,11 @@ def load_image_files(
     skip_bad: bool = False,
     source: str | None = None,
     sort: bool = False,
+    also_sizes: Sequence[int] = (),
 ) -> PreparedViews:
-    """Views from a list of image files, in the given order (or natural order with ``sort``).
+    """Views from a list of image files, in the given order (or natural order with ``sort``);
+    with ``also_sizes``, each file decoded once is also fitted at those short sides
+    (:attr:`PreparedViews.at_sizes`).
 
     Raises:
         FileNotFoundError: a listed file does not exist.
@@ -422,8 +451,8 @@ def load_image_files(
         def header(k: int) -> tuple[int, int]:
             return image_header(files[k])
 
-    images, views, skipped, size_notes = _prepare(
-        items, header, size, patch_size, aspect, skip_bad, source
+    images, views, skipped, size_notes, at_sizes = _prepare(
+        items, header, size, patch_size, aspect, skip_bad, source, also_sizes
     )
     return PreparedViews(
         images=images,
@@ -433,6 +462,7 @@ def load_image_files(
         found=len(paths),
         skipped=skipped,
         notes=notes + size_notes,
+        at_sizes=at_sizes,
     )
 
 
@@ -463,8 +493,10 @@ def load_image_folder(
     aspect: str = "square",
     max_views: int = MAX_VIEWS,
     skip_bad: bool = False,
+    also_sizes: Sequence[int] = (),
 ) -> PreparedViews:
-    """Views from a folder of images (or its ``images/`` subfolder), in natural sort order.
+    """Views from a folder of images (or its ``images/`` subfolder), in natural sort order
+    (``also_sizes``: as :func:`load_image_files`).
 
     Raises:
         FileNotFoundError: no such folder.
@@ -474,8 +506,9 @@ def load_image_folder(
     root = Path(folder)
     files = find_image_files(root)
     views = load_image_files(
-        files, size, patch_size, aspect, max_views, skip_bad, source=str(root), sort=False
-    )
+        files, size, patch_size, aspect, max_views, skip_bad, source=str(root), sort=False,
+        also_sizes=also_sizes,
+    )  # fmt: skip
     views.kind = "images"
     return views
 
@@ -486,14 +519,17 @@ def load_video_frames(
     patch_size: int,
     aspect: str = "square",
     max_views: int = 24,
+    also_sizes: Sequence[int] = (),
 ) -> PreparedViews:
-    """``max_views`` frames evenly spaced over a video (first and last included), in order.
+    """``max_views`` frames evenly spaced over a video (first and last included), in order
+    (``also_sizes``: as :func:`load_image_files`).
 
     Raises:
         FileNotFoundError: no such file. ValueError: undecodable video, fewer than 2 frames.
     """
     _check_max_views(max_views)
-    output_size(size, patch_size, aspect)  # a bad --size fails before the video is opened
+    for s in (size, *also_sizes):  # a bad --size fails before the video is opened
+        output_size(s, patch_size, aspect)
     (scene,) = read_video(video, num_frames=max_views)
     total = int(scene.meta.get("source_frames", len(scene.frames)))
     notes = []
@@ -508,8 +544,8 @@ def load_video_frames(
         return _open
 
     items = [(f.source_file, _stem(f.name), opener(f)) for f in scene.frames]
-    images, views, skipped, size_notes = _prepare(
-        items, None, size, patch_size, aspect, False, str(video)
+    images, views, skipped, size_notes, at_sizes = _prepare(
+        items, None, size, patch_size, aspect, False, str(video), also_sizes
     )
     return PreparedViews(
         images=images,
@@ -519,4 +555,5 @@ def load_video_frames(
         found=total,
         skipped=skipped,
         notes=notes + size_notes,
+        at_sizes=at_sizes,
     )

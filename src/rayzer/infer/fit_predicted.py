@@ -27,8 +27,6 @@ from rayzer.infer.model import LoadedModel
 from rayzer.infer.predict import Cameras
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from rayzer.data.images import PreparedViews
 
 log = logging.getLogger("rayzer.refine")
@@ -65,14 +63,10 @@ def check_fit_size(fit_size: int | None, steps: int) -> None:
         )
 
 
-def fit_photo_hw(
-    fit_size: int, model: LoadedModel, views: PreparedViews, aspect: str
-) -> tuple[int, int]:
-    """``(H, W)`` of the photos the fit sees at short side ``fit_size``: as the model input's
-    (:func:`rayzer.data.images.output_size`), refused when ``fit_size`` is not a positive
-    multiple of the model's patch size or would change the aspect ratio (``--aspect keep``:
-    the long side is rounded to the patch size), i.e. the crop box of the model's input."""
-    from rayzer.data.images import MAX_SIZE, output_size
+def check_fit_patch(fit_size: int, model: LoadedModel) -> None:
+    """Refuse, before any photo is decoded, a ``--fit-size`` that is not a multiple of the
+    model's patch size in ``[patch, MAX_SIZE]``."""
+    from rayzer.data.images import MAX_SIZE
 
     p = model.patch_size
     if fit_size % p or not p <= fit_size <= MAX_SIZE:
@@ -80,7 +74,19 @@ def fit_photo_hw(
             f"--fit-size {fit_size} must be a multiple of the model's patch size {p} between "
             f"{p} and {MAX_SIZE}"
         )
-    hw = output_size(fit_size, p, aspect, views.views[0].source_size)
+
+
+def fit_photo_hw(
+    fit_size: int, model: LoadedModel, views: PreparedViews, aspect: str
+) -> tuple[int, int]:
+    """``(H, W)`` of the photos the fit sees at short side ``fit_size``: as the model input's
+    (:func:`rayzer.data.images.output_size`), refused when ``fit_size`` is not a positive
+    multiple of the model's patch size or would change the aspect ratio (``--aspect keep``:
+    the long side is rounded to the patch size), i.e. the crop box of the model's input."""
+    from rayzer.data.images import output_size
+
+    check_fit_patch(fit_size, model)
+    hw = output_size(fit_size, model.patch_size, aspect, views.views[0].source_size)
     if hw[0] * views.width != hw[1] * views.height:
         raise ValueError(
             f"--fit-size {fit_size}: the photos would be {hw[1]}x{hw[0]}, not the aspect ratio of "
@@ -91,40 +97,27 @@ def fit_photo_hw(
     return hw
 
 
-def load_fit_photos(
-    model: LoadedModel,
-    views: PreparedViews,
-    fit_size: int,
-    *,
-    images: str | Path | None,
-    video: str | Path | None,
-    aspect: str,
-    max_views: int,
-    skip_bad: bool,
-) -> Tensor:
-    """The model's input ``views`` prepared again at short side ``fit_size`` for the fit:
-    ``(V, 3, H, W)`` in [0, 1] on the model's device, the same files / frames with the same crop
-    box (resize to cover + centre crop, :mod:`rayzer.data.images`), so the same field of view
-    and the same normalised intrinsics."""
-    from rayzer.data.images import load_image_folder, load_video_frames
+def fit_photos(model: LoadedModel, views: PreparedViews, fit_size: int, aspect: str) -> Tensor:
+    """The model's input ``views`` at short side ``fit_size`` for the fit: ``(V, 3, H, W)`` in
+    [0, 1] on the model's device, fitted from the same decode of the same files / frames with
+    the same crop (resize to cover + centre crop, :mod:`rayzer.data.images`), so the same field
+    of view and the same normalised intrinsics. ``views`` must have been loaded with
+    ``also_sizes=(fit_size,)`` (each photo is decoded once)."""
     from rayzer.infer.predict import as_images
 
-    fit_photo_hw(fit_size, model, views, aspect)  # refuses a bad size before decoding
-    p = model.patch_size
-    if images is not None:
-        again = load_image_folder(images, fit_size, p, aspect, max_views, skip_bad)
-    else:
-        again = load_video_frames(video, fit_size, p, aspect, max_views)
-    same = [a.source for a in again.views] == [v.source for v in views.views] and all(
-        max(abs(x - y) for x, y in zip(a.box, v.box, strict=True)) < 1e-3
-        for a, v in zip(again.views, views.views, strict=True)
-    )
-    if not same:  # e.g. a file changed or became unreadable between the two reads
+    hw = fit_photo_hw(fit_size, model, views, aspect)  # refuses a bad size or aspect ratio
+    if fit_size not in views.at_sizes:
         raise ValueError(
-            f"--fit-size {fit_size}: {again.source} gave other views or crops at {fit_size} px "
-            f"than at the model's {min(views.height, views.width)} px"
+            f"--fit-size {fit_size}: {views.source} was not prepared at {fit_size} px "
+            "(load it with also_sizes=(fit_size,))"
         )
-    return as_images(again, model)
+    photos = views.at_sizes[fit_size]
+    if tuple(photos.shape[1:3]) != hw:
+        raise ValueError(
+            f"--fit-size {fit_size}: {views.source} was prepared at {photos.shape[2]}x"
+            f"{photos.shape[1]}, not {hw[1]}x{hw[0]}"
+        )
+    return as_images(photos, model)
 
 
 def fit_predicted_scene(
@@ -140,7 +133,7 @@ def fit_predicted_scene(
     on_reached: Callable[[Cameras], None] | None = None,
 ) -> tuple[Any, Cameras, dict[str, Any]]:
     """Fit the model's Gaussian ``scene`` of ``images`` (its input views, ``(V, 3, H, W)``, at
-    the model's input size or another one with the same crop, see :func:`load_fit_photos`;
+    the model's input size or another one with the same crop, see :func:`fit_photos`;
     the Gaussians are rendered at it) on the scene's device (the model's) with ``steps`` Adam steps
     (:class:`rayzer.refine.splat.SplatFitConfig` defaults), the cameras too when
     ``fit_cameras`` (the canonical view's held; the middle one if none).

@@ -34,10 +34,11 @@ from rayzer.data.images import (
 from rayzer.eval.image_metrics import psnr
 from rayzer.infer.fit_predicted import (
     check_fit_model,
+    check_fit_patch,
     check_fit_size,
     check_fit_steps,
+    fit_photos,
     fit_predicted_scene,
-    load_fit_photos,
 )
 from rayzer.infer.matched_init import check_init_cameras, init_from_matches, photos_from_files
 from rayzer.infer.model import LoadedModel, load_model, resolve_device
@@ -260,7 +261,14 @@ def run_inference(
     with timer.stage("load_model"):
         if model is None:
             model = load_model(ckpt, timer.device)
-    views, x = _load_views(timer, model, images, video, size, aspect, max_views, skip_bad)
+    in_size = int(size) if size is not None else model.image_size
+    also_sizes: tuple[int, ...] = ()
+    if fit_size is not None and fit_size != in_size:
+        check_fit_patch(fit_size, model)  # before any photo is decoded
+        also_sizes = (fit_size,)  # each photo decoded once, fitted at both sizes
+    views, x = _load_views(
+        timer, model, images, video, size, aspect, max_views, skip_bad, also_sizes
+    )
     check_model_renders_any_size(model, render_size, views.height, views.width)
     check_fit_model(model, fit)
     if refine and not model.model.capabilities.outputs_depth:
@@ -269,18 +277,8 @@ def run_inference(
             f"{model.model.title()} does not"
         )
     fit_x = x
-    if fit_size is not None and fit_size != min(views.height, views.width):
-        with timer.stage("load_fit_images"):
-            fit_x = load_fit_photos(
-                model,
-                views,
-                fit_size,
-                images=images,
-                video=video,
-                aspect=aspect,
-                max_views=max_views,
-                skip_bad=skip_bad,
-            )
+    if also_sizes:
+        fit_x = fit_photos(model, views, fit_size, aspect)  # type: ignore[arg-type]
     novel_hw = render_dims(views.height, views.width, render_size)
     frames = path_frames + spiral_frames
     check_frames_memory(*novel_hw, frames, max(path_frames, spiral_frames), render_size)
@@ -411,16 +409,20 @@ def _load_views(
     aspect: str,
     max_views: int,
     skip_bad: bool,
+    also_sizes: tuple[int, ...] = (),
 ) -> tuple[PreparedViews, torch.Tensor]:
-    """Load and fit the views at the model's input size; returns them and the model's images."""
+    """Load and fit the views at the model's input size (and at ``also_sizes``, from the same
+    decode: :attr:`PreparedViews.at_sizes`); returns them and the model's images."""
     in_size = int(size) if size is not None else model.image_size
     with timer.stage("load_images"):
         if images is not None:
             views = load_image_folder(
-                images, in_size, model.patch_size, aspect, max_views, skip_bad
+                images, in_size, model.patch_size, aspect, max_views, skip_bad, also_sizes
             )
         else:
-            views = load_video_frames(video, in_size, model.patch_size, aspect, max_views)
+            views = load_video_frames(
+                video, in_size, model.patch_size, aspect, max_views, also_sizes
+            )
         x = as_images(views, model)
     for note in views.notes:
         log.info("note: %s", note)
