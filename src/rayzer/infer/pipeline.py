@@ -11,6 +11,7 @@ when everything succeeded (:func:`rayzer.utils.atomic.staged_output`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -73,6 +74,7 @@ from rayzer.infer.render_size import (
 from rayzer.infer.trajectory import path_through, spiral_around
 from rayzer.utils.atomic import staged_output
 from rayzer.utils.paths import check_output_folder
+from rayzer.utils.threads import blas_like_torch, blas_thread_counts
 
 log = logging.getLogger("rayzer.infer")
 
@@ -162,6 +164,21 @@ def default_output(images: str | Path | None, video: str | Path | None) -> Path:
     return Path("outputs") / "infer" / (src.resolve().stem or "capture")
 
 
+def _blas_like_torch(run: Callable[..., InferenceResult]) -> Callable[..., InferenceResult]:
+    """``run`` with numpy's and scipy's BLAS thread pools at torch's intra-op thread count
+    (:func:`rayzer.utils.threads.blas_like_torch`; ``--threads``), restored after; scipy's
+    solver is loaded first when ``init_cameras="matches"`` will use it."""
+
+    @functools.wraps(run)
+    def limited(*args: Any, **kwargs: Any) -> InferenceResult:
+        preload = ("scipy.optimize",) if kwargs.get("init_cameras") == "matches" else ()
+        with blas_like_torch(preload):
+            return run(*args, **kwargs)
+
+    return limited
+
+
+@_blas_like_torch
 def run_inference(
     images: str | Path | None = None,
     video: str | Path | None = None,
@@ -190,6 +207,9 @@ def run_inference(
     fit_size: int | None = None,
 ) -> InferenceResult:
     """Run the whole inference pipeline on an image folder or a video (see module doc).
+
+    numpy's and scipy's BLAS threads are held at torch's thread count while it runs
+    (``summary.json["blas_threads"]``) and restored after.
 
     Args:
         images / video: exactly one source: a folder of images (or with an ``images/``
@@ -707,6 +727,7 @@ def _summary(
         },
         "device": str(model.device),
         "torch_threads": torch.get_num_threads(),
+        "blas_threads": blas_thread_counts(),  # numpy's / scipy's, held at torch's count
         "cameras": {
             "views": len(cams),
             "canonical_view": cams.canonical,
