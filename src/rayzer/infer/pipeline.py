@@ -33,6 +33,7 @@ from rayzer.data.images import (
     load_video_frames,
 )
 from rayzer.eval.image_metrics import psnr
+from rayzer.infer.fit_memory import check_fit_memory_before
 from rayzer.infer.fit_predicted import (
     check_fit_model,
     check_fit_patch,
@@ -299,6 +300,9 @@ def run_inference(
     fit_x = x
     if also_sizes:
         fit_x = fit_photos(model, views, fit_size, aspect)  # type: ignore[arg-type]
+    if fit:  # a fit that cannot fit in memory is refused before the model runs
+        fit_hw = (int(fit_x.shape[-2]), int(fit_x.shape[-1]))
+        check_fit_memory_before(len(views), (views.height, views.width), fit_hw, model.device)
     novel_hw = render_dims(views.height, views.width, render_size)
     frames = path_frames + spiral_frames
     check_frames_memory(*novel_hw, frames, max(path_frames, spiral_frames), render_size)
@@ -335,6 +339,7 @@ def run_inference(
                 )
     fit_report = None
     if fit:
+        fit_memory = _check_fit_memory(pred.scene, fit_x, fit_cameras)
         with timer.stage("fit"):
             pred.scene, pred.cams, fit_report = fit_predicted_scene(
                 model,
@@ -345,6 +350,8 @@ def run_inference(
                 fit_cameras=fit_cameras,
                 progress=fit_progress,
             )
+        if fit_memory is not None:
+            fit_report["estimated_memory_mb"] = round(fit_memory["estimated_bytes"] / 2**20, 1)
         if fit_report["scene"] == "fitted":
             with timer.stage("render_fitted"):
                 _render_again(
@@ -362,6 +369,22 @@ def run_inference(
             summary["fit"] = fit_report
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return InferenceResult(out=out, summary=summary, cameras=pred.cams, views=views)
+
+
+def _check_fit_memory(scene: Any, fit_x: torch.Tensor, fit_cameras: bool) -> dict | None:
+    """Refuse, before the fit, a fit of the predicted Gaussians at the fit size whose
+    footprints would not fit in memory (:func:`rayzer.infer.fit_memory.check_fit_memory`)."""
+    from rayzer.infer.fit_memory import check_fit_memory
+    from rayzer.models.gaussians import GaussianScene
+    from rayzer.refine.splat import SplatFitConfig
+
+    if not isinstance(scene, GaussianScene):
+        return None
+    cfg = SplatFitConfig(refine_cameras=fit_cameras)  # the settings fit_predicted_scene uses
+    hw = (int(fit_x.shape[-2]), int(fit_x.shape[-1]))
+    return check_fit_memory(
+        scene, hw, max_scale_px=cfg.max_scale_px, views_per_step=cfg.views_per_step
+    )
 
 
 #: Said when ``--refine`` replaces cameras solved by ``--init-cameras matches``.

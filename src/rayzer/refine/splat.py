@@ -233,6 +233,20 @@ def render_views(
     return torch.cat(out)
 
 
+def capped_scales(scene: GaussianScene, max_scale_px: float | None) -> tuple[Tensor, Tensor]:
+    """The starting scales of a fit of ``scene`` (one sample): ``(N, 3)`` float32, each σ
+    capped at ``max_scale_px`` pixels of its own view at the scene's resolution (None: no
+    cap), and ``(N,)`` whether a Gaussian was capped."""
+    w = scene.input_depth.shape[-1]
+    depth = scene.input_depth[0, :, 0].float().clamp_min(1e-6)  # (V, h, w)
+    fx_grid = scene.K_norm[0, :, 0, None, None].float() * w  # focal in pixels of the grid
+    scales = scene.scales[0].float().clamp_min(1e-9)
+    if max_scale_px is None:
+        return scales, torch.zeros(scales.shape[0], dtype=torch.bool, device=scales.device)
+    cap = (max_scale_px * depth / fx_grid).reshape(-1, 1)  # world σ of that many px
+    return torch.minimum(scales, cap), (scales > cap).any(-1)
+
+
 def fit_scene(
     images: Tensor,
     scene: GaussianScene,
@@ -290,12 +304,7 @@ def fit_scene(
     # --- parameters (scene order: view-major, row-major pixels) ---
     depth0 = scene.input_depth[0, :, 0].float().clamp_min(1e-6)  # (V, h, w)
     fx_grid = Knorm0[:, 0, None, None] * w  # focal in pixels of the scene's grid, per view
-    scales0 = scene.scales[0].float().clamp_min(1e-9)
-    capped = torch.zeros(scales0.shape[0], dtype=torch.bool, device=dev)
-    if cfg.max_scale_px is not None:
-        cap = (cfg.max_scale_px * depth0 / fx_grid).reshape(-1, 1)  # world σ of that many px
-        capped = (scales0 > cap).any(-1)
-        scales0 = torch.minimum(scales0, cap)
+    scales0, capped = capped_scales(scene, cfg.max_scale_px)
     start = replace(scene, scales=scales0[None])
     log_depth = torch.zeros(v, h, w, device=dev, requires_grad=True)
     log_scale = scales0.log().clone().requires_grad_()
