@@ -408,7 +408,8 @@ def test_fit_camera_moves_a_perturbed_camera_towards_the_truth_with_the_scene_fr
     start = _perturbed(truth[view])
     frozen = {k: v.clone() for k, v in part.to_render_args().items() if torch.is_tensor(v)}
     fit = fit_camera(part, image, start, K, steps=24)
-    assert fit.stopped is None and fit.steps == 24
+    assert fit.stopped is None and fit.steps == 24 and fit.kept
+    assert fit.summary()["camera"] == "fitted"
     # closer to the truth in rotation and in position, and the image much better reproduced
     rot_before = float(_rotation_error_deg(start[None], truth[view : view + 1]))
     rot_after = float(_rotation_error_deg(fit.c2w[None], truth[view : view + 1]))
@@ -429,6 +430,7 @@ def test_fit_camera_moves_a_perturbed_camera_towards_the_truth_with_the_scene_fr
     # a fit that cannot raise the PSNR (it starts at the truth) keeps its start
     at_truth = fit_camera(part, image, truth[view], K, steps=6)
     assert torch.equal(at_truth.c2w, truth[view]) and at_truth.psnr_after == at_truth.psnr_before
+    assert not at_truth.kept and at_truth.summary()["camera"] == "start"
 
 
 def test_a_camera_fit_beyond_the_limits_keeps_the_start():

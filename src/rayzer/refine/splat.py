@@ -581,6 +581,8 @@ class CameraFit:
         rotation_deg, centre_shift: how far ``c2w`` is from the start (degrees; scene units).
         steps: Adam steps run.
         stopped: None, or why the fit was abandoned (the starting camera is returned).
+        kept: whether ``c2w`` is the fitted camera (False: the start, also when the fit ran
+            but did not raise the PSNR).
     """
 
     c2w: Tensor
@@ -590,10 +592,12 @@ class CameraFit:
     centre_shift: float = 0.0
     steps: int = 0
     stopped: str | None = None
+    kept: bool = False
 
     def summary(self) -> dict[str, object]:
         """JSON-ready figures."""
         return {
+            "camera": "fitted" if self.kept else "start",
             "psnr_before": rounded(self.psnr_before, 3),
             "psnr_after": rounded(self.psnr_after, 3),
             "rotation_deg": round(self.rotation_deg, 4),
@@ -708,7 +712,7 @@ def fit_camera(
         fitted = camera()
     after = psnr_at(fitted)
     if math.isfinite(after) and after >= before:
-        result.c2w, result.psnr_after = fitted[0], after
+        result.c2w, result.psnr_after, result.kept = fitted[0], after, True
         turn = fitted[0, :3, :3] @ c2w0[0, :3, :3].T
         cos = ((turn.diagonal().sum() - 1) / 2).clamp(-1.0, 1.0)
         result.rotation_deg = math.degrees(float(torch.acos(cos)))
