@@ -83,6 +83,17 @@ def _run(*args) -> tuple[int, str, str]:
 # -- windows ----------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def one_focal(monkeypatch):
+    """The matches from one starting focal (the model's) instead of 13: the focal search has its
+    own tests (tests/refine/test_matched_cameras.py) and costs 3x the time."""
+    import functools
+
+    import rayzer.refine.matched_cameras as mc
+
+    monkeypatch.setattr(mc, "MatchConfig", functools.partial(mc.MatchConfig, focal_factors=(1.0,)))
+
+
 def test_window_frames_consecutive_and_spread():
     assert window_frames(67, "consecutive", 8, 2) == [list(range(8)), list(range(59, 67))]
     assert window_frames(67, "consecutive", 8, 3)[1] == list(range(30, 38))
@@ -499,7 +510,7 @@ def test_fit_not_kept_says_why():
     assert "input kept (rejected: 12.30 / 95.10)" in _cell(rejected, 3)
 
 
-def test_matches_columns_on_a_scene_with_real_texture(erayzer_ckpt, tmp_path):
+def test_matches_columns_on_a_scene_with_real_texture(one_focal, erayzer_ckpt, tmp_path):
     """--matches: the cameras from feature matches of the stored photos (192 px) and their
     refinement get columns before pycolmap's; --no-model-refine skips the model's own."""
     pytest.importorskip("cv2")

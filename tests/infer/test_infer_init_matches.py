@@ -30,7 +30,18 @@ def _walk_photos(folder: Path, views: int = 6):
     return clip
 
 
-def test_cli_init_cameras_from_matches(tmp_path: Path, tiny_ckpt: Path, cli):
+@pytest.fixture
+def one_focal(monkeypatch):
+    """The matches from one starting focal (the model's) instead of 13: the focal search has its
+    own tests (tests/refine/test_matched_cameras.py) and costs 3x the time."""
+    import functools
+
+    import rayzer.refine.matched_cameras as mc
+
+    monkeypatch.setattr(mc, "MatchConfig", functools.partial(mc.MatchConfig, focal_factors=(1.0,)))
+
+
+def test_cli_init_cameras_from_matches(one_focal, tmp_path: Path, tiny_ckpt: Path, cli):
     pytest.importorskip("cv2")
     clip = _walk_photos(tmp_path / "photos")
     code, out, err = cli(
@@ -87,7 +98,7 @@ def test_cli_refuses_matches_without_opencv_or_with_a_video(
     helpers.no_output(tmp_path / "out")
 
 
-def test_refine_after_the_matches_warns(tmp_path: Path, monkeypatch, caplog):
+def test_refine_after_the_matches_warns(one_focal, tmp_path: Path, monkeypatch, caplog):
     """The refinement after the matches made the cameras worse on real photos (the real-cameras
     benchmark): when it replaces matched cameras the user is told (a stand-in refinement that
     keeps its cameras; tiny untrained E-RayZer, which has depth)."""

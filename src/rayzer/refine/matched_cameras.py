@@ -6,16 +6,25 @@ of SIFT matches per pair at their own resolution, so the cameras are solved from
 
 1. SIFT keypoints of every photo at its own resolution (long side capped), ratio-test matches of
    every pair (:mod:`rayzer.refine.pair_geometry`);
-2. a shared focal: the model's, or (``focal_search``) the candidate around it whose essential-
-   matrix fits keep the most inliers over all pairs;
-3. each pair's relative pose from its essential matrix (USAC-MAGSAC++ and cheirality); pairs
-   with fewer than ``min_inliers`` inliers are dropped;
-4. global rotations by rotation averaging (:mod:`rayzer.geometry.rotation_averaging`), the
-   reference view fixed; views not joined to it by kept pairs are not registered;
-5. tracks (matches chained over views), translations view by view from the triangulated tracks
+2. each pair's relative pose from its essential matrix (USAC-MAGSAC++ and cheirality) at a
+   starting focal; pairs with fewer than ``min_inliers`` inliers are dropped, and so are
+   near-planar or pure-rotation pairs (a homography explains as many of their matches as the
+   essential matrix, which may then be the wrong one of two: COLMAP's two-view test);
+3. global rotations by rotation averaging (:mod:`rayzer.geometry.rotation_averaging`), the
+   reference view fixed; pairs that disagree with the averaged rotations dropped; views not
+   joined to the reference by kept pairs are not registered;
+4. tracks (matches chained over views), translations view by view from the triangulated tracks
    with the rotations known (linear least squares, robust reweighting), then a bundle adjustment
    of every registered pose, the shared focal and the points on the reprojection error
-   (``scipy.optimize.least_squares``, sparse Jacobian, soft-L1 loss).
+   (``scipy.optimize.least_squares``, sparse Jacobian, soft-L1 loss);
+5. the focal (``focal_search``): steps 2-4 from each starting focal of a log grid around the
+   model's (0.5-4x), keeping the start whose bundle adjustment ends with the lowest (truncated)
+   reprojection error. Self-calibration from the fundamental matrices alone is degenerate on
+   object-centred captures (the optical axes meet near the object), and the model's focal can
+   be 2.5x off, so the reprojection error of whole reconstructions decides;
+6. the evidence: when the averaging dropped a large share of the pairs, or no three registered
+   views close a loop, ``report["warning"]`` says the registration may be wrong; above
+   ``reject_dropped_share`` it is taken as wrong and the input cameras are kept.
 
 Gauge: the reference view (the model's canonical view when it is registered) keeps the model's
 camera; the scale makes the median depth of the points in the reference view ``depth_scale``
@@ -32,7 +41,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -60,12 +69,14 @@ class MatchConfig:
         ratio: Lowe's ratio test.
         threshold_px: essential-matrix inlier threshold, pixels of the photos.
         min_inliers: a pair with fewer pose inliers is dropped.
-        focal_search: try focals ``f0 · 2^(k/4)``, k = -4..8 (0.5-4x the model's f0), keep the
-            one with the most inliers in pairs whose rotations agree after rotation averaging
-            (a wrong focal makes the pairs' rotations inconsistent), if it has ``focal_margin``
-            times the prior's count.
+        focal_search: try the starting focals ``f0 · focal_factors`` (f0: the model's), each
+            through a cheap reconstruction (at most ``search_max_tracks`` tracks, bundle
+            adjustment passes of ``search_ba_evals`` evaluations), and start
+            from the one that registers the most views with the lowest reprojection error after
+            the bundle adjustment; the prior stays unless another registers more views or has
+            below ``focal_margin`` times its error. Off: the prior is the start.
         refine_focal: the bundle adjustment also fits the shared focal, within a factor
-            ``focal_range`` of its start in each pass.
+            ``focal_range`` of its start in each of its two passes.
         min_points: a view needs this many triangulated points to get a translation.
         ba_loss / ba_scale_px: robust loss of the bundle adjustment and its scale (photo px).
         ba_max_evals: function evaluations of each of the two bundle-adjustment passes.
@@ -73,6 +84,14 @@ class MatchConfig:
             dropped before the second.
         max_pair_residual_deg: pairs whose relative rotation disagrees with the averaged
             rotations by more than this are dropped and the rotations averaged again.
+        max_homography_ratio: a pair whose matches a homography explains more than this many
+            times its pose inliers is near-planar or a pure rotation (its essential matrix may
+            be the wrong one of two) and is left out of the averaging (None: kept).
+        max_dropped_share: when the averaging drops more than this share of the pairs, or no
+            three registered views form a checked loop, the report's ``warning`` says the
+            evidence is weak (the cameras are still used).
+        reject_dropped_share: above this share of dropped pairs the registration is taken to
+            be wrong and the input cameras are kept.
         min_views: fewer registered views than this register none: a lone pair has no other
             view to check its essential matrix against (a wrong one is common on repeated or
             symmetric structure).
@@ -83,9 +102,12 @@ class MatchConfig:
     threshold_px: float = 1.5
     min_inliers: int = 20
     focal_search: bool = True
+    focal_factors: tuple[float, ...] = tuple(2 ** (k / 4) for k in range(-4, 9))
+    search_max_tracks: int = 1000
+    search_ba_evals: int = 10
     refine_focal: bool = True
-    focal_range: float = 1.25
-    focal_margin: float = 1.1
+    focal_range: float = 2.0
+    focal_margin: float = 1.0
     min_points: int = 8
     ba_loss: str = "soft_l1"
     ba_scale_px: float = 1.5
@@ -93,6 +115,9 @@ class MatchConfig:
     outlier_px: float = 4.0
     max_pair_residual_deg: float = 5.0
     min_views: int = 3
+    max_homography_ratio: float | None = 1.0
+    max_dropped_share: float = 0.25
+    reject_dropped_share: float = 0.5
 
 
 @dataclass
@@ -172,9 +197,10 @@ def _triangulate(rays: list[np.ndarray], Rs: list[np.ndarray], ts: list[np.ndarr
 
 class _Tracks:
     """Matches chained over views (union-find over ``(view, keypoint)``); a track that meets a
-    view twice is dropped (two different keypoints cannot be one point)."""
+    view twice is dropped (two different keypoints cannot be one point). ``max_tracks``: keep
+    only that many, the longest first (the focal search's cheap reconstructions)."""
 
-    def __init__(self, pairs: list[PairGeometry]) -> None:
+    def __init__(self, pairs: list[PairGeometry], max_tracks: int | None = None) -> None:
         parent: dict[tuple[int, int], tuple[int, int]] = {}
 
         def find(a):
@@ -197,6 +223,9 @@ class _Tracks:
             views = [v for v, _ in members]
             if len(members) >= 2 and len(set(views)) == len(views):
                 self.obs.append(sorted(members))
+        if max_tracks is not None and len(self.obs) > max_tracks:
+            # stable: equally long tracks keep their order, so the choice is deterministic
+            self.obs = sorted(self.obs, key=len, reverse=True)[:max_tracks]
 
 
 # -- the pipeline ---------------------------------------------------------------------------------
@@ -215,53 +244,6 @@ def _working_frame(
         s = rho * W / (b[2] - b[0])
         maps.append((s, -b[0] * s, -b[1] * s))
     return rho, maps
-
-
-def _consistent_inliers(posed: list[PairGeometry], cfg: MatchConfig, anchor: int) -> int:
-    """Inliers of the pairs whose relative rotations agree (within ``max_pair_residual_deg``)
-    with the rotations averaged over all kept pairs: the focal-search score. A wrong focal
-    bends every essential matrix differently, so the pairs' rotations stop closing loops."""
-    kept = [p for p in posed if p.num_inliers >= cfg.min_inliers]
-    if not kept:
-        return 0
-    avg = _average(
-        len({q for p in posed for q in (p.i, p.j)}), kept, _choose_reference(kept, anchor)
-    )
-    res = avg.residual_deg.numpy()
-    return int(
-        sum(p.num_inliers for p, r in zip(kept, res, strict=True) if r <= cfg.max_pair_residual_deg)
-    )
-
-
-def _fit_pairs(
-    feats: list[ViewFeatures],
-    matched: list[PairGeometry],
-    f0: float,
-    c: np.ndarray,
-    cfg: MatchConfig,
-    anchor: int,
-) -> tuple[float, list[PairGeometry], list[dict[str, float]]]:
-    """The focal (searched or the prior) and the pairs' poses at it."""
-    factors = [2 ** (k / 4) for k in range(-4, 9)] if cfg.focal_search else [1.0]
-    best: tuple[int, float, list[PairGeometry]] | None = None
-    at_prior: tuple[int, float, list[PairGeometry]] | None = None
-    tried = []
-    for a in factors:
-        f = f0 * a
-        posed = pair_poses(feats, matched, (f, f, c[0], c[1]), cfg.threshold_px, cfg.min_inliers)
-        score = _consistent_inliers(posed, cfg, anchor) if cfg.focal_search else 0
-        tried.append({"factor": round(a, 4), "consistent_inliers": score})
-        if best is None or score > best[0]:
-            best = (score, f, posed)
-        if a == 1.0:
-            at_prior = (score, f, posed)
-    assert best is not None and at_prior is not None
-    # the model's focal unless another explains clearly more pairs (when every pair agrees at
-    # any focal, e.g. short forward motion, the count creeps up with the focal: not evidence;
-    # when no focal explains any pair, not the first one tried either)
-    if best[0] < max(cfg.focal_margin * at_prior[0], 1):
-        best = at_prior
-    return best[1], best[2], tried
 
 
 def _average(v: int, kept: list[PairGeometry], ref: int):
@@ -518,6 +500,214 @@ def _bundle_adjust(
     rec.X[used] = X
 
 
+@dataclass
+class _Solution:
+    """One reconstruction at one starting focal (working-frame pixels).
+
+    ``kept``: the pairs used (pose inliers, not near-planar, agreeing after averaging);
+    ``considered``: the pairs with enough pose inliers that were not near-planar (the averaging's
+    input); ``registered``: ``(V,)`` bool, views with ``min_points`` good observations (none when
+    fewer than ``min_views``); ``score_px``: the root mean square reprojection error after the
+    bundle adjustment, each observation's error capped at ``outlier_px`` (a truncated quadratic:
+    a focal that explains the tracks better scores lower, outliers weigh the same at any focal).
+    ``failure``: why nothing could be registered (None when something was)."""
+
+    start_f: float
+    posed: list[PairGeometry]
+    considered: int = 0
+    kept: list[PairGeometry] = field(default_factory=list)
+    planar: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    ref: int = 0
+    avg: Any = None
+    rec: _Reconstruction | None = None
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    registered: np.ndarray | None = None
+    score_px: float = math.inf
+    failure: str | None = None
+    subsampled: bool = False
+
+    @property
+    def num_registered(self) -> int:
+        return 0 if self.registered is None else int(self.registered.sum())
+
+    @property
+    def focal(self) -> float:
+        return self.rec.f if self.rec is not None else self.start_f
+
+
+def _solve(
+    feats: list[ViewFeatures],
+    posed: list[PairGeometry],
+    f: float,
+    c: np.ndarray,
+    v: int,
+    anchor: int,
+    cfg: MatchConfig,
+    max_tracks: int | None = None,
+) -> _Solution:
+    """Steps 3-5 of the module docstring at the starting focal ``f`` from the pairs' poses at
+    it: pairs kept, rotation averaging (twice when pairs disagree), registration, bundle
+    adjustment (the focal moves within ``focal_range`` per pass)."""
+    sol = _Solution(f, posed)
+    enough = [p for p in posed if p.num_inliers >= cfg.min_inliers]
+    if not enough:
+        sol.failure = (
+            f"no pair of views has {cfg.min_inliers} feature matches consistent with one "
+            "essential matrix: the model's cameras are kept"
+        )
+        return sol
+    # near-planar or pure-rotation pairs: a homography explains as many matches as the
+    # essential matrix, which may then be the wrong one of two that fit (a wrong rotation)
+    limit = cfg.max_homography_ratio
+    planar = [p for p in enough if limit is not None and p.homography_ratio > limit]
+    sol.planar = [f"{p.i}-{p.j}" for p in planar]
+    kept = [p for p in enough if p not in planar]
+    sol.considered = len(kept)
+    if not kept:
+        sol.failure = (
+            f"all {len(enough)} matched pairs are near-planar or pure rotations (a homography "
+            "explains their matches as well as an essential matrix): the model's cameras are kept"
+        )
+        return sol
+    ref = _choose_reference(kept, anchor)
+    avg = _average(v, kept, ref)
+    # pairs the averaged rotations disagree with (a wrong essential matrix: repeated texture,
+    # a nearly planar scene) are dropped and the rotations averaged again without them
+    bad = avg.residual_deg.numpy() > cfg.max_pair_residual_deg
+    sol.dropped = [f"{p.i}-{p.j}" for p, b in zip(kept, bad, strict=True) if b]
+    if bad.any():
+        kept = [p for p, b in zip(kept, bad, strict=True) if not b]
+        if not kept:  # every pair disagrees with the others: nothing to build on
+            sol.failure = (
+                f"the relative rotations of all {len(bad)} matched pairs disagree with each "
+                f"other by more than {cfg.max_pair_residual_deg}°: the model's cameras are kept"
+            )
+            return sol
+        ref = _choose_reference(kept, anchor)
+        avg = _average(v, kept, ref)
+    sol.kept, sol.ref, sol.avg = kept, ref, avg
+    R = avg.R.numpy()
+    connected = [k for k in range(v) if bool(avg.connected[k])]
+    tracks = _Tracks(kept, max_tracks)
+    sol.subsampled = max_tracks is not None and len(tracks.obs) == max_tracks
+    rec = _Reconstruction(feats, tracks, f, c, R)
+    rec.t[ref] = np.zeros(3)
+    partner, t_partner = _initial_partner(kept, ref, R)
+    rec.t[partner] = t_partner
+    rec.triangulate(cfg.outlier_px)
+    rec.register_views(connected, cfg.min_points, cfg.outlier_px)
+    sol.before = _stats(rec.errors())
+    _bundle_adjust(rec, ref, cfg, None)
+    rec.triangulate(cfg.outlier_px)  # points the first pass made consistent come back
+    _bundle_adjust(rec, ref, cfg, cfg.outlier_px)
+    err = rec.errors()
+    sol.rec, sol.after = rec, _stats(err)
+    views, _, _ = rec.observations()
+    counts = np.bincount(views[err < cfg.outlier_px], minlength=v)
+    registered = np.array([k in rec.t and counts[k] >= cfg.min_points for k in range(v)])
+    if registered.sum() < cfg.min_views:
+        registered[:] = False
+        sol.failure = (
+            f"fewer than {cfg.min_views} views could be registered together from the matches: "
+            "the model's cameras are kept"
+        )
+    sol.registered = registered
+    if len(err):
+        sol.score_px = float(np.sqrt(np.mean(np.minimum(err, cfg.outlier_px) ** 2)))
+    return sol
+
+
+def _search_focal(
+    feats: list[ViewFeatures],
+    matched: list[PairGeometry],
+    f0: float,
+    c: np.ndarray,
+    v: int,
+    anchor: int,
+    cfg: MatchConfig,
+) -> tuple[_Solution, list[dict[str, Any]] | None]:
+    """The reconstruction at the chosen starting focal and the candidates' figures (None without
+    the search).
+
+    Each candidate ``f0 · factor`` gets its pair poses and a cheap reconstruction (at most
+    ``search_max_tracks`` tracks); the one registering the most views with the lowest
+    ``score_px`` wins; the prior ``f0`` is kept unless the winner registers more views or
+    scores below ``focal_margin`` times the prior's (ties keep the prior). The winner is solved
+    again with every track when its tracks were capped."""
+    K = lambda f: (f, f, c[0], c[1])  # noqa: E731
+    if not cfg.focal_search:
+        posed = pair_poses(feats, matched, K(f0), cfg.threshold_px, cfg.min_inliers)
+        return _solve(feats, posed, f0, c, v, anchor, cfg), None
+    tried: list[dict[str, Any]] = []
+    sols: list[tuple[float, _Solution]] = []
+    for a in cfg.focal_factors:
+        posed = pair_poses(feats, matched, K(f0 * a), cfg.threshold_px, cfg.min_inliers)
+        cheap = replace(cfg, ba_max_evals=cfg.search_ba_evals)
+        sol = _solve(feats, posed, f0 * a, c, v, anchor, cheap, cfg.search_max_tracks)
+        sols.append((a, sol))
+        tried.append(
+            {
+                "factor": round(a, 4),
+                "registered": sol.num_registered,
+                "focal_after_ba": round(sol.focal / f0, 4),
+                "score_px": round(sol.score_px, 4) if math.isfinite(sol.score_px) else None,
+            }
+        )
+    prior = next((s for a, s in sols if a == 1.0), sols[0][1])
+    best = min((s for _, s in sols), key=lambda s: (-s.num_registered, s.score_px))
+    better = best.num_registered > prior.num_registered or (
+        best.num_registered == prior.num_registered
+        and best.score_px < cfg.focal_margin * prior.score_px
+    )
+    chosen = best if better else prior
+    for t, (_, s) in zip(tried, sols, strict=True):
+        t["chosen"] = s is chosen
+    if not chosen.subsampled and cfg.search_ba_evals >= cfg.ba_max_evals:  # nothing was cut
+        return chosen, tried
+    return _solve(feats, chosen.posed, chosen.start_f, c, v, anchor, cfg), tried
+
+
+def _judge(
+    dropped: list[str], considered: int, triplets: int, cfg: MatchConfig
+) -> tuple[dict[str, Any], list[str], bool]:
+    """The evidence behind a registration: ``(figures, reasons it is weak, whether it is taken
+    as wrong)``. Weak: the averaging dropped more than ``max_dropped_share`` of the
+    ``considered`` pairs (a wrong set of pairs can still agree with itself: the near-planar
+    pairs of a wide-baseline window), or no three registered views close a loop (each rotation
+    rests on one essential matrix). Wrong: more than ``reject_dropped_share`` dropped."""
+    share = len(dropped) / max(considered, 1)
+    weak = []
+    if share > cfg.max_dropped_share:
+        weak.append(
+            f"{len(dropped)} of {considered} matched pairs disagree with the averaged rotations"
+        )
+    if triplets < 1:
+        weak.append("no three registered views check each other's rotations")
+    figures = {
+        "pairs_considered": considered,
+        "pairs_dropped_share": round(share, 3),
+        "triplets": triplets,
+        "weak": bool(weak),
+    }
+    return figures, weak, share > cfg.reject_dropped_share
+
+
+def _triplets(kept: list[PairGeometry], views: np.ndarray) -> int:
+    """Triangles of kept pairs among ``views``: loops whose rotations were checked against
+    each other."""
+    edges = {(p.i, p.j) for p in kept if views[p.i] and views[p.j]}
+    nodes = sorted({k for e in edges for k in e})
+    return sum(
+        1
+        for x in range(len(nodes))
+        for y in range(x + 1, len(nodes))
+        for z in range(y + 1, len(nodes))
+        if {(nodes[x], nodes[y]), (nodes[y], nodes[z]), (nodes[x], nodes[z])} <= edges
+    )
+
+
 def _stats(err: np.ndarray) -> dict[str, float | int]:
     fin = err[np.isfinite(err)]
     if not len(fin):
@@ -601,66 +791,37 @@ def cameras_from_matches(
     clock["match"] = time.perf_counter() - t0
     c = np.array([rho * W / 2, rho * H / 2])
     f0 = float(K[:, :2].double().mean()) * rho
-    f, posed, tried = _fit_pairs(feats, matched, f0, c, cfg, anchor)
-    clock["pairs"] = time.perf_counter() - t0 - clock["match"]
-    kept = [p for p in posed if p.num_inliers >= cfg.min_inliers]
+    sol, tried = _search_focal(feats, matched, f0, c, v, anchor, cfg)
+    clock["solve"] = time.perf_counter() - t0 - clock["match"]
+    posed = sol.posed
     report: dict[str, Any] = {
         "views": v,
         "keypoints": [len(x.uv) for x in feats],
         "pairs": len(posed),
-        "pairs_kept": len(kept),
+        "pairs_kept": len(sol.kept),
         "pair_inliers": {f"{p.i}-{p.j}": p.num_inliers for p in posed},
+        "pair_homography_inliers": {f"{p.i}-{p.j}": p.homography_inliers for p in posed},
         "min_inliers": cfg.min_inliers,
         "focal_prior_px": round(f0 / rho, 3),
-        "focal_search": tried if cfg.focal_search else None,
+        "focal_start_px": round(sol.start_f / rho, 3),
+        "focal_search": tried,
         "photo_px_per_model_px": round(rho, 4),
+        "pairs_near_planar": sol.planar,
+        "pairs_dropped_by_rotation_averaging": sol.dropped,
     }
     out_c2w, out_K = c2w.detach().float().clone(), K.detach().float().clone()
     registered = torch.zeros(v, dtype=torch.bool)
-    if not kept:
-        report["warning"] = (
-            f"no pair of views has {cfg.min_inliers} feature matches consistent with one "
-            "essential matrix: the model's cameras are kept"
-        )
+    rec = sol.rec
+    if rec is None:
+        report["warning"] = sol.failure
         report["seconds"] = round(time.perf_counter() - t0, 2)
         return MatchedCameras(out_c2w, out_K, registered, report)
 
-    ref = _choose_reference(kept, anchor)
-    avg = _average(v, kept, ref)
-    # pairs the averaged rotations disagree with (a wrong essential matrix: repeated texture,
-    # a nearly planar scene) are dropped and the rotations averaged again without them
-    bad = avg.residual_deg.numpy() > cfg.max_pair_residual_deg
-    report["pairs_dropped_by_rotation_averaging"] = [
-        f"{p.i}-{p.j}" for p, b in zip(kept, bad, strict=True) if b
-    ]
-    if bad.any():
-        kept = [p for p, b in zip(kept, bad, strict=True) if not b]
-        if not kept:  # every pair disagrees with the others: nothing to build on
-            report["warning"] = (
-                f"the relative rotations of all {len(bad)} matched pairs disagree with each "
-                f"other by more than {cfg.max_pair_residual_deg}°: the model's cameras are kept"
-            )
-            report["seconds"] = round(time.perf_counter() - t0, 2)
-            return MatchedCameras(out_c2w, out_K, registered, report)
-        ref = _choose_reference(kept, anchor)
-        avg = _average(v, kept, ref)
-    R = avg.R.numpy()
-    connected = [k for k in range(v) if bool(avg.connected[k])]
-    rec = _Reconstruction(feats, _Tracks(kept), f, c, R)
-    rec.t[ref] = np.zeros(3)
-    partner, t_partner = _initial_partner(kept, ref, R)
-    rec.t[partner] = t_partner
-    rec.triangulate(cfg.outlier_px)
-    rec.register_views(connected, cfg.min_points, cfg.outlier_px)
-    clock["initialise"] = time.perf_counter() - t0 - clock["match"] - clock["pairs"]
-    before = _stats(rec.errors())
-    _bundle_adjust(rec, ref, cfg, None)
-    rec.triangulate(cfg.outlier_px)  # points the first pass made consistent come back
-    _bundle_adjust(rec, ref, cfg, cfg.outlier_px)
-    after = _stats(rec.errors())
-    clock["bundle_adjustment"] = time.perf_counter() - t0 - sum(clock.values())
+    reg = sol.registered if sol.registered is not None else np.zeros(v, dtype=bool)
+    evidence, weak, wrong = _judge(sol.dropped, sol.considered, _triplets(sol.kept, reg), cfg)
 
     # gauge: the reference view's median point depth is depth_scale
+    ref = sol.ref
     views, points, _ = rec.observations()
     good = rec.errors() < cfg.outlier_px
     views, points = views[good], points[good]
@@ -671,46 +832,54 @@ def cameras_from_matches(
     scale = target / max(float(np.median(depths)), 1e-9)
     ref_c2w = c2w[ref].detach().double()
     k_new = torch.tensor([rec.f / rho, rec.f / rho, W / 2, H / 2], dtype=torch.float32)
-    counts = np.bincount(views, minlength=v)
-    for k in sorted(rec.t):
-        if counts[k] < cfg.min_points:
-            continue
-        w2c = torch.eye(4, dtype=torch.float64)
-        w2c[:3, :3] = torch.from_numpy(rec.R[k])
-        w2c[:3, 3] = torch.from_numpy(rec.t[k] * scale)
-        out_c2w[k] = (ref_c2w @ torch.linalg.inv(w2c)).float()
-        out_K[k] = k_new
-        registered[k] = True
-    if int(registered.sum()) < cfg.min_views:
-        out_c2w, out_K = c2w.detach().float().clone(), K.detach().float().clone()
-        registered[:] = False
+    if not wrong:
+        for k in np.flatnonzero(reg):
+            w2c = torch.eye(4, dtype=torch.float64)
+            w2c[:3, :3] = torch.from_numpy(rec.R[k])
+            w2c[:3, 3] = torch.from_numpy(rec.t[k] * scale)
+            out_c2w[k] = (ref_c2w @ torch.linalg.inv(w2c)).float()
+            out_K[k] = k_new
+            registered[k] = True
+    clock["finish"] = time.perf_counter() - t0 - sum(clock.values())
     report.update(
         {
             "reference_view": ref,
             "anchor_view": anchor,
             "registered": registered.tolist(),
             "num_registered": int(registered.sum()),
+            "evidence": evidence,
             "points": int(np.isfinite(rec.X).all(1).sum()),
             "rotation_averaging_residual_deg_median": round(
-                float(np.nanmedian(avg.residual_deg.numpy())), 3
+                float(np.nanmedian(sol.avg.residual_deg.numpy())), 3
             ),
             "focal_px": round(rec.f / rho, 3),
-            "reprojection_before_ba": before,
-            "reprojection_after_ba": after,
+            "reprojection_before_ba": sol.before,
+            "reprojection_after_ba": sol.after,
             "depth_scale": target,
             "seconds_by_stage": {k: round(s, 2) for k, s in clock.items()},
             "seconds": round(time.perf_counter() - t0, 2),
         }
     )
-    if not registered.any():
+    if wrong:
         report["warning"] = (
-            f"fewer than {cfg.min_views} views could be registered together from the matches: "
-            "the model's cameras are kept"
+            f"the registration is likely wrong ({'; '.join(weak)}: more than "
+            f"{cfg.reject_dropped_share:.0%}): the model's cameras are kept"
         )
-    elif not registered.all():
-        missing = [k for k in range(v) if not registered[k]]
-        report["warning"] = (
-            f"views {missing} could not be registered from the matches (too few matches "
-            "joining them to the others): they keep the model's cameras"
-        )
+    elif sol.failure is not None:
+        report["warning"] = sol.failure
+    else:
+        notes = []
+        if weak:
+            notes.append(
+                f"weak evidence for the registration ({'; '.join(weak)}): the cameras may be "
+                "wrong, check them"
+            )
+        if not registered.all():
+            missing = [k for k in range(v) if not registered[k]]
+            notes.append(
+                f"views {missing} could not be registered from the matches (too few matches "
+                "joining them to the others): they keep the model's cameras"
+            )
+        if notes:
+            report["warning"] = "; ".join(notes)
     return MatchedCameras(out_c2w, out_K, registered, report)

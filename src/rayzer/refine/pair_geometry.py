@@ -49,6 +49,10 @@ class PairGeometry:
         R: ``(3, 3)`` relative rotation (None without a pose); t: ``(3,)`` unit translation.
         parallax_deg: median angle between the rotation-compensated rays of the inliers (a
             small one means a short baseline and a poorly known translation direction).
+        homography_inliers: matches one homography explains (at the same threshold); when it
+            is about as many as the essential matrix's inliers, the pair is near-planar or a
+            pure rotation, and its essential matrix (hence its rotation) may be the wrong one of
+            two that fit (COLMAP's two-view geometry makes the same test). -1: not measured.
     """
 
     i: int
@@ -58,10 +62,16 @@ class PairGeometry:
     R: np.ndarray | None = None
     t: np.ndarray | None = None
     parallax_deg: float = 0.0
+    homography_inliers: int = -1
 
     @property
     def num_inliers(self) -> int:
         return len(self.inliers)
+
+    @property
+    def homography_ratio(self) -> float:
+        """Homography inliers per pose inlier (0 without a pose)."""
+        return max(self.homography_inliers, 0) / self.num_inliers if self.num_inliers else 0.0
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -146,8 +156,9 @@ def pair_poses(
 ) -> list[PairGeometry]:
     """Each pair's relative pose from an essential matrix (OpenCV's USAC-MAGSAC++ at
     ``threshold_px`` working-frame pixels, then ``recoverPose``'s cheirality check) for the
-    shared intrinsics ``K``. Pairs with fewer than ``min_matches`` ratio-test matches, or where
-    no model fits, keep no pose. Returns new :class:`PairGeometry` objects."""
+    shared intrinsics ``K``, and the matches a homography explains (``homography_inliers``).
+    Pairs with fewer than ``min_matches`` ratio-test matches, or where no model fits, keep no
+    pose. Returns new :class:`PairGeometry` objects."""
     cv2 = _cv2()
     Km = np.array([[K[0], 0, K[2]], [0, K[1], K[3]], [0, 0, 1]], dtype=np.float64)
     out = []
@@ -175,4 +186,20 @@ def pair_poses(
         rb = _normalised(xb[keep], K)
         cos = (ra * rb).sum(1) / np.linalg.norm(ra, axis=1) / np.linalg.norm(rb, axis=1)
         q.parallax_deg = float(np.degrees(np.median(np.arccos(np.clip(cos, -1, 1)))))
+        if p.homography_inliers < 0:  # once per pair: it does not depend on K
+            p.homography_inliers = homography_inliers(xa, xb, threshold_px)
+        q.homography_inliers = p.homography_inliers
     return out
+
+
+def homography_inliers(xa: np.ndarray, xb: np.ndarray, threshold_px: float) -> int:
+    """Matches ``xa (M, 2) → xb (M, 2)`` (pixels) one homography explains (USAC-MAGSAC++ at
+    ``threshold_px``); 0 when none fits. Independent of the focal."""
+    cv2 = _cv2()
+    if len(xa) < 4:
+        return 0
+    try:
+        H, mask = cv2.findHomography(xa, xb, cv2.USAC_MAGSAC, threshold_px, confidence=0.9999)
+    except cv2.error:  # USAC asserts when no model fits
+        return 0
+    return 0 if H is None or mask is None else int(mask.sum())
