@@ -16,10 +16,14 @@ from rayzer.infer.fit_predicted import FIT_HELD_OUT_STAGE, FIT_STAGE
 from rayzer.infer.progress import StageBar
 from rayzer.models import build_model
 from rayzer.refine.report import HELD_OUT_STAGE, REFINE_STAGE
+from rayzer.refine.splat import HELD_OUT_CAMERA_STEPS
 from rayzer.train.checkpoint import save_checkpoint
 
 SIZE = 32
 STEPS = 3
+#: the fit, then the leave-one-out check: the fit without the left-out view and two fits of the
+#: left-out camera (before / after)
+FIT_TOTAL = 2 * STEPS + 2 * HELD_OUT_CAMERA_STEPS
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,7 @@ def test_the_fit_progress_reaches_its_total_stage_by_stage(erayzer_ckpt: Path, t
         path_frames=2, spiral_frames=0, fit=STEPS,
         fit_progress=lambda done, total, stage: seen.append((done, total, stage)),
     )  # fmt: skip
-    total = 2 * STEPS  # the fit, then the fit without the left-out view
+    total = FIT_TOTAL
     assert {t for _, t, _ in seen} == {total}
     done = [d for d, _, _ in seen]
     assert done == sorted(done) and done[-1] == total
@@ -89,6 +93,6 @@ def test_cli_draws_the_fit_and_refine_bars_on_a_terminal(
             x.startswith(f"{name}: {last}") and f"{total}/{total}" in x for x in mine
         )
 
-    assert bar_ends("fit", FIT_STAGE, FIT_HELD_OUT_STAGE, 2 * STEPS)
+    assert bar_ends("fit", FIT_STAGE, FIT_HELD_OUT_STAGE, FIT_TOTAL)
     # --refine: the cameras, then 3 refinements for the leave-one-out figure
     assert bar_ends("refine", REFINE_STAGE, HELD_OUT_STAGE, 4 * refine) == bool(refine)
