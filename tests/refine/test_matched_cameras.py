@@ -317,3 +317,19 @@ def test_two_photos_keep_the_input_cameras_without_matching(monkeypatch):
     assert not res.registered.any() and torch.equal(res.c2w, c2w) and torch.equal(res.K, K)
     assert res.report["warning"].startswith("2 photos: cameras from matches need at least 3")
     assert res.report["pairs_kept"] == 0
+
+
+def test_the_reference_is_in_the_largest_group_of_matched_views():
+    """The canonical view (0) matched only view 1, views 2-4 match each other: the reference
+    is taken in the larger group (the temple ring 0-7 with NAS3R's canonical view 0 registered
+    nothing before: only the canonical view's group of 2 was reconstructed)."""
+    import rayzer.refine.matched_cameras as mc
+    from rayzer.refine.pair_geometry import PairGeometry
+
+    def pair(i, j, n):
+        return PairGeometry(i, j, np.zeros((n, 2), np.int64), np.arange(n))
+
+    kept = [pair(0, 1, 300), pair(2, 3, 50), pair(3, 4, 60), pair(2, 4, 40)]
+    assert mc._choose_reference(kept, 0) == 3  # most inliers in the group {2, 3, 4}
+    assert mc._choose_reference(kept, 4) == 4  # the anchor, in the largest group
+    assert mc._choose_reference(kept[:1], 0) == 0

@@ -258,12 +258,27 @@ def _average(v: int, kept: list[PairGeometry], ref: int):
 
 
 def _choose_reference(kept: list[PairGeometry], anchor: int) -> int:
-    """The model's canonical view if a kept pair has it, else the view with most inliers."""
+    """A view of the largest group of views joined by kept pairs (most views, then most
+    inliers): the model's canonical view if it is in that group, else the group's view with
+    most inliers. Only the reference's group is registered, so a canonical view joined to a
+    single other view must not hold the gauge while three or more views match elsewhere."""
     count: dict[int, int] = {}
+    parent: dict[int, int] = {}
+
+    def find(a: int) -> int:
+        while parent.setdefault(a, a) != a:
+            a = parent[a]
+        return a
+
     for p in kept:
         count[p.i] = count.get(p.i, 0) + p.num_inliers
         count[p.j] = count.get(p.j, 0) + p.num_inliers
-    return anchor if anchor in count else max(count, key=count.get)
+        parent[find(p.i)] = find(p.j)
+    groups: dict[int, list[int]] = {}
+    for k in count:
+        groups.setdefault(find(k), []).append(k)
+    best = max(groups.values(), key=lambda g: (len(g), sum(count[k] for k in g)))
+    return anchor if anchor in best else max(best, key=count.get)
 
 
 def _initial_partner(kept: list[PairGeometry], ref: int, R: np.ndarray) -> tuple[int, np.ndarray]:
