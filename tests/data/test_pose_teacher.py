@@ -8,7 +8,7 @@ import torch
 
 from rayzer.config import load_config
 from rayzer.data.pose_teacher import PoseTeacher
-from rayzer.data.stream import BatchLayout, TrainStream
+from rayzer.data.stream import BatchLayout, TrainStream, sample_generator
 from rayzer.data.synthetic import SynthConfig, render_clip
 
 
@@ -124,3 +124,53 @@ def test_the_teacher_recovers_a_walk_clips_relative_poses_from_images_alone():
     # little (1.44° against 1.68° here, mean over pairs); its translations carry the signal
     assert terms["rot_deg"] < 2.0 and terms["rot_deg"] < identity["rot_deg"]
     assert terms["trans_deg"] < 35.0  # chance: 90°
+
+
+# The first 4 samples' clips and frames (seed 7, tiny-cpu, walk) as the stream drew them at
+# 5828166, before data.clip_pool existed: with clip_pool 0 the draw must not change.
+_DRAWS_BEFORE_CLIP_POOL = {
+    "span": (
+        [341500, 173034, 200118, 696285],
+        [
+            [14, 15, 16, 18, 20, 21, 22, 23],
+            [1, 2, 5, 6, 8, 10, 11, 12],
+            [6, 7, 8, 10, 11, 12, 13, 14],
+            [2, 3, 4, 6, 7, 8, 9, 10],
+        ],
+    ),
+    "overlap": (
+        [341500, 173034, 200118, 696285],
+        [
+            [3, 4, 5, 6, 7, 8, 9, 10],
+            [15, 16, 17, 18, 19, 20, 21, 22],
+            [0, 1, 2, 3, 4, 5, 6, 7],
+            [7, 8, 9, 10, 11, 12, 13, 14],
+        ],
+    ),
+    "frame_gap": (
+        [341500, 173034, 200118, 696285],
+        [
+            [10, 12, 13, 14, 16, 17, 19, 20],
+            [9, 12, 14, 15, 16, 17, 18, 19],
+            [2, 4, 5, 6, 8, 9, 10, 12],
+            [10, 11, 12, 15, 16, 17, 18, 20],
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("sampler", sorted(_DRAWS_BEFORE_CLIP_POOL))
+def test_without_a_clip_pool_the_stream_draws_as_before(sampler):
+    cfg = load_config(
+        "tiny-cpu", ["data.family=walk", "data.image_size=32", f"data.view_sampler={sampler}"]
+    ).data
+    assert cfg.clip_pool == 0 and not cfg.pose_teacher
+    stream = TrainStream(cfg, 7, BatchLayout(4))
+    source = stream.sources[0]
+    ids, frames = [], []
+    for sample_id in range(4):  # what TrainStream.sample draws, without rendering the views
+        gen = sample_generator(7, sample_id)
+        clip, views = stream._choose_views(source, stream.layout.step_of(sample_id), gen)
+        ids.append(source.clip_id(clip))
+        frames.append(views.frames.tolist())
+    assert (ids, frames) == _DRAWS_BEFORE_CLIP_POOL[sampler]
