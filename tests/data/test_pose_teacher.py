@@ -63,6 +63,47 @@ def test_bad_cache_files_are_clear_errors(tmp_path):
         PoseTeacher.load(tmp_path / "part.pt")
 
 
+def _raw(**changes) -> dict:
+    """The fields of a good one-clip cache file, some replaced (unchecked: saved as they are)."""
+    good = _teacher([5])
+    return {"clip_ids": good.clip_ids, "c2w": good.c2w, "registered": good.registered} | changes
+
+
+_TWO_FIVES = {
+    "clip_ids": torch.tensor([5, 5]),
+    "c2w": torch.eye(4).repeat(2, 24, 1, 1),
+    "registered": torch.ones(2, 24, dtype=torch.bool),
+}
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (torch.zeros(3), r"bad\.pt is not a pose-teacher cache \(a Tensor, not a dict"),
+        (_raw(clip_ids=[5]), r"bad\.pt is not a pose-teacher cache \(\['clip_ids'\] of the wrong"),
+        (_raw(meta=[1]), r"bad\.pt is not a pose-teacher cache \(meta of the wrong type"),
+        (_TWO_FIVES, r"clip ids repeat: \[5\] \(in .*bad\.pt\)"),
+        (_raw(clip_ids=torch.tensor([[5]])), r"clip_ids must be 1-D, got \(1, 1\) \(in .*bad"),
+        (_raw(c2w=torch.full((1, 24, 4, 4), torch.nan)), r"non-finite cameras .*bad\.pt"),
+    ],
+    ids=["not-a-dict", "list-ids", "list-meta", "repeated-ids", "2d-ids", "nan-cameras"],
+)
+def test_malformed_caches_are_refused_with_the_file_named(tmp_path, payload, error):
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=error):
+        PoseTeacher.load(tmp_path / "bad.pt")
+
+
+def test_unregistered_frames_may_hold_anything(tmp_path):
+    c2w = torch.eye(4).repeat(1, 24, 1, 1)
+    c2w[0, 3] = torch.nan  # frame 3 is not registered
+    registered = torch.ones(1, 24, dtype=torch.bool)
+    registered[0, 3] = False
+    PoseTeacher(torch.tensor([5]), c2w, registered).save(tmp_path / "t.pt")
+    _, valid = PoseTeacher.load(tmp_path / "t.pt").lookup(5, torch.tensor([2, 3]))
+    assert valid.tolist() == [True, False]
+
+
 def test_off_by_default_and_the_rest_of_the_sample_unchanged(tmp_path):
     plain = _stream().micro_batch(0)
     assert "teacher_c2w" not in plain

@@ -69,6 +69,21 @@ def test_pairs_the_teacher_failed_on_contribute_nothing():
     assert none["loss"] == 0 and math.isnan(none["rot_deg"])
 
 
+def test_a_view_the_teacher_did_not_solve_may_hold_nan():
+    teacher, pred = _cameras(), _cameras(seed=1).requires_grad_(True)
+    valid = torch.tensor([[True, True, False, True]])
+    clean = pose_teacher_terms(pred, teacher, valid)
+    teacher[0, 2] = torch.nan
+    dirty = pose_teacher_terms(pred, teacher, valid)
+    for key in ("loss", "rot_deg", "trans_deg"):
+        torch.testing.assert_close(dirty[key], clean[key])
+    dirty["loss"].backward()
+    assert torch.isfinite(pred.grad).all() and pred.grad[0, 2].abs().sum() == 0
+    # a non-finite camera marked valid is left out too, not a NaN loss
+    nan_valid = pose_teacher_terms(pred.detach(), teacher, torch.ones(1, 4, dtype=torch.bool))
+    torch.testing.assert_close(nan_valid["loss"], clean["loss"])
+
+
 def test_a_translation_near_zero_gets_a_bounded_gradient_towards_the_teacher():
     teacher = torch.eye(4).repeat(1, 2, 1, 1)
     teacher[0, 1, :3, 3] = torch.tensor([0.0, 0.0, 1.0])

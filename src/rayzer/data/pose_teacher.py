@@ -39,6 +39,9 @@ from torch import Tensor
 #: The teacher's default focal prior (fx / W): E-RayZer's ``focal_init``, a label-free choice.
 DEFAULT_FOCAL_PRIOR = 1.25
 
+#: The cache file's tensors (module docstring).
+_TENSOR_KEYS = ("clip_ids", "c2w", "registered")
+
 
 @dataclass
 class PoseTeacher:
@@ -55,6 +58,10 @@ class PoseTeacher:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.clip_ids.ndim != 1:
+            raise ValueError(
+                f"pose teacher: clip_ids must be 1-D, got {tuple(self.clip_ids.shape)}"
+            )
         n = self.clip_ids.shape[0]
         if self.c2w.ndim != 4 or self.c2w.shape[0] != n or self.c2w.shape[2:] != (4, 4):
             raise ValueError(f"pose teacher: c2w of shape {tuple(self.c2w.shape)} for {n} clips")
@@ -64,6 +71,11 @@ class PoseTeacher:
                 f"{tuple(self.c2w.shape)}"
             )
         self._row = {int(c): i for i, c in enumerate(self.clip_ids.tolist())}
+        if len(self._row) != n:  # a repeated id would silently keep only its last row
+            ids, counts = self.clip_ids.unique(return_counts=True)
+            raise ValueError(f"pose teacher: clip ids repeat: {ids[counts > 1][:5].tolist()}")
+        if not torch.isfinite(self.c2w[self.registered]).all():
+            raise ValueError("pose teacher: non-finite cameras of registered frames")
 
     @property
     def num_frames(self) -> int:
@@ -105,15 +117,27 @@ class PoseTeacher:
             raise ValueError(
                 f"data.pose_teacher: {path} is not a pose-teacher cache ({err})"
             ) from err
-        missing = [k for k in ("clip_ids", "c2w", "registered") if k not in raw]
+        if not isinstance(raw, dict):
+            raise ValueError(
+                f"data.pose_teacher: {path} is not a pose-teacher cache (a {type(raw).__name__}, "
+                "not a dict)"
+            )
+        missing = [k for k in _TENSOR_KEYS if k not in raw]
         if missing:
             raise ValueError(f"data.pose_teacher: {path} lacks {missing}")
+        not_tensors = [k for k in _TENSOR_KEYS if not isinstance(raw[k], Tensor)]
+        meta = raw.get("meta", {})
+        if not_tensors or not isinstance(meta, dict):
+            raise ValueError(
+                f"data.pose_teacher: {path} is not a pose-teacher cache ({not_tensors or 'meta'} "
+                "of the wrong type)"
+            )
         try:
             return cls(
                 raw["clip_ids"].long(),
                 raw["c2w"].float(),
                 raw["registered"].bool(),
-                dict(raw.get("meta", {})),
+                dict(meta),
             )
         except ValueError as err:
             raise ValueError(f"{err} (in {path})") from None

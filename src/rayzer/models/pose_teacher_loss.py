@@ -58,7 +58,8 @@ def pose_teacher_terms(
     Args:
         c2w: (B, V, 4, 4) predicted camera-to-world (any gauge).
         teacher_c2w: (B, V, 4, 4) the teacher's cameras (any gauge and scale).
-        teacher_valid: (B, V) bool, views the teacher solved.
+        teacher_valid: (B, V) bool, views the teacher solved (views with non-finite teacher
+            cameras are left out as well).
 
     Returns:
         ``loss`` (fp32 scalar with gradient: mean over valid pairs of rotation angle in radians
@@ -74,9 +75,15 @@ def pose_teacher_terms(
     v = c2w.shape[1]
     a, b = torch.triu_indices(v, v, offset=1, device=c2w.device)
     with torch.autocast(c2w.device.type, enabled=False):
-        pred = _relative(c2w.float(), a, b)
-        true = _relative(teacher_c2w.float().to(c2w.device), a, b)
+        # views the teacher did not solve may hold anything (NaN too): identity in their place,
+        # so that masked pairs are finite and give exactly zero gradient (0 · NaN would not)
         valid = teacher_valid.to(c2w.device)
+        teacher = teacher_c2w.float().to(c2w.device)
+        valid = valid & torch.isfinite(teacher).all(-1).all(-1)
+        eye = torch.eye(4, device=c2w.device).expand_as(teacher)
+        teacher = torch.where(valid[..., None, None], teacher, eye)
+        pred = _relative(c2w.float(), a, b)
+        true = _relative(teacher, a, b)
         t_true = true[..., :3, 3]
         t_norm = t_true.norm(dim=-1)
         # a teacher pair with no baseline has no direction to teach
