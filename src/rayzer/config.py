@@ -96,7 +96,9 @@ class DataConfig:
             pool, e.g. the clips a pose-teacher cache holds); 0 (default): every clip.
         pose_teacher: path of a pose-teacher cache (:mod:`rayzer.data.pose_teacher`: label-free
             classical cameras of whole clips); each sample then carries ``teacher_c2w`` /
-            ``teacher_valid`` for ``model.pose_teacher_weight``; "" (default): none.
+            ``teacher_valid`` for ``model.pose_teacher_weight``; it must hold every clip the
+            stream draws (set ``data.clip_pool`` to its clips) of a single ``data.source``;
+            "" (default): none.
     """
 
     source: str = "synthetic"

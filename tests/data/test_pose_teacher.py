@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from rayzer.config import load_config
+from rayzer.data.clip_sources import SyntheticClips, synth_config
 from rayzer.data.pose_teacher import PoseTeacher
 from rayzer.data.stream import BatchLayout, TrainStream, sample_generator
 from rayzer.data.synthetic import SynthConfig, render_clip
@@ -105,23 +108,39 @@ def test_unregistered_frames_may_hold_anything(tmp_path):
 
 
 def test_off_by_default_and_the_rest_of_the_sample_unchanged(tmp_path):
-    plain = _stream().micro_batch(0)
+    plain = _stream("data.clip_pool=3").micro_batch(0)
     assert "teacher_c2w" not in plain
-    ids = plain["clip_id"].tolist()
-    _teacher(ids[:2]).save(tmp_path / "t.pt")
-    taught = _stream(f"data.pose_teacher={tmp_path / 't.pt'}").micro_batch(0)
+    _teacher([0, 1, 2]).save(tmp_path / "t.pt")
+    taught = _stream("data.clip_pool=3", f"data.pose_teacher={tmp_path / 't.pt'}").micro_batch(0)
     for key, value in plain.items():
         assert torch.equal(taught[key], value), key
     assert taught["teacher_c2w"].shape == (4, 4, 4, 4)
-    # the views' frames and clips come back; clips the cache lacks are invalid
-    in_pool = torch.tensor([i in ids[:2] for i in ids])
-    got = taught["teacher_c2w"][in_pool]
-    torch.testing.assert_close(got[..., 0, 3], plain["index"][in_pool].float())
+    # the views' frames and clips come back
+    torch.testing.assert_close(taught["teacher_c2w"][..., 0, 3], plain["index"].float())
     torch.testing.assert_close(
-        got[..., 1, 3], plain["clip_id"][in_pool, None].float().expand(-1, 4)
+        taught["teacher_c2w"][..., 1, 3], plain["clip_id"][:, None].float().expand(-1, 4)
     )
-    frame3 = plain["index"] == 3
-    assert torch.equal(taught["teacher_valid"], in_pool[:, None] & ~frame3)
+    assert torch.equal(taught["teacher_valid"], plain["index"] != 3)
+
+
+def test_a_cache_that_lacks_clips_of_the_pool_is_refused(tmp_path):
+    """Samples of the clips it lacks would carry no teacher, silently (a stale cache, or a
+    forgotten data.clip_pool: 32 cached clips of a million)."""
+    _teacher([0, 2, 5]).save(tmp_path / "t.pt")
+    with pytest.raises(ValueError, match=r"t\.pt lacks 1 of the 3 clips .*\(clip ids \[1\]\)"):
+        _stream("data.clip_pool=3", f"data.pose_teacher={tmp_path / 't.pt'}")
+    with pytest.raises(ValueError, match=r"t\.pt holds 3 clips, the stream draws from 1000000"):
+        _stream(f"data.pose_teacher={tmp_path / 't.pt'}")
+    _stream("data.clip_pool=1", f"data.pose_teacher={tmp_path / 't.pt'}")  # clip 0: held
+
+
+def test_a_cache_is_refused_for_a_mix_of_sources(tmp_path):
+    """Clip ids are per source (a scene folder's scene 0 and synthetic seed 0 share id 0)."""
+    _teacher([0, 1, 2]).save(tmp_path / "t.pt")
+    cfg = load_config("tiny-cpu", _overrides(f"data.pose_teacher={tmp_path / 't.pt'}")).data
+    cfg = dataclasses.replace(cfg, source="synthetic, synthetic")  # as a scene folder would be
+    with pytest.raises(ValueError, match="one source, keyed by clip id; got 2"):
+        TrainStream(cfg, 0, BatchLayout(4), sources=[SyntheticClips(synth_config(cfg))] * 2)
 
 
 def test_clip_pool_draws_only_the_first_clips():

@@ -29,6 +29,7 @@ values: family, frames, size, focal prior, timings).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,10 @@ class PoseTeacher:
     @property
     def num_frames(self) -> int:
         return int(self.c2w.shape[1])
+
+    def holds(self, clip_id: int) -> bool:
+        """Whether the cache has the cameras of clip ``clip_id``."""
+        return int(clip_id) in self._row
 
     def lookup(self, clip_id: int, frames: Tensor) -> tuple[Tensor, Tensor]:
         """Teacher cameras of ``frames`` (V,) of clip ``clip_id``: c2w (V, 4, 4) float32 and
@@ -158,8 +163,22 @@ def check_teacher_matches(teacher: PoseTeacher, family: str, frames: int, path: 
         )
 
 
+def check_teacher_covers(teacher: PoseTeacher, clip_ids: Sequence[int], path: str) -> None:
+    """Refuse a cache that lacks some of the clips the stream draws (``clip_ids``: those of the
+    clip pool): their samples would silently carry no teacher (the term is then 0), which is
+    what a stale cache or a forgotten ``data.clip_pool`` looks like."""
+    missing = [c for c in clip_ids if not teacher.holds(c)]
+    if missing:
+        raise ValueError(
+            f"data.pose_teacher: {path} lacks {len(missing)} of the {len(clip_ids)} clips the "
+            f"stream draws (clip ids {missing[:5]}{'…' if len(missing) > 5 else ''}): set "
+            "data.clip_pool to the clips the cache was built for, or rebuild it"
+        )
+
+
 __all__ = [
     "DEFAULT_FOCAL_PRIOR",
     "PoseTeacher",
+    "check_teacher_covers",
     "check_teacher_matches",
 ]

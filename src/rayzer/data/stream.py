@@ -43,7 +43,8 @@ Each yielded item is a collated micro-batch dict (keys: :mod:`rayzer`), S = ``da
   label-free;
 - with ``data.pose_teacher``: ``teacher_c2w`` (m, V, 4, 4) the cached label-free classical
   cameras of the views (:mod:`rayzer.data.pose_teacher`; the teacher's own gauge and scale) and
-  ``teacher_valid`` (m, V) whether the teacher solved each view (False for clips it lacks);
+  ``teacher_valid`` (m, V) whether the teacher solved each view (the cache must hold every
+  clip of ``data.clip_pool``, one source only);
 - provenance: ``source_index`` (m,) entry of ``data.source``, ``clip_id`` (m,) the clip in that
   source (:meth:`ClipSource.clip_id`: the seed of a synthetic clip, the scene number of a real
   one), ``clip_seed`` (m,) = ``clip_id`` (the name of the synthetic-only stream, kept).
@@ -182,12 +183,44 @@ class TrainStream(IterableDataset):
         self.probabilities = torch.tensor(cfg.source_probabilities(), dtype=torch.float64)
         self.teacher = None
         if cfg.pose_teacher:
-            from rayzer.data.pose_teacher import PoseTeacher, check_teacher_matches
+            self.teacher = self._open_teacher()
 
-            if cfg.flip_augment:  # the cached cameras are of the unmirrored frames
-                raise ValueError("data.pose_teacher does not support data.flip_augment")
-            self.teacher = PoseTeacher.load(cfg.pose_teacher)
-            check_teacher_matches(self.teacher, cfg.family, cfg.frames_per_clip, cfg.pose_teacher)
+    def _open_teacher(self):
+        """The ``data.pose_teacher`` cache, checked against the stream: one source (the cache is
+        keyed by clip id, which two sources may share), no mirroring (the cached cameras are of
+        the unmirrored frames), the family and clip length, and every clip of the pool."""
+        from rayzer.data.pose_teacher import (
+            PoseTeacher,
+            check_teacher_covers,
+            check_teacher_matches,
+        )
+
+        cfg, path = self.cfg, self.cfg.pose_teacher
+        if cfg.flip_augment:
+            raise ValueError("data.pose_teacher does not support data.flip_augment")
+        if len(self.sources) != 1:
+            raise ValueError(
+                f"data.pose_teacher holds the clips of one source, keyed by clip id; got "
+                f"{len(self.sources)} data.source entries"
+            )
+        teacher = PoseTeacher.load(path)
+        check_teacher_matches(teacher, cfg.family, cfg.frames_per_clip, path)
+        source = self.sources[0]
+        pool = self._pool_size(source)
+        if pool > len(teacher.clip_ids):  # more clips than the cache holds: no need to list them
+            raise ValueError(
+                f"data.pose_teacher: {path} holds {len(teacher.clip_ids)} clips, the stream "
+                f"draws from {pool} (data.clip_pool={cfg.clip_pool}): set data.clip_pool to the "
+                "clips the cache was built for"
+            )
+        check_teacher_covers(teacher, [source.clip_id(c) for c in range(pool)], path)
+        return teacher
+
+    def _pool_size(self, source: ClipSource) -> int:
+        """How many clips of ``source`` the stream draws from: the first ``data.clip_pool``
+        (0: all of them)."""
+        pool = self.cfg.clip_pool
+        return min(len(source), pool) if pool > 0 else len(source)
 
     @property
     def synth(self) -> SynthConfig:
@@ -268,8 +301,7 @@ class TrainStream(IterableDataset):
         widest window is used)."""
         cfg = self.cfg
         vi, vt = cfg.num_input_views, cfg.num_target_views
-        # data.clip_pool: only the first N clips (N = 0: all, the draw is then unchanged)
-        num_clips = min(len(source), cfg.clip_pool) if cfg.clip_pool > 0 else len(source)
+        num_clips = self._pool_size(source)  # data.clip_pool 0: all, the draw unchanged
         for _ in range(OVERLAP_TRIES if cfg.view_sampler == "overlap" else 1):
             clip = int(torch.randint(num_clips, (), generator=gen))
             num_frames = source.num_frames(clip)
