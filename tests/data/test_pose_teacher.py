@@ -234,3 +234,21 @@ def test_without_a_clip_pool_the_stream_draws_as_before(sampler):
         ids.append(source.clip_id(clip))
         frames.append(views.frames.tolist())
     assert (ids, frames) == _DRAWS_BEFORE_CLIP_POOL[sampler]
+
+
+def test_a_cache_of_other_synthetic_settings_is_refused(tmp_path, monkeypatch):
+    """The same clip ids are other scenes and camera paths under other data.synth settings."""
+    import rayzer.refine.teacher_cameras as tc
+
+    def solve(images, *args):  # the cache's facts, not the solver, are under test here
+        return torch.eye(4).repeat(len(images), 1, 1), torch.ones(len(images), dtype=torch.bool), {}
+
+    monkeypatch.setattr(tc, "teacher_cameras", solve)
+    cfg = load_config("tiny-cpu", _overrides()).data
+    teacher = tc.build_pose_teacher(SyntheticClips(synth_config(cfg)), [0, 1], 8)
+    assert teacher.meta["synth"]["walk_step"] == [0.03, 0.08]
+    teacher.save(tmp_path / "t.pt")
+    pool = ("data.clip_pool=2", f"data.pose_teacher={tmp_path / 't.pt'}")
+    _stream(*pool)  # the settings it was made with
+    with pytest.raises(ValueError, match=r"t\.pt was made .* walk_step \[0\.03, 0\.08\] \(stream"):
+        _stream(*pool, "data.synth={walk_step: [0.1, 0.2]}")

@@ -23,11 +23,13 @@ Cache file (``torch.save``, loaded with ``weights_only=True``): a dict with ``cl
 int64 (:meth:`rayzer.data.clip_sources.ClipSource.clip_id`), ``c2w`` (N, F, 4, 4) float32 OpenCV
 camera-to-world of every frame (in the teacher's own gauge and scale), ``registered`` (N, F) bool
 (frames the teacher solved; the others carry no information), and ``meta`` (a dict of plain
-values: family, frames, size, focal prior, timings).
+values: family, frames, size, focal prior, timings; ``synth``: :func:`synth_facts` of synthetic
+clips).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -163,6 +165,34 @@ def check_teacher_matches(teacher: PoseTeacher, family: str, frames: int, path: 
         )
 
 
+def synth_facts(synth: Any) -> dict[str, Any]:
+    """The fields of a :class:`rayzer.data.synthetic.SynthConfig` that decide a clip's scene and
+    cameras (all but the image size), tuples as lists: what a cache records in
+    ``meta["synth"]`` and the stream compares."""
+    facts = dataclasses.asdict(synth)
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in facts.items()
+        if k not in ("height", "width")
+    }
+
+
+def check_teacher_synth(teacher: PoseTeacher, synth: Any, path: str) -> None:
+    """Refuse a cache of synthetic clips made with other generator settings than the stream's
+    (``data.synth``: the same clip ids are then other scenes and camera paths). Caches without
+    ``meta["synth"]`` are not checked."""
+    made = teacher.meta.get("synth")
+    if made is None:
+        return
+    now = synth_facts(synth)
+    differ = sorted(k for k in set(made) | set(now) if made.get(k) != now.get(k))
+    if differ:
+        raise ValueError(
+            f"data.pose_teacher: {path} was made from synthetic clips with other settings: "
+            + ", ".join(f"{k} {made.get(k)!r} (stream: {now.get(k)!r})" for k in differ)
+        )
+
+
 def check_teacher_covers(teacher: PoseTeacher, clip_ids: Sequence[int], path: str) -> None:
     """Refuse a cache that lacks some of the clips the stream draws (``clip_ids``: those of the
     clip pool): their samples would silently carry no teacher (the term is then 0), which is
@@ -181,4 +211,6 @@ __all__ = [
     "PoseTeacher",
     "check_teacher_covers",
     "check_teacher_matches",
+    "check_teacher_synth",
+    "synth_facts",
 ]

@@ -188,11 +188,13 @@ class TrainStream(IterableDataset):
     def _open_teacher(self):
         """The ``data.pose_teacher`` cache, checked against the stream: one source (the cache is
         keyed by clip id, which two sources may share), no mirroring (the cached cameras are of
-        the unmirrored frames), the family and clip length, and every clip of the pool."""
+        the unmirrored frames), the family, clip length and synthetic settings, and every clip of
+        the pool."""
         from rayzer.data.pose_teacher import (
             PoseTeacher,
             check_teacher_covers,
             check_teacher_matches,
+            check_teacher_synth,
         )
 
         cfg, path = self.cfg, self.cfg.pose_teacher
@@ -206,6 +208,8 @@ class TrainStream(IterableDataset):
         teacher = PoseTeacher.load(path)
         check_teacher_matches(teacher, cfg.family, cfg.frames_per_clip, path)
         source = self.sources[0]
+        if isinstance(source, SyntheticClips):
+            check_teacher_synth(teacher, source.synth, path)
         pool = self._pool_size(source)
         if pool > len(teacher.clip_ids):  # more clips than the cache holds: no need to list them
             raise ValueError(

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rayzer.data.pose_teacher import DEFAULT_FOCAL_PRIOR, PoseTeacher
+from rayzer.data.pose_teacher import DEFAULT_FOCAL_PRIOR, PoseTeacher, synth_facts
 from rayzer.refine.matched_cameras import MatchConfig, cameras_from_matches
 
 __all__ = ["build_pose_teacher", "teacher_cameras"]
@@ -103,6 +103,7 @@ def build_pose_teacher(
     synth = getattr(source, "synth", None)
     if synth is not None:
         meta["family"] = synth.family
+        meta["synth"] = synth_facts(synth)  # the stream refuses other settings
     return PoseTeacher(
         torch.tensor(ids, dtype=torch.int64),
         torch.stack(c2ws) if c2ws else torch.zeros(0, 0, 4, 4),
