@@ -442,6 +442,15 @@ def test_a_camera_fit_beyond_the_limits_keeps_the_start():
     fit = fit_camera(part, image, start, K, steps=24, config=SplatFitConfig(max_rotation_deg=0.1))
     assert fit.stopped is not None and "rotated" in fit.stopped
     assert torch.equal(fit.c2w, start) and fit.psnr_after == fit.psnr_before
+    # the translation limit too; the progress count ends at its steps also when it stopped
+    seen: list[tuple[int, int]] = []
+    moved = fit_camera(
+        part, image, start, K, steps=24, config=SplatFitConfig(max_translation=1e-4),
+        on_step=lambda done, n: seen.append((done, n)),
+    )  # fmt: skip
+    assert moved.stopped is not None and "moved by" in moved.stopped and moved.steps < 24
+    assert torch.equal(moved.c2w, start) and not moved.kept
+    assert seen[-1] == (24, 24)
     with pytest.raises(ValueError, match="steps must be an integer >= 0"):
         fit_camera(part, image, start, K, steps=-1)
 
@@ -495,3 +504,50 @@ def test_fit_camera_takes_a_scene_made_in_inference_mode():
         start = _perturbed(truth[1])
     fit = fit_camera(part, image, start, K, steps=3)
     assert fit.stopped is None and fit.steps == 3
+
+
+def test_the_held_out_progress_ends_at_its_total_when_the_camera_fits_stop():
+    """``rayzer infer``'s bar closes at ``done == total``: the count of the leave-one-out
+    figure reaches it also when its camera fits stop early (here at their first step)."""
+    _, scene = _tilted_wall()
+    cfg = SplatFitConfig(steps=2, levels=(), max_rotation_deg=1e-9)
+    seen: list[tuple[int, int]] = []
+    fig = held_out_fit_psnr(
+        _images(scene), scene, 1, config=cfg, camera_steps=4,
+        on_step=lambda done, n: seen.append((done, n)),
+    )  # fmt: skip
+    assert fig.camera_before is not None and fig.camera_before.stopped is not None
+    assert fig.camera_after is not None and fig.camera_after.stopped is not None
+    total = cfg.steps + 2 * 4
+    assert seen[-1] == (total, total) and all(n == total for _, n in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_the_left_out_view_takes_the_fitted_focal_scale(monkeypatch):
+    """The fit of the other views scales the shared focal: the left-out camera is placed,
+    fitted and scored at that focal after the fit (at the predicted one before)."""
+    import rayzer.refine.splat as splat
+
+    scale = 1.2
+
+    def focal_fit(images, scene, **kwargs):
+        K = scene.K_norm[0] * SIZE
+        return SplatFitResult(
+            scene=scene, c2w=scene.c2w[0], K=torch.cat((K[:, :2] * scale, K[:, 2:]), dim=-1)
+        )
+
+    seen: list[torch.Tensor] = []
+    real_render = splat.render_views
+
+    def recording_render(scene, c2w, K, h, w, **kwargs):
+        seen.append(K.clone())
+        return real_render(scene, c2w, K, h, w, **kwargs)
+
+    monkeypatch.setattr(splat, "fit_scene", focal_fit)
+    monkeypatch.setattr(splat, "render_views", recording_render)
+    scene = _wall_scene(_cameras())
+    held_out_fit_psnr(_images(scene), scene, 1, anchor=0, camera_steps=2)
+    K = K_NORM * SIZE
+    assert torch.allclose(seen[0][0], K)  # before the fit: the predicted focal
+    assert torch.allclose(seen[-1][0, :2], K[:2] * scale)  # after: the fitted one
+    assert torch.allclose(seen[-1][0, 2:], K[2:])

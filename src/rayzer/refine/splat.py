@@ -55,6 +55,7 @@ from rayzer.geometry import (
     denormalize_intrinsics,
     matrix_to_quaternion,
     quaternion_multiply,
+    rotation_error_deg,
     unproject_depth,
 )
 from rayzer.models.gaussians import GaussianScene
@@ -372,14 +373,7 @@ def fit_scene(
                     f"a Gaussian grew to σ = {float(px):.0f} px > {cfg.diverged_scale_px:g} px"
                 )
             if cfg.refine_cameras:
-                rot = math.degrees(float(rotvec.norm(dim=-1).max()))
-                if rot > cfg.max_rotation_deg:
-                    raise _Diverged(f"a camera rotated by {rot:.1f}° > {cfg.max_rotation_deg}°")
-                tr = float(trans.norm(dim=-1).max())
-                if tr > cfg.max_translation:
-                    raise _Diverged(
-                        f"a camera moved by {tr:.2f} > {cfg.max_translation} median depths"
-                    )
+                _check_camera_change(rotvec, trans, cfg)
                 if abs(float(log_f)) > cfg.max_log_focal:
                     raise _Diverged(f"the focal scale reached {math.exp(float(log_f)):.3f}")
 
@@ -504,6 +498,18 @@ def fit_scene(
         result.seconds,
     )
     return result
+
+
+def _check_camera_change(rotvec: Tensor, trans: Tensor, cfg: SplatFitConfig) -> None:
+    """Stop a fit (:class:`_Diverged`) whose pose update of any camera, ``rotvec`` (radians)
+    and ``trans`` (median depths), both ``(V, 3)``, is beyond ``cfg.max_rotation_deg`` or
+    ``cfg.max_translation``: the limits of :func:`fit_scene` and :func:`fit_camera`."""
+    rot = math.degrees(float(rotvec.norm(dim=-1).max()))
+    if rot > cfg.max_rotation_deg:
+        raise _Diverged(f"a camera rotated by {rot:.1f}° > {cfg.max_rotation_deg}°")
+    tr = float(trans.norm(dim=-1).max())
+    if tr > cfg.max_translation:
+        raise _Diverged(f"a camera moved by {tr:.2f} > {cfg.max_translation} median depths")
 
 
 def _cosine_decay(steps: int) -> Callable[[int], float]:
@@ -694,28 +700,21 @@ def fit_camera(
                 with torch.no_grad():
                     if not (torch.isfinite(rotvec).all() and torch.isfinite(trans).all()):
                         raise _Diverged("the camera became non-finite")
-                    rot = math.degrees(float(rotvec.norm()))
-                    if rot > cfg.max_rotation_deg:
-                        raise _Diverged(f"it rotated by {rot:.1f}° > {cfg.max_rotation_deg}°")
-                    if float(trans.norm()) > cfg.max_translation:
-                        raise _Diverged(
-                            f"it moved by {float(trans.norm()):.2f} > {cfg.max_translation} "
-                            "median depths"
-                        )
+                    _check_camera_change(rotvec, trans, cfg)
                 if on_step is not None:
                     on_step(result.steps, steps)
     except _Diverged as why:
         result.stopped = f"the camera fit stopped: {why}; the starting camera is kept"
         log.warning("%s", result.stopped)
+        if on_step is not None:  # the count ends at ``steps`` also when it stopped early
+            on_step(steps, steps)
         return result
     with torch.no_grad():
         fitted = camera()
     after = psnr_at(fitted)
     if math.isfinite(after) and after >= before:
         result.c2w, result.psnr_after, result.kept = fitted[0], after, True
-        turn = fitted[0, :3, :3] @ c2w0[0, :3, :3].T
-        cos = ((turn.diagonal().sum() - 1) / 2).clamp(-1.0, 1.0)
-        result.rotation_deg = math.degrees(float(torch.acos(cos)))
+        result.rotation_deg = float(rotation_error_deg(fitted[0, :3, :3], c2w0[0, :3, :3]))
         result.centre_shift = float((fitted[0, :3, 3] - c2w0[0, :3, 3]).norm())
     return result
 
