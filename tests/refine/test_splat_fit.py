@@ -488,6 +488,7 @@ def test_the_held_out_figure_fits_the_left_out_camera_to_its_image():
     assert summary["placed"]["psnr_after"] == pytest.approx(fig.placed_after, abs=1e-3)
     assert summary["camera_fitted"]["after"]["steps"] == summary["camera_fitted"]["steps"]
     assert "6 numbers" in summary["note"]
+    assert "from all the photos, the left-out one included" in summary["note"]  # not strict
     total = cfg.steps + 2 * fig.camera_steps
     assert steps[-1] == (total, total) and all(n == total for _, n in steps)
     assert [d for d, _ in steps] == sorted(d for d, _ in steps)
