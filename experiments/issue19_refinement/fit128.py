@@ -96,7 +96,7 @@ def _parse_variant(text: str) -> tuple[str, dict]:
         elif value.lower() in ("true", "false"):
             out[key] = value.lower() == "true"
         else:
-            out[key] = float(value) if "." in value or "e" in value else int(value)
+            out[key] = _number(value)
     return name, out
 
 

@@ -33,3 +33,9 @@ def test_level_share_takes_fractions_and_levels_integers(fit128):
 def test_other_values_keep_their_types(fit128):
     _, kw = fit128._parse_variant("v:level_share=3/2/1,refine_cameras=false,lr_pose=1e-3,x=none")
     assert kw == {"level_share": (3, 2, 1), "refine_cameras": False, "lr_pose": 1e-3, "x": None}
+
+
+def test_scalars_and_tuple_items_are_read_alike(fit128):
+    """One number reader for both (the scalar one took ``1E-3`` for an integer and failed)."""
+    _, kw = fit128._parse_variant("v:lr_pose=1E-3,steps=7,level_share=1E-1/1")
+    assert kw == {"lr_pose": 1e-3, "steps": 7, "level_share": (0.1, 1)}
