@@ -42,6 +42,15 @@ def _never(monkeypatch, module, name: str) -> None:
     monkeypatch.setattr(module, name, fail)
 
 
+def _refused(tmp_path: Path, helpers, match: str) -> None:
+    """``rayzer infer --size 32 --fit 2 --fit-size 64`` fails with ``match`` and writes nothing."""
+    photos = orbit_photos(tmp_path / "photos", 96)
+    with pytest.raises(ValueError, match=match):
+        run_inference(photos, model=_loaded(), out=tmp_path / "out", size=SIZE, fit=2,
+                      fit_size=FIT)  # fmt: skip
+    helpers.no_output(tmp_path / "out")
+
+
 def test_a_fit_too_large_for_memory_is_refused_before_the_model_runs(
     tmp_path: Path, monkeypatch, helpers
 ):
@@ -49,11 +58,7 @@ def test_a_fit_too_large_for_memory_is_refused_before_the_model_runs(
 
     _free(monkeypatch, 1 * _MIB)
     _never(monkeypatch, pipeline, "_predict")
-    photos = orbit_photos(tmp_path / "photos", 96)
-    with pytest.raises(ValueError, match=r"--fit at 64x64: fitting 4,096 Gaussians .* needs about"):
-        run_inference(photos, model=_loaded(), out=tmp_path / "out", size=SIZE, fit=2,
-                      fit_size=FIT)  # fmt: skip
-    helpers.no_output(tmp_path / "out")
+    _refused(tmp_path, helpers, r"--fit at 64x64: fitting 4,096 Gaussians .* needs about")
 
 
 def test_the_predicted_footprints_are_checked_before_the_fit(tmp_path: Path, monkeypatch, helpers):
@@ -61,11 +66,7 @@ def test_the_predicted_footprints_are_checked_before_the_fit(tmp_path: Path, mon
 
     _free(monkeypatch, 2**40, 1 * _MIB)  # enough for check 1, not for the scene's footprints
     _never(monkeypatch, splat, "fit_scene")
-    photos = orbit_photos(tmp_path / "photos", 96)
-    with pytest.raises(ValueError, match=r"the predicted 4,096 Gaussians \(.* million Gauss"):
-        run_inference(photos, model=_loaded(), out=tmp_path / "out", size=SIZE, fit=2,
-                      fit_size=FIT)  # fmt: skip
-    helpers.no_output(tmp_path / "out")
+    _refused(tmp_path, helpers, r"the predicted 4,096 Gaussians \(.* million Gauss")
 
 
 def test_a_fit_that_fits_records_its_estimate(tmp_path: Path):
