@@ -198,25 +198,32 @@ def test_the_leave_one_out_fit_holds_the_anchor_it_is_given(
     assert seen == [expected]
 
 
-def _held_out_cameras(monkeypatch, fit, scene: GaussianScene, view: int) -> list[torch.Tensor]:
-    """The cameras ``(1, 4, 4)`` of every render of ``held_out_fit_psnr(view, anchor=0)`` with
-    ``fit`` standing in for :func:`fit_scene` (first: the left-out view before, last: after)."""
+def _recorded_renders(monkeypatch, fit) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """With ``fit`` standing in for :func:`fit_scene`, the cameras ``(c2w (n, 4, 4), K (n, 4))``
+    of every :func:`render_views` call from then on (filled as they happen)."""
     import rayzer.refine.splat as splat
 
-    rendered: list[torch.Tensor] = []
+    rendered: list[tuple[torch.Tensor, torch.Tensor]] = []
     real_render = splat.render_views
 
     def recording_render(scene, c2w, K, h, w, **kwargs):
-        rendered.append(c2w.clone())
+        rendered.append((c2w.clone(), K.clone()))
         return real_render(scene, c2w, K, h, w, **kwargs)
 
     monkeypatch.setattr(splat, "fit_scene", fit)
     monkeypatch.setattr(splat, "render_views", recording_render)
+    return rendered
+
+
+def _held_out_cameras(monkeypatch, fit, scene: GaussianScene, view: int) -> list[torch.Tensor]:
+    """The cameras ``(1, 4, 4)`` of every render of ``held_out_fit_psnr(view, anchor=0)`` with
+    ``fit`` standing in for :func:`fit_scene` (first: the left-out view before, last: after)."""
+    rendered = _recorded_renders(monkeypatch, fit)
     # the placement alone (camera_steps=0): where the left-out camera is put, not fitted
     fig = held_out_fit_psnr(_images(scene), scene, view, anchor=0, camera_steps=0)
     assert fig.summary()["headline"] == "placed" and fig.camera_after is None
     assert (fig.psnr_before, fig.psnr_after) == (fig.placed_before, fig.placed_after)
-    return rendered
+    return [c2w for c2w, _ in rendered]
 
 
 def test_the_left_out_view_moves_with_its_fitted_neighbour(monkeypatch):
@@ -527,8 +534,6 @@ def test_the_held_out_progress_ends_at_its_total_when_the_camera_fits_stop():
 def test_the_left_out_view_takes_the_fitted_focal_scale(monkeypatch):
     """The fit of the other views scales the shared focal: the left-out camera is placed,
     fitted and scored at that focal after the fit (at the predicted one before)."""
-    import rayzer.refine.splat as splat
-
     scale = 1.2
 
     def focal_fit(images, scene, **kwargs):
@@ -537,17 +542,10 @@ def test_the_left_out_view_takes_the_fitted_focal_scale(monkeypatch):
             scene=scene, c2w=scene.c2w[0], K=torch.cat((K[:, :2] * scale, K[:, 2:]), dim=-1)
         )
 
-    seen: list[torch.Tensor] = []
-    real_render = splat.render_views
-
-    def recording_render(scene, c2w, K, h, w, **kwargs):
-        seen.append(K.clone())
-        return real_render(scene, c2w, K, h, w, **kwargs)
-
-    monkeypatch.setattr(splat, "fit_scene", focal_fit)
-    monkeypatch.setattr(splat, "render_views", recording_render)
+    rendered = _recorded_renders(monkeypatch, focal_fit)
     scene = _wall_scene(_cameras())
     held_out_fit_psnr(_images(scene), scene, 1, anchor=0, camera_steps=2)
+    seen = [K for _, K in rendered]
     K = K_NORM * SIZE
     assert torch.allclose(seen[0][0], K)  # before the fit: the predicted focal
     assert torch.allclose(seen[-1][0, :2], K[:2] * scale)  # after: the fitted one
