@@ -280,7 +280,7 @@ def test_full_disk_names_the_folder_and_keeps_the_last_checkpoint(tmp_path, tiny
 
     run = subprocess.run(
         [sys.executable, "-c", FULL_DISK, str(tmp_path), *tiny_overrides],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 3, run.stderr
     message = run.stdout.strip()
