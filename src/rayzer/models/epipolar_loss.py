@@ -12,7 +12,6 @@ rotation cost that stays alive while the predicted translation is 0).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
@@ -23,14 +22,6 @@ from rayzer.geometry.intrinsics import denormalize_intrinsics
 
 #: The batch keys the loss reads (see :class:`rayzer.data.matches.ViewMatches`).
 MATCH_KEYS = ("epipolar_pairs", "epipolar_uv", "epipolar_valid")
-
-
-def check_epipolar_loss_weight(weight: float) -> None:
-    """Refuse a ``model.epipolar_loss_weight`` that is not a finite number >= 0."""
-    if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
-        raise ValueError(
-            f"model.epipolar_loss_weight must be a finite number >= 0 (0: off), got {weight!r}"
-        )
 
 
 def batch_epipolar_loss(batch: Mapping[str, Tensor], c2w: Tensor, K_norm: Tensor) -> Tensor:

@@ -50,7 +50,6 @@ from rayzer.models.base import (
     Capabilities,
     ModelOutput,
 )
-from rayzer.models.epipolar_loss import check_epipolar_loss_weight
 from rayzer.models.gaussians import (
     GaussianScene,
     PixelGaussianModel,
@@ -65,11 +64,10 @@ from rayzer.models.gaussians import (
 from rayzer.models.heads.camera import PairwisePoseHead
 from rayzer.models.heads.focal import SoftplusFocalHead, shared_focal_intrinsics
 from rayzer.models.heads.pixel_decoder import PixelLinearDecoder
-from rayzer.models.pose_teacher_loss import check_pose_teacher_weight
+from rayzer.models.losses import check_loss_weights
 from rayzer.models.registry import register_model
 from rayzer.models.view_encoder import ViewTokenEncoder
 from rayzer.models.views import as_view_index, gather_views
-from rayzer.models.warp_loss import check_warp_loss_weight
 from rayzer.nn import PatchEmbed
 from rayzer.nn.transformer import INIT_STD
 
@@ -147,9 +145,7 @@ class ERayZerConfig(ModelConfig):
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
-        check_warp_loss_weight(self.warp_loss_weight)
-        check_epipolar_loss_weight(self.epipolar_loss_weight)
-        check_pose_teacher_weight(self.pose_teacher_weight)
+        check_loss_weights(self)
 
     @classmethod
     def paper(cls, **changes) -> ERayZerConfig:

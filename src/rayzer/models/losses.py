@@ -8,6 +8,9 @@ whose ``weight`` attribute is λ (:class:`rayzer.train.losses.FrozenPerceptual`)
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -43,3 +46,17 @@ def photometric_loss(
         terms["perceptual"] = per.detach().mean()
         terms["loss"] = terms["loss"] + lam * (per * weight).mean()
     return terms
+
+
+#: The explicit models' opt-in extra loss terms (our additions; weight 0, the default: off).
+EXTRA_LOSS_WEIGHTS = ("warp_loss_weight", "epipolar_loss_weight", "pose_teacher_weight")
+
+
+def check_loss_weights(cfg: Any, names: tuple[str, ...] = EXTRA_LOSS_WEIGHTS) -> None:
+    """Refuse a ``model.<name>`` weight of ``cfg`` that is not a finite number >= 0 (a model's
+    loss adds a term only for a weight > 0, so a negative or NaN one would silently switch it
+    off)."""
+    for name in names:
+        weight = getattr(cfg, name)
+        if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"model.{name} must be a finite number >= 0 (0: off), got {weight!r}")

@@ -47,7 +47,6 @@ from rayzer.models.base import (
     Capabilities,
     ModelOutput,
 )
-from rayzer.models.epipolar_loss import check_epipolar_loss_weight
 from rayzer.models.gaussians import (
     GaussianScene,
     PixelGaussianModel,
@@ -61,11 +60,10 @@ from rayzer.models.gaussians import (
 from rayzer.models.heads.camera import CameraTokenHead
 from rayzer.models.heads.dpt import DPTLiteHead
 from rayzer.models.heads.focal import focal_from_fov_logit, shared_focal_intrinsics
-from rayzer.models.pose_teacher_loss import check_pose_teacher_weight
+from rayzer.models.losses import check_loss_weights
 from rayzer.models.registry import register_model
 from rayzer.models.view_encoder import EncodedViews, ViewTokenEncoder
 from rayzer.models.views import as_view_index, gather_views
-from rayzer.models.warp_loss import check_warp_loss_weight
 from rayzer.nn import PatchEmbed
 from rayzer.nn.alternating import context_attention_mask
 
@@ -133,9 +131,7 @@ class NAS3RConfig(ModelConfig):
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
-        check_warp_loss_weight(self.warp_loss_weight)
-        check_epipolar_loss_weight(self.epipolar_loss_weight)
-        check_pose_teacher_weight(self.pose_teacher_weight)
+        check_loss_weights(self)
 
     @classmethod
     def paper(cls, **changes) -> NAS3RConfig:

@@ -31,14 +31,6 @@ TEACHER_KEYS = ("teacher_c2w", "teacher_valid")
 TRANSLATION_EPS = 1e-2
 
 
-def check_pose_teacher_weight(weight: float) -> None:
-    """Refuse a ``model.pose_teacher_weight`` that is not a finite number >= 0."""
-    if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
-        raise ValueError(
-            f"model.pose_teacher_weight must be a finite number >= 0 (0: off), got {weight!r}"
-        )
-
-
 def _relative(c2w: Tensor, a: Tensor, b: Tensor) -> Tensor:
     """(B, V, 4, 4) cameras, pair indices a, b (P,) → (B, P, 4, 4) ``c2w_a⁻¹ · c2w_b``."""
     ca, cb = c2w[:, a], c2w[:, b]

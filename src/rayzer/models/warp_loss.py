@@ -17,8 +17,6 @@ motion of the sampled pixel).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -27,15 +25,6 @@ from rayzer.geometry.reprojection import mean_error, neighbour_views, reprojecti
 
 #: Each input view is warped from this many other input views (its nearest in capture order).
 WARP_NEIGHBOURS = 2
-
-
-def check_warp_loss_weight(weight: float) -> None:
-    """Refuse a ``model.warp_loss_weight`` that is not a finite number >= 0 (the loss adds the
-    term only for a weight > 0, so a negative or NaN one would silently switch it off)."""
-    if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
-        raise ValueError(
-            f"model.warp_loss_weight must be a finite number >= 0 (0: off), got {weight!r}"
-        )
 
 
 def input_warp_loss(
