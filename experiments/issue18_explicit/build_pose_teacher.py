@@ -1,6 +1,6 @@
 """Build (and score) the label-free pose-teacher cache of a fixed pool of walk training clips.
 
-The teacher (:func:`rayzer.data.pose_teacher.teacher_cameras`) solves all frames of each clip
+The teacher (:func:`rayzer.refine.teacher_cameras.teacher_cameras`) solves all frames of each clip
 from a larger render (default 256 px, 4x the training size) with a fixed focal prior (fx/W = 1.25,
 E-RayZer's ``focal_init``; the generator's focal is NOT used). The truth is read only to score
 the teacher: median relative rotation / translation-direction error over pairs of registered
@@ -84,6 +84,22 @@ def score(teacher: PoseTeacher, source: SyntheticClips) -> dict:
     return {"summary": out, "per_clip": rows}
 
 
+def merge_shards(parts: list[PoseTeacher]) -> PoseTeacher:
+    """One cache of shards built side by side: their clips in order, the first shard's meta
+    with the CPU seconds pooled (per clip: the mean over all clips; total: the sum)."""
+    meta = dict(parts[0].meta)
+    clips = sum(len(p.clip_ids) for p in parts)
+    meta["cpu_s_per_clip"] = sum(p.meta["cpu_s_per_clip"] * len(p.clip_ids) for p in parts) / clips
+    if all("cpu_s_total" in p.meta for p in parts):
+        meta["cpu_s_total"] = sum(p.meta["cpu_s_total"] for p in parts)
+    return PoseTeacher(
+        torch.cat([p.clip_ids for p in parts]),
+        torch.cat([p.c2w for p in parts]),
+        torch.cat([p.registered for p in parts]),
+        meta,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--family", default="walk")
@@ -101,16 +117,7 @@ def main() -> None:
         synth_config(DataConfig(family=args.family, frames_per_clip=args.frames, image_size=64))
     )
     if args.merge:
-        parts = [PoseTeacher.load(p) for p in args.merge]
-        meta = dict(parts[0].meta)
-        cpu = [p.meta["cpu_s_per_clip"] * len(p.clip_ids) for p in parts]
-        meta["cpu_s_per_clip"] = sum(cpu) / sum(len(p.clip_ids) for p in parts)
-        teacher = PoseTeacher(
-            torch.cat([p.clip_ids for p in parts]),
-            torch.cat([p.c2w for p in parts]),
-            torch.cat([p.registered for p in parts]),
-            meta,
-        )
+        teacher = merge_shards([PoseTeacher.load(p) for p in args.merge])
     else:
         t0 = time.process_time()
         teacher = build_pose_teacher(

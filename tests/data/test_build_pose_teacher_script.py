@@ -1,0 +1,36 @@
+"""``experiments/issue18_explicit/build_pose_teacher.py``'s shard merge (the cache and JSON
+behind experiments/issue18_explicit/README.md's pose-teacher table)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from rayzer.data.pose_teacher import PoseTeacher
+
+SCRIPT = Path(__file__).parents[2] / "experiments" / "issue18_explicit" / "build_pose_teacher.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("build_pose_teacher", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _shard(ids: list[int], per_clip: float) -> PoseTeacher:
+    n = len(ids)
+    meta = {"family": "walk", "cpu_s_per_clip": per_clip, "cpu_s_total": per_clip * n + 1.0}
+    registered = torch.ones(n, 24, dtype=torch.bool)
+    return PoseTeacher(torch.tensor(ids), torch.eye(4).repeat(n, 24, 1, 1), registered, meta)
+
+
+def test_merged_shards_pool_their_cpu_seconds(script):
+    merged = script.merge_shards([_shard([0, 1], 10.0), _shard([2, 3, 4, 5], 16.0)])
+    assert merged.clip_ids.tolist() == [0, 1, 2, 3, 4, 5]
+    assert merged.meta["cpu_s_per_clip"] == pytest.approx(14.0)
+    assert merged.meta["cpu_s_total"] == pytest.approx(21.0 + 65.0)  # not the first shard's
