@@ -333,3 +333,29 @@ def test_the_reference_is_in_the_largest_group_of_matched_views():
     assert mc._choose_reference(kept, 0) == 3  # most inliers in the group {2, 3, 4}
     assert mc._choose_reference(kept, 4) == 4  # the anchor, in the largest group
     assert mc._choose_reference(kept[:1], 0) == 0
+
+
+def test_the_evidence_verdicts_reach_the_output(walk):
+    """The judge's verdicts are wired into the result: a weak registration is used with a
+    warning naming the problem; one taken as wrong keeps the input cameras and says why. The
+    thresholds are set below any share (-1) so the synthetic walk's clean registration (no pair
+    dropped) triggers them."""
+    pytest.importorskip("cv2")
+    clip, photos = walk
+    c2w, K = _prior(clip, len(photos))
+
+    def run(**thresholds):
+        cfg = MatchConfig(focal_search=False, ba_max_evals=5, **thresholds)
+        return cameras_from_matches(photos, [BOX] * len(photos), c2w, K, (MODEL, MODEL), config=cfg)
+
+    weak = run(max_dropped_share=-1.0)
+    assert weak.registered.all() and not torch.equal(weak.c2w, c2w)
+    assert weak.report["evidence"]["weak"] and weak.report["num_registered"] == len(photos)
+    assert weak.report["warning"].startswith("weak evidence for the registration (0 of ")
+    assert "the cameras may be wrong" in weak.report["warning"]
+
+    wrong = run(max_dropped_share=-1.0, reject_dropped_share=-1.0)
+    assert not wrong.registered.any() and wrong.report["num_registered"] == 0
+    assert torch.equal(wrong.c2w, c2w) and torch.equal(wrong.K, K)
+    assert wrong.report["warning"].startswith("the registration is likely wrong (0 of ")
+    assert wrong.report["warning"].endswith("the model's cameras are kept")
