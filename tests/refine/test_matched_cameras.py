@@ -114,14 +114,32 @@ def test_bad_input_and_missing_opencv(monkeypatch):
         )
 
 
+def _on_stubbed_pairs(monkeypatch, posed, config: MatchConfig | None = None):
+    """``cameras_from_matches`` on 3 blank 32 px photos with no SIFT or matching, the pairs'
+    poses from ``posed`` (a stand-in for ``pair_poses``). Returns ``(result, c2w, K)``, the
+    input cameras: identity ``(3, 4, 4)`` and ``(3, 4)`` intrinsics of 16 px."""
+    import rayzer.refine.matched_cameras as mc
+    from rayzer.refine.pair_geometry import ViewFeatures
+
+    no_features = ViewFeatures(np.zeros((0, 2)), np.zeros((0, 128), np.float32))
+    monkeypatch.setattr(mc, "detect_features", lambda *a, **k: no_features)
+    monkeypatch.setattr(mc, "match_pairs", lambda *a, **k: [])
+    monkeypatch.setattr(mc, "pair_poses", posed)
+    photos = [np.zeros((32, 32, 3), np.uint8)] * 3
+    c2w, K = torch.eye(4).repeat(3, 1, 1), torch.full((3, 4), 16.0)
+    res = mc.cameras_from_matches(
+        photos, [(0.0, 0.0, 32.0, 32.0)] * 3, c2w, K, (32, 32), config=config
+    )
+    return res, c2w, K
+
+
 def test_pairs_that_all_disagree_keep_the_input_cameras_and_say_so(monkeypatch):
     """Three pairs whose relative rotations do not close the loop (20° each way, symmetric):
     rotation averaging leaves each 20° off, so every pair is dropped; the input cameras are kept
     with a warning instead of an exception."""
     from scipy.spatial.transform import Rotation
 
-    import rayzer.refine.matched_cameras as mc
-    from rayzer.refine.pair_geometry import PairGeometry, ViewFeatures
+    from rayzer.refine.pair_geometry import PairGeometry
 
     def rz(deg: float) -> np.ndarray:
         return Rotation.from_euler("z", deg, degrees=True).as_matrix()
@@ -135,13 +153,7 @@ def test_pairs_that_all_disagree_keep_the_input_cameras_and_say_so(monkeypatch):
         ]
         return pairs
 
-    no_features = ViewFeatures(np.zeros((0, 2)), np.zeros((0, 128), np.float32))
-    monkeypatch.setattr(mc, "detect_features", lambda *a, **k: no_features)
-    monkeypatch.setattr(mc, "match_pairs", lambda *a, **k: [])
-    monkeypatch.setattr(mc, "pair_poses", posed)
-    photos = [np.zeros((32, 32, 3), np.uint8)] * 3
-    c2w, K = torch.eye(4).repeat(3, 1, 1), torch.full((3, 4), 16.0)
-    res = mc.cameras_from_matches(photos, [(0.0, 0.0, 32.0, 32.0)] * 3, c2w, K, (32, 32))
+    res, c2w, K = _on_stubbed_pairs(monkeypatch, posed)
     assert not res.registered.any()
     assert torch.equal(res.c2w, c2w) and torch.equal(res.K, K)
     assert res.report["pairs_dropped_by_rotation_averaging"] == ["0-1", "1-2", "0-2"]
@@ -196,8 +208,7 @@ def test_near_planar_pairs_are_left_out_of_the_averaging(monkeypatch):
     """A pair whose matches a homography explains better than its essential matrix (a plane or
     a pure rotation: the rotation may be the wrong one of two) is not averaged: with every pair
     such, nothing is registered and the warning says why."""
-    import rayzer.refine.matched_cameras as mc
-    from rayzer.refine.pair_geometry import PairGeometry, ViewFeatures
+    from rayzer.refine.pair_geometry import PairGeometry
 
     def planar(feats, matched, K, threshold_px, min_matches):
         inl = np.arange(50)
@@ -206,17 +217,8 @@ def test_near_planar_pairs_are_left_out_of_the_averaging(monkeypatch):
             for i, j in ((0, 1), (1, 2), (0, 2))
         ]
 
-    no_features = ViewFeatures(np.zeros((0, 2)), np.zeros((0, 128), np.float32))
-    monkeypatch.setattr(mc, "detect_features", lambda *a, **k: no_features)
-    monkeypatch.setattr(mc, "match_pairs", lambda *a, **k: [])
-    monkeypatch.setattr(mc, "pair_poses", planar)
-    photos = [np.zeros((32, 32, 3), np.uint8)] * 3
-    c2w, K = torch.eye(4).repeat(3, 1, 1), torch.full((3, 4), 16.0)
-    cfg = MatchConfig(focal_search=False)
-    res = mc.cameras_from_matches(
-        photos, [(0.0, 0.0, 32.0, 32.0)] * 3, c2w, K, (32, 32), config=cfg
-    )
-    assert not res.registered.any() and torch.equal(res.c2w, c2w)
+    res, c2w, K = _on_stubbed_pairs(monkeypatch, planar, MatchConfig(focal_search=False))
+    assert not res.registered.any() and torch.equal(res.c2w, c2w) and torch.equal(res.K, K)
     assert res.report["pairs_near_planar"] == ["0-1", "1-2", "0-2"]
     assert "near-planar" in res.report["warning"]
     assert res.report["pair_homography_inliers"] == {"0-1": 80, "1-2": 80, "0-2": 80}
