@@ -686,9 +686,9 @@ def _search_focal(
 
 def _judge(
     dropped: list[str], considered: int, triplets: int, cfg: MatchConfig
-) -> tuple[dict[str, Any], list[str], bool]:
-    """The evidence behind a registration: ``(figures, reasons it is weak, whether it is taken
-    as wrong)``. Weak: the averaging dropped more than ``max_dropped_share`` of the
+) -> tuple[dict[str, Any], list[str], str | None]:
+    """The evidence behind a registration: ``(figures, reasons it is weak, why it is taken as
+    wrong or None)``. Weak: the averaging dropped more than ``max_dropped_share`` of the
     ``considered`` pairs (a wrong set of pairs can still agree with itself: the near-planar
     pairs of a wide-baseline window), or no three registered views close a loop (each rotation
     rests on one essential matrix). Wrong: more than ``reject_dropped_share`` dropped."""
@@ -706,7 +706,13 @@ def _judge(
         "triplets": triplets,
         "weak": bool(weak),
     }
-    return figures, weak, share > cfg.reject_dropped_share
+    wrong = None
+    if share > cfg.reject_dropped_share:
+        wrong = (
+            f"{len(dropped)} of {considered} matched pairs ({share:.0%}) disagree with the "
+            f"averaged rotations, more than {cfg.reject_dropped_share:.0%}"
+        )
+    return figures, weak, wrong
 
 
 def _triplets(kept: list[PairGeometry], views: np.ndarray) -> int:
@@ -877,8 +883,7 @@ def cameras_from_matches(
     )
     if wrong:
         report["warning"] = (
-            f"the registration is likely wrong ({'; '.join(weak)}: more than "
-            f"{cfg.reject_dropped_share:.0%}): the model's cameras are kept"
+            f"the registration is likely wrong ({wrong}): the model's cameras are kept"
         )
     elif sol.failure is not None:
         report["warning"] = sol.failure
