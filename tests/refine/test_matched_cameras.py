@@ -363,3 +363,17 @@ def test_the_evidence_verdicts_reach_the_output(walk):
     assert torch.equal(wrong.c2w, c2w) and torch.equal(wrong.K, K)
     assert wrong.report["warning"].startswith("the registration is likely wrong (0 of ")
     assert wrong.report["warning"].endswith("the model's cameras are kept")
+
+
+def test_the_chosen_start_is_solved_again_with_every_track(walk):
+    """The focal search's cheap reconstructions keep at most ``search_max_tracks`` tracks; the
+    chosen start is then solved again with all of them, so the output rests on every track
+    (its points outnumber the cap)."""
+    pytest.importorskip("cv2")
+    clip, photos = walk
+    c2w, K = _prior(clip, len(photos))
+    cfg = MatchConfig(focal_factors=(1.0,), search_max_tracks=30, ba_max_evals=5)
+    res = cameras_from_matches(photos, [BOX] * len(photos), c2w, K, (MODEL, MODEL), config=cfg)
+    assert res.registered.all()
+    assert [t["chosen"] for t in res.report["focal_search"]] == [True]
+    assert res.report["points"] > 3 * cfg.search_max_tracks, res.report["points"]
