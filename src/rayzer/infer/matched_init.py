@@ -4,10 +4,10 @@ The one place where a prediction meets :func:`rayzer.refine.matched_cameras.came
 ``rayzer infer --init-cameras matches`` and ``rayzer bench real-cameras --matches`` both call
 :func:`init_from_matches`. The photos are matched at their own resolution; each maps onto the
 model's image through its crop box, so the cameras come out in the model's image frame
-(:class:`rayzer.infer.predict.Cameras`), in the model's gauge (its canonical camera kept, or
-the best-matched view's when the canonical view matched none) and at the model's depth scale
-(the median point depth in that view is the model's median depth there), so the model's depth
-and Gaussians stay usable with them.
+(:class:`rayzer.infer.predict.Cameras`), in the model's gauge (its canonical camera kept when
+that view is in the largest group of matched views, else that group's best-matched view's
+camera) and at the model's depth scale (the median point depth in that view is the model's
+median depth there), so the model's depth and Gaussians stay usable with them.
 """
 
 from __future__ import annotations

@@ -562,7 +562,7 @@ def _solve(
     cfg: MatchConfig,
     max_tracks: int | None = None,
 ) -> _Solution:
-    """Steps 3-5 of the module docstring at the starting focal ``f`` from the pairs' poses at
+    """Steps 2-4 of the module docstring at the starting focal ``f`` from the pairs' poses at
     it: pairs kept, rotation averaging (twice when pairs disagree), registration, bundle
     adjustment (the focal moves within ``focal_range`` per pass)."""
     sol = _Solution(f, posed)
