@@ -3,23 +3,16 @@ behind experiments/issue18_explicit/README.md's pose-teacher table)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
+from _scripts import load_script
 from rayzer.data.pose_teacher import PoseTeacher
-
-SCRIPT = Path(__file__).parents[2] / "experiments" / "issue18_explicit" / "build_pose_teacher.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("build_pose_teacher", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/issue18_explicit/build_pose_teacher.py")
 
 
 def _shard(ids: list[int], per_clip: float) -> PoseTeacher:

@@ -4,22 +4,17 @@ docs/benchmarks/splat-fit's 128 px tables): ``level_share`` takes any numbers, a
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+from _scripts import load_script
 from rayzer.refine import SplatFitConfig
 
-SCRIPT = Path(__file__).parents[2] / "experiments" / "issue19_refinement" / "fit128.py"
+SCRIPT = "experiments/issue19_refinement/fit128.py"
 
 
 @pytest.fixture(scope="module")
 def fit128():
-    spec = importlib.util.spec_from_file_location("fit128", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_level_share_takes_fractions_and_levels_integers(fit128):
