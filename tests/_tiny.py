@@ -91,3 +91,16 @@ def pose_parameters(model) -> list:
     ``camera_head``)."""
     head = model.pose_head if hasattr(model, "pose_head") else model.camera_head
     return list(head.parameters())
+
+
+#: A small training stream: 32 px, 24-frame clips, 2 + 2 views over a 4-6 frame span
+#: (the data-stream tests' settings, as ``key=value`` overrides of any preset).
+SMALL_STREAM = [
+    "data.image_size=32",
+    "data.frames_per_clip=24",
+    "data.num_input_views=2",
+    "data.num_target_views=2",
+    "data.span_min=4",
+    "data.span_start_max=6",
+    "data.span_end_max=6",
+]

@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 import torch
 
+from _tiny import SMALL_STREAM
 from rayzer.config import load_config
 from rayzer.data.clip_sources import SyntheticClips, synth_config
 from rayzer.data.pose_teacher import PoseTeacher
@@ -16,17 +17,7 @@ from rayzer.data.synthetic import SynthConfig, render_clip
 
 
 def _overrides(*extra: str) -> list[str]:
-    return [
-        "data.family=walk",
-        "data.image_size=32",
-        "data.frames_per_clip=24",
-        "data.num_input_views=2",
-        "data.num_target_views=2",
-        "data.span_min=4",
-        "data.span_start_max=6",
-        "data.span_end_max=6",
-        *extra,
-    ]
+    return ["data.family=walk", *SMALL_STREAM, *extra]
 
 
 def _stream(*extra: str) -> TrainStream:

@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from _tiny import SMALL_STREAM
 from rayzer.config import load_config
 from rayzer.data.stream import BatchLayout, TrainStream
 from rayzer.geometry.epipolar import fundamental_matrix, relative_pose, sampson_error
@@ -17,16 +18,7 @@ pytest.importorskip("cv2")
 def _stream(*overrides: str) -> TrainStream:
     cfg = load_config(
         "tiny-cpu",
-        [
-            "data.image_size=32",
-            "data.frames_per_clip=24",
-            "data.num_input_views=2",
-            "data.num_target_views=2",
-            "data.span_min=4",
-            "data.span_start_max=6",
-            "data.span_end_max=6",
-            *overrides,
-        ],
+        [*SMALL_STREAM, *overrides],
     )
     return TrainStream(cfg.data, 0, BatchLayout(4))
 
