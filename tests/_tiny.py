@@ -93,6 +93,24 @@ def pose_parameters(model) -> list:
     return list(head.parameters())
 
 
+def assert_aux_term_reaches_poses(model, batch, out, terms: dict, name: str, weight: float) -> None:
+    """An explicit model's auxiliary loss term ``name`` (``terms = model.loss(out, batch, None)``):
+    positive, added to the photometric loss with ``weight``, and its gradient reaches the camera
+    head (finite, not all zero)."""
+    import torch
+
+    from rayzer.models.losses import photometric_loss
+    from rayzer.models.views import gather_views
+
+    mse = photometric_loss(out.render, gather_views(batch["image"], out.target_index))["loss"]
+    assert torch.isfinite(terms[name]) and terms[name] > 0
+    torch.testing.assert_close(terms["loss"], mse + weight * terms[name])
+    (terms["loss"] - mse).backward()
+    grads = [p.grad for p in pose_parameters(model) if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert sum(g.abs().sum() for g in grads) > 0
+
+
 #: A small training stream: 32 px, 24-frame clips, 2 + 2 views over a 4-6 frame span
 #: (the data-stream tests' settings, as ``key=value`` overrides of any preset).
 SMALL_STREAM = [

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from _tiny import build_explicit, pose_parameters
+from _tiny import assert_aux_term_reaches_poses, build_explicit
 from rayzer.data.matches import match_views
 from rayzer.data.synthetic import SynthConfig, render_clip
 from rayzer.geometry.intrinsics import normalize_intrinsics
@@ -64,13 +64,7 @@ def test_epipolar_term_reaches_the_pose_head(kind, sample):
     model = build_explicit(kind, epipolar_loss_weight=2.0)
     out = model(batch, [0, 2], [1, 3])
     terms = model.loss(out, batch, None)
-    mse = photometric_loss(out.render, gather_views(batch["image"], out.target_index))["loss"]
-    assert torch.isfinite(terms["epipolar"]) and terms["epipolar"] > 0
-    torch.testing.assert_close(terms["loss"], mse + 2.0 * terms["epipolar"])
-    (terms["loss"] - mse).backward()
-    grads = [p.grad for p in pose_parameters(model) if p.grad is not None]
-    assert grads and all(torch.isfinite(g).all() for g in grads)
-    assert sum(g.abs().sum() for g in grads) > 0
+    assert_aux_term_reaches_poses(model, batch, out, terms, "epipolar", 2.0)
 
 
 def test_missing_matches_are_a_clear_error():
