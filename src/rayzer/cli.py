@@ -127,6 +127,7 @@ def _add_bench_commands(parser: argparse.ArgumentParser) -> None:
     from rayzer.bench import cuda as cuda_bench
     from rayzer.bench import data as data_bench
     from rayzer.bench import infer as infer_bench
+    from rayzer.bench import paper_forward as paper_forward_bench
     from rayzer.bench import quality as quality_bench
     from rayzer.bench import real_cameras as real_cameras_bench
     from rayzer.bench import reliability as reliability_bench
@@ -175,6 +176,15 @@ def _add_bench_commands(parser: argparse.ArgumentParser) -> None:
         cuda_bench.add_arguments,
         cuda_bench.main,
         description=cuda_bench.__doc__,
+        **raw,
+    )
+    _register(
+        bench,
+        "paper-forward",
+        "paper-scale presets on the CPU: build, one forward pass, output shapes and finiteness",
+        paper_forward_bench.add_arguments,
+        paper_forward_bench.main,
+        description=paper_forward_bench.__doc__,
         **raw,
     )
     _register(
