@@ -204,6 +204,9 @@ def test_cli_several_scenes_other_family(cli, tiny_ckpt: Path, tmp_path: Path) -
     )  # fmt: skip
     assert code == 0, err
     assert stdout.startswith(f"wrote {out}: 2 held-out walk scene(s)")
+    # a model without depth or Gaussians says so, and where they come from
+    assert "\nnote: RayZer outputs no depth maps and no 3D Gaussians" in stdout
+    assert "--ckpt RUN` with an E-RayZer or NAS3R run" in stdout
     assert err.count("rayzer demo: [") == len(demo.STAGES)  # one progress line per stage
     summary = json.loads((out / "summary.json").read_text())
     names = [f"synth_walk_{TEST_SEEDS[5]}", f"synth_walk_{TEST_SEEDS[6]}"]
@@ -213,6 +216,8 @@ def test_cli_several_scenes_other_family(cli, tiny_ckpt: Path, tmp_path: Path) -
         assert {p.name for p in (out / "scenes" / name).iterdir()} == SCENE_FILES
         assert read_scene_folder(out / "scenes" / name).scene == name
     assert summary["data"]["family"] == "walk" and summary["data"]["model_family"] == "orbit"
+    assert not summary["model"]["outputs_depth"] and not summary["model"]["outputs_gaussians"]
+    assert summary["notes"]["depth_gaussians"].startswith("RayZer outputs no depth maps")
     for key in ("rayzer", "copy", "mean_inputs"):  # pooled = mean over scenes
         per_scene = [s["psnr"][key] for s in summary["scenes"]]
         assert summary["psnr"][key] == pytest.approx(sum(per_scene) / 2, abs=1e-4)

@@ -57,6 +57,12 @@ def test_demo_writes_depth_and_gaussians(preset, tmp_path: Path):
     assert {"depth/", "gaussians.ply"} <= set(result.summary["outputs"])
     title = model.title()
     assert result.summary["model"]["title"] == title
+    assert result.summary["model"]["outputs_depth"] and result.summary["model"]["outputs_gaussians"]
+    note = result.summary["notes"]["depth_gaussians"]
+    assert (
+        note == f"{title} writes depth/ (input views' z-depth) and points.ply and gaussians.ply "
+        "(3DGS layout); contact_sheet.png shows the depth"
+    )
     sheet = Image.open(out / "contact_sheet.png")
     assert sheet.height > 6 * SIZE  # the depth row is there (inputs, depth, targets, …)
     json.dumps(result.summary, allow_nan=False)

@@ -394,6 +394,29 @@ def scene_record(
     }
 
 
+#: What the demo says about depth and Gaussians for a model that outputs neither (the bundled
+#: RayZer: its scene is latent tokens), so a user learns where the explicit-3D outputs come from.
+NO_EXPLICIT_3D_NOTE = (
+    "{title} outputs no depth maps and no 3D Gaussians (its scene is latent tokens); "
+    "`rayzer demo --ckpt RUN` with an E-RayZer or NAS3R run (e.g. `rayzer train --config "
+    "erayzer-tiny-cpu`) also writes depth/, points.ply and gaussians.ply and shows the depth "
+    "in contact_sheet.png"
+)
+
+
+def explicit_3d_note(model: LoadedModel) -> str:
+    """One sentence for ``summary.json`` (``notes.depth_gaussians``): what the model writes
+    beyond renders, or where to get depth maps and Gaussians when it writes neither."""
+    caps, title = model.model.capabilities, model.model.title()
+    if not (caps.outputs_depth or caps.outputs_gaussians):
+        return NO_EXPLICIT_3D_NOTE.format(title=title)
+    written = [
+        *(["depth/ (input views' z-depth) and points.ply"] if caps.outputs_depth else []),
+        *(["gaussians.ply (3DGS layout)"] if caps.outputs_gaussians else []),
+    ]
+    return f"{title} writes " + " and ".join(written) + "; contact_sheet.png shows the depth"
+
+
 def model_info(model: LoadedModel) -> dict[str, Any]:
     """Provenance of the model: checkpoint, step, size and its ``meta.json`` when present."""
     meta = None
@@ -412,6 +435,8 @@ def model_info(model: LoadedModel) -> dict[str, Any]:
         "parameters": model.num_parameters,
         "image_size": model.image_size,
         "patch_size": model.patch_size,
+        "outputs_depth": model.model.capabilities.outputs_depth,
+        "outputs_gaussians": model.model.capabilities.outputs_gaussians,
         "trained_on": {
             "source": cfg.data.source,
             "family": cfg.data.family,
@@ -458,6 +483,7 @@ def build_summary(
                 "view pairs; identity_rot_err_deg_median = predicting no motion at all",
                 "psnr": "mean over scenes of the mean over targets; copy = nearest input view "
                 "in frame number, mean_inputs = pixel-wise mean of the input views",
+                "depth_gaussians": explicit_3d_note(model),
             },
             "data": {
                 "family": synth.family,

@@ -21,8 +21,10 @@ DESCRIPTION = (
     "a path through the predicted cameras, and compare with the ground truth and the "
     "copy-nearest / mean-of-inputs baselines. Writes summary.json, cameras.json (+ "
     "cameras_gt.json), targets/ and renders/, novel_views.mp4 / .gif, contact_sheet.png and "
-    "cameras.png; with --scenes N > 1 one folder per scene under scenes/. Outputs are written "
-    "to a temporary folder and moved to --out only when complete."
+    "cameras.png; with a model that outputs depth and 3D Gaussians (E-RayZer, NAS3R: --ckpt of "
+    "their run) also depth/, points.ply and gaussians.ply, and the depth in the contact sheet "
+    "(the bundled RayZer has neither); with --scenes N > 1 one folder per scene under scenes/. "
+    "Outputs are written to a temporary folder and moved to --out only when complete."
 )
 
 
@@ -90,6 +92,8 @@ def main(args: argparse.Namespace) -> None:
         f"{_num(focal.get('predicted_px'), 1)} px (true {_num(focal.get('true_px'), 1)} px); "
         f"{s['total_s']:.1f} s"
     )
+    if not (s["model"]["outputs_depth"] or s["model"]["outputs_gaussians"]):
+        print(f"note: {s['notes']['depth_gaussians']}")
 
 
 def _num(x: float | None, digits: int = 2) -> str:
