@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -377,3 +379,73 @@ def test_the_chosen_start_is_solved_again_with_every_track(walk):
     assert res.registered.all()
     assert [t["chosen"] for t in res.report["focal_search"]] == [True]
     assert res.report["points"] > 3 * cfg.search_max_tracks, res.report["points"]
+
+
+def _with_a_chain(monkeypatch, real: int, chain: list[int]):
+    """``pair_poses`` keeps the true pairs among views ``0..real-1`` and adds a chain of pairs
+    along ``chain`` whose matches share no keypoint from one pair to the next (each pair's
+    tracks end there: no view beyond the first pair can be placed), with consistent rotations
+    (none is dropped by the averaging)."""
+    import rayzer.refine.matched_cameras as mc
+    from rayzer.refine.pair_geometry import PairGeometry
+
+    true_poses = mc.pair_poses
+
+    def posed(feats, matched, K, threshold_px, min_matches):
+        pairs = [p for p in true_poses(feats, matched, K, threshold_px, min_matches)]
+        pairs = [p for p in pairs if p.j < real]
+        n = 30
+        for s, (i, j) in enumerate(itertools.pairwise(chain)):
+            m = np.stack([np.arange(n) + n * s, np.arange(n) + n * (s + 1)], 1)
+            assert m.max() < min(len(feats[i].uv), len(feats[j].uv))
+            pairs.append(PairGeometry(i, j, m, np.arange(n), np.eye(3), np.array([1.0, 0, 0]), 5.0))
+        return pairs
+
+    monkeypatch.setattr(mc, "pair_poses", posed)
+
+
+def test_a_larger_group_that_cannot_be_registered_gives_way_to_one_that_can(walk, monkeypatch):
+    """Views 3-6 joined by a chain of pairs whose tracks do not carry on (lego 92-99's
+    {0, 1, 6, 7} at some starting focals) outnumber views 0-2 that truly match: the larger
+    group registers 2 views only, so the smaller one is registered instead. Before, only the
+    largest group was tried and nothing was registered (so the focal search could not pick
+    those starts: the NAS3R prior's lego 92-99 kept its own start, 2.54° off)."""
+    pytest.importorskip("cv2")
+    clip, photos = walk
+    photos = [*photos, photos[5]]
+    c2w, K = _prior(clip, 6)
+    c2w, K = torch.cat([c2w, c2w[5:]]), torch.cat([K, K[5:]])
+    _with_a_chain(monkeypatch, 3, [3, 4, 5, 6])
+    # the walk's near-planar pairs are kept: the groups are the subject here, not that test
+    cfg = MatchConfig(focal_search=False, ba_max_evals=5, max_homography_ratio=None)
+    res = cameras_from_matches(photos, [BOX] * 7, c2w, K, (MODEL, MODEL), anchor=4, config=cfg)
+    assert res.registered.tolist() == [True] * 3 + [False] * 4, res.report
+    assert res.report["reference_view"] in (0, 1, 2)
+    err = relative_pose_errors(res.c2w[:3].double(), clip.c2w[:3].double())
+    assert err["rot_deg"].max() < 2.0
+
+
+def test_the_dropped_share_counts_only_the_pairs_the_averaging_checked(walk, monkeypatch):
+    """The averaging compares only the pairs of the registered group; a chain of two pairs
+    among views 4-6, never compared with anything, is not in the evidence's denominator
+    (before, it was: 'pairs considered' counted every matched pair, so another group's pairs
+    diluted the share of dropped ones)."""
+    pytest.importorskip("cv2")
+    clip, photos = walk
+    photos = [*photos, photos[5]]
+    c2w, K = _prior(clip, 6)
+    c2w, K = torch.cat([c2w, c2w[5:]]), torch.cat([K, K[5:]])
+    _with_a_chain(monkeypatch, 4, [4, 5, 6])
+    # the walk's near-planar pairs are kept: the groups are the subject here, not that test
+    cfg = MatchConfig(focal_search=False, ba_max_evals=5, max_homography_ratio=None)
+    res = cameras_from_matches(photos, [BOX] * 7, c2w, K, (MODEL, MODEL), anchor=1, config=cfg)
+    rep = res.report
+    assert res.registered.tolist() == [True] * 4 + [False] * 3, rep
+    real = [
+        k
+        for k, n in rep["pair_inliers"].items()
+        if n >= cfg.min_inliers and k not in rep["pairs_near_planar"] and int(k[-1]) < 4
+    ]
+    assert len(real) >= 3, rep["pair_inliers"]
+    assert rep["evidence"]["pairs_considered"] == len(real)
+    assert rep["pairs_kept"] == len(real) - len(rep["pairs_dropped_by_rotation_averaging"])

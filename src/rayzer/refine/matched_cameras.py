@@ -10,9 +10,12 @@ of SIFT matches per pair at their own resolution, so the cameras are solved from
    starting focal; pairs with fewer than ``min_inliers`` inliers are dropped, and so are
    near-planar or pure-rotation pairs (a homography explains as many of their matches as the
    essential matrix, which may then be the wrong one of two: COLMAP's two-view test);
-3. global rotations by rotation averaging (:mod:`rayzer.geometry.rotation_averaging`), the
-   reference view fixed; pairs that disagree with the averaged rotations dropped; views not
-   joined to the reference by kept pairs are not registered;
+3. the views joined by kept pairs form groups, each a reconstruction of its own; every group
+   of ``min_views`` views or more is tried (most views first) and the one registering the most
+   views is kept: in each, global rotations by rotation averaging
+   (:mod:`rayzer.geometry.rotation_averaging`) of the group's pairs, the reference view fixed;
+   pairs that disagree with the averaged rotations dropped; views of other groups are not
+   registered;
 4. tracks (matches chained over views), translations view by view from the triangulated tracks
    with the rotations known (linear least squares, robust reweighting), then a bundle adjustment
    of every registered pose, the shared focal and the points on the reprojection error
@@ -22,9 +25,10 @@ of SIFT matches per pair at their own resolution, so the cameras are solved from
    reprojection error. Self-calibration from the fundamental matrices alone is degenerate on
    object-centred captures (the optical axes meet near the object), and the model's focal can
    be 2.5x off, so the reprojection error of whole reconstructions decides;
-6. the evidence: when the averaging dropped a large share of the pairs, or no three registered
-   views close a loop, ``report["warning"]`` says the registration may be wrong; above
-   ``reject_dropped_share`` it is taken as wrong and the input cameras are kept.
+6. the evidence: when the averaging dropped a large share of the pairs it checked (those of the
+   registered group), or no three registered views close a loop, ``report["warning"]`` says
+   the registration may be wrong; above ``reject_dropped_share`` it is taken as wrong and the
+   input cameras are kept.
 
 Gauge: the reference view (the model's canonical view when it is registered) keeps the model's
 camera; the scale makes the median depth of the points in the reference view ``depth_scale``
@@ -257,11 +261,11 @@ def _average(v: int, kept: list[PairGeometry], ref: int):
     )
 
 
-def _choose_reference(kept: list[PairGeometry], anchor: int) -> int:
-    """A view of the largest group of views joined by kept pairs (most views, then most
-    inliers): the model's canonical view if it is in that group, else the group's view with
-    most inliers. Only the reference's group is registered, so a canonical view joined to a
-    single other view must not hold the gauge while three or more views match elsewhere."""
+def _groups(kept: list[PairGeometry], anchor: int) -> list[tuple[int, list[PairGeometry]]]:
+    """The groups of views joined by kept pairs, best first (most views, then most inliers),
+    each as ``(reference view, its pairs)``: the reference is the model's canonical view when it
+    is in the group, else the group's view with most inliers. Groups share no pair, so each is
+    a reconstruction of its own (with its own gauge)."""
     count: dict[int, int] = {}
     parent: dict[int, int] = {}
 
@@ -274,11 +278,24 @@ def _choose_reference(kept: list[PairGeometry], anchor: int) -> int:
         count[p.i] = count.get(p.i, 0) + p.num_inliers
         count[p.j] = count.get(p.j, 0) + p.num_inliers
         parent[find(p.i)] = find(p.j)
-    groups: dict[int, list[int]] = {}
+    members: dict[int, list[int]] = {}
     for k in count:
-        groups.setdefault(find(k), []).append(k)
-    best = max(groups.values(), key=lambda g: (len(g), sum(count[k] for k in g)))
-    return anchor if anchor in best else max(best, key=count.get)
+        members.setdefault(find(k), []).append(k)
+    ranked = sorted(
+        members.values(), key=lambda g: (len(g), sum(count[k] for k in g)), reverse=True
+    )
+    out = []
+    for g in ranked:
+        ref = anchor if anchor in g else max(g, key=count.get)
+        out.append((ref, [p for p in kept if find(p.i) == find(g[0])]))
+    return out
+
+
+def _choose_reference(kept: list[PairGeometry], anchor: int) -> int:
+    """A view of the largest group of views joined by kept pairs (most views, then most
+    inliers): the model's canonical view if it is in that group, else the group's view with
+    most inliers (:func:`_groups`)."""
+    return _groups(kept, anchor)[0][0]
 
 
 def _initial_partner(kept: list[PairGeometry], ref: int, R: np.ndarray) -> tuple[int, np.ndarray]:
@@ -520,9 +537,9 @@ class _Solution:
     """One reconstruction at one starting focal (working-frame pixels).
 
     ``kept``: the pairs used (pose inliers, not near-planar, agreeing after averaging);
-    ``considered``: the pairs with enough pose inliers that were not near-planar (the averaging's
-    input); ``registered``: ``(V,)`` bool, views with ``min_points`` good observations (none when
-    fewer than ``min_views``); ``score_px``: the root mean square reprojection error after the
+    ``considered``: the pairs of the group solved (enough pose inliers, not near-planar: the
+    averaging's input, the pairs it checked); ``registered``: ``(V,)`` bool, views with
+    ``min_points`` good observations (none when fewer than ``min_views``); ``score_px``: the root mean square reprojection error after the
     bundle adjustment, each observation's error capped at ``outlier_px`` (a truncated quadratic:
     a focal that explains the tracks better scores lower, outliers weigh the same at any focal).
     ``failure``: why nothing could be registered (None when something was)."""
@@ -579,14 +596,44 @@ def _solve(
     planar = [p for p in enough if limit is not None and p.homography_ratio > limit]
     sol.planar = [f"{p.i}-{p.j}" for p in planar]
     kept = [p for p in enough if p not in planar]
-    sol.considered = len(kept)
     if not kept:
         sol.failure = (
             f"all {len(enough)} matched pairs are near-planar or pure rotations (a homography "
             "explains their matches as well as an essential matrix): the model's cameras are kept"
         )
         return sol
-    ref = _choose_reference(kept, anchor)
+    # Each group of views joined by kept pairs is a reconstruction of its own. The best-ranked
+    # one (most views) may still fail to register min_views views (a chain of weak pairs, as
+    # lego 92-99's {0, 1, 6, 7} at some focals), so every group of min_views views or more is
+    # tried and the one registering the most views wins (ties: the better-ranked group).
+    groups = _groups(kept, anchor)
+    tries = [g for g in groups if len({k for p in g[1] for k in (p.i, p.j)}) >= cfg.min_views]
+    best: _Solution | None = None
+    for ref, pairs in tries or groups[:1]:
+        one = _solve_group(replace(sol), pairs, ref, feats, f, c, v, anchor, cfg, max_tracks)
+        if best is None or one.num_registered > best.num_registered:
+            best = one
+    assert best is not None
+    return best
+
+
+def _solve_group(
+    sol: _Solution,
+    pairs: list[PairGeometry],
+    ref: int,
+    feats: list[ViewFeatures],
+    f: float,
+    c: np.ndarray,
+    v: int,
+    anchor: int,
+    cfg: MatchConfig,
+    max_tracks: int | None,
+) -> _Solution:
+    """Steps 3-4 on one group of views joined by ``pairs``, ``ref`` holding the gauge: the
+    averaging checks exactly these pairs, so they are the ``considered`` ones of the evidence
+    (pairs of other groups are never compared with anything)."""
+    kept = pairs
+    sol.considered = len(kept)
     avg = _average(v, kept, ref)
     # pairs the averaged rotations disagree with (a wrong essential matrix: repeated texture,
     # a nearly planar scene) are dropped and the rotations averaged again without them
@@ -600,7 +647,7 @@ def _solve(
                 f"other by more than {cfg.max_pair_residual_deg}°: the model's cameras are kept"
             )
             return sol
-        ref = _choose_reference(kept, anchor)
+        ref = _choose_reference(kept, anchor)  # the group may have split
         avg = _average(v, kept, ref)
     sol.kept, sol.ref, sol.avg = kept, ref, avg
     R = avg.R.numpy()
