@@ -420,6 +420,54 @@ def test_not_kept_scores_and_labels():
     )
 
 
+def test_the_matches_are_scored_again_on_pycolmaps_views():
+    """When the matches and pycolmap register different views (temple ring 0-7: the matches
+    5-7, pycolmap 2-4), the matches' own figure is on other frames: the bench scores them on
+    pycolmap's views when it registered two or more of them, else says it did not."""
+    from rayzer.bench.real_cameras import _cell, _Scored, on_pycolmap_label, on_pycolmap_views
+
+    gt = torch.eye(4, dtype=torch.float64).repeat(6, 1, 1)
+    gt[:, 0, 3] = torch.arange(6.0)  # along x
+    c2w = gt.clone()
+    c2w[3:, :3, 3] = gt[3:, :3, 3][:, [1, 0, 2]]  # views 3-5: the same steps along y
+    files = [f"img/{k:03d}.jpg" for k in range(6)]
+
+    def run(ours, theirs):
+        views = torch.tensor([k in ours for k in range(6)])
+        scored = _Scored({}, 6, c2w=c2w.float(), views=views)
+        return on_pycolmap_views(
+            scored, {"status": "ok", "registered_images": [f"{k:03d}.jpg" for k in theirs]},
+            files, gt,
+        )  # fmt: skip
+
+    on = run([0, 1, 2, 3, 4, 5], [3, 4, 5])  # all of pycolmap's, and more
+    assert on["pycolmap_views"] == [3, 4, 5] and on["common_views"] == [3, 4, 5]
+    assert not on["same_views"] and on["all_pycolmap_views"]
+    assert on["rot_err_deg_median"] == pytest.approx(0.0, abs=1e-4)
+    assert on["trans_dir_err_deg_median"] == pytest.approx(90.0, abs=1e-3)
+    assert on_pycolmap_label(on) == " · on pycolmap's views 3,4,5: 0.00 / 90.00"
+    some = run([0, 1, 2], [1, 2, 4])
+    assert on_pycolmap_label(some) == " · on pycolmap's views 1,2,4 (only 1,2): 0.00 / 0.00"
+    apart = run([3, 4, 5], [0, 1, 2])
+    assert apart["common_views"] == [] and "rot_err_deg_median" not in apart
+    assert on_pycolmap_label(apart) == " · not on pycolmap's views 0,1,2 (registered 0 of them)"
+    same = run([0, 1, 2], [0, 1, 2])
+    assert same["same_views"] and on_pycolmap_label(same) == ""
+    assert run([0, 1, 2], []) is not None  # pycolmap's record says ok only with 2 or more
+    assert on_pycolmap_views(_Scored({}, 6), {"status": "ok"}, files, gt) is None
+    assert on_pycolmap_views(_Scored({}, 6, c2w=c2w, views=torch.ones(6, dtype=torch.bool)),
+                             {"status": "failed"}, files, gt) is None  # fmt: skip
+    rec = {
+        "status": "ok", "registered": 3, "rot_err_deg_median": 1.5,
+        "trans_dir_err_deg_median": 2.25, "auc": {"@10": 0.5, "@30": 0.75}, "seconds": 4.0,
+        "on_pycolmap_views": apart,
+    }  # fmt: skip
+    assert _cell(rec, 6) == (
+        "1.50 / 2.25 · 0.50 / 0.75 · 3/6 reg. · not on pycolmap's views 0,1,2 (registered 0 of "
+        "them) · 4.0 s"
+    )
+
+
 # -- the Gaussian + camera fit ------------------------------------------------------------------
 
 

@@ -156,6 +156,10 @@ class _Scored:
     num_views: int  # views of the window it was tried on (0: not tried, n/a)
     rot: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.float64))
     trans: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.float64))
+    #: ``(V, 4, 4)`` the window's cameras and ``(V,)`` bool the views scored (the matches only:
+    #: they are scored again on pycolmap's views, :func:`on_pycolmap_views`)
+    c2w: Tensor | None = None
+    views: Tensor | None = None
 
     @property
     def total_pairs(self) -> int:
@@ -291,6 +295,10 @@ def evaluate_window(
     if settings.colmap:
         paths = [scene.path / f for f in files]
         scored["pycolmap"] = _colmap(paths, cams.c2w, gt, settings.threads, workdir)
+        if "matches" in scored:
+            on = on_pycolmap_views(scored["matches"], scored["pycolmap"].record, files, gt)
+            if on is not None:
+                scored["matches"].record["on_pycolmap_views"] = on
     else:
         scored["pycolmap"] = _not_scored("n/a", "not requested (no --colmap)", v)
 
@@ -352,6 +360,7 @@ def _matched(
             out["matches_refined"] = _not_scored("failed", reason, v, matches=brief)
         return out
     out["matches"] = _score(matched.c2w[reg], gt[reg], v, seconds, matches=report)
+    out["matches"].c2w, out["matches"].views = matched.c2w, reg
     if not model.model.capabilities.outputs_depth:
         reason = f"not applicable: the {model.model.name} model outputs no depth to refine on"
         out["matches_refined"] = _not_scored("n/a", reason, v)
@@ -522,6 +531,62 @@ def _colmap(
         },
     }
     return _Scored(record, v, rot, trans)
+
+
+def on_pycolmap_views(
+    matches: _Scored, colmap: dict[str, Any], files: Sequence[str], gt: Tensor
+) -> dict[str, Any] | None:
+    """The matches on the views pycolmap registered, so the two figures are on the same frames.
+
+    Each method is scored on the views it registered; when those differ (temple ring 0-7: the
+    matches' views 5-7, pycolmap's 2-4, two groups of views that no pair joins), its own figures
+    compare different frames. Returns None when either registered nothing, else
+    ``{"pycolmap_views", "matches_views", "common_views", "same_views"}`` (positions in the
+    window) and, when the matches registered two or more of pycolmap's views, their median
+    rotation / translation-direction errors on those (``rot_err_deg_median``,
+    ``trans_dir_err_deg_median``) and ``all_pycolmap_views`` (all of them, or only some).
+
+    Args:
+        matches: the matches' scored record (with its cameras ``c2w`` and ``views``).
+        colmap: pycolmap's record (``registered_images``: file names).
+        files: the window's image files (their names are pycolmap's).
+        gt: ``(V, 4, 4)`` the true cameras.
+    """
+    if matches.c2w is None or matches.views is None or colmap.get("status") != "ok":
+        return None
+    names = [Path(f).name for f in files]
+    theirs = [k for k, n in enumerate(names) if n in set(colmap["registered_images"])]
+    ours = [int(k) for k in torch.nonzero(matches.views).ravel()]
+    common = [k for k in theirs if k in ours]
+    out: dict[str, Any] = {
+        "pycolmap_views": theirs,
+        "matches_views": ours,
+        "common_views": common,
+        "same_views": ours == theirs,
+    }
+    if len(common) >= 2:
+        err = relative_pose_errors(
+            matches.c2w[common].detach().double(), gt[common].detach().double()
+        )
+        out["rot_err_deg_median"] = float(err["rot_deg"].median())
+        out["trans_dir_err_deg_median"] = float(err["trans_deg"].median())
+        out["all_pycolmap_views"] = common == theirs
+    return out
+
+
+def on_pycolmap_label(on: dict[str, Any] | None) -> str:
+    """The table's words for :func:`on_pycolmap_views` ('' when both are on the same views)."""
+    if not on or on["same_views"]:
+        return ""
+    theirs = ",".join(map(str, on["pycolmap_views"]))
+    if "rot_err_deg_median" not in on:
+        got = len(on["common_views"])
+        return f" · not on pycolmap's views {theirs} (registered {got} of them)"
+    part = "" if on["all_pycolmap_views"] else f" (only {','.join(map(str, on['common_views']))})"
+    return (
+        f" · on pycolmap's views {theirs}{part}: {on['rot_err_deg_median']:.2f} / "
+        f"{on['trans_dir_err_deg_median']:.2f}"
+    )
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -748,6 +813,7 @@ def _cell(rec: dict[str, Any], num_views: int, *, show_time: bool = True) -> str
         text += f" · {rec['registered']}/{num_views} reg."
     if rec.get("cameras") == "input":
         text += f" · input kept ({not_kept_label(rec)})"
+    text += on_pycolmap_label(rec.get("on_pycolmap_views"))
     if show_time:
         text += f" · {rec['seconds']:.1f} s"
     return text
