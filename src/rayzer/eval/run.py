@@ -98,7 +98,8 @@ IMAGE_DEFINITIONS = {
     "<model>_at_gt_cameras": "posed data only: the scene from the context images with their "
     "context-only cameras, rendered at the TRUE target cameras and intrinsics mapped into the "
     "model's frame by the similarity aligning the true context cameras onto the predicted ones "
-    "(rayzer.eval.gt_cameras); never at raw true cameras",
+    "(rotation from the camera orientations, scale and translation from the centres; "
+    "rayzer.eval.gt_cameras); never at raw true cameras",
     "copy_nearest": "each target = the context view nearest in frame number",
     "mean_of_inputs": "each target = the pixel-wise mean of the context views",
 }
