@@ -29,7 +29,10 @@ A scene with fewer frames than ``--views`` gives one window of all its frames (s
   of the stored photos, as ``rayzer infer --init-cameras matches`` solves them
   (:func:`rayzer.infer.matched_init.init_from_matches`), scored on the views they register, and
   those cameras refined as ``rayzer infer --init-cameras matches --refine STEPS`` refines them,
-  scored on the same views (``--no-model-refine`` skips ``model_refined`` then);
+  scored on the same views (``--no-model-refine`` skips ``model_refined`` then); where the
+  matches and pycolmap register different views, the matches are also scored on pycolmap's
+  (``on_pycolmap_views``, :func:`on_pycolmap_views`), or the table says they did not register
+  them;
 * ``pycolmap``: incremental SfM on the stored images of the same frames
   (:func:`rayzer.eval.colmap_reference.colmap_reference`), scored on the views it registered.
 
