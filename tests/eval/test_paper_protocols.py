@@ -108,3 +108,14 @@ def test_rayzer_eval_paper_protocols_report_depth(tmp_path, synth_data):
     assert m["scenes"][0]["context"] == list(split.context)
     assert m["scenes"][0]["target"] == list(split.target)
     assert m["summary"]["erayzer_with_targets"]["depth"]["num_images"] == 2 * 5
+
+
+def test_scenes_too_short_for_a_paper_protocol_say_why(tmp_path, synth_data, capsys):
+    ckpt = _erayzer_ckpt(tmp_path / "run")
+    args = ["eval", "--ckpt", str(ckpt), "--data", str(synth_data), "--lpips", "none"]
+    assert main([*args, "--protocol", "erayzer", "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    # 12 frames hold 10 views: the window of frames 0 ... 96 is what they lack
+    assert "12 frames < the erayzer protocol's 97-frame window" in err
+    assert "--span N <= 12 evaluates shorter scenes" in err
+    assert "context + " not in err

@@ -32,6 +32,8 @@ from PIL import Image
 from rayzer.data.images import cover_box, fit_image
 from rayzer.data.protocols import (
     ALL_PROTOCOLS,
+    ERAYZER_WINDOW,
+    PAPER_PROTOCOLS,
     ViewSplit,
     make_split,
     one_target_per_pass,
@@ -197,13 +199,8 @@ def plan_scenes(
             kind, e.num_frames, num_context, num_target, seed=seed, scene=e.name, span=span
         )
         if split is None:
-            skipped.append(
-                {
-                    "scene": e.name,
-                    "reason": f"{e.num_frames} frames < {num_context} context + {num_target} "
-                    "target views",
-                }
-            )
+            reason = _too_short(kind, e.num_frames, span, num_context, num_target)
+            skipped.append({"scene": e.name, "reason": reason})
         elif kind == "nas3r":
             tags = context_overlap(e, split.context)
             for one in one_target_per_pass(split):
@@ -211,6 +208,18 @@ def plan_scenes(
         else:
             scenes.append(EvalScene(e, split))
     return scenes, skipped
+
+
+def _too_short(kind: str, num_frames: int, span: int | None, *counts: int) -> str:
+    """Why a scene of ``num_frames`` frames has no split under protocol ``kind``."""
+    if kind == "erayzer":  # a fixed window, whatever the view counts
+        window = ERAYZER_WINDOW if span is None else span
+        return (
+            f"{num_frames} frames < the erayzer protocol's {window}-frame window (frames "
+            f"linspace(0, {window - 1}, 10)); --span N <= {num_frames} evaluates shorter scenes"
+        )
+    num_context, num_target = PAPER_PROTOCOLS.get(kind, counts)
+    return f"{num_frames} frames < {num_context} context + {num_target} target views"
 
 
 def context_overlap(scene: SceneEntry, context: Sequence[int]) -> dict[str, Any]:
