@@ -3,6 +3,8 @@ without path never lets one target influence another, and registers each target 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -11,12 +13,22 @@ from _tiny import tiny_model_config
 from rayzer.eval.camera_paths import (
     WithoutTargetsMethod,
     apply_similarity,
+    camera_similarity,
     cameras_with_targets,
     cameras_without_targets,
     context_cameras,
 )
 from rayzer.eval.novel_view import EvalSample, ModelMethod, collate
-from rayzer.geometry import align_cameras, look_at, random_rotation
+from rayzer.geometry import (
+    align_cameras,
+    axis_angle_to_matrix,
+    look_at,
+    make_c2w,
+    project_to_so3,
+    random_rotation,
+    rotation_angle,
+    umeyama,
+)
 from rayzer.models import CameraPrediction, RayZer
 
 H = W = 16
@@ -146,3 +158,132 @@ def test_apply_similarity_matches_align_cameras():
 def test_context_cameras_reject_unordered_context():
     with pytest.raises(ValueError, match="increasing"):
         context_cameras(tiny_rayzer(), torch.rand(1, 4, 3, H, W), torch.tensor([2, 0]))
+
+
+def _similar(c2w: torch.Tensor, seed: int) -> tuple[torch.Tensor, ...]:
+    """``c2w`` (B, N, 4, 4) through a random similarity, with that similarity."""
+    gen = torch.Generator().manual_seed(seed)
+    b = c2w.shape[0]
+    s = torch.rand(b, generator=gen, dtype=torch.float64) * 3 + 0.2
+    R = random_rotation(b, generator=gen, dtype=torch.float64)
+    t = torch.randn(b, 3, generator=gen, dtype=torch.float64)
+    return apply_similarity(c2w, s, R, t), s, R, t
+
+
+def _jitter_rotations(c2w: torch.Tensor, degrees: float, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    axis = torch.nn.functional.normalize(torch.randn(*c2w.shape[:-2], 3, generator=gen), dim=-1)
+    turn = axis_angle_to_matrix(axis.double() * math.radians(degrees))
+    return make_c2w(turn @ c2w[..., :3, :3], c2w[..., :3, 3])
+
+
+@pytest.mark.parametrize("num_views", [1, 2, 3, 5])
+def test_camera_similarity_recovers_an_exact_similarity(num_views):
+    src = torch.stack((orbit(num_views), _jitter_rotations(orbit(num_views), 30.0, 4)))
+    dst, s, R, t = _similar(src, num_views)
+    s_fit, R_fit, t_fit = camera_similarity(src, dst)
+    torch.testing.assert_close(R_fit, R, atol=1e-9, rtol=0)
+    if num_views > 1:  # one camera fixes no scale
+        torch.testing.assert_close(s_fit, s, atol=1e-9, rtol=0)
+        torch.testing.assert_close(t_fit, t, atol=1e-9, rtol=0)
+        torch.testing.assert_close(
+            apply_similarity(src, s_fit, R_fit, t_fit), dst, atol=1e-9, rtol=0
+        )
+
+
+def test_camera_similarity_follows_the_orientations_when_centres_disagree_with_them():
+    """Centres on an orbit, the same in both sets up to the similarity; each set's orientations
+    off by its own 10°. The rotation is the one that best agrees with the orientations (the
+    carried cameras must look where dst's cameras look), not Umeyama's on the centres; scale
+    and translation are the least-squares fit of the centres given it."""
+    truth = orbit(5)[None]
+    src = _jitter_rotations(truth, 10.0, 1)
+    dst, _, R_true, _ = _similar(_jitter_rotations(truth, 10.0, 2), 3)
+    s, R, t = camera_similarity(src, dst)
+    chordal = project_to_so3((dst[..., :3, :3] @ src[..., :3, :3].transpose(-1, -2)).sum(1))
+    torch.testing.assert_close(R, chordal, atol=1e-12, rtol=0)
+    _, R_centres, _ = umeyama(src[..., :3, 3], dst[..., :3, 3])
+    torch.testing.assert_close(R_centres, R_true, atol=1e-9, rtol=0)  # exact on the centres ...
+    assert math.degrees(rotation_angle(R.transpose(-1, -2) @ R_true).item()) > 2.0  # ... not R
+
+    def misfit(rot: torch.Tensor) -> torch.Tensor:  # mean angle, carried vs dst orientations
+        carried = rot[:, None] @ src[..., :3, :3]
+        return rotation_angle(carried.transpose(-1, -2) @ dst[..., :3, :3]).mean()
+
+    assert misfit(R) < misfit(R_centres)
+    # s, t: least squares on the centres given R
+    cs, cd = src[0, :, :3, 3], dst[0, :, :3, 3]
+    rc = (R[0] @ (cs - cs.mean(0)).T).T
+    s_ls = (rc * (cd - cd.mean(0))).sum() / (cs - cs.mean(0)).square().sum()
+    torch.testing.assert_close(s[0], s_ls, atol=1e-12, rtol=0)
+    torch.testing.assert_close(t[0], cd.mean(0) - s_ls * R[0] @ cs.mean(0), atol=1e-12, rtol=0)
+
+
+def test_camera_similarity_never_mirrors_the_centres():
+    """Centres laid out opposite to what the orientations say (the least-squares scale given R
+    is negative): the scale is 0, every carried centre lands on dst's centroid, instead of the
+    centres being mirrored while the orientations are not."""
+    src = orbit(4)[None]
+    dst = src.clone()
+    dst[..., :3, 3] = -src[..., :3, 3]
+    s, R, t = camera_similarity(src, dst)
+    torch.testing.assert_close(R, torch.eye(3, dtype=torch.float64)[None], atol=1e-12, rtol=0)
+    assert s.tolist() == [0.0]
+    torch.testing.assert_close(t[0], dst[0, :, :3, 3].mean(0), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("layout", ["near_coincident", "collinear", "two_views"])
+def test_camera_similarity_recovers_the_rotation_whatever_the_centres(layout):
+    """Exact orientations; centres that barely move and disagree between the sets (1e-3 of
+    noise each, as a model that keeps its cameras near the identity), or collinear, or only
+    two: the rotation is recovered exactly."""
+    gen = torch.Generator().manual_seed(7)
+    n = 2 if layout == "two_views" else 5
+    truth = orbit(n)[None].clone()
+    src, dst_pre = truth.clone(), truth.clone()
+    if layout == "near_coincident":
+        src[..., :3, 3] = 1e-3 * torch.randn(1, n, 3, generator=gen, dtype=torch.float64)
+        dst_pre[..., :3, 3] = 1e-3 * torch.randn(1, n, 3, generator=gen, dtype=torch.float64)
+    elif layout == "collinear":  # a dolly: the same line in both, positions jittered along it
+        along = torch.linspace(0, 1, n, dtype=torch.float64)[:, None]
+        src[0, :, :3, 3] = along * torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+        jitter = 0.05 * torch.randn(n, 1, generator=gen, dtype=torch.float64)
+        dst_pre[0, :, :3, 3] = (along + jitter) * torch.tensor([1.0, 0.0, 0.0]).double()
+    dst, _, R, _ = _similar(dst_pre, 11)
+    _, R_fit, _ = camera_similarity(src, dst)
+    torch.testing.assert_close(R_fit, R, atol=1e-9, rtol=0)
+
+
+class CollapsedCentreEstimator(GaugeScramblingEstimator):
+    """The true orientations with centres that barely move (1e-3 of fresh noise on every call,
+    at a scene ~3 away), each call in a random similarity gauge: a tiny model's cameras."""
+
+    def predict_cameras(self, images: torch.Tensor) -> CameraPrediction:
+        collapsed = self.gt.clone()
+        collapsed[:, :3, 3] = 1e-3 * torch.randn(len(self.gt), 3, generator=self.gen).double()
+        truth, self.gt = self.gt, collapsed
+        try:
+            out = super().predict_cameras(images)
+        finally:
+            self.gt = truth
+        return out
+
+
+def test_without_targets_keeps_the_targets_orientation_when_centres_barely_move():
+    """Each target's camera must keep its true orientation relative to the context cameras
+    (the estimator gets the orientations exactly right). Registering the passes by Umeyama on
+    the centres took the rotation from the centres' noise: the targets turned by tens of
+    degrees."""
+    v = 7
+    gt = orbit(v)
+    inp, tgt = torch.tensor([0, 3, 6]), torch.tensor([1, 2, 4, 5])
+    errors = []
+    for seed in range(4):
+        fake = CollapsedCentreEstimator(gt)
+        fake.gen.manual_seed(seed)
+        cams = cameras_without_targets(fake, tagged_images(v), inp, tgt)  # type: ignore[arg-type]
+        rot = cams.c2w[0, :, :3, :3].double()
+        rel = rot[inp][:, None].transpose(-1, -2) @ rot[tgt][None]  # context j -> target k
+        rel_true = gt[inp][:, None, :3, :3].transpose(-1, -2) @ gt[tgt][None, :, :3, :3]
+        errors.append(rotation_angle(rel.transpose(-1, -2) @ rel_true).max())
+    assert torch.rad2deg(torch.stack(errors)).max() < 1e-4, errors

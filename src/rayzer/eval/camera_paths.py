@@ -17,8 +17,8 @@ whether that is fair: the targets leak into the cameras. ``rayzer eval`` reports
    images in frame order). No pass ever sees two targets, so a target's camera depends on the
    context images and its own image only.
 3. *Registration*: that pass's context cameras are aligned onto the context cameras of step 1
-   with one similarity transform (:func:`rayzer.geometry.align_cameras`: Umeyama on the camera
-   centres, with its documented fallbacks when the centres are coincident or collinear), and the
+   with one similarity transform (:func:`camera_similarity`: the rotation that best agrees with
+   the context cameras' orientations, then scale and translation from their centres), and the
    same transform maps the pass's camera of target t into the frame of step 1. The target's
    intrinsics are that pass's focal.
 
@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from rayzer.eval.novel_view import MethodOutput, model_novel_views
-from rayzer.geometry import align_cameras, make_c2w
+from rayzer.geometry import make_c2w, project_to_so3
 from rayzer.models import CameraPrediction, RayModel
 from rayzer.models.views import as_view_index, gather_views
 
@@ -44,11 +44,52 @@ def apply_similarity(c2w: Tensor, s: Tensor, R: Tensor, t: Tensor) -> Tensor:
     Args:
         c2w: (B, N, 4, 4) camera-to-world; s: (B,); R: (B, 3, 3); t: (B, 3).
     Returns:
-        (B, N, 4, 4): rotations ``R R_i``, centres ``s R c_i + t`` (as :func:`align_cameras`).
+        (B, N, 4, 4): rotations ``R R_i``, centres ``s R c_i + t`` (as
+        :func:`rayzer.geometry.align_cameras`).
     """
     rot = R[:, None] @ c2w[..., :3, :3]
     centre = s[:, None, None] * (R[:, None] @ c2w[..., :3, 3:4]).squeeze(-1) + t[:, None]
     return make_c2w(rot, centre)
+
+
+def camera_similarity(src_c2w: Tensor, dst_c2w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The similarity of worlds ``x -> s R x + t`` that carries the cameras ``src_c2w`` onto
+    ``dst_c2w`` (the same N views seen in two frames), for carrying further cameras the same way.
+
+    ``R`` maximises ``Σ tr(Rᵀ R_dst,i R_src,iᵀ)`` (the chordal mean of the relative rotations:
+    the rotation that best agrees with the *orientations*); ``s`` and ``t`` then minimise
+    ``Σ |s R c_src,i + t − c_dst,i|²`` given ``R``, with ``s ≥ 0`` (a negative scale would
+    mirror the centres and not the orientations; ``s = 1`` when the source centres coincide).
+    When ``dst`` is exactly a similarity of ``src`` this is that similarity.
+
+    Why the orientations and not the centres (Umeyama) set ``R``: the carried cameras are
+    rendered against a scene built with ``dst``'s cameras, and what a camera sees is set by its
+    orientation first (an orientation off by δ moves the view by about δ, a centre off by d by
+    about d / scene depth), so the carried cameras have to agree with ``dst``'s orientations,
+    which is what this ``R`` maximises. Self-supervised centres are also the weak part: when a
+    model keeps its cameras near the identity their centres barely move, and a centre fit takes
+    its rotation from their noise and turns the carried cameras away from the scene. Where the
+    centres are well spread and the orientations poor, a centre fit pins the rotation between
+    the *centres* better, but the cameras it carries then disagree with the orientations the
+    scene was built with; ``rayzer eval``'s renders with the bundled model were worse for it
+    (taking the centres wherever their fit was the more precise one lost 1.4 dB at the true
+    cameras on synthetic orbits; docs/research-log.md).
+
+    Args:
+        src_c2w, dst_c2w: (B, N, 4, 4) camera-to-world of the same N >= 1 views in the two frames.
+    Returns:
+        ``(s (B,), R (B, 3, 3), t (B, 3))`` float64.
+    """
+    src, dst = src_c2w.double(), dst_c2w.double()
+    R = project_to_so3((dst[..., :3, :3] @ src[..., :3, :3].transpose(-1, -2)).sum(1))
+    cs, cd = src[..., :3, 3], dst[..., :3, 3]
+    cs_c, cd_c = cs - cs.mean(1, keepdim=True), cd - cd.mean(1, keepdim=True)
+    rotated = (R[:, None] @ cs_c[..., None]).squeeze(-1)
+    spread = cs_c.square().sum((1, 2))
+    s = (rotated * cd_c).sum((1, 2)).clamp_min(0) / spread.clamp_min(1e-300)
+    s = torch.where(spread > 1e-12, s, 1.0)
+    t = cd.mean(1) - s[:, None] * (R @ cs.mean(1)[..., None]).squeeze(-1)
+    return s, R, t
 
 
 def cameras_with_targets(model: RayModel, images: Tensor) -> CameraPrediction:
@@ -110,8 +151,9 @@ def cameras_without_targets(
         where = torch.argsort(order, dim=1)  # where[:, j] = sorted position of cat(...)[:, j]
         ctx_pos, tgt_pos = where[:, :vi], where[:, vi:]
         pass_ctx = gather_views(one.c2w, ctx_pos)
-        _, s, R, t = align_cameras(pass_ctx, ctx.c2w)
-        tgt_c2w = apply_similarity(gather_views(one.c2w, tgt_pos), s, R, t)
+        s, R, t = camera_similarity(pass_ctx, ctx.c2w)
+        tgt_c2w = apply_similarity(gather_views(one.c2w, tgt_pos).double(), s, R, t)
+        tgt_c2w = tgt_c2w.to(ctx.c2w.dtype)
         c2w[rows, tgt[:, k]] = tgt_c2w[:, 0]
         K_norm[rows, tgt[:, k]] = gather_views(one.K_norm, tgt_pos)[:, 0]
         if tokens is not None and one.tokens is not None:

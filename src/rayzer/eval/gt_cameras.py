@@ -10,14 +10,16 @@ about E-RayZer's and NAS3R's evaluations). :class:`AlignedTruthMethod` therefore
    :func:`rayzer.eval.camera_paths.context_cameras`), and builds the scene from the context
    images with them — no target image is ever seen;
 2. estimates the similarity ``x -> s R x + t`` that maps the ground-truth world onto the model's
-   world from the context cameras alone (:func:`similarity_to_model_frame`): ``R`` from the
-   camera *orientations* (the rotation that best maps the true context orientations onto the
-   predicted ones, a chordal mean), then ``s`` and ``t`` by least squares on the camera centres
-   given ``R``. When the predicted cameras are the truth in another frame and scale, this is
-   exactly that similarity. The orientations, not the centres, set ``R`` because the centres
-   are the weak part of self-supervised cameras: when a model's context centres barely move
-   (small models that keep every camera near the identity), a centre-based fit (Umeyama) takes
-   its rotation from their noise and turns the true cameras away from the scene;
+   world from the context cameras alone, with
+   :func:`rayzer.eval.camera_paths.camera_similarity` (the same registration as the
+   without-targets cameras): ``R`` from the camera *orientations* (the rotation that best maps
+   the true context orientations onto the predicted ones, a chordal mean), then ``s`` and ``t``
+   by least squares on the camera centres given ``R``. When the predicted cameras are the truth
+   in another frame and scale, this is exactly that similarity. The orientations, not the
+   centres, set ``R`` because the true cameras must look where the model's cameras look (its
+   scene was built with them), and because centres are the weak part of self-supervised
+   cameras: when a model's context centres barely move, a centre-based fit (Umeyama) takes its
+   rotation from their noise and turns the true cameras away from the scene;
 3. maps the true target cameras through that similarity and renders them with the true
    intrinsics (normalised by the image size).
 
@@ -31,35 +33,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rayzer.eval.camera_paths import apply_similarity, context_cameras
+from rayzer.eval.camera_paths import apply_similarity, camera_similarity, context_cameras
 from rayzer.eval.novel_view import MethodOutput, scene_input_depth
-from rayzer.geometry import project_to_so3
 from rayzer.models import RayModel
 from rayzer.models.views import as_view_index, gather_views
 
 SUFFIX = "_at_gt_cameras"
-
-
-def similarity_to_model_frame(gt_c2w: Tensor, pred_c2w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The similarity ``x -> s R x + t`` from the true world into the model's (step 2 of the
-    module docstring), fitted on the same views' cameras.
-
-    Args:
-        gt_c2w, pred_c2w: (B, N, 4, 4) true and predicted camera-to-world of the same N views.
-    Returns:
-        ``(s (B,), R (B, 3, 3), t (B, 3))`` float64: ``R`` maximises ``Σ tr(Rᵀ R_pred,i R_true,iᵀ)``;
-        ``s``, ``t`` minimise ``Σ |s R c_true,i + t − c_pred,i|²`` given ``R`` (``s = 1`` when
-        the true centres coincide).
-    """
-    gt, pred = gt_c2w.double(), pred_c2w.double()
-    R = project_to_so3((pred[..., :3, :3] @ gt[..., :3, :3].transpose(-1, -2)).sum(1))
-    gc, pc = gt[..., :3, 3], pred[..., :3, 3]
-    gc_c, pc_c = gc - gc.mean(1, keepdim=True), pc - pc.mean(1, keepdim=True)
-    rotated = (R[:, None] @ gc_c[..., None]).squeeze(-1)
-    spread = gc_c.square().sum((1, 2))
-    s = torch.where(spread > 1e-12, (rotated * pc_c).sum((1, 2)) / spread.clamp_min(1e-300), 1.0)
-    t = pc.mean(1) - s[:, None] * (R @ gc.mean(1)[..., None]).squeeze(-1)
-    return s, R, t
 
 
 def truth_in_model_frame(gt_c2w: Tensor, pred_context_c2w: Tensor, input_index: Tensor) -> Tensor:
@@ -70,11 +49,12 @@ def truth_in_model_frame(gt_c2w: Tensor, pred_context_c2w: Tensor, input_index: 
         pred_context_c2w: (B, Vi, 4, 4) the model's cameras of the context views.
         input_index: (B, Vi) positions of the context views among the V.
     Returns:
-        (B, V, 4, 4) ``gt_c2w`` through :func:`similarity_to_model_frame` fitted on the context
-        views (float64 fit, returned in ``pred_context_c2w``'s dtype).
+        (B, V, 4, 4) ``gt_c2w`` through
+        :func:`rayzer.eval.camera_paths.camera_similarity` from the true onto the predicted
+        context cameras (float64 fit, returned in ``pred_context_c2w``'s dtype).
     """
     gt_ctx = gather_views(gt_c2w, input_index)
-    s, R, t = similarity_to_model_frame(gt_ctx, pred_context_c2w)
+    s, R, t = camera_similarity(gt_ctx, pred_context_c2w)
     return apply_similarity(gt_c2w.double(), s, R, t).to(pred_context_c2w.dtype)
 
 
