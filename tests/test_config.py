@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import pytest
 
+import rayzer
 from rayzer.config import config_to_yaml, list_presets, load_config
 from rayzer.models import RayZer
 
@@ -163,3 +166,61 @@ def test_an_epipolar_weight_without_matches_is_refused_with_the_config(preset):
     cfg = load_config(preset, ["model.epipolar_loss_weight=1.0", "data.epipolar_matches=16"])
     assert cfg.model.epipolar_loss_weight == 1.0 and cfg.data.epipolar_matches == 16
     assert load_config(preset).model.epipolar_loss_weight == 0.0  # off: no matches needed
+
+
+# ------------------------------------------------------------------------------------------------
+# data.image_size: an int (square) or [height, width] (issue 18 item 3)
+
+
+def test_image_size_takes_height_and_width(tmp_path):
+    cfg = load_config("tiny-cpu", ["data.image_size=[24,40]"])
+    assert cfg.data.image_size == [24, 40] and cfg.data.image_hw == (24, 40)
+    assert cfg.data.short_side == 24
+    path = tmp_path / "cfg.yaml"  # a run's config.yaml reloads as it was
+    path.write_text(config_to_yaml(cfg))
+    assert load_config(path) == cfg
+    path.write_text("data:\n  image_size: [48, 32]\n")  # a preset file, portrait
+    assert load_config(path).data.image_hw == (48, 32)
+
+
+def test_square_image_size_stays_an_int():
+    """Square configs and checkpoints are unchanged: an int stays an int (config.yaml files are
+    written as before) and the bundled checkpoint's config loads as it did."""
+    cfg = load_config("tiny-cpu")
+    assert cfg.data.image_size == 64 and type(cfg.data.image_size) is int
+    assert cfg.data.image_hw == (64, 64) and cfg.data.short_side == 64
+    assert "image_size: 64\n" in config_to_yaml(cfg)
+    bundled = load_config(
+        Path(rayzer.__file__).parent / "assets" / "rayzer-default" / "config.yaml"
+    )
+    assert type(bundled.data.image_size) is int and bundled.data.image_hw == (64, 64)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[24,36]", r"data.image_size=\[24, 36\] is not divisible by model.patch_size=8"),
+        ("[36,24]", r"data.image_size=\[36, 24\] is not divisible by model.patch_size=8"),
+        ("[24]", r"data.image_size must be an int \(a square side\) or \[height, width\]"),
+        ("[24,40,8]", r"data.image_size must be an int .* got \[24, 40, 8\]"),
+        ("[24.5,40]", r"data.image_size must be an int .* got \[24.5, 40\]"),
+        ("abc", r"data.image_size must be an int .* got 'abc'"),
+        ("true", r"data.image_size must be an int .* got True"),
+        ("[0,40]", r"data.image_size sides must be >= 8, got \[0, 40\]"),
+        ("[-8,40]", r"data.image_size sides must be >= 8, got \[-8, 40\]"),
+    ],
+)
+def test_bad_image_sizes_name_the_key_and_the_value(value, message):
+    with pytest.raises(ValueError, match=message):
+        load_config("tiny-cpu", [f"data.image_size={value}"])
+
+
+def test_low_res_size_is_checked_against_the_short_side():
+    with pytest.raises(ValueError, match=r"low_res_size must be in \[8, short side of"):
+        load_config(
+            "tiny-cpu", ["data.image_size=[32,64]", "data.low_res_size=32", "data.low_res_steps=2"]
+        )
+    cfg = load_config(
+        "tiny-cpu", ["data.image_size=[32,64]", "data.low_res_size=16", "data.low_res_steps=2"]
+    )
+    assert cfg.data.image_hw_at(0, 8) == (16, 32) and cfg.data.image_hw_at(2, 8) == (32, 64)

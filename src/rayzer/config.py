@@ -49,8 +49,12 @@ class DataConfig:
             ``source_weights: [0.3, 0.7]``. Empty (default) = equal weights. Within an entry,
             scenes are drawn uniformly.
         family: synthetic family, ``"orbit"`` or ``"walk"``.
-        image_size: square side H = W of the model input. Real images are resized so that the
-            short side is ``image_size`` and centre-cropped to a square (intrinsics updated).
+        image_size: the model input size: one int ``S`` (square, H = W = S) or ``[H, W]``
+            (e.g. ``[192, 320]`` for 16:9-ish frames); both sides divisible by
+            ``model.patch_size``. Synthetic scenes are rendered at H × W (square pixels, the
+            horizontal FoV drawn as before, principal point at the centre); real images are
+            resized to cover H × W with their aspect kept and centre-cropped to it (intrinsics
+            updated). :attr:`image_hw` is ``(H, W)`` either way.
         num_input_views, num_target_views: views that build the scene / that are rendered.
         frames_per_clip: F, frames of each synthetic clip ("video") the views are drawn from
             (real scenes have their own frame counts).
@@ -71,9 +75,12 @@ class DataConfig:
             (synthetic scenes rendered at that size, real images resized as above), the rest at
             ``image_size``. Both 0 (default) = off. Early steps then cost a fraction of a full
             one; the models are resolution-agnostic (rays and patch grids are computed per
-            input), so the weights carry over. Needs ``8 <= low_res_size < image_size``,
+            input), so the weights carry over. Needs ``8 <= low_res_size < min(H, W)``,
             ``low_res_size`` divisible by ``model.patch_size`` and ``low_res_steps <
-            train.steps``.
+            train.steps``. With a non-square ``image_size`` the low-resolution phase keeps its
+            aspect: ``low_res_size`` is the short side and the long side is scaled by the same
+            factor, rounded to the nearest multiple of ``model.patch_size``
+            (:meth:`image_hw_at`; e.g. ``[24, 40]`` with 16 and patch 8 → ``(16, 24)``).
         view_sampler: how a sample's frames are chosen (:mod:`rayzer.data.view_samplers`):
             ``"span"`` (RayZer: the frame-span curriculum above, random input / target split),
             ``"frame_gap"`` (NAS3R: the context views span a gap that widens from ``gap_start``
@@ -104,7 +111,7 @@ class DataConfig:
     source: str = "synthetic"
     source_weights: list[float] = field(default_factory=list)
     family: str = "orbit"
-    image_size: int = 64
+    image_size: Any = 64  # int (square) or [H, W]; typed Any so a list is accepted, validated
     num_input_views: int = 4
     num_target_views: int = 4
     frames_per_clip: int = 24
@@ -143,9 +150,38 @@ class DataConfig:
         total = sum(weights)
         return [w / total for w in weights]
 
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """``(H, W)`` of the model input (``image_size`` as a pair)."""
+        return _as_hw(self.image_size)
+
+    @property
+    def short_side(self) -> int:
+        """``min(H, W)`` of ``image_size``: the default short side at inference / evaluation."""
+        return min(self.image_hw)
+
+    def image_hw_at(self, step: int, multiple: int = 1) -> tuple[int, int]:
+        """``(H, W)`` of the images of optimizer step ``step`` (progressive resolution).
+
+        During the low-resolution phase the short side is ``low_res_size`` and the long side
+        keeps the aspect of ``image_size``, rounded to the nearest multiple of ``multiple`` (the
+        model's patch size; at least one patch). Square sizes give ``(low_res_size,) * 2``
+        whatever ``multiple`` is.
+        """
+        h, w = self.image_hw
+        low = self.low_res_size
+        if step >= self.low_res_steps or not low:
+            return h, w
+        if h == w:
+            return low, low
+        short, long = min(h, w), max(h, w)
+        low_long = max(multiple, round(long * low / short / multiple) * multiple)
+        return (low, low_long) if h <= w else (low_long, low)
+
     def image_size_at(self, step: int) -> int:
-        """Side of the images of optimizer step ``step`` (progressive resolution)."""
-        return self.low_res_size if step < self.low_res_steps else self.image_size
+        """Short side of the images of optimizer step ``step`` (the side, for a square
+        ``image_size``); :meth:`image_hw_at` gives both sides."""
+        return self.low_res_size if step < self.low_res_steps else self.short_side
 
     def span_range(self) -> tuple[int, int, int]:
         """Resolved ``(span_min, span_start_max, span_end_max)`` (nulls filled in)."""
@@ -190,8 +226,7 @@ class DataConfig:
                     f"data: need num_views <= span_min <= span_start_max <= span_end_max (<= "
                     f"frames_per_clip with synthetic clips), but {lo_name}={a} > {hi_name}={b}"
                 )
-        if self.image_size < 8:
-            raise ValueError(f"data.image_size must be >= 8, got {self.image_size}")
+        self.image_size = _check_image_size(self.image_size)
         if self.curriculum_steps < 0 or self.num_workers < 0:
             raise ValueError("data.curriculum_steps and data.num_workers must be >= 0")
         if self.epipolar_matches < 0 or self.epipolar_match_scale < 1:
@@ -207,9 +242,11 @@ class DataConfig:
                 "data.low_res_size and data.low_res_steps are both > 0 (progressive resolution) "
                 f"or both 0, got {size} and {steps}"
             )
-        if size and not 8 <= size < self.image_size:
+        if size and not 8 <= size < self.short_side:
+            bound = "" if isinstance(self.image_size, int) else "short side of "
             raise ValueError(
-                f"data.low_res_size must be in [8, data.image_size={self.image_size}), got {size}"
+                f"data.low_res_size must be in [8, {bound}data.image_size={self.image_size}), "
+                f"got {size}"
             )
         if self.view_sampler not in VIEW_SAMPLERS:
             raise ValueError(
@@ -227,6 +264,38 @@ class DataConfig:
                 "data.overlap_lo_start and data.overlap_lo_end must lie in [0, 1], got "
                 f"{self.overlap_lo_start}, {self.overlap_lo_end}"
             )
+
+
+def _as_hw(size: int | list[int] | tuple[int, int]) -> tuple[int, int]:
+    """``data.image_size`` (an int or ``[H, W]``, already checked) as ``(H, W)``."""
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+def _check_image_size(size: Any) -> int | list[int]:
+    """``data.image_size`` validated: an int >= 8 stays an int (square, and saved configs stay
+    as they were); a pair becomes ``[H, W]``, both ints >= 8. Raises ValueError naming the key."""
+    if isinstance(size, str) and size.strip().isdigit():  # a quoted number, as an int field took
+        size = int(size)
+    if isinstance(size, int) and not isinstance(size, bool):
+        if size < 8:
+            raise ValueError(f"data.image_size must be >= 8, got {size}")
+        return size
+    pair = list(size) if isinstance(size, list | tuple) else None
+    if (
+        pair is None
+        or len(pair) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+    ):
+        raise ValueError(
+            f"data.image_size must be an int (a square side) or [height, width] (two ints), "
+            f"got {size!r}"
+        )
+    if min(pair) < 8:
+        raise ValueError(f"data.image_size sides must be >= 8, got {pair} (as [height, width])")
+    return pair
 
 
 @dataclass
@@ -365,7 +434,7 @@ class Config:
         p = getattr(self.model, "patch_size", 1)
         for key in ("image_size", "low_res_size"):
             size = getattr(self.data, key)
-            if size % p:
+            if any(side % p for side in _as_hw(size)):
                 raise ValueError(f"data.{key}={size} is not divisible by model.patch_size={p}")
         if self.data.low_res_steps >= self.train.steps:
             raise ValueError(

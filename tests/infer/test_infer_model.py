@@ -126,3 +126,15 @@ def test_device_resolution() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_a_non_square_checkpoint_infers_at_its_short_side(tiny_ckpt: Path, tmp_path: Path) -> None:
+    """A run trained at data.image_size=[H, W] loads with image_size = min(H, W), the default
+    short side of rayzer infer / eval (was: the list itself, not a size)."""
+    ckpt = _copy(tiny_ckpt, tmp_path / "ckpt")
+    config = ckpt / "config.yaml"
+    text = config.read_text()
+    assert "image_size: 32\n" in text
+    config.write_text(text.replace("image_size: 32\n", "image_size: [48, 32]\n"))
+    loaded = load_model(ckpt, device="cpu")
+    assert loaded.image_size == 32 and loaded.config.data.image_hw == (48, 32)

@@ -80,3 +80,28 @@ def test_every_model_trains_with_every_view_sampler(model, sampler, tmp_path):
         assert moved, "the update changed no weight"
     finally:
         trainer.close()
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_model_trains_at_a_non_square_size(model, tmp_path):
+    """data.image_size=[24, 40] (patch 8), the first step in the low-resolution phase at the
+    same aspect (16 × 24): two Trainer steps of each model, finite, moving the weights."""
+    preset, sizes = MODELS[model]
+    data = [d for d in DATA if not d.startswith("data.image_size=")]
+    size = ["data.image_size=[24,40]", "data.low_res_size=16", "data.low_res_steps=1"]
+    cfg = load_config(preset, [*sizes, *data, *size])
+    trainer = Trainer(cfg, tmp_path / "run")
+    try:
+        stream = TrainStream(cfg.data, 0, trainer.layout, patch_size=8)
+        assert stream.micro_batch(0)["image"].shape == (2, 4, 3, 16, 24)
+        assert stream.micro_batch(1)["image"].shape == (2, 4, 3, 24, 40)
+        before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+        batches = iter(trainer.stream)
+        for _ in range(2):
+            stats = trainer.train_step(batches)
+            assert not stats.skipped and math.isfinite(stats.terms["loss"]), stats
+        assert stats.grad_norm > 0
+        moved = [n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])]
+        assert moved, "the updates changed no weight"
+    finally:
+        trainer.close()

@@ -99,7 +99,7 @@ def forward_row(
         start = _clock()
         out = model(images, inputs, targets)
         forward_wall, forward_cpu = _since(start)
-        problems = _output_problems(out, model, batch, vi, vt, size, size)
+        problems = _output_problems(out, model, batch, vi, vt, *cfg.data.image_hw)
         del out
         flops = count_flops(lambda: model(images, inputs, targets))
     return {

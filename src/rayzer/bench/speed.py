@@ -175,12 +175,16 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def random_batch(batch: int, views: int, size: int, device: str) -> dict[str, torch.Tensor]:
-    """Random images (B, V, 3, S, S) with cameras on a line (for models that read them)."""
+def random_batch(
+    batch: int, views: int, size: int | tuple[int, int] | list[int], device: str
+) -> dict[str, torch.Tensor]:
+    """Random images (B, V, 3, H, W) (``size``: a side S, or ``(H, W)``) with cameras on a line
+    (for models that read them); fx = fy = W, principal point at the centre."""
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     c2w = torch.eye(4, device=device).repeat(batch, views, 1, 1)
     c2w[..., 0, 3] = torch.linspace(-1.0, 1.0, views, device=device)
-    K = torch.tensor([size, size, size / 2, size / 2], device=device).expand(batch, views, 4)
-    return {"image": torch.rand(batch, views, 3, size, size, device=device), "c2w": c2w, "K": K}
+    K = torch.tensor([w, w, w / 2, h / 2], device=device).expand(batch, views, 4)
+    return {"image": torch.rand(batch, views, 3, h, w, device=device), "c2w": c2w, "K": K}
 
 
 def time_training_step(

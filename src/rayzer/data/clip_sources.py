@@ -55,7 +55,7 @@ class Clip:
     """Some frames of one clip at the training resolution.
 
     Attributes:
-        images: (V, 3, S, S) float32 in [0, 1].
+        images: (V, 3, H, W) float32 in [0, 1] (H = W = S for a square size).
         c2w: (V, 4, 4) float32 OpenCV camera-to-world in the source's world frame and scale, or
             None for an unposed scene.
         K: (V, 4) float32 pixel intrinsics (fx, fy, cx, cy) of ``images``, or None if unposed.
@@ -98,11 +98,12 @@ class ClipSource(ABC):
         """A stable integer naming the clip in its source (provenance; synthetic: the seed)."""
 
     @abstractmethod
-    def load(self, clip: int, frames: Tensor, size: int | None = None) -> Clip:
+    def load(self, clip: int, frames: Tensor, size: int | tuple[int, int] | None = None) -> Clip:
         """Frames ``frames`` ((V,) int64 frame numbers in ``[0, F)``) of clip ``clip``.
 
-        ``size``: square side of the images (None = the source's training resolution); the
-        stream asks for a smaller one during the progressive-resolution steps.
+        ``size``: ``(H, W)`` of the images, or one int for a square (None = the source's
+        training resolution); the stream asks for a smaller one during the
+        progressive-resolution steps.
         """
 
     def describe(self, clip: int) -> str:
@@ -135,10 +136,12 @@ class SyntheticClips(ClipSource):
     def clip_id(self, clip: int) -> int:
         return int(TRAIN_SEEDS[clip])
 
-    def load(self, clip: int, frames: Tensor, size: int | None = None) -> Clip:
+    def load(self, clip: int, frames: Tensor, size: int | tuple[int, int] | None = None) -> Clip:
         synth = self.synth
-        if size is not None and (size, size) != (synth.height, synth.width):
-            synth = dataclasses.replace(synth, height=size, width=size)
+        if size is not None:
+            h, w = (size, size) if isinstance(size, int) else size
+            if (h, w) != (synth.height, synth.width):
+                synth = dataclasses.replace(synth, height=int(h), width=int(w))
         out = render_clip(self.clip_id(clip), synth, frames=frames)  # only these frames
         return Clip(out.images, out.c2w, out.K)
 
@@ -154,8 +157,9 @@ class SyntheticClips(ClipSource):
 
 
 def synth_config(cfg: DataConfig) -> SynthConfig:
-    """The :class:`SynthConfig` of the clips: family / frames / size from ``cfg``, rest from
-    ``cfg.synth``. Raises ValueError on unknown or conflicting keys."""
+    """The :class:`SynthConfig` of the clips: family / frames / size (``height, width =
+    cfg.image_hw``) from ``cfg``, rest from ``cfg.synth``. Raises ValueError on unknown or
+    conflicting keys."""
     names = {f.name for f in dataclasses.fields(SynthConfig)}
     owned = {"family", "frames", "height", "width"}
     extra = dict(cfg.synth)
@@ -170,11 +174,12 @@ def synth_config(cfg: DataConfig) -> SynthConfig:
             f"data.synth must not set {clash}: use data.family / data.frames_per_clip / "
             "data.image_size"
         )
+    height, width = cfg.image_hw
     synth = SynthConfig(
         family=cfg.family,
         frames=cfg.frames_per_clip,
-        height=cfg.image_size,
-        width=cfg.image_size,
+        height=height,
+        width=width,
         **extra,
     )
     synth.validate()
@@ -208,12 +213,12 @@ def open_clip_source(
         )
     if real_clips.is_chunk_source(path):
         source: ClipSource = real_clips.Re10kChunkClips(
-            path, cfg.image_size, min_frames, require_poses, name=entry
+            path, cfg.image_hw, min_frames, require_poses, name=entry
         )
     else:
         scenes = real_clips.read_manifest(path) if path.is_file() else real_clips.scene_dirs(path)
         source = real_clips.SceneFolderClips(
-            scenes, cfg.image_size, min_frames, require_poses, name=entry
+            scenes, cfg.image_hw, min_frames, require_poses, name=entry
         )
     if len(source) == 0:
         reasons = "; ".join(f"{s.name}: {s.reason}" for s in source.skipped[:5])

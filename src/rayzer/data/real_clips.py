@@ -1,9 +1,12 @@
 """Clip sources over real data: scene folders (found in a folder or listed in a manifest) and
 RealEstate10K pixelSplat ``.torch`` chunks, read directly (no conversion needed).
 
-Every frame is brought to the training resolution by :func:`resize_crop_square`: resize so the
-short side is ``size``, then centre-crop to ``size × size``, with the pixel intrinsics updated by
-:func:`rayzer.geometry.resize_intrinsics` and :func:`rayzer.geometry.crop_intrinsics`.
+Every frame is brought to the training resolution ``(H, W)`` by :func:`resize_crop`: resize
+(aspect kept) so the image just covers ``H × W``, then centre-crop to ``H × W``, with the pixel
+intrinsics updated by :func:`rayzer.geometry.resize_intrinsics` and
+:func:`rayzer.geometry.crop_intrinsics`. A square size ``S`` (``data.image_size`` an int) is the
+case ``H = W = S``: short side resized to ``S``, centre-cropped to a square
+(:func:`resize_crop_square`).
 
 Worker safety: sources hold paths and small per-scene tables only. Files are opened when a clip
 is loaded, in the process that loads it (a DataLoader worker); the per-process cache of
@@ -50,41 +53,70 @@ log = logging.getLogger(__name__)
 # resize + centre crop
 
 
+def as_hw(size: int | Sequence[int]) -> tuple[int, int]:
+    """An output size as ``(H, W)``: an int is a square side."""
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+def crop_geometry(
+    height: int, width: int, out_hw: tuple[int, int]
+) -> tuple[tuple[int, int], int, int]:
+    """``((H', W'), top, left)``: the image resized with its aspect kept so that it covers
+    ``out_hw = (H, W)`` (one side equal to its target, the other rounded and at least its
+    target) and the offsets of the centred ``H × W`` crop."""
+    H, W = out_hw
+    if min(height, width, H, W) < 1:
+        raise ValueError(f"sizes must be >= 1, got image {height}x{width}, target {H}x{W}")
+    # H / height >= W / width: the height sets the scale (integer test, no rounding); for a
+    # square target this is height <= width, and the sides below are those of the square case.
+    if H * width >= W * height:
+        new = (H, max(W, round(width * H / height)))
+    else:
+        new = (max(H, round(height * W / width)), W)
+    return new, (new[0] - H) // 2, (new[1] - W) // 2
+
+
 def square_crop_geometry(height: int, width: int, size: int) -> tuple[tuple[int, int], int, int]:
     """``((H', W'), top, left)``: the short side resized to ``size`` (the long side rounded to
     keep the aspect ratio) and the offsets of the centred ``size × size`` crop."""
-    if min(height, width, size) < 1:
-        raise ValueError(f"sizes must be >= 1, got image {height}x{width}, target {size}")
-    if height <= width:
-        new = (size, max(size, round(width * size / height)))
-    else:
-        new = (max(size, round(height * size / width)), size)
-    return new, (new[0] - size) // 2, (new[1] - size) // 2
+    return crop_geometry(height, width, (size, size))
 
 
-def resize_crop_square(images: Tensor, K: Tensor | None, size: int) -> tuple[Tensor, Tensor | None]:
-    """Resize (short side → ``size``) and centre-crop images to squares; update intrinsics.
+def resize_crop(
+    images: Tensor, K: Tensor | None, out_hw: tuple[int, int]
+) -> tuple[Tensor, Tensor | None]:
+    """Resize (aspect kept, covering ``out_hw``) and centre-crop images to ``out_hw = (H, W)``;
+    update intrinsics.
 
     Resampling is bilinear with antialiasing (``align_corners=False``: pixel centres at +0.5, the
     image scaled about its corner — the convention of ``resize_intrinsics``).
 
     Args:
-        images: (V, 3, H, W) float in [0, 1].
+        images: (V, 3, h, w) float in [0, 1].
         K: (V, 4) pixel intrinsics of ``images`` or None.
-        size: output side S.
+        out_hw: output ``(H, W)``.
     Returns:
-        images (V, 3, S, S) and K (V, 4) for them (None if ``K`` is None).
+        images (V, 3, H, W) and K (V, 4) for them (None if ``K`` is None).
     """
     h, w = images.shape[-2:]
-    (nh, nw), top, left = square_crop_geometry(h, w, size)
+    H, W = out_hw
+    (nh, nw), top, left = crop_geometry(h, w, (H, W))
     if (nh, nw) != (h, w):
         images = F.interpolate(
             images, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False
         )
-    images = images[..., top : top + size, left : left + size].contiguous()
+    images = images[..., top : top + H, left : left + W].contiguous()
     if K is not None:
         K = crop_intrinsics(resize_intrinsics(K, (h, w), (nh, nw)), top, left)
     return images, K
+
+
+def resize_crop_square(images: Tensor, K: Tensor | None, size: int) -> tuple[Tensor, Tensor | None]:
+    """:func:`resize_crop` to ``size × size``: short side → ``size``, centre-cropped square."""
+    return resize_crop(images, K, (size, size))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -148,7 +180,8 @@ class SceneFolderClips(ClipSource):
 
     Args:
         scenes: scene folders (clip ``i`` = ``scenes[i]`` after skipping).
-        size: output side S (short side resize + centre crop).
+        size: output size: a side S (short side resize + centre crop to S × S) or ``(H, W)``
+            (resize to cover, centre crop).
         min_frames: scenes with fewer frames are skipped.
         require_poses: skip scenes without ``cameras.json``.
         name: the ``data.source`` entry (for messages).
@@ -157,12 +190,12 @@ class SceneFolderClips(ClipSource):
     def __init__(
         self,
         scenes: Sequence[Path],
-        size: int,
+        size: int | tuple[int, int],
         min_frames: int,
         require_poses: bool = False,
         name: str = "",
     ) -> None:
-        self.name, self.size = name or str(scenes[0] if scenes else ""), int(size)
+        self.name, self.size = name or str(scenes[0] if scenes else ""), as_hw(size)
         self.paths: list[Path] = []
         self.frames: list[int] = []
         self.posed: list[bool] = []
@@ -192,11 +225,11 @@ class SceneFolderClips(ClipSource):
     def describe(self, clip: int) -> str:
         return str(self.paths[clip])
 
-    def load(self, clip: int, frames: Tensor, size: int | None = None) -> Clip:
+    def load(self, clip: int, frames: Tensor, size: int | tuple[int, int] | None = None) -> Clip:
         scene = read_scene_folder(
             self.paths[clip], indices=frames.tolist(), load_depth=False, strict=False
         )
-        images, K = resize_crop_square(scene.images, scene.K, size or self.size)
+        images, K = resize_crop(scene.images, scene.K, as_hw(size or self.size))
         return Clip(images, scene.c2w, K)
 
     def overlap_curve(self, clip: int) -> OverlapCurve:
@@ -290,13 +323,13 @@ class Re10kChunkClips(ClipSource):
     def __init__(
         self,
         path: Path,
-        size: int,
+        size: int | tuple[int, int],
         min_frames: int,
         require_poses: bool = False,
         name: str = "",
         cache_chunks: int = 4,
     ) -> None:
-        self.name, self.size, self.cache_chunks = name or str(path), int(size), cache_chunks
+        self.name, self.size, self.cache_chunks = name or str(path), as_hw(size), cache_chunks
         self.chunks = chunk_files(Path(path))
         self.skipped: list[SkippedScene] = []
         rows: list[tuple[int, int, int]] = []  # (chunk, position in chunk, frames)
@@ -342,7 +375,7 @@ class Re10kChunkClips(ClipSource):
                 self._cache.popitem(last=False)
         return self._cache[c]
 
-    def load(self, clip: int, frames: Tensor, size: int | None = None) -> Clip:
+    def load(self, clip: int, frames: Tensor, size: int | tuple[int, int] | None = None) -> Clip:
         c, pos, _ = (int(v) for v in self._rows[clip])
         example = self._chunk(c)[pos]
         idx = frames.tolist()
@@ -364,7 +397,7 @@ class Re10kChunkClips(ClipSource):
             K = denormalize_intrinsics(
                 torch.tensor(frame.K, dtype=torch.float64), image.shape[1], image.shape[2]
             )
-            image, K = resize_crop_square(image[None], K[None].float(), size or self.size)
+            image, K = resize_crop(image[None], K[None].float(), as_hw(size or self.size))
             images.append(image[0])
             Ks.append(K[0])
             c2ws.append(torch.from_numpy(frame.c2w).float())

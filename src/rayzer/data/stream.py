@@ -24,10 +24,11 @@ several), a clip uniformly within it, then the views and their input/target spli
 schedule (:mod:`rayzer.data.view_samplers`; the overlap sampler may redraw the clip); last, with
 ``data.flip_augment``, whether to mirror the sample (:func:`rayzer.data.augment.flip_clip`).
 
-Each yielded item is a collated micro-batch dict (keys: :mod:`rayzer`), S = ``data.image_size``
-(``data.low_res_size`` for the samples of the first ``data.low_res_steps`` steps):
+Each yielded item is a collated micro-batch dict (keys: :mod:`rayzer`), (H, W) =
+``data.image_size`` (an int S: H = W = S; for the samples of the first ``data.low_res_steps``
+steps the low-resolution size, :meth:`rayzer.config.DataConfig.image_hw_at`):
 
-- ``image`` (m, V, 3, S, S) float in [0, 1], views sorted by frame number;
+- ``image`` (m, V, 3, H, W) float in [0, 1], views sorted by frame number;
 - ``c2w`` (m, V, 4, 4) ground-truth OpenCV camera-to-world, **normalised** by
   :func:`rayzer.geometry.normalize_scene_scale` (canonical middle view = identity, mean
   distance of the other camera centres to it = 1); RayZer never reads them, LVSM trains on them;
@@ -139,6 +140,8 @@ class TrainStream(IterableDataset):
         limit: stop after this many micro-batches (None = endless).
         require_poses: skip scenes without cameras (the LVSM oracle trains on them).
         sources: already opened clip sources (default: opened from ``cfg``).
+        patch_size: the model's patch size: the long side of a non-square size's
+            low-resolution phase is rounded to a multiple of it (:meth:`DataConfig.image_hw_at`).
     """
 
     def __init__(
@@ -151,8 +154,10 @@ class TrainStream(IterableDataset):
         limit: int | None = None,
         require_poses: bool = False,
         sources: Sequence[ClipSource] | None = None,
+        patch_size: int = 1,
     ) -> None:
         super().__init__()
+        self.patch_size = int(patch_size)
         if cfg.epipolar_matches > 0:  # fail before any work, not in the first sample
             from rayzer.data.formats.undistort import INSTALL_HINT, have_opencv
 
@@ -242,19 +247,21 @@ class TrainStream(IterableDataset):
         source = self.sources[s]
         step = self.layout.step_of(sample_id)
         clip, views = self._choose_views(source, step, gen)
-        size, v = self.cfg.image_size_at(self.layout.step_of(sample_id)), len(views.frames)
+        hw, v = self.cfg.image_hw_at(step, self.patch_size), len(views.frames)
+        # a square size is asked for as an int, as before (sources may be user subclasses)
+        size = hw[0] if hw[0] == hw[1] else hw
         data = source.load(clip, views.frames, size)  # only the V views
-        if data.images.shape != (v, 3, size, size):
+        if data.images.shape != (v, 3, *hw):
             raise ValueError(
                 f"{source.describe(clip)}: loaded images of shape {tuple(data.images.shape)}, "
-                f"expected {(v, 3, size, size)}"
+                f"expected {(v, 3, *hw)}"
             )
         flip = self.cfg.flip_augment and bool(torch.rand((), generator=gen) < 0.5)
         if flip:
             data = flip_clip(data)
         matches = {}
         if self.cfg.epipolar_matches > 0:
-            matches = self._matches(source, clip, views.frames, size, flip, data.images)
+            matches = self._matches(source, clip, views.frames, hw, flip, data.images)
         teacher = {}
         if self.teacher is not None:
             t_c2w, t_valid = self.teacher.lookup(source.clip_id(clip), views.frames)
@@ -283,16 +290,17 @@ class TrainStream(IterableDataset):
             **teacher,
         }
 
-    def _matches(self, source, clip, frames, size, flip, images) -> dict[str, torch.Tensor]:
+    def _matches(self, source, clip, frames, hw, flip, images) -> dict[str, torch.Tensor]:
         """``epipolar_*`` entries (:mod:`rayzer.data.matches`) of the sample's views, matched
         on a ``data.epipolar_match_scale`` × larger load (mirrored like the sample)."""
         from rayzer.data.matches import match_views  # needs opencv: only when asked for
 
         scale = self.cfg.epipolar_match_scale
         if scale > 1:
-            big = source.load(clip, frames, size * scale)
+            big_hw = (hw[0] * scale, hw[1] * scale)
+            big = source.load(clip, frames, big_hw[0] if hw[0] == hw[1] else big_hw)
             images = (flip_clip(big) if flip else big).images
-        found = match_views(images, self.cfg.epipolar_matches, out_size=(size, size))
+        found = match_views(images, self.cfg.epipolar_matches, out_size=hw)
         return found.as_batch_entries()
 
     def _choose_views(

@@ -362,7 +362,7 @@ def _load_model(
             "--probe, --interp and --colmap need a model that predicts cameras; "
             f"{trained.path} holds a {model.name!r} model"
         )
-    side = int(size or trained.config.data.image_size)
+    side = int(size or trained.config.data.short_side)  # the short side of a non-square size
     out_hw = output_size(side, model.image_multiple, "square")
     return _Loaded(trained, ckpt is None, dev, side, out_hw)
 

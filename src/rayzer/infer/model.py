@@ -27,7 +27,8 @@ class LoadedModel:
 
     Attributes:
         model: the network, in eval mode, on ``device`` (``capabilities.predicts_cameras``).
-        image_size: its training input size (square side, pixels): the default inference size.
+        image_size: its training input size (pixels; the short side of a non-square
+            ``data.image_size``): the default inference size (short side).
         checkpoint: the checkpoint directory it came from (None for an in-memory model).
         bundled: whether it is the model shipped with the package.
         step: training step of the checkpoint (None if unknown).
@@ -91,7 +92,7 @@ def load_model(ckpt: str | Path | None = None, device: str | torch.device = "aut
     _check_predicts_cameras(trained.model, f"checkpoint {str(path)!r}")
     return LoadedModel(
         model=trained.model,
-        image_size=trained.config.data.image_size,
+        image_size=trained.config.data.short_side,
         checkpoint=trained.path,
         bundled=ckpt is None,
         step=trained.step,

@@ -247,6 +247,7 @@ class Trainer:
             rank=self.ctx.rank,
             start=self.step * self.layout.grad_accum,
             require_poses=self.model.capabilities.needs_gt_cameras,
+            patch_size=getattr(cfg.model, "patch_size", 1),
         )
         superseded: list[Path] = []
         if ckpt is not None and self.ctx.is_main and self._in_out_dir(ckpt):
@@ -269,7 +270,7 @@ class Trainer:
         if self.ctx.is_main:
             (self.out_dir / "config.yaml").write_text(config_to_yaml(cfg))
         self._stop_signal: str | None = None
-        self._image_size: int | None = None  # last logged image size (progressive resolution)
+        self._image_size: tuple[int, int] | None = None  # last logged (H, W) (progressive res.)
         self._last_images: tuple[Tensor, Tensor] | None = None
         self._last_saved: int | None = self.step if ckpt is not None else None
 
@@ -421,9 +422,10 @@ class Trainer:
         t0 = time.perf_counter()
         self.net.train()
         self.model.on_train_step(self.step, self.cfg.train.steps)
-        size = self.cfg.data.image_size_at(self.step)
+        size = self.cfg.data.image_hw_at(self.step, self.stream.patch_size)
         if self.cfg.data.low_res_steps and size != self._image_size and self.ctx.is_main:
-            log.info(f"step {self.step + 1}: training on {size} px images (progressive resolution)")
+            shown = f"{size[0]} px" if size[0] == size[1] else f"{size[0]}×{size[1]} (H×W)"
+            log.info(f"step {self.step + 1}: training on {shown} images (progressive resolution)")
         self._image_size = size
         means = self._accumulate_gradients(batches)
         grad_norm, lr, skipped = self._update()
@@ -652,14 +654,17 @@ def remaining_seconds(
 
     During the low-resolution phase of progressive resolution the measured step time is that of
     small images; the full-size steps still to come are scaled by the pixel ratio
-    ``(image_size / low_res_size)²`` (the token count; measured on tiny-cpu: 4.2-4.6× for
-    32 → 64 px, so this is slightly optimistic). A time budget caps the estimate.
+    ``(H·W) / (h·w)`` of the full and the low-resolution sizes (the token count; measured on
+    tiny-cpu: 4.2-4.6× for 32 → 64 px, so this is slightly optimistic). A time budget caps the
+    estimate.
     """
     left = max(total - step, 0)
     switch = data.low_res_steps if data.low_res_size else 0
     if step <= switch:  # the steps just measured were low-resolution ones
         full = total - switch
-        scale = (data.image_size / data.low_res_size) ** 2
+        h, w = data.image_hw
+        low_h, low_w = data.image_hw_at(0)  # the patch rounding hardly moves this ratio
+        scale = (h * w) / (low_h * low_w)
         eta = sec_per_step * (left - full + full * scale)
     else:
         eta = sec_per_step * left
