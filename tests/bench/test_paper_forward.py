@@ -59,3 +59,10 @@ def test_cli_writes_its_report_and_fails_on_a_bad_preset(tmp_path, capsys):
     assert result["failures"] == [f"no-such-preset: {bad['error']}"]
     assert "**failed**: no-such-preset" in (out / "paper_forward.md").read_text()
     assert "paper-forward failed: no-such-preset" in capsys.readouterr().err
+
+
+def test_forward_row_at_a_non_square_size():
+    """data.image_size=[H, W]: random inputs of that size, outputs checked against it."""
+    over = [*EXPLICIT["nas3r-tiny-cpu"], "data.image_size=[16,24]"]
+    row = paper_forward.forward_row("nas3r-tiny-cpu", over, batch=1, threads=1)
+    assert row["ok"] and row["problems"] == [] and row["image_size"] == [16, 24]

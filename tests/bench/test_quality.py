@@ -369,3 +369,15 @@ def test_bench_quality_trains_a_list_of_presets(tmp_path, capsys):
     bad = ["--models", "lvsm=erayzer-tiny-cpu"]
     assert main([*base, "--out", str(tmp_path / "z"), *bad]) == 2
     assert "builds a 'erayzer' model" in capsys.readouterr().err and not (tmp_path / "z").exists()
+
+
+def test_report_names_a_non_square_test_size():
+    """data.image_size=[H, W] (issue 18 item 3): the setup paragraph says 'H×W', not the list."""
+    from rayzer.bench.quality_report import to_markdown
+
+    root = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "side-by-side-orbit"
+    result = json.loads((root / "quality.json").read_text())
+    assert "views of 64×64 over" in to_markdown(result)
+    result["test_set"]["image_size"] = [24, 40]
+    text = to_markdown(result)
+    assert "views of 24×40 over" in text and "[24, 40]" not in text

@@ -227,6 +227,12 @@ def to_markdown(result: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _size(image_size: int | list[int]) -> str:
+    """``data.image_size`` as ``H×W`` (an int is a square side)."""
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    return f"{h}×{w}"
+
+
 def _setup_paragraph(result: dict[str, Any]) -> str:
     """Config, overrides, budgets, a reused LVSM run and the test set, in one paragraph."""
     ts = result["test_set"]
@@ -258,7 +264,7 @@ def _setup_paragraph(result: dict[str, Any]) -> str:
         + lvsm
         + f"; test set: {ts['num_scenes']} held-out "
         f"scenes (TEST_SEEDS), {ts['num_input_views']} input + {ts['num_target_views']} target "
-        f"views of {ts['image_size']}×{ts['image_size']} over a {ts['span']}-frame span of "
+        f"views of {_size(ts['image_size'])} over a {ts['span']}-frame span of "
         f"{ts['frames_per_clip']}-frame clips, the same for every method; median GT relative "
         "rotation between views: "
         + ", ".join(f"{p} {v['gt_rel_rot_deg_median']:.1f}°" for p, v in ts["protocols"].items())
