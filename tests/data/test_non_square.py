@@ -187,3 +187,26 @@ def test_stream_low_res_phase_at_a_non_square_size():
     # normalised intrinsics: fx / W equal (same horizontal FoV), principal point at the centre
     torch.testing.assert_close(low["K"][..., 0] / 24, first["K"][..., 0] / 40)
     assert math.isclose(float(low["K"][0, 0, 3]), 8.0)
+
+
+@pytest.mark.parametrize(
+    ("hw", "small"), [((24, 40), (16, 27)), ((40, 24), (27, 16)), ((32, 32), (16, 16))]
+)
+def test_synthetic_overlap_statistics_keep_the_aspect(hw, small, monkeypatch):
+    """E-RayZer's overlap sampler measures a synthetic clip on a small depth render: at the
+    clip's aspect (the vertical FoV of a 24 × 40 clip is not that of a square), 16 px short."""
+    from rayzer.data import clip_sources
+
+    seen = []
+    real_render = clip_sources.render_clip
+
+    def spy(seed, synth, **kw):
+        seen.append((synth.height, synth.width))
+        return real_render(seed, synth, **kw)
+
+    monkeypatch.setattr(clip_sources, "render_clip", spy)
+    data = DataConfig(image_size=list(hw), frames_per_clip=6, num_input_views=2,
+                      num_target_views=2)  # fmt: skip
+    source = clip_sources.SyntheticClips(synth_config(data))
+    curve = source.overlap_curve(0)
+    assert seen == [small] and curve.overlap[0] == pytest.approx(1.0)

@@ -150,8 +150,15 @@ class SyntheticClips(ClipSource):
 
     def overlap_curve(self, clip: int) -> OverlapCurve:
         """Geometric overlap from the clip's exact depth and cameras, rendered small: the
-        camera path and the scene do not depend on the resolution (only its precision does)."""
-        small = dataclasses.replace(self.synth, height=OVERLAP_DEPTH_SIZE, width=OVERLAP_DEPTH_SIZE)
+        camera path and the scene do not depend on the resolution (only its precision does).
+        A non-square clip is rendered at its aspect (short side ``OVERLAP_DEPTH_SIZE``): the
+        vertical field of view, and so what two frames share, depends on it."""
+        h, w, side = self.synth.height, self.synth.width, OVERLAP_DEPTH_SIZE
+        if h <= w:
+            small_hw = (side, max(side, round(w * side / h)))
+        else:
+            small_hw = (max(side, round(h * side / w)), side)
+        small = dataclasses.replace(self.synth, height=small_hw[0], width=small_hw[1])
         out = render_clip(self.clip_id(clip), small)
         return geometric_overlap(out.depth, out.c2w, out.K, size=OVERLAP_DEPTH_SIZE)
 
