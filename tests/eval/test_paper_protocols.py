@@ -20,7 +20,7 @@ from rayzer.data.protocols import (
     overlap_tag,
 )
 from rayzer.data.synthetic import synth_command
-from rayzer.eval.eval_data import fit_depth
+from rayzer.eval.eval_data import _too_short, fit_depth
 from rayzer.models import build_model
 from rayzer.train.checkpoint import save_checkpoint
 
@@ -119,3 +119,13 @@ def test_scenes_too_short_for_a_paper_protocol_say_why(tmp_path, synth_data, cap
     assert "12 frames < the erayzer protocol's 97-frame window" in err
     assert "--span N <= 12 evaluates shorter scenes" in err
     assert "context + " not in err
+
+
+def test_a_scene_with_fewer_frames_than_the_erayzer_views_gets_no_span_hint():
+    """--span must be >= 10 (the protocol's 10 views), so a scene of fewer than 10 frames can
+    never be evaluated under it: the reason says so instead of suggesting a --span it rejects."""
+    assert _too_short("erayzer", 24, None, 4, 4).endswith("--span N <= 24 evaluates shorter scenes")
+    reason = _too_short("erayzer", 8, None, 4, 4)
+    assert reason == "8 frames < the erayzer protocol's 5 context + 5 target views"
+    with pytest.raises(ValueError, match=">= 10 frames"):
+        erayzer_split(8, span=8)  # what the old hint led to

@@ -212,14 +212,16 @@ def plan_scenes(
 
 def _too_short(kind: str, num_frames: int, span: int | None, *counts: int) -> str:
     """Why a scene of ``num_frames`` frames has no split under protocol ``kind``."""
-    if kind == "erayzer":  # a fixed window, whatever the view counts
+    if kind == "erayzer" and num_frames >= sum(PAPER_PROTOCOLS[kind]):  # the window is short
         window = ERAYZER_WINDOW if span is None else span
         return (
             f"{num_frames} frames < the erayzer protocol's {window}-frame window (frames "
             f"linspace(0, {window - 1}, 10)); --span N <= {num_frames} evaluates shorter scenes"
         )
+    # Fewer frames than views: no --span helps (the erayzer window must hold its 10 views).
     num_context, num_target = PAPER_PROTOCOLS.get(kind, counts)
-    return f"{num_frames} frames < {num_context} context + {num_target} target views"
+    protocol = f"the {kind} protocol's " if kind in PAPER_PROTOCOLS else ""
+    return f"{num_frames} frames < {protocol}{num_context} context + {num_target} target views"
 
 
 def context_overlap(scene: SceneEntry, context: Sequence[int]) -> dict[str, Any]:
