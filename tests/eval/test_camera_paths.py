@@ -232,6 +232,30 @@ def test_camera_similarity_never_mirrors_the_centres():
     torch.testing.assert_close(t[0], dst[0, :, :3, 3].mean(0), atol=1e-12, rtol=0)
 
 
+def test_camera_similarity_scale_when_the_source_centres_coincide_or_nearly():
+    """Coincident source centres (a model at step 0: every camera at the origin) fix no scale:
+    s = 1, so a camera carried with them keeps its own offset (rotated) from dst's centroid.
+    Centres 1e-4 apart still fix it: an exact similarity is recovered there too."""
+    src = orbit(4)[None].clone()
+    src[..., :3, 3] = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    dst, _, R, _ = _similar(src, 5)
+    s_fit, R_fit, t_fit = camera_similarity(src, dst)
+    assert s_fit.tolist() == [1.0]
+    torch.testing.assert_close(R_fit, R, atol=1e-9, rtol=0)
+    extra = src[:, :1].clone()
+    extra[..., :3, 3] += torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64)
+    carried = apply_similarity(extra, s_fit, R_fit, t_fit)[0, 0, :3, 3]
+    expected = dst[0, :, :3, 3].mean(0) + R[0] @ torch.tensor([0.5, 0.0, 0.0]).double()
+    torch.testing.assert_close(carried, expected, atol=1e-9, rtol=0)
+
+    near = orbit(4)[None].clone()
+    near[..., :3, 3] = 1e-4 * near[..., :3, 3]
+    dst, s, R, t = _similar(near, 6)
+    s_fit, R_fit, t_fit = camera_similarity(near, dst)
+    torch.testing.assert_close(s_fit, s, atol=1e-9, rtol=0)
+    torch.testing.assert_close(t_fit, t, atol=1e-9, rtol=0)
+
+
 @pytest.mark.parametrize("layout", ["near_coincident", "collinear", "two_views"])
 def test_camera_similarity_recovers_the_rotation_whatever_the_centres(layout):
     """Exact orientations; centres that barely move and disagree between the sets (1e-3 of
