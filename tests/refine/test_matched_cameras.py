@@ -451,26 +451,39 @@ def test_the_dropped_share_counts_only_the_pairs_the_averaging_checked(walk, mon
     assert rep["pairs_kept"] == len(real) - len(rep["pairs_dropped_by_rotation_averaging"])
 
 
-def test_the_focal_search_prefers_checked_rotations_to_a_lower_error(monkeypatch):
+def _stub_pair(i: int, j: int, inliers: int = 30):
+    """A kept pair ``(i, j)`` with ``inliers`` pose inliers and no geometry (stubbed solves)."""
+    from rayzer.refine.pair_geometry import PairGeometry
+
+    return PairGeometry(i, j, np.zeros((inliers, 2), np.int64), np.arange(inliers))
+
+
+def _stub_solution(f: float, kept: list, score: float, v: int = 4):
+    """A reconstruction at start ``f`` registering the views of ``kept`` (none dropped) with
+    reprojection error ``score``."""
+    import rayzer.refine.matched_cameras as mc
+
+    s = mc._Solution(f, [], considered=len(kept), kept=kept, score_px=score)
+    s.registered = np.array([k in {p.i for p in kept} | {p.j for p in kept} for k in range(v)])
+    return s
+
+
+@pytest.mark.parametrize("tree_start", [80.0, 40.0], ids=["another-start", "the-prior"])
+def test_the_focal_search_prefers_checked_rotations_to_a_lower_error(monkeypatch, tree_start):
     """Two starts register 3 views: one on a loop of three pairs (its rotations checked) at
     0.28 px, one on a tree of two pairs (nothing checks them) at 0.19 px; a tree fits its
-    tracks more easily, so its lower error does not make it better. Before, the lowest error
+    tracks more easily, so its lower error does not make it better, whether the tree is another
+    start or the prior's own (which otherwise stays unless beaten). Before, the lowest error
     won (temple ring 0-7 with the NAS3R prior: a start whose 3-view loop failed fell back to a
     tree of views 2-4 at 0.19 px and was chosen, 1.98° off against 0.99° on the loop)."""
     import rayzer.refine.matched_cameras as mc
-    from rayzer.refine.pair_geometry import PairGeometry
 
-    def pair(i, j):
-        return PairGeometry(i, j, np.zeros((30, 2), np.int64), np.arange(30))
-
-    def solution(f, kept, score):
-        s = mc._Solution(f, [], considered=len(kept), kept=kept, score_px=score)
-        s.registered = np.array([k in {p.i for p in kept} | {p.j for p in kept} for k in range(4)])
-        return s
-
-    loop = [pair(1, 2), pair(2, 3), pair(1, 3)]
-    tree = [pair(0, 1), pair(1, 2)]
-    by_start = {20.0: solution(20.0, loop, 0.28), 80.0: solution(80.0, tree, 0.19)}
+    loop = [_stub_pair(1, 2), _stub_pair(2, 3), _stub_pair(1, 3)]
+    tree = [_stub_pair(0, 1), _stub_pair(1, 2)]
+    by_start = {
+        20.0: _stub_solution(20.0, loop, 0.28),
+        tree_start: _stub_solution(tree_start, tree, 0.19),
+    }
     monkeypatch.setattr(mc, "pair_poses", lambda *a: [])
     monkeypatch.setattr(
         mc, "_solve", lambda feats, posed, f, *a: by_start.get(f, mc._Solution(f, []))
@@ -483,3 +496,24 @@ def test_the_focal_search_prefers_checked_rotations_to_a_lower_error(monkeypatch
         (1.0, False, False),
         (2.0, False, False),
     ]
+
+
+def test_of_groups_registering_as_many_views_the_checked_one_is_kept(monkeypatch):
+    """Two groups of views register 3 views each: views 0-2 joined by a tree of two strong
+    pairs (ranked first: more inliers) and views 4-6 closing a loop of three weaker ones. The
+    loop's rotations are checked, so it is kept, as in the focal search (:func:`_checked`)."""
+    import rayzer.refine.matched_cameras as mc
+
+    tree = [_stub_pair(0, 1, 100), _stub_pair(1, 2, 100)]
+    loop = [_stub_pair(4, 5), _stub_pair(5, 6), _stub_pair(4, 6)]
+    solved = []
+
+    def solve_group(sol, pairs, ref, *args):
+        solved.append(sorted({k for p in pairs for k in (p.i, p.j)}))
+        return _stub_solution(sol.start_f, pairs, 0.19 if pairs[0].i == 0 else 0.28, v=7)
+
+    monkeypatch.setattr(mc, "_solve_group", solve_group)
+    cfg = MatchConfig(max_homography_ratio=None)
+    sol = mc._solve([], [*tree, *loop], 40.0, np.array([16.0, 16.0]), 7, 0, cfg)
+    assert solved == [[0, 1, 2], [4, 5, 6]]  # both tried, the tree's group first
+    assert sol.registered.tolist() == [False] * 4 + [True] * 3
