@@ -558,17 +558,29 @@ def test_fit_not_kept_says_why():
     assert "input kept (rejected: 12.30 / 95.10)" in _cell(rejected, 3)
 
 
-def test_matches_columns_on_a_scene_with_real_texture(one_focal, erayzer_ckpt, tmp_path):
+def test_matches_columns_on_a_scene_with_real_texture(
+    one_focal, erayzer_ckpt, tmp_path, monkeypatch
+):
     """--matches: the cameras from feature matches of the stored photos (192 px) and their
-    refinement get columns before pycolmap's; --no-model-refine skips the model's own."""
+    refinement get columns before pycolmap's; --no-model-refine skips the model's own. With
+    --colmap (stubbed: views 1, 3, 4 registered with the true cameras) the matches, which
+    register all 6, are scored again on pycolmap's 3 and the cell says so."""
     pytest.importorskip("cv2")
+    from rayzer.eval import colmap_reference as cr
+
+    def fake_colmap(files, workdir, **kwargs):
+        gt = _gt(Path(files[0]).parent.parent)
+        names = [Path(f).name for f in files]
+        return cr.ColmapCameras({names[k]: gt[names[k]] for k in (1, 3, 4)}, len(files), 100)
+
+    monkeypatch.setattr(cr, "run_colmap", fake_colmap)
     scene = tmp_path / "walk6"
     synth_command("walk", 0, 6, 192, str(scene))  # tests/refine/test_matched_cameras.py's walk
     out = tmp_path / "o"
     code, _, err = _run(
         "--ckpt", erayzer_ckpt, "--data", scene, "--views", 6, "--windows", "consecutive",
         "--consecutive-windows", 1, "--refine", 2, "--no-model-refine", "--matches",
-        "--out", out,
+        "--colmap", "--threads", 1, "--out", out,
     )  # fmt: skip
     assert code == 0, err
     result = json.loads((out / "real_cameras.json").read_text())
@@ -586,3 +598,10 @@ def test_matches_columns_on_a_scene_with_real_texture(one_focal, erayzer_ckpt, t
     assert m["matches_refined"]["seconds"] >= m["matches"]["seconds"]
     md = (out / "real_cameras.md").read_text()
     assert "| matches + BA | matches + BA + refinement | pycolmap |" in md
+    on = m["matches"]["on_pycolmap_views"]
+    assert m["pycolmap"]["registered"] == 3
+    assert on["pycolmap_views"] == on["common_views"] == [1, 3, 4]
+    assert on["matches_views"] == list(range(6)) and not on["same_views"]
+    assert on["all_pycolmap_views"] and on["rot_err_deg_median"] < 2.0
+    label = f"on pycolmap's views 1,3,4: {on['rot_err_deg_median']:.2f} / "
+    assert label in md, md
