@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rayzer.eval.camera_metrics import (
+    POSE_DEFINITIONS,
     cat_pose_errors,
     pairwise_summary,
     pose_errors,
@@ -101,3 +102,17 @@ def test_focal_error_and_pooling():
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="V >= 2"):
         pose_errors(orbit(3), orbit(4))
+
+
+def test_coincident_predicted_centres_score_90_degrees_as_the_definition_says():
+    """Two predicted cameras at one centre (the without-targets registration puts every target
+    whose pass got scale 0 on the context centroid) have no translation direction: 90°, as
+    the report's definition says, not 0 (which would reward a collapse)."""
+    gt = orbit(3)
+    pred = gt.clone()
+    pred[2, :3, 3] = pred[1, :3, 3]  # cameras 1 and 2 share a centre
+    trans = pose_errors(pred, gt).trans_deg  # pairs (0, 1), (0, 2), (1, 2)
+    assert trans[2].item() == 90.0 and trans[0].item() < 1e-6
+    definition = POSE_DEFINITIONS["trans_dir_err_deg"]
+    assert "90 when only the predicted one" in definition
+    assert "0 when the true translation" in definition

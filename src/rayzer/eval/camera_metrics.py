@@ -41,7 +41,8 @@ POSE_DEFINITIONS = {
     "in camera i's frame), so no alignment is needed",
     "rot_err_deg": "geodesic angle between predicted and true relative rotations (degrees)",
     "trans_dir_err_deg": "angle between predicted and true relative translation directions "
-    "(degrees, sign kept; 0 when a translation is shorter than 1e-8)",
+    "(degrees, sign kept; 0 when the true translation is shorter than 1e-8: no direction to "
+    "recover; 90 when only the predicted one is: no direction given)",
     "max_err_deg": "max(rot_err_deg, trans_dir_err_deg) per pair",
     "auc": "AUC@T of max_err_deg (RelPose / PoseDiffusion / VGGT mAA: mean over 1-degree bins "
     "up to T of the fraction of pairs under the bin edge)",
