@@ -23,9 +23,10 @@ of SIFT matches per pair at their own resolution, so the cameras are solved from
 5. the focal (``focal_search``): steps 2-4 from each starting focal of a log grid around the
    model's (0.5-4x), keeping the start whose bundle adjustment ends with the lowest (truncated)
    reprojection error among those registering the most views on checked rotations (a loop of
-   three views: an unchecked tree of pairs fits its tracks more easily). Self-calibration from the fundamental matrices alone is degenerate on
-   object-centred captures (the optical axes meet near the object), and the model's focal can
-   be 2.5x off, so the reprojection error of whole reconstructions decides;
+   three views: an unchecked tree of pairs fits its tracks more easily). Self-calibration from
+   the fundamental matrices alone is degenerate on object-centred captures (the optical axes
+   meet near the object), and the model's focal can be 2.5x off, so the reprojection error of
+   whole reconstructions decides;
 6. the evidence: when the averaging dropped a large share of the pairs it checked (those of the
    registered group), or no three registered views close a loop, ``report["warning"]`` says
    the registration may be wrong; above ``reject_dropped_share`` it is taken as wrong and the
@@ -541,10 +542,11 @@ class _Solution:
     ``kept``: the pairs used (pose inliers, not near-planar, agreeing after averaging);
     ``considered``: the pairs of the group solved (enough pose inliers, not near-planar: the
     averaging's input, the pairs it checked); ``registered``: ``(V,)`` bool, views with
-    ``min_points`` good observations (none when fewer than ``min_views``); ``score_px``: the root mean square reprojection error after the
-    bundle adjustment, each observation's error capped at ``outlier_px`` (a truncated quadratic:
-    a focal that explains the tracks better scores lower, outliers weigh the same at any focal).
-    ``failure``: why nothing could be registered (None when something was)."""
+    ``min_points`` good observations (none when fewer than ``min_views``); ``score_px``: the
+    root mean square reprojection error after the bundle adjustment, each observation's error
+    capped at ``outlier_px`` (a truncated quadratic: a focal that explains the tracks better
+    scores lower, outliers weigh the same at any focal). ``failure``: why nothing could be
+    registered (None when something was)."""
 
     start_f: float
     posed: list[PairGeometry]
