@@ -45,8 +45,14 @@ def _median_error(batch: dict, s: int, c2w: torch.Tensor, K: torch.Tensor) -> to
     return torch.cat(errors).sqrt().median()
 
 
-def test_matches_stack_and_lie_on_the_true_epipolar_lines():
-    batch = _stream("data.epipolar_matches=16", "data.epipolar_match_scale=4").micro_batch(0)
+@pytest.mark.parametrize("size", [None, "[24,40]"])
+def test_matches_stack_and_lie_on_the_true_epipolar_lines(size):
+    """Also at a non-square data.image_size: the coordinates refer to the H × W sample (its
+    (H, W) scaled from the 4 × larger render the views are matched on)."""
+    over = [f"data.image_size={size}"] if size else []
+    batch = _stream("data.epipolar_matches=16", "data.epipolar_match_scale=4", *over).micro_batch(0)
+    if size:
+        assert batch["image"].shape[-2:] == (24, 40)
     assert batch["epipolar_pairs"].shape == (4, 6, 2)
     assert batch["epipolar_uv"].shape == (4, 6, 16, 4)
     assert batch["epipolar_valid"].shape == (4, 6, 16)

@@ -249,6 +249,23 @@ def test_lvsm_checkpoint(cli, lvsm_ckpt, synth_data, tmp_path):
     assert code != 0 and "need a model that predicts cameras" in err
 
 
+def test_a_non_square_checkpoint_is_evaluated_at_its_training_size(cli, synth_data, tmp_path):
+    """A run trained at data.image_size=[24, 40] is evaluated at 24 × 40 (the 32 × 32 scenes
+    resized to cover it and centre-cropped), not at its short side's square (before: 24 × 24,
+    though --size said 'default: the training size'); --size S still means S × S."""
+    ckpt = _checkpoint(tmp_path / "run", "data.image_size=[24,40]")
+    base = ["--ckpt", ckpt, "--data", synth_data, "--lpips", "none", "--max-scenes", 1]
+    code, _, err = cli(*base, "--out", tmp_path / "eval")
+    assert code == 0, err
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert m["image_size"] == [24, 40]
+    assert m["summary"]["rayzer_with_targets"]["psnr"] > 0
+    assert "24×40 input" in (tmp_path / "eval" / "metrics.md").read_text()
+    code, _, err = cli(*base, "--out", tmp_path / "square", "--size", 16)
+    assert code == 0, err
+    assert json.loads((tmp_path / "square" / "metrics.json").read_text())["image_size"] == [16, 16]
+
+
 def test_probe_needs_train_and_test_scenes(cli, rayzer_ckpt, synth_data, tmp_path):
     out = tmp_path / "eval"
     code, _, err = cli(

@@ -40,7 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", type=int, help="target views (default: the model's training count)")
     p.add_argument("--span", type=int, help="window of frames to draw views from (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random protocol and probe")
-    p.add_argument("--size", type=int, help="square input side (default: the training size)")
+    p.add_argument(
+        "--size",
+        type=int,
+        help="square input side S (default: the training size, H x W for a non-square run)",
+    )
     p.add_argument("--out", type=Path, help="output folder (default: outputs/eval/<data name>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument(

@@ -213,7 +213,8 @@ def run_eval(
             ignored for index files, which list the frames).
         span: window of frames the views are drawn from (default: the whole scene).
         seed: seed of the random protocol (and of the probe).
-        size: square model input side (default: the checkpoint's training size).
+        size: square model input side S (S × S); default: the checkpoint's training size
+            (``data.image_size``: H × W for a non-square checkpoint).
         lpips: ``"vgg,alex"``, one of them, or ``"none"``.
         probe / probe_train / probe_samples / probe_steps: pose probing (camera-predicting models),
             trained on ``probe_train`` scenes (default: every other evaluated posed scene) with
@@ -335,7 +336,7 @@ class _Loaded:
     trained: Any  # rayzer.checkpoints.TrainedModel
     bundled: bool  # the bundled model (no --ckpt)
     device: torch.device
-    side: int  # square model input side
+    side: int  # the model input's short side
     out_hw: tuple[int, int]
 
     @property
@@ -362,8 +363,10 @@ def _load_model(
             "--probe, --interp and --colmap need a model that predicts cameras; "
             f"{trained.path} holds a {model.name!r} model"
         )
-    side = int(size or trained.config.data.short_side)  # the short side of a non-square size
+    side = int(size or trained.config.data.short_side)
     out_hw = output_size(side, model.image_multiple, "square")
+    if size is None:  # the training size: a non-square checkpoint is evaluated at its H × W
+        out_hw = trained.config.data.image_hw  # sides checked against the patch by the config
     return _Loaded(trained, ckpt is None, dev, side, out_hw)
 
 
