@@ -325,6 +325,10 @@ def test_eta_counts_the_full_size_steps_still_to_come():
     assert remaining_seconds(progressive, 1000, 2000, 0.5, 600.0) == pytest.approx(600.0)
     assert remaining_seconds(progressive, 1000, 2000, 0.5, -5.0) == 0.0
     assert remaining_seconds(DataConfig(), 2000, 2000, 0.5, None) == 0.0
+    # non-square: the pixel ratio of 24 × 40 to the low-res 16 × 24 the stream loads at patch
+    # 8 (2.5; the long side unrounded, 16 × 27, gave 2.22; the short sides squared 2.25)
+    wide = DataConfig(image_size=[24, 40], low_res_size=16, low_res_steps=1500)
+    assert remaining_seconds(wide, 1500, 2000, 0.5, None, multiple=8) == pytest.approx(625.0)
 
 
 @pytest.mark.parametrize("mode", ["both", "resolved"])

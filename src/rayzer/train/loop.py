@@ -579,6 +579,7 @@ class Trainer:
                 self.cfg.train.steps,
                 sec,
                 None if budget is None else 60.0 * budget - elapsed_s,
+                multiple=self.stream.patch_size,
             ),
         )
 
@@ -648,22 +649,28 @@ class Trainer:
 
 
 def remaining_seconds(
-    data: DataConfig, step: int, total: int, sec_per_step: float, budget_left_s: float | None
+    data: DataConfig,
+    step: int,
+    total: int,
+    sec_per_step: float,
+    budget_left_s: float | None,
+    multiple: int = 1,
 ) -> float:
     """Estimated seconds to the end of training after ``step`` (the progress line's ETA).
 
     During the low-resolution phase of progressive resolution the measured step time is that of
     small images; the full-size steps still to come are scaled by the pixel ratio
     ``(H·W) / (h·w)`` of the full and the low-resolution sizes (the token count; measured on
-    tiny-cpu: 4.2-4.6× for 32 → 64 px, so this is slightly optimistic). A time budget caps the
-    estimate.
+    tiny-cpu: 4.2-4.6× for 32 → 64 px, so this is slightly optimistic); ``multiple``: the
+    model's patch size, to which a non-square low-resolution long side is rounded
+    (:meth:`DataConfig.image_hw_at`). A time budget caps the estimate.
     """
     left = max(total - step, 0)
     switch = data.low_res_steps if data.low_res_size else 0
     if step <= switch:  # the steps just measured were low-resolution ones
         full = total - switch
         h, w = data.image_hw
-        low_h, low_w = data.image_hw_at(0)  # the patch rounding hardly moves this ratio
+        low_h, low_w = data.image_hw_at(0, multiple)
         scale = (h * w) / (low_h * low_w)
         eta = sec_per_step * (left - full + full * scale)
     else:
