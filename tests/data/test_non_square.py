@@ -18,7 +18,12 @@ import torch
 from _tiny import TINY_MODEL
 from rayzer.config import DataConfig, load_config
 from rayzer.data.clip_sources import synth_config
-from rayzer.data.real_clips import crop_geometry, resize_crop, square_crop_geometry
+from rayzer.data.real_clips import (
+    crop_geometry,
+    resize_crop,
+    resize_crop_square,
+    square_crop_geometry,
+)
 from rayzer.data.scene_folder import write_scene_folder
 from rayzer.data.stream import BatchLayout, TrainStream
 from rayzer.data.synthetic import SynthConfig, render_clip
@@ -53,11 +58,12 @@ def test_square_crop_geometry_is_unchanged():
         assert crop_geometry(h, w, (s, s)) == _old_square_crop_geometry(h, w, s), (h, w, s)
 
 
-@pytest.mark.parametrize("src_hw", [(48, 80), (80, 48), (30, 30), (90, 40)])
+@pytest.mark.parametrize("src_hw", [(48, 80), (80, 48), (30, 30), (90, 40), (20, 30)])
 @pytest.mark.parametrize("out_hw", [(16, 24), (24, 16), (16, 16)])
 def test_resize_crop_to_any_size_keeps_projections(src_hw, out_hw):
     """A blob drawn at the projection of a known 3-D point lands, after resize-to-cover and
-    centre crop to ``out_hw``, at the point's projection with the updated intrinsics."""
+    centre crop to ``out_hw``, at the point's projection with the updated intrinsics (pixel
+    centres at +0.5); a square ``out_hw`` is :func:`resize_crop_square`'s output."""
     H, W = src_hw
     K = torch.tensor([[0.9 * W, 0.8 * W, 0.47 * W, 0.53 * H]], dtype=torch.float64)
     point = torch.tensor([0.04, -0.03, 1.0], dtype=torch.float64)  # camera frame
@@ -68,6 +74,9 @@ def test_resize_crop_to_any_size_keeps_projections(src_hw, out_hw):
     blob = torch.exp(-((xx - u) ** 2 + (yy - v) ** 2) / (2 * sigma**2)).float()
     out, K2 = resize_crop(blob.expand(1, 3, H, W).contiguous(), K.float(), out_hw)
     h, w = out_hw
+    if h == w:
+        square, K_square = resize_crop_square(blob.expand(1, 3, H, W).contiguous(), K.float(), h)
+        assert torch.equal(square, out) and torch.equal(K_square, K2)
     assert out.shape == (1, 3, h, w)
     u2 = K2[0, 0] * point[0] / point[2] + K2[0, 2]
     v2 = K2[0, 1] * point[1] / point[2] + K2[0, 3]
@@ -80,6 +89,7 @@ def test_resize_crop_to_any_size_keeps_projections(src_hw, out_hw):
     assert (nh == h or nw == w) and nh >= h and nw >= w and (top == 0 or left == 0)
     torch.testing.assert_close(K2[0, 0].double(), K[0, 0] * nw / W)
     torch.testing.assert_close(K2[0, 1].double(), K[0, 1] * nh / H)
+    torch.testing.assert_close(K2[0, 2].double(), K[0, 2] * nw / W - left)
     torch.testing.assert_close(K2[0, 3].double(), K[0, 3] * nh / H - top)
 
 
@@ -157,6 +167,7 @@ def test_scene_folder_stream_at_a_non_square_size(tmp_path, scene_hw):
     ("hw", "low", "patch", "expected"),
     [
         ((24, 40), 16, 8, (16, 24)),  # 40 · 16 / 24 = 26.7 → 24
+        ((24, 56), 16, 8, (16, 40)),  # 56 · 16 / 24 = 37.3 → 40, the nearest (not 32 below)
         ((40, 24), 16, 8, (24, 16)),  # portrait: the same, transposed
         ((224, 392), 112, 14, (112, 196)),  # exact aspect
         ((256, 448), 128, 16, (128, 224)),

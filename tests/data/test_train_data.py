@@ -29,7 +29,6 @@ from rayzer.data.clip_sources import (
     choose_source,
     open_clip_sources,
 )
-from rayzer.data.real_clips import resize_crop_square, square_crop_geometry
 from rayzer.data.scene_folder import write_scene_folder
 from rayzer.data.stream import BatchLayout, TrainStream, make_loader, sample_generator
 from rayzer.data.synthetic import SynthConfig, render_clip
@@ -98,38 +97,6 @@ def config(source: str, *extra: str):
 
 
 # ------------------------------------------------------------------------------------------------
-# resize + crop
-
-
-@pytest.mark.parametrize("hw", [(48, 80), (80, 48), (20, 30)])
-def test_resize_crop_intrinsics_agree_with_reprojection(hw):
-    """A blob drawn at the projection of a 3-D point lands, after resize + crop, at the point's
-    projection with the updated intrinsics (pixel centres at +0.5)."""
-    H, W = hw
-    K = torch.tensor([[0.9 * W, 0.8 * W, 0.47 * W, 0.53 * H]], dtype=torch.float64)
-    point = torch.tensor([0.05, -0.04, 1.0], dtype=torch.float64)  # camera frame
-    u = K[0, 0] * point[0] / point[2] + K[0, 2]
-    v = K[0, 1] * point[1] / point[2] + K[0, 3]
-    sigma = 0.06 * min(H, W)
-    yy, xx = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
-    blob = torch.exp(-((xx - u) ** 2 + (yy - v) ** 2) / (2 * sigma**2)).float()
-    images = blob.expand(1, 3, H, W).contiguous()
-    out, K2 = resize_crop_square(images, K.float(), 16)
-    assert out.shape == (1, 3, 16, 16)
-    u2 = K2[0, 0] * point[0] / point[2] + K2[0, 2]
-    v2 = K2[0, 1] * point[1] / point[2] + K2[0, 3]
-    yy, xx = torch.meshgrid(torch.arange(16) + 0.5, torch.arange(16) + 0.5, indexing="ij")
-    w = out[0, 0].double()
-    centroid = ((w * xx).sum() / w.sum(), (w * yy).sum() / w.sum())
-    assert abs(centroid[0] - u2) < 0.05 and abs(centroid[1] - v2) < 0.05
-    # the principal point moves by the crop offset, focal lengths scale with the resize
-    (nh, nw), top, left = square_crop_geometry(H, W, 16)
-    assert min(nh, nw) == 16 and (top == 0 or left == 0)
-    torch.testing.assert_close(K2[0, 0].double(), K[0, 0] * nw / W)
-    torch.testing.assert_close(K2[0, 2].double(), K[0, 2] * nw / W - left)
-
-
-# ------------------------------------------------------------------------------------------------
 # sources
 
 
@@ -151,6 +118,23 @@ def test_folder_manifest_and_chunk_sources_agree(dataset):
         raw = json.loads((folder.paths[clip] / "cameras.json").read_text())["frames"][0]
         s = 16 / 24
         expected = [raw["fx"] * 21 / 32, raw["fy"] * s, raw["cx"] * 21 / 32 - 2, raw["cy"] * s]
+        torch.testing.assert_close(a.K[0], torch.tensor(expected, dtype=torch.float32))
+
+
+def test_folder_and_chunk_sources_agree_at_a_non_square_size(dataset):
+    """data.image_size=[16, 24]: both real sources resize the 24×32 frames to cover 16 × 24
+    (18 × 24: the width sets the scale) and crop one row on top, intrinsics to match."""
+    cfg = config(f"{dataset / 'scenes'},{dataset / 'chunks'}", "data.image_size=[16,24]").data
+    folder, chunks = open_clip_sources(cfg)
+    frames = torch.tensor([0, 5, 11])
+    for clip in (0, 1):
+        a, b = folder.load(clip, frames), chunks.load(clip, frames)
+        assert a.images.shape == b.images.shape == (3, 3, 16, 24)
+        torch.testing.assert_close(b.K, a.K, atol=1e-4, rtol=1e-5)
+        assert (a.images - b.images).abs().mean() < 0.03  # PNG vs JPEG of the same pixels
+        raw = json.loads((folder.paths[clip] / "cameras.json").read_text())["frames"][0]
+        sx, sy = 24 / 32, 18 / 24
+        expected = [raw["fx"] * sx, raw["fy"] * sy, raw["cx"] * sx, raw["cy"] * sy - 1]
         torch.testing.assert_close(a.K[0], torch.tensor(expected, dtype=torch.float32))
 
 

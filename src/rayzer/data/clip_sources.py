@@ -153,12 +153,10 @@ class SyntheticClips(ClipSource):
         camera path and the scene do not depend on the resolution (only its precision does).
         A non-square clip is rendered at its aspect (short side ``OVERLAP_DEPTH_SIZE``): the
         vertical field of view, and so what two frames share, depends on it."""
-        h, w, side = self.synth.height, self.synth.width, OVERLAP_DEPTH_SIZE
-        if h <= w:
-            small_hw = (side, max(side, round(w * side / h)))
-        else:
-            small_hw = (max(side, round(h * side / w)), side)
-        small = dataclasses.replace(self.synth, height=small_hw[0], width=small_hw[1])
+        from rayzer.data.real_clips import square_crop_geometry  # real_clips imports this module
+
+        (h, w), _, _ = square_crop_geometry(self.synth.height, self.synth.width, OVERLAP_DEPTH_SIZE)
+        small = dataclasses.replace(self.synth, height=h, width=w)
         out = render_clip(self.clip_id(clip), small)
         return geometric_overlap(out.depth, out.c2w, out.K, size=OVERLAP_DEPTH_SIZE)
 
