@@ -125,6 +125,8 @@ def test_a_scene_with_fewer_frames_than_the_erayzer_views_gets_no_span_hint():
     """--span must be >= 10 (the protocol's 10 views), so a scene of fewer than 10 frames can
     never be evaluated under it: the reason says so instead of suggesting a --span it rejects."""
     assert _too_short("erayzer", 24, None, 4, 4).endswith("--span N <= 24 evaluates shorter scenes")
+    with_span = _too_short("erayzer", 20, 24, 4, 4)  # the window is --span's
+    assert with_span.startswith("20 frames < the erayzer protocol's 24-frame window")
     reason = _too_short("erayzer", 8, None, 4, 4)
     assert reason == "8 frames < the erayzer protocol's 5 context + 5 target views"
     with pytest.raises(ValueError, match=">= 10 frames"):
