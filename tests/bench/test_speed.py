@@ -10,6 +10,7 @@ from rayzer.bench.speed import (
     DERIVED_CONFIGS,
     markdown_table,
     measure_matmul_peak,
+    random_batch,
     time_training_step,
 )
 
@@ -23,6 +24,19 @@ def test_flop_counter_counts_cpu_attention_forward_and_backward():
 
     forward = 4 * b * h * n * n * d  # QKᵀ and (softmax)V, 2 FLOPs per multiply-add
     assert count_flops(fwd_bwd) == int(3.5 * forward)  # backward = 2.5 × forward
+
+
+@pytest.mark.parametrize(
+    ("size", "hw"), [(16, (16, 16)), ((16, 24), (16, 24)), ([24, 16], (24, 16))]
+)
+def test_random_batch_is_h_by_w_with_a_centred_principal_point(size, hw):
+    """The benchmarks' random inputs at a side S or (H, W): images (B, V, 3, H, W), cameras on
+    a line, fx = fy = W, (cx, cy) = (W/2, H/2) (a non-square cy of W/2 passed every test)."""
+    batch = random_batch(2, 3, size, "cpu")
+    h, w = hw
+    assert batch["image"].shape == (2, 3, 3, h, w)
+    assert torch.equal(batch["K"], torch.tensor([w, w, w / 2, h / 2]).expand(2, 3, 4))
+    assert torch.equal(batch["c2w"][0, :, 0, 3], torch.tensor([-1.0, 0.0, 1.0]))
 
 
 def test_matmul_peak_per_wall_and_cpu_second():

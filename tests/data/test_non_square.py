@@ -112,7 +112,9 @@ def test_synthetic_sample_intrinsics_project_known_points():
     = (W/2, H/2); the 3-D surface points of one view (exact depth) project with these
     intrinsics onto pixels of another view whose depth agrees. Three non-square mistakes
     (the square convention's cy = W/2, fy scaled by H/W, the focal from the height) disagree
-    20-50× more (measured 0.0002-0.0007 vs 0.009-0.038 on four clips)."""
+    more: on this test's clip (seed 957387) 0.0002 (the worst of the three view pairs) against
+    0.0065-0.017 (the best pair of each mistake), 29×; on TRAIN_SEEDS 0-2 0.0004-0.0014 against
+    0.010-0.040, 11-35×."""
     cfg = load_config("tiny-cpu", [*TINY_MODEL, *DATA])
     synth = synth_config(cfg.data)
     assert (synth.height, synth.width) == HW

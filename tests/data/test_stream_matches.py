@@ -61,6 +61,26 @@ def test_matches_stack_and_lie_on_the_true_epipolar_lines(size):
         assert _median_error(batch, s, batch["c2w"][s], batch["K"][s]) < 0.5  # px at 32 px
 
 
+def test_a_non_square_sample_is_matched_on_a_render_of_its_aspect(monkeypatch):
+    """The views are matched on a data.epipolar_match_scale × larger load of the sample's own
+    H × W (24 × 40 → 96 × 160), not a square of its short side: a square one scaled back to
+    H × W puts the matches off in v; on orbit clips, whose epipolar lines are near-horizontal,
+    the epipolar test above does not see that."""
+    from rayzer.data.clip_sources import SyntheticClips
+
+    sizes = []
+    load = SyntheticClips.load
+
+    def spy(self, clip, frames, size=None):
+        sizes.append(size)
+        return load(self, clip, frames, size)
+
+    monkeypatch.setattr(SyntheticClips, "load", spy)
+    over = ("data.epipolar_matches=16", "data.epipolar_match_scale=4", "data.image_size=[24,40]")
+    _stream(*over).sample(0)
+    assert [tuple(s) for s in sizes] == [(24, 40), (96, 160)]
+
+
 def test_mirrored_samples_are_matched_on_mirrored_images():
     """Under data.flip_augment the matches follow the mirrored cameras, not the original ones
     (orbit clips keep horizontal epipolar lines horizontal when mirrored, so the original
