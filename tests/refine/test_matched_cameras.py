@@ -517,3 +517,38 @@ def test_of_groups_registering_as_many_views_the_checked_one_is_kept(monkeypatch
     sol = mc._solve([], [*tree, *loop], 40.0, np.array([16.0, 16.0]), 7, 0, cfg)
     assert solved == [[0, 1, 2], [4, 5, 6]]  # both tried, the tree's group first
     assert sol.registered.tolist() == [False] * 4 + [True] * 3
+
+
+@pytest.mark.parametrize("checked", [1, 2], ids=["1-of-3", "2-of-3"])
+def test_a_loop_that_closes_at_few_starting_focals_is_weak_evidence(walk, monkeypatch, checked):
+    """The focal search ranks starts whose rotations close a loop first, so the chosen start's
+    loop checks nothing when it closes at few of the starts registering as many views (lego
+    31-38 with the E-RayZer prior: 1 of 3, 13° off at half the true focal, reported as sound).
+    Fewer than half is weak evidence (a warning; the cameras are still used); half or more is
+    not. The walk's own search is replaced by one start and the ``tried`` entries of three."""
+    pytest.importorskip("cv2")
+    import rayzer.refine.matched_cameras as mc
+
+    clip, photos = walk
+    c2w, K = _prior(clip, len(photos))
+    search = mc._search_focal
+
+    def three_starts(*args):
+        sol, _ = search(*args)  # focal_search off: the prior's start only
+        flags = [True] + [k < checked for k in range(1, 3)]
+        return sol, [
+            {"factor": a, "registered": len(photos), "checked": c, "chosen": a == 0.5}
+            for a, c in zip((0.5, 1.0, 2.0), flags, strict=True)
+        ] + [{"factor": 4.0, "registered": 0, "checked": False, "chosen": False}]
+
+    monkeypatch.setattr(mc, "_search_focal", three_starts)
+    cfg = MatchConfig(focal_search=False, ba_max_evals=5)
+    res = cameras_from_matches(photos, [BOX] * len(photos), c2w, K, (MODEL, MODEL), config=cfg)
+    assert res.registered.all() and res.report["evidence"]["triplets"] > 0
+    assert res.report["evidence"]["starts_checked"] == (checked, 3)
+    warning = res.report.get("warning", "")
+    if checked == 1:
+        assert res.report["evidence"]["weak"]
+        assert "checked loop at only 1 of the 3 starting focals" in warning, warning
+    else:
+        assert not res.report["evidence"]["weak"] and "starting focals" not in warning, warning
