@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -153,7 +154,7 @@ class DataConfig:
     @property
     def image_hw(self) -> tuple[int, int]:
         """``(H, W)`` of the model input (``image_size`` as a pair)."""
-        return _as_hw(self.image_size)
+        return as_hw(self.image_size)
 
     @property
     def short_side(self) -> int:
@@ -266,8 +267,9 @@ class DataConfig:
             )
 
 
-def _as_hw(size: int | list[int] | tuple[int, int]) -> tuple[int, int]:
-    """``data.image_size`` (an int or ``[H, W]``, already checked) as ``(H, W)``."""
+def as_hw(size: int | Sequence[int]) -> tuple[int, int]:
+    """An image size as ``(H, W)``: an int is a square side, a pair ``[H, W]`` is itself
+    (e.g. ``data.image_size``, already checked)."""
     if isinstance(size, int):
         return size, size
     h, w = size
@@ -434,7 +436,7 @@ class Config:
         p = getattr(self.model, "patch_size", 1)
         for key in ("image_size", "low_res_size"):
             size = getattr(self.data, key)
-            if any(side % p for side in _as_hw(size)):
+            if any(side % p for side in as_hw(size)):
                 raise ValueError(f"data.{key}={size} is not divisible by model.patch_size={p}")
         if self.data.low_res_steps >= self.train.steps:
             raise ValueError(

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rayzer.config import as_hw
 from rayzer.eval.novel_view import EvalResult, EvalSample
 from rayzer.utils.atomic import atomic_path
 
@@ -229,7 +230,7 @@ def to_markdown(result: dict[str, Any]) -> str:
 
 def _size(image_size: int | list[int]) -> str:
     """``data.image_size`` as ``H×W`` (an int is a square side)."""
-    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    h, w = as_hw(image_size)
     return f"{h}×{w}"
 
 

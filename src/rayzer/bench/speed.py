@@ -50,7 +50,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from rayzer.bench.flops import count_flops
-from rayzer.config import load_config, preset_path
+from rayzer.config import as_hw, load_config, preset_path
 from rayzer.models import build_model
 from rayzer.utils.report import machine_info, markdown_table, write_report
 
@@ -180,7 +180,7 @@ def random_batch(
 ) -> dict[str, torch.Tensor]:
     """Random images (B, V, 3, H, W) (``size``: a side S, or ``(H, W)``) with cameras on a line
     (for models that read them); fx = fy = W, principal point at the centre."""
-    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    h, w = as_hw(size)
     c2w = torch.eye(4, device=device).repeat(batch, views, 1, 1)
     c2w[..., 0, 3] = torch.linspace(-1.0, 1.0, views, device=device)
     K = torch.tensor([w, w, w / 2, h / 2], device=device).expand(batch, views, 4)

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from rayzer.config import DataConfig
+from rayzer.config import DataConfig, as_hw
 from rayzer.data.overlap import OverlapCurve, geometric_overlap, image_overlap
 from rayzer.data.synthetic import TRAIN_SEEDS, SynthConfig, render_clip
 
@@ -139,9 +139,9 @@ class SyntheticClips(ClipSource):
     def load(self, clip: int, frames: Tensor, size: int | tuple[int, int] | None = None) -> Clip:
         synth = self.synth
         if size is not None:
-            h, w = (size, size) if isinstance(size, int) else size
+            h, w = as_hw(size)
             if (h, w) != (synth.height, synth.width):
-                synth = dataclasses.replace(synth, height=int(h), width=int(w))
+                synth = dataclasses.replace(synth, height=h, width=w)
         out = render_clip(self.clip_id(clip), synth, frames=frames)  # only these frames
         return Clip(out.images, out.c2w, out.K)
 

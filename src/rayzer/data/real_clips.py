@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from rayzer.config import as_hw
 from rayzer.data.check import find_scenes
 from rayzer.data.clip_sources import Clip, ClipSource, DataSourceNotFoundError, SkippedScene
 from rayzer.data.formats.re10k import CHUNK_SUFFIX, _chunk_scene, chunk_dirs
@@ -51,14 +52,6 @@ log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------------------
 # resize + centre crop
-
-
-def as_hw(size: int | Sequence[int]) -> tuple[int, int]:
-    """An output size as ``(H, W)``: an int is a square side."""
-    if isinstance(size, int):
-        return size, size
-    h, w = size
-    return int(h), int(w)
 
 
 def crop_geometry(
