@@ -39,14 +39,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--size",
         type=int,
         help="short side of the model input in pixels, a multiple of the patch size (default: "
-        "the model's training size)",
+        "the model's training size; the short side of a run trained at [H, W])",
     )
     p.add_argument(
         "--aspect",
         choices=["square", "keep"],
         default="square",
-        help="square: centre-crop to SIZE x SIZE (the training distribution); keep: keep the "
-        "first view's aspect ratio (long side <= 2 x SIZE)",
+        help="square: centre-crop to SIZE x SIZE (the training distribution of a square-trained "
+        "model); keep: keep the first view's aspect ratio (long side <= 2 x SIZE)",
     )
     p.add_argument(
         "--max-views",
