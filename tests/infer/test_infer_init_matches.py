@@ -98,35 +98,48 @@ def test_cli_refuses_matches_without_opencv_or_with_a_video(
     helpers.no_output(tmp_path / "out")
 
 
-def test_refine_after_the_matches_warns(one_focal, tmp_path: Path, monkeypatch, caplog):
-    """The refinement after the matches made the cameras worse on real photos (the real-cameras
-    benchmark): when it replaces matched cameras the user is told (a stand-in refinement that
-    keeps its cameras; tiny untrained E-RayZer, which has depth)."""
+def test_refine_after_the_matches_holds_the_registered_views(
+    one_focal, tmp_path: Path, monkeypatch
+):
+    """The refinement after the matches made the matched cameras worse on real photos (the
+    real-cameras benchmark): --refine holds the views the matches registered bit for bit and
+    refines only the others; summary.json names the held views (view 5 made unregistered here;
+    tiny untrained E-RayZer, which has depth)."""
     pytest.importorskip("cv2")
+    import rayzer.infer.pipeline as pipeline
     import rayzer.refine
     from _tiny import tiny_data
     from rayzer.config import load_config
     from rayzer.infer.model import LoadedModel
-    from rayzer.infer.pipeline import MATCHES_THEN_REFINE, run_inference
     from rayzer.models import build_model
 
     _walk_photos(tmp_path / "photos")
     torch.manual_seed(0)
     model = build_model(load_config("erayzer-tiny-cpu", tiny_data(32)).model).eval()
+    real_init, real_refine = pipeline.init_from_matches, rayzer.refine.refine_with_report
+    seen: dict = {}
 
-    def kept(images, c2w, K, depth, steps, **kwargs):
-        return c2w, K, {"steps": steps, "stopped": None, "cameras": "refined"}
+    def five_of_six(photos, boxes, cams, depth, alpha):
+        cams, report = real_init(photos, boxes, cams, depth, alpha)
+        report["registered"][5], report["num_registered"] = False, 5
+        return cams, report
 
-    monkeypatch.setattr(rayzer.refine, "refine_with_report", kept)
-    result = run_inference(
+    def spy(images, c2w, K, depth, steps, **kwargs):
+        seen["c2w"], seen["K"], seen["held"] = c2w.clone(), K.clone(), kwargs.get("held")
+        return real_refine(images, c2w, K, depth, steps, **kwargs)
+
+    monkeypatch.setattr(pipeline, "init_from_matches", five_of_six)
+    monkeypatch.setattr(rayzer.refine, "refine_with_report", spy)
+    result = pipeline.run_inference(
         tmp_path / "photos",
         model=LoadedModel.from_module(model, 32),
         out=tmp_path / "out",
         path_frames=2,
         spiral_frames=0,
-        refine=2,
+        refine=3,
         init_cameras="matches",
     )
-    assert result.summary["init_cameras"]["num_registered"] == 6
-    assert result.summary["refine"]["cameras"] == "refined"
-    assert MATCHES_THEN_REFINE in caplog.text
+    assert seen["held"] == [0, 1, 2, 3, 4]
+    assert result.summary["refine"]["held"] == [0, 1, 2, 3, 4]
+    assert torch.equal(result.cameras.c2w[:5], seen["c2w"][:5].to(result.cameras.c2w))
+    assert torch.equal(result.cameras.K[:5], seen["K"][:5].to(result.cameras.K))

@@ -227,3 +227,34 @@ def test_infer_refinement_holds_the_models_canonical_view(scene):
     assert report["cameras"] == "refined", report
     assert torch.equal(refined.c2w[0], pert[2])  # the canonical view is held ...
     assert not torch.equal(refined.c2w[2], pert[4])  # ... and the middle one moves
+
+
+def test_held_views_keep_their_cameras_bit_for_bit_and_the_others_move(scene):
+    """``rayzer infer --init-cameras matches --refine``: the views the matches registered are
+    held exactly (pose and intrinsics: the shared focal is held too), the others still move,
+    and the report names the held views."""
+    from rayzer.refine import refine_with_report
+
+    clip, pert, _ = scene
+    views = slice(2, 7)
+    # the held views right (as matched cameras nearly are), the others 3° / 5 % off
+    c2w_in, K_in = pert[views].clone(), clip.K[views].clone()
+    c2w_in[[0, 1, 3]] = clip.c2w[views][[0, 1, 3]]
+    c2w, K, report = refine_with_report(
+        clip.images[views], c2w_in, K_in, clip.depth[views], 12, held=[0, 1, 3]
+    )
+    assert report["held"] == [0, 1, 3] and report["cameras"] == "refined", report
+    for i in (0, 1, 3):
+        assert torch.equal(c2w[i], c2w_in[i]) and torch.equal(K[i], K_in[i])
+    for i in (2, 4):
+        assert not torch.equal(c2w[i], c2w_in[i])
+        assert torch.equal(K[i], K_in[i])  # one focal scale for all: held with the held views
+    # every view held: nothing to refine, the input cameras exactly, and said
+    c2w, K, report = refine_with_report(
+        clip.images[views], c2w_in, K_in, clip.depth[views], 12, held=range(5)
+    )
+    assert report["held"] == [0, 1, 2, 3, 4] and report["cameras"] == "input"
+    assert "every view" in report["stopped"]
+    assert torch.equal(c2w, c2w_in) and torch.equal(K, K_in)
+    with pytest.raises(ValueError, match="held views"):
+        refine_with_report(clip.images[views], c2w_in, K_in, clip.depth[views], 2, held=[5])

@@ -96,7 +96,8 @@ DEFINITIONS = {
     "(the scale) + matching + bundle adjustment",
     "matches_refined": "those cameras refined as rayzer infer --init-cameras matches --refine "
     "STEPS refines them (model's Gaussians re-lifted along them, refinement with its "
-    "leave-one-out check), scored on the same registered views",
+    "leave-one-out check, the registered views' cameras held), scored on the same registered "
+    "views",
     "model_refined.not_kept": "when cameras is 'input': why ('rejected' by the leave-one-out "
     "check or 'stopped' by a guard) and the pairwise errors of the cameras the refinement "
     "itself reached (where it was when a guard stopped it); the row's own errors are those of "
@@ -406,7 +407,8 @@ def _refined(
 
     With ``latent`` (the model's scene at ``model_cams``) and other ``cams`` (from matches),
     the scene's Gaussians are first re-lifted along ``cams`` (as ``rayzer infer`` does);
-    ``views_mask``: score only these views."""
+    ``views_mask``: score only these views, whose cameras the refinement holds (the views the
+    matches registered, as ``rayzer infer --init-cameras matches --refine`` holds them)."""
     from rayzer.eval.eval_data import load_views
     from rayzer.infer.predict import build_scene, render_scene_depth_alpha
     from rayzer.infer.refine_predicted import refine_predicted_cameras
@@ -427,13 +429,16 @@ def _refined(
         # the same photos fitted to the refinement size (the same square centre crop)
         views = load_views(scene, frames, (size, size))[0]
     reached: list[Any] = []
+    # as rayzer infer: the views the matches registered keep their cameras
+    held = None if views_mask is None else torch.nonzero(views_mask)[:, 0].tolist()
     refined, report = refine_predicted_cameras(
-        views, cams, depth, alpha, settings.refine_steps, on_reached=reached.append
+        views, cams, depth, alpha, settings.refine_steps, held=held, on_reached=reached.append
     )
     seconds = time.perf_counter() - t0
     extra = {"cameras": report["cameras"], "refine_size": list(views.shape[-2:]), "refine": report}
     keep = views_mask if views_mask is not None else torch.ones(len(frames), dtype=torch.bool)
-    if report["cameras"] == "input":
+    if report["cameras"] == "input" and not (held and len(held) == len(frames)):
+        # (every view held: nothing was refined, and nothing was turned down)
         reached_c2w = reached[0].c2w[keep] if reached else None
         extra["not_kept"] = _not_kept(report, reached_c2w, gt[keep])
     return _score(refined.c2w[keep], gt[keep], len(frames), seconds, **extra)

@@ -74,9 +74,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="model",
         help="model: the model's cameras (default); matches: cameras solved from SIFT matches "
         "of the photos at their own resolution and bundle-adjusted (OpenCV; --images only), "
-        "before --refine / --fit; views the matches cannot register keep the model's cameras "
-        "(measured on real photos: --refine after it moved them 2-5° away from the truth, "
-        "docs/benchmarks/real-cameras)",
+        "before --refine / --fit; views the matches cannot register keep the model's cameras; "
+        "--refine then holds the registered views' cameras (and the focal) exactly and moves "
+        "only the others (summary.json: refine.held)",
     )
     p.add_argument(
         "--refine",
@@ -85,7 +85,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="STEPS",
         help="refine the predicted cameras by photometric bundle adjustment on the model's depth "
         "(STEPS iterations, e.g. 150; models with depth only); summary.json gets before/after "
-        "figures",
+        "figures; after --init-cameras matches only the views the matches did not register "
+        "move",
     )
     p.add_argument(
         "--fit",

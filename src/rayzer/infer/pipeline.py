@@ -259,7 +259,10 @@ def run_inference(
             (:mod:`rayzer.infer.matched_init`; needs OpenCV; ``--images`` only), before
             ``refine`` / ``fit``; views the matches do not register keep the model's cameras
             (with a warning); the model's Gaussians are re-lifted along the new cameras;
-            ``summary.json["init_cameras"]`` has the report.
+            ``summary.json["init_cameras"]`` has the report. ``refine`` then holds the
+            registered views' cameras (and the focal) exactly and moves only the others
+            (``summary.json["refine"]["held"]`` lists the held views; with every view
+            registered nothing is refined).
     Raises:
         FileNotFoundError / ValueError: bad input, options or checkpoint (the message names the
             file and the problem; also ``out`` that is, contains or lies inside an input);
@@ -329,10 +332,11 @@ def run_inference(
     refine_report = None
     if refine:
         with timer.stage("refine"):
-            pred.cams, refine_report = _refine(x, pred, refine, refine_progress)
+            held = _matched_views(init_report)
+            pred.cams, refine_report = _refine(x, pred, refine, refine_progress, held)
+        if held:
+            log.info("refine: the cameras of views %s, registered by the matches, are held", held)
         if refine_report.get("cameras") == "refined":
-            if init_report and init_report["num_registered"]:
-                log.warning(MATCHES_THEN_REFINE)
             with timer.stage("rebuild"):
                 refine_report["rebuilt"] = _rebuild_at_cameras(
                     model, x, pred, path_frames, spiral_frames, chunk, progress, render_size
@@ -387,12 +391,15 @@ def _check_fit_memory(scene: Any, fit_x: torch.Tensor, fit_cameras: bool) -> dic
     )
 
 
-#: Said when ``--refine`` replaces cameras solved by ``--init-cameras matches``.
-MATCHES_THEN_REFINE = (
-    "--refine replaced the cameras solved from the matches: on real photos it moved such "
-    "cameras 2-5° further from the truth while its leave-one-out check accepted them "
-    "(docs/benchmarks/real-cameras); compare with a run without --refine"
-)
+def _matched_views(init_report: dict[str, Any] | None) -> list[int] | None:
+    """The views whose cameras ``--init-cameras matches`` registered, which ``--refine`` holds:
+    the matches' bundle adjustment on real correspondences is better evidence than the
+    photometry on the model's depth (on real photos, refining them too moved them 2-5° further
+    from the truth while the leave-one-out check accepted it; docs/benchmarks/real-cameras).
+    None without matched cameras."""
+    if not init_report or not init_report["num_registered"]:
+        return None
+    return [i for i, r in enumerate(init_report["registered"]) if r]
 
 
 def _init_from_matches(views: PreparedViews, pred: _Predictions) -> tuple[Cameras, dict[str, Any]]:
@@ -407,12 +414,16 @@ def _refine(
     pred: _Predictions,
     steps: int,
     progress: Callable[[int, int, str], None] | None = None,
+    held: list[int] | None = None,
 ) -> tuple[Cameras, dict[str, Any]]:
-    """The predicted cameras refined on the model's depth, and the report for the summary; the
-    refinement runs where ``x`` is (the model's device)."""
+    """The predicted cameras refined on the model's depth, ``held`` views' cameras kept as they
+    are, and the report for the summary; the refinement runs where ``x`` is (the model's
+    device)."""
     from rayzer.infer.refine_predicted import refine_predicted_cameras
 
-    return refine_predicted_cameras(x, pred.cams, pred.depth, pred.alpha, steps, progress=progress)
+    return refine_predicted_cameras(
+        x, pred.cams, pred.depth, pred.alpha, steps, held=held, progress=progress
+    )
 
 
 def _plan_output(

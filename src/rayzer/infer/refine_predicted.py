@@ -30,6 +30,7 @@ def refine_predicted_cameras(
     steps: int,
     *,
     held_out: bool = True,
+    held: list[int] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     on_reached: Callable[[Cameras], None] | None = None,
     device: torch.device | str | None = None,
@@ -50,6 +51,9 @@ def refine_predicted_cameras(
         steps: iterations (>= 1).
         held_out: also compute the leave-one-out figure, which can reject the refined cameras
             (:func:`rayzer.refine.refine_with_report`).
+        held: views whose cameras stay exactly as given (e.g. those that feature matches
+            registered, ``rayzer infer --init-cameras matches``); only the others move and the
+            shared focal scale is held (:func:`rayzer.refine.refine_with_report`).
         progress: ``(done, total, stage)`` as the refinement goes
             (:data:`rayzer.refine.report.ReportProgress`).
         on_reached: called with the cameras (of ``H' × W'`` images) the refinement itself
@@ -89,6 +93,8 @@ def refine_predicted_cameras(
     extra: dict[str, Any] = {}
     if on_reached is not None:  # only when asked: stand-ins of refine_with_report need not take it
         extra["on_reached"] = lambda c2w, K: on_reached(back(c2w, K))
+    if held:  # likewise only when given
+        extra["held"] = list(held)
     # the canonical view holds the gauge, so cameras.json's identity camera stays the identity
     # (NAS3R's is view 0, the other models' the middle one)
     c2w, K, report = refine_with_report(

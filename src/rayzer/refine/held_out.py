@@ -140,6 +140,7 @@ def held_out_psnr(
     *,
     config: RefineConfig | None = None,
     anchor: int | None = None,
+    held: list[int] | None = None,
     on_step: StepCallback | None = None,
 ) -> HeldOutFigure:
     """Leave ``view`` out, refine the others (:func:`~rayzer.refine.refine_cameras`), and
@@ -149,7 +150,8 @@ def held_out_psnr(
     refinements (the others', then the held-out camera's fit before and after) as one count of
     ``3 × config.steps``. ``anchor``: the view (an index of all ``V``) whose pose the others'
     refinement holds, e.g. the model's canonical view (default: the middle one); when it is
-    ``view`` itself, the middle one of the others."""
+    ``view`` itself, the middle one of the others. ``held``: views (indices of all ``V``) whose
+    cameras the others' refinement holds too, as the refinement it judges held them."""
     cfg = config or RefineConfig()
     v, _, h, w = images.shape
     if v < 3:
@@ -163,6 +165,7 @@ def held_out_psnr(
     if not 0 <= keep < v:
         raise ValueError(f"anchor must be a view index in [0, {v}), got {anchor}")
     anchor = others.index(keep) if keep in others else len(others) // 2
+    held_others = [others.index(i) for i in held or [] if i in others]
     phase = _phases(on_step, 3, cfg.steps)
     result = refine_cameras(
         images[others],
@@ -171,6 +174,7 @@ def held_out_psnr(
         depth[others],
         config=cfg,
         anchor=anchor,
+        held=held_others,
         **phase(0),
     )
     rgb_before, alpha_before = _fit_and_render(images, depth, c2w, K, view, cfg, **phase(1))

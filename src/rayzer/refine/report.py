@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from rayzer.refine.bundle import RefineConfig, RefineResult, refine_cameras
@@ -42,6 +44,7 @@ def refine_with_report(
     *,
     held_out: bool = True,
     anchor: int | None = None,
+    held: Sequence[int] | None = None,
     progress: ReportProgress | None = None,
     on_reached: Callable[[Tensor, Tensor], None] | None = None,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
@@ -63,6 +66,14 @@ def refine_with_report(
     ``anchor``: the view whose pose is held (the model's canonical view; default the middle
     one, as :func:`~rayzer.refine.refine_cameras`).
 
+    ``held``: views whose cameras stay exactly as given (pose and intrinsics, bit for bit), e.g.
+    the views that feature matches registered (:mod:`rayzer.infer.matched_init`): their bundle
+    adjustment on real correspondences is better evidence than the photometry on a model's
+    depth. Only the other views' poses move; the shared focal scale is held too (it would move
+    the held views' intrinsics), and the leave-one-out refinement holds them as well.
+    ``report["held"]`` lists them; when every view is held nothing is refined
+    (``report["cameras"] == "input"``, ``report["stopped"]`` says so).
+
     ``progress``: see :data:`ReportProgress` (one refinement of ``steps`` iterations, three
     more for the leave-one-out figure).
 
@@ -75,15 +86,32 @@ def refine_with_report(
         raise ValueError(f"--refine: the number of steps must be >= 1, got {steps}")
     cfg = RefineConfig(steps=steps)
     t0 = time.perf_counter()
+    v = images.shape[0]
+    held = sorted({int(i) for i in held or []})
+    if any(not 0 <= i < v for i in held):  # a negative index would silently hold another view
+        raise ValueError(f"held views must be view indices in [0, {v}), got {held}")
+    held_part: dict[str, Any] = {"held": held} if held else {}
+    if held:
+        # one focal scale is shared by all views: refining it would move the held views' K
+        cfg = replace(cfg, refine_focal=False)
+        if anchor is None or anchor not in held:
+            anchor = held[0]  # the held views fix the gauge; no further view need be held
+    if held and len(held) == v:
+        why = "refinement not run: every view's camera is held; the input cameras are kept"
+        log.info("refine: %s", why)
+        report = {"steps": steps, **held_part, "stopped": why, "rejected": None}
+        report["cameras"] = "input"
+        report["total_seconds"] = round(time.perf_counter() - t0, 2)
+        return c2w.detach().float().clone(), K.detach().float().clone(), report
     if not (clean_depth(depth) > 0).any():
         # e.g. every pixel nearly transparent: there is nothing to reproject, so the refinement
         # cannot start; the caller's result stands (as when a refinement stops), and is said
         why = "refinement not run: no pixel has a usable depth; the input cameras are kept"
         log.warning("refine: %s", why)
-        report = {"steps": steps, "stopped": why, "rejected": None, "cameras": "input"}
+        report = {"steps": steps, **held_part, "stopped": why, "rejected": None}
+        report["cameras"] = "input"
         report["total_seconds"] = round(time.perf_counter() - t0, 2)
         return c2w.detach().float().clone(), K.detach().float().clone(), report
-    v = images.shape[0]
     with_held_out = held_out and v >= 3
     total = steps * (4 if with_held_out else 1)
 
@@ -95,11 +123,13 @@ def refine_with_report(
         return {"on_step": lambda done, _n: progress(offset + done, total, name)}
 
     result = refine_cameras(
-        images, c2w, K, depth, config=cfg, anchor=anchor, **stage(0, REFINE_STAGE)
+        images, c2w, K, depth, config=cfg, anchor=anchor, held=held, **stage(0, REFINE_STAGE)
     )
+    if held:  # exactly the input (the update is an exact identity there; this makes it plain)
+        result = _with_held(result, c2w, K, held)
     if on_reached is not None and result.reached_c2w is not None:
         on_reached(result.reached_c2w.detach().clone(), result.reached_K.detach().clone())
-    report: dict[str, Any] = {"steps": steps, **result.summary()}
+    report: dict[str, Any] = {"steps": steps, **held_part, **result.summary()}
     report["reprojection_psnr_before"] = report.pop("psnr_before")
     report["reprojection_psnr_after"] = report.pop("psnr_after")
     log.info(
@@ -114,8 +144,10 @@ def refine_with_report(
     if with_held_out:
         view = (v // 2 + 1) % v
         t1 = time.perf_counter()
-        held = stage(steps, HELD_OUT_STAGE)
-        fig = held_out_psnr(images, c2w, K, depth, view, config=cfg, anchor=anchor, **held)
+        phase: dict[str, Any] = stage(steps, HELD_OUT_STAGE)
+        if held:  # (only then: stand-ins without the argument still fit)
+            phase["held"] = held
+        fig = held_out_psnr(images, c2w, K, depth, view, config=cfg, anchor=anchor, **phase)
         report["held_out"] = {**fig.summary(), "seconds": round(time.perf_counter() - t1, 2)}
         log.info(
             "refine: held-out view %d PSNR %.2f -> %.2f dB", view, fig.psnr_before, fig.psnr_after
@@ -128,6 +160,22 @@ def refine_with_report(
     report["cameras"] = "refined" if refined else "input"
     report["total_seconds"] = round(time.perf_counter() - t0, 2)
     return keep_c2w, keep_K, report
+
+
+def _with_held(result: RefineResult, c2w: Tensor, K: Tensor, held: list[int]) -> RefineResult:
+    """``result`` with the ``held`` views' cameras (kept and reached) copied from the input."""
+    idx = torch.tensor(held, device=result.c2w.device)
+
+    def put(out: Tensor | None, src: Tensor) -> Tensor | None:
+        if out is None:
+            return None
+        out = out.detach().clone()
+        out[idx] = src.detach().to(out)[idx]
+        return out
+
+    result.c2w, result.K = put(result.c2w, c2w), put(result.K, K)
+    result.reached_c2w, result.reached_K = put(result.reached_c2w, c2w), put(result.reached_K, K)
+    return result
 
 
 def _held_out_verdict(fig: HeldOutFigure, result: RefineResult) -> str | None:
