@@ -595,6 +595,10 @@ def test_matches_columns_on_a_scene_with_real_texture(
     assert m["matches"]["matches"]["num_registered"] == 6
     assert m["matches_refined"]["status"] == "ok" and m["matches_refined"]["registered"] == 6
     assert m["matches_refined"]["refine"]["steps"] == 2
+    # the registered views are held (as rayzer infer holds them): all 6 here, nothing refined
+    assert m["matches_refined"]["refine"]["held"] == list(range(6))
+    assert m["matches_refined"]["rot_err_deg_median"] == m["matches"]["rot_err_deg_median"]
+    assert "every view held" in (out / "real_cameras.md").read_text()
     assert m["matches_refined"]["seconds"] >= m["matches"]["seconds"]
     md = (out / "real_cameras.md").read_text()
     assert "| matches + BA | matches + BA + refinement | pycolmap |" in md

@@ -820,7 +820,8 @@ def _cell(rec: dict[str, Any], num_views: int, *, show_time: bool = True) -> str
     if rec["registered"] != num_views:
         text += f" · {rec['registered']}/{num_views} reg."
     if rec.get("cameras") == "input":
-        text += f" · input kept ({not_kept_label(rec)})"
+        label = not_kept_label(rec)  # none when nothing was refined: every view held
+        text += f" · input kept ({label})" if label else " · every view held"
     text += on_pycolmap_label(rec.get("on_pycolmap_views"))
     if show_time:
         text += f" · {rec['seconds']:.1f} s"
@@ -855,6 +856,12 @@ def to_markdown(result: dict[str, Any]) -> str:
             "check (or stopped by a guard), so the cell's errors are the model's; a / b are the "
             "rotation / translation-direction errors of the cameras the refinement reached."
         )
+        if "matches_refined" in methods:
+            refine += (
+                " The refinement after the matches holds the views they registered (as rayzer "
+                "infer does) and moves only the others; the scored views are the registered "
+                'ones, so its errors are the matches\' ("every view held": nothing refined).'
+            )
     lines = [
         f"# Camera accuracy on posed real scenes: {result['model']} "
         f"({result['checkpoint']}, step {result['step']})",
