@@ -96,22 +96,24 @@ def refine_with_report(
         cfg = replace(cfg, refine_focal=False)
         if anchor is None or anchor not in held:
             anchor = held[0]  # the held views fix the gauge; no further view need be held
-    if held and len(held) == v:
-        why = "refinement not run: every view's camera is held; the input cameras are kept"
-        log.info("refine: %s", why)
+
+    def not_run(why: str) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        """The input cameras kept, with the reason in the report."""
         report = {"steps": steps, **held_part, "stopped": why, "rejected": None}
         report["cameras"] = "input"
         report["total_seconds"] = round(time.perf_counter() - t0, 2)
         return c2w.detach().float().clone(), K.detach().float().clone(), report
+
+    if held and len(held) == v:
+        why = "refinement not run: every view's camera is held; the input cameras are kept"
+        log.info("refine: %s", why)
+        return not_run(why)
     if not (clean_depth(depth) > 0).any():
         # e.g. every pixel nearly transparent: there is nothing to reproject, so the refinement
         # cannot start; the caller's result stands (as when a refinement stops), and is said
         why = "refinement not run: no pixel has a usable depth; the input cameras are kept"
         log.warning("refine: %s", why)
-        report = {"steps": steps, **held_part, "stopped": why, "rejected": None}
-        report["cameras"] = "input"
-        report["total_seconds"] = round(time.perf_counter() - t0, 2)
-        return c2w.detach().float().clone(), K.detach().float().clone(), report
+        return not_run(why)
     with_held_out = held_out and v >= 3
     total = steps * (4 if with_held_out else 1)
 
