@@ -154,6 +154,8 @@ def test_training_logs(tmp_path, tiny_config):
         assert key in scalars[0]
     assert scalars[1]["images_per_s"] > 0
     assert scalars[1]["loss"] == pytest.approx(summary.history[3].loss)
+    # process CPU seconds since train() started: positive, growing, whatever the budget clock
+    assert 0 < scalars[0]["cpu_s"] < scalars[1]["cpu_s"]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(tmp_path / "tb"))

@@ -27,7 +27,9 @@ once, exit 130). Under torchrun the launcher forwards SIGTERM to the workers, wh
 and exit 0; torchrun itself then reports the signal and exits 1. The optional
 ``train.time_budget_minutes`` stops the same way (the budget counts from the start of
 :meth:`Trainer.train` of this invocation, in wall-clock or process CPU time:
-``train.time_budget_clock``). Checkpoints also every ``ckpt_every`` steps and at the
+``train.time_budget_clock``). Every logged record also holds ``cpu_s``, the process CPU
+seconds since that start (all threads of this process), so a run's CPU cost is known whichever
+clock its budget counted. Checkpoints also every ``ckpt_every`` steps and at the
 end; ``resume`` continues bit-for-bit (same losses) because model, optimizer, scheduler,
 spike-guard and RNG states are restored and the data stream is a function of the step.
 """
@@ -553,7 +555,11 @@ class Trainer:
             return "time_budget"
         return None
 
-    def _log(self, stats: StepStats, window: list[StepStats], elapsed_s: float) -> None:
+    def _log(
+        self, stats: StepStats, window: list[StepStats], elapsed_s: float, cpu_s: float
+    ) -> None:
+        """One metrics record and a progress line; ``elapsed_s`` is on the budget's clock,
+        ``cpu_s`` the process CPU seconds since :meth:`train` started."""
         views = self.cfg.data.num_views
         sec = sum(s.step_time for s in window) / max(len(window), 1)
         values = {
@@ -563,6 +569,7 @@ class Trainer:
             "skipped_steps": self.guard.skipped,
             "step_time": sec,
             "images_per_s": self.layout.global_batch * views / sec if sec > 0 else 0.0,
+            "cpu_s": round(cpu_s, 3),
         }
         self.logger.scalars(stats.step, values)
         budget = self.cfg.train.time_budget_minutes
@@ -605,6 +612,7 @@ class Trainer:
                 f"accum {self.layout.grad_accum}), out_dir {self.out_dir}"
             )
         t_start = self._clock()
+        cpu_start = time.process_time()  # logged as cpu_s whatever the budget's clock
         window: list[StepStats] = []
         try:
             while self.step < tc.steps:
@@ -612,7 +620,9 @@ class Trainer:
                 history.append(stats)
                 window.append(stats)
                 if tc.log_every and (stats.step % tc.log_every == 0 or stats.step == tc.steps):
-                    self._log(stats, window, self._clock() - t_start)
+                    self._log(
+                        stats, window, self._clock() - t_start, time.process_time() - cpu_start
+                    )
                     window = []
                 if (
                     tc.image_every
