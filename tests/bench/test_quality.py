@@ -224,6 +224,17 @@ def test_helpers():
     ]
     assert minutes_at(recs, [5, 20, 30]) == pytest.approx([5 / 60, 20 / 60, 30 / 60])
     assert minutes_at([], [3]) == [None]
+    # the process clock reads cpu_s (CPU s since training started), not the wall stamps: 3 CPU
+    # s/step here; a run logged without cpu_s has no process minutes
+    assert minutes_at(recs, [20], "process") == [None]
+    cpu = [{**r, "cpu_s": 3.0 * r["step"]} for r in recs]
+    assert minutes_at(cpu, [5, 20, 30], "process") == pytest.approx([0.25, 1.0, 1.5])
+    assert minutes_at(cpu, [20]) == pytest.approx([20 / 60])  # wall unchanged
+    # a resumed invocation restarts cpu_s at 0: its CPU adds to the earlier total
+    resumed = [*cpu, {"step": 30, "time": 500.0, "step_time": 1.0, "cpu_s": 30.0}]
+    assert minutes_at(resumed, [30], "process") == pytest.approx([1.5])
+    with pytest.raises(ValueError, match="unknown clock"):
+        minutes_at(cpu, [5], "cpu")
 
     res = {
         "psnr": {"rayzer": 20.0, "lvsm": 20.5, "copy_nearest": 17.5, "mean_of_inputs": 18.0},
@@ -354,17 +365,46 @@ def test_bench_quality_trains_a_list_of_presets(tmp_path, capsys):
     base += ["--curve-points", "1", "--span", "16", "--min-gt-rotation", "0", "train.steps=2"]
     base += ["train.batch_size=1", "train.image_every=0", "train.num_threads=1"]
     base += ["data.image_size=32", "data.frames_per_clip=16", "data.span_end_max=16"]
+    base += ["train.log_every=1"]
     out = tmp_path / "bench"
     models = ["--models", "erayzer=erayzer-tiny-cpu", "nas3r=nas3r-tiny-cpu"]
-    assert main([*base, "--out", str(out), *models]) == 0
+    # --clock process: every run's budget counts process CPU, and the report says so
+    assert main([*base, "--clock", "process", "--out", str(out), *models]) == 0
     result = json.loads((out / "quality.json").read_text())
     assert result["methods"] == ["erayzer", "nas3r", "copy_nearest", "mean_of_inputs"]
     assert result["budgets_minutes"] == {"erayzer": 0.5, "nas3r": 0.5}
+    assert result["clock"] == "process"
+    assert result["budget_clocks"] == {"erayzer": "process", "nas3r": "process"}
     for name in ("erayzer", "nas3r"):
         cfg = yaml.safe_load((out / name / "config.yaml").read_text())
         assert cfg["model"]["name"] == name and cfg["train"]["time_budget_minutes"] == 0.5
+        assert cfg["train"]["time_budget_clock"] == "process"
         assert cfg["data"]["image_size"] == 32 and result["training"][name]["step"] == 2
         assert result["results"]["even"]["depth"][name]["num_images"] == 2 * 4
+        # the curves' minutes are the logged process CPU (cpu_s), not the wall stamps
+        logged = [json.loads(line) for line in (out / name / "metrics.jsonl").open()]
+        cpu = {r["step"]: r["cpu_s"] / 60 for r in logged if "cpu_s" in r}
+        curve = result["learning_curves"]["runs"][name]
+        assert curve["clock"] == "process" and set(cpu) == {1, 2}
+        assert [r["minutes"] for r in curve["train"]] == pytest.approx([cpu[1], cpu[2]])
+        assert curve["test"][-1]["minutes"] == pytest.approx(cpu[2])
+        training = result["training"][name]
+        assert training["budget_clock"] == "process"
+        assert training["cpu_minutes"] == pytest.approx(cpu[2])
+    md = (out / "quality.md").read_text()
+    assert "budget 0.500 process-CPU min per model" in md
+    assert "| model | step | process-CPU min | PSNR (dB) |" in md
+    assert "| model | steps | wall min | CPU min |" in md
+    # existing runs report their own clock; --clock is for the runs this benchmark trains
+    again = tmp_path / "again"
+    runs = ["--runs", f"erayzer={out / 'erayzer'}", f"nas3r={out / 'nas3r'}"]
+    evaluate_only = ["bench", "quality", "--scenes", "2", "--no-lpips", "--curve-points", "1"]
+    evaluate_only += ["--span", "16", "--min-gt-rotation", "0", "--out", str(again)]
+    assert main([*evaluate_only, *runs]) == 0
+    assert json.loads((again / "quality.json").read_text())["clock"] == "process"
+    capsys.readouterr()
+    assert main([*evaluate_only, "--clock", "wall", *runs]) == 2
+    assert "--clock" in capsys.readouterr().err
     capsys.readouterr()
     bad = ["--models", "lvsm=erayzer-tiny-cpu"]
     assert main([*base, "--out", str(tmp_path / "z"), *bad]) == 2

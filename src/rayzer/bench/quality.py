@@ -3,16 +3,19 @@ copy-nearest and the mean of the inputs on one fixed set of held-out scenes.
 
 1. Trains the ``--models`` (default ``rayzer lvsm``: RayZer and the LVSM oracle; e.g.
    ``--models rayzer lvsm erayzer=erayzer-tiny-cpu nas3r=nas3r-tiny-cpu``), one after the other,
-   everything else equal: overrides, seed, synthetic stream, and the same wall-clock budget each
+   everything else equal: overrides, seed, synthetic stream, and the same budget each
    (``train.time_budget_minutes``; every checkpoint is kept so learning curves can be
-   evaluated). A bare model name trains ``--config`` with ``model.name=NAME``; ``LABEL=PRESET``
+   evaluated) on one clock, ``--clock`` (``train.time_budget_clock`` of every run; without it
+   the config's, ``wall`` by default): ``wall`` or ``process`` (process CPU time, which a busy
+   machine does not shorten: runs trained side by side or at different loads get the same
+   compute). A bare model name trains ``--config`` with ``model.name=NAME``; ``LABEL=PRESET``
    trains a preset or YAML file. The runs must share their data settings (:data:`DATA_KEYS`).
    ``--runs LABEL=RUN …`` evaluates existing runs instead (a run directory, a checkpoint, or
    ``bundled``: the RayZer checkpoint shipped in the package); ``--skip-train RAYZER_RUN
    LVSM_RUN`` is ``--runs rayzer=RAYZER_RUN lvsm=LVSM_RUN``. ``--lvsm-run LVSM_RUN`` trains the
    other models only and compares them with an existing LVSM oracle run (same data, same time
-   budget), so a change costs one budget, not two. ``--lvsm-set KEY=VALUE`` changes a setting
-   of the LVSM run only (same data), e.g. a longer schedule: an LVSM step is cheaper, so with
+   budget and clock), so a change costs one budget, not two. ``--lvsm-set KEY=VALUE`` changes
+   a setting of the LVSM run only (same data), e.g. a longer schedule: an LVSM step is cheaper, so with
    equal ``train.steps`` it would finish early and leave part of its budget unused.
 2. Builds a FIXED test set (:mod:`rayzer.eval.synthetic_test_set`): the first N seeds of
    ``TEST_SEEDS`` of the family, the training run's clip config, V = the config's views over a
@@ -35,8 +38,11 @@ copy-nearest and the mean of the inputs on one fixed set of held-out scenes.
    ``quality.json``, ``quality.md`` (one row per method) and ``quality.png`` atomically into
    ``--out``.
 
-Minutes on the learning curves are wall-clock times since each run's first step, estimated from
-the ``metrics.jsonl`` timestamps.
+Budgets, the training table and the learning curves say which clock their minutes are on. A run's
+budget clock is its config's ``train.time_budget_clock`` (for ``--runs``: the clock the run was
+trained with); its curves' minutes are on that clock: wall-clock minutes since the run's first
+step from the ``metrics.jsonl`` timestamps, or process-CPU minutes from its ``cpu_s`` records
+(:func:`rayzer.bench.run_history.minutes_at`). The training table gives both.
 """
 
 from __future__ import annotations
@@ -118,7 +124,10 @@ def training_overrides(args: argparse.Namespace) -> list[str]:
     if args.ckpt_every is not None:
         over.append(f"train.ckpt_every={args.ckpt_every}")
     # Keep every checkpoint: they are the points of the test learning curves.
-    over += [f"train.time_budget_minutes={args.minutes}", "train.keep_last=0"]
+    over.append(f"train.time_budget_minutes={args.minutes}")
+    if getattr(args, "clock", None) is not None:  # else the config's (default wall)
+        over.append(f"train.time_budget_clock={args.clock}")
+    over.append("train.keep_last=0")
     return over
 
 
@@ -295,8 +304,10 @@ def checkpoint_curve(
     points: int,
     device: torch.device,
     batch_size: int,
+    clock: str = "wall",
 ) -> list[dict[str, Any]]:
-    """Test PSNR / SSIM (and RayZer's median rotation error) of the saved checkpoints."""
+    """Test PSNR / SSIM (and RayZer's median rotation error) of the saved checkpoints, at their
+    minutes on ``clock``."""
     scalars, _ = read_metrics(run_dir)
     chosen = pick_checkpoints(list_checkpoints(run_dir), points)
     rows = []
@@ -307,7 +318,7 @@ def checkpoint_curve(
         rows.append(
             {
                 "step": trained.step,
-                "minutes": minutes_at(scalars, [trained.step])[0],
+                "minutes": minutes_at(scalars, [trained.step], clock)[0],
                 "psnr": res.summary["psnr"],
                 "ssim": res.summary["ssim"],
                 "rot_err_deg_median": pose["rot_err_deg_median"] if pose else None,
@@ -468,7 +479,7 @@ def _train(config: str, overrides: list[str], out: Path, name: str, minutes: flo
 
 
 def _full_resolution_start(cfg: Config, run_dir: Path) -> dict[str, Any] | None:
-    """Step and minute at which a progressive-resolution run switched to full size (None if it
+    """Step and minute (on the run's budget clock) at which a progressive-resolution run switched to full size (None if it
     trained at one size or stopped before the switch); its training-batch PSNR curve jumps
     there."""
     step = cfg.data.low_res_steps
@@ -477,7 +488,7 @@ def _full_resolution_start(cfg: Config, run_dir: Path) -> dict[str, Any] | None:
         return None
     return {
         "step": step,
-        "minutes": minutes_at(scalars, [step])[0],
+        "minutes": minutes_at(scalars, [step], cfg.train.time_budget_clock)[0],
         "sizes": [cfg.data.low_res_size, cfg.data.image_size],
     }
 
@@ -491,7 +502,7 @@ def _reusable_lvsm_config(ckpt: Path, cfg_r: Config) -> Config:
 
     It must hold the final checkpoint of an LVSM run that finished (its steps or its time
     budget) on the same data with the same time budget: the benchmark compares the two models
-    at equal wall-clock cost. Other differences (seed, schedule, threads) are allowed and
+    at equal cost (same budget on the same clock). Other differences (seed, schedule, threads) are allowed and
     reported (:func:`_config_differences`).
     """
     if not (ckpt / CONFIG_FILE).is_file():
@@ -505,6 +516,12 @@ def _reusable_lvsm_config(ckpt: Path, cfg_r: Config) -> Config:
         raise ValueError(
             f"--lvsm-run: {ckpt} was trained with a {budgets[1]} min budget, this RayZer run "
             f"gets {budgets[0]} min; the benchmark compares equal budgets"
+        )
+    clocks = (cfg_r.train.time_budget_clock, cfg_l.train.time_budget_clock)
+    if clocks[0] != clocks[1]:
+        raise ValueError(
+            f"--lvsm-run: {ckpt} was trained with a {clocks[1]}-clock budget, this run gets a "
+            f"{clocks[0]}-clock one (--clock); the benchmark compares equal budgets"
         )
     run_dir = run_dir_of(ckpt)
     latest = list_checkpoints(run_dir)[-1]
@@ -521,12 +538,17 @@ def _reusable_lvsm_config(ckpt: Path, cfg_r: Config) -> Config:
 
 #: Settings ``--lvsm-set`` may not change: the model is LVSM, the budget is ``--minutes``.
 #: ``train.keep_last`` stays 0: every checkpoint is a point of the learning curves.
-_LVSM_SET_FORBIDDEN = {"model.name", "train.time_budget_minutes", "train.keep_last"}
+_LVSM_SET_FORBIDDEN = {
+    "model.name",
+    "train.time_budget_minutes",
+    "train.time_budget_clock",
+    "train.keep_last",
+}
 
 
 def lvsm_only_overrides(items: list[str]) -> list[str]:
     """Validated ``--lvsm-set`` overrides: ``key=value`` settings of the LVSM run only (e.g. a
-    longer schedule that fills the same wall-clock budget, since an LVSM step is cheaper than a
+    longer schedule that fills the same budget, since an LVSM step is cheaper than a
     RayZer step). The data must stay the same (checked on the loaded configs)."""
     for item in items:
         key = item.split("=", 1)[0].strip()
@@ -535,7 +557,8 @@ def lvsm_only_overrides(items: list[str]) -> list[str]:
         if key in _LVSM_SET_FORBIDDEN:
             raise ValueError(
                 f"--lvsm-set {key} is not allowed: the benchmark sets it for both models"
-                + (" (use --minutes)" if key == "train.time_budget_minutes" else "")
+                + {"train.time_budget_minutes": " (use --minutes)"}.get(key, "")
+                + {"train.time_budget_clock": " (use --clock)"}.get(key, "")
             )
     return list(items)
 
@@ -578,10 +601,16 @@ def existing_runs(
 ) -> tuple[dict[str, Path], dict[str, Config]]:
     """Checkpoints and configs of ``--runs`` / ``--skip-train``, checked: no training
     settings, one family, the same data."""
-    if args.overrides or args.config is not None or args.seed is not None:
+    if (
+        args.overrides
+        or args.config is not None
+        or args.seed is not None
+        or getattr(args, "clock", None) is not None
+    ):
         raise ValueError(
-            "--runs / --skip-train evaluate the runs with their own configs: --config, --seed "
-            "and key=value overrides are not allowed with them"
+            "--runs / --skip-train evaluate the runs with their own configs: --config, --seed, "
+            "--clock and key=value overrides are not allowed with them (each run reports the "
+            "clock it was trained with)"
         )
     if args.skip_train:
         option, items = (
@@ -629,6 +658,8 @@ class QualityPlan:
         config_name / overrides: what the runs were trained with (``"(existing runs)"``, ``[]``
             for ``--runs`` / ``--skip-train``).
         minutes: the common budget per run, None when existing runs differ; ``budgets``: per run.
+        clocks: the clock of each run's budget (``train.time_budget_clock``: ``wall`` or
+            ``process``).
         out: output folder; ``sets`` / ``test_info``: the fixed test sets and their description.
         lvsm_set: ``--lvsm-set`` overrides; ``lvsm_differences``: config differences of a reused
             ``--lvsm-run`` from the LVSM run this benchmark would have trained.
@@ -645,6 +676,17 @@ class QualityPlan:
     test_info: dict[str, Any]
     lvsm_set: list[str]
     lvsm_differences: list[str] = field(default_factory=list)
+    clocks: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.clocks:
+            self.clocks = {label: c.train.time_budget_clock for label, c in self.cfgs.items()}
+
+    @property
+    def clock(self) -> str | None:
+        """The clock of every run's budget, None when they differ."""
+        clocks = set(self.clocks.values())
+        return clocks.pop() if len(clocks) == 1 else None
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -681,6 +723,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "overrides": plan.overrides,
         "minutes": plan.minutes,
         "budgets_minutes": plan.budgets,
+        # what the minutes count: "wall" or "process" (CPU) minutes, per run and common
+        "clock": plan.clock,
+        "budget_clocks": plan.clocks,
         "methods": [*plan.ckpts, *BASELINE_NAMES],
         "runs": {
             label: {"checkpoint": str(ckpt), "model": models[label].name, "kind": kinds[label]}
@@ -792,6 +837,7 @@ def load_runs(
             "model": trained.model.name,
             "kind": kinds[label],
             "budget_minutes": plan.budgets[label],
+            "budget_clock": plan.clocks[label],
         }
     return models, kinds, training
 
@@ -821,9 +867,13 @@ def learning_curves(
     }
     for label, ckpt in plan.ckpts.items():
         run_dir = run_dir_of(ckpt)
+        clock = plan.clocks[label]
         curves["runs"][label] = {
-            "train": train_curve(run_dir),
-            "test": checkpoint_curve(run_dir, curve_samples, curve_points, device, batch_size),
+            "clock": clock,  # of the minutes below
+            "train": train_curve(run_dir, clock),
+            "test": checkpoint_curve(
+                run_dir, curve_samples, curve_points, device, batch_size, clock
+            ),
             "full_resolution_from": _full_resolution_start(plan.cfgs[label], run_dir),
         }
     return curves
@@ -846,7 +896,7 @@ def write_report(
 
 DESCRIPTION = (
     "Train a list of models (--models, default RayZer and the LVSM oracle) for "
-    "the same wall-clock budget each on the built-in synthetic scenes, or evaluate existing "
+    "the same budget each (wall-clock or process-CPU minutes: --clock) on the built-in synthetic scenes, or evaluate existing "
     "runs (--runs LABEL=RUN ..., e.g. rayzer=bundled erayzer=runs/e nas3r=runs/n); evaluate "
     "all of them with copy-nearest and mean-of-inputs baselines on one fixed held-out test "
     "set (even and random targets): images, poses (RPA, AUC), depth, focal, step time; "
@@ -859,7 +909,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--minutes",
         type=float,
         default=30.0,
-        help="wall-clock training budget per model (default 30)",
+        help="training budget per model in minutes on --clock (default 30)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "process"],
+        help="what the budget counts (train.time_budget_clock of every run trained; default "
+        "the config's, wall): 'wall' or 'process' CPU time, which other jobs on the machine do not shorten; the "
+        "learning curves' minutes are on it too. Runs given with --runs report their own clock",
     )
     parser.add_argument(
         "--family", choices=["orbit", "walk"], help="synthetic family (default: the config's)"

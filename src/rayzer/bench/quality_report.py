@@ -234,15 +234,26 @@ def _size(image_size: int | list[int]) -> str:
     return f"{h}×{w}"
 
 
+#: How the minutes of each budget clock are written (``train.time_budget_clock``).
+CLOCK_UNITS = {"wall": "wall-clock min", "process": "process-CPU min"}
+
+
+def clock_unit(clock: str | None) -> str:
+    """``"process-CPU min"`` / ``"wall-clock min"``; plain ``"min"`` for an unknown or mixed
+    clock (older results have none)."""
+    return CLOCK_UNITS.get(clock or "", "min")
+
+
 def _setup_paragraph(result: dict[str, Any]) -> str:
     """Config, overrides, budgets, a reused LVSM run and the test set, in one paragraph."""
     ts = result["test_set"]
     budgets = result.get("budgets_minutes") or {}
-    if result["minutes"] is not None:
-        budget = f"budget {_fmt(result['minutes'], 3)} min per model"
+    clocks = result.get("budget_clocks") or {}
+    if result["minutes"] is not None and (result.get("clock") or not clocks):
+        budget = f"budget {_fmt(result['minutes'], 3)} {clock_unit(result.get('clock'))} per model"
     else:
-        budget = "budgets (min) " + ", ".join(
-            f"{label(n)} {_fmt(b, 3)}" for n, b in budgets.items()
+        budget = "budgets " + ", ".join(
+            f"{label(n)} {_fmt(b, 3)} {clock_unit(clocks.get(n))}" for n, b in budgets.items()
         )
     lvsm = ""
     if result.get("lvsm_run"):
@@ -274,12 +285,14 @@ def _setup_paragraph(result: dict[str, Any]) -> str:
 
 
 def _training_table(result: dict[str, Any], learned: list[str]) -> list[str]:
-    """One row per trained run: steps, minutes, step time, why it stopped, final loss / PSNR."""
+    """One row per trained run: steps, wall-clock and process-CPU minutes, step time (wall), why
+    it stopped, final loss / PSNR."""
     cols = [
         "model",
         "steps",
-        "minutes",
-        "s/step",
+        "wall min",
+        "CPU min",
+        "s/step (wall)",
         "stopped by",
         "skipped",
         "train loss",
@@ -293,6 +306,7 @@ def _training_table(result: dict[str, Any], learned: list[str]) -> list[str]:
                 label(name),
                 str(t["step"]),
                 _fmt(t["minutes"], 1),
+                _fmt(t.get("cpu_minutes"), 1),
                 _fmt(t["sec_per_step_median"], 3),
                 str(t["stopped_by"] or "steps done"),
                 str(t["skipped_updates"]),
@@ -327,8 +341,16 @@ def _curves_section(curves: dict[str, Any], learned: list[str]) -> list[str]:
         for name in learned
         for r in curves["runs"][name]["test"]
     ]
-    cols = ["model", "step", "minutes", "PSNR (dB)", "SSIM", "rot. error median (°)", "AbsRel"]
+    unit = curves_unit(curves)
+    cols = ["model", "step", unit, "PSNR (dB)", "SSIM", "rot. error median (°)", "AbsRel"]
     return parts + _table(cols, rows)
+
+
+def curves_unit(curves: dict[str, Any]) -> str:
+    """The unit of the learning curves' minutes: the runs' common budget clock (``"min"`` when
+    they differ or, in older results, are not recorded)."""
+    clocks = {run.get("clock") for run in curves["runs"].values()}
+    return clock_unit(clocks.pop() if len(clocks) == 1 else None)
 
 
 def _ema(y: np.ndarray) -> np.ndarray:
@@ -373,7 +395,7 @@ def write_figure(
     for name, style in (("copy_nearest", ":"), ("mean_of_inputs", "--")):
         ax.axhline(curves["baselines"][f"{name}_psnr"], ls=style, color="gray", label=label(name))
     ax.set(
-        xlabel="minutes",
+        xlabel=curves_unit(curves),
         ylabel="test PSNR (dB)",
         title=f"test: checkpoints, {curves['num_scenes']} scenes (even)",
     )
@@ -390,7 +412,9 @@ def write_figure(
     rot_targets = [c for c in result["targets"]["even"] if c["name"] == "rotation_error"]
     if rot_targets:
         ax.axhline(rot_targets[0]["threshold"], ls=":", color="green", label="target")
-    ax.set(xlabel="minutes", ylabel="median rot. error (°)", title="predicted poses (test)")
+    ax.set(
+        xlabel=curves_unit(curves), ylabel="median rot. error (°)", title="predicted poses (test)"
+    )
     ax.legend(fontsize=7)
 
     ax = fig.add_subplot(grid[0, 3:])
@@ -429,7 +453,7 @@ def _plot_train_psnr(ax: Any, curves: dict[str, Any], colours: dict[str, Any]) -
                 color=colour,
                 label=f"{label(name)}: {low} → {full} px",
             )
-    ax.set(xlabel="minutes", ylabel="train PSNR (dB)", title="training batches")
+    ax.set(xlabel=curves_unit(curves), ylabel="train PSNR (dB)", title="training batches")
     ax.legend(fontsize=7)
 
 

@@ -1,8 +1,12 @@
 """Reading a training run's history: ``metrics.jsonl`` records, elapsed minutes, checkpoints.
 
 Used by the benchmarks to draw learning curves of runs made by :mod:`rayzer.train` (whose
-logger writes one JSON line per logged step: ``step``, ``time``, ``step_time``, ``loss``,
-``psnr`` …, and event lines with an ``event`` key).
+logger writes one JSON line per logged step: ``step``, ``time``, ``step_time``, ``cpu_s``,
+``loss``, ``psnr`` …, and event lines with an ``event`` key).
+
+Minutes are on one of two clocks (:data:`CLOCKS`): ``wall`` (from the ``time`` stamps) or
+``process`` (process CPU, from ``cpu_s``: the CPU seconds of the training process since its
+``train()`` started; runs logged before ``cpu_s`` existed have no process minutes).
 """
 
 from __future__ import annotations
@@ -58,9 +62,25 @@ def _float(x: Any) -> float:
         return math.nan
 
 
-def minutes_at(scalars: list[dict[str, Any]], steps: list[int]) -> list[float | None]:
-    """Wall-clock minutes since the run's first step at each step (interpolated between log
-    records; the start is estimated as ``time₁ − step₁ · step_time₁``)."""
+#: The clocks of :func:`minutes_at` (the values of ``train.time_budget_clock``).
+CLOCKS = ("wall", "process")
+
+
+def minutes_at(
+    scalars: list[dict[str, Any]], steps: list[int], clock: str = "wall"
+) -> list[float | None]:
+    """Minutes since the run's first step at each step on ``clock`` (:data:`CLOCKS`),
+    interpolated between log records.
+
+    ``wall``: the start is estimated as ``time₁ − step₁ · step_time₁``. ``process``: the logged
+    ``cpu_s`` (process CPU since training started, 0 at the first step); a resumed run restarts
+    ``cpu_s`` at 0, so a drop adds the previous total (the CPU of the resumed invocation before
+    its first record is counted from there). None everywhere when the run logged no ``cpu_s``.
+    """
+    if clock not in CLOCKS:
+        raise ValueError(f"unknown clock {clock!r} (expected one of {', '.join(CLOCKS)})")
+    if clock == "process":
+        return _process_minutes_at(scalars, steps)
     recs = [r for r in scalars if "time" in r and "step_time" in r]
     if not recs:
         return [None] * len(steps)
@@ -77,8 +97,30 @@ def minutes_at(scalars: list[dict[str, Any]], steps: list[int]) -> list[float | 
     return out
 
 
+def _process_minutes_at(scalars: list[dict[str, Any]], steps: list[int]) -> list[float | None]:
+    """:func:`minutes_at` on the process clock (``cpu_s``)."""
+    recs = [r for r in scalars if "cpu_s" in r and math.isfinite(_float(r["cpu_s"]))]
+    if not recs:
+        return [None] * len(steps)
+    xs, ys = [0.0], [0.0]
+    offset, prev = 0.0, 0.0
+    for r in recs:
+        cpu = _float(r["cpu_s"])
+        if cpu < prev:  # a resumed invocation: its clock restarted at 0
+            offset += prev
+        prev = cpu
+        xs.append(float(r["step"]))
+        ys.append((offset + cpu) / 60.0)
+    # past the last record: the last interval's CPU per step
+    rate = (ys[-1] - ys[-2]) / max(xs[-1] - xs[-2], 1.0)
+    return [
+        float(np.interp(s, xs, ys)) if s <= xs[-1] else ys[-1] + (s - xs[-1]) * rate for s in steps
+    ]
+
+
 def run_summary(run_dir: Path, ckpt: Path, step: int) -> dict[str, Any]:
-    """Training facts of a run from its ``metrics.jsonl`` and checkpoints."""
+    """Training facts of a run from its ``metrics.jsonl`` and checkpoints: ``minutes`` (wall)
+    and ``cpu_minutes`` (process CPU; None for runs logged without ``cpu_s``) at ``step``."""
     scalars, events = read_metrics(run_dir)
     stops = [e.get("reason") for e in events if e.get("event") == "stop"]
     skipped = [e for e in events if e.get("event") == "skipped_update"]
@@ -89,6 +131,7 @@ def run_summary(run_dir: Path, ckpt: Path, step: int) -> dict[str, Any]:
         "checkpoint": str(ckpt),
         "step": step,
         "minutes": minutes_at(scalars, [step])[0],
+        "cpu_minutes": minutes_at(scalars, [step], "process")[0],
         "sec_per_step_median": float(np.median(step_times)) if step_times else None,
         "stopped_by": stops[-1] if stops else None,
         "skipped_updates": len(skipped),
@@ -104,10 +147,10 @@ def _mean_key(records: list[dict[str, Any]], key: str) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def train_curve(run_dir: Path) -> list[dict[str, Any]]:
-    """Training loss / PSNR vs step and minutes (from ``metrics.jsonl``)."""
+def train_curve(run_dir: Path, clock: str = "wall") -> list[dict[str, Any]]:
+    """Training loss / PSNR vs step and minutes on ``clock`` (from ``metrics.jsonl``)."""
     scalars, _ = read_metrics(run_dir)
-    minutes = minutes_at(scalars, [r["step"] for r in scalars])
+    minutes = minutes_at(scalars, [r["step"] for r in scalars], clock)
     return [
         {
             "step": r["step"],
