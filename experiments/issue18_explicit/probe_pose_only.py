@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,8 @@ from rayzer.geometry import relative_pose_errors
 from rayzer.models.base import CameraPrediction
 from rayzer.models.pose_teacher_loss import batch_pose_teacher_terms
 from rayzer.models.views import as_view_index
+from rayzer.nn.transformer import INIT_STD
+from rayzer.train import loop
 from rayzer.train.loop import Trainer
 
 
@@ -85,6 +88,25 @@ def pose_only_cameras(model: torch.nn.Module, batch: dict[str, Tensor]) -> Camer
         enc = model._encode(images, is_context, reference)
         return model._cameras(enc.camera, is_context, reference, h, w)
     raise ValueError(f"no pose-only path for model {model.cfg.name!r} (erayzer, nas3r)")
+
+
+def add_view_index_embedding(model: torch.nn.Module, max_views: int = 32) -> None:
+    """A variant, not the preset: a learned per-position embedding (frame-order index 0 … V−1)
+    added to the camera token of each view in E-RayZer's pose encoder, which has none (the
+    views are a set; GAUSSIANS.md §3). Zero-mean, std INIT_STD like the other tokens; its name
+    ends in ``_token`` so it is exempt from weight decay like them."""
+    enc = model.pose_encoder
+    dim = enc.camera_token.shape[-1]
+    enc.view_index_token = torch.nn.Parameter(torch.randn(max_views, dim) * INIT_STD)
+    plain = enc.special_tokens
+
+    def special_tokens(batch: int, views: int, is_reference: Tensor | None) -> Tensor:
+        tokens = plain(batch, views, is_reference)  # (B, V, 1 + R, d), camera token first
+        extra = torch.zeros_like(tokens[0])
+        extra[:, 0] = enc.view_index_token[:views]
+        return tokens + extra
+
+    enc.special_tokens = special_tokens
 
 
 class PoseOnlyTrainer(Trainer):
@@ -277,6 +299,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="output stem (.json/.md/.png)")
     ap.add_argument("--label", default=None)
     ap.add_argument(
+        "--view-embedding",
+        action="store_true",
+        help="variant: a frame-index embedding on E-RayZer's pose camera tokens",
+    )
+    ap.add_argument(
         "--no-memo", action="store_true", help="render every sample (the trainer's way, slower)"
     )
     ap.add_argument("overrides", nargs="*", help="key=value config overrides")
@@ -297,6 +324,17 @@ def main() -> None:
     cfg = load_config(args.config, overrides)
     run_dir = Path(tempfile.mkdtemp(prefix="pose_only_", dir="/work/scratch/g"))
     cfg.train.out_dir = str(run_dir)
+    if args.view_embedding:
+        if cfg.model.name != "erayzer":
+            raise ValueError("--view-embedding is for E-RayZer's pose encoder")
+        plain_build = loop.build_model
+
+        def build_model(model_cfg: Any) -> torch.nn.Module:  # before the optimizer is built
+            model = plain_build(model_cfg)
+            add_view_index_embedding(model)
+            return model
+
+        loop.build_model = build_model
     trainer = PoseOnlyTrainer(cfg, run_dir)
     model = trainer.model
     n_pose = sum(
@@ -328,6 +366,7 @@ def main() -> None:
     train_rows: list[dict[str, Any]] = []
     evals: list[dict[str, Any]] = []
     eval_cpu = 0.0
+    train_cpu = 0.0
 
     def evaluate(step: int) -> None:
         nonlocal eval_cpu
@@ -341,9 +380,40 @@ def main() -> None:
             flush=True,
         )
 
-    evaluate(0)
+    def save(stopped_by: str) -> dict[str, Any]:
+        """Write the outputs so far (after every evaluation: a killed run keeps its curve)."""
+        result = {
+            "label": args.label or args.out.name,
+            "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+            "tree": git_tree(),
+            "model": cfg.model.name,
+            "config": args.config,
+            "overrides": overrides,
+            "pool": args.pool,
+            "teacher": args.teacher,
+            "pose_branch_parameters": n_pose,
+            "memoised_clips": not args.no_memo,
+            "view_index_embedding": args.view_embedding,
+            "steps": trainer.step,
+            "skipped_updates": trainer.guard.skipped,
+            "cpu_s": time.process_time() - cpu0,
+            "train_cpu_s": train_cpu,
+            "eval_cpu_s": eval_cpu,
+            "setup_cpu_s": setup_cpu,
+            "cpu_s_per_step": train_cpu / max(trainer.step, 1),
+            "load": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "eval_scenes": args.eval_scenes,
+            "train": train_rows,
+            "evals": evals,
+        }
+        result["stopped_by"] = stopped_by
+        write_outputs(args.out, result)
+        return result
+
     t0 = time.process_time()
-    train_cpu = 0.0
+    stop: list[str] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
+    evaluate(0)
     while trainer.step < args.steps:
         c = time.process_time()
         stats = trainer.train_step(batches)
@@ -371,35 +441,14 @@ def main() -> None:
             )
         if s % args.eval_every == 0:
             evaluate(s)
+            save("running")
         if time.process_time() - cpu0 >= 60.0 * args.cpu_minutes:
+            stop.append("cpu budget")
+        if stop:
             break
     if not evals or evals[-1]["step"] != trainer.step:
         evaluate(trainer.step)
-
-    result = {
-        "label": args.label or args.out.name,
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "tree": git_tree(),
-        "model": cfg.model.name,
-        "config": args.config,
-        "overrides": overrides,
-        "pool": args.pool,
-        "teacher": args.teacher,
-        "pose_branch_parameters": n_pose,
-        "memoised_clips": not args.no_memo,
-        "steps": trainer.step,
-        "skipped_updates": trainer.guard.skipped,
-        "cpu_s": time.process_time() - cpu0,
-        "train_cpu_s": train_cpu,
-        "eval_cpu_s": eval_cpu,
-        "setup_cpu_s": setup_cpu,
-        "cpu_s_per_step": train_cpu / max(trainer.step, 1),
-        "load": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "eval_scenes": args.eval_scenes,
-        "train": train_rows,
-        "evals": evals,
-    }
-    write_outputs(args.out, result)
+    result = save(stop[0] if stop else "steps")
     trainer.close()
     print(json.dumps({k: result[k] for k in ("label", "steps", "cpu_s", "cpu_s_per_step")}))
 
