@@ -187,6 +187,8 @@ def main(args: argparse.Namespace) -> None:
             f"registered, {init['pairs_kept']}/{init['pairs']} pairs kept, {init['seconds']} s"
             + (f"; {init['warning']}" if init.get("warning") else "")
         )
+    if "refine" in s:
+        print(refine_summary_line(s["refine"]))
     if "fit" in s:
         fit, held = s["fit"], s["fit"].get("held_out")
         left_out = "no left-out check (needs 3 views)"
@@ -203,6 +205,43 @@ def main(args: argparse.Namespace) -> None:
             f"{left_out}, {fit['total_seconds']} s; kept the {fit['scene']} scene"
             + (f" ({fit['stopped'] or fit['rejected']})" if fit["scene"] == "input" else "")
         )
+
+
+def _db(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def refine_summary_line(report: dict) -> str:
+    """One line on what ``--refine`` did, from ``summary.json["refine"]``: the reprojection and
+    left-out PSNRs before -> after, iterations, seconds, and which cameras were kept (the
+    refined ones, or the input ones and why: rejected by the left-out view, stopped, not run).
+    """
+    why = report.get("stopped")
+    parts = []
+    if "reprojection_psnr_before" in report:  # absent when the refinement did not run
+        parts.append(
+            f"reprojection PSNR {_db(report['reprojection_psnr_before'])} -> "
+            f"{_db(report['reprojection_psnr_after'])} dB"
+        )
+        held_out = report.get("held_out")
+        if held_out:
+            parts.append(
+                f"left-out view {held_out['view']} {_db(held_out['psnr_before'])} -> "
+                f"{_db(held_out['psnr_after'])} dB"
+            )
+        parts.append(f"{report.get('iterations', '?')} iterations")
+    if report.get("held"):
+        parts.append(f"views {report['held']} held")
+    parts.append(f"{report.get('total_seconds', 0.0)} s")
+    if report.get("cameras") == "refined":
+        kept = "kept the refined cameras"
+    elif report.get("rejected"):  # the reason in full is logged as a warning
+        kept = "kept the input cameras (rejected by the leave-one-out check)"
+    else:
+        kept = "kept the input cameras" + (
+            f" ({why.removesuffix('; the input cameras are kept')})" if why else ""
+        )
+    return f"refine: {', '.join(parts)}; {kept}"
 
 
 SERVE_DESCRIPTION = (
