@@ -4,7 +4,9 @@ Example::
 
     from rayzer import api
 
-    model = api.load_model()                      # the bundled model (or load_model("run/dir"))
+    model = api.load_model()                      # the bundled RayZer; load_model("explicit"):
+                                                  # the bundled depth + Gaussians model;
+                                                  # load_model("run/dir"): your checkpoint
     views = api.load_views("photos/", model)      # capture order, fitted to the model input
     cams = api.predict_cameras(model, views)      # OpenCV c2w (V, 4, 4), pixel K (V, 4)
     back = api.render_views(model, views, cams)   # (V, 3, H, W) the views rendered back

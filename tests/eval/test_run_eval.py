@@ -297,7 +297,9 @@ def test_probe_with_a_separate_training_set(cli, rayzer_ckpt, synth_data, tmp_pa
 def test_no_bundled_model_asks_for_a_checkpoint(cli, synth_data, tmp_path, monkeypatch):
     from rayzer import bundled
 
-    monkeypatch.setattr(bundled, "bundled_model_dir", lambda: tmp_path / "empty_assets")
+    monkeypatch.setattr(
+        bundled, "bundled_model_dir", lambda name="default": tmp_path / "empty_assets"
+    )
     code, _, err = cli("--data", synth_data, "--out", tmp_path / "eval")
     assert code != 0 and "no bundled model" in err and "--ckpt" in err
     assert not (tmp_path / "eval").exists()

@@ -60,7 +60,11 @@ def demo_run(sensitive_ckpt: Path, tmp_path_factory) -> tuple[Path, dict]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the autouse one-thread fixture is per test; this runs before it
     try:
-        result = demo.run_demo(out, ckpt=sensitive_ckpt, frames=FRAMES, device="cpu")
+        # explicit=False: these tests check the main model's files (the bundled explicit model
+        # beside it: tests/infer/test_demo_explicit.py)
+        result = demo.run_demo(
+            out, ckpt=sensitive_ckpt, frames=FRAMES, device="cpu", explicit=False
+        )
     finally:
         torch.set_num_threads(threads)
     assert result.out == out
@@ -200,12 +204,13 @@ def test_cli_several_scenes_other_family(cli, tiny_ckpt: Path, tmp_path: Path) -
     out = tmp_path / "multi"
     code, stdout, err = cli(
         "demo", "--ckpt", tiny_ckpt, "--out", out, "--scenes", "2", "--seed", "5",
-        "--family", "walk", "--frames", "4",
+        "--family", "walk", "--frames", "4", "--no-explicit",
     )  # fmt: skip
     assert code == 0, err
     assert stdout.startswith(f"wrote {out}: 2 held-out walk scene(s)")
     # a model without depth or Gaussians says so, and where they come from
     assert "\nnote: RayZer outputs no depth maps and no 3D Gaussians" in stdout
+    assert "`rayzer demo --ckpt explicit` (the bundled explicit-3D model)" in stdout
     assert "--ckpt RUN` with an E-RayZer or NAS3R run" in stdout
     assert err.count("rayzer demo: [") == len(demo.STAGES)  # one progress line per stage
     summary = json.loads((out / "summary.json").read_text())
@@ -218,13 +223,16 @@ def test_cli_several_scenes_other_family(cli, tiny_ckpt: Path, tmp_path: Path) -
     assert summary["data"]["family"] == "walk" and summary["data"]["model_family"] == "orbit"
     assert not summary["model"]["outputs_depth"] and not summary["model"]["outputs_gaussians"]
     assert summary["notes"]["depth_gaussians"].startswith("RayZer outputs no depth maps")
+    assert summary["explicit"] == {"skipped": "--no-explicit"}
     for key in ("rayzer", "copy", "mean_inputs"):  # pooled = mean over scenes
         per_scene = [s["psnr"][key] for s in summary["scenes"]]
         assert summary["psnr"][key] == pytest.approx(sum(per_scene) / 2, abs=1e-4)
 
 
 def test_missing_bundled_model_is_a_clear_error(cli, tmp_path: Path, helpers, monkeypatch) -> None:
-    monkeypatch.setattr(bundled, "bundled_model_dir", lambda: tmp_path / "empty_assets")
+    monkeypatch.setattr(
+        bundled, "bundled_model_dir", lambda name="default": tmp_path / "empty_assets"
+    )
     (tmp_path / "empty_assets").mkdir()
     out = tmp_path / "out"
     code, _, err = cli("demo", "--out", out)
@@ -250,8 +258,9 @@ def test_existing_output_is_kept_unless_overwrite(cli, tiny_ckpt: Path, tmp_path
     (out / "mine.txt").unlink()  # an empty folder may be replaced, and so may our own output
     for _ in range(2):
         code, _, err = cli(
-            "demo", "--ckpt", tiny_ckpt, "--out", out, "--frames", "2", "--overwrite"
-        )
+            "demo", "--ckpt", tiny_ckpt, "--out", out, "--frames", "2", "--overwrite",
+            "--no-explicit",
+        )  # fmt: skip
         assert code == 0, err
         assert (out / "summary.json").is_file() and (out / OUTPUT_MARKER).is_file()
 
@@ -264,7 +273,8 @@ def test_failure_while_writing_leaves_no_output(
 
     monkeypatch.setattr(demo, "write_mp4", broken)
     out = tmp_path / "out"
-    code, _, err = cli("demo", "--ckpt", tiny_ckpt, "--out", out, "--frames", "2")
+    args = ("--frames", "2", "--no-explicit")
+    code, _, err = cli("demo", "--ckpt", tiny_ckpt, "--out", out, *args)
     assert code == 2 and "'write'" in err and "encoder crashed" in err
     helpers.no_output(out)
 

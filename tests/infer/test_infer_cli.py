@@ -187,7 +187,7 @@ def test_bad_input_fails_cleanly(
 
 
 def test_missing_bundled_model(cli, tmp_path: Path, helpers, monkeypatch) -> None:
-    monkeypatch.setattr(bundled, "bundled_model_dir", lambda: tmp_path / "no_assets")
+    monkeypatch.setattr(bundled, "bundled_model_dir", lambda name="default": tmp_path / "no_assets")
     helpers.write_images(tmp_path / "ok", 3)
     code, _, err = cli("infer", "--images", tmp_path / "ok", "--out", tmp_path / "out", *NOVEL)
     assert code == 2 and "no bundled model in this install" in err and "--ckpt" in err

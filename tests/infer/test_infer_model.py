@@ -31,7 +31,9 @@ def test_loads_checkpoint_dir_weights_file_and_run_dir(tiny_ckpt: Path) -> None:
 
 
 def test_missing_bundled_model_says_pass_ckpt(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(bundled, "bundled_model_dir", lambda: tmp_path / "rayzer-default")
+    monkeypatch.setattr(
+        bundled, "bundled_model_dir", lambda name="default": tmp_path / "rayzer-default"
+    )
     assert not bundled.has_bundled_model()
     with pytest.raises(
         bundled.BundledModelMissing, match=r"no bundled model in this install.*--ckpt"
@@ -48,7 +50,7 @@ def test_installed_bundled_model_is_the_default(
         "meta.json",
         "model.safetensors",
     ]
-    monkeypatch.setattr(bundled, "bundled_model_dir", lambda: dest)
+    monkeypatch.setattr(bundled, "bundled_model_dir", lambda name="default": dest)
     loaded = load_model(device="cpu")
     assert loaded.bundled and loaded.checkpoint == dest
     reference = load_model(tiny_ckpt, "cpu").model.state_dict()

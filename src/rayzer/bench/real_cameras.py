@@ -60,6 +60,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rayzer.bundled import CKPT_HELP
 from rayzer.eval.camera_metrics import AUC_THRESHOLDS, pairwise_summary
 from rayzer.geometry import pose_auc, relative_pose_errors
 
@@ -649,7 +650,7 @@ def run_bench(
 
     Args:
         data: a scene folder or a folder of scene folders.
-        ckpt: checkpoint or run directory (None: the bundled model).
+        ckpt: checkpoint or run directory, or a bundled model's name (None: the bundled RayZer).
         scenes: only these scene names.
         windows: window kinds (:data:`WINDOW_KINDS`).
         views: frames per window. consecutive_windows: consecutive windows per scene.
@@ -926,7 +927,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", type=Path, help="checkpoint or run dir (default: the bundled model)")
+    p.add_argument("--ckpt", help=CKPT_HELP)
     p.add_argument(
         "--data", type=Path, required=True, help="scene folder or folder of scene folders"
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rayzer.bundled import CKPT_HELP
 from rayzer.utils.logs import command_logging, set_threads
 
 DESCRIPTION = (
@@ -19,7 +20,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", type=Path, help="checkpoint or run dir (default: the bundled model)")
+    p.add_argument("--ckpt", help=CKPT_HELP)
     p.add_argument(
         "--data",
         type=Path,

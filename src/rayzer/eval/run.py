@@ -205,7 +205,8 @@ def run_eval(
 
     Args:
         data: scene folder, folder of scene folders, or any ``rayzer data convert`` source.
-        ckpt: checkpoint / run directory (None: the bundled model).
+        ckpt: checkpoint / run directory; None or ``"default"``: the bundled model, ``"explicit"``:
+            the bundled explicit-3D model (:func:`rayzer.bundled.resolve_model`).
         out: output folder (default ``outputs/eval/<data name>``); must not exist unless
             ``overwrite``.
         protocol: ``even``, ``random`` or an index JSON (pixelSplat / LVSM / RayZer style).
@@ -319,10 +320,12 @@ def _check_paths(
 ) -> Path:
     """The output folder (default :func:`default_output`), checked apart from the inputs and
     free (or replaceable with ``overwrite``); ``data`` must exist."""
+    from rayzer.bundled import checkpoint_location
     from rayzer.utils.paths import check_output_folder
 
     out = Path(out) if out is not None else default_output(data)
-    inputs = {"--data": data, "--ckpt": ckpt, "--probe-train": probe_train}
+    ckpt_path = checkpoint_location(ckpt)  # a bundled model: its folder in the package
+    inputs = {"--data": data, "--ckpt": ckpt_path, "--probe-train": probe_train}
     check_output_folder(out, inputs, overwrite)
     if not Path(data).exists():
         raise FileNotFoundError(f"--data not found: {data}")
@@ -334,7 +337,7 @@ class _Loaded:
     """The evaluated model and what its checkpoint fixes for the run."""
 
     trained: Any  # rayzer.checkpoints.TrainedModel
-    bundled: bool  # the bundled model (no --ckpt)
+    bundled: bool  # a bundled model (no --ckpt, or its name)
     device: torch.device
     side: int  # the model input's short side
     out_hw: tuple[int, int]
@@ -348,15 +351,16 @@ class _Loaded:
 def _load_model(
     ckpt: str | Path | None, device: str, size: int | None, *, needs_cameras: bool
 ) -> _Loaded:
-    """Load the checkpoint (None: the bundled model) on ``device``; refuse the camera-only
-    options (``needs_cameras``) for a model that does not predict cameras."""
-    from rayzer.bundled import bundled_checkpoint
+    """Load the checkpoint (None or a bundled name: a bundled model) on ``device``; refuse the
+    camera-only options (``needs_cameras``) for a model that does not predict cameras."""
+    from rayzer.bundled import resolve_model
     from rayzer.checkpoints import load_trained_model
     from rayzer.data.images import output_size
     from rayzer.utils.device import resolve_device
 
     dev = resolve_device(device)
-    trained = load_trained_model(bundled_checkpoint() if ckpt is None else ckpt, dev)
+    location, name = resolve_model(ckpt)
+    trained = load_trained_model(location, dev)
     model = trained.model
     if not model.capabilities.predicts_cameras and needs_cameras:
         raise ValueError(
@@ -367,7 +371,7 @@ def _load_model(
     out_hw = output_size(side, model.image_multiple, "square")
     if size is None:  # the training size: a non-square checkpoint is evaluated at its H × W
         out_hw = trained.config.data.image_hw  # sides checked against the patch by the config
-    return _Loaded(trained, ckpt is None, dev, side, out_hw)
+    return _Loaded(trained, name is not None, dev, side, out_hw)
 
 
 def _view_counts(

@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+from rayzer.bundled import CKPT_HELP
 from rayzer.utils.logs import command_logging, set_threads
 
 DESCRIPTION = (
@@ -26,12 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", type=Path, help="folder of images (or with an images/ subfolder)")
     src.add_argument("--video", type=Path, help="video file (frames evenly spaced over it)")
-    p.add_argument(
-        "--ckpt",
-        type=Path,
-        help="checkpoint dir, its model.safetensors, or a training run dir (default: the "
-        "bundled model)",
-    )
+    p.add_argument("--ckpt", help=CKPT_HELP)
     p.add_argument("--out", type=Path, help="output folder (default: outputs/infer/<input name>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -252,7 +248,7 @@ SERVE_DESCRIPTION = (
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", type=Path, help="checkpoint (default: the bundled model)")
+    p.add_argument("--ckpt", help=CKPT_HELP)
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: local)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")

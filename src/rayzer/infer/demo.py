@@ -4,7 +4,8 @@ model) does.
 
 Steps (each timed in ``summary.json``):
 
-1. **load model**: the bundled model or ``--ckpt`` (:func:`rayzer.infer.model.load_model`).
+1. **load model**: the bundled RayZer or ``--ckpt`` (:func:`rayzer.infer.model.load_model`;
+   ``--ckpt explicit`` = the bundled explicit-3D model).
 2. **scenes**: the first ``N`` of the held-out synthetic test seeds from ``--seed`` on
    (``TEST_SEEDS[seed:seed + N]``, disjoint from every training seed), rendered with the
    checkpoint's data settings (image size, views, frames per clip, the widest training span,
@@ -19,7 +20,12 @@ Steps (each timed in ``summary.json``):
 4. **baselines**: copy-nearest input and the mean of the inputs, same targets.
 5. **novel views**: the same latent scene rendered along a smooth path through the predicted
    cameras of all V views in frame order (:func:`rayzer.infer.trajectory.path_through`).
-6. **write**: everything below, into a hidden temporary folder that is moved to ``--out`` only
+6. **explicit-3D model** (when the model outputs neither depth nor Gaussians, as the bundled
+   RayZer, and the package carries the bundled explicit-3D model; off with ``--no-explicit``):
+   the bundled explicit model (E-RayZer or NAS3R, :mod:`rayzer.bundled`) on the *same* scenes
+   and the same protocol — its own cameras, renders, depth maps and Gaussians — so the demo
+   shows both kinds of output; written to ``explicit/`` with the same layout.
+7. **write**: everything below, into a hidden temporary folder that is moved to ``--out`` only
    when complete (:func:`rayzer.utils.atomic.staged_output`); a failed run leaves nothing.
 
 Output layout. With one scene (the default) the scene's files sit directly in ``--out``; with
@@ -40,6 +46,7 @@ holds only ``summary.json`` (metrics pooled over the scenes, and per scene)::
     renders/NNN.png         the model's renders of the same targets (same names)
     depth/NNN.{npy,png}     models with depth: camera z-depth of the input views (the model's
                             scale) and a colour picture of inverse depth
+    depth_grid.png          models with depth: the input views above their depth pictures
     points.ply              models with depth: the input views' depth unprojected through the
                             predicted cameras, coloured, with normals (rayzer.infer.point_cloud)
     gaussians.ply           models with Gaussians: the scene's 3D Gaussians (3DGS layout)
@@ -47,6 +54,11 @@ holds only ``summary.json`` (metrics pooled over the scenes, and per scene)::
     novel_cameras.json      the cameras of the video frames (the model's gauge)
     contact_sheet.png       inputs, (their depth), targets, the model, copy-nearest, its error
     cameras.png             predicted cameras (aligned to the truth by one similarity) vs truth
+    explicit/               the bundled explicit-3D model's files for the same scene(s), same
+                            names (step 6; with depth/, depth_grid.png, points.ply,
+                            gaussians.ply, and novel_views.mp4 rendered from its Gaussians) and
+                            its own summary.json; the top summary.json's ``explicit`` says which
+                            model made them and its numbers
 """
 
 from __future__ import annotations
@@ -109,15 +121,18 @@ MAX_SCENES = 32  # a demo, not a benchmark: `rayzer bench quality` evaluates man
 PROTOCOL = "even"
 #: evaluate()'s method names → the keys of summary.json
 METHOD_KEYS = {"rayzer": "rayzer", "copy_nearest": "copy", "mean_of_inputs": "mean_inputs"}
-STAGES = ("load_model", "scenes", "rayzer", "baselines", "novel_views", "write")
+STAGES = ("load_model", "scenes", "rayzer", "baselines", "novel_views", "explicit", "write")
 STAGE_LABELS = {
     "load_model": "model loaded",
     "scenes": "held-out scenes rendered",
     "rayzer": "cameras predicted, targets rendered",
     "baselines": "baselines (copy-nearest, mean of inputs)",
     "novel_views": "novel-view path rendered",
+    "explicit": "bundled explicit-3D model: cameras, renders, depth, Gaussians",
     "write": "outputs written",
 }
+#: The companion model's folder in the output (module docstring, step 6).
+EXPLICIT_DIR = "explicit"
 
 
 @dataclass
@@ -265,8 +280,7 @@ def contact_sheet(scene: SceneOutputs, record: dict[str, Any], name: str) -> np.
     p = record["psnr"]
     rows = [("inputs\n(build the scene)", s.images[s.input_index])]
     if scene.depth is not None:
-        depth = torch.from_numpy(depth_to_rgb(scene.depth)).permute(0, 3, 1, 2).float() / 255
-        rows.append((f"{name} depth\n(inverse, near = red)", depth))
+        rows.append((f"{name} depth\n(inverse, near = red)", depth_picture(scene.depth)))
     rows += [
         ("targets\n(ground truth)", targets),
         (f"{name}\n{p['rayzer']:.2f} dB", scene.renders),
@@ -279,6 +293,24 @@ def contact_sheet(scene: SceneOutputs, record: dict[str, Any], name: str) -> np.
         f"{p['mean_inputs']:.2f} dB; rotation error {pose['rot_err_deg_median']:.1f} deg "
         f"(identity {pose['identity_rot_err_deg_median']:.1f} deg)"
     )
+    return scene_grid([(label, _enlarge(x)) for label, x in rows], title=title)
+
+
+def depth_picture(depth: Tensor) -> Tensor:
+    """(N, 1, H, W) depth → (N, 3, H, W) float turbo picture of inverse depth (one range)."""
+    return torch.from_numpy(depth_to_rgb(depth)).permute(0, 3, 1, 2).float() / 255
+
+
+def depth_grid(scene: SceneOutputs, name: str) -> np.ndarray:
+    """(H, W, 3) uint8: the input views above the model ``name``'s depth of each."""
+    if scene.depth is None:
+        raise ValueError(f"{name} gave no depth to draw")
+    s = scene.sample
+    rows = [
+        ("inputs", s.images[s.input_index]),
+        (f"{name} depth\n(inverse, near = red)", depth_picture(scene.depth)),
+    ]
+    title = f"{s.name}: {name}'s depth of the input views (camera z, its own scale)"
     return scene_grid([(label, _enlarge(x)) for label, x in rows], title=title)
 
 
@@ -398,9 +430,9 @@ def scene_record(
 #: RayZer: its scene is latent tokens), so a user learns where the explicit-3D outputs come from.
 NO_EXPLICIT_3D_NOTE = (
     "{title} outputs no depth maps and no 3D Gaussians (its scene is latent tokens); "
-    "`rayzer demo --ckpt RUN` with an E-RayZer or NAS3R run (e.g. `rayzer train --config "
-    "erayzer-tiny-cpu`) also writes depth/, points.ply and gaussians.ply and shows the depth "
-    "in contact_sheet.png"
+    "`rayzer demo --ckpt explicit` (the bundled explicit-3D model) or `--ckpt RUN` with an "
+    "E-RayZer or NAS3R run (e.g. `rayzer train --config erayzer-tiny-cpu`) also writes depth/, "
+    "points.ply and gaussians.ply and shows the depth in contact_sheet.png"
 )
 
 
@@ -431,6 +463,7 @@ def model_info(model: LoadedModel) -> dict[str, Any]:
         "title": model.model.title(),
         "checkpoint": str(model.checkpoint) if model.checkpoint else None,
         "bundled": model.bundled,
+        "bundled_name": model.bundled_name,
         "step": model.step,
         "parameters": model.num_parameters,
         "image_size": model.image_size,
@@ -581,7 +614,8 @@ def write_scene(
     extra = []
     if scene.depth is not None:
         write_depth(folder / "depth", scene.depth, [names[j] for j in s.input_index.tolist()])
-        extra.append("depth/")
+        Image.fromarray(depth_grid(scene, model.model.title())).save(folder / "depth_grid.png")
+        extra += ["depth/", "depth_grid.png"]
         inp = s.input_index
         inputs = Cameras(cams.c2w[inp], cams.K[inp], cams.height, cams.width)
         write_points(folder / "points.ply", scene.depth, inputs, to_uint8(s.images[inp]))
@@ -626,11 +660,129 @@ def write_scene(
 
 
 @contextlib.contextmanager
-def _stage(timer: StageTimer, name: str, say: Callable[[str], None]) -> Iterator[None]:
+def _stage(timer: StageTimer, name: str, say: Callable[[str], None]) -> Iterator[dict[str, str]]:
+    """Time stage ``name`` and say so; the block may replace ``["label"]`` (e.g. "skipped")."""
+    line = {"label": STAGE_LABELS[name]}
     with timer.stage(name):
-        yield
+        yield line
     step = STAGES.index(name) + 1
-    say(f"[{step}/{len(STAGES)}] {STAGE_LABELS[name]} ({timer.seconds[name]:.2f} s)")
+    say(f"[{step}/{len(STAGES)}] {line['label']} ({timer.seconds[name]:.2f} s)")
+
+
+def scene_outputs(
+    model: LoadedModel,
+    samples: Sequence[EvalSample],
+    results: dict[str, EvalResult],
+    frames: int,
+) -> list[SceneOutputs]:
+    """Per scene: the model's predicted cameras, its renders of the targets (and copy-nearest's),
+    the novel-view video along a path through its cameras, and its depth maps (input views) and
+    Gaussians when it outputs them. ``results``: :func:`method_results` of the model (key
+    ``rayzer``) and of copy-nearest (``copy``) on ``samples``."""
+    H, W = samples[0].images.shape[-2:]
+    caps = model.model.capabilities
+    outputs = []
+    for i, sample in enumerate(samples):
+        cams = predicted_cameras(results["rayzer"], i, H, W)
+        path = path_through(cams, frames)
+        scene = protocol_scene(model, sample, cams)
+        video = to_uint8(render_scene(model, scene, path, chunk=16))
+        r = results["rayzer"].renders[i]
+        c = results["copy"].renders[i]
+        depth = gaussians = None
+        if caps.outputs_depth:
+            inp = sample.input_index
+            inputs = Cameras(cams.c2w[inp], cams.K[inp], H, W)
+            depth = render_scene_with_depth(model, scene, inputs, chunk=16)[1]
+        if caps.outputs_gaussians:
+            gaussians = {k: v.cpu() for k, v in model.model.gaussians(scene).items()}
+        outputs.append(SceneOutputs(sample, cams, r, c, path, video, depth, gaussians))
+    return outputs
+
+
+@dataclass
+class Companion:
+    """The bundled explicit-3D model's pass over the demo's scenes (module docstring, step 6).
+
+    Attributes:
+        model: the bundled explicit model. results: its evaluation (key ``rayzer``: the model
+            slot of :data:`METHOD_KEYS`) and the shared baselines. outputs: per scene.
+    """
+
+    model: LoadedModel
+    results: dict[str, EvalResult]
+    outputs: list[SceneOutputs]
+
+
+def companion_skip_reason(main: LoadedModel) -> str | None:
+    """Why the bundled explicit-3D model is not run beside ``main`` (None: it is run)."""
+    from rayzer.bundled import EXPLICIT, bundled_model_dir, has_bundled_model
+
+    caps = main.model.capabilities
+    if caps.outputs_depth or caps.outputs_gaussians:
+        return f"{main.model.title()} outputs depth / Gaussians itself"
+    if not has_bundled_model(EXPLICIT):
+        return f"this install carries no bundled explicit-3D model ({bundled_model_dir(EXPLICIT)})"
+    return None
+
+
+def run_companion(
+    samples: Sequence[EvalSample],
+    baselines: dict[str, EvalResult],
+    frames: int,
+    device: torch.device,
+) -> Companion:
+    """The bundled explicit-3D model on the same samples and protocol as the main model
+    (``baselines``: the main model's results; their copy-nearest and mean of inputs are reused)."""
+    from rayzer.bundled import EXPLICIT
+
+    model = load_model(EXPLICIT, device)
+    H, W = samples[0].images.shape[-2:]
+    if H % model.patch_size or W % model.patch_size:
+        raise ValueError(
+            f"the demo scenes are {W}x{H} px, not a multiple of the bundled explicit model's "
+            f"patch ({model.patch_size}); pass --no-explicit"
+        )
+    shared = {k: r for k, r in baselines.items() if k != "rayzer"}  # copy, mean of inputs
+    results = shared | method_results(model, samples, [ModelMethod(model.model, "rayzer")])
+    return Companion(model, results, scene_outputs(model, samples, results, frames))
+
+
+def write_scenes(
+    root: Path,
+    model: LoadedModel,
+    outputs: list[SceneOutputs],
+    results: dict[str, EvalResult],
+    flat: bool,
+    fps: float,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every scene's files under ``root`` (flat, or ``scenes/<name>/``): their records for
+    summary.json and the files written (relative to ``root``)."""
+    records, written = [], []
+    for i, scene in enumerate(outputs):
+        rel = "." if flat else f"scenes/{scene.sample.name}"
+        record = scene_record(i, scene, results, rel)
+        files = write_scene(root / rel, scene, record, model, fps)
+        written += files if flat else [f"{rel}/{f}" for f in files]
+        records.append(record)
+    return records, written
+
+
+def companion_entry(companion: Companion, summary: dict[str, Any]) -> dict[str, Any]:
+    """The top summary.json's ``explicit``: which model made ``explicit/`` and its numbers
+    (``summary``: the companion's own summary.json)."""
+    info = summary["model"]
+    return {
+        "folder": EXPLICIT_DIR,
+        "model": {k: info[k] for k in ("name", "title", "checkpoint", "bundled_name", "step")},
+        "psnr": summary["psnr"]["rayzer"],
+        "ssim": summary["ssim"]["rayzer"],
+        "pose": summary["pose"],
+        "depth_gaussians": summary["notes"]["depth_gaussians"],
+        "outputs": [f"{EXPLICIT_DIR}/{f}" for f in summary["outputs"]],
+        "note": "the bundled explicit-3D model on the same held-out scenes and protocol: its own "
+        "predicted cameras, renders, depth maps and Gaussians",
+    }
 
 
 def run_demo(
@@ -644,6 +796,7 @@ def run_demo(
     fps: float = DEFAULT_FPS,
     device: str = "auto",
     overwrite: bool = False,
+    explicit: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run the demo (module docstring) and write its outputs to ``out``.
@@ -656,6 +809,9 @@ def run_demo(
         scenes: number of held-out scenes; seed: offset of the first one in ``TEST_SEEDS``.
         frames, fps: novel-view video length and frame rate.
         device: ``auto`` | ``cpu`` | ``cuda``.
+        explicit: also run the bundled explicit-3D model on the same scenes into ``explicit/``
+            when the model outputs neither depth nor Gaussians and the package carries it
+            (module docstring, step 6); ``summary["explicit"]`` says what ran or why not.
         log: called with one progress line per stage (None = silent).
     Raises:
         BundledModelMissing (a FileNotFoundError): no ``ckpt`` and no bundled model.
@@ -684,38 +840,60 @@ def run_demo(
         results = method_results(model, samples, [ModelMethod(model.model, "rayzer")])
     with _stage(timer, "baselines", say):
         results |= method_results(model, samples, [CopyNearestMethod(), MeanOfInputsMethod()])
-    H, W = samples[0].images.shape[-2:]
     with _stage(timer, "novel_views", say):
-        outputs = []
-        for i, sample in enumerate(samples):
-            cams = predicted_cameras(results["rayzer"], i, H, W)
-            path = path_through(cams, frames)
-            scene = protocol_scene(model, sample, cams)
-            video = to_uint8(render_scene(model, scene, path, chunk=16))
-            r = results["rayzer"].renders[i]
-            c = results["copy"].renders[i]
-            depth = gaussians = None
-            if model.model.capabilities.outputs_depth:
-                inp = sample.input_index
-                inputs = Cameras(cams.c2w[inp], cams.K[inp], H, W)
-                depth = render_scene_with_depth(model, scene, inputs, chunk=16)[1]
-            if model.model.capabilities.outputs_gaussians:
-                gaussians = {k: v.cpu() for k, v in model.model.gaussians(scene).items()}
-            outputs.append(SceneOutputs(sample, cams, r, c, path, video, depth, gaussians))
+        outputs = scene_outputs(model, samples, results, frames)
+    companion = None
+    with _stage(timer, "explicit", say) as line:
+        skipped = "--no-explicit" if not explicit else companion_skip_reason(model)
+        if skipped is None:
+            companion = run_companion(samples, results, frames, dev)
+        else:
+            line["label"] = f"bundled explicit-3D model skipped: {skipped}"
 
     flat = scenes == 1
     layout = "flat" if flat else "scenes/<scene name>/"
     with staged_output(out, overwrite) as tmp:
         with _stage(timer, "write", say):
-            records, written = [], []
-            for i, scene in enumerate(outputs):
-                rel = "." if flat else f"scenes/{scene.sample.name}"
-                record = scene_record(i, scene, results, rel)
-                files = write_scene(tmp / rel, scene, record, model, fps)
-                written += files if flat else [f"{rel}/{f}" for f in files]
-                records.append(record)
+            records, written = write_scenes(tmp, model, outputs, results, flat, fps)
+            if companion is not None:
+                c_records, c_written = write_scenes(
+                    tmp / EXPLICIT_DIR,
+                    companion.model,
+                    companion.outputs,
+                    companion.results,
+                    flat,
+                    fps,
+                )
         summary = build_summary(
             model, synth, data, samples, results, records, timer, fps, frames, layout, written
         )
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        if companion is not None:
+            c_summary = build_summary(
+                companion.model,
+                synth,
+                data,
+                samples,
+                companion.results,
+                c_records,
+                timer,
+                fps,
+                frames,
+                layout,
+                c_written,
+            )
+            write_json(tmp / EXPLICIT_DIR / "summary.json", c_summary)
+            summary["explicit"] = companion_entry(companion, c_summary)
+            summary["outputs"] += summary["explicit"]["outputs"]
+            summary["notes"]["depth_gaussians"] = (
+                f"{model.model.title()} outputs no depth maps and no 3D Gaussians (its scene is "
+                f"latent tokens); {EXPLICIT_DIR}/ holds those of the bundled explicit-3D model "
+                f"({companion.model.model.title()}) on the same scene(s)"
+            )
+        else:
+            summary["explicit"] = {"skipped": skipped}
+        write_json(tmp / "summary.json", summary)
     return DemoResult(out=out, summary=summary)
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    path.write_text(json.dumps(content, indent=2, allow_nan=False) + "\n")

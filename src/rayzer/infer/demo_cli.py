@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from rayzer.bundled import CKPT_HELP
+
 # Defaults live here (not in rayzer.infer.demo, which imports torch) so building the parser stays cheap.
 DEFAULT_OUT = Path("outputs") / "demo"
 DEFAULT_FRAMES = 60
@@ -21,10 +23,12 @@ DESCRIPTION = (
     "a path through the predicted cameras, and compare with the ground truth and the "
     "copy-nearest / mean-of-inputs baselines. Writes summary.json, cameras.json (+ "
     "cameras_gt.json), targets/ and renders/, novel_views.mp4 / .gif, contact_sheet.png and "
-    "cameras.png; with a model that outputs depth and 3D Gaussians (E-RayZer, NAS3R: --ckpt of "
-    "their run) also depth/, points.ply and gaussians.ply, and the depth in the contact sheet "
-    "(the bundled RayZer has neither); with --scenes N > 1 one folder per scene under scenes/. "
-    "Outputs are written to a temporary folder and moved to --out only when complete."
+    "cameras.png; with a model that outputs depth and 3D Gaussians (--ckpt explicit: the "
+    "bundled one; or an E-RayZer / NAS3R run) also depth/, depth_grid.png, points.ply and "
+    "gaussians.ply, and the depth in the contact sheet. RayZer has neither, so beside it the "
+    "bundled explicit-3D model runs on the same scene(s) into explicit/ (--no-explicit: not). "
+    "With --scenes N > 1 one folder per scene under scenes/. Outputs are written to a "
+    "temporary folder and moved to --out only when complete."
 )
 
 
@@ -32,12 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})"
     )
-    p.add_argument(
-        "--ckpt",
-        type=Path,
-        help="checkpoint dir, its model.safetensors, or a training run dir (default: the "
-        "bundled model)",
-    )
+    p.add_argument("--ckpt", help=CKPT_HELP)
     p.add_argument(
         "--family",
         choices=["orbit", "walk"],
@@ -55,6 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="novel-view video frame rate")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument(
+        "--no-explicit",
+        action="store_true",
+        help="do not run the bundled explicit-3D model beside a model without depth and "
+        "Gaussians (no explicit/ folder; saves a few seconds)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines (errors only)")
 
 
@@ -76,6 +81,7 @@ def main(args: argparse.Namespace) -> None:
             fps=args.fps,
             device=args.device,
             overwrite=args.overwrite,
+            explicit=not args.no_explicit,
             log=None if args.quiet else say,
         )
     except InferenceError as err:  # a failed stage: a clean error, not a traceback
@@ -92,8 +98,36 @@ def main(args: argparse.Namespace) -> None:
         f"{_num(focal.get('predicted_px'), 1)} px (true {_num(focal.get('true_px'), 1)} px); "
         f"{s['total_s']:.1f} s"
     )
-    if not (s["model"]["outputs_depth"] or s["model"]["outputs_gaussians"]):
-        print(f"note: {s['notes']['depth_gaussians']}")
+    for line in made_by_lines(s):
+        print(line)
+
+
+def made_by_lines(s: dict) -> list[str]:
+    """Which model made which outputs, from summary.json (one line per model)."""
+    lines = [f"  {_model_label(s['model'])}: {', '.join(_top_level(s['outputs'], s))}"]
+    extra = s.get("explicit", {})
+    if "folder" in extra:
+        pose = extra["pose"]
+        lines.append(
+            f"  {_model_label(extra['model'])}: {extra['folder']}/ (depth maps: depth/, "
+            f"depth_grid.png; Gaussians: gaussians.ply, novel_views.mp4; points.ply; its own "
+            f"cameras and renders) — PSNR {_num(extra['psnr'])} dB, median rotation error "
+            f"{_num(pose['rot_err_deg_median'], 1)} deg"
+        )
+    elif not (s["model"]["outputs_depth"] or s["model"]["outputs_gaussians"]):
+        lines.append(f"note: {s['notes']['depth_gaussians']}")
+    return lines
+
+
+def _model_label(info: dict) -> str:
+    name = info.get("bundled_name")
+    return f"{info.get('title', info.get('name'))} ({'bundled ' + name if name else 'checkpoint'})"
+
+
+def _top_level(outputs: list[str], s: dict) -> list[str]:
+    """The main model's outputs (those outside the explicit model's folder)."""
+    folder = s.get("explicit", {}).get("folder")
+    return [f for f in outputs if not (folder and f.startswith(f"{folder}/"))]
 
 
 def _num(x: float | None, digits: int = 2) -> str:

@@ -1,4 +1,5 @@
-"""Load a model for inference: the bundled RayZer or any training checkpoint.
+"""Load a model for inference: a bundled model (by name, :mod:`rayzer.bundled`) or any
+training checkpoint.
 
 Loading goes through the one checkpoint loader, :func:`rayzer.checkpoints.load_trained_model`
 (the checkpoint's ``config.yaml`` names the registered model and its sizes; safetensors weights
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from rayzer.bundled import bundled_checkpoint
+from rayzer.bundled import resolve_model
 from rayzer.checkpoints import load_trained_model, resolve_checkpoint
 from rayzer.config import Config
 from rayzer.models import RayModel
@@ -30,7 +31,8 @@ class LoadedModel:
         image_size: its training input size (pixels; the short side of a non-square
             ``data.image_size``): the default inference size (short side).
         checkpoint: the checkpoint directory it came from (None for an in-memory model).
-        bundled: whether it is the model shipped with the package.
+        bundled: whether it is a model shipped with the package.
+        bundled_name: which one (``default`` | ``explicit``), None for a checkpoint path.
         step: training step of the checkpoint (None if unknown).
         config: the checkpoint's full config (None for an in-memory model).
     """
@@ -39,6 +41,7 @@ class LoadedModel:
     image_size: int
     checkpoint: Path | None = None
     bundled: bool = False
+    bundled_name: str | None = None
     step: int | None = None
     config: Config | None = None
 
@@ -74,11 +77,14 @@ def _check_predicts_cameras(model: object, where: str) -> None:
 
 
 def load_model(ckpt: str | Path | None = None, device: str | torch.device = "auto") -> LoadedModel:
-    """Load the bundled RayZer (``ckpt=None``) or a checkpoint for inference.
+    """Load a bundled model or a checkpoint for inference.
 
     Args:
         ckpt: checkpoint directory, its ``model.safetensors``, or a training run directory (the
-            latest checkpoint in it); None = the model shipped inside the package.
+            latest checkpoint in it); None = the default model shipped inside the package (the
+            bundled RayZer); the ``str`` ``"explicit"`` = the bundled explicit-3D model (depth
+            and Gaussians), ``"default"`` = the default one (:func:`rayzer.bundled.resolve_model`:
+            a name wins over a folder of that name, which is passed as ``"./explicit"``).
         device: ``auto`` | ``cpu`` | ``cuda``.
     Raises:
         FileNotFoundError: no such checkpoint, no bundled model (the message says to pass a
@@ -87,14 +93,16 @@ def load_model(ckpt: str | Path | None = None, device: str | torch.device = "aut
             config, or weights that do not match the configured architecture.
     """
     dev = resolve_device(device)
-    path = bundled_checkpoint() if ckpt is None else resolve_checkpoint(ckpt)
+    location, name = resolve_model(ckpt)
+    path = resolve_checkpoint(location)
     trained = load_trained_model(path, dev)
     _check_predicts_cameras(trained.model, f"checkpoint {str(path)!r}")
     return LoadedModel(
         model=trained.model,
         image_size=trained.config.data.short_side,
         checkpoint=trained.path,
-        bundled=ckpt is None,
+        bundled=name is not None,
+        bundled_name=name,
         step=trained.step,
         config=trained.config,
     )

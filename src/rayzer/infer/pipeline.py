@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 import rayzer
+from rayzer.bundled import checkpoint_location
 from rayzer.data.images import (
     PreparedViews,
     find_image_files,
@@ -215,7 +216,8 @@ def run_inference(
     Args:
         images / video: exactly one source: a folder of images (or with an ``images/``
             subfolder) or a video file.
-        ckpt: checkpoint (default: the bundled model); or ``model``: an already loaded one.
+        ckpt: checkpoint, or a bundled model's name (``"explicit"``: depth and Gaussians;
+            default: the bundled RayZer); or ``model``: an already loaded one.
         out: output folder (default ``outputs/infer/<source name>``); must not exist unless
             ``overwrite``.
         device: ``auto`` | ``cpu`` | ``cuda``.
@@ -446,7 +448,8 @@ def _plan_output(
         raise ValueError("give exactly one input: --images DIR or --video FILE")
     _check_counts(path_frames, spiral_frames, fps, chunk, refine)
     out = Path(out) if out is not None else default_output(images, video)
-    check_output_folder(out, {"--images": images, "--video": video, "--ckpt": ckpt}, overwrite)
+    inputs = {"--images": images, "--video": video, "--ckpt": checkpoint_location(ckpt)}
+    check_output_folder(out, inputs, overwrite)
     if images is not None:
         find_image_files(images)
     elif not Path(video).is_file():  # type: ignore[arg-type]
@@ -754,6 +757,7 @@ def _summary(
         "model": {
             "checkpoint": str(model.checkpoint) if model.checkpoint else None,
             "bundled": model.bundled,
+            "bundled_name": model.bundled_name,
             "step": model.step,
             "parameters": model.num_parameters,
             "training_image_size": model.image_size,
