@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _tiny import orbit_photos, tiny_data
+from _tiny import TINY_MODEL, orbit_photos, tiny_data
 from rayzer import bundled
 from rayzer.cli import build_parser
 from rayzer.config import load_config
@@ -236,3 +236,17 @@ def test_demo_without_the_explicit_model_says_where_depth_comes_from(
     assert code == 0, err
     assert "skipped: this install carries no bundled explicit-3D model" in err
     assert "\nnote: RayZer outputs no depth maps" in stdout and not (out / "explicit").exists()
+
+
+def test_demo_skips_the_explicit_model_on_scenes_its_patch_does_not_divide(
+    explicit_slot: Path, tmp_path: Path
+) -> None:
+    """A RayZer at 36 px (patch 4): the tiny E-RayZer (patch 8) cannot take those scenes."""
+    cfg = load_config("tiny-cpu", [*TINY_MODEL, "model.patch_size=4", *tiny_data(36)])
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "run", 1, build_model(cfg.model), {}, cfg)
+    result = demo.run_demo(tmp_path / "demo", ckpt=ckpt, frames=2, device="cpu")
+    assert result.summary["explicit"] == {
+        "skipped": "the scenes' 36x36 px are not a multiple of its patch (8)"
+    }
+    assert not (result.out / "explicit").exists() and (result.out / "renders").is_dir()

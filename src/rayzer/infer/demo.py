@@ -731,18 +731,16 @@ def run_companion(
     baselines: dict[str, EvalResult],
     frames: int,
     device: torch.device,
-) -> Companion:
+) -> Companion | str:
     """The bundled explicit-3D model on the same samples and protocol as the main model
-    (``baselines``: the main model's results; their copy-nearest and mean of inputs are reused)."""
+    (``baselines``: the main model's results; their copy-nearest and mean of inputs are reused),
+    or why it cannot run on them."""
     from rayzer.bundled import EXPLICIT
 
     model = load_model(EXPLICIT, device)
     H, W = samples[0].images.shape[-2:]
     if H % model.patch_size or W % model.patch_size:
-        raise ValueError(
-            f"the demo scenes are {W}x{H} px, not a multiple of the bundled explicit model's "
-            f"patch ({model.patch_size}); pass --no-explicit"
-        )
+        return f"the scenes' {W}x{H} px are not a multiple of its patch ({model.patch_size})"
     shared = {k: r for k, r in baselines.items() if k != "rayzer"}  # copy, mean of inputs
     results = shared | method_results(model, samples, [ModelMethod(model.model, "rayzer")])
     return Companion(model, results, scene_outputs(model, samples, results, frames))
@@ -804,7 +802,7 @@ def run_demo(
     Args:
         out: output folder; must not exist unless ``overwrite``.
         ckpt: checkpoint directory, its ``model.safetensors`` or a run directory; None = the
-            bundled model.
+            bundled RayZer; a bundled model's name (``"explicit"``, :mod:`rayzer.bundled`).
         family: ``orbit`` | ``walk`` (default: the family the model was trained on).
         scenes: number of held-out scenes; seed: offset of the first one in ``TEST_SEEDS``.
         frames, fps: novel-view video length and frame rate.
@@ -846,8 +844,9 @@ def run_demo(
     with _stage(timer, "explicit", say) as line:
         skipped = "--no-explicit" if not explicit else companion_skip_reason(model)
         if skipped is None:
-            companion = run_companion(samples, results, frames, dev)
-        else:
+            ran = run_companion(samples, results, frames, dev)
+            companion, skipped = (ran, None) if isinstance(ran, Companion) else (None, ran)
+        if skipped is not None:
             line["label"] = f"bundled explicit-3D model skipped: {skipped}"
 
     flat = scenes == 1
