@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from probe_orbit_sign_bound import turn_sign  # the sibling probe (run by its path)
 from torch import Tensor
 
 from rayzer.config import load_config
@@ -174,23 +175,46 @@ def batch_errors(pred: Tensor, gt: Tensor) -> dict[str, float]:
     }
 
 
+def _predict(model: torch.nn.Module, samples: list, batch_size: int, still: bool) -> Tensor:
+    """Predicted c2w (S, V, 4, 4) of all views; ``still``: every view shows the canonical
+    view's image, so the prediction cannot read the motion from the content (only a view's
+    position can change it, for a model that embeds positions)."""
+    preds = []
+    for i in range(0, len(samples), batch_size):
+        images = torch.stack([s.images for s in samples[i : i + batch_size]])
+        if still:
+            c = images.shape[1] // 2
+            images = images[:, c : c + 1].expand_as(images).contiguous()
+        preds.append(model.predict_cameras(images).c2w.cpu())
+    return torch.cat(preds)
+
+
 @torch.no_grad()
 def held_out(model: torch.nn.Module, samples: list, batch_size: int = 8) -> dict[str, Any]:
-    """Camera report of ``predict_cameras`` of all views of the test samples."""
+    """Camera report of ``predict_cameras`` of all views of the test samples, plus the rotation
+    median per turn direction of the orbit (``probe_orbit_sign_bound.py``: a head that ignores
+    the direction of motion does well on one group only) and the same report on still inputs
+    (:func:`_predict`)."""
     was = model.training
     model.eval()
-    preds, canonical = [], None
     try:
-        for i in range(0, len(samples), batch_size):
-            images = torch.stack([s.images for s in samples[i : i + batch_size]])
-            cams = model.predict_cameras(images)
-            preds.append(cams.c2w.cpu())
-            canonical = cams.canonical if cams.canonical is not None else images.shape[1] // 2
+        pred = _predict(model, samples, batch_size, still=False)
+        still = _predict(model, samples, batch_size, still=True)
     finally:
         model.train(was)
     gt = torch.stack([s.c2w for s in samples])
-    rep = camera_report(torch.cat(preds), gt, canonical)
+    canonical = gt.shape[1] // 2
+    if model.cfg.name == "nas3r":
+        canonical = 0  # predict_cameras: relative to view 0
+    rep = camera_report(pred, gt, canonical)
     pose, col = rep["pose"], rep["collapse"]
+    signs = torch.tensor([turn_sign(c.double()) for c in gt])
+    rot = relative_pose_errors(pred.double(), gt.double())["rot_deg"]  # (S, P)
+    by_turn = {
+        name: rot[signs == sign].median().item() if bool((signs == sign).any()) else None
+        for name, sign in (("plus", 1.0), ("minus", -1.0))
+    }
+    still_pose = camera_report(still, gt, canonical)["pose"]
     return {
         "rot_med": pose["rot_err_deg_median"],
         "trans_med": pose["trans_dir_err_deg_median"],
@@ -201,6 +225,13 @@ def held_out(model: torch.nn.Module, samples: list, batch_size: int = 8) -> dict
         "spread_deg": col["noncanonical_spread_deg_median"],
         "rot_to_canonical_deg": col["pred_rel_rot_deg_median"],
         "gt_rot_to_canonical_deg": col["gt_rel_rot_to_canonical_deg_median"],
+        "rot_med_by_turn": by_turn,
+        "turns": {"plus": int((signs > 0).sum()), "minus": int((signs < 0).sum())},
+        "still_inputs": {
+            "rot_med": still_pose["rot_err_deg_median"],
+            "trans_med": still_pose["trans_dir_err_deg_median"],
+            "rpa": still_pose["rpa"],
+        },
     }
 
 
@@ -376,7 +407,9 @@ def main() -> None:
         evals.append(e)
         print(
             f"[eval] step {step}: rot {e['rot_med']:.2f}° (identity {e['identity_rot_med']:.2f}°) "
-            f"trans {e['trans_med']:.2f}° rpa30 {e['rpa']['@30']:.2f} spread {e['spread_deg']:.2f}°",
+            f"trans {e['trans_med']:.2f}° rpa30 {e['rpa']['@30']:.2f} spread {e['spread_deg']:.2f}° "
+            f"by turn +{fmt(e['rot_med_by_turn']['plus'])}° -{fmt(e['rot_med_by_turn']['minus'])}° "
+            f"still {e['still_inputs']['rot_med']:.2f}° / {e['still_inputs']['trans_med']:.1f}°",
             flush=True,
         )
 

@@ -1,0 +1,78 @@
+"""What a pose head could score on the held-out orbit set WITHOUT reading the direction of motion
+from the images (experiments/issue18_explicit/README.md, "Pose only").
+
+The orbit's azimuth step has a random sign per clip. A head that knows each view's frame index
+(or learns the average motion) but not which way the camera turns can at best predict the true
+motion for one sign and its mirror image for the other. This scores that bound on the bench's
+held-out ``even`` set: the true relative poses where the scene turns one way, and the mirrored
+ones (``M·T·M``, M = diag(−1, 1, 1, 1): the rotation about the camera's vertical axis and the
+sideways translation reversed) where it turns the other, for either choice of the "known" sign.
+Also prints how many test scenes turn each way. Cameras only (cheap).
+
+Usage: python experiments/issue18_explicit/probe_orbit_sign_bound.py [--scenes 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from rayzer.config import load_config
+from rayzer.data.clip_sources import synth_config
+from rayzer.eval.poses import pose_report
+from rayzer.eval.synthetic_test_set import synthetic_test_sets
+from rayzer.geometry import se3_inverse
+
+
+def turn_sign(c2w: torch.Tensor) -> float:
+    """+1 / −1: the sign of the rotation from the first to the last view about the first
+    camera's vertical (y) axis."""
+    rel = se3_inverse(c2w[0]) @ c2w[-1]
+    r = rel[:3, :3]
+    # axis-angle's axis · sin(angle) from the skew part; its y component carries the turn
+    return 1.0 if float(r[0, 2] - r[2, 0]) >= 0 else -1.0
+
+
+def mirrored_relatives(c2w: torch.Tensor) -> torch.Tensor:
+    """(V, 4, 4) cameras → cameras whose relative poses to view 0 are the mirrored truth."""
+    m = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0], dtype=c2w.dtype))
+    rel = se3_inverse(c2w[0])[None] @ c2w  # relative to view 0 (any gauge will do)
+    return m @ rel @ m
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="erayzer-tiny-cpu")
+    ap.add_argument("--scenes", type=int, default=32)
+    args = ap.parse_args()
+    data = load_config(args.config, []).data
+    samples = synthetic_test_sets(
+        synth_config(data),
+        args.scenes,
+        data.num_input_views,
+        data.num_target_views,
+        span=data.span_range()[2],
+        protocols=("even",),
+        seed=0,
+    )["even"]
+    gt = torch.stack([s.c2w.double() for s in samples])
+    signs = [turn_sign(c) for c in gt]
+    out = {"scenes": len(samples), "turn_plus": signs.count(1.0), "turn_minus": signs.count(-1.0)}
+    for known in (1.0, -1.0):
+        pred = torch.stack(
+            [c if s == known else mirrored_relatives(c) for c, s in zip(gt, signs, strict=True)]
+        )
+        rep = pose_report(pred, gt)
+        out[f"known_sign_{'+' if known > 0 else '-'}"] = {
+            "rot_med": rep["rot_err_deg_median"],
+            "trans_med": rep["trans_dir_err_deg_median"],
+            "rpa": rep["rpa"],
+        }
+    out["identity_rot_med"] = rep["identity_rot_err_deg_median"]
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
