@@ -552,3 +552,56 @@ def test_a_loop_that_closes_at_few_starting_focals_is_weak_evidence(walk, monkey
         assert "checked loop at only 1 of the 3 starting focals" in warning, warning
     else:
         assert not res.report["evidence"]["weak"] and "starting focals" not in warning, warning
+
+
+class _Rec:
+    """A reconstruction stand-in: only the focal its bundle adjustment reached."""
+
+    def __init__(self, f: float) -> None:
+        self.f = f
+
+
+@pytest.mark.parametrize(
+    ("start", "again_views", "expect"),
+    [(50.0, 4, "again"), (78.0, 4, "untouched"), (50.0, 3, "first")],
+    ids=["far-start-reposed", "near-start-untouched", "fewer-views-first-kept"],
+)
+def test_pairs_are_posed_again_at_the_focal_the_bundle_adjustment_reached(
+    monkeypatch, start, again_views, expect
+):
+    """The pairs' essential matrices and near-planar test are made at the starting focal; when
+    the bundle adjustment ends far from it (fox 20-27: a start at 50.5 px ending at 79.5, 4 wide
+    pairs left out as near-planar at the start, 0.24° against 0.16° once posed again), the
+    pairs are posed again at the reached focal and the reconstruction solved from them. Kept
+    when it registers as many views (with its rotations checked); a start within
+    ``repose_factor`` of the reached focal is left as it is."""
+    import rayzer.refine.matched_cameras as mc
+
+    loop4 = [_stub_pair(0, 1), _stub_pair(1, 2), _stub_pair(0, 2), _stub_pair(2, 3)]
+    first = _stub_solution(start, loop4, 0.4)
+    first.rec = _Rec(80.0)
+    again = _stub_solution(80.0, loop4[: 3 if again_views == 3 else 4], 0.45)
+    again.rec = _Rec(81.0)
+    posed_at: list[float] = []
+
+    def pair_poses(feats, matched, K, threshold_px, min_matches):
+        posed_at.append(K[0])
+        return []
+
+    monkeypatch.setattr(mc, "pair_poses", pair_poses)
+    monkeypatch.setattr(mc, "_solve", lambda feats, posed, f, *a: again)
+    sol, info = mc._repose([], [], first, np.array([16.0, 16.0]), 4, 0, MatchConfig())
+    if expect == "untouched":
+        assert sol is first and info is None and posed_at == []
+        return
+    assert posed_at == [80.0]  # the focal the first bundle adjustment reached
+    assert info["start_px"] == start and info["reached_px"] == 80.0
+    assert info["kept"] == (expect == "again")
+    assert sol is (again if expect == "again" else first)
+    off, _ = mc._repose(
+        [], [], first, np.array([16.0, 16.0]), 4, 0, MatchConfig(repose_factor=None)
+    )
+    assert off is first
+    failed = _stub_solution(start, loop4, 0.4)  # a failure: fewer than min_views registered
+    failed.rec, failed.registered[:] = _Rec(80.0), False
+    assert mc._repose([], [], failed, np.array([16.0, 16.0]), 4, 0, MatchConfig()) == (failed, None)
