@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The orbit side-by-side table (issue 18 item 6), as it was run for quality.{json,md,png}:
+# four runs of 30 process-CPU minutes each (1 thread), trained from tree TREE's src/ + configs/
+# (git archive, through PYTHONPATH, so edits in the working tree do not leak into a run), then
+# `rayzer bench quality --runs …` from tree BENCH_TREE. README.md says which trees and why
+# each train.steps was chosen.
+#
+# Usage: docs/benchmarks/side-by-side-orbit/run.sh TREE BENCH_TREE [RUNS_DIR]
+set -euo pipefail
+TREE=${1:?commit of the training code}
+BENCH_TREE=${2:?commit of the benchmark code}
+R=${3:-/work/runs/sbs2}
+X=$(mktemp -d)/tree
+B=$(mktemp -d)/bench
+mkdir -p "$X" "$B" "$R"
+git archive "$TREE" src configs | tar -x -C "$X"
+git archive "$BENCH_TREE" src | tar -x -C "$B"
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+# What `rayzer bench quality --clock process --minutes 30` passes to every run it trains.
+common=(data.family=orbit train.num_threads=1 train.time_budget_minutes=30
+        train.time_budget_clock=process train.keep_last=0)
+# Each recipe's schedule scaled to S steps, S = 1.1 x (1800 CPU s / the measured CPU s per
+# step), so that the budget, not the schedule, stops every run near the schedule's end.
+# RayZer and the LVSM oracle: the bundled RayZer's recipe (src/rayzer/assets/rayzer-default/
+# meta.json "command": steps 1600, curriculum 860, 32 px for the first 1330 steps).
+# E-RayZer, NAS3R: their presets (steps 2000, curriculum 1000, no low-resolution phase).
+train() {  # LABEL CONFIG ARGS...
+  local label=$1 config=$2; shift 2
+  echo "$(date -u +%FT%TZ) start $label load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$R/$label.log"
+  PYTHONPATH=$X/src nice -n 5 rayzer train --config "$X/configs/$config.yaml" "$@" \
+    "${common[@]}" train.out_dir="$R/$label" >> "$R/$label.log" 2>&1
+  echo "$(date -u +%FT%TZ) end load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$R/$label.log"
+}
+train erayzer erayzer-tiny-cpu train.steps=500 data.curriculum_steps=250 &
+train nas3r nas3r-tiny-cpu train.steps=860 data.curriculum_steps=430 &
+train rayzer tiny-cpu model.name=rayzer data.low_res_size=32 \
+  train.steps=1540 data.curriculum_steps=828 data.low_res_steps=1280 &
+train lvsm tiny-cpu model.name=lvsm data.low_res_size=32 \
+  train.steps=3110 data.curriculum_steps=1672 data.low_res_steps=2585 &
+wait
+
+PYTHONPATH=$B/src nice -n 5 rayzer bench quality --runs rayzer="$R/rayzer" lvsm="$R/lvsm" \
+  erayzer="$R/erayzer" nas3r="$R/nas3r" --out docs/benchmarks/side-by-side-orbit
