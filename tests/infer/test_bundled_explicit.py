@@ -250,3 +250,27 @@ def test_demo_skips_the_explicit_model_on_scenes_its_patch_does_not_divide(
         "skipped": "the scenes' 36x36 px are not a multiple of its patch (8)"
     }
     assert not (result.out / "explicit").exists() and (result.out / "renders").is_dir()
+
+
+def test_the_explicit_summary_times_the_explicit_model_and_names_its_training_family(
+    explicit_slot: Path, tmp_path: Path
+) -> None:
+    """explicit/summary.json is the explicit model's own: its timings are its load, its
+    predictions and renders, its novel views and its files (not the main model's stages), and
+    ``model_family`` is the family it was trained on (the scenes' family is ``family``)."""
+    cfg = load_config("tiny-cpu", [*TINY_MODEL, *tiny_data(SIZE), "data.family=walk"])
+    torch.manual_seed(0)
+    walk = save_checkpoint(tmp_path / "walk_run", 1, build_model(cfg.model), {}, cfg)
+    result = demo.run_demo(tmp_path / "demo", ckpt=walk, frames=2, device="cpu")
+    top = result.summary["timings_s"]
+    inner = json.loads((result.out / "explicit" / "summary.json").read_text())
+    own = inner["timings_s"]
+    assert set(own) == {"load_model", "rayzer", "novel_views", "write", "total"}
+    stages = sum(v for k, v in own.items() if k != "total")
+    assert own["total"] == inner["total_s"] == pytest.approx(stages, abs=1e-3)
+    # its stages ran inside the demo's explicit stage, its files inside the demo's write stage
+    assert own["load_model"] + own["rayzer"] + own["novel_views"] <= top["explicit"]
+    assert own["write"] <= top["write"]
+    assert result.summary["data"]["model_family"] == "walk" == inner["data"]["family"]
+    assert inner["data"]["model_family"] == load_model("explicit", "cpu").config.data.family
+    assert inner["data"]["model_family"] == "orbit"

@@ -61,7 +61,7 @@ def demo_run(sensitive_ckpt: Path, tmp_path_factory) -> tuple[Path, dict]:
     torch.set_num_threads(1)  # the autouse one-thread fixture is per test; this runs before it
     try:
         # explicit=False: these tests check the main model's files (the bundled explicit model
-        # beside it: tests/infer/test_demo_explicit.py)
+        # beside it: tests/infer/test_bundled_explicit.py)
         result = demo.run_demo(
             out, ckpt=sensitive_ckpt, frames=FRAMES, device="cpu", explicit=False
         )

@@ -707,11 +707,14 @@ class Companion:
     Attributes:
         model: the bundled explicit model. results: its evaluation (key ``rayzer``: the model
             slot of :data:`METHOD_KEYS`) and the shared baselines. outputs: per scene.
+        timer: its own stages (``load_model``, ``rayzer``, ``novel_views``, then ``write``), so
+            that ``explicit/summary.json`` times this model, not the main one.
     """
 
     model: LoadedModel
     results: dict[str, EvalResult]
     outputs: list[SceneOutputs]
+    timer: StageTimer
 
 
 def companion_skip_reason(main: LoadedModel) -> str | None:
@@ -737,13 +740,53 @@ def run_companion(
     or why it cannot run on them."""
     from rayzer.bundled import EXPLICIT
 
-    model = load_model(EXPLICIT, device)
+    timer = StageTimer(device)
+    with timer.stage("load_model"):
+        model = load_model(EXPLICIT, device)
     H, W = samples[0].images.shape[-2:]
     if H % model.patch_size or W % model.patch_size:
         return f"the scenes' {W}x{H} px are not a multiple of its patch ({model.patch_size})"
     shared = {k: r for k, r in baselines.items() if k != "rayzer"}  # copy, mean of inputs
-    results = shared | method_results(model, samples, [ModelMethod(model.model, "rayzer")])
-    return Companion(model, results, scene_outputs(model, samples, results, frames))
+    with timer.stage("rayzer"):
+        results = shared | method_results(model, samples, [ModelMethod(model.model, "rayzer")])
+    with timer.stage("novel_views"):
+        outputs = scene_outputs(model, samples, results, frames)
+    return Companion(model, results, outputs, timer)
+
+
+def write_companion(
+    root: Path,
+    companion: Companion,
+    synth: SynthConfig,
+    data: DataConfig,
+    samples: Sequence[EvalSample],
+    flat: bool,
+    fps: float,
+    frames: int,
+    layout: str,
+) -> dict[str, Any]:
+    """The companion's files and its own ``summary.json`` under ``root`` (after the main
+    model's files: the scene folder writer creates the output folder); returns that summary.
+
+    Its timings are its own stages, and its ``total_s`` their sum: its stages ran apart, before
+    and after the main model's files. ``data``: the main model's data settings, with
+    which the shared scenes were rendered; the summary's ``data.model_family`` is the family the
+    companion itself was trained on."""
+    model = companion.model
+    with companion.timer.stage("write"):
+        records, written = write_scenes(
+            root, model, companion.outputs, companion.results, flat, fps
+        )
+    summary = build_summary(
+        model, synth, data, samples, companion.results, records, companion.timer, fps, frames,
+        layout, written,
+    )  # fmt: skip
+    own = summary["timings_s"]
+    own["total"] = summary["total_s"] = round(sum(v for k, v in own.items() if k != "total"), 4)
+    if model.config is not None:  # load_model always reads config.yaml
+        summary["data"]["model_family"] = model.config.data.family
+    write_json(root / "summary.json", summary)
+    return summary
 
 
 def write_scenes(
@@ -855,32 +898,13 @@ def run_demo(
         with _stage(timer, "write", say):
             records, written = write_scenes(tmp, model, outputs, results, flat, fps)
             if companion is not None:
-                c_records, c_written = write_scenes(
-                    tmp / EXPLICIT_DIR,
-                    companion.model,
-                    companion.outputs,
-                    companion.results,
-                    flat,
-                    fps,
+                c_summary = write_companion(
+                    tmp / EXPLICIT_DIR, companion, synth, data, samples, flat, fps, frames, layout
                 )
         summary = build_summary(
             model, synth, data, samples, results, records, timer, fps, frames, layout, written
         )
         if companion is not None:
-            c_summary = build_summary(
-                companion.model,
-                synth,
-                data,
-                samples,
-                companion.results,
-                c_records,
-                timer,
-                fps,
-                frames,
-                layout,
-                c_written,
-            )
-            write_json(tmp / EXPLICIT_DIR / "summary.json", c_summary)
             summary["explicit"] = companion_entry(companion, c_summary)
             summary["outputs"] += summary["explicit"]["outputs"]
             summary["notes"]["depth_gaussians"] = (
