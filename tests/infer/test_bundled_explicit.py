@@ -274,3 +274,18 @@ def test_the_explicit_summary_times_the_explicit_model_and_names_its_training_fa
     assert result.summary["data"]["model_family"] == "walk" == inner["data"]["family"]
     assert inner["data"]["model_family"] == load_model("explicit", "cpu").config.data.family
     assert inner["data"]["model_family"] == "orbit"
+
+
+@pytest.mark.parametrize("command", ["infer", "eval"])
+def test_an_output_inside_the_named_bundled_model_is_refused(
+    cli, explicit_slot: Path, tmp_path: Path, command: str
+) -> None:
+    """``--ckpt explicit`` is checked against the output folder as the package folder it names
+    (not as ``./explicit``), so nothing is written into the installed model."""
+    out = explicit_slot / "out"
+    source = ["--images", orbit_photos(tmp_path / "photos", SIZE)] if command == "infer" else []
+    if command == "eval":
+        source = ["--data", orbit_photos(tmp_path / "scene", SIZE)]
+    code, _, err = cli(command, *source, "--ckpt", "explicit", "--out", out)
+    assert code != 0 and "lies inside" in err and "--ckpt" in err, err
+    assert not out.exists()
