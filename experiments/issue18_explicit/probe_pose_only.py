@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -175,18 +176,23 @@ def batch_errors(pred: Tensor, gt: Tensor) -> dict[str, float]:
     }
 
 
-def _predict(model: torch.nn.Module, samples: list, batch_size: int, still: bool) -> Tensor:
-    """Predicted c2w (S, V, 4, 4) of all views; ``still``: every view shows the canonical
-    view's image, so the prediction cannot read the motion from the content (only a view's
-    position can change it, for a model that embeds positions)."""
-    preds = []
+def _predict(
+    model: torch.nn.Module, samples: list, batch_size: int, still: bool
+) -> tuple[Tensor, int]:
+    """Predicted c2w (S, V, 4, 4) of all views and the view the model holds at the identity
+    (as :func:`rayzer.eval.novel_view.model_novel_views` takes it); ``still``: every view shows
+    the middle view's image, so the prediction cannot read the motion from the content (only a
+    view's position can change it, for a model that embeds positions)."""
+    preds, canonical = [], None
     for i in range(0, len(samples), batch_size):
         images = torch.stack([s.images for s in samples[i : i + batch_size]])
         if still:
             c = images.shape[1] // 2
             images = images[:, c : c + 1].expand_as(images).contiguous()
-        preds.append(model.predict_cameras(images).c2w.cpu())
-    return torch.cat(preds)
+        cams = model.predict_cameras(images)
+        preds.append(cams.c2w.cpu())
+        canonical = cams.canonical if cams.canonical is not None else images.shape[1] // 2
+    return torch.cat(preds), canonical
 
 
 @torch.no_grad()
@@ -198,14 +204,11 @@ def held_out(model: torch.nn.Module, samples: list, batch_size: int = 8) -> dict
     was = model.training
     model.eval()
     try:
-        pred = _predict(model, samples, batch_size, still=False)
-        still = _predict(model, samples, batch_size, still=True)
+        pred, canonical = _predict(model, samples, batch_size, still=False)
+        still, _ = _predict(model, samples, batch_size, still=True)
     finally:
         model.train(was)
     gt = torch.stack([s.c2w for s in samples])
-    canonical = gt.shape[1] // 2
-    if model.cfg.name == "nas3r":
-        canonical = 0  # predict_cameras: relative to view 0
     rep = camera_report(pred, gt, canonical)
     pose, col = rep["pose"], rep["collapse"]
     signs = torch.tensor([turn_sign(c.double()) for c in gt])
@@ -235,15 +238,29 @@ def held_out(model: torch.nn.Module, samples: list, batch_size: int = 8) -> dict
     }
 
 
-def git_tree() -> str:
+#: What a run imports besides torch: the library, the presets, this probe and its sibling.
+CODE_PATHS = (
+    "src",
+    "configs",
+    "experiments/issue18_explicit/probe_pose_only.py",
+    "experiments/issue18_explicit/probe_orbit_sign_bound.py",
+)
+
+
+def git_tree(root: str | Path = ".") -> str:
+    """HEAD's short hash in ``root`` (the repository root the probe runs from), with
+    ``+dirty`` when a tracked file of :data:`CODE_PATHS` differs from it. Untracked files are
+    ignored: a new file nothing imports (another helper's asset in src/) changes no result.
+    :func:`main` takes it once, before training: HEAD moves while a long run goes on."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        )
+        git = ["git", "-C", str(root)]
+        out = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src", "configs"], capture_output=True, text=True
+            [*git, "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+            capture_output=True,
+            text=True,
         )
-        return out.stdout.strip() + ("+dirty(src)" if dirty.stdout.strip() else "")
+        return (out.stdout.strip() or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
     except OSError:
         return "unknown"
 
@@ -326,7 +343,6 @@ def main() -> None:
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--eval-scenes", type=int, default=32)
-    ap.add_argument("--weight", type=float, default=1.0, help="recorded only (the term is alone)")
     ap.add_argument("--out", type=Path, required=True, help="output stem (.json/.md/.png)")
     ap.add_argument("--label", default=None)
     ap.add_argument(
@@ -341,6 +357,7 @@ def main() -> None:
     args = ap.parse_args()
 
     cpu0 = time.process_time()
+    tree = git_tree()  # now: the code this process imports (HEAD moves during a long run)
     overrides = [
         f"data.clip_pool={args.pool}",
         f"data.pose_teacher={args.teacher}",
@@ -353,12 +370,13 @@ def main() -> None:
     # the config check wants it > 0 with a cache
     overrides.insert(0, "model.pose_teacher_weight=1.0")
     cfg = load_config(args.config, overrides)
-    run_dir = Path(tempfile.mkdtemp(prefix="pose_only_", dir="/work/scratch/g"))
+    # the trainer's run folder (config.yaml, metrics.jsonl) is not an output of the probe
+    run_dir = Path(tempfile.mkdtemp(prefix="pose_only_"))
     cfg.train.out_dir = str(run_dir)
+    plain_build = loop.build_model
     if args.view_embedding:
         if cfg.model.name != "erayzer":
             raise ValueError("--view-embedding is for E-RayZer's pose encoder")
-        plain_build = loop.build_model
 
         def build_model(model_cfg: Any) -> torch.nn.Module:  # before the optimizer is built
             model = plain_build(model_cfg)
@@ -366,7 +384,10 @@ def main() -> None:
             return model
 
         loop.build_model = build_model
-    trainer = PoseOnlyTrainer(cfg, run_dir)
+    try:
+        trainer = PoseOnlyTrainer(cfg, run_dir)
+    finally:
+        loop.build_model = plain_build  # the variant is this trainer's only
     model = trainer.model
     n_pose = sum(
         p.numel()
@@ -418,7 +439,7 @@ def main() -> None:
         result = {
             "label": args.label or args.out.name,
             "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-            "tree": git_tree(),
+            "tree": tree,
             "model": cfg.model.name,
             "config": args.config,
             "overrides": overrides,
@@ -445,7 +466,7 @@ def main() -> None:
 
     t0 = time.process_time()
     stop: list[str] = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
+    previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
     evaluate(0)
     while trainer.step < args.steps:
         c = time.process_time()
@@ -483,6 +504,8 @@ def main() -> None:
         evaluate(trainer.step)
     result = save(stop[0] if stop else "steps")
     trainer.close()
+    signal.signal(signal.SIGTERM, previous_handler)
+    shutil.rmtree(run_dir, ignore_errors=True)
     print(json.dumps({k: result[k] for k in ("label", "steps", "cpu_s", "cpu_s_per_step")}))
 
 

@@ -1,0 +1,145 @@
+"""``experiments/issue18_explicit/probe_pose_only.py`` measures what its README section says:
+the pose branch's cameras and the pose-teacher term exactly as the model's own training step
+computes them, and the held-out cameras exactly as ``rayzer bench quality``'s evaluation scores
+them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import torch
+
+from _scripts import ROOT, load_script
+from _tiny import EXPLICIT_TINY, SMALL_STREAM, build_explicit
+from rayzer.config import load_config
+from rayzer.data.clip_sources import SyntheticClips, synth_config
+from rayzer.data.stream import BatchLayout, TrainStream
+from rayzer.eval.novel_view import evaluate
+from rayzer.eval.synthetic_test_set import synthetic_test_sets
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+KINDS = ("erayzer", "nas3r")
+
+
+@pytest.fixture(scope="module")
+def probe():
+    with pytest.MonkeyPatch.context() as mp:  # it imports its sibling probe_orbit_sign_bound.py
+        mp.syspath_prepend(str(ROOT / "experiments/issue18_explicit"))
+        yield load_script("experiments/issue18_explicit/probe_pose_only.py")
+
+
+@pytest.fixture(scope="module")
+def batch() -> dict[str, torch.Tensor]:
+    """A training micro-batch (2 + 2 views of 4 orbit clips at 32 px) whose teacher is the
+    truth (what ``build_truth_teacher.py`` caches)."""
+    cfg = load_config("tiny-cpu", ["data.family=orbit", *SMALL_STREAM]).data
+    b = TrainStream(cfg, 0, BatchLayout(4)).micro_batch(0)
+    b["teacher_c2w"] = b["c2w"].clone()
+    b["teacher_valid"] = torch.ones(b["c2w"].shape[:2], dtype=torch.bool)
+    return b
+
+
+def moving(kind: str) -> torch.nn.Module:
+    """A tiny model whose weights are perturbed: the initialised camera heads predict (almost)
+    identity whatever the input, which would hide a wrong path."""
+    model = build_explicit(kind, pose_teacher_weight=1.0)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_pose_only_cameras_and_term_are_the_training_steps(probe, batch, kind):
+    model = moving(kind)
+    with torch.no_grad():
+        out = model(batch, batch["input_index"], batch["target_index"])
+        full = model.loss(out, batch, None)
+        cams = probe.pose_only_cameras(model, batch)
+    torch.testing.assert_close(cams.c2w, out.cameras.c2w, rtol=0, atol=0)
+    trainer = probe.PoseOnlyTrainer.__new__(probe.PoseOnlyTrainer)  # compute_loss needs .model
+    trainer.model = model
+    with torch.no_grad():
+        terms, _ = trainer.compute_loss(batch)
+    torch.testing.assert_close(terms["loss"], full["teacher"])
+    assert float(terms["loss"]) > 0.01  # the perturbed head is not the truth
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_held_out_report_is_the_bench_evaluations(probe, kind):
+    cfg = load_config("tiny-cpu", ["data.family=orbit", *SMALL_STREAM]).data
+    samples = synthetic_test_sets(
+        synth_config(cfg), 3, 2, 2, span=cfg.span_range()[2], protocols=("even",)
+    )["even"]
+    model = moving(kind)
+    got = probe.held_out(model, samples)
+    bench = evaluate(model, samples, progress=False).summary
+    assert got["rot_med"] == pytest.approx(bench["pose"]["rot_err_deg_median"], abs=1e-9)
+    assert got["trans_med"] == pytest.approx(bench["pose"]["trans_dir_err_deg_median"], abs=1e-9)
+    assert got["rpa"] == bench["pose"]["rpa"]
+    collapse = bench["collapse"]
+    assert got["spread_deg"] == pytest.approx(collapse["noncanonical_spread_deg_median"], abs=1e-9)
+    assert got["rot_to_canonical_deg"] == pytest.approx(
+        collapse["pred_rel_rot_deg_median"], abs=1e-9
+    )
+    assert got["rot_to_canonical_deg"] > 0.5  # the perturbed head does move the cameras
+
+
+def git(root, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+
+def test_the_tree_names_local_changes_of_the_code_not_untracked_files(probe, tmp_path):
+    git(tmp_path, "init", "-q")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/a.py").write_text("x = 1\n")
+    git(tmp_path, "add", "src/a.py")
+    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    head = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (tmp_path / "src/asset.bin").write_bytes(b"\0")  # untracked: imported by nothing
+    (tmp_path / "notes.md").write_text("elsewhere\n")
+    assert probe.git_tree(tmp_path) == head
+    (tmp_path / "src/a.py").write_text("x = 2\n")
+    assert probe.git_tree(tmp_path) == f"{head}+dirty"
+
+
+@pytest.mark.parametrize("variant", [[], ["--view-embedding"]])
+def test_a_run_records_the_tree_it_started_on(probe, tmp_path, monkeypatch, variant):
+    """HEAD moves while a long run goes on (other commits): the JSON names the code the run
+    imported, taken before training, not the HEAD of its last write. The run leaves the
+    process as it found it (SIGTERM handler, the trainer's model builder, no run folder)."""
+    with monkeypatch.context() as mp:
+        mp.syspath_prepend(str(ROOT / "experiments/issue18_explicit"))
+        truth = load_script("experiments/issue18_explicit/build_truth_teacher.py")
+    data = [*SMALL_STREAM, "data.family=orbit"]
+    cfg = load_config("erayzer-tiny-cpu", data).data
+    teacher = tmp_path / "truth.pt"
+    truth.truth_teacher(SyntheticClips(synth_config(cfg)), range(2)).save(teacher)
+    trees = iter(["started-on", "later", "later", "later", "later", "later"])
+    monkeypatch.setattr(probe, "git_tree", lambda *_: next(trees))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    tiny = [f"model.{k}={v}" for k, v in EXPLICIT_TINY["erayzer"].items()]
+    out = tmp_path / "probe"
+    argv = ["probe_pose_only.py", "--teacher", str(teacher), "--pool", "2", "--steps", "2"]
+    argv += ["--eval-every", "1", "--log-every", "1", "--eval-scenes", "2", "--out", str(out)]
+    argv += [*variant, *tiny, *data, "train.batch_size=2", "train.warmup_steps=1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    handler, build = signal.getsignal(signal.SIGTERM), probe.loop.build_model
+    probe.main()
+    assert signal.getsignal(signal.SIGTERM) is handler and probe.loop.build_model is build
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["tree"] == "started-on"
+    assert result["steps"] == 2 and [e["step"] for e in result["evals"]] == [0, 1, 2]
+    assert result["view_index_embedding"] == bool(variant)
+    assert not list(tmp_path.glob("pose_only_*"))  # the trainer's run folder is removed
