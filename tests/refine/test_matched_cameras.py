@@ -605,3 +605,26 @@ def test_pairs_are_posed_again_at_the_focal_the_bundle_adjustment_reached(
     failed = _stub_solution(start, loop4, 0.4)  # a failure: fewer than min_views registered
     failed.rec, failed.registered[:] = _Rec(80.0), False
     assert mc._repose([], [], failed, np.array([16.0, 16.0]), 4, 0, MatchConfig()) == (failed, None)
+
+
+@pytest.mark.parametrize(
+    ("again_pairs", "kept"),
+    [([(0, 1), (1, 2), (2, 3)], True), ([(0, 1), (1, 2)], False)],
+    ids=["more-views-unchecked-kept", "as-many-views-unchecked-not-kept"],
+)
+def test_the_repose_is_kept_as_the_focal_search_ranks(monkeypatch, again_pairs, kept):
+    """The re-posed reconstruction replaces the first unless the focal search would rank it
+    lower (:func:`_rank`): more registered views first, then checked rotations. The first
+    registers views 0-2 on a checked loop; a tree over 4 views is kept, a tree over the same 3
+    is not."""
+    import rayzer.refine.matched_cameras as mc
+
+    first = _stub_solution(50.0, [_stub_pair(0, 1), _stub_pair(1, 2), _stub_pair(0, 2)], 0.4)
+    first.rec = _Rec(80.0)
+    again = _stub_solution(80.0, [_stub_pair(i, j) for i, j in again_pairs], 0.3)
+    again.rec = _Rec(81.0)
+    assert mc._checked(first, MatchConfig()) and not mc._checked(again, MatchConfig())
+    monkeypatch.setattr(mc, "pair_poses", lambda *a: [])
+    monkeypatch.setattr(mc, "_solve", lambda *a: again)
+    sol, info = mc._repose([], [], first, np.array([16.0, 16.0]), 4, 0, MatchConfig())
+    assert info["kept"] is kept and sol is (again if kept else first)

@@ -90,9 +90,9 @@ class MatchConfig:
             has below ``focal_margin`` times its error. Off: the prior is the start.
         repose_factor: when the chosen start's bundle adjustment moved the focal by more than
             this factor, every pair is posed again at the reached focal and the reconstruction
-            solved again from those poses; kept when it registers at least as many views, with
-            checked rotations if the first had them (None: off; not tried when nothing was
-            registered).
+            solved again from those poses; kept unless it ranks below the first as the focal
+            search ranks (fewer registered views; as many, but its rotations unchecked when the
+            first's were checked) (None: off; not tried when nothing was registered).
         refine_focal: the bundle adjustment also fits the shared focal, within a factor
             ``focal_range`` of its start in each of its two passes.
         min_points: a view needs this many triangulated points to get a translation.
@@ -741,16 +741,9 @@ def _search_focal(
         )
     prior = next((s for a, s in sols if a == 1.0), sols[0][1])
 
-    # a reconstruction whose rotations nothing checks (no loop, or many pairs dropped) fits its
-    # tracks more easily, so its reprojection error is not comparable with a checked one's
-    # (temple ring 0-7: a start whose best group failed fell back to a tree of 2 pairs, scored
-    # 0.19 px against 0.28 px, and won): the checked ones come first
-    def rank(s: _Solution) -> tuple[int, bool]:
-        return -s.num_registered, not _checked(s, cfg)
-
-    best = min((s for _, s in sols), key=lambda s: (*rank(s), s.score_px))
-    better = rank(best) < rank(prior) or (
-        rank(best) == rank(prior) and best.score_px < cfg.focal_margin * prior.score_px
+    best = min((s for _, s in sols), key=lambda s: (*_rank(s, cfg), s.score_px))
+    better = _rank(best, cfg) < _rank(prior, cfg) or (
+        _rank(best, cfg) == _rank(prior, cfg) and best.score_px < cfg.focal_margin * prior.score_px
     )
     chosen = best if better else prior
     for t, (_, s) in zip(tried, sols, strict=True):
@@ -788,10 +781,7 @@ def _repose(
     posed = pair_poses(feats, matched, (reached, reached, c[0], c[1]), cfg.threshold_px,
                        cfg.min_inliers)  # fmt: skip
     again = _solve(feats, posed, reached, c, v, anchor, cfg)
-    kept = again.rec is not None and (again.num_registered, _checked(again, cfg)) >= (
-        sol.num_registered,
-        _checked(sol, cfg),
-    )
+    kept = again.rec is not None and _rank(again, cfg) <= _rank(sol, cfg)
     info = {
         "start_px": start,
         "reached_px": reached,
@@ -802,6 +792,16 @@ def _repose(
         "near_planar_after": len(again.planar),
     }
     return (again if kept else sol), info
+
+
+def _rank(sol: _Solution, cfg: MatchConfig) -> tuple[int, bool]:
+    """How the focal search and the re-pose order reconstructions, lower first: more registered
+    views, then rotations checked (:func:`_checked`). A reconstruction whose rotations nothing
+    checks (no loop, or many pairs dropped) fits its tracks more easily, so its reprojection
+    error is not comparable with a checked one's (temple ring 0-7: a start whose best group
+    failed fell back to a tree of 2 pairs, scored 0.19 px against 0.28 px, and won): among as
+    many views the checked ones come first."""
+    return -sol.num_registered, not _checked(sol, cfg)
 
 
 def _checked(sol: _Solution, cfg: MatchConfig) -> bool:
