@@ -4,6 +4,7 @@ runs on it with no checkpoint argument (the README's main job)."""
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ import yaml
 from rayzer import bundled
 from rayzer.infer import demo
 from rayzer.infer.model import load_model
+from rayzer.infer.predict import build_scene, predict_cameras, render_scene_with_depth
 from rayzer.models import RayZer
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -56,7 +58,9 @@ def test_bundled_model_loads_and_predicts_cameras() -> None:
     assert torch.isfinite(cams.c2w).all() and torch.isfinite(cams.K_norm).all()
 
 
-def test_demo_runs_on_the_bundled_model(tmp_path) -> None:
+def test_demo_runs_on_the_bundled_models(tmp_path) -> None:
+    """README command 1: RayZer's renders, and the bundled explicit model's depth and Gaussians
+    on the same scene in explicit/."""
     # one thread, restored after: tests/infer/conftest.py's autouse fixture
     result = demo.run_demo(tmp_path / "demo", frames=8, device="cpu")
     summary = result.summary
@@ -68,6 +72,35 @@ def test_demo_runs_on_the_bundled_model(tmp_path) -> None:
     assert len(list((tmp_path / "demo" / "renders").glob("*.png"))) == len(
         list((tmp_path / "demo" / "targets").glob("*.png"))
     )
+    explicit = summary["explicit"]
+    assert explicit["model"]["bundled_name"] == "explicit" and 10 < explicit["psnr"] < 40
+    folder = tmp_path / "demo" / "explicit"
+    assert len(list((folder / "depth").glob("*.npy"))) == summary["data"]["num_input_views"]
+    assert (folder / "gaussians.ply").is_file() and (folder / "depth_grid.png").is_file()
+
+
+def test_shipped_explicit_model_outputs_depth_and_gaussians_at_64px() -> None:
+    """The bundled explicit-3D model (``--ckpt explicit``): shipped in the package data, small,
+    with its provenance, and a model of depth maps and 3D Gaussians at its 64 px."""
+    assert resources.files("rayzer").joinpath("assets/explicit-default/model.safetensors").is_file()
+    folder = bundled.bundled_checkpoint("explicit")
+    assert (folder / "model.safetensors").stat().st_size <= MAX_BYTES
+    meta = json.loads((folder / "meta.json").read_text())
+    keys = ("command", "tree", "budget", "orbit_benchmark", "chosen_as_explicit_default")
+    for key in (*keys, "known_limitations"):
+        assert meta.get(key), key
+    assert meta["bundled_as"] == "explicit" and meta["step"] > 0
+    loaded = load_model("explicit", device="cpu")
+    assert loaded.image_size == 64 and loaded.bundled_name == "explicit"
+    views = torch.rand(4, 3, 64, 64)
+    cams = predict_cameras(loaded, views)
+    scene = build_scene(loaded, views, cams)
+    rgb, depth = render_scene_with_depth(loaded, scene, cams)
+    assert rgb.shape == (4, 3, 64, 64) and depth is not None and depth.shape == (4, 1, 64, 64)
+    assert torch.isfinite(depth).all() and (depth > 0).all()
+    gaussians = loaded.model.gaussians(scene)
+    assert gaussians["means"].shape == (4 * 64 * 64, 3)
+    assert all(torch.isfinite(v).all() for v in gaussians.values())
 
 
 def test_bundled_config_reproduces_the_shipped_model() -> None:
