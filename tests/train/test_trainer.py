@@ -167,6 +167,30 @@ def test_training_logs(tmp_path, tiny_config):
     assert (images[0].height, images[0].width) == (32, 32)  # 2 rows × Vt=2 columns of 16 px
 
 
+def test_logged_cpu_s_is_process_cpu_since_train(tmp_path, tiny_config, monkeypatch):
+    """``cpu_s`` is this train() call's process CPU: not wall time (a step that sleeps costs no
+    CPU) and not the CPU the process spent before train() (imports, model building)."""
+    step = Trainer.train_step
+
+    def sleepy_step(self, batches):
+        time.sleep(0.4)  # wall time without CPU
+        return step(self, batches)
+
+    monkeypatch.setattr(Trainer, "train_step", sleepy_step)
+    cfg = tiny_config("train.steps=2", "train.log_every=1", "train.image_every=0")
+    trainer = Trainer(cfg, tmp_path)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    try:
+        trainer.train()
+    finally:
+        trainer.close()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    scalars, _ = read_metrics(tmp_path)
+    logged = [r["cpu_s"] for r in scalars]
+    assert len(logged) == 2 and 0 < logged[0] < logged[1] <= cpu
+    assert logged[1] < wall - 0.6  # the two sleeps (0.8 s) are not in it
+
+
 def test_perceptual_adapter(monkeypatch):
     missing = types.ModuleType("rayzer.eval.lpips")
 
