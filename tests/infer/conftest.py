@@ -41,6 +41,16 @@ def tiny_ckpt(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def erayzer_ckpt(tmp_path_factory) -> Path:
+    """A randomly initialised tiny E-RayZer checkpoint directory (step 7, 32 px): depth maps and
+    Gaussians, for the explicit-3D outputs, ``--refine`` and ``--fit``."""
+    cfg = load_config("erayzer-tiny-cpu", tiny_data(32))
+    torch.manual_seed(0)
+    model = build_model(cfg.model).eval()
+    return save_checkpoint(tmp_path_factory.mktemp("erayzer_run"), 7, model, {}, cfg)
+
+
+@pytest.fixture(scope="session")
 def lvsm_ckpt(tmp_path_factory) -> Path:
     """A tiny LVSM checkpoint: another model, to be refused by inference."""
     return _checkpoint(tmp_path_factory.mktemp("lvsm_run"), "model.name=lvsm")

@@ -17,7 +17,6 @@ from rayzer.infer.model import LoadedModel
 from rayzer.infer.pipeline import run_inference
 from rayzer.models import build_model
 from rayzer.render import load_ply
-from rayzer.train.checkpoint import save_checkpoint
 
 SIZE = 32
 
@@ -26,12 +25,6 @@ def _model(preset: str) -> tuple[object, torch.nn.Module]:
     cfg = load_config(preset, tiny_data(SIZE))
     torch.manual_seed(0)
     return cfg, build_model(cfg.model).eval()
-
-
-@pytest.fixture(scope="module")
-def erayzer_ckpt(tmp_path_factory) -> Path:
-    cfg, model = _model("erayzer-tiny-cpu")
-    return save_checkpoint(tmp_path_factory.mktemp("erayzer_run"), 7, model, {}, cfg)
 
 
 def test_cli_fit_writes_the_figures_and_outputs_of_the_scene_it_keeps(

@@ -8,30 +8,18 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from _tiny import orbit_photos, tiny_data
-from rayzer.config import load_config
+from _tiny import orbit_photos
 from rayzer.infer.fit_predicted import FIT_HELD_OUT_STAGE, FIT_STAGE
 from rayzer.infer.progress import StageBar
-from rayzer.models import build_model
 from rayzer.refine.report import HELD_OUT_STAGE, REFINE_STAGE
 from rayzer.refine.splat import HELD_OUT_CAMERA_STEPS
-from rayzer.train.checkpoint import save_checkpoint
 
 SIZE = 32
 STEPS = 3
 #: the fit, then the leave-one-out check: the fit without the left-out view and two fits of the
 #: left-out camera (before / after)
 FIT_TOTAL = 2 * STEPS + 2 * HELD_OUT_CAMERA_STEPS
-
-
-@pytest.fixture(scope="module")
-def erayzer_ckpt(tmp_path_factory) -> Path:
-    cfg = load_config("erayzer-tiny-cpu", tiny_data(SIZE))
-    torch.manual_seed(0)
-    model = build_model(cfg.model).eval()
-    return save_checkpoint(tmp_path_factory.mktemp("erayzer_run"), 7, model, {}, cfg)
 
 
 def test_the_fit_progress_reaches_its_total_stage_by_stage(erayzer_ckpt: Path, tmp_path: Path):

@@ -6,14 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-import torch
-
-from _tiny import orbit_photos, tiny_data
-from rayzer.config import load_config
+from _tiny import orbit_photos
 from rayzer.infer.cli import refine_summary_line
-from rayzer.models import build_model
-from rayzer.train.checkpoint import save_checkpoint
 
 SIZE = 32
 
@@ -80,14 +74,6 @@ def test_the_line_of_a_refinement_not_run():
         "refine: views [0, 1, 2] held, 0.0 s; kept the input cameras (refinement not run: "
         "every view's camera is held)"
     )
-
-
-@pytest.fixture(scope="module")
-def erayzer_ckpt(tmp_path_factory) -> Path:
-    cfg = load_config("erayzer-tiny-cpu", tiny_data(SIZE))
-    torch.manual_seed(0)
-    model = build_model(cfg.model).eval()
-    return save_checkpoint(tmp_path_factory.mktemp("erayzer_run"), 7, model, {}, cfg)
 
 
 def test_cli_refine_prints_the_line_of_its_summary(cli, erayzer_ckpt: Path, tmp_path: Path):
