@@ -23,7 +23,7 @@ from rayzer.config import load_config
 from rayzer.data.clip_sources import synth_config
 from rayzer.eval.poses import pose_report
 from rayzer.eval.synthetic_test_set import synthetic_test_sets
-from rayzer.geometry import se3_inverse
+from rayzer.geometry import relative_pose_errors, se3_inverse
 
 
 def turn_sign(c2w: torch.Tensor) -> float:
@@ -71,6 +71,13 @@ def main() -> None:
             "rpa": rep["rpa"],
         }
     out["identity_rot_med"] = rep["identity_rot_err_deg_median"]
+    ident = torch.eye(4, dtype=gt.dtype).expand_as(gt)
+    rot = relative_pose_errors(ident, gt)["rot_deg"]
+    turn = torch.tensor(signs)
+    out["identity_rot_med_by_turn"] = {
+        "plus": rot[turn > 0].median().item(),
+        "minus": rot[turn < 0].median().item(),
+    }
     print(json.dumps(out, indent=1))
 
 

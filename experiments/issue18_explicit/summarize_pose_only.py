@@ -1,0 +1,101 @@
+"""One table over the ``probe_pose_only.py`` arms (experiments/issue18_explicit/pose_only/*.json):
+held-out rotation / translation-direction medians at fixed steps, and the training batches'
+rotation against identity's over windows of steps. Prints Markdown and writes summary.md/json.
+
+Usage: python experiments/issue18_explicit/summarize_pose_only.py [DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+#: Held-out checkpoints shown (the nearest evaluation at or below each, and the last one).
+STEPS = (100, 300, 500, 1000, 1500, 2000)
+
+
+def at_step(evals: list[dict[str, Any]], step: int) -> dict[str, Any] | None:
+    done = [e for e in evals if e["step"] <= step]
+    return done[-1] if done and done[-1]["step"] == step else None
+
+
+def windows(rows: list[dict[str, Any]], size: int = 200) -> list[dict[str, Any]]:
+    """Training-batch means over consecutive windows of ``size`` steps."""
+    out = []
+    last = rows[-1]["step"] if rows else 0
+    for lo in range(0, last, size):
+        chunk = [r for r in rows if lo < r["step"] <= lo + size]
+        if not chunk:
+            continue
+        out.append(
+            {
+                "steps": f"{chunk[0]['step']}–{chunk[-1]['step']}",
+                "term": statistics.mean(r["term"] for r in chunk),
+                "rot": statistics.mean(r["rot_med"] for r in chunk),
+                "identity_rot": statistics.mean(r["identity_rot_med"] for r in chunk),
+                "rot_gain": statistics.mean(r["identity_rot_med"] - r["rot_med"] for r in chunk),
+                "trans": statistics.mean(r["trans_med"] for r in chunk),
+            }
+        )
+    return out
+
+
+def main(folder: Path) -> None:
+    arms = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name.startswith("summary"):
+            continue
+        r = json.loads(path.read_text())
+        if "evals" not in r:  # e.g. orbit_sign_bound.json
+            continue
+        arms.append((path.stem, r))
+    lines = [
+        "| arm | steps | CPU-s/step | skipped | "
+        + " | ".join(f"held-out @{s}: rot / trans" for s in STEPS)
+        + " | last: rot / trans, RPA@30, spread |",
+        "|---|---|---|---|" + "---|" * len(STEPS) + "---|",
+    ]
+    identity = None
+    summary: dict[str, Any] = {}
+    for name, r in arms:
+        evals = r["evals"]
+        identity = evals[0]["identity_rot_med"]
+        cells = []
+        for s in STEPS:
+            e = at_step(evals, s)
+            cells.append("—" if e is None else f"{e['rot_med']:.2f}° / {e['trans_med']:.1f}°")
+        last = evals[-1]
+        lines.append(
+            f"| {name} | {r['steps']} | {r['cpu_s_per_step']:.3f} | {r['skipped_updates']} | "
+            + " | ".join(cells)
+            + f" | {last['rot_med']:.2f}° / {last['trans_med']:.1f}°, "
+            f"{last['rpa']['@30']:.2f}, {last['spread_deg']:.2f}° |"
+        )
+        summary[name] = {"windows": windows(r["train"]), "last_eval": last, "steps": r["steps"]}
+    lines.append("")
+    lines.append(f"Identity on the held-out set: {identity:.2f}° rotation.")
+    lines.append("")
+    lines.append("Training batches (means over windows of the logged steps, every 10th):")
+    lines.append("")
+    lines.append(
+        "| arm | steps | term | rotation median | identity's | identity − predicted | "
+        "translation dir. median |"
+    )
+    lines.append("|---|---|---|---|---|---|---|")
+    for name, s in summary.items():
+        for w in s["windows"]:
+            lines.append(
+                f"| {name} | {w['steps']} | {w['term']:.3f} | {w['rot']:.2f}° | "
+                f"{w['identity_rot']:.2f}° | {w['rot_gain']:+.2f}° | {w['trans']:.1f}° |"
+            )
+    text = "\n".join(lines) + "\n"
+    (folder / "summary.md").write_text(text)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(text)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "experiments/issue18_explicit/pose_only"))
