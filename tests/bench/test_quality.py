@@ -12,7 +12,7 @@ import yaml
 
 from _tiny import TINY_MODEL
 from rayzer.bench.quality import check_targets
-from rayzer.bench.run_history import minutes_at, pick_checkpoints
+from rayzer.bench.run_history import minutes_at, pick_checkpoints, read_metrics
 from rayzer.cli import main
 
 #: Tiny model and 32-px images; the clip length and views stay those of tiny-cpu so the
@@ -235,6 +235,27 @@ def test_helpers():
     assert minutes_at(resumed, [30], "process") == pytest.approx([1.5])
     with pytest.raises(ValueError, match="unknown clock"):
         minutes_at(cpu, [5], "cpu")
+
+
+def test_process_minutes_across_resumes(tmp_path):
+    """A resumed invocation's cpu_s restarts at 0; its CPU adds to the earlier total even when
+    its first record logs more CPU than the earlier invocation's last (a short first run), and
+    an abandoned branch's CPU is not counted."""
+    lines = [
+        {"step": 10, "time": 110.0, "step_time": 1.0, "cpu_s": 30.0},
+        {"step": 10, "event": "checkpoint"},
+        {"step": 10, "event": "resume", "checkpoint": "step_000010"},
+        {"step": 20, "time": 900.0, "step_time": 1.0, "cpu_s": 32.0},  # > 30: no drop
+        {"step": 30, "time": 910.0, "step_time": 1.0, "cpu_s": 62.0},
+        {"step": 40, "time": 920.0, "step_time": 1.0, "cpu_s": 92.0},  # abandoned below
+        {"step": 30, "event": "resume", "checkpoint": "step_000030"},
+        {"step": 40, "time": 990.0, "step_time": 1.0, "cpu_s": 31.0},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    scalars, _ = read_metrics(tmp_path)
+    assert [r["step"] for r in scalars] == [10, 20, 30, 40]
+    got = minutes_at(scalars, [10, 20, 30, 40], "process")
+    assert got == pytest.approx([30 / 60, 62 / 60, 92 / 60, 123 / 60])
 
     res = {
         "psnr": {"rayzer": 20.0, "lvsm": 20.5, "copy_nearest": 17.5, "mean_of_inputs": 18.0},

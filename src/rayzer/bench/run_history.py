@@ -30,13 +30,16 @@ def run_dir_of(ckpt: Path) -> Path:
 def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Scalar records (deduplicated by step, sorted) and events of a run's ``metrics.jsonl``.
 
-    A ``resume`` event drops what was logged for later steps before it (an abandoned branch).
+    A ``resume`` event drops what was logged for later steps before it (an abandoned branch),
+    and the first record logged after it gets ``resumed: True``: a new invocation of
+    ``train()``, whose ``cpu_s`` restarted at 0 (:func:`minutes_at` adds the earlier total).
     """
     path = run_dir / METRICS_FILE
     if not path.is_file():
         return [], []
     scalars: dict[int, dict[str, Any]] = {}
     events = []
+    resumed = False  # the next scalar record is the first of a resumed invocation
     for line in path.read_text().splitlines():
         if not line.strip():
             continue
@@ -49,8 +52,11 @@ def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, An
                 step = int(rec["step"])
                 scalars = {k: v for k, v in scalars.items() if k <= step}
                 events = [e for e in events if int(e.get("step", 0)) <= step]
+                resumed = True
             events.append(rec)
         elif "step" in rec:
+            if resumed:
+                rec["resumed"], resumed = True, False
             scalars[int(rec["step"])] = rec  # after a resume the later record wins
     return [scalars[k] for k in sorted(scalars)], events
 
@@ -74,8 +80,10 @@ def minutes_at(
 
     ``wall``: the start is estimated as ``time₁ − step₁ · step_time₁``. ``process``: the logged
     ``cpu_s`` (process CPU since training started, 0 at the first step); a resumed run restarts
-    ``cpu_s`` at 0, so a drop adds the previous total (the CPU of the resumed invocation before
-    its first record is counted from there). None everywhere when the run logged no ``cpu_s``.
+    ``cpu_s`` at 0, so at the first record of a resumed invocation (``resumed``, set by
+    :func:`read_metrics`, or a drop of ``cpu_s``) the previous total is added (the CPU of the
+    resumed invocation before its first record is counted from there; the earlier one's after
+    its last kept record is not). None everywhere when the run logged no ``cpu_s``.
     """
     if clock not in CLOCKS:
         raise ValueError(f"unknown clock {clock!r} (expected one of {', '.join(CLOCKS)})")
@@ -106,7 +114,9 @@ def _process_minutes_at(scalars: list[dict[str, Any]], steps: list[int]) -> list
     offset, prev = 0.0, 0.0
     for r in recs:
         cpu = _float(r["cpu_s"])
-        if cpu < prev:  # a resumed invocation: its clock restarted at 0
+        # a resumed invocation: its clock restarted at 0. A drop alone misses a resume whose
+        # first record logs more CPU than the earlier invocation's last (a short first run)
+        if cpu < prev or r.get("resumed"):
             offset += prev
         prev = cpu
         xs.append(float(r["step"]))
