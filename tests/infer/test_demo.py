@@ -213,6 +213,10 @@ def test_cli_several_scenes_other_family(cli, tiny_ckpt: Path, tmp_path: Path) -
     assert "`rayzer demo --ckpt explicit` (the bundled explicit-3D model)" in stdout
     assert "--ckpt RUN` with an E-RayZer or NAS3R run" in stdout
     assert err.count("rayzer demo: [") == len(demo.STAGES)  # one progress line per stage
+    # which model made what: each scene file named once, not once per scene
+    made_by = stdout.splitlines()[1]
+    assert made_by.startswith("  RayZer (checkpoint): scenes/<scene>/images/, ")
+    assert made_by.count("images/") == 1 and made_by.endswith(", summary.json")
     summary = json.loads((out / "summary.json").read_text())
     names = [f"synth_walk_{TEST_SEEDS[5]}", f"synth_walk_{TEST_SEEDS[6]}"]
     assert [s["name"] for s in summary["scenes"]] == names

@@ -125,9 +125,17 @@ def _model_label(info: dict) -> str:
 
 
 def _top_level(outputs: list[str], s: dict) -> list[str]:
-    """The main model's outputs (those outside the explicit model's folder)."""
+    """The main model's outputs (those outside the explicit model's folder), each scene file
+    named once: ``scenes/<scene>/images/`` for every scene's ``images/`` (``--scenes N``)."""
     folder = s.get("explicit", {}).get("folder")
-    return [f for f in outputs if not (folder and f.startswith(f"{folder}/"))]
+    names = []
+    for f in outputs:
+        if folder and f.startswith(f"{folder}/"):
+            continue
+        if f.startswith("scenes/"):  # scenes/<name>/<file>
+            f = "scenes/<scene>/" + f.split("/", 2)[2]
+        names.append(f)
+    return list(dict.fromkeys(names))  # in order, without repeats
 
 
 def _num(x: float | None, digits: int = 2) -> str:
