@@ -145,6 +145,9 @@ def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
     assert "data.low_res_steps: 0 vs 2" in (tmp_path / "reuse" / "quality.md").read_text()
     switch = third["learning_curves"]["runs"]["rayzer"]["full_resolution_from"]
     assert switch["step"] == 2 and switch["sizes"] == [16, 32] and switch["minutes"] > 0
+    # on the run's budget clock (TINY: process), like the curves: the logged cpu_s of step 2
+    (at_switch,) = [r for r in read_metrics(tmp_path / "reuse" / "rayzer")[0] if r["step"] == 2]
+    assert switch["minutes"] == pytest.approx(at_switch["cpu_s"] / 60)
     assert third["learning_curves"]["runs"]["lvsm"]["full_resolution_from"] is None
     assert not (tmp_path / "reuse" / "lvsm").exists()
     assert Path(third["lvsm_run"]).is_relative_to(runs[1])
@@ -158,6 +161,7 @@ def test_bench_quality_end_to_end_and_skip_train(tmp_path, capsys):
     bad = [
         (["--lvsm-run", runs[0]], "expected 'lvsm'"),
         (["--minutes", "0.07"], "0.05 min budget"),
+        (["--clock", "wall"], "trained with a process-clock budget"),
         (["data.num_target_views=3"], "different data"),
     ]
     # only the final checkpoint of a run that finished stands in for a trained LVSM (a copy of
@@ -189,6 +193,7 @@ def test_bench_quality_lvsm_set(tmp_path, capsys):
         (["--lvsm-set", "data.num_target_views=3"], "different data"),
         (["--lvsm-set", "model.name=rayzer"], "--lvsm-set model.name is not allowed"),
         (["--lvsm-set", "train.time_budget_minutes=9"], "use --minutes"),
+        (["--lvsm-set", "train.time_budget_clock=wall"], "use --clock"),
         (["--lvsm-set", "train.steps"], "expects KEY=VALUE"),
         (["--lvsm-set", "train.steps=7", "--lvsm-run", str(tmp_path)], "cannot be combined"),
         (["--lvsm-set", "train.no_such_key=1"], "no_such_key"),
