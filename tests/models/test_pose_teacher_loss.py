@@ -142,3 +142,20 @@ def test_missing_teacher_is_a_clear_error():
 def test_weight_must_be_finite_and_not_negative(config, bad):
     with pytest.raises(ValueError, match=r"model\.pose_teacher_weight must be a finite number"):
         config(pose_teacher_weight=bad)
+
+
+@pytest.mark.parametrize("degrees", [180.0, 179.99, 179.5, 170.0])
+def test_a_rotation_error_near_180_degrees_gets_a_finite_gradient(degrees):
+    """asin's derivative is infinite at a 180° error (fp32 rounds to it within ~0.04°): the
+    backward pass made NaN there (seen once in a pose-only training run of E-RayZer)."""
+    teacher = torch.eye(4).repeat(1, 2, 1, 1)
+    teacher[0, 1, :3, 3] = torch.tensor([1.0, 0.0, 0.0])
+    pred = teacher.clone()
+    pred[0, 1, :3, :3] = axis_angle_to_matrix(torch.tensor([0.0, math.radians(degrees), 0.0]))
+    pred.requires_grad_(True)
+    terms = pose_teacher_terms(pred, teacher, torch.ones(1, 2, dtype=torch.bool))
+    assert terms["rot_deg"].item() == pytest.approx(degrees, abs=0.05)  # the value is exact
+    terms["loss"].backward()
+    assert torch.isfinite(pred.grad).all()
+    if degrees < 179.8:  # below the clamp the rotation still pulls towards the teacher
+        assert pred.grad[0, 1, :3, :3].abs().sum() > 0

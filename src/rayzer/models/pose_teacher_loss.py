@@ -6,7 +6,8 @@ recipe). Per view pair (a, b) of a sample with both views solved by the teacher,
 pose ``T_ab = c2w_a⁻¹ · c2w_b`` (view b in view a's frame) is compared:
 
 - rotation: the geodesic angle between the predicted and the teacher's relative rotation, in
-  radians (``2·asin(‖R̂ − R‖_F / (2√2))``: exact and smooth, unlike ``acos`` near 0);
+  radians (``2·asin(‖R̂ − R‖_F / (2√2))``: exact and smooth, unlike ``acos`` near 0; its
+  gradient is taken just short of 180°, where asin's is infinite);
 - translation direction: ``1 − cos`` between the predicted and the teacher's relative
   translation. Only the direction: the teacher's scale is its own. The predicted translation is
   divided by ``max(|t̂|, eps)``, so a translation near 0 (every view starts at the identity)
@@ -29,6 +30,10 @@ TEACHER_KEYS = ("teacher_c2w", "teacher_valid")
 
 #: Predicted relative translations shorter than this are not normalised (bounded gradient).
 TRANSLATION_EPS = 1e-2
+
+#: The rotation term's gradient is taken with sin(angle / 2) clamped to 1 − this (finite at
+#: a 180° error).
+ROTATION_CLAMP = 1e-6
 
 
 def _relative(c2w: Tensor, a: Tensor, b: Tensor) -> Tensor:
@@ -82,7 +87,13 @@ def pose_teacher_terms(
         mask = (valid[:, a] & valid[:, b] & (t_norm > 1e-8)).float()
         chord = (pred[..., :3, :3] - true[..., :3, :3]).square().sum((-1, -2))
         sin_half = (chord + 1e-12).sqrt() / (2 * math.sqrt(2))
-        angle = 2 * torch.asin(sin_half.clamp(max=1.0))
+        exact = 2 * torch.asin(sin_half.clamp(max=1.0))
+        # asin' is infinite at 1, a 180° error (fp32 rounds sin_half to 1 within ~0.04° of it),
+        # and the backward pass turned that into a NaN gradient. The gradient is taken through
+        # a clamp just below 1 instead (none within ~0.2° of 180°, where no direction of
+        # descent is better than another); the value stays exact.
+        safe = 2 * torch.asin(sin_half.clamp(max=1.0 - ROTATION_CLAMP))
+        angle = safe + (exact - safe).detach()
         t_pred = pred[..., :3, 3]
         cos = (t_pred * t_true).sum(-1) / (
             t_pred.norm(dim=-1).clamp_min(eps) * t_norm.clamp_min(1e-8)
