@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-#: Held-out checkpoints shown (the nearest evaluation at or below each, and the last one).
+#: Held-out checkpoints shown (the evaluation at exactly that step, "—" when the run had none),
+#: and the last evaluation.
 STEPS = (100, 300, 500, 1000, 1500, 2000)
 
 
