@@ -19,11 +19,26 @@ import json
 
 import torch
 
-from rayzer.config import load_config
+from rayzer.config import DataConfig, load_config
 from rayzer.data.clip_sources import synth_config
+from rayzer.eval.novel_view import EvalSample
 from rayzer.eval.poses import pose_report
 from rayzer.eval.synthetic_test_set import synthetic_test_sets
 from rayzer.geometry import relative_pose_errors, se3_inverse
+
+
+def bench_even_set(data: DataConfig, scenes: int) -> list[EvalSample]:
+    """The held-out ``even`` samples of ``rayzer bench quality`` (its defaults: the first
+    ``scenes`` TEST_SEEDS, the widest training span, protocol seed 0) for ``data``."""
+    return synthetic_test_sets(
+        synth_config(data),
+        scenes,
+        data.num_input_views,
+        data.num_target_views,
+        span=data.span_range()[2],
+        protocols=("even",),
+        seed=0,
+    )["even"]
 
 
 def turn_sign(c2w: torch.Tensor) -> float:
@@ -47,16 +62,7 @@ def main() -> None:
     ap.add_argument("--config", default="erayzer-tiny-cpu")
     ap.add_argument("--scenes", type=int, default=32)
     args = ap.parse_args()
-    data = load_config(args.config, []).data
-    samples = synthetic_test_sets(
-        synth_config(data),
-        args.scenes,
-        data.num_input_views,
-        data.num_target_views,
-        span=data.span_range()[2],
-        protocols=("even",),
-        seed=0,
-    )["even"]
+    samples = bench_even_set(load_config(args.config, []).data, args.scenes)
     gt = torch.stack([s.c2w.double() for s in samples])
     signs = [turn_sign(c) for c in gt]
     out = {"scenes": len(samples), "turn_plus": signs.count(1.0), "turn_minus": signs.count(-1.0)}

@@ -59,14 +59,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from probe_orbit_sign_bound import turn_sign  # the sibling probe (run by its path)
+from probe_orbit_sign_bound import bench_even_set, turn_sign  # the sibling (run by its path)
 from torch import Tensor
 
 from rayzer.config import load_config
-from rayzer.data.clip_sources import synth_config
 from rayzer.data.stream import make_loader
 from rayzer.eval.novel_view import camera_report
-from rayzer.eval.synthetic_test_set import synthetic_test_sets
 from rayzer.geometry import relative_pose_errors
 from rayzer.models.base import CameraPrediction
 from rayzer.models.pose_teacher_loss import batch_pose_teacher_terms
@@ -395,17 +393,7 @@ def main() -> None:
         if n.split(".")[0] in POSE_PARTS[cfg.model.name]
     )
 
-    # held-out test set: the bench's (TEST_SEEDS, widest training span, `even`)
-    data = cfg.data
-    samples = synthetic_test_sets(
-        synth_config(data),
-        args.eval_scenes,
-        data.num_input_views,
-        data.num_target_views,
-        span=data.span_range()[2],
-        protocols=("even",),
-        seed=0,
-    )["even"]
+    samples = bench_even_set(cfg.data, args.eval_scenes)  # the held-out set of the bench
     setup_cpu = time.process_time() - cpu0
     print(f"setup {setup_cpu:.1f} CPU s; pose-branch parameters {n_pose}", flush=True)
 

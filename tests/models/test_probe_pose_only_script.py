@@ -143,3 +143,22 @@ def test_a_run_records_the_tree_it_started_on(probe, tmp_path, monkeypatch, vari
     assert result["steps"] == 2 and [e["step"] for e in result["evals"]] == [0, 1, 2]
     assert result["view_index_embedding"] == bool(variant)
     assert not list(tmp_path.glob("pose_only_*"))  # the trainer's run folder is removed
+
+
+def test_the_probes_held_out_set_is_rayzer_bench_qualitys(probe):
+    """Both probes score ``bench_even_set``: it must be the ``even`` set that ``rayzer bench
+    quality`` builds with its defaults (scenes, cameras and images)."""
+    import argparse
+
+    from rayzer.bench import quality
+
+    parser = argparse.ArgumentParser()
+    quality.add_arguments(parser)
+    args = parser.parse_args(["--test-scenes", "3", "--min-gt-rotation", "0"])
+    # the widest training span (8) differs from the widest starting one (6)
+    data = load_config("tiny-cpu", ["data.family=orbit", *SMALL_STREAM, "data.span_end_max=8"])
+    bench = quality.build_test_sets(data.data, args)[0]["even"]
+    ours = probe.bench_even_set(data.data, 3)
+    assert [s.name for s in ours] == [s.name for s in bench]
+    for a, b in zip(ours, bench, strict=True):
+        assert torch.equal(a.images, b.images) and torch.equal(a.c2w, b.c2w)
