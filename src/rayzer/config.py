@@ -334,7 +334,8 @@ class TrainConfig:
         time_budget_minutes: stop (with a checkpoint) after this time; null = no limit.
         time_budget_clock: what the budget counts: ``"wall"`` (wall-clock time) or
             ``"process"`` (CPU time of this process, all threads: with ``num_threads=1`` a budget
-            that other work on the machine does not eat into, so runs compare fairly).
+            that other work on the machine does not eat into, so runs compare fairly; the CPU of
+            ``data.num_workers`` loader processes is not counted, so compare runs with 0).
         compile: ``torch.compile`` the model (inductor) before training; off by default. On the
             tiny-cpu preset (1 thread, torch 2.13) the model's step was 1.10x faster and a
             whole training step 1.03x, after a first step that compiles: about a minute with a

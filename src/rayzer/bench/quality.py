@@ -8,7 +8,8 @@ copy-nearest and the mean of the inputs on one fixed set of held-out scenes.
    evaluated) on one clock, ``--clock`` (``train.time_budget_clock`` of every run; without it
    the config's, ``wall`` by default): ``wall`` or ``process`` (process CPU time, which a busy
    machine does not shorten: runs trained side by side or at different loads get the same
-   compute). A bare model name trains ``--config`` with ``model.name=NAME``; ``LABEL=PRESET``
+   compute; data loader workers, ``data.num_workers`` > 0, are other processes and not
+   counted). A bare model name trains ``--config`` with ``model.name=NAME``; ``LABEL=PRESET``
    trains a preset or YAML file. The runs must share their data settings (:data:`DATA_KEYS`).
    ``--runs LABEL=RUN …`` evaluates existing runs instead (a run directory, a checkpoint, or
    ``bundled``: the RayZer checkpoint shipped in the package); ``--skip-train RAYZER_RUN
