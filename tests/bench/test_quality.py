@@ -331,11 +331,20 @@ def test_bench_quality_evaluates_any_list_of_runs(tmp_path, explicit_runs, capsy
     md = (out / "quality.md").read_text()
     lines = md.splitlines()
     main_rows = [r.split(" | ") for r in lines if r.startswith("| E-RayZer |")]
-    main_rows = [r for r in main_rows if len(r) == 13]  # the main tables (13 columns)
+    # the main tables: 15 columns on orbit, whose scenes turn one way (by-turn medians)
+    main_rows = [r for r in main_rows if len(r) == 15]
     # every number but LPIPS (disabled here)
     assert len(main_rows) == 2 and all(r[3] == "—" and "—" not in r[:3] + r[4:] for r in main_rows)
     rayzer_row = next(line for line in lines if line.startswith("| RayZer |"))
-    assert rayzer_row.split(" | ")[8:10] == ["—", "—"]  # no depth
+    assert rayzer_row.split(" | ")[10:12] == ["—", "—"]  # no depth
+    even = result["results"]["even"]
+    split = even["pose"]["rayzer"]["by_turn"]
+    cells = rayzer_row.split(" | ")[5:7]
+    assert cells == [
+        f"{split['plus']['rot_err_deg_median']:.2f} / {split['minus']['rot_err_deg_median']:.2f}",
+        f"{split['balanced_rot_err_deg_median']:.2f}",
+    ]
+    assert even["identity_pose"]["by_turn"]["balanced_rot_err_deg_median"] > 0
     # the runs must share their data settings
     capsys.readouterr()
     small = tmp_path / "small"

@@ -92,6 +92,7 @@ from rayzer.eval.novel_view import (
 )
 from rayzer.eval.poses import pose_report
 from rayzer.eval.synthetic_test_set import gt_rotation_stats, synthetic_test_sets
+from rayzer.eval.turns import turn_report
 from rayzer.models import RayModel, available_models
 from rayzer.utils.jsonsafe import json_safe
 from rayzer.utils.report import machine_info, write_text_atomic
@@ -336,15 +337,22 @@ def checkpoint_curve(
 def identity_pose_baseline(samples: list[EvalSample]) -> dict[str, Any]:
     """Pose report of predicting the identity pose for every view (no motion at all).
 
-    Its translation-direction errors are undefined (zero translation), so they are left out."""
+    Its translation-direction errors are undefined (zero translation), so they are left out;
+    ``by_turn`` (rotation only) where the samples' cameras turn one way
+    (:mod:`rayzer.eval.turns`)."""
     gt = torch.stack([s.c2w for s in samples]).double()
-    rep = pose_report(torch.eye(4, dtype=gt.dtype).expand_as(gt).clone(), gt)
-    return {
+    ident = torch.eye(4, dtype=gt.dtype).expand_as(gt).clone()
+    rep = pose_report(ident, gt)
+    out: dict[str, Any] = {
         "rot_err_deg_median": rep["rot_err_deg_median"],
         "rot_acc": rep["rot_acc"],
         # AUC uses max(rot, trans); with the undefined trans error set to 0 it is rotation-only.
         "auc_rotation_only": rep["auc"],
     }
+    split = turn_report(ident, gt, rotation_only=True)
+    if split is not None:
+        out["by_turn"] = split
+    return out
 
 
 def evaluate_protocol(

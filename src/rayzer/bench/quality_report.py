@@ -63,15 +63,31 @@ def _table(cols: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _turn_cells(split: dict[str, Any] | None) -> list[str]:
+    """The by-turn cells of a pose report's ``by_turn`` (:mod:`rayzer.eval.turns`): the median
+    rotation error where the truth turns + / −, and their mean."""
+    if not split:
+        return [NA, NA]
+    sides = " / ".join(_fmt(_get(split, side, "rot_err_deg_median")) for side in ("plus", "minus"))
+    return [sides, _fmt(split.get("balanced_rot_err_deg_median"))]
+
+
 def method_rows(res: dict[str, Any], training: dict[str, Any], methods: list[str]) -> list[str]:
     """One protocol's main table: one row per method (then the identity-pose reference);
-    "—" where a method cannot output a number."""
+    "—" where a method cannot output a number. The by-turn columns (:mod:`rayzer.eval.turns`)
+    only where the test set's cameras turn one way (orbits)."""
+    ident = res["identity_pose"]
+    by_turn = ident.get("by_turn") is not None or any(
+        _get(res["pose"].get(m), "by_turn") for m in methods
+    )
+    turn_cols = ["rot. err. median, turn + / − (°) ↓", "balanced (°) ↓"] if by_turn else []
     cols = [
         "method",
         "PSNR ↑",
         "SSIM ↑",
         "LPIPS ↓",
         "rot. err. median (°) ↓",
+        *turn_cols,
         "trans.-dir. err. median (°) ↓",
         "RPA @5/15/30 ↑",
         "AUC@10 ↑",
@@ -91,6 +107,7 @@ def method_rows(res: dict[str, Any], training: dict[str, Any], methods: list[str
                 _fmt(res["ssim"][m], 3),
                 _fmt(res["lpips"][m], 3),
                 _fmt(_get(pose, "rot_err_deg_median")),
+                *(_turn_cells(_get(pose, "by_turn")) if by_turn else []),
                 _fmt(_get(pose, "trans_dir_err_deg_median")),
                 _acc(_get(pose, "rpa"), ("@5", "@15", "@30")),
                 _fmt(_get(pose, "auc", "@10"), 3),
@@ -101,11 +118,9 @@ def method_rows(res: dict[str, Any], training: dict[str, Any], methods: list[str
                 _fmt(t.get("step")),
             ]
         )
-    ident = res["identity_pose"]
-    rows.append(
-        ["identity pose (reference)", NA, NA, NA, _fmt(ident["rot_err_deg_median"]), NA, NA]
-        + [NA] * (len(cols) - 7)
-    )
+    head = ["identity pose (reference)", NA, NA, NA, _fmt(ident["rot_err_deg_median"])]
+    head += _turn_cells(ident.get("by_turn")) if by_turn else []
+    rows.append(head + [NA] * (len(cols) - len(head)))
     return _table(cols, rows)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rayzer.eval.turns import by_turn, pair_turns
 from rayzer.geometry import (
     accuracy_at,
     align_cameras,
@@ -59,6 +60,12 @@ POSE_DEFINITIONS = {
     "centres coincide)",
     "focal_rel_err": "|f_pred - f_true| / f_true with f = fx / W of the evaluated images (the "
     "model predicts one focal per sample; f_true = mean over the sample's views)",
+    "by_turn": "only where some samples' true cameras turn one way (every consecutive view "
+    "turns the same way about the camera's vertical y axis, >= 5 degrees in all: orbits): the "
+    "rotation / translation-direction error medians over the pairs of the samples turning + "
+    "(about +y) and - , and balanced_* = the mean of the two medians. A model that predicts "
+    "the commoner turn without reading the images scores a low plain median but is off by "
+    "about twice the motion on the other side (rayzer.eval.turns)",
 }
 
 
@@ -72,6 +79,8 @@ class PoseErrors:
         aligned_rot_deg: (N,) per-camera rotation error after similarity alignment.
         aligned_trans: (N,) per-camera centre error after alignment / GT scene scale.
         focal_rel_err: (S,) relative focal errors (empty when focals were not given).
+        turn: (P,) the true turn sign of each pair's sample (:func:`rayzer.eval.turns.turn_signs`,
+            0 where the cameras do not turn one way).
         num_samples: S.
     """
 
@@ -81,7 +90,12 @@ class PoseErrors:
     aligned_rot_deg: Tensor
     aligned_trans: Tensor
     focal_rel_err: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.float64))
+    turn: Tensor | None = None
     num_samples: int = 1
+
+    def __post_init__(self) -> None:
+        if self.turn is None:  # no sign given: no pair counts as turning
+            self.turn = torch.zeros(self.rot_deg.shape, dtype=torch.long)
 
 
 def pose_errors(
@@ -121,6 +135,7 @@ def pose_errors(
         aligned_rot_deg=rotation_error_deg(aligned[:, :3, :3], gt[:, :3, :3]),
         aligned_trans=centre_err,
         focal_rel_err=focal,
+        turn=pair_turns(gt),
     )
 
 
@@ -141,6 +156,7 @@ _TENSOR_FIELDS = (
     "aligned_rot_deg",
     "aligned_trans",
     "focal_rel_err",
+    "turn",
 )
 
 
@@ -199,4 +215,7 @@ def summarize_pose_errors(err: PoseErrors) -> dict[str, Any]:
             ),
         }
     )
+    split = by_turn(err.rot_deg, err.trans_deg, err.turn)
+    if split is not None:
+        out["by_turn"] = split
     return out

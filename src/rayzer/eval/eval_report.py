@@ -29,6 +29,16 @@ def _acc(d: dict[str, float] | None, digits: int = 2) -> str:
     return "—" if not d else " / ".join(f"{v:.{digits}f}" for v in d.values())
 
 
+def _turn_sides(p: dict[str, Any], key: str) -> str:
+    """``+ / −`` cell of a pose summary's ``by_turn`` (:mod:`rayzer.eval.turns`)."""
+    split = p.get("by_turn") or {}
+    return " / ".join(_f((split.get(side) or {}).get(key), 2) for side in ("plus", "minus"))
+
+
+def _balanced(p: dict[str, Any], key: str) -> str:
+    return _f((p.get("by_turn") or {}).get(f"balanced_{key}"), 2)
+
+
 def _pose_rows(poses: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
     """Rows = pose metrics, columns = methods."""
     spec = (
@@ -43,6 +53,20 @@ def _pose_rows(poses: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
         ("GT relative rotation median (°)", lambda p: _f(p.get("gt_rel_rot_deg_median"), 1)),
         ("pairs / cameras", lambda p: f"{p['num_pairs']} / {p.get('num_cameras', '—')}"),
     )
+    if any(p and p.get("by_turn") for p in poses.values()):  # only where cameras turn one way
+        spec += (
+            ("rot. error median, turn + / − (°) ↓", lambda p: _turn_sides(p, "rot_err_deg_median")),
+            ("rot. error median, balanced (°) ↓", lambda p: _balanced(p, "rot_err_deg_median")),
+            (
+                "trans.-dir. error median, turn + / − (°) ↓",
+                lambda p: _turn_sides(p, "trans_dir_err_deg_median"),
+            ),
+            (
+                "trans.-dir. error median, balanced (°) ↓",
+                lambda p: _balanced(p, "trans_dir_err_deg_median"),
+            ),
+            ("pairs turning + / −", lambda p: _turn_sides(p, "pairs")),
+        )
     rows = []
     for label, get in spec:
         row = {"metric": label}
