@@ -84,3 +84,42 @@ def test_infer_writes_depth_and_gaussians(tmp_path: Path):
     ply = load_ply(result.out / "gaussians.ply")
     h, w = np.load(depth[0]).shape
     assert ply.means.shape == (3 * h * w, 3)
+
+
+def _turbo_positions(rgb: np.ndarray) -> np.ndarray:
+    """The turbo colour-map position (0-255) nearest to each pixel's colour."""
+    from matplotlib import colormaps
+
+    lut = (colormaps["turbo"](np.linspace(0, 1, 256))[:, :3] * 255).astype(float)
+    px = rgb.reshape(-1, 3).astype(float)
+    return ((px[:, None] - lut[None]) ** 2).sum(-1).argmin(1)
+
+
+def test_a_flat_depth_map_does_not_fill_the_colour_map():
+    """The bundled NAS3R's depth is nearly constant (98th / 2nd percentile ratio ~1.03 at most)
+    and used to be stretched over the whole colour map like a structured scene."""
+    flat = torch.linspace(9.9, 10.2, 2 * 32 * 32).reshape(2, 1, 32, 32)  # ratio 1.03
+    pos = _turbo_positions(depth_to_rgb(flat))
+    assert pos.max() - pos.min() < 0.1 * 255  # measured 105-124 of 0-255 (0-255 before)
+    from rayzer.infer.outputs import MIN_DEPTH_DISPLAY_RATIO, depth_display_range
+
+    near, far = depth_display_range(flat)
+    assert far / near == pytest.approx(MIN_DEPTH_DISPLAY_RATIO)
+    assert near < 9.9 and far > 10.2
+    # real structure (ratio 4, like the synthetic scenes' exact depths) keeps its full range
+    deep = torch.linspace(1.0, 4.0, 2 * 32 * 32).reshape(2, 1, 32, 32)
+    pos = _turbo_positions(depth_to_rgb(deep))
+    assert pos.max() - pos.min() > 0.95 * 255
+    near, far = depth_display_range(deep)
+    assert near == pytest.approx(torch.quantile(deep, 0.02).item())
+    assert far == pytest.approx(torch.quantile(deep, 0.98).item())
+
+
+def test_depth_pngs_state_their_colour_range(tmp_path: Path):
+    from rayzer.infer.outputs import write_depth
+
+    flat = torch.linspace(9.9, 10.2, 2 * 8 * 8).reshape(2, 1, 8, 8)
+    write_depth(tmp_path, flat, ["a", "b"])
+    text = Image.open(tmp_path / "a.png").text["rayzer:depth_colours"]
+    assert text.startswith("turbo colours linear in 1/depth: red = depth 8.")
+    assert "blue = depth 12.3" in text

@@ -100,6 +100,7 @@ from rayzer.infer.demo_cli import DEFAULT_FPS, DEFAULT_FRAMES, DEFAULT_OUT
 from rayzer.infer.model import LoadedModel, load_model, resolve_device
 from rayzer.infer.outputs import (
     cameras_json,
+    depth_display_range,
     depth_to_rgb,
     set_cube_limits,
     to_uint8,
@@ -280,7 +281,7 @@ def contact_sheet(scene: SceneOutputs, record: dict[str, Any], name: str) -> np.
     p = record["psnr"]
     rows = [("inputs\n(build the scene)", s.images[s.input_index])]
     if scene.depth is not None:
-        rows.append((f"{name} depth\n(inverse, near = red)", depth_picture(scene.depth)))
+        rows.append((depth_label(name, scene.depth), depth_picture(scene.depth)))
     rows += [
         ("targets\n(ground truth)", targets),
         (f"{name}\n{p['rayzer']:.2f} dB", scene.renders),
@@ -296,6 +297,13 @@ def contact_sheet(scene: SceneOutputs, record: dict[str, Any], name: str) -> np.
     return scene_grid([(label, _enlarge(x)) for label, x in rows], title=title)
 
 
+def depth_label(name: str, depth: Tensor) -> str:
+    """The depth row's label, with the depths at the colour map's ends (a flat map shows as
+    one colour over a range it does not fill, :func:`rayzer.infer.outputs.depth_display_range`)."""
+    near, far = depth_display_range(depth)
+    return f"{name} depth\n(inverse, near = red)\nred {near:.3g}, blue {far:.3g}"
+
+
 def depth_picture(depth: Tensor) -> Tensor:
     """(N, 1, H, W) depth → (N, 3, H, W) float turbo picture of inverse depth (one range)."""
     return torch.from_numpy(depth_to_rgb(depth)).permute(0, 3, 1, 2).float() / 255
@@ -308,7 +316,7 @@ def depth_grid(scene: SceneOutputs, name: str) -> np.ndarray:
     s = scene.sample
     rows = [
         ("inputs", s.images[s.input_index]),
-        (f"{name} depth\n(inverse, near = red)", depth_picture(scene.depth)),
+        (depth_label(name, scene.depth), depth_picture(scene.depth)),
     ]
     title = f"{s.name}: {name}'s depth of the input views (camera z, its own scale)"
     return scene_grid([(label, _enlarge(x)) for label, x in rows], title=title)
