@@ -214,6 +214,12 @@ def test_demo_cli_says_which_model_made_which_output(
     lines = stdout.splitlines()
     assert lines[1].startswith("  RayZer (checkpoint): images/, cameras.json")
     assert lines[2].startswith("  E-RayZer (bundled explicit): explicit/ (depth maps: depth/")
+    # its rotation error beside the identity's, as the RayZer line has it
+    pose = json.loads((out / "summary.json").read_text())["explicit"]["pose"]
+    assert lines[2].endswith(
+        f"median rotation error {pose['rot_err_deg_median']:.1f} deg "
+        f"(identity {pose['identity_rot_err_deg_median']:.1f} deg)"
+    )
     assert "[6/7] bundled explicit-3D model: cameras, renders, depth, Gaussians" in err
     assert "note:" not in stdout
 

@@ -112,7 +112,8 @@ def made_by_lines(s: dict) -> list[str]:
             f"  {_model_label(extra['model'])}: {extra['folder']}/ (depth maps: depth/, "
             f"depth_grid.png; Gaussians: gaussians.ply, novel_views.mp4; points.ply; its own "
             f"cameras and renders) — PSNR {_num(extra['psnr'])} dB, median rotation error "
-            f"{_num(pose['rot_err_deg_median'], 1)} deg"
+            f"{_num(pose['rot_err_deg_median'], 1)} deg (identity "
+            f"{_num(pose['identity_rot_err_deg_median'], 1)} deg)"
         )
     elif not (s["model"]["outputs_depth"] or s["model"]["outputs_gaussians"]):
         lines.append(f"note: {s['notes']['depth_gaussians']}")
