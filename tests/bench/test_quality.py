@@ -345,6 +345,7 @@ def test_bench_quality_evaluates_any_list_of_runs(tmp_path, explicit_runs, capsy
         f"{split['balanced_rot_err_deg_median']:.2f}",
     ]
     assert even["identity_pose"]["by_turn"]["balanced_rot_err_deg_median"] > 0
+    assert "Turn + / −: the rotation median over the pairs of the scenes" in md
     # the runs must share their data settings
     capsys.readouterr()
     small = tmp_path / "small"

@@ -72,6 +72,10 @@ def _turn_cells(split: dict[str, Any] | None) -> list[str]:
     return [sides, _fmt(split.get("balanced_rot_err_deg_median"))]
 
 
+def _has_by_turn(result: dict[str, Any]) -> bool:
+    return any(res["identity_pose"].get("by_turn") for res in result["results"].values())
+
+
 def method_rows(res: dict[str, Any], training: dict[str, Any], methods: list[str]) -> list[str]:
     """One protocol's main table: one row per method (then the identity-pose reference);
     "—" where a method cannot output a number. The by-turn columns (:mod:`rayzer.eval.turns`)
@@ -222,7 +226,15 @@ def to_markdown(result: dict[str, Any]) -> str:
         "error); AUC@5/20/30 in the JSON). Depth: z-depth of the input views against the exact "
         "synthetic depth, AbsRel and δ<1.25 after per-image median scaling. Focal: |f − f_true| "
         "/ f_true of fx/W. s/step: median training step time; steps: training steps of the "
-        "evaluated checkpoint. — = the method cannot output it.",
+        "evaluated checkpoint. — = the method cannot output it."
+        + (
+            " Turn + / −: the rotation median over the pairs of the scenes whose true cameras "
+            "turn that way (about the camera's y axis; balanced = the mean of the two): a model "
+            "that predicts the commoner turn without reading the images is exact on one side "
+            "and worse than the identity on the other."
+            if _has_by_turn(result)
+            else ""
+        ),
         "",
         results_table(result["results"], result["training"], methods),
         "",
