@@ -82,7 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="refine the predicted cameras by photometric bundle adjustment on the model's depth "
         "(STEPS iterations, e.g. 150; models with depth only); summary.json gets before/after "
         "figures; after --init-cameras matches only the views the matches did not register "
-        "move",
+        "move. The cameras only: the Gaussians are moved along, not fitted; add --fit STEPS "
+        "for them (e.g. --refine 150 --fit 100 --fit-size 128)",
     )
     p.add_argument(
         "--fit",
