@@ -98,6 +98,15 @@ class MatchConfig:
         min_points: a view needs this many triangulated points to get a translation.
         ba_loss / ba_scale_px: robust loss of the bundle adjustment and its scale (photo px).
         ba_max_evals: function evaluations of each of the two bundle-adjustment passes.
+        ba_lsmr_tol: tolerance (``atol`` = ``btol``) of the LSMR solve in each step of the
+            bundle adjustment (None: SciPy's default, 1e-6). At 1e-6 the steps are inexact
+            along the flat focal-depth direction and the adjustment stops (evaluation limit or
+            ``ftol``) short of its minimum, where it started (fox 20-27: from 79.5 px it ends
+            at 81.0, from 81.5 at 81.5); at 1e-10 it converges in 3-17 evaluations, at more CPU
+            per step. Off by default: converged, fox 20-27 comes closer to the scene's cameras
+            (0.155 -> 0.125 deg) but fox 39-46 and two temple windows move away from them
+            (0.076 -> 0.172 deg, pycolmap's 0.168; 0.83 -> 1.02 deg)
+            (``experiments/issue19_refinement/matches_precision``).
         outlier_px: observations reprojecting further than this after the first pass are
             dropped before the second.
         max_pair_residual_deg: pairs whose relative rotation disagrees with the averaged
@@ -131,6 +140,7 @@ class MatchConfig:
     ba_loss: str = "soft_l1"
     ba_scale_px: float = 1.5
     ba_max_evals: int = 50
+    ba_lsmr_tol: float | None = None
     outlier_px: float = 4.0
     max_pair_residual_deg: float = 5.0
     min_views: int = 3
@@ -539,6 +549,9 @@ def _bundle_adjust(
         x_scale="jac",
         max_nfev=cfg.ba_max_evals,
         ftol=1e-6,
+        tr_options={}
+        if cfg.ba_lsmr_tol is None
+        else {"atol": cfg.ba_lsmr_tol, "btol": cfg.ba_lsmr_tol},
     )
     R, t, f, X = unpack(sol.x)
     for v in free:
