@@ -81,6 +81,11 @@ if __name__ == "__main__":
                 "mean_reproj_px": rec.compute_mean_reprojection_error(),
                 "w": cam.width,
                 "h": cam.height,
+                # observations per point, 2, 3, ... (guided_probe.py's "lengths_2_up")
+                "track_lengths_2_up": np.bincount(
+                    [p.track.length() for p in rec.points3D.values()], minlength=9
+                )[2:].tolist(),
+                "keypoints": [len(im.points2D) for im in rec.images.values()],
             }
         )
     )
