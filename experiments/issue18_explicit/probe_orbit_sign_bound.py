@@ -7,7 +7,8 @@ motion for one sign and its mirror image for the other. This scores that bound o
 held-out ``even`` set: the true relative poses where the scene turns one way, and the mirrored
 ones (``M·T·M``, M = diag(−1, 1, 1, 1): the rotation about the camera's vertical axis and the
 sideways translation reversed) where it turns the other, for either choice of the "known" sign.
-Also prints how many test scenes turn each way. Cameras only (cheap).
+Also prints how many test scenes turn each way (:func:`turn_sign`; a scene that does not turn
+one way, none on orbit, is kept true). Cameras only (cheap).
 
 Usage: python experiments/issue18_explicit/probe_orbit_sign_bound.py [--scenes 32]
 """
@@ -24,6 +25,7 @@ from rayzer.data.clip_sources import synth_config
 from rayzer.eval.novel_view import EvalSample
 from rayzer.eval.poses import pose_report
 from rayzer.eval.synthetic_test_set import synthetic_test_sets
+from rayzer.eval.turns import turn_signs
 from rayzer.geometry import relative_pose_errors, se3_inverse
 
 
@@ -42,12 +44,15 @@ def bench_even_set(data: DataConfig, scenes: int) -> list[EvalSample]:
 
 
 def turn_sign(c2w: torch.Tensor) -> float:
-    """+1 / −1: the sign of the rotation from the first to the last view about the first
-    camera's vertical (y) axis."""
-    rel = se3_inverse(c2w[0]) @ c2w[-1]
-    r = rel[:3, :3]
-    # axis-angle's axis · sin(angle) from the skew part; its y component carries the turn
-    return 1.0 if float(r[0, 2] - r[2, 0]) >= 0 else -1.0
+    """+1 / −1 / 0: the turn direction of one sample's (V, 4, 4) true cameras about the camera's
+    vertical (y) axis, step by step (the library's :func:`rayzer.eval.turns.turn_signs`, which
+    ``rayzer bench quality`` / ``rayzer eval`` split their pose read-outs by; 0: they do not turn
+    one way).
+
+    Until review R1 (after f27d376) this was the sign of the first-to-last rotation alone, which
+    wraps beyond 180°: the bench's even scene 29 turns ~180° over its views, + at every step, and
+    was counted − (20 − / 12 + instead of 19 / 13)."""
+    return float(turn_signs(c2w).item())
 
 
 def mirrored_relatives(c2w: torch.Tensor) -> torch.Tensor:
@@ -65,10 +70,15 @@ def main() -> None:
     samples = bench_even_set(load_config(args.config, []).data, args.scenes)
     gt = torch.stack([s.c2w.double() for s in samples])
     signs = [turn_sign(c) for c in gt]
-    out = {"scenes": len(samples), "turn_plus": signs.count(1.0), "turn_minus": signs.count(-1.0)}
+    out = {
+        "scenes": len(samples),
+        "turn_plus": signs.count(1.0),
+        "turn_minus": signs.count(-1.0),
+        "turn_none": signs.count(0.0),  # kept true by the prior below (no direction to mirror)
+    }
     for known in (1.0, -1.0):
         pred = torch.stack(
-            [c if s == known else mirrored_relatives(c) for c, s in zip(gt, signs, strict=True)]
+            [c if s != -known else mirrored_relatives(c) for c, s in zip(gt, signs, strict=True)]
         )
         rep = pose_report(pred, gt)
         out[f"known_sign_{'+' if known > 0 else '-'}"] = {

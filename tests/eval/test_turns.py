@@ -54,6 +54,15 @@ def test_turn_signs_of_orbits_and_of_cameras_that_do_not_turn():
     assert turn_signs(orbit(-40.0, views=6)).item() == 1
 
 
+def test_the_sign_probe_labels_turns_as_the_library_does(sign_probe, orbit_even):
+    """probe_orbit_sign_bound's sign (its prior, probe_pose_only's by-turn read-out) is the
+    library's: first vs last view alone wrapped past 180° and mislabelled the even set's scene
+    29 (about 180° in all, + at every step)."""
+    assert [sign_probe.turn_sign(c) for c in orbit_even] == turn_signs(orbit_even).tolist()
+    assert sign_probe.turn_sign(orbit(-40.0, views=6)) == 1.0  # 200° in all
+    assert sign_probe.turn_sign(orbit(0.0)) == 0.0
+
+
 def test_by_turn_is_absent_without_a_turn_and_balanced_only_with_both():
     rot, trans = torch.tensor([1.0, 2.0, 3.0, 10.0]), torch.tensor([5.0, 6.0, 7.0, 8.0])
     assert by_turn(rot, trans, torch.zeros(4, dtype=torch.long)) is None
@@ -70,8 +79,8 @@ def test_the_content_free_direction_prior_fails_the_balanced_read_out(sign_probe
     mirror image (true magnitude, other direction) elsewhere."""
     signs = turn_signs(orbit_even)
     assert (signs != 0).all()  # every orbit test scene turns one way
-    assert (signs == -1).sum().item() == 19  # (the probe's first-vs-last sign says 20: one
-    # scene turns ~180° over its views, where first vs last wraps to the other side)
+    assert (signs == -1).sum().item() == 19  # (first vs last view alone says 20: scene 29
+    # turns ~180° over its views, where first vs last wraps to the other side)
     # the probe's own construction (its "known_sign_-" head), with its own sign
     prior = torch.stack(
         [
@@ -84,8 +93,8 @@ def test_the_content_free_direction_prior_fails_the_balanced_read_out(sign_probe
     assert pose["rot_err_deg_median"] == pytest.approx(0.0, abs=1e-6)  # the gamed median
     split = pose["by_turn"]
     assert split["minus"]["rot_err_deg_median"] == pytest.approx(0.0, abs=1e-6)
-    # measured: + 73.70° (worse than predicting no motion there, 44.12°), − 0.00°, balanced
-    # 36.85° (identity's 47.96°: mirrored motions beyond 90° saturate, so compare each side)
+    # measured: + 84.04° (worse than predicting no motion there, 44.12°), − 0.00°, balanced
+    # 42.02° (identity's 47.96°: mirrored motions beyond 90° saturate, so compare each side)
     ident = torch.eye(4, dtype=orbit_even.dtype).expand_as(orbit_even)
     no_motion = camera_report(ident, orbit_even, canonical)["pose"]["by_turn"]
     assert split["plus"]["rot_err_deg_median"] > no_motion["plus"]["rot_err_deg_median"] + 20.0
