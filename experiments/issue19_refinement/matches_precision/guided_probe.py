@@ -8,7 +8,7 @@ python guided_probe.py WIN F_MODEL_PX [band:ratio[:consistent[:min_len]] ...]
 consistent 1: the guided tracks refuse a match that would meet a view twice (0: such tracks
 dropped whole, as the library); min_len: tracks with fewer views left out of the second solve.
 Band 0: a control, the first solve's own tracks solved again the same way (two more
-bundle-adjustment passes from its cameras). Rows appended to guided.jsonl.
+bundle-adjustment passes from its cameras). Rows appended to guided.jsonl in probe.out_dir().
 ROOTSIFT=1 in the environment: every descriptor as RootSIFT (L1-normalised, square root:
 COLMAP's default) before any matching, first solve included.
 """
@@ -17,27 +17,16 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import torch
 
-sys.path.insert(0, ".")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from guided import Tracks, guided_solve, keypoints_near_projections, resolve, track_figures
-from probe import HW, PYC, load, med_rot
+from probe import HW, PYC, append_row, cams, load, med_rot
 
 import rayzer.refine.matched_cameras as mc
 from rayzer.refine.pair_geometry import detect_features, match_pairs, pair_poses
-
-
-def cams(sol, v):
-    C = torch.eye(4, dtype=torch.float64).expand(v, 4, 4).clone()
-    reg = [k for k in range(v) if sol.registered is not None and sol.registered[k]]
-    for k in reg:
-        w2c = torch.eye(4, dtype=torch.float64)
-        w2c[:3, :3] = torch.from_numpy(sol.rec.R[k])
-        w2c[:3, 3] = torch.from_numpy(sol.rec.t[k])
-        C[k] = torch.linalg.inv(w2c)
-    return C, reg
 
 
 def row(name, sol, cpu, extra):
@@ -57,8 +46,7 @@ def row(name, sol, cpu, extra):
     if pv and all(k in reg for k in pv):
         out["on_pyc"] = med_rot(C, gt, pv)
     print(json.dumps(out), flush=True)
-    with open("guided.jsonl", "a") as fh:
-        fh.write(json.dumps(out) + "\n")
+    append_row("guided.jsonl", out)
 
 
 win, fm = sys.argv[1], float(sys.argv[2])

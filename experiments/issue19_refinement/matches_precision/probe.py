@@ -1,6 +1,7 @@
 """Probe the matched cameras' precision against pycolmap, one change at a time.
 
-python probe.py VARIANT [--windows fox:20,temple:0,...] ; results appended to results.jsonl
+python probe.py VARIANT [--windows fox:20,temple:0,...] ; results appended to results.jsonl in
+out_dir(). Also the shared helpers of this folder's scripts (load, med_rot, cams, out_dir).
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +22,7 @@ from rayzer.data.images import cover_box
 from rayzer.data.scene_folder import read_scene_folder
 from rayzer.geometry.pose_metrics import relative_pose_errors
 
+HERE = Path(__file__).resolve().parent
 DATA = Path("/work/shared/data/real")
 SCENES = {
     "fox": "fox_instantngp",
@@ -40,7 +44,7 @@ ALL = [
     "lego:61",
 ]
 # pycolmap's registered views (positions in the window), from erayzer-4windows
-PYC = json.loads(Path("pyc_views.json").read_text())
+PYC = json.loads((HERE / "pyc_views.json").read_text())
 PRIOR = 84.937  # the E-RayZer prior, model px (64 px image)
 HW = (64, 64)
 
@@ -55,6 +59,36 @@ def load(win: str):
     ]
     box = cover_box((photos[0].shape[1], photos[0].shape[0]), HW)
     return photos, box, folder.c2w.double(), folder
+
+
+def out_dir() -> Path:
+    """Where this folder's scripts write (rows appended to results.jsonl / guided.jsonl,
+    pycolmap's cameras ``pyc_*.pt`` and its work folders): ``$MATCHES_PRECISION_OUT``, by default
+    ``matches_precision`` in the system's temporary directory; never the repository, whatever
+    the working directory (the committed .jsonl files are copies of such rows)."""
+    default = Path(tempfile.gettempdir()) / "matches_precision"
+    out = Path(os.environ.get("MATCHES_PRECISION_OUT") or default)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def append_row(name: str, row: dict) -> None:
+    """Append ``row`` as one JSON line to ``out_dir() / name``."""
+    with open(out_dir() / name, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def cams(sol, v: int) -> tuple[torch.Tensor, list[int]]:
+    """Camera-to-world ``(v, 4, 4)`` float64 of a ``matched_cameras`` solution (identity where
+    a view is not registered) and the registered views."""
+    C = torch.eye(4, dtype=torch.float64).expand(v, 4, 4).clone()
+    reg = [k for k in range(v) if sol.registered is not None and sol.registered[k]]
+    for k in reg:
+        w2c = torch.eye(4, dtype=torch.float64)
+        w2c[:3, :3] = torch.from_numpy(sol.rec.R[k])
+        w2c[:3, 3] = torch.from_numpy(sol.rec.t[k])
+        C[k] = torch.linalg.inv(w2c)
+    return C, reg
 
 
 def med_rot(c2w, gt, views):
@@ -114,14 +148,7 @@ def run(win: str, name: str, extra: dict):
         out["on_pyc"] = med_rot(res.c2w, gt, common) if common == pv else None
     if BASE and BASE[-1].rec is not None and BASE[-1].registered is not None:
         b = BASE[-1]
-        breg = [k for k in range(v) if b.registered[k]]
-        # the base cameras: w2c R, t of the registered views
-        C = torch.eye(4, dtype=torch.float64).expand(v, 4, 4).clone()
-        for k in breg:
-            w2c = torch.eye(4, dtype=torch.float64)
-            w2c[:3, :3] = torch.from_numpy(b.rec.R[k])
-            w2c[:3, 3] = torch.from_numpy(b.rec.t[k])
-            C[k] = torch.linalg.inv(w2c)
+        C, breg = cams(b, v)  # the base cameras
         out["base_registered"] = breg
         out["base_all"] = med_rot(C, gt, breg)
         out["base_focal"] = b.rec.f / rep.get("photo_px_per_model_px", 1)
@@ -146,15 +173,13 @@ def main():
     for win in a.windows.split(","):
         out = run(win, a.variant, extra)
         out["tag"] = a.tag
-        line = json.dumps(out)
         print(
             f"{a.variant}{a.tag} {win:9s} reg={len(out['registered'])} all={out['all']} "
             f"onpyc={out.get('on_pyc')} f={out['focal_start']}->{out['focal']} "
             f"planar={out['planar']} pts={out['points']} cpu={out['cpu_s']} | base reg={out.get('base_registered')} all={out.get('base_all')} onpyc={out.get('base_on_pyc')}",
             flush=True,
         )
-        with open("results.jsonl", "a") as fh:
-            fh.write(line + "\n")
+        append_row("results.jsonl", out)
 
 
 _orig_search = mc._search_focal

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, ".")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pycolmap
-from probe import DATA, SCENES, load, med_rot
+from probe import DATA, SCENES, load, med_rot, out_dir
 
 from rayzer.data.formats.colmap import _cam_from_world
 
@@ -22,7 +22,9 @@ if __name__ == "__main__":
     _, _, gt, _ = load(win)
     doc = json.loads((DATA / SCENES[scene] / "cameras.json").read_text())
     names = [doc["frames"][k]["file"] for k in frames]
-    work = Path(tempfile.mkdtemp(dir="."))
+    # pycolmap's database, image links and model: a temporary folder, removed at the end
+    tmp = tempfile.TemporaryDirectory(dir=out_dir())
+    work = Path(tmp.name)
     (work / "images").mkdir()
     for n in names:
         (work / "images" / Path(n).name).symlink_to(DATA / SCENES[scene] / n)
@@ -89,4 +91,5 @@ if __name__ == "__main__":
             }
         )
     )
-    torch.save({"c2w": C, "reg": reg}, f"pyc_{win.replace(':', '_')}_{model}.pt")
+    torch.save({"c2w": C, "reg": reg}, out_dir() / f"pyc_{win.replace(':', '_')}_{model}.pt")
+    tmp.cleanup()

@@ -4,27 +4,16 @@ reconstruction. python solve_probe.py WIN F_MODEL_PX [key=value ...]"""
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, ".")
-from probe import HW, PYC, load, med_rot
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe import HW, PYC, append_row, cams, load, med_rot, out_dir
 
 import rayzer.refine.matched_cameras as mc
 from rayzer.refine.pair_geometry import detect_features, match_pairs, pair_poses
-
-
-def cams(sol, v):
-    C = torch.eye(4, dtype=torch.float64).expand(v, 4, 4).clone()
-    reg = [k for k in range(v) if sol.registered is not None and sol.registered[k]]
-    for k in reg:
-        w2c = torch.eye(4, dtype=torch.float64)
-        w2c[:3, :3] = torch.from_numpy(sol.rec.R[k])
-        w2c[:3, 3] = torch.from_numpy(sol.rec.t[k])
-        C[k] = torch.linalg.inv(w2c)
-    return C, reg
-
 
 win = sys.argv[1]
 fm = float(sys.argv[2])
@@ -70,11 +59,10 @@ pv = PYC.get(win)
 if pv and all(k in reg for k in pv):
     out["on_pyc"] = med_rot(C, gt, pv)
 try:
-    P = torch.load(f"pyc_{win.replace(':', '_')}_SIMPLE_RADIAL.pt")
+    P = torch.load(out_dir() / f"pyc_{win.replace(':', '_')}_SIMPLE_RADIAL.pt")
     com = [k for k in P["reg"] if k in reg]
     out["vs_pyc"] = med_rot(C, P["c2w"], com)
 except FileNotFoundError:
     pass
 print(json.dumps(out), flush=True)
-with open("results.jsonl", "a") as fh:
-    fh.write(json.dumps(out) + "\n")
+append_row("results.jsonl", out)

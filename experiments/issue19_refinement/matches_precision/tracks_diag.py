@@ -1,9 +1,10 @@
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, ".")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from probe import HW, load
 
 import rayzer.refine.matched_cameras as mc
