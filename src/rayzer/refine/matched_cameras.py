@@ -105,7 +105,7 @@ class MatchConfig:
             at 81.0, from 81.5 at 81.5); at 1e-10 it converges in 3-17 evaluations, at more CPU
             per step. Off by default: converged, fox 20-27 comes closer to the scene's cameras
             (0.155 -> 0.125 deg) but fox 39-46 and two temple windows move away from them
-            (0.076 -> 0.172 deg, pycolmap's 0.168; 0.83 -> 1.02 deg)
+            (0.076 -> 0.172 deg, pycolmap's 0.168; 0.83 / 0.82 -> 1.02 deg)
             (``experiments/issue19_refinement/matches_precision``).
         outlier_px: observations reprojecting further than this after the first pass are
             dropped before the second.
