@@ -79,7 +79,7 @@ def _has_by_turn(result: dict[str, Any]) -> bool:
 def method_rows(res: dict[str, Any], training: dict[str, Any], methods: list[str]) -> list[str]:
     """One protocol's main table: one row per method (then the identity-pose reference);
     "—" where a method cannot output a number. The by-turn columns (:mod:`rayzer.eval.turns`)
-    only where the test set's cameras turn one way (orbits)."""
+    only where the test set's cameras turn one way (orbits, most walks)."""
     ident = res["identity_pose"]
     by_turn = ident.get("by_turn") is not None or any(
         _get(res["pose"].get(m), "by_turn") for m in methods

@@ -61,11 +61,12 @@ POSE_DEFINITIONS = {
     "focal_rel_err": "|f_pred - f_true| / f_true with f = fx / W of the evaluated images (the "
     "model predicts one focal per sample; f_true = mean over the sample's views)",
     "by_turn": "only where some samples' true cameras turn one way (every consecutive view "
-    "turns the same way about the camera's vertical y axis, >= 5 degrees in all: orbits): the "
-    "rotation / translation-direction error medians over the pairs of the samples turning + "
-    "(about +y) and - , and balanced_* = the mean of the two medians. A model that predicts "
-    "the commoner turn without reading the images scores a low plain median but is off by "
-    "about twice the motion on the other side (rayzer.eval.turns)",
+    "turns the same way about the camera's vertical y axis, >= 5 degrees in all: orbits, most "
+    "walks): the rotation / translation-direction error medians over the pairs of the samples "
+    "turning + (about +y) and - , and balanced_* = the mean of the two medians. A model that "
+    "predicts the commoner turn without reading the images scores a low plain median but is "
+    "off by about twice the motion on the other side, worse there than the identity; compare "
+    "each side with the identity's (rayzer.eval.turns)",
 }
 
 
