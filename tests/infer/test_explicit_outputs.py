@@ -123,3 +123,19 @@ def test_depth_pngs_state_their_colour_range(tmp_path: Path):
     text = Image.open(tmp_path / "a.png").text["rayzer:depth_colours"]
     assert text.startswith("turbo colours linear in 1/depth: red = depth 8.")
     assert "blue = depth 12.3" in text
+
+
+def test_the_flattest_synthetic_scene_keeps_its_own_colour_range():
+    """The floor must not touch real structure: the exact depth of the flattest synthetic test
+    scene (the walk ``even`` set's synth_walk_1000005, input views: far / near 1.574, the
+    lowest of the 64 orbit and walk scenes) keeps its percentile range and full colour map."""
+    from rayzer.data.synthetic import SynthConfig, render_clip
+    from rayzer.infer.outputs import depth_display_range
+
+    clip = render_clip(1000005, SynthConfig("walk", frames=24, height=64, width=64), [0, 7, 16, 23])
+    depth = clip.depth[:, None]  # (4, 1, 64, 64)
+    near, far = depth_display_range(depth)
+    assert far / near == pytest.approx(1.574, abs=1e-3)
+    assert near == pytest.approx(torch.quantile(depth.flatten(), 0.02).item())
+    pos = _turbo_positions(depth_to_rgb(depth))
+    assert pos.max() - pos.min() > 0.95 * 255
