@@ -59,12 +59,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from probe_orbit_sign_bound import bench_even_set, turn_sign  # the sibling (run by its path)
+from probe_orbit_sign_bound import bench_even_set  # the sibling (run by its path)
 from torch import Tensor
 
 from rayzer.config import load_config
 from rayzer.data.stream import make_loader
 from rayzer.eval.novel_view import camera_report
+from rayzer.eval.turns import turn_signs
 from rayzer.geometry import relative_pose_errors
 from rayzer.models.base import CameraPrediction
 from rayzer.models.pose_teacher_loss import batch_pose_teacher_terms
@@ -196,9 +197,9 @@ def _predict(
 @torch.no_grad()
 def held_out(model: torch.nn.Module, samples: list, batch_size: int = 8) -> dict[str, Any]:
     """Camera report of ``predict_cameras`` of all views of the test samples, plus the rotation
-    median per turn direction of the orbit (``probe_orbit_sign_bound.py``: a head that ignores
-    the direction of motion does well on one group only) and the same report on still inputs
-    (:func:`_predict`)."""
+    median per turn direction of the orbit (the report's ``by_turn``, :mod:`rayzer.eval.turns`:
+    a head that ignores the direction of motion does well on one group only) and the same report
+    on still inputs (:func:`_predict`)."""
     was = model.training
     model.eval()
     try:
@@ -209,11 +210,10 @@ def held_out(model: torch.nn.Module, samples: list, batch_size: int = 8) -> dict
     gt = torch.stack([s.c2w for s in samples])
     rep = camera_report(pred, gt, canonical)
     pose, col = rep["pose"], rep["collapse"]
-    signs = torch.tensor([turn_sign(c.double()) for c in gt])
-    rot = relative_pose_errors(pred.double(), gt.double())["rot_deg"]  # (S, P)
+    signs = turn_signs(gt.double())  # (S,) the split camera_report's by_turn uses
+    split = pose.get("by_turn") or {}
     by_turn = {
-        name: rot[signs == sign].median().item() if bool((signs == sign).any()) else None
-        for name, sign in (("plus", 1.0), ("minus", -1.0))
+        side: (split.get(side) or {}).get("rot_err_deg_median") for side in ("plus", "minus")
     }
     still_pose = camera_report(still, gt, canonical)["pose"]
     return {

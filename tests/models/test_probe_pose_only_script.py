@@ -83,6 +83,10 @@ def test_the_held_out_report_is_the_bench_evaluations(probe, kind):
     assert got["rot_med"] == pytest.approx(bench["pose"]["rot_err_deg_median"], abs=1e-9)
     assert got["trans_med"] == pytest.approx(bench["pose"]["trans_dir_err_deg_median"], abs=1e-9)
     assert got["rpa"] == bench["pose"]["rpa"]
+    split = bench["pose"]["by_turn"]  # the bench's split by true turn direction, both sides
+    assert got["rot_med_by_turn"] == {s: split[s]["rot_err_deg_median"] for s in ("plus", "minus")}
+    per_scene = samples[0].c2w.shape[0] * (samples[0].c2w.shape[0] - 1) // 2  # pairs
+    assert got["turns"] == {s: split[s]["pairs"] // per_scene for s in ("plus", "minus")}
     collapse = bench["collapse"]
     assert got["spread_deg"] == pytest.approx(collapse["noncanonical_spread_deg_median"], abs=1e-9)
     assert got["rot_to_canonical_deg"] == pytest.approx(
