@@ -2,14 +2,15 @@
 held-out rotation / translation-direction medians at fixed steps, and the training batches'
 rotation against identity's over windows of steps. Prints Markdown and writes summary.md/json.
 
-Usage: python experiments/issue18_explicit/summarize_pose_only.py [DIR]
+Usage: python experiments/issue18_explicit/summarize_pose_only.py [DIR] [--steps 100,300,...]
+[--window 200]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,30 @@ def windows(rows: list[dict[str, Any]], size: int = 200) -> list[dict[str, Any]]
     return out
 
 
-def main(folder: Path) -> None:
+def plot_curves(arms: list[tuple[str, dict[str, Any]]], identity: float | None, out: Path) -> None:
+    """Held-out median rotation error against the step, every arm on one axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, r in arms:
+        ax.plot(
+            [e["step"] for e in r["evals"]], [e["rot_med"] for e in r["evals"]], ".-", label=name
+        )
+    if identity is not None:
+        ax.axhline(identity, color="k", ls=":", label="identity cameras")
+    ax.set_xlabel("step (8 samples each)")
+    ax.set_ylabel("held-out median rotation error (°)")
+    ax.set_title("pose branch alone, trained on the true relative poses")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main(folder: Path, steps: tuple[int, ...] = STEPS, window: int = 200) -> None:
     arms = []
     for path in sorted(folder.glob("*.json")):
         if path.name.startswith("summary"):
@@ -55,9 +79,9 @@ def main(folder: Path) -> None:
         arms.append((path.stem, r))
     lines = [
         "| arm | steps | CPU-s/step | skipped | "
-        + " | ".join(f"held-out @{s}: rot / trans" for s in STEPS)
+        + " | ".join(f"held-out @{s}: rot / trans" for s in steps)
         + " | last: rot / trans, RPA@30, spread |",
-        "|---|---|---|---|" + "---|" * len(STEPS) + "---|",
+        "|---|---|---|---|" + "---|" * len(steps) + "---|",
     ]
     identity = None
     summary: dict[str, Any] = {}
@@ -65,7 +89,7 @@ def main(folder: Path) -> None:
         evals = r["evals"]
         identity = evals[0]["identity_rot_med"]
         cells = []
-        for s in STEPS:
+        for s in steps:
             e = at_step(evals, s)
             cells.append("—" if e is None else f"{e['rot_med']:.2f}° / {e['trans_med']:.1f}°")
         last = evals[-1]
@@ -75,9 +99,31 @@ def main(folder: Path) -> None:
             + f" | {last['rot_med']:.2f}° / {last['trans_med']:.1f}°, "
             f"{last['rpa']['@30']:.2f}, {last['spread_deg']:.2f}° |"
         )
-        summary[name] = {"windows": windows(r["train"]), "last_eval": last, "steps": r["steps"]}
+        summary[name] = {
+            "windows": windows(r["train"], window),
+            "last_eval": last,
+            "steps": r["steps"],
+        }
     lines.append("")
     lines.append(f"Identity on the held-out set: {identity:.2f}° rotation.")
+    by_turn = [
+        (n, s["last_eval"]) for n, s in summary.items() if "rot_med_by_turn" in s["last_eval"]
+    ]
+    if by_turn:
+        # The probe's turn split (first vs last view) and the still-input control: a head that
+        # reads the images gains on both turn directions and predicts no motion on still inputs.
+        lines += ["", "Last evaluation by the true turn direction, and on still inputs:", ""]
+        lines.append(
+            "| arm | step | turn + (scenes) | turn − (scenes) | still inputs: rot / trans |"
+        )
+        lines.append("|---|---|---|---|---|")
+        for name, e in by_turn:
+            t, n, still = e["rot_med_by_turn"], e["turns"], e["still_inputs"]
+            lines.append(
+                f"| {name} | {e['step']} | {t['plus']:.2f}° ({n['plus']}) | "
+                f"{t['minus']:.2f}° ({n['minus']}) | "
+                f"{still['rot_med']:.2f}° / {still['trans_med']:.1f}° |"
+            )
     lines.append("")
     lines.append("Training batches (means over windows of the logged steps, every 10th):")
     lines.append("")
@@ -92,6 +138,7 @@ def main(folder: Path) -> None:
                 f"| {name} | {w['steps']} | {w['term']:.3f} | {w['rot']:.2f}° | "
                 f"{w['identity_rot']:.2f}° | {w['rot_gain']:+.2f}° | {w['trans']:.1f}° |"
             )
+    plot_curves(arms, identity, folder / "summary.png")
     text = "\n".join(lines) + "\n"
     (folder / "summary.md").write_text(text)
     (folder / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -99,4 +146,9 @@ def main(folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "experiments/issue18_explicit/pose_only"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", default="experiments/issue18_explicit/pose_only")
+    parser.add_argument("--steps", default=",".join(map(str, STEPS)), help="held-out columns")
+    parser.add_argument("--window", type=int, default=200, help="training-batch window (steps)")
+    args = parser.parse_args()
+    main(Path(args.folder), tuple(int(s) for s in args.steps.split(",")), args.window)
