@@ -1,6 +1,8 @@
 """One table over the ``probe_pose_only.py`` arms (experiments/issue18_explicit/pose_only/*.json):
 held-out rotation / translation-direction medians at fixed steps, and the training batches'
-rotation against identity's over windows of steps. Prints Markdown and writes summary.md/json.
+rotation against identity's over windows of steps; the last evaluation by turn direction and on
+still inputs where the JSONs have them. Prints Markdown and writes summary.md/json, and
+summary.png (every arm's held-out rotation curve).
 
 Usage: python experiments/issue18_explicit/summarize_pose_only.py [DIR] [--steps 100,300,...]
 [--window 200]
@@ -110,9 +112,16 @@ def main(folder: Path, steps: tuple[int, ...] = STEPS, window: int = 200) -> Non
         (n, s["last_eval"]) for n, s in summary.items() if "rot_med_by_turn" in s["last_eval"]
     ]
     if by_turn:
-        # The probe's turn split (first vs last view) and the still-input control: a head that
-        # reads the images gains on both turn directions and predicts no motion on still inputs.
-        lines += ["", "Last evaluation by the true turn direction, and on still inputs:", ""]
+        # The turn split the probe recorded and the still-input control: a head that reads the
+        # images gains on both turn directions and predicts no motion on still inputs. The split
+        # depends on the probe's tree (f08802b), so the table says which one its counts are.
+        lines += [
+            "",
+            "Last evaluation by the true turn direction, and on still inputs. The split is the "
+            "one the probe recorded: before f08802b first vs last view (on the `even` set "
+            "12 + / 20 −, scene 29 counted −), since then `rayzer.eval.turns` (13 + / 19 −).",
+            "",
+        ]
         lines.append(
             "| arm | step | turn + (scenes) | turn − (scenes) | still inputs: rot / trans |"
         )
