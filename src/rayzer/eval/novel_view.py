@@ -39,7 +39,6 @@ from tqdm.auto import tqdm
 from rayzer.eval.depth_metrics import median_scaled_depth_errors, summarize_depth
 from rayzer.eval.image_metrics import psnr, ssim
 from rayzer.eval.poses import collapse_diagnostics, pose_report
-from rayzer.eval.turns import turn_report
 from rayzer.geometry import relative_to_canonical
 from rayzer.models import CameraPrediction, CopyNearest, RayModel, mean_of_inputs
 from rayzer.models.views import as_view_index, gather_views
@@ -382,9 +381,6 @@ def camera_report(
         is absent when no sample turns one way.
     """
     pose = pose_report(pred_c2w.double(), gt_c2w.double(), pred_focal, gt_focal)
-    split = turn_report(pred_c2w.double(), gt_c2w.double())
-    if split is not None:
-        pose["by_turn"] = split
     collapse = collapse_diagnostics(pred_c2w.double(), canonical)
     truth = collapse_diagnostics(relative_to_canonical(gt_c2w.double(), canonical), canonical)
     collapse["gt_noncanonical_spread_deg_median"] = truth["noncanonical_spread_deg_median"]

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from rayzer.eval.camera_metrics import relative_pose_accuracy
+from rayzer.eval.turns import by_turn, pair_turns
 from rayzer.geometry import (
     accuracy_at,
     pose_auc,
@@ -36,7 +37,10 @@ def pose_report(
         rotation / translation-direction error medians (degrees), accuracy under 5/10/15°,
         AUC@5/10/20/30 of max(rot, trans), E-RayZer's RPA@5/15/30
         (:func:`rayzer.eval.camera_metrics.relative_pose_accuracy`), the identity-pose baseline (error of predicting no
-        motion at all), and focal statistics when given.
+        motion at all), focal statistics when given, and ``by_turn`` where the true cameras
+        turn one way (:func:`rayzer.eval.turns.by_turn`: the pairs split by that direction,
+        read-outs a model that predicts the commoner turn without reading the images cannot
+        game; absent when no sample turns one way).
     """
     err = relative_pose_errors(pred_c2w, gt_c2w)
     rot, trans = err["rot_deg"].flatten(), err["trans_deg"].flatten()
@@ -61,6 +65,9 @@ def pose_report(
         report["focal_pred_std"] = pred_focal.std().item() if pred_focal.numel() > 1 else 0.0
         report["focal_true_mean"] = gt_focal.mean().item()
         report["focal_rel_err_median"] = ((pred_focal - gt_focal).abs() / gt_focal).median().item()
+    split = by_turn(rot, trans, pair_turns(gt_c2w).flatten())
+    if split is not None:
+        report["by_turn"] = split
     return report
 
 
