@@ -2,11 +2,14 @@
 # The orbit side-by-side table (issue 18 item 6), as it was run for quality.{json,md,png}:
 # four runs of 30 process-CPU minutes each (1 thread), trained from tree TREE's src/ + configs/
 # (git archive, through PYTHONPATH, so edits in the working tree do not leak into a run), then
-# `rayzer bench quality --runs …` from tree BENCH_TREE. README.md says which trees and why
-# each train.steps was chosen.
+# `rayzer bench quality --runs …` from tree BENCH_TREE. README.md says which trees and why each
+# train.steps was chosen.
 #
-# Usage: docs/benchmarks/side-by-side-orbit/run.sh TREE BENCH_TREE [RUNS_DIR]
+# Usage: [FAMILY=walk] docs/benchmarks/side-by-side-orbit/run.sh TREE BENCH_TREE [RUNS_DIR]
+# FAMILY (default orbit) picks the synthetic family the four train and are scored on; the results
+# go to docs/benchmarks/side-by-side-$FAMILY.
 set -euo pipefail
+FAMILY=${FAMILY:-orbit}
 TREE=${1:?commit of the training code}
 BENCH_TREE=${2:?commit of the benchmark code}
 R=${3:-/work/runs/sbs2}
@@ -18,7 +21,7 @@ git archive "$BENCH_TREE" src | tar -x -C "$B"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 # What `rayzer bench quality --clock process --minutes 30` passes to every run it trains.
-common=(data.family=orbit train.num_threads=1 train.time_budget_minutes=30
+common=(data.family=$FAMILY train.num_threads=1 train.time_budget_minutes=30
         train.time_budget_clock=process train.keep_last=0)
 # Each recipe's schedule scaled to S steps, S = 1.1 x (1800 CPU s / the measured CPU s per
 # step), so that the budget, not the schedule, stops every run near the schedule's end.
@@ -40,5 +43,5 @@ train lvsm tiny-cpu model.name=lvsm data.low_res_size=32 \
   train.steps=3110 data.curriculum_steps=1672 data.low_res_steps=2585 &
 wait
 
-PYTHONPATH=$B/src nice -n 5 rayzer bench quality --runs rayzer="$R/rayzer" lvsm="$R/lvsm" \
-  erayzer="$R/erayzer" nas3r="$R/nas3r" --out docs/benchmarks/side-by-side-orbit
+PYTHONPATH=$B/src nice -n 5 rayzer bench quality --family "$FAMILY" --runs rayzer="$R/rayzer" lvsm="$R/lvsm" \
+  erayzer="$R/erayzer" nas3r="$R/nas3r" --out "docs/benchmarks/side-by-side-$FAMILY"
