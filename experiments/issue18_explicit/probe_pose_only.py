@@ -114,13 +114,19 @@ class PoseOnlyTrainer(Trainer):
     """The trainer with the loss replaced by the pose-teacher term of the pose branch alone."""
 
     last: dict[str, Tensor] | None = None
+    #: (rotation, translation) weights of the term's two parts; None: the library's sum as is
+    part_weights: tuple[float, float] | None = None
 
     def compute_loss(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         cams = pose_only_cameras(self.model, batch)
         t = batch_pose_teacher_terms(batch, cams.c2w)
         self.last = {"c2w": cams.c2w.detach(), "gt": batch["c2w"]}
+        loss = t["loss"]
+        if self.part_weights is not None:
+            w_rot, w_trans = self.part_weights
+            loss = w_rot * t["rot_loss"] + w_trans * t["trans_loss"]
         terms = {
-            "loss": t["loss"],
+            "loss": loss,
             "teacher": t["loss"].detach(),
             "teacher_rot_deg": t["rot_deg"],
             "teacher_trans_deg": t["trans_deg"],
@@ -351,6 +357,15 @@ def main() -> None:
     ap.add_argument(
         "--no-memo", action="store_true", help="render every sample (the trainer's way, slower)"
     )
+    ap.add_argument(
+        "--part-weights",
+        type=float,
+        nargs=2,
+        metavar=("ROTATION", "TRANSLATION"),
+        default=None,
+        help="variant: weigh the term's rotation and translation parts (default: their sum; "
+        "the logged 'term' stays the unweighted sum)",
+    )
     ap.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = ap.parse_args()
 
@@ -386,6 +401,7 @@ def main() -> None:
         trainer = PoseOnlyTrainer(cfg, run_dir)
     finally:
         loop.build_model = plain_build  # the variant is this trainer's only
+    trainer.part_weights = tuple(args.part_weights) if args.part_weights else None
     model = trainer.model
     n_pose = sum(
         p.numel()
@@ -436,6 +452,7 @@ def main() -> None:
             "pose_branch_parameters": n_pose,
             "memoised_clips": not args.no_memo,
             "view_index_embedding": args.view_embedding,
+            "part_weights": args.part_weights,
             "steps": trainer.step,
             "skipped_updates": trainer.guard.skipped,
             "cpu_s": time.process_time() - cpu0,

@@ -51,6 +51,24 @@ def test_logged_errors_are_the_true_angles():
     assert terms["trans_deg"].item() == pytest.approx(45.0, abs=1e-3)
     expected = math.radians(10.0) + 1 - math.cos(math.radians(45.0))
     assert terms["loss"].item() == pytest.approx(expected, abs=1e-5)
+    assert terms["rot_loss"].item() == pytest.approx(math.radians(10.0), abs=1e-5)
+    assert terms["trans_loss"].item() == pytest.approx(1 - math.cos(math.radians(45.0)), abs=1e-5)
+
+
+def test_the_two_parts_sum_to_the_loss_and_carry_their_own_gradients():
+    teacher = _cameras()
+    valid = torch.tensor([[True, True, False, True]])  # a masked view: parts use the same mask
+    pred = _cameras(seed=1).requires_grad_(True)
+    terms = pose_teacher_terms(pred, teacher, valid)
+    assert torch.allclose(terms["rot_loss"] + terms["trans_loss"], terms["loss"], atol=1e-6)
+    (g_rot,) = torch.autograd.grad(terms["rot_loss"], pred, retain_graph=True)
+    (g_trans,) = torch.autograd.grad(terms["trans_loss"], pred, retain_graph=True)
+    (g_all,) = torch.autograd.grad(terms["loss"], pred)
+    assert torch.allclose(g_rot + g_trans, g_all, atol=1e-6)
+    # rotation reads only the rotation block; the translation part depends on both (the
+    # relative translation is rotated into view a's frame), so only the first is checked
+    assert g_rot[..., :3, 3].abs().max() == 0 and g_rot[..., :3, :3].abs().max() > 0
+    assert g_trans.abs().max() > 0
 
 
 def test_pairs_the_teacher_failed_on_contribute_nothing():

@@ -71,6 +71,25 @@ def test_the_pose_only_cameras_and_term_are_the_training_steps(probe, batch, kin
     assert float(terms["loss"]) > 0.01  # the perturbed head is not the truth
 
 
+def test_part_weights_weigh_the_rotation_and_translation_parts(probe, batch):
+    """--part-weights R T: the loss is R x rotation part + T x translation part; the logged
+    term stays the unweighted sum."""
+    trainer = probe.PoseOnlyTrainer.__new__(probe.PoseOnlyTrainer)
+    trainer.model = moving("erayzer")
+    with torch.no_grad():
+        plain, _ = trainer.compute_loss(batch)
+        trainer.part_weights = (1.0, 0.0)
+        rot_only, _ = trainer.compute_loss(batch)
+        trainer.part_weights = (10.0, 1.0)
+        weighted, _ = trainer.compute_loss(batch)
+    rot = rot_only["loss"]
+    trans = plain["loss"] - rot
+    assert float(rot) > 0.01 and float(trans) > 0.01  # both parts present on this batch
+    torch.testing.assert_close(weighted["loss"], 10 * rot + trans)
+    for terms in (rot_only, weighted):
+        torch.testing.assert_close(terms["teacher"], plain["teacher"], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_held_out_report_is_the_bench_evaluations(probe, kind):
     cfg = load_config("tiny-cpu", ["data.family=orbit", *SMALL_STREAM]).data
