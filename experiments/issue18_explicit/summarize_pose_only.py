@@ -5,7 +5,11 @@ still inputs where the JSONs have them. Prints Markdown and writes summary.md/js
 summary.png (every arm's held-out rotation curve).
 
 Usage: python experiments/issue18_explicit/summarize_pose_only.py [DIR] [--steps 100,300,...]
-[--window 200]
+[--window 200] [--max-step N] [--arm NAME=OTHER.json ...]
+
+``--max-step`` reads every arm only up to step N (an arm trained longer is compared at the steps
+the others reached); ``--arm`` adds an arm from another folder (e.g. the control of an earlier
+run with the same seed, schedule and tree of the pose-only step).
 """
 
 from __future__ import annotations
@@ -70,15 +74,31 @@ def plot_curves(arms: list[tuple[str, dict[str, Any]]], identity: float | None, 
     plt.close(fig)
 
 
-def main(folder: Path, steps: tuple[int, ...] = STEPS, window: int = 200) -> None:
+def truncated(r: dict[str, Any], max_step: int) -> dict[str, Any]:
+    """The arm as it stood at ``max_step``: later evaluations and training rows dropped."""
+    out = dict(r)
+    out["evals"] = [e for e in r["evals"] if e["step"] <= max_step]
+    out["train"] = [t for t in r["train"] if t["step"] <= max_step]
+    out["steps"] = min(r["steps"], max_step)
+    return out
+
+
+def main(
+    folder: Path,
+    steps: tuple[int, ...] = STEPS,
+    window: int = 200,
+    max_step: int | None = None,
+    extra: dict[str, Path] | None = None,
+) -> None:
     arms = []
-    for path in sorted(folder.glob("*.json")):
+    paths = [(p.stem, p) for p in sorted(folder.glob("*.json"))]
+    for name, path in [*(extra or {}).items(), *paths]:
         if path.name.startswith("summary"):
             continue
         r = json.loads(path.read_text())
         if "evals" not in r:  # e.g. orbit_sign_bound.json
             continue
-        arms.append((path.stem, r))
+        arms.append((name, r if max_step is None else truncated(r, max_step)))
     lines = [
         "| arm | steps | CPU-s/step | skipped | "
         + " | ".join(f"held-out @{s}: rot / trans" for s in steps)
@@ -159,5 +179,21 @@ if __name__ == "__main__":
     parser.add_argument("folder", nargs="?", default="experiments/issue18_explicit/pose_only")
     parser.add_argument("--steps", default=",".join(map(str, STEPS)), help="held-out columns")
     parser.add_argument("--window", type=int, default=200, help="training-batch window (steps)")
+    parser.add_argument("--max-step", type=int, default=None, help="read every arm up to here")
+    parser.add_argument(
+        "--arm", action="append", default=[], metavar="NAME=JSON", help="an arm from elsewhere"
+    )
     args = parser.parse_args()
-    main(Path(args.folder), tuple(int(s) for s in args.steps.split(",")), args.window)
+    extra = {}
+    for item in args.arm:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--arm wants NAME=JSON, got {item!r}")
+        extra[name] = Path(path)
+    main(
+        Path(args.folder),
+        tuple(int(s) for s in args.steps.split(",")),
+        args.window,
+        args.max_step,
+        extra,
+    )

@@ -185,3 +185,51 @@ def test_the_probes_held_out_set_is_rayzer_bench_qualitys(probe):
     assert [s.name for s in ours] == [s.name for s in bench]
     for a, b in zip(ours, bench, strict=True):
         assert torch.equal(a.images, b.images) and torch.equal(a.c2w, b.c2w)
+
+
+def _fake_arm(steps: int) -> dict:
+    """A probe JSON with evaluations every 100 steps and training rows every 10."""
+    still = {"rot_med": 48.5, "trans_med": 90.0}
+    evals = [
+        {
+            "step": s,
+            "rot_med": 50.0 - s / 100,
+            "trans_med": 90.0 - s / 100,
+            "identity_rot_med": 48.5,
+            "rpa": {"@30": 0.1},
+            "spread_deg": 1.0,
+            "rot_med_by_turn": {"plus": 40.0, "minus": 50.0},
+            "turns": {"plus": 13, "minus": 19},
+            "still_inputs": still,
+        }
+        for s in range(0, steps + 1, 100)
+    ]
+    train = [
+        {"step": s, "term": 1.0, "rot_med": 20.0, "identity_rot_med": 21.0, "trans_med": 80.0}
+        for s in range(10, steps + 1, 10)
+    ]
+    return {
+        "steps": steps,
+        "cpu_s_per_step": 0.2,
+        "skipped_updates": 0,
+        "evals": evals,
+        "train": train,
+    }
+
+
+def test_summary_reads_arms_up_to_max_step_and_takes_arms_from_elsewhere(tmp_path):
+    summarize = load_script("experiments/issue18_explicit/summarize_pose_only.py")
+    here, elsewhere = tmp_path / "arms", tmp_path / "old"
+    here.mkdir()
+    elsewhere.mkdir()
+    (here / "lever.json").write_text(json.dumps(_fake_arm(300)))
+    (elsewhere / "long.json").write_text(json.dumps(_fake_arm(600)))
+    summarize.main(here, (100, 300), 100, max_step=300, extra={"control": elsewhere / "long.json"})
+    summary = json.loads((here / "summary.json").read_text())
+    assert set(summary) == {"control", "lever"}
+    assert summary["control"]["steps"] == 300  # the 600-step arm read up to 300
+    assert summary["control"]["last_eval"]["step"] == 300
+    assert [w["steps"] for w in summary["control"]["windows"]][-1] == "210–300"
+    table = (here / "summary.md").read_text()
+    assert "| control | 300 |" in table and "| lever | 300 |" in table
+    assert (here / "summary.png").stat().st_size > 0
