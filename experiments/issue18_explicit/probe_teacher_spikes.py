@@ -25,6 +25,7 @@ Usage (1 thread, nice 10; ~0.6 process-CPU s per step)::
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -130,40 +131,44 @@ def run(steps: int, out: Path) -> None:
         Inst._cams = cams
         return cams
 
-    P.pose_only_cameras = keep
-    overrides = [
-        "model.pose_teacher_weight=1.0",
-        "data.clip_pool=256",
-        f"data.pose_teacher={TRUTH}",
-        "train.num_threads=1",
-        "train.image_every=0",
-        "train.ckpt_every=0",
-    ]
-    cfg = load_config("erayzer-tiny-cpu", overrides)
-    run_dir = Path(tempfile.mkdtemp(prefix="k_spike_"))
-    cfg.train.out_dir = str(run_dir)
-    tr = Inst(cfg, run_dir)
-    tr.rows = []
-    memo = P.MemoClips(tr.stream.sources[0])
-    P.check_memo(tr.stream, memo)
-    tr.stream.sources[0].load = memo.load
-    tr.stream.start = 0
-    batches = iter(make_loader(tr.stream, 0, pin_memory=False))
-    c0 = time.process_time()
-    while tr.step < steps:
-        tr.train_step(batches)
-        if tr.step % 20 == 0:
-            r = tr.rows[-1]
-            print(
-                tr.step,
-                f"skipped {tr.guard.skipped} gn {r['grad_norm']:.3g} thr {r['threshold']:.3g} "
-                f"trans {r['norm_trans']:.3g} rot {r['norm_rot']:.3g} tmin {r['tpred_min']:.3g} "
-                f"tmed {r['tpred_median']:.3g} cpu {time.process_time() - c0:.0f}",
-                flush=True,
-            )
-            out.write_text(json.dumps({"rows": tr.rows, "cpu_s": time.process_time() - c0}))
-    out.write_text(json.dumps({"rows": tr.rows, "cpu_s": time.process_time() - c0}))
-    tr.close()
+    P.pose_only_cameras = keep  # undone below: the probe module is shared with the caller
+    run_dir = Path(tempfile.mkdtemp(prefix="k_spike_"))  # the trainer's folder, not an output
+    try:
+        overrides = [
+            "model.pose_teacher_weight=1.0",
+            "data.clip_pool=256",
+            f"data.pose_teacher={TRUTH}",
+            "train.num_threads=1",
+            "train.image_every=0",
+            "train.ckpt_every=0",
+        ]
+        cfg = load_config("erayzer-tiny-cpu", overrides)
+        cfg.train.out_dir = str(run_dir)
+        tr = Inst(cfg, run_dir)
+        tr.rows = []
+        memo = P.MemoClips(tr.stream.sources[0])
+        P.check_memo(tr.stream, memo)
+        tr.stream.sources[0].load = memo.load
+        tr.stream.start = 0
+        batches = iter(make_loader(tr.stream, 0, pin_memory=False))
+        c0 = time.process_time()
+        while tr.step < steps:
+            tr.train_step(batches)
+            if tr.step % 20 == 0:
+                r = tr.rows[-1]
+                print(
+                    tr.step,
+                    f"skipped {tr.guard.skipped} gn {r['grad_norm']:.3g} thr {r['threshold']:.3g} "
+                    f"trans {r['norm_trans']:.3g} rot {r['norm_rot']:.3g} tmin {r['tpred_min']:.3g} "
+                    f"tmed {r['tpred_median']:.3g} cpu {time.process_time() - c0:.0f}",
+                    flush=True,
+                )
+                out.write_text(json.dumps({"rows": tr.rows, "cpu_s": time.process_time() - c0}))
+        out.write_text(json.dumps({"rows": tr.rows, "cpu_s": time.process_time() - c0}))
+        tr.close()
+    finally:
+        P.pose_only_cameras = orig
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def summary(path: Path) -> dict:
