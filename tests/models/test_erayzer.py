@@ -245,3 +245,29 @@ def test_geometry_stays_fp32_under_bf16_autocast():
     assert out.cameras.c2w.dtype == out.cameras.K_norm.dtype == torch.float32
     assert out.scene.means.dtype == out.render.dtype == torch.float32
     assert torch.isfinite(out.render).all() and torch.isfinite(terms["loss"])
+
+
+@pytest.mark.parametrize("views", [2, 3, 5])
+def test_pose_pair_input_reads_each_view_with_its_change_from_the_canonical(views):
+    """pose_pair_input (our lever, default off): the pose patch embedding reads 6 channels,
+    [view ‖ view − canonical], for any view count; the canonical stays at the identity."""
+    assert tiny().pose_patch.proj.in_features == 3 * 8 * 8  # the release's layout by default
+    model = tiny(pose_pair_input=True)
+    assert model.pose_patch.proj.in_features == 6 * 8 * 8
+    with torch.no_grad():  # every weight moves: the fresh heads predict (almost) identity
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    images = torch.rand(1, views, 3, 16, 24)
+    canonical = views // 2
+    cams = model.predict_cameras(images)
+    assert cams.canonical == canonical
+    torch.testing.assert_close(cams.c2w[0, canonical], torch.eye(4), rtol=0, atol=0)
+    # what the patch embedding was given: exactly [view ‖ view − canonical]
+    seen = {}
+    hook = model.pose_patch.register_forward_hook(lambda m, args, out: seen.update(x=args[0]))
+    model.predict_cameras(images)
+    hook.remove()
+    torch.testing.assert_close(seen["x"][:, :, :3], images, rtol=0, atol=0)
+    torch.testing.assert_close(
+        seen["x"][:, :, 3:], images - images[:, canonical : canonical + 1], rtol=0, atol=0
+    )

@@ -110,6 +110,12 @@ class ERayZerConfig(ModelConfig):
         pose_teacher_weight: weight of an extra loss term, our addition: the predicted relative
             poses against a label-free classical teacher's (:mod:`rayzer.models.pose_teacher_loss`;
             needs ``data.pose_teacher``); 0 (default, the paper's recipe): off.
+        pose_pair_input: our addition, default off (the release's pose encoder sees each view
+            alone): the pose branch's patch embedding reads each view's pixels stacked with
+            their difference to the canonical view's (6 channels; the canonical's difference
+            is 0), so a pose token sees how its patch changed before any attention layer has
+            learned to compare views (an experiment lever of issue 18: the supervised pose
+            branch needs ~2500 steps before it reads rotation from the images).
         render_backend: :func:`rayzer.render.rasterize` backend ("auto": gsplat on CUDA when
             installed, the PyTorch tiled rasterizer otherwise).
         grad_checkpointing: recompute transformer blocks in the backward pass.
@@ -141,6 +147,7 @@ class ERayZerConfig(ModelConfig):
     warp_loss_weight: float = 0.0
     epipolar_loss_weight: float = 0.0
     pose_teacher_weight: float = 0.0
+    pose_pair_input: bool = False
     render_backend: str = "auto"
     grad_checkpointing: bool = False
 
@@ -193,7 +200,7 @@ class ERayZer(PixelGaussianModel):
             "grad_checkpointing": cfg.grad_checkpointing,
         }
         # Pose branch.
-        self.pose_patch = PatchEmbed(3, p, d)
+        self.pose_patch = PatchEmbed(6 if cfg.pose_pair_input else 3, p, d)
         self.pose_encoder = ViewTokenEncoder(depth=cfg.pose_depth, **encoder_args)
         self.pose_head = PairwisePoseHead(d, cfg.pose_head_init_std)
         self.focal_head = SoftplusFocalHead(d, cfg.focal_init, cfg.focal_head_init_std)
@@ -230,7 +237,11 @@ class ERayZer(PixelGaussianModel):
         if v < 2:
             raise ValueError(f"E-RayZer needs at least 2 views, got {v}")
         canonical = v // 2
-        enc = self.pose_encoder(self.pose_patch(images), self._grid(h, w))
+        pose_input = images
+        if self.cfg.pose_pair_input:
+            change = images - images[:, canonical : canonical + 1]
+            pose_input = torch.cat((images, change), dim=2)  # (B, V, 6, H, W)
+        enc = self.pose_encoder(self.pose_patch(pose_input), self._grid(h, w))
         # Camera heads in fp32 even under bf16 autocast: rays and Gaussian centres are built
         # from these matrices, and bf16 keeps only ~3 significant digits.
         tokens = enc.camera.float()
