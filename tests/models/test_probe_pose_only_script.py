@@ -85,6 +85,8 @@ def test_part_weights_weigh_the_rotation_and_translation_parts(probe, batch):
     rot = rot_only["loss"]
     trans = plain["loss"] - rot
     assert float(rot) > 0.01 and float(trans) > 0.01  # both parts present on this batch
+    # R weighs the rotation part (the logged mean rotation error, in radians), not the other
+    torch.testing.assert_close(rot, torch.deg2rad(plain["teacher_rot_deg"]))
     torch.testing.assert_close(weighted["loss"], 10 * rot + trans)
     for terms in (rot_only, weighted):
         torch.testing.assert_close(terms["teacher"], plain["teacher"], rtol=0, atol=0)
