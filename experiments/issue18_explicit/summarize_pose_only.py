@@ -90,14 +90,19 @@ def main(
     max_step: int | None = None,
     extra: dict[str, Path] | None = None,
 ) -> None:
-    arms = []
-    paths = [(p.stem, p) for p in sorted(folder.glob("*.json"))]
-    for name, path in [*(extra or {}).items(), *paths]:
-        if path.name.startswith("summary"):
+    arms: list[tuple[str, dict[str, Any]]] = []
+    named = [(name, path, True) for name, path in (extra or {}).items()]
+    found = [(p.stem, p, False) for p in sorted(folder.glob("*.json"))]
+    for name, path, asked in [*named, *found]:
+        if not asked and path.name.startswith("summary"):
             continue
         r = json.loads(path.read_text())
-        if "evals" not in r:  # e.g. orbit_sign_bound.json
+        if "evals" not in r:  # e.g. orbit_sign_bound.json; an arm asked for by name must be one
+            if asked:
+                raise ValueError(f"--arm {name}={path}: not a probe_pose_only JSON (no evals)")
             continue
+        if any(name == n for n, _ in arms):  # summary.json is keyed by name: one would be lost
+            raise ValueError(f"two arms named {name!r} (an --arm and {path}): rename the --arm")
         arms.append((name, r if max_step is None else truncated(r, max_step)))
     lines = [
         "| arm | steps | CPU-s/step | skipped | "
@@ -189,6 +194,8 @@ if __name__ == "__main__":
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             parser.error(f"--arm wants NAME=JSON, got {item!r}")
+        if name in extra:
+            parser.error(f"--arm {name} given twice")
         extra[name] = Path(path)
     main(
         Path(args.folder),

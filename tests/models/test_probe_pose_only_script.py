@@ -235,3 +235,21 @@ def test_summary_reads_arms_up_to_max_step_and_takes_arms_from_elsewhere(tmp_pat
     table = (here / "summary.md").read_text()
     assert "| control | 300 |" in table and "| lever | 300 |" in table
     assert (here / "summary.png").stat().st_size > 0
+
+
+def test_summary_refuses_an_arm_name_taken_twice_or_a_named_file_that_is_no_arm(tmp_path):
+    """summary.json is keyed by arm name: an --arm named like an arm of the folder would have
+    silently replaced it there; an --arm file without evaluations would have been skipped."""
+    summarize = load_script("experiments/issue18_explicit/summarize_pose_only.py")
+    here, elsewhere = tmp_path / "arms", tmp_path / "old"
+    here.mkdir()
+    elsewhere.mkdir()
+    (here / "control.json").write_text(json.dumps(_fake_arm(300)))
+    (elsewhere / "control.json").write_text(json.dumps(_fake_arm(600)))
+    (elsewhere / "bound.json").write_text(json.dumps({"rows": []}))
+    with pytest.raises(ValueError, match="two arms named 'control'"):
+        summarize.main(here, (100,), 100, extra={"control": elsewhere / "control.json"})
+    with pytest.raises(ValueError, match="not a probe_pose_only JSON"):
+        summarize.main(here, (100,), 100, extra={"bound": elsewhere / "bound.json"})
+    summarize.main(here, (100,), 100, extra={"control_6000": elsewhere / "control.json"})
+    assert set(json.loads((here / "summary.json").read_text())) == {"control", "control_6000"}
