@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -219,13 +220,19 @@ def _fake_arm(steps: int) -> dict:
     }
 
 
+def _arm_folders(tmp_path: Path, here: dict, elsewhere: dict) -> tuple[Path, Path]:
+    """The summary's folder and another one, holding the given ``name: JSON`` files."""
+    folders = tmp_path / "arms", tmp_path / "old"
+    for folder, files in zip(folders, (here, elsewhere), strict=True):
+        folder.mkdir()
+        for name, content in files.items():
+            (folder / f"{name}.json").write_text(json.dumps(content))
+    return folders
+
+
 def test_summary_reads_arms_up_to_max_step_and_takes_arms_from_elsewhere(tmp_path):
     summarize = load_script("experiments/issue18_explicit/summarize_pose_only.py")
-    here, elsewhere = tmp_path / "arms", tmp_path / "old"
-    here.mkdir()
-    elsewhere.mkdir()
-    (here / "lever.json").write_text(json.dumps(_fake_arm(300)))
-    (elsewhere / "long.json").write_text(json.dumps(_fake_arm(600)))
+    here, elsewhere = _arm_folders(tmp_path, {"lever": _fake_arm(300)}, {"long": _fake_arm(600)})
     summarize.main(here, (100, 300), 100, max_step=300, extra={"control": elsewhere / "long.json"})
     summary = json.loads((here / "summary.json").read_text())
     assert set(summary) == {"control", "lever"}
@@ -241,12 +248,11 @@ def test_summary_refuses_an_arm_name_taken_twice_or_a_named_file_that_is_no_arm(
     """summary.json is keyed by arm name: an --arm named like an arm of the folder would have
     silently replaced it there; an --arm file without evaluations would have been skipped."""
     summarize = load_script("experiments/issue18_explicit/summarize_pose_only.py")
-    here, elsewhere = tmp_path / "arms", tmp_path / "old"
-    here.mkdir()
-    elsewhere.mkdir()
-    (here / "control.json").write_text(json.dumps(_fake_arm(300)))
-    (elsewhere / "control.json").write_text(json.dumps(_fake_arm(600)))
-    (elsewhere / "bound.json").write_text(json.dumps({"rows": []}))
+    here, elsewhere = _arm_folders(
+        tmp_path,
+        {"control": _fake_arm(300)},
+        {"control": _fake_arm(600), "bound": {"rows": []}},  # bound: no evaluations
+    )
     with pytest.raises(ValueError, match="two arms named 'control'"):
         summarize.main(here, (100,), 100, extra={"control": elsewhere / "control.json"})
     with pytest.raises(ValueError, match="not a probe_pose_only JSON"):
