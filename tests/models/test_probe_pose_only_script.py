@@ -140,11 +140,14 @@ def test_the_tree_names_local_changes_of_the_code_not_untracked_files(probe, tmp
     assert probe.git_tree(tmp_path) == f"{head}+dirty"
 
 
-@pytest.mark.parametrize("variant", [[], ["--view-embedding"]])
+@pytest.mark.parametrize(
+    "variant", [[], ["--view-embedding"], ["--part-weights", "1", "0"]], ids=str
+)
 def test_a_run_records_the_tree_it_started_on(probe, tmp_path, monkeypatch, variant):
     """HEAD moves while a long run goes on (other commits): the JSON names the code the run
     imported, taken before training, not the HEAD of its last write. The run leaves the
-    process as it found it (SIGTERM handler, the trainer's model builder, no run folder)."""
+    process as it found it (SIGTERM handler, the trainer's model builder, no run folder).
+    A variant reaches the trainer and the JSON (--part-weights: every step's loss weighs)."""
     with monkeypatch.context() as mp:
         mp.syspath_prepend(str(ROOT / "experiments/issue18_explicit"))
         truth = load_script("experiments/issue18_explicit/build_truth_teacher.py")
@@ -161,13 +164,24 @@ def test_a_run_records_the_tree_it_started_on(probe, tmp_path, monkeypatch, vari
     argv += ["--eval-every", "1", "--log-every", "1", "--eval-scenes", "2", "--out", str(out)]
     argv += [*variant, *tiny, *data, "train.batch_size=2", "train.warmup_steps=1"]
     monkeypatch.setattr(sys, "argv", argv)
+    weights_seen = set()
+    plain_loss = probe.PoseOnlyTrainer.compute_loss
+
+    def compute_loss(trainer, batch):
+        weights_seen.add(trainer.part_weights)
+        return plain_loss(trainer, batch)
+
+    monkeypatch.setattr(probe.PoseOnlyTrainer, "compute_loss", compute_loss)
     handler, build = signal.getsignal(signal.SIGTERM), probe.loop.build_model
     probe.main()
     assert signal.getsignal(signal.SIGTERM) is handler and probe.loop.build_model is build
     result = json.loads(out.with_suffix(".json").read_text())
     assert result["tree"] == "started-on"
     assert result["steps"] == 2 and [e["step"] for e in result["evals"]] == [0, 1, 2]
-    assert result["view_index_embedding"] == bool(variant)
+    assert result["view_index_embedding"] == ("--view-embedding" in variant)
+    weights = (1.0, 0.0) if "--part-weights" in variant else None
+    assert weights_seen == {weights}
+    assert result["part_weights"] == (list(weights) if weights else None)
     assert not list(tmp_path.glob("pose_only_*"))  # the trainer's run folder is removed
 
 
