@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -368,6 +369,9 @@ def main() -> None:
     )
     ap.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = ap.parse_args()
+    weights = args.part_weights or []
+    if any(not math.isfinite(w) or w < 0 for w in weights) or weights == [0.0, 0.0]:
+        ap.error(f"--part-weights wants finite weights >= 0, not both 0; got {weights}")
 
     cpu0 = time.process_time()
     tree = git_tree()  # now: the code this process imports (HEAD moves during a long run)

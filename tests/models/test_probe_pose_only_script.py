@@ -185,6 +185,17 @@ def test_a_run_records_the_tree_it_started_on(probe, tmp_path, monkeypatch, vari
     assert not list(tmp_path.glob("pose_only_*"))  # the trainer's run folder is removed
 
 
+@pytest.mark.parametrize("weights", [["-1", "1"], ["0", "0"], ["nan", "1"], ["1", "inf"]])
+def test_part_weights_must_be_finite_not_negative_and_not_both_zero(
+    probe, monkeypatch, capsys, weights
+):
+    argv = ["probe_pose_only.py", "--teacher", "t.pt", "--out", "o", "--part-weights", *weights]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit):
+        probe.main()
+    assert "--part-weights wants finite weights" in capsys.readouterr().err
+
+
 def test_the_probes_held_out_set_is_rayzer_bench_qualitys(probe):
     """Both probes score ``bench_even_set``: it must be the ``even`` set that ``rayzer bench
     quality`` builds with its defaults (scenes, cameras and images)."""
