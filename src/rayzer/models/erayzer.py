@@ -114,8 +114,8 @@ class ERayZerConfig(ModelConfig):
             alone): the pose branch's patch embedding reads each view's pixels stacked with
             their difference to the canonical view's (6 channels; the canonical's difference
             is 0), so a pose token sees how its patch changed before any attention layer has
-            learned to compare views (an experiment lever of issue 18: the supervised pose
-            branch needs ~2500 steps before it reads rotation from the images).
+            learned to compare views. An experiment (``experiments/issue18_explicit/``), not a
+            recommended setting; off, the layout and checkpoints are the release's.
         render_backend: :func:`rayzer.render.rasterize` backend ("auto": gsplat on CUDA when
             installed, the PyTorch tiled rasterizer otherwise).
         grad_checkpointing: recompute transformer blocks in the backward pass.
