@@ -133,6 +133,7 @@ def run(steps: int, out: Path) -> None:
 
     P.pose_only_cameras = keep  # undone below: the probe module is shared with the caller
     run_dir = Path(tempfile.mkdtemp(prefix="k_spike_"))  # the trainer's folder, not an output
+    tr = None
     try:
         overrides = [
             "model.pose_teacher_weight=1.0",
@@ -165,8 +166,9 @@ def run(steps: int, out: Path) -> None:
                 )
                 out.write_text(json.dumps({"rows": tr.rows, "cpu_s": time.process_time() - c0}))
         out.write_text(json.dumps({"rows": tr.rows, "cpu_s": time.process_time() - c0}))
-        tr.close()
     finally:
+        if tr is not None:  # its logs, before their folder goes
+            tr.close()
         P.pose_only_cameras = orig
         shutil.rmtree(run_dir, ignore_errors=True)
 
