@@ -75,11 +75,14 @@ def plot_curves(arms: list[tuple[str, dict[str, Any]]], identity: float | None, 
 
 
 def truncated(r: dict[str, Any], max_step: int) -> dict[str, Any]:
-    """The arm as it stood at ``max_step``: later evaluations and training rows dropped."""
+    """The arm as it stood at ``max_step``: later evaluations and training rows dropped, the
+    skipped updates counted up to its last logged step (CPU-s/step stays the whole run's)."""
     out = dict(r)
     out["evals"] = [e for e in r["evals"] if e["step"] <= max_step]
     out["train"] = [t for t in r["train"] if t["step"] <= max_step]
     out["steps"] = min(r["steps"], max_step)
+    if out["train"] and "skipped_total" in out["train"][-1]:
+        out["skipped_updates"] = out["train"][-1]["skipped_total"]
     return out
 
 

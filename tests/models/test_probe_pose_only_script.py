@@ -233,13 +233,20 @@ def _fake_arm(steps: int) -> dict:
         for s in range(0, steps + 1, 100)
     ]
     train = [
-        {"step": s, "term": 1.0, "rot_med": 20.0, "identity_rot_med": 21.0, "trans_med": 80.0}
+        {
+            "step": s,
+            "term": 1.0,
+            "rot_med": 20.0,
+            "identity_rot_med": 21.0,
+            "trans_med": 80.0,
+            "skipped_total": s // 100,  # one skipped update every 100 steps
+        }
         for s in range(10, steps + 1, 10)
     ]
     return {
         "steps": steps,
         "cpu_s_per_step": 0.2,
-        "skipped_updates": 0,
+        "skipped_updates": steps // 100,
         "evals": evals,
         "train": train,
     }
@@ -265,7 +272,8 @@ def test_summary_reads_arms_up_to_max_step_and_takes_arms_from_elsewhere(tmp_pat
     assert summary["control"]["last_eval"]["step"] == 300
     assert [w["steps"] for w in summary["control"]["windows"]][-1] == "210–300"
     table = (here / "summary.md").read_text()
-    assert "| control | 300 |" in table and "| lever | 300 |" in table
+    # steps and skipped updates (CPU-s/step is the whole run's) at step 300 for both
+    assert "| control | 300 | 0.200 | 3 |" in table and "| lever | 300 | 0.200 | 3 |" in table
     assert (here / "summary.png").stat().st_size > 0
 
 
