@@ -71,22 +71,22 @@ def test_the_two_parts_sum_to_the_loss_and_carry_their_own_gradients():
     assert g_trans.abs().max() > 0
 
 
-# ``loss`` as the term computed it before it returned its parts (tree 900a59f), bit for bit:
-# runs started before then must stay reproducible. Summing the two parts instead rounds
-# differently on these inputs, so the pin catches that change.
-LOSS_BEFORE_THE_PARTS = {(4, 2): "0x1.790f260000000p+0", (5, 3): "0x1.325ff40000000p+0"}
-
-
-def test_the_loss_is_bit_for_bit_what_it_was_before_the_parts():
-    sums_round_differently = False
-    for (v, seed), before in LOSS_BEFORE_THE_PARTS.items():
-        terms = pose_teacher_terms(
-            _cameras(v, seed), _cameras(v), torch.ones(1, v, dtype=torch.bool)
-        )
-        loss, parts_sum = terms["loss"].item(), (terms["rot_loss"] + terms["trans_loss"]).item()
-        assert loss == float.fromhex(before)
-        sums_round_differently |= parts_sum != loss
-    assert sums_round_differently  # else the pins could not tell the two ways apart
+def test_the_loss_sums_each_pair_before_the_mean_bit_for_bit():
+    """``loss`` is the mean over pairs of (rotation + translation), summed per pair first, as
+    before the term returned its parts: runs must stay bit-reproducible. The parts' sum
+    rounds differently on these inputs, so computing the loss that way fails here."""
+    parts_sum_differs = False
+    for v, seed in [(4, 2), (5, 3), (6, 1)]:
+        pred, teacher, valid = _cameras(v, seed), _cameras(v), torch.ones(1, v, dtype=torch.bool)
+        per_pair = []
+        for a, b in torch.triu_indices(v, v, offset=1).T.tolist():
+            # a lone pair's parts are exactly its angle and its 1 - cos
+            pair = pose_teacher_terms(pred[:, [a, b]], teacher[:, [a, b]], valid[:, [a, b]])
+            per_pair.append(pair["rot_loss"] + pair["trans_loss"])
+        terms = pose_teacher_terms(pred, teacher, valid)
+        assert torch.equal(terms["loss"], torch.stack(per_pair).sum() / len(per_pair))
+        parts_sum_differs |= not torch.equal(terms["rot_loss"] + terms["trans_loss"], terms["loss"])
+    assert parts_sum_differs  # else these inputs could not tell the two ways apart
 
 
 def test_pairs_the_teacher_failed_on_contribute_nothing():
