@@ -12,7 +12,11 @@ set -euo pipefail
 FAMILY=${FAMILY:-orbit}
 TREE=${1:?commit of the training code}
 BENCH_TREE=${2:?commit of the benchmark code}
-R=${3:-/work/runs/sbs2}
+if [[ $FAMILY == orbit ]]; then
+  R=${3:-/work/runs/sbs2}  # the folder of the committed orbit table
+else
+  R=${3:?RUNS_DIR is required for FAMILY=$FAMILY (the default holds the orbit runs)}
+fi
 X=$(mktemp -d)/tree
 B=$(mktemp -d)/bench
 mkdir -p "$X" "$B" "$R"
@@ -35,13 +39,16 @@ train() {  # LABEL CONFIG ARGS...
     "${common[@]}" train.out_dir="$R/$label" >> "$R/$label.log" 2>&1
   echo "$(date -u +%FT%TZ) end load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$R/$label.log"
 }
-train erayzer erayzer-tiny-cpu train.steps=500 data.curriculum_steps=250 &
-train nas3r nas3r-tiny-cpu train.steps=860 data.curriculum_steps=430 &
+pids=()
+train erayzer erayzer-tiny-cpu train.steps=500 data.curriculum_steps=250 & pids+=($!)
+train nas3r nas3r-tiny-cpu train.steps=860 data.curriculum_steps=430 & pids+=($!)
 train rayzer tiny-cpu model.name=rayzer data.low_res_size=32 \
-  train.steps=1540 data.curriculum_steps=828 data.low_res_steps=1280 &
+  train.steps=1540 data.curriculum_steps=828 data.low_res_steps=1280 & pids+=($!)
 train lvsm tiny-cpu model.name=lvsm data.low_res_size=32 \
-  train.steps=3110 data.curriculum_steps=1672 data.low_res_steps=2585 &
-wait
+  train.steps=3110 data.curriculum_steps=1672 data.low_res_steps=2585 & pids+=($!)
+for pid in "${pids[@]}"; do  # a failed training stops the script before the benchmark
+  wait "$pid"
+done
 
 PYTHONPATH=$B/src nice -n 5 rayzer bench quality --family "$FAMILY" --runs rayzer="$R/rayzer" lvsm="$R/lvsm" \
   erayzer="$R/erayzer" nas3r="$R/nas3r" --out "docs/benchmarks/side-by-side-$FAMILY"
