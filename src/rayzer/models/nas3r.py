@@ -100,6 +100,16 @@ class NAS3RConfig(ModelConfig):
         pose_teacher_weight: weight of an extra loss term, our addition: the predicted relative
             poses against a label-free classical teacher's (:mod:`rayzer.models.pose_teacher_loss`;
             needs ``data.pose_teacher``); 0 (default, the paper's recipe): off.
+        pair_input: our addition, default off (the release's backbone sees each view alone):
+            the patch embedding reads each view's pixels stacked with their difference to the
+            reference (first context) view's (6 channels; the reference's difference is 0), so
+            a token sees how its patch changed before any attention layer has learned to
+            compare views. NAS3R's backbone is shared, so the depth and Gaussian heads read
+            these tokens too (the Gaussian head's RGB skip still reads the plain pixels).
+            Context views only ever differ from the reference, a context view, so the mask
+            property holds. E-RayZer's ``pose_pair_input`` counterpart; an experiment
+            (``experiments/issue18_explicit/``), not a recommended setting; off, the layout
+            and checkpoints are the release's.
         render_backend: :func:`rayzer.render.rasterize` backend.
         grad_checkpointing: recompute transformer blocks in the backward pass.
     """
@@ -127,6 +137,7 @@ class NAS3RConfig(ModelConfig):
     warp_loss_weight: float = 0.0
     epipolar_loss_weight: float = 0.0
     pose_teacher_weight: float = 0.0
+    pair_input: bool = False
     render_backend: str = "auto"
     grad_checkpointing: bool = False
 
@@ -174,7 +185,7 @@ class NAS3R(PixelGaussianModel):
         super().__init__()
         self.cfg = cfg
         d, p = cfg.dim, cfg.patch_size
-        self.patch = PatchEmbed(3, p, d)
+        self.patch = PatchEmbed(6 if cfg.pair_input else 3, p, d)
         self.backbone = ViewTokenEncoder(
             dim=d,
             depth=cfg.depth,
@@ -209,8 +220,12 @@ class NAS3R(PixelGaussianModel):
         if not bool(is_context.all()):
             tokens_per_view = 1 + self.cfg.num_registers + grid[0] * grid[1]
             mask = context_attention_mask(is_context, tokens_per_view)
+        patch_input = images
+        if self.cfg.pair_input:
+            ref_image = images[torch.arange(images.shape[0], device=images.device), reference]
+            patch_input = torch.cat((images, images - ref_image[:, None]), dim=2)  # (B,V,6,H,W)
         return self.backbone(
-            self.patch(images), grid, is_reference, mask, return_layers=self.cfg.head_taps
+            self.patch(patch_input), grid, is_reference, mask, return_layers=self.cfg.head_taps
         )
 
     def _cameras(
