@@ -5,18 +5,24 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+import rayzer
+
 # Re-exported: rayzer.bench.quality imports write_text_atomic from here.
 from rayzer.utils.atomic import write_text_atomic
 
 
 def machine_info() -> dict[str, Any]:
-    """What the numbers were measured on."""
+    """What the numbers were measured on, and with which code and command (see
+    :func:`code_info`)."""
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -24,7 +30,41 @@ def machine_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "platform": platform.platform(),
+        "rayzer": code_info(),
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else None,
     }
+
+
+def code_info() -> dict[str, Any]:
+    """The rayzer code that ran: version, source folder and, when that folder is tracked in a git
+    checkout, its commit and whether tracked files differ from it (``git_dirty``); the git
+    fields are None for an installed wheel or an exported tree (``git archive``), where the
+    source folder is what identifies it."""
+    source = Path(rayzer.__file__).resolve().parent
+    info: dict[str, Any] = {
+        "version": rayzer.__version__,
+        "source": str(source),
+        "git_commit": None,
+        "git_dirty": None,
+    }
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=source, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    # Only if this very file is tracked: a site-packages folder inside some other repository
+    # must not report that repository's commit.
+    if git("ls-files", "--error-unmatch", "__init__.py") is None:
+        return info
+    info["git_commit"] = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no", ".")
+    info["git_dirty"] = None if status is None else bool(status)
+    return info
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
