@@ -106,6 +106,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--focal-prior", type=float, default=1.25)
+    ap.add_argument("--max-gap", type=int, default=None, help="match frames at most this far apart")
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--count", type=int, default=64)
     ap.add_argument("--merge", nargs="*", default=None)
@@ -126,6 +127,7 @@ def main() -> None:
             args.size,
             args.focal_prior,
             log=lambda row: print(json.dumps(row), flush=True),
+            max_pair_gap=args.max_gap,
         )
         teacher.meta["cpu_s_total"] = time.process_time() - t0
     teacher.save(args.out)

@@ -66,6 +66,26 @@ def test_recovers_the_cameras_of_a_synthetic_walk(walk):
     assert rep["pairs_kept"] >= len(photos) - 1
 
 
+def test_sequential_matching_pairs_only_near_views_and_still_registers_all(walk):
+    """max_pair_gap (frames in capture order): only pairs at most that far apart are matched;
+    the tracks chain through them, so every view is still registered and accurate."""
+    pytest.importorskip("cv2")
+    clip, photos = walk
+    c2w, K = _prior(clip, len(photos))
+    cfg = MatchConfig(focal_search=False, max_pair_gap=2)
+    res = cameras_from_matches(
+        photos, [BOX] * len(photos), c2w, K, (MODEL, MODEL), anchor=2, config=cfg
+    )
+    gaps = {int(j) - int(i) for i, j in (k.split("-") for k in res.report["pair_inliers"])}
+    assert gaps == {1, 2}  # 9 of the 15 pairs; every pair (the default) has gaps 1 … 5
+    assert res.report["pairs"] == 9
+    assert res.registered.all(), res.report
+    err = relative_pose_errors(res.c2w.double(), clip.c2w.double())
+    assert err["rot_deg"].max() < 2.0  # as with every pair (test above)
+    with pytest.raises(ValueError, match="max_pair_gap"):
+        MatchConfig(max_pair_gap=0)
+
+
 def test_the_depth_scale_sets_the_median_depth_of_the_reference_view(walk):
     pytest.importorskip("cv2")
     clip, photos = walk

@@ -122,6 +122,11 @@ class MatchConfig:
         min_views: fewer registered views than this register none: a lone pair has no other
             view to check its essential matrix against (a wrong one is common on repeated or
             symmetric structure).
+        max_pair_gap: match only views at most this many apart in the given order (photos in
+            capture order, e.g. video frames: COLMAP's sequential matching); tracks still chain
+            through the matched pairs. None (default): every pair. Fewer pairs cost less and,
+            where distant views share only repeated texture, carry fewer wrong essential
+            matrices into the rotation averaging.
     """
 
     max_side: int = 1024
@@ -147,6 +152,13 @@ class MatchConfig:
     max_homography_ratio: float | None = 1.0
     max_dropped_share: float = 0.25
     reject_dropped_share: float = 0.5
+    max_pair_gap: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_pair_gap is not None and self.max_pair_gap < 1:
+            raise ValueError(
+                f"MatchConfig.max_pair_gap must be >= 1 or None, got {self.max_pair_gap}"
+            )
 
 
 @dataclass
@@ -971,7 +983,7 @@ def cameras_from_matches(
     clock: dict[str, float] = {}
     rho, maps = _working_frame(boxes, image_hw)
     feats = [detect_features(p, m, cfg.max_side) for p, m in zip(photos, maps, strict=True)]
-    matched = match_pairs(feats, cfg.ratio)
+    matched = match_pairs(feats, cfg.ratio, max_gap=cfg.max_pair_gap)
     clock["match"] = time.perf_counter() - t0
     c = np.array([rho * W / 2, rho * H / 2])
     f0 = float(K[:, :2].double().mean()) * rho

@@ -117,14 +117,20 @@ def detect_features(
 
 
 def match_pairs(
-    feats: list[ViewFeatures], ratio: float = 0.8, max_matches: int = 2000
+    feats: list[ViewFeatures],
+    ratio: float = 0.8,
+    max_matches: int = 2000,
+    max_gap: int | None = None,
 ) -> list[PairGeometry]:
     """Ratio-test matches of every pair of views (no pose yet), strongest first, at most
-    ``max_matches`` per pair; one keypoint of view j is used once (the best ratio wins)."""
+    ``max_matches`` per pair; one keypoint of view j is used once (the best ratio wins).
+    ``max_gap``: only pairs ``(i, j)`` with ``j - i <= max_gap`` (None: all pairs)."""
     cv2 = _cv2()
     matcher = cv2.BFMatcher(cv2.NORM_L2)
     out = []
     for i, j in combinations(range(len(feats)), 2):
+        if max_gap is not None and j - i > max_gap:
+            continue
         da, db = feats[i].desc, feats[j].desc
         m = np.zeros((0, 2), dtype=np.int64)
         if len(da) >= 2 and len(db) >= 2:

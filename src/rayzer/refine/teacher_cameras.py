@@ -27,6 +27,7 @@ def teacher_cameras(
     focal_prior: float = DEFAULT_FOCAL_PRIOR,
     refine_focal: bool = False,
     min_inliers: int = 20,
+    max_pair_gap: int | None = None,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Classical cameras of the frames of one clip from their images alone.
 
@@ -36,6 +37,8 @@ def teacher_cameras(
         focal_prior: fx / W of the shared focal; with ``refine_focal`` False (default) the
             bundle adjustment holds it and there is no focal search.
         min_inliers: pairs with fewer essential-matrix inliers are dropped.
+        max_pair_gap: match only frames at most this many apart (None: every pair;
+            :attr:`rayzer.refine.matched_cameras.MatchConfig.max_pair_gap`).
 
     Returns:
         c2w (F, 4, 4) float32 (identity where not registered), registered (F,) bool and the
@@ -49,7 +52,12 @@ def teacher_cameras(
         for i in range(f)
     ]
     K = torch.tensor([[focal_prior * w, focal_prior * w, w / 2, h / 2]]).expand(f, 4).clone()
-    cfg = MatchConfig(focal_search=False, refine_focal=refine_focal, min_inliers=min_inliers)
+    cfg = MatchConfig(
+        focal_search=False,
+        refine_focal=refine_focal,
+        min_inliers=min_inliers,
+        max_pair_gap=max_pair_gap,
+    )
     res = cameras_from_matches(
         photos,
         [(0.0, 0.0, float(w), float(h))] * f,
@@ -69,11 +77,13 @@ def build_pose_teacher(
     focal_prior: float = DEFAULT_FOCAL_PRIOR,
     refine_focal: bool = False,
     log=None,
+    max_pair_gap: int | None = None,
 ) -> PoseTeacher:
     """Solve the teacher cameras of ``clips`` (indices into ``source``, a
     :class:`rayzer.data.clip_sources.ClipSource`) from all their frames loaded at ``size``.
 
     ``log``: optional callable receiving one dict per clip (clip id, frames registered, CPU s).
+    ``max_pair_gap``: match only frames at most this many apart (None: every pair).
     """
     ids, c2ws, regs, cpu = [], [], [], []
     frames = None
@@ -85,7 +95,9 @@ def build_pose_teacher(
             raise ValueError(f"pose teacher: clips of {frames} and {n} frames cannot share a cache")
         t0 = time.process_time()
         data = source.load(clip, torch.arange(n), size)
-        c2w, reg, _ = teacher_cameras(data.images, focal_prior, refine_focal)
+        c2w, reg, _ = teacher_cameras(
+            data.images, focal_prior, refine_focal, max_pair_gap=max_pair_gap
+        )
         seconds = time.process_time() - t0
         ids.append(source.clip_id(clip))
         c2ws.append(c2w)
@@ -98,6 +110,7 @@ def build_pose_teacher(
         "frames": int(frames or 0),
         "focal_prior": float(focal_prior),
         "refine_focal": bool(refine_focal),
+        "max_pair_gap": max_pair_gap,
         "cpu_s_per_clip": float(np.mean(cpu)) if cpu else 0.0,
     }
     synth = getattr(source, "synth", None)
