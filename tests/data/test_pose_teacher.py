@@ -231,7 +231,7 @@ def test_a_cache_of_other_synthetic_settings_is_refused(tmp_path, monkeypatch):
     """The same clip ids are other scenes and camera paths under other data.synth settings."""
     import rayzer.refine.teacher_cameras as tc
 
-    def solve(images, *args):  # the cache's facts, not the solver, are under test here
+    def solve(images, *args, **kwargs):  # the cache's facts, not the solver, are under test here
         return torch.eye(4).repeat(len(images), 1, 1), torch.ones(len(images), dtype=torch.bool), {}
 
     monkeypatch.setattr(tc, "teacher_cameras", solve)
