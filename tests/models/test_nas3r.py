@@ -248,3 +248,31 @@ def test_pair_input_reads_each_view_with_its_change_from_the_reference(views):
     model.predict_cameras(images)
     hook.remove()
     torch.testing.assert_close(seen["x"][:, :, 3:], images - images[:, :1], rtol=0, atol=0)
+
+
+def test_pair_input_differences_each_sample_to_its_own_reference():
+    """Training batches carry per-sample views, (B, Vi) input indices (the stream sorts each
+    sample's own), so the references differ across the batch: each sample's views are
+    differenced with its own first input view, and a target of one sample that is the other
+    sample's reference still never reaches that sample's context outputs."""
+    model = tiny(pair_input=True).eval()
+    randomise_heads(model)
+    images = torch.rand(2, 4, 3, 16, 24)
+    inputs = torch.tensor([[1, 3], [0, 2]])  # references: view 1, view 0
+    targets = torch.tensor([[0, 2], [1, 3]])  # each sample's reference is the other's target
+    seen = {}
+    hook = model.patch.register_forward_hook(lambda m, args, out: seen.update(x=args[0]))
+    out = model({"image": images}, inputs, targets)
+    hook.remove()
+    own_reference = torch.stack((images[0, 1], images[1, 0]))[:, None]
+    torch.testing.assert_close(seen["x"][:, :, 3:], images - own_reference, rtol=0, atol=0)
+    changed = images.clone()
+    for b in range(2):
+        changed[b, targets[b]] = torch.rand_like(changed[b, targets[b]])
+    out2 = model({"image": changed}, inputs, targets)
+    for name in SCENE_FIELDS:
+        torch.testing.assert_close(
+            getattr(out2.scene, name), getattr(out.scene, name), atol=1e-5, rtol=0
+        )
+    for b in range(2):
+        torch.testing.assert_close(out2.cameras.c2w[b, inputs[b]], out.cameras.c2w[b, inputs[b]])
