@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -31,8 +32,36 @@ def machine_info() -> dict[str, Any]:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "platform": platform.platform(),
         "rayzer": code_info(),
-        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else None,
+        "command": command_line(),
     }
+
+
+def command_line() -> str | None:
+    """The command line that started this process, shell-quoted so that it can be run again
+    (from the same working directory): a console script by its bare name when ``PATH`` finds
+    that very file (``rayzer bench quality …``), a module run with ``-m`` as
+    ``python -m MODULE …``, a script by the path it was given
+    (``python experiments/issue20_speed/compile_levers.py …``); None when ``sys.argv`` names
+    no program file (the interactive interpreter, ``python -c``, a program read from stdin)."""
+    if not sys.argv or not sys.argv[0]:
+        return None
+    program, args = sys.argv[0], sys.argv[1:]
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    # With -m, sys.argv[0] is the module's file (its folder and name, not the command).
+    if spec is not None and spec.name and program == getattr(main, "__file__", None):
+        module = spec.name.removesuffix(".__main__")  # a package's __main__: the package
+        return shlex.join(["python", "-m", module, *args])
+    if program in ("-c", "-"):  # the program's text is not in sys.argv
+        return None
+    found = shutil.which(Path(program).name)
+    if found is not None and Path(found).resolve() == Path(program).resolve():
+        return shlex.join([Path(program).name, *args])
+    return shlex.join(["python", program, *args])
+
+
+#: Environment variables that point git at another repository than its working directory's.
+_GIT_REPOSITORY_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR")
 
 
 def code_info() -> dict[str, Any]:
@@ -48,10 +77,14 @@ def code_info() -> dict[str, Any]:
         "git_dirty": None,
     }
 
+    # git follows GIT_DIR / GIT_WORK_TREE over its working directory (they are set inside git
+    # hooks and `git rebase --exec`): the repository must be the one holding the source.
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_REPOSITORY_VARIABLES}
+
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(
-                ["git", *args], cwd=source, capture_output=True, text=True, timeout=10
+                ["git", *args], cwd=source, env=env, capture_output=True, text=True, timeout=10
             )
         except (OSError, subprocess.SubprocessError):
             return None
