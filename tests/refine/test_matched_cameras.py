@@ -86,6 +86,25 @@ def test_sequential_matching_pairs_only_near_views_and_still_registers_all(walk)
         MatchConfig(max_pair_gap=0)
 
 
+def test_a_gap_of_one_leaves_a_chain_whose_rotations_nothing_checks(walk):
+    """max_pair_gap=1 matches only neighbours: no three views close a loop, so the rotation
+    averaging has nothing to compare a pair with (it can drop none) and the evidence is weak;
+    the cameras are still registered, with a warning saying so. (The near-planar test is off:
+    on this walk's short steps it rejects all five neighbour pairs and nothing registers.)"""
+    pytest.importorskip("cv2")
+    clip, photos = walk
+    c2w, K = _prior(clip, len(photos))
+    cfg = MatchConfig(focal_search=False, max_pair_gap=1, max_homography_ratio=None)
+    res = cameras_from_matches(
+        photos, [BOX] * len(photos), c2w, K, (MODEL, MODEL), anchor=2, config=cfg
+    )
+    rep = res.report
+    assert rep["pairs"] == len(photos) - 1 and rep["pairs_dropped_by_rotation_averaging"] == []
+    assert rep["evidence"]["triplets"] == 0 and rep["evidence"]["weak"], rep["evidence"]
+    assert "no three registered views" in rep["warning"]
+    assert res.registered.all(), rep
+
+
 def test_the_depth_scale_sets_the_median_depth_of_the_reference_view(walk):
     pytest.importorskip("cv2")
     clip, photos = walk

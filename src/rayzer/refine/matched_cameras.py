@@ -126,7 +126,11 @@ class MatchConfig:
             capture order, e.g. video frames: COLMAP's sequential matching); tracks still chain
             through the matched pairs. None (default): every pair. Fewer pairs cost less and,
             where distant views share only repeated texture, carry fewer wrong essential
-            matrices into the rotation averaging.
+            matrices into the rotation averaging. 1 leaves a chain of neighbours: no three views
+            close a loop, so the averaging cannot tell a wrong pair (it drops none) and the
+            evidence is always weak (:func:`_judge`); 2 is the least gap that can close loops
+            (``i, i+1, i+2``). Neighbours of short steps may all be near-planar
+            (``max_homography_ratio``): the tests' 6-frame walk registers nothing at gap 1.
     """
 
     max_side: int = 1024
