@@ -84,10 +84,25 @@ def score(teacher: PoseTeacher, source: SyntheticClips) -> dict:
     return {"summary": out, "per_clip": rows}
 
 
+#: Meta keys that differ between shards of one cache (the rest say how the cameras were made).
+_SHARD_OWN = ("cpu_s_per_clip", "cpu_s_total")
+
+
 def merge_shards(parts: list[PoseTeacher]) -> PoseTeacher:
     """One cache of shards built side by side: their clips in order, the first shard's meta
-    with the CPU seconds pooled (per clip: the mean over all clips; total: the sum)."""
+    with the CPU seconds pooled (per clip: the mean over all clips; total: the sum). Shards
+    made with other settings (``size``, ``focal_prior``, ``max_pair_gap``, ``synth`` …) are
+    refused: the merged meta would claim the first shard's for all."""
     meta = dict(parts[0].meta)
+    made = {k: v for k, v in meta.items() if k not in _SHARD_OWN}
+    for n, part in enumerate(parts[1:], 1):
+        other = {k: v for k, v in part.meta.items() if k not in _SHARD_OWN}
+        if other != made:
+            differ = sorted(k for k in made.keys() | other.keys() if made.get(k) != other.get(k))
+            raise ValueError(
+                f"shard {n} was made with other settings than shard 0: "
+                + ", ".join(f"{k} {other.get(k)!r} (shard 0: {made.get(k)!r})" for k in differ)
+            )
     clips = sum(len(p.clip_ids) for p in parts)
     meta["cpu_s_per_clip"] = sum(p.meta["cpu_s_per_clip"] * len(p.clip_ids) for p in parts) / clips
     if all("cpu_s_total" in p.meta for p in parts):
