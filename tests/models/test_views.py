@@ -1,5 +1,6 @@
-"""``rayzer.models.views.as_view_index``: a view selection out of range is refused, in eager mode
-with the indices named, and inside a compiled graph without splitting it."""
+"""``rayzer.models.views``: a view selection out of range is refused (``as_view_index``), in eager mode
+with the indices named, and inside a compiled graph without splitting it; the pair input of
+E-RayZer and NAS3R (``with_change_from``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from rayzer.models.baselines import CopyNearest
-from rayzer.models.views import as_view_index
+from rayzer.models.views import as_view_index, with_change_from
 
 
 @pytest.mark.parametrize(
@@ -41,3 +42,15 @@ def test_a_model_forward_compiles_without_graph_breaks_at_the_range_check():
         images, torch.tensor([[0, 2]]), torch.tensor([[1, 3]]), torch.tensor([[0, 1, 2, 3]])
     )
     assert explained.graph_break_count == 0, explained.break_reasons
+
+
+def test_with_change_from_a_shared_or_a_per_sample_reference():
+    images = torch.rand(2, 3, 3, 4, 5)
+    shared = with_change_from(images, 1)
+    assert shared.shape == (2, 3, 6, 4, 5)
+    torch.testing.assert_close(shared[:, :, :3], images, rtol=0, atol=0)
+    torch.testing.assert_close(shared[:, :, 3:], images - images[:, 1:2], rtol=0, atol=0)
+    per_sample = with_change_from(images, torch.tensor([2, 0]))
+    for b, r in enumerate((2, 0)):
+        torch.testing.assert_close(per_sample[b, :, 3:], images[b] - images[b, r], rtol=0, atol=0)
+    assert per_sample[0, 2, 3:].abs().max() == 0 and per_sample[1, 0, 3:].abs().max() == 0

@@ -67,7 +67,7 @@ from rayzer.models.heads.pixel_decoder import PixelLinearDecoder
 from rayzer.models.losses import check_loss_weights
 from rayzer.models.registry import register_model
 from rayzer.models.view_encoder import ViewTokenEncoder
-from rayzer.models.views import as_view_index, gather_views
+from rayzer.models.views import as_view_index, gather_views, with_change_from
 from rayzer.nn import PatchEmbed
 from rayzer.nn.transformer import INIT_STD
 
@@ -237,10 +237,7 @@ class ERayZer(PixelGaussianModel):
         if v < 2:
             raise ValueError(f"E-RayZer needs at least 2 views, got {v}")
         canonical = v // 2
-        pose_input = images
-        if self.cfg.pose_pair_input:
-            change = images - images[:, canonical : canonical + 1]
-            pose_input = torch.cat((images, change), dim=2)  # (B, V, 6, H, W)
+        pose_input = with_change_from(images, canonical) if self.cfg.pose_pair_input else images
         enc = self.pose_encoder(self.pose_patch(pose_input), self._grid(h, w))
         # Camera heads in fp32 even under bf16 autocast: rays and Gaussian centres are built
         # from these matrices, and bf16 keeps only ~3 significant digits.

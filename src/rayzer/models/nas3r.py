@@ -63,7 +63,7 @@ from rayzer.models.heads.focal import focal_from_fov_logit, shared_focal_intrins
 from rayzer.models.losses import check_loss_weights
 from rayzer.models.registry import register_model
 from rayzer.models.view_encoder import EncodedViews, ViewTokenEncoder
-from rayzer.models.views import as_view_index, gather_views
+from rayzer.models.views import as_view_index, gather_views, with_change_from
 from rayzer.nn import PatchEmbed
 from rayzer.nn.alternating import context_attention_mask
 
@@ -220,10 +220,7 @@ class NAS3R(PixelGaussianModel):
         if not bool(is_context.all()):
             tokens_per_view = 1 + self.cfg.num_registers + grid[0] * grid[1]
             mask = context_attention_mask(is_context, tokens_per_view)
-        patch_input = images
-        if self.cfg.pair_input:
-            ref_image = images[torch.arange(images.shape[0], device=images.device), reference]
-            patch_input = torch.cat((images, images - ref_image[:, None]), dim=2)  # (B,V,6,H,W)
+        patch_input = with_change_from(images, reference) if self.cfg.pair_input else images
         return self.backbone(
             self.patch(patch_input), grid, is_reference, mask, return_layers=self.cfg.head_taps
         )

@@ -40,3 +40,21 @@ def gather_views(x: Tensor, index: Tensor) -> Tensor:
     index = index.to(x.device)
     view_shape = index.shape + (1,) * (x.ndim - 2)
     return torch.gather(x, 1, index.view(view_shape).expand(*index.shape, *x.shape[2:]))
+
+
+def with_change_from(images: Tensor, reference: Tensor | int) -> Tensor:
+    """The pair input of E-RayZer's ``pose_pair_input`` and NAS3R's ``pair_input``: each view
+    stacked with its difference to its sample's reference view.
+
+    Args:
+        images: (B, V, C, H, W).
+        reference: the reference view, one for the batch (int) or per sample ((B,) long).
+
+    Returns:
+        (B, V, 2C, H, W): ``[view ‖ view − reference]``; the reference's own difference is 0.
+    """
+    if isinstance(reference, int):
+        ref = images[:, reference : reference + 1]
+    else:
+        ref = images[torch.arange(images.shape[0], device=images.device), reference][:, None]
+    return torch.cat((images, images - ref), dim=2)
