@@ -73,21 +73,19 @@ def test_git_fields_follow_the_checkout_of_the_source(monkeypatch, tmp_path):
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=pkg.parent, capture_output=True, text=True, check=True
     ).stdout.strip()
-    monkeypatch.setattr(rayzer, "__file__", str(pkg / "__init__.py"))
-    assert code_info()["git_commit"] == commit
-    assert code_info()["git_dirty"] is False
+    info = code_info(pkg)
+    assert (info["git_commit"], info["git_dirty"], info["version"]) == (commit, False, "9")
     (pkg / "__init__.py").write_text('__version__ = "10"\n')
-    assert code_info()["git_dirty"] is True
+    assert code_info(pkg)["git_dirty"] is True
 
     # GIT_DIR (set in git hooks) names another repository: still this checkout's commit
     monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere" / ".git"))
-    assert code_info()["git_commit"] == commit
+    assert code_info(pkg)["git_commit"] == commit
     monkeypatch.delenv("GIT_DIR")
 
     exported = tmp_path / "export" / "rayzer"
     exported.mkdir(parents=True)
     (exported / "__init__.py").write_text("")
-    monkeypatch.setattr(rayzer, "__file__", str(exported / "__init__.py"))
-    info = code_info()
+    info = code_info(exported)
     assert info["git_commit"] is None and info["git_dirty"] is None
     assert info["source"] == str(exported.resolve())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import platform
@@ -14,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-import rayzer
 
 # Re-exported: rayzer.bench.quality imports write_text_atomic from here.
 from rayzer.utils.atomic import write_text_atomic
@@ -64,14 +63,36 @@ def command_line() -> str | None:
 _GIT_REPOSITORY_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR")
 
 
-def code_info() -> dict[str, Any]:
+#: The rayzer package folder (``…/rayzer``) this module belongs to.
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _declared_version(init: Path) -> str | None:
+    """``__version__`` as assigned in ``init`` (a package's ``__init__.py``), read rather than
+    imported: utils imports no other rayzer module (DESIGN §4, tests/test_import_graph.py)."""
+    try:
+        tree = ast.parse(init.read_text())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets)
+            and isinstance(node.value, ast.Constant)
+        ):
+            return str(node.value.value)
+    return None
+
+
+def code_info(source: Path | None = None) -> dict[str, Any]:
     """The rayzer code that ran: version, source folder and, when that folder is tracked in a git
     checkout, its commit and whether tracked files differ from it (``git_dirty``); the git
     fields are None for an installed wheel or an exported tree (``git archive``), where the
-    source folder is what identifies it."""
-    source = Path(rayzer.__file__).resolve().parent
+    source folder is what identifies it. ``source``: the package folder (default: this
+    module's package, the code that is running)."""
+    source = _PACKAGE if source is None else Path(source).resolve()
     info: dict[str, Any] = {
-        "version": rayzer.__version__,
+        "version": _declared_version(source / "__init__.py"),
         "source": str(source),
         "git_commit": None,
         "git_dirty": None,
