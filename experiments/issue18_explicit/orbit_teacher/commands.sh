@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The orbit pose-teacher measurements (issue 18), as run on tree da6a037 (build_pose_teacher.py
+# with --max-gap); from the repository root, 1 thread each, on the shared loaded machine.
+set -euo pipefail
+E=experiments/issue18_explicit
+D=$E/orbit_teacher
+W=${1:?scratch folder for the caches}
+# 1) probe: the first 4 training clips, every pair vs sequential windows (probe4_gap*.json)
+for gap in 1 2 3 none; do
+  extra=(); [[ $gap != none ]] && extra=(--max-gap "$gap")
+  OMP_NUM_THREADS=1 python $E/build_pose_teacher.py --family orbit --start 0 --count 4 \
+    "${extra[@]}" --out "$W/probe_gap$gap.pt" --json "$D/probe4_gap$gap.json"
+done
+# 2) the pool-32 teacher at gap 1, two shards side by side, merged and scored
+#    (pose_teacher_orbit32_gap1.json; the cache is what data.pose_teacher reads)
+for s in 0 16; do
+  OMP_NUM_THREADS=1 python $E/build_pose_teacher.py --family orbit --start $s --count 16 \
+    --max-gap 1 --out "$W/orbit32_gap1_s$s.pt" &
+done
+wait
+python $E/build_pose_teacher.py --family orbit --merge "$W/orbit32_gap1_s0.pt" \
+  "$W/orbit32_gap1_s16.pt" --out "$W/teacher_orbit32_gap1.pt" --json "$D/pose_teacher_orbit32_gap1.json"
