@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The orbit pose-teacher measurements (issue 18), as run on tree da6a037 (build_pose_teacher.py
-# with --max-gap); from the repository root, 1 thread each, on the shared loaded machine.
+# The orbit pose-teacher measurements (issue 18): the builds ran on tree da6a037 (build_pose_teacher.py
+# with --max-gap), the merge on 78b4a69; from the repository root, 1 thread each, on the shared
+# loaded machine (load 7-10).
 set -euo pipefail
 E=experiments/issue18_explicit
 D=$E/orbit_teacher
