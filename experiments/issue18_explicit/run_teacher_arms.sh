@@ -10,6 +10,7 @@
 #   FAMILY: orbit | walk;  MODEL: erayzer | nas3r;
 #   TEACHER: a pool-32 teacher cache of that family (build_pose_teacher.py);
 #   ARM: baseline | pair | teacher | teacher_pair (trained side by side, 1 thread each)
+# EXTRA (env, optional): more key=value overrides for every arm, e.g. EXTRA="train.seed=1".
 set -euo pipefail
 FAMILY=${1:?orbit or walk}
 MODEL=${2:?erayzer or nas3r}
@@ -30,6 +31,8 @@ git archive "$TREE" src configs | tar -x -C "$X"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 common=(data.family="$FAMILY" data.clip_pool=32 "${schedule[@]}" train.num_threads=1
         train.time_budget_minutes=30 train.time_budget_clock=process train.keep_last=0)
+read -r -a extra <<< "${EXTRA:-}"
+common+=("${extra[@]}")
 teacher=(data.pose_teacher="$TEACHER" model.pose_teacher_weight=0.1)
 pids=()
 runs=()
