@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The orbit pose-teacher measurements (issue 18): the builds ran on tree da6a037 (build_pose_teacher.py
-# with --max-gap), the merge on 78b4a69; from the repository root, 1 thread each, on the shared
-# loaded machine (load 7-10).
+# The orbit pose-teacher measurements (issue 18). The probe and the builds ran from the
+# /work/main working tree (not an exported tree) while it was at da6a037, then 071e802 and
+# 2412555 (docstring and merge-check commits: the matching code was the same); the merge on
+# 78b4a69. From the repository root, 1 thread each, on the shared loaded machine (the trainings
+# beside them logged load 7-9).
 set -euo pipefail
 E=experiments/issue18_explicit
 D=$E/orbit_teacher
