@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The orbit pose-teacher measurements (issue 18). The probe and the builds ran from the
-# /work/main working tree (not an exported tree) while it was at da6a037, then 071e802 and
-# 2412555 (docstring and merge-check commits: the matching code was the same); the merge on
-# 78b4a69. From the repository root, 1 thread each, on the shared loaded machine (the trainings
+# /work/main working tree (not an exported tree) while it moved from da6a037 to 78b4a69; in
+# between, src/rayzer/refine changed only in a docstring (071e802) and build_pose_teacher.py only
+# in its --merge check (2412555), so the cameras are da6a037's; the merge ran on 78b4a69. From the repository root, 1 thread each, on the shared loaded machine (the trainings
 # beside them logged load 7-9).
 set -euo pipefail
 E=experiments/issue18_explicit
