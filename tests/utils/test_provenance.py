@@ -1,4 +1,5 @@
-"""Every benchmark's JSON says which code and which command produced it (machine_info)."""
+"""Every benchmark's JSON says which code and which command produced it
+(rayzer.utils.provenance, read by rayzer.utils.report.machine_info)."""
 
 import os
 import subprocess
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import rayzer
-from rayzer.utils.report import code_info, command_line, machine_info
+from rayzer.utils.provenance import code_info, command_line
+from rayzer.utils.report import machine_info
 
 
 def test_machine_info_names_the_command_and_the_code(monkeypatch, tmp_path):
